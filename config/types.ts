@@ -1,0 +1,138 @@
+/**
+ * The typed, validated, defaulted configuration. Key names follow gateway.example.yaml (and bakpiaRun's).
+ * Everything here is produced by loadConfig() and frozen; no module reads YAML or process.env itself.
+ */
+
+export interface TimeoutsConfig {
+  readonly header_ms: number;
+  readonly keepalive_ms: number;
+  readonly body_ms: number;
+}
+
+export interface LimitsConfig {
+  readonly header_kb: number;
+  readonly url_kb: number;
+}
+
+export interface TlsConfig {
+  readonly cert: string; // absolute path or "" when TLS is off
+  readonly key: string;
+}
+
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly max_body_mb: number;
+  readonly processes: number | 'auto';
+  readonly tls: TlsConfig;
+  readonly redirect_http_port: number;
+  readonly trusted_proxies: readonly string[];
+  readonly timeouts: TimeoutsConfig;
+  readonly limits: LimitsConfig;
+}
+
+export interface AdminConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+}
+
+/** What every pool has; the default pool takes these from php.*, named pools override them. */
+export interface PoolSettings {
+  readonly worker_count: number;
+  readonly memory_limit_mb: number;
+  readonly max_requests: number;
+  readonly timeout_ms: number;
+  readonly queue_limit: number;
+  readonly queue_timeout_ms: number;
+  readonly ini: Readonly<Record<string, string>>;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface PhpConfig extends PoolSettings {
+  readonly binary: string;
+  readonly docroot: string; // absolute, exists, a directory
+  readonly index: readonly string[];
+  readonly try_files: readonly string[];
+  readonly socket_dir: string; // absolute
+}
+
+export interface PoolConfig extends PoolSettings {
+  readonly name: string;
+  readonly patterns: readonly string[];
+}
+
+export interface CacheControlRule {
+  readonly pattern: string;
+  readonly value: string;
+}
+
+export interface StaticConfig {
+  readonly cache_control: readonly CacheControlRule[];
+  readonly precompressed: boolean;
+  readonly deny: readonly string[];
+}
+
+export interface HeadersConfig {
+  readonly hsts: boolean;
+  readonly csp: boolean | string;
+}
+
+export interface CompressionConfig {
+  readonly gzip: boolean;
+  readonly brotli: boolean;
+  readonly min_bytes: number;
+}
+
+export interface RateLimitRule {
+  readonly pattern: string;
+  readonly points: number;
+  readonly duration_s: number;
+}
+
+export interface RateLimitConfig {
+  readonly store: string;
+  readonly rules: readonly RateLimitRule[];
+}
+
+export interface CacheRule {
+  readonly pattern: string;
+  readonly ttl_s: number;
+}
+
+export interface CacheConfig {
+  readonly max_mb: number;
+  readonly rules: readonly CacheRule[];
+  readonly bypass_cookies: readonly string[];
+}
+
+export interface UpstreamConfig {
+  readonly pattern: string;
+  readonly targets: readonly string[];
+  readonly websockets: boolean;
+  readonly strip_prefix: string;
+}
+
+export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LogLevels)[number];
+
+export interface LoggingConfig {
+  readonly level: LogLevel;
+  readonly file: string;
+}
+
+export interface GatewayConfig {
+  /** Where the configuration came from: a file path, or "(embedded default)". */
+  readonly source: string;
+  readonly server: ServerConfig;
+  readonly admin: AdminConfig;
+  readonly php: PhpConfig;
+  readonly pools: readonly PoolConfig[];
+  readonly static: StaticConfig;
+  readonly headers: HeadersConfig;
+  readonly compression: CompressionConfig;
+  readonly rate_limit: RateLimitConfig;
+  readonly cache: CacheConfig;
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly logging: LoggingConfig;
+}
