@@ -1,0 +1,151 @@
+/**
+ * Scalar checks: turn one plain value (from YAML, an env var or a flag) into a typed value, or say what is allowed.
+ * They know nothing about where the value came from; the readers add the place.
+ */
+import { isIP } from 'node:net';
+import { LogLevels, type LogLevel } from './types.js';
+
+export const INVALID = Symbol('invalid');
+export type Invalid = typeof INVALID;
+
+export interface Check<T> {
+  /** Completes "KEY must be …", e.g. "an integer from 1 to 65535". */
+  readonly expected: string;
+  parse(value: unknown): T | Invalid;
+}
+
+function check<T>(expected: string, parse: (value: unknown) => T | Invalid): Check<T> {
+  return { expected, parse };
+}
+
+export function int(min: number, max?: number): Check<number> {
+  const expected = max === undefined ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`;
+  return check(expected, (v) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= min && (max === undefined || v <= max) ? v : INVALID,
+  );
+}
+
+export function numberAbove(min: number): Check<number> {
+  return check(`a number > ${min}`, (v) => (typeof v === 'number' && Number.isFinite(v) && v > min ? v : INVALID));
+}
+
+export function numberAtLeast(min: number): Check<number> {
+  return check(`a number ≥ ${min}`, (v) => (typeof v === 'number' && Number.isFinite(v) && v >= min ? v : INVALID));
+}
+
+export const port = int(1, 65535);
+/** For listeners that may be off: 0 means "do not listen". */
+export const portOrOff = check('an integer from 0 to 65535 (0 = off)', int(0, 65535).parse);
+export const positiveMs = int(1);
+
+export const bool = check('true or false', (v) => (typeof v === 'boolean' ? v : INVALID));
+export const string = check('a string', (v) => (typeof v === 'string' ? v : INVALID));
+export const nonEmptyString = check('a non-empty string', (v) => (typeof v === 'string' && v !== '' ? v : INVALID));
+
+export function oneOf<const T extends string>(values: readonly T[]): Check<T> {
+  const expected = `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`;
+  return check(expected, (v) => (values.find((x) => x === v) ?? INVALID));
+}
+
+export const logLevel: Check<LogLevel> = oneOf(LogLevels);
+
+export const processes = check<number | 'auto'>('an integer ≥ 1 or "auto"', (v) =>
+  v === 'auto' ? 'auto' : int(1).parse(v),
+);
+
+export const boolOrString = check<boolean | string>('true, false or a policy string', (v) =>
+  typeof v === 'boolean' || (typeof v === 'string' && v !== '') ? v : INVALID,
+);
+
+export const addressOrCidr = check('an IPv4/IPv6 address or CIDR (e.g. "10.0.0.0/8", "::1")', (v) =>
+  typeof v === 'string' && isAddressOrCidr(v) ? v : INVALID,
+);
+
+function isAddressOrCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  const family = isIP(slash < 0 ? s : s.slice(0, slash));
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const bits = s.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+export const httpUrl = check('an http:// or https:// URL', (v) =>
+  typeof v === 'string' && isHttpUrl(v) ? v : INVALID,
+);
+
+function isHttpUrl(s: string): boolean {
+  if (!URL.canParse(s)) return false;
+  const u = new URL(s);
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+}
+
+export const rateLimitStore = check('"memory" or a redis:// / rediss:// URL', (v) =>
+  v === 'memory' || (typeof v === 'string' && /^rediss?:\/\/./.test(v)) ? v : INVALID,
+);
+
+/** Request paths always start with `/`, so any other first character makes a pattern that never matches. */
+export const urlPattern = check('a URL pattern starting with / or * (request paths always start with /)', (v) =>
+  typeof v === 'string' && (v.startsWith('/') || v.startsWith('*')) ? v : INVALID,
+);
+
+export const denyPattern = check(
+  'a URL pattern starting with / or *, or a file-name glob without / (e.g. "*.sql")',
+  (v) => (typeof v === 'string' && v !== '' && (urlPattern.parse(v) !== INVALID || !v.includes('/')) ? v : INVALID),
+);
+
+export const stripPrefix = check('"" or a path starting with /', (v) =>
+  typeof v === 'string' && (v === '' || v.startsWith('/')) ? v : INVALID,
+);
+
+export const fileName = check('a file name without "/"', (v) =>
+  typeof v === 'string' && v !== '' && v !== '.' && v !== '..' && !/[/\0]/.test(v) ? v : INVALID,
+);
+
+/** nginx try_files: every entry is a URI ("$uri", "/index.php?$query_string"); only the last may be "=CODE". */
+export const tryFilesUri = check('a URI starting with / or $ ("=CODE" is only allowed as the last entry)', (v) =>
+  typeof v === 'string' && /^[/$]/.test(v) ? v : INVALID,
+);
+
+export const tryFilesLast = check('a URI starting with / or $, or "=CODE" such as "=404"', (v) =>
+  typeof v === 'string' && (/^[/$]/.test(v) || isStatusFallback(v)) ? v : INVALID,
+);
+
+function isStatusFallback(s: string): boolean {
+  return /^=\d{3}$/.test(s) && Number(s.slice(1)) >= 100 && Number(s.slice(1)) <= 599;
+}
+
+export const poolName = check('a name of letters, digits, "_" and "-" starting with a letter or digit', (v) =>
+  typeof v === 'string' && /^[a-z0-9][a-z0-9_-]*$/i.test(v) ? v : INVALID,
+);
+
+/**
+ * ini and env values: any scalar, passed on as a string. Booleans become "1"/"0" (what php.ini means by On/Off,
+ * and what PHP's truthiness gets right: the string "false" would be true). NUL cannot cross exec().
+ */
+export const scalarAsString = check('a string, number or boolean (no NUL bytes)', (v) => {
+  if (typeof v === 'boolean') return v ? '1' : '0';
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return typeof v === 'string' && !v.includes('\0') ? v : INVALID;
+});
+
+export const iniKey = check('an ini directive name such as "memory_limit" or "opcache.enable"', (v) =>
+  typeof v === 'string' && /^[A-Za-z_][A-Za-z0-9_.-]*$/.test(v) ? v : INVALID,
+);
+
+export const envKey = check('an environment variable name matching /^[A-Za-z_][A-Za-z0-9_]*$/', (v) =>
+  typeof v === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(v) ? v : INVALID,
+);
+
+/** How a rejected value is shown after "got". */
+export function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return 'an empty value';
+  if (typeof v === 'string') return JSON.stringify(v);
+  return String(v);
+}
+
+// Checks shared by the file schema and the env/flag overrides, so both accept exactly the same values.
+export const workerCount = int(1, 256);
+export const maxBodyMb = numberAbove(0);
+/** Below this php-cgi cannot even boot a framework; recycling at a lower limit would loop. */
+export const memoryLimitMb = int(16);

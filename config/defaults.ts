@@ -1,0 +1,82 @@
+/**
+ * Every default, in one place. The values follow /work/shared/gateway.example.yaml except for the example's
+ * sample lists (pools, rules, upstreams, cache_control, deny), which default to empty: nothing is routed, limited or cached
+ * unless configured. Relative paths here are resolved against the config file's directory by loadConfig().
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { deepFreeze } from './freeze.js';
+import type { GatewayConfig, UpstreamConfig } from './types.js';
+
+/** Per user, so two users on one host never share (or fight over) worker sockets. */
+function defaultSocketDir(): string {
+  const user = process.getuid?.() ?? os.userInfo().username;
+  return path.join(os.tmpdir(), `phpgate-${user}`);
+}
+
+export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
+  server: {
+    host: '0.0.0.0',
+    port: 8080,
+    max_body_mb: 64,
+    processes: 1,
+    tls: { cert: '', key: '' },
+    redirect_http_port: 0,
+    trusted_proxies: [],
+    timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000 },
+    limits: { header_kb: 16, url_kb: 8 },
+  },
+  admin: { host: '127.0.0.1', port: 9180, token: '' },
+  php: {
+    binary: 'php-cgi',
+    docroot: './public',
+    index: ['index.php', 'index.html'],
+    try_files: ['$uri', '$uri/', '/index.php?$query_string'],
+    worker_count: 4,
+    memory_limit_mb: 128,
+    max_requests: 1000,
+    timeout_ms: 30_000,
+    queue_limit: 200,
+    queue_timeout_ms: 30_000,
+    ini: {},
+    env: {},
+    socket_dir: defaultSocketDir(),
+  },
+  pools: [],
+  static: { cache_control: [], precompressed: true, deny: [] },
+  headers: { hsts: true, csp: false },
+  compression: { gzip: true, brotli: true, min_bytes: 1024 },
+  rate_limit: { store: 'memory', rules: [] },
+  // Kept from the example even though rules default to none: a session cookie must never get a cached page.
+  cache: { max_mb: 64, rules: [], bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'] },
+  upstreams: [],
+  logging: { level: 'info', file: '' },
+});
+
+/** Keys an upstream entry may leave out (pattern and targets are required). */
+export const UPSTREAM_DEFAULTS: Readonly<Pick<UpstreamConfig, 'websockets' | 'strip_prefix'>> = deepFreeze({
+  websockets: false,
+  strip_prefix: '',
+});
+
+type DeepPartial<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { readonly [K in keyof T]?: DeepPartial<T[K]> }
+    : T;
+
+function isPlainObject(v: unknown): v is object {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Fills what `given` leaves out from `defaults`, mapping by mapping; lists and scalars are replaced whole. */
+export function withDefaults<T extends object>(defaults: T, given: DeepPartial<NoInfer<T>> | undefined): T {
+  if (given === undefined) return defaults;
+  const out = new Map<string, unknown>(Object.entries(defaults));
+  for (const [key, value] of Object.entries(given)) {
+    const base = out.get(key);
+    out.set(key, isPlainObject(base) && isPlainObject(value) ? withDefaults(base, value) : value);
+  }
+  // fromEntries defines own properties, so a user's env key "__proto__" stays data, not a prototype.
+  return Object.fromEntries(out) as T;
+}

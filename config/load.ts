@@ -1,0 +1,120 @@
+/**
+ * loadConfig(): the one place configuration is read. YAML file (or text) → checked against the schema with
+ * every problem located → env vars → CLI flags → defaults → paths resolved → cross-key rules → deep-frozen.
+ * All problems are collected and thrown together as one ConfigError.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { INVALID } from './checks.js';
+import { DEFAULTS, UPSTREAM_DEFAULTS, withDefaults } from './defaults.js';
+import { ConfigError, type ConfigIssue } from './errors.js';
+import { deepFreeze } from './freeze.js';
+import { applyEnv, applyFlags, type Overrides } from './overrides.js';
+import { ReadContext } from './reader.js';
+import { RENAMED, ROOT, type RawConfig, type RawPool } from './schema.js';
+import { checkConfig } from './semantics.js';
+import type { GatewayConfig, PhpConfig, PoolConfig } from './types.js';
+
+export type { Overrides } from './overrides.js';
+export { ENV_VARS, type EnvVar } from './overrides.js';
+
+export const EMBEDDED_SOURCE = '(embedded default)';
+const INLINE_SOURCE = '(inline)';
+
+export interface LoadOptions {
+  /** Path of the YAML file; with `text`, only its display name (and the default baseDir). */
+  file?: string;
+  text?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: Overrides;
+  /** Relative paths in the file are resolved against this; default: the file's directory, else cwd. */
+  baseDir?: string;
+}
+
+export function loadConfig({
+  file,
+  text,
+  env = process.env,
+  overrides = {},
+  baseDir,
+}: LoadOptions = {}): Readonly<GatewayConfig> {
+  const source = file ?? (text === undefined ? EMBEDDED_SOURCE : INLINE_SOURCE);
+  const { raw, cx } = readYaml(source, text ?? (file === undefined ? '' : readText(file)));
+  applyEnv(raw, env, cx);
+  applyFlags(raw, overrides, cx);
+  const dir = baseDir ?? (file === undefined ? process.cwd() : path.dirname(path.resolve(file)));
+  const config = build(raw, source, dir);
+  checkConfig(config, cx);
+  if (cx.issues.length > 0) throw new ConfigError(inReadingOrder(cx.issues));
+  return deepFreeze(config);
+}
+
+/** File issues top to bottom (cross-key checks run last but belong where they point), then env, then flags. */
+function inReadingOrder(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const rank = (i: ConfigIssue): number =>
+    i.line > 0 ? 0 : i.file.startsWith('env ') ? 2 : i.file.startsWith('--') ? 3 : 1;
+  return issues
+    .map((issue, order) => ({ issue, order }))
+    .sort((a, b) => rank(a.issue) - rank(b.issue) || a.issue.line - b.issue.line || a.issue.col - b.issue.col || a.order - b.order)
+    .map((x) => x.issue);
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    // Rethrown as the configuration's error: a missing or unreadable file is the user's to fix, not a crash.
+    const why = err instanceof Error ? err.message : String(err);
+    throw new ConfigError([{ file, line: 0, col: 0, message: `cannot read the configuration file: ${why}` }]);
+  }
+}
+
+function readYaml(source: string, text: string): { raw: RawConfig; cx: ReadContext } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const cx = new ReadContext(source, RENAMED, lines, doc);
+  for (const e of [...doc.errors, ...doc.warnings]) cx.report('', cx.at(e.pos[0]), `invalid YAML: ${e.message}`);
+  // A broken document's tree is guesswork; schema messages about it would only mislead.
+  if (cx.issues.length > 0) throw new ConfigError(cx.issues);
+  const raw = ROOT.read(cx.deref(doc.contents), { path: '', spath: '', loc: cx.at(0) }, cx);
+  return { raw: raw === INVALID ? {} : raw, cx };
+}
+
+function build(raw: RawConfig, source: string, baseDir: string): GatewayConfig {
+  const fromBase = (p: string): string => (p === '' ? '' : path.resolve(baseDir, p));
+  const server = withDefaults(DEFAULTS.server, raw.server);
+  const php = withDefaults(DEFAULTS.php, raw.php);
+  const logging = withDefaults(DEFAULTS.logging, raw.logging);
+  const resolvedPhp = { ...php, docroot: fromBase(php.docroot), socket_dir: fromBase(php.socket_dir) };
+  return {
+    source,
+    server: { ...server, tls: { cert: fromBase(server.tls.cert), key: fromBase(server.tls.key) } },
+    admin: withDefaults(DEFAULTS.admin, raw.admin),
+    php: resolvedPhp,
+    pools: (raw.pools ?? []).map((pool) => inheritPool(pool, resolvedPhp)),
+    static: withDefaults(DEFAULTS.static, raw.static),
+    headers: withDefaults(DEFAULTS.headers, raw.headers),
+    compression: withDefaults(DEFAULTS.compression, raw.compression),
+    rate_limit: withDefaults(DEFAULTS.rate_limit, raw.rate_limit),
+    cache: withDefaults(DEFAULTS.cache, raw.cache),
+    upstreams: (raw.upstreams ?? []).map((u) => ({ ...UPSTREAM_DEFAULTS, ...u })),
+    logging: { ...logging, file: fromBase(logging.file) },
+  };
+}
+
+/** A named pool takes what it leaves out from php.*; ini and env are merged, the pool's entries winning. */
+function inheritPool(pool: RawPool, php: PhpConfig): PoolConfig {
+  return {
+    name: pool.name,
+    patterns: pool.patterns,
+    worker_count: pool.worker_count ?? php.worker_count,
+    memory_limit_mb: pool.memory_limit_mb ?? php.memory_limit_mb,
+    max_requests: pool.max_requests ?? php.max_requests,
+    timeout_ms: pool.timeout_ms ?? php.timeout_ms,
+    queue_limit: pool.queue_limit ?? php.queue_limit,
+    queue_timeout_ms: pool.queue_timeout_ms ?? php.queue_timeout_ms,
+    ini: { ...php.ini, ...pool.ini },
+    env: { ...php.env, ...pool.env },
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * The shape of gateway.yaml: every key, its rule, which keys are required, and which names were retired.
+ * Defaults live in defaults.ts; cross-key rules (pools, docroot, TLS pairs) in semantics.ts.
+ */
+import * as C from './checks.js';
+import { list, obj, scalar, stringMap, type ReadType } from './reader.js';
+
+/** Retired key (schema path) → its new name, so old configs fail with the fix instead of "unknown key". */
+export const RENAMED: Readonly<Record<string, string>> = {
+  'php.workers': 'php.worker_count',
+  'php.document_root': 'php.docroot',
+  'server.listen': 'server.port',
+  'pools[].pattern': 'pools[].patterns',
+};
+
+const ms = scalar(C.positiveMs);
+const flag = scalar(C.bool);
+const pattern = scalar(C.urlPattern);
+
+/** What php.* sets for the default pool and each named pool may override. */
+const poolSettings = {
+  worker_count: scalar(C.workerCount),
+  memory_limit_mb: scalar(C.memoryLimitMb),
+  max_requests: scalar(C.int(0)), // 0 = never recycle
+  timeout_ms: ms,
+  queue_limit: scalar(C.int(0)),
+  queue_timeout_ms: ms,
+  ini: stringMap(C.iniKey, C.scalarAsString),
+  env: stringMap(C.envKey, C.scalarAsString),
+};
+
+const server = obj({
+  host: scalar(C.nonEmptyString),
+  port: scalar(C.port),
+  max_body_mb: scalar(C.maxBodyMb),
+  processes: scalar(C.processes),
+  tls: obj({ cert: scalar(C.string), key: scalar(C.string) }),
+  redirect_http_port: scalar(C.portOrOff),
+  trusted_proxies: list(scalar(C.addressOrCidr)),
+  timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms }),
+  limits: obj({ header_kb: scalar(C.int(1)), url_kb: scalar(C.int(1)) }),
+});
+
+const admin = obj({ host: scalar(C.nonEmptyString), port: scalar(C.portOrOff), token: scalar(C.string) });
+
+const php = obj({
+  binary: scalar(C.nonEmptyString),
+  docroot: scalar(C.nonEmptyString),
+  index: list(scalar(C.fileName), { nonEmpty: true }),
+  try_files: list(scalar(C.tryFilesUri), { nonEmpty: true, last: scalar(C.tryFilesLast) }),
+  ...poolSettings,
+  socket_dir: scalar(C.nonEmptyString),
+});
+
+const pool = obj(
+  { name: scalar(C.poolName), patterns: list(pattern, { nonEmpty: true }), ...poolSettings },
+  ['name', 'patterns'],
+);
+
+const staticFiles = obj({
+  cache_control: list(obj({ pattern, value: scalar(C.nonEmptyString) }, ['pattern', 'value'])),
+  precompressed: flag,
+  deny: list(scalar(C.denyPattern)),
+});
+
+const rateLimit = obj({
+  store: scalar(C.rateLimitStore),
+  rules: list(
+    obj({ pattern, points: scalar(C.int(1)), duration_s: scalar(C.numberAbove(0)) }, [
+      'pattern',
+      'points',
+      'duration_s',
+    ]),
+  ),
+});
+
+const cache = obj({
+  max_mb: scalar(C.numberAtLeast(0)),
+  rules: list(obj({ pattern, ttl_s: scalar(C.numberAbove(0)) }, ['pattern', 'ttl_s'])),
+  bypass_cookies: list(scalar(C.nonEmptyString)),
+});
+
+const upstream = obj(
+  {
+    pattern,
+    targets: list(scalar(C.httpUrl), { nonEmpty: true }),
+    websockets: flag,
+    strip_prefix: scalar(C.stripPrefix),
+  },
+  ['pattern', 'targets'],
+);
+
+export const ROOT = obj({
+  server,
+  admin,
+  php,
+  pools: list(pool),
+  static: staticFiles,
+  headers: obj({ hsts: flag, csp: scalar(C.boolOrString) }),
+  compression: obj({ gzip: flag, brotli: flag, min_bytes: scalar(C.int(0)) }),
+  rate_limit: rateLimit,
+  cache,
+  upstreams: list(upstream),
+  logging: obj({ level: scalar(C.logLevel), file: scalar(C.string) }),
+});
+
+/** What the file said: only keys present and valid. */
+export type RawConfig = ReadType<typeof ROOT>;
+export type RawPool = NonNullable<RawConfig['pools']>[number];

@@ -1,0 +1,142 @@
+/**
+ * Rules that span keys, run on the built configuration (defaults and overrides applied): the docroot exists,
+ * TLS files come in pairs, listeners do not collide, pool names are unique, and no pattern is dead.
+ * A value already reported as malformed is skipped, so one mistake gives one message.
+ */
+import fs from 'node:fs';
+import { compilePattern, hasWildcard, patternMatchesEverything, type PathMatcher } from './pattern.js';
+import type { Loc, ReadContext } from './reader.js';
+import type { GatewayConfig, PoolConfig, TlsConfig } from './types.js';
+
+/** The name of the implicit pool built from php.*; a named pool may not take it. */
+export const DEFAULT_POOL_NAME = 'default';
+
+export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
+  checkDocroot(cfg.php.docroot, cx);
+  checkTls(cfg.server.tls, cx);
+  checkListeners(cfg, cx);
+  checkPoolNames(cfg.pools, cx);
+  checkReachable(poolPatterns(cfg.pools), cx);
+  // static.cache_control is first-match-wins too; rate limits all apply, so overlap there is intended.
+  checkReachable(
+    cfg.static.cache_control.map((r, i) => ({ pattern: r.pattern, path: `static.cache_control[${i}].pattern` })),
+    cx,
+  );
+}
+
+/** "line 7" in the same file, otherwise the whole place ("env PHPGATE_PORT"). */
+function ref(loc: Loc, cx: ReadContext): string {
+  if (loc.line === 0) return loc.file;
+  return loc.file === cx.file ? `line ${loc.line}` : `${loc.file}:${loc.line}`;
+}
+
+function anyRejected(cx: ReadContext, ...paths: string[]): boolean {
+  return paths.some((p) => cx.wasRejected(p));
+}
+
+/** fs.statSync without the throw: undefined when absent, the error text when unreadable. */
+function stat(file: string): fs.Stats | undefined | string {
+  try {
+    return fs.statSync(file, { throwIfNoEntry: false });
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err); // EACCES and friends become the issue's text
+  }
+}
+
+function checkExisting(path: string, file: string, kind: 'directory' | 'file', cx: ReadContext): void {
+  if (cx.wasRejected(path)) return;
+  const st = stat(file);
+  const ok = typeof st === 'object' && (kind === 'directory' ? st.isDirectory() : st.isFile());
+  if (ok) return;
+  const why = st === undefined ? 'does not exist' : typeof st === 'string' ? `cannot be read (${st})` : `is not a ${kind}`;
+  cx.report(path, cx.locate(path), `${path} must be an existing ${kind}; ${file} ${why}`);
+}
+
+function checkDocroot(docroot: string, cx: ReadContext): void {
+  checkExisting('php.docroot', docroot, 'directory', cx);
+}
+
+function checkTls(tls: TlsConfig, cx: ReadContext): void {
+  if (tls.cert === '' && tls.key === '') return;
+  for (const [part, other] of [
+    ['cert', 'key'],
+    ['key', 'cert'],
+  ] as const) {
+    const path = `server.tls.${part}`;
+    if (tls[part] !== '') checkExisting(path, tls[part], 'file', cx);
+    else if (!cx.wasRejected(path)) {
+      const otherPath = `server.tls.${other}`;
+      cx.report(path, cx.locate(otherPath), `${path} is required when ${otherPath} is set`);
+    }
+  }
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
+
+function checkListeners({ server, admin }: GatewayConfig, cx: ReadContext): void {
+  if (server.redirect_http_port > 0 && !anyRejected(cx, 'server.redirect_http_port', 'server.port')) {
+    const path = 'server.redirect_http_port';
+    if (server.tls.cert === '') {
+      cx.report(path, cx.locate(path), `${path} needs server.tls (it redirects plain HTTP to https); use 0 without TLS`);
+    } else if (server.redirect_http_port === server.port) {
+      cx.report(path, cx.locate(path), `${path} must differ from server.port (${server.port})`);
+    }
+  }
+  const sameHost = admin.host === server.host || WILDCARD_HOSTS.has(admin.host) || WILDCARD_HOSTS.has(server.host);
+  if (admin.port > 0 && admin.port === server.port && sameHost && !anyRejected(cx, 'admin.port', 'server.port')) {
+    cx.report('admin.port', cx.locate('admin.port'), `admin.port must differ from server.port (${server.port}), or be 0 for no admin listener`);
+  }
+}
+
+function checkPoolNames(pools: readonly PoolConfig[], cx: ReadContext): void {
+  // Case-insensitively: names become socket file names, and macOS file systems fold case.
+  const firstByName = new Map<string, string>();
+  pools.forEach((pool, i) => {
+    const path = `pools[${i}].name`;
+    const key = pool.name.toLowerCase();
+    const first = firstByName.get(key);
+    if (key === DEFAULT_POOL_NAME) {
+      cx.report(path, cx.locate(path), `${path} "${pool.name}" is reserved for the implicit pool built from php.*; choose another name`);
+    } else if (first !== undefined) {
+      const at = ref(cx.locate(first), cx);
+      cx.report(path, cx.locate(path), `${path} "${pool.name}" is already the name of the pool at ${at}; pool names must be unique`);
+    } else {
+      firstByName.set(key, path);
+    }
+  });
+}
+
+interface PlacedPattern {
+  readonly pattern: string;
+  readonly path: string;
+}
+
+function poolPatterns(pools: readonly PoolConfig[]): PlacedPattern[] {
+  return pools.flatMap((pool, i) => pool.patterns.map((pattern, j) => ({ pattern, path: `pools[${i}].patterns[${j}]` })));
+}
+
+/**
+ * In a first-match-wins list, a pattern after a catch-all, after its own duplicate, or a literal path that an
+ * earlier pattern already matches, can never be chosen: almost always a misordering, so an error.
+ */
+function checkReachable(patterns: readonly PlacedPattern[], cx: ReadContext): void {
+  const earlier: (PlacedPattern & { readonly matches: PathMatcher })[] = [];
+  for (const p of patterns) {
+    const blocker = earlier.find((e) => shadows(e, p.pattern));
+    if (blocker !== undefined) {
+      cx.report(p.path, cx.locate(p.path), `${p.path} "${p.pattern}" can never match: ${reason(blocker, p.pattern, cx)}`);
+    }
+    earlier.push({ ...p, matches: compilePattern(p.pattern) });
+  }
+}
+
+function shadows(e: { pattern: string; matches: PathMatcher }, pattern: string): boolean {
+  return patternMatchesEverything(e.pattern) || e.pattern === pattern || (!hasWildcard(pattern) && e.matches(pattern));
+}
+
+function reason(blocker: PlacedPattern, pattern: string, cx: ReadContext): string {
+  const at = `${blocker.path}, ${ref(cx.locate(blocker.path), cx)}`;
+  if (patternMatchesEverything(blocker.pattern)) return `the earlier catch-all "${blocker.pattern}" (${at}) takes every path first`;
+  if (blocker.pattern === pattern) return `it already appears earlier (${at})`;
+  return `the earlier "${blocker.pattern}" (${at}) already matches it`;
+}

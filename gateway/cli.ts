@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+/**
+ * phpgate's command line. `phpgate [--config FILE] [flags]` runs the gateway; `phpgate check --config FILE`
+ * validates a configuration. Exit codes: 0 fine, 1 could not start, 2 bad configuration or usage.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, PhpgateError, ErrorCode } from '../config/errors.js';
+import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
+import type { GatewayConfig } from '../config/types.js';
+import { createLogger } from './log.js';
+import { Gateway } from './server.js';
+import { EXAMPLE_DIR, VERSION } from './version.js';
+
+const HELP = `phpgate ${VERSION} — a gateway in front of PHP: HTTP in front, supervised php-cgi pools behind.
+
+Usage:
+  phpgate [--config FILE] [options]     run the gateway
+  phpgate check --config FILE           validate a configuration and exit
+  phpgate --help | --version
+
+Options:
+  -c, --config FILE    gateway.yaml to use; without it, phpgate serves the bundled example site
+  -p, --port N         listen port (server.port)
+      --host ADDR      listen address (server.host)
+  -d, --docroot DIR    document root (php.docroot)
+  -w, --workers N      workers of the default pool (php.worker_count)
+  -h, --help           this text
+  -v, --version        print the version
+
+Environment (overridden by options, override the file):
+${ENV_VARS.map((e) => `  ${e.name.padEnd(22)} ${e.description}`).join('\n')}
+
+Exit codes: 0 ok, 1 could not start, 2 invalid configuration or usage.
+`;
+
+function fail(code: number, message: string): never {
+  process.stderr.write(message.endsWith('\n') ? message : message + '\n');
+  process.exit(code);
+}
+
+function parseCli(argv: string[]): { command: 'run' | 'check'; config: string | undefined; overrides: Overrides } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        port: { type: 'string', short: 'p' },
+        host: { type: 'string' },
+        docroot: { type: 'string', short: 'd' },
+        workers: { type: 'string', short: 'w' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    fail(2, `phpgate: ${(err as Error).message}\nRun phpgate --help for the list of options.`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  if (values.version) {
+    process.stdout.write(`phpgate ${VERSION}\n`);
+    process.exit(0);
+  }
+  const [command = 'run', ...rest] = positionals;
+  if ((command !== 'run' && command !== 'check') || rest.length > 0) {
+    fail(2, `phpgate: unknown command "${positionals.join(' ')}". Commands: run (the default), check.`);
+  }
+  const overrides: Overrides = {};
+  if (values.host !== undefined) overrides.host = values.host;
+  if (values.docroot !== undefined) overrides.docroot = values.docroot;
+  if (values.port !== undefined) overrides.port = intFlag('--port', values.port);
+  if (values.workers !== undefined) overrides.workers = intFlag('--workers', values.workers);
+  return { command, config: values.config, overrides };
+}
+
+function intFlag(name: string, value: string): number {
+  if (!/^\d+$/.test(value)) fail(2, `phpgate: ${name} must be a whole number, got "${value}"`);
+  return Number(value);
+}
+
+function load(configFile: string | undefined, overrides: Overrides): Readonly<GatewayConfig> {
+  try {
+    // No --config: the embedded default, whose docroot (./public) is the bundled example site.
+    return configFile === undefined
+      ? loadConfig({ overrides, baseDir: EXAMPLE_DIR })
+      : loadConfig({ file: configFile, overrides });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(2, err.message);
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const { command, config: configFile, overrides } = parseCli(process.argv.slice(2));
+  if (command === 'check') {
+    if (configFile === undefined) fail(2, 'phpgate check: --config FILE is required');
+    load(configFile, overrides);
+    process.stdout.write(`${configFile}: ok\n`);
+    return;
+  }
+  const config = load(configFile, overrides);
+  const log = createLogger(config.logging);
+  const gateway = new Gateway(config, log);
+  // Last line of defence: one bad request must not take every other request down with the process.
+  process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception (the gateway keeps running)'));
+  process.on('unhandledRejection', (err) => log.fatal({ err }, 'unhandled rejection (the gateway keeps running)'));
+  try {
+    await gateway.start();
+  } catch (err) {
+    if (err instanceof PhpgateError && err.code === ErrorCode.PhpBinaryMissing) fail(1, `phpgate: ${err.message}`);
+    log.fatal({ err }, 'phpgate could not start');
+    fail(1, `phpgate: could not start: ${(err as Error).message}`);
+  }
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    gateway.stop().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'error while stopping');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // Reload arrives with the supervision work; until then SIGHUP must not kill the gateway (its default).
+  process.on('SIGHUP', () => log.warn('SIGHUP: reload is not supported yet; configuration unchanged'));
+}
+
+void main();

@@ -1,0 +1,39 @@
+/** The one place error codes become HTTP statuses, and the short plain error pages nginx users know. */
+import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { ErrorCode } from '../config/errors.js';
+
+export function statusForError(code: ErrorCode): number {
+  switch (code) {
+    case ErrorCode.UpstreamTimeout:
+      return 504;
+    case ErrorCode.PoolSaturated:
+    case ErrorCode.PoolClosed:
+      return 503;
+    case ErrorCode.BodyTooLarge:
+      return 413;
+    default:
+      return 502;
+  }
+}
+
+const pages = new Map<number, Buffer>();
+
+function page(status: number): Buffer {
+  let body = pages.get(status);
+  if (body === undefined) {
+    const title = `${status} ${STATUS_CODES[status] ?? ''}`.trim();
+    body = Buffer.from(`<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>phpgate</center>\r\n</body>\r\n</html>\r\n`);
+    pages.set(status, body);
+  }
+  return body;
+}
+
+export function sendError(req: IncomingMessage, res: ServerResponse, status: number, extra?: OutgoingHttpHeaders): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = page(status);
+  res.writeHead(status, { 'Content-Type': 'text/html', 'Content-Length': body.length, ...extra });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

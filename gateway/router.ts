@@ -1,0 +1,215 @@
+/**
+ * URL → target, as the nginx front-controller recipe decides it:
+ *
+ *   index index.php index.html;
+ *   location / { try_files $uri $uri/ /index.php?$query_string; }
+ *   location ~ [^/]\.php(/|$) {
+ *     fastcgi_split_path_info ^(.+?\.php)(/.*)$;
+ *     try_files $fastcgi_script_name =404;
+ *   }
+ *
+ * plus what nginx leaves to the admin and we never allow: dotfiles, paths outside the docroot. Entries of
+ * try_files are compiled once; resolving a request does per-request work only (a few stat calls).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { compilePattern } from '../config/pattern.js';
+import type { PhpConfig, PoolConfig } from '../config/types.js';
+
+export const RouteKind = { Php: 'php', Static: 'static', Redirect: 'redirect', Error: 'error' } as const;
+
+export interface PhpRoute {
+  readonly kind: typeof RouteKind.Php;
+  readonly pool: string;
+  readonly scriptName: string;
+  readonly pathInfo: string;
+  readonly scriptFilename: string;
+  readonly queryString: string;
+}
+export interface StaticRoute {
+  readonly kind: typeof RouteKind.Static;
+  readonly file: string;
+  readonly stat: fs.Stats;
+}
+export interface RedirectRoute {
+  readonly kind: typeof RouteKind.Redirect;
+  readonly status: 301;
+  /** Path + query; the front makes it absolute as nginx does. */
+  readonly location: string;
+}
+export interface ErrorRoute {
+  readonly kind: typeof RouteKind.Error;
+  readonly status: 400 | 403 | 404 | 500;
+  readonly why: string;
+}
+export type Route = PhpRoute | StaticRoute | RedirectRoute | ErrorRoute;
+
+/** nginx's PHP location: `location ~ [^/]\.php(/|$)`. */
+const PHP_LOCATION = /[^/]\.php(\/|$)/;
+/** nginx's `fastcgi_split_path_info ^(.+?\.php)(/.*)$`: the shortest prefix ending in .php, then the rest. */
+const SPLIT_PATH_INFO = /^(.+?\.php)(\/.*)$/;
+/** nginx allows 10 internal redirects before answering 500 "rewrite or internal redirection cycle". */
+const MAX_INTERNAL_REDIRECTS = 10;
+
+type TryEntry =
+  | { readonly kind: 'file'; readonly suffix: string } // $uri, $uri.php, $uri.html …
+  | { readonly kind: 'dir' } // $uri/
+  | { readonly kind: 'code'; readonly status: 400 | 403 | 404 | 500 } // =404 (last only)
+  | { readonly kind: 'uri'; readonly path: string; readonly query: string | null }; // /index.php?$query_string (last only)
+
+function compileTryFiles(entries: readonly string[]): TryEntry[] {
+  return entries.map((e, i): TryEntry => {
+    const last = i === entries.length - 1;
+    if (e === '$uri/') return { kind: 'dir' };
+    if (e.startsWith('$uri')) return { kind: 'file', suffix: e.slice(4) };
+    if (last && /^=\d{3}$/.test(e)) return { kind: 'code', status: Number(e.slice(1)) as 404 };
+    if (last && e.startsWith('/')) {
+      const q = e.indexOf('?');
+      return q === -1 ? { kind: 'uri', path: e, query: null } : { kind: 'uri', path: e.slice(0, q), query: e.slice(q + 1) };
+    }
+    // config/ validated the list; anything else is a literal file path tried like $uri.
+    return { kind: 'file', suffix: '' };
+  });
+}
+
+export interface RouterOptions {
+  readonly php: PhpConfig;
+  readonly pools: readonly PoolConfig[];
+  /** Name of the pool that takes paths no pattern matches. */
+  readonly defaultPool: string;
+}
+
+export class Router {
+  readonly #root: string;
+  readonly #index: readonly string[];
+  readonly #tryFiles: readonly TryEntry[];
+  readonly #pools: ReadonlyArray<{ readonly name: string; readonly match: (p: string) => boolean }>;
+  readonly #defaultPool: string;
+
+  constructor(o: RouterOptions) {
+    this.#root = o.php.docroot;
+    this.#index = o.php.index;
+    this.#tryFiles = compileTryFiles(o.php.try_files);
+    this.#pools = o.pools.flatMap((p) => p.patterns.map((pattern) => ({ name: p.name, match: compilePattern(pattern) })));
+    this.#defaultPool = o.defaultPool;
+  }
+
+  get documentRoot(): string {
+    return this.#root;
+  }
+
+  /** The pool for a script path: first matching pattern wins, else the default pool. */
+  poolFor(uriPath: string): string {
+    for (const p of this.#pools) if (p.match(uriPath)) return p.name;
+    return this.#defaultPool;
+  }
+
+  /** `uriPath` is decoded and normalised (see uri.ts); `query` is the raw query string. */
+  resolve(uriPath: string, query: string): Route {
+    // Dotfiles and dot-directories (.env, .git/config, .htaccess) are never served or run, whatever try_files
+    // says; /.well-known/ is the one public exception (ACME, security.txt).
+    if (uriPath.indexOf('/.') !== -1 && !uriPath.startsWith('/.well-known/')) {
+      return { kind: RouteKind.Error, status: 404, why: 'dotfile' };
+    }
+    // Backslashes are path separators to Windows-born PHP code and to some apps' own routers; refuse them
+    // rather than let `..\` style tricks reach either.
+    if (uriPath.indexOf('\\') !== -1) return { kind: RouteKind.Error, status: 404, why: 'backslash in path' };
+    let current = uriPath;
+    let args = query;
+    for (let redirects = 0; redirects <= MAX_INTERNAL_REDIRECTS; redirects++) {
+      if (PHP_LOCATION.test(current)) return this.#php(current, args);
+      const next = this.#tryFilesLocation(current, args);
+      if (next.kind !== 'internal') return next.route;
+      current = next.path;
+      args = next.query;
+    }
+    return { kind: RouteKind.Error, status: 500, why: 'internal redirection cycle' };
+  }
+
+  /** `location ~ [^/]\.php(/|$)` with `try_files $fastcgi_script_name =404`. */
+  #php(uriPath: string, args: string): Route {
+    const m = SPLIT_PATH_INFO.exec(uriPath);
+    const scriptName = m === null ? uriPath : m[1]!;
+    const pathInfo = m === null ? '' : m[2]!;
+    const file = this.#fsPath(scriptName);
+    // Only an existing regular file whose own name ends in .php ever runs: /uploads/x.jpg/y.php splits to
+    // nothing (no ".php/" in it), so x.jpg is never handed to PHP (php-cgi has no security.limit_extensions).
+    if (!isFile(file)) return { kind: RouteKind.Error, status: 404, why: 'no such script' };
+    return { kind: RouteKind.Php, pool: this.poolFor(scriptName), scriptName, pathInfo, scriptFilename: file, queryString: args };
+  }
+
+  #tryFilesLocation(uriPath: string, args: string): { kind: 'route'; route: Route } | { kind: 'internal'; path: string; query: string } {
+    for (const entry of this.#tryFiles) {
+      switch (entry.kind) {
+        case 'file': {
+          const candidate = uriPath + entry.suffix;
+          const st = statOrNull(this.#fsPath(candidate));
+          if (st === null) break;
+          if (st.isDirectory()) {
+            if (entry.suffix !== '') break;
+            // nginx's static module: a directory without its trailing slash is redirected to it.
+            if (!uriPath.endsWith('/')) {
+              return { kind: 'route', route: { kind: RouteKind.Redirect, status: 301, location: uriPath + '/' + (args === '' ? '' : '?' + args) } };
+            }
+            return { kind: 'route', route: this.#index_(uriPath, args) };
+          }
+          if (!st.isFile()) break;
+          // `$uri.php` (clean URLs) runs the script it found rather than sending its source as nginx would.
+          if (candidate.endsWith('.php')) return { kind: 'route', route: this.#php(candidate, args) };
+          return { kind: 'route', route: { kind: RouteKind.Static, file: this.#fsPath(candidate), stat: st } };
+        }
+        case 'dir': {
+          const dir = uriPath.endsWith('/') ? uriPath : uriPath + '/';
+          const st = statOrNull(this.#fsPath(dir));
+          if (st === null || !st.isDirectory()) break;
+          return { kind: 'route', route: this.#index_(dir, args) };
+        }
+        case 'code':
+          return { kind: 'route', route: { kind: RouteKind.Error, status: entry.status, why: 'try_files' } };
+        case 'uri':
+          return { kind: 'internal', path: entry.path, query: entry.query === null ? '' : substituteArgs(entry.query, args) };
+      }
+    }
+    return { kind: 'route', route: { kind: RouteKind.Error, status: 404, why: 'not found' } };
+  }
+
+  /** nginx's index module: the first index file that exists; none → 403 (no listings). */
+  #index_(dir: string, args: string): Route {
+    for (const name of this.#index) {
+      const uri = dir + name;
+      const st = statOrNull(this.#fsPath(uri));
+      if (st === null || !st.isFile()) continue;
+      if (PHP_LOCATION.test(uri)) return this.#php(uri, args);
+      return { kind: RouteKind.Static, file: this.#fsPath(uri), stat: st };
+    }
+    return { kind: RouteKind.Error, status: 403, why: 'directory index forbidden' };
+  }
+
+  /** Normalised URI paths never contain `..`, so joining keeps them inside the docroot. */
+  #fsPath(uriPath: string): string {
+    return path.join(this.#root, uriPath);
+  }
+}
+
+function substituteArgs(template: string, args: string): string {
+  return template.replaceAll('$query_string', args).replaceAll('$args', args);
+}
+
+function statOrNull(p: string): fs.Stats | null {
+  // Synchronous on purpose: a stat of a cached dentry takes microseconds, less than a promise round trip;
+  // nginx does the same blocking call (its open_file_cache comes with the static-file work).
+  try {
+    return fs.statSync(p, { throwIfNoEntry: false }) ?? null;
+  } catch (err) {
+    // ENOTDIR (/file.txt/more), ENAMETOOLONG, EACCES, ELOOP: for routing, all mean "nothing here".
+    if (NOT_THERE.has((err as NodeJS.ErrnoException).code ?? '')) return null;
+    throw err;
+  }
+}
+
+const NOT_THERE = new Set(['ENOTDIR', 'ENAMETOOLONG', 'EACCES', 'ELOOP']);
+
+function isFile(p: string): boolean {
+  const st = statOrNull(p);
+  return st !== null && st.isFile();
+}

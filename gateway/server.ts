@@ -1,0 +1,118 @@
+/**
+ * The gateway's lifecycle: start the pools, listen, hand requests to the pipeline, stop cleanly.
+ * Listening only; what happens to a request is pipeline.ts's business.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { patternMatchesEverything } from '../config/pattern.js';
+import type { GatewayConfig, PoolSettings } from '../config/types.js';
+import { writeHandshakeScript } from '../php/handshake.js';
+import { Pool } from '../php/pool.js';
+import type { Logger } from './log.js';
+import { Pipeline } from './pipeline.js';
+import { Router } from './router.js';
+import { VERSION } from './version.js';
+
+export const DEFAULT_POOL = 'default';
+const STOP_GRACE_MS = 10_000;
+
+export class Gateway {
+  readonly #config: Readonly<GatewayConfig>;
+  readonly #log: Logger;
+  readonly #pools = new Map<string, Pool>();
+  #server: http.Server | null = null;
+
+  constructor(config: Readonly<GatewayConfig>, log: Logger) {
+    this.#config = config;
+    this.#log = log;
+  }
+
+  get pools(): ReadonlyMap<string, Pool> {
+    return this.#pools;
+  }
+
+  address(): AddressInfo {
+    const a = this.#server?.address();
+    if (a === null || a === undefined || typeof a === 'string') throw new Error('gateway is not listening');
+    return a;
+  }
+
+  async start(): Promise<void> {
+    const c = this.#config;
+    const handshakeScript = writeHandshakeScript(c.php.socket_dir);
+    // The default pool (php.*) exists unless the named pools already cover every path.
+    const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
+    const specs: Array<{ name: string; settings: PoolSettings }> = c.pools.map((p) => ({ name: p.name, settings: p }));
+    if (needsDefault) specs.push({ name: DEFAULT_POOL, settings: c.php });
+    for (const { name, settings } of specs) {
+      this.#pools.set(name, new Pool({
+        name,
+        settings: { ...settings, ini: withHandshakeDir(settings.ini, c.php.socket_dir) },
+        binary: c.php.binary,
+        socketDir: c.php.socket_dir,
+        handshakeScript,
+        log: this.#log,
+      }));
+    }
+    try {
+      await Promise.all([...this.#pools.values()].map((p) => p.start()));
+    } catch (err) {
+      await this.#stopPools();
+      throw err;
+    }
+
+    const router = new Router({ php: c.php, pools: c.pools, defaultPool: needsDefault ? DEFAULT_POOL : c.pools[c.pools.length - 1]!.name });
+    const pipeline = new Pipeline({
+      router,
+      pools: this.#pools,
+      maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
+      serverName: '',
+      serverSoftware: `phpgate/${VERSION}`,
+      log: this.#log,
+    });
+    const server = http.createServer({
+      maxHeaderSize: c.server.limits.header_kb * 1024,
+      headersTimeout: c.server.timeouts.header_ms,
+      keepAliveTimeout: c.server.timeouts.keepalive_ms,
+      requestTimeout: 0, // uploads and long PHP runs are bounded by body_ms and the pools' timeout_ms instead
+    }, pipeline.handle);
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(c.server.port, c.server.host, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    const a = this.address();
+    this.#log.info({ host: a.address, port: a.port, docroot: c.php.docroot, pools: [...this.#pools.keys()], config: c.source }, 'phpgate listening');
+  }
+
+  /** Stops accepting, lets in-flight requests finish (bounded), then stops the PHP masters. */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    if (server !== null) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS);
+      await closed;
+      clearTimeout(grace);
+    }
+    await this.#stopPools();
+  }
+
+  async #stopPools(): Promise<void> {
+    await Promise.all([...this.#pools.values()].map((p) => p.stop()));
+  }
+}
+
+/**
+ * The handshake script lives in the socket directory, outside every docroot. If the user restricts PHP with
+ * open_basedir, PHP would refuse to run it, so that one directory is added to the list.
+ */
+function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): Readonly<Record<string, string>> {
+  const basedir = ini['open_basedir'];
+  if (basedir === undefined || basedir === '') return ini;
+  return { ...ini, open_basedir: `${basedir}:${dir}` };
+}

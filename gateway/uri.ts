@@ -1,0 +1,91 @@
+/**
+ * Request-target parsing and path normalisation, as nginx does it (ngx_http_parse_complex_uri): percent-decode,
+ * merge slashes, resolve `.` and `..`. A path that climbs above the root, a NUL byte or bytes that are not
+ * UTF-8 make the request invalid (400): the filesystem is never asked about them.
+ */
+
+export interface ParsedTarget {
+  /** Decoded, normalised path: always starts with '/', no '//' or dot segments. */
+  readonly path: string;
+  /** Raw query (after '?', without it), still encoded; '' when none. */
+  readonly query: string;
+  /** nginx's $request_uri: origin-form path + query as sent (absolute-form reduced to it). */
+  readonly requestUri: string;
+  /** Authority of an absolute-form target (`GET http://host/ HTTP/1.1`), else null. */
+  readonly authority: string | null;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Returns null when the target is invalid: the caller answers 400. */
+export function parseTarget(target: string): ParsedTarget | null {
+  let authority: string | null = null;
+  let origin = target;
+  if (target.charCodeAt(0) !== 47 /* '/' */) {
+    const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
+    if (m === null) return null; // `*` and other forms have no meaning for a file-backed site
+    authority = m[1]!;
+    origin = m[2] === '' ? '/' : m[2]!;
+    if (origin.charCodeAt(0) !== 47) origin = '/' + origin;
+  }
+  const hash = origin.indexOf('#');
+  if (hash !== -1) origin = origin.slice(0, hash);
+  const q = origin.indexOf('?');
+  const rawPath = q === -1 ? origin : origin.slice(0, q);
+  const query = q === -1 ? '' : origin.slice(q + 1);
+  const decoded = decodePath(rawPath);
+  if (decoded === null) return null;
+  const path = normalise(decoded);
+  if (path === null) return null;
+  return { path, query, requestUri: origin, authority };
+}
+
+function decodePath(raw: string): string | null {
+  if (raw.indexOf('%') === -1) return raw.indexOf('\0') === -1 ? raw : null;
+  const bytes = Buffer.from(raw, 'latin1');
+  const out = Buffer.allocUnsafe(bytes.length);
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c === 37 /* % */ && i + 2 < bytes.length + 0 && isHex(bytes[i + 1]) && isHex(bytes[i + 2])) {
+      out[n++] = parseInt(String.fromCharCode(bytes[i + 1]!, bytes[i + 2]!), 16);
+      i += 2;
+    } else {
+      out[n++] = c;
+    }
+  }
+  let s: string;
+  try {
+    // Raw non-ASCII in the target arrives from node as latin1 code units; re-read everything as UTF-8.
+    s = utf8.decode(out.subarray(0, n));
+  } catch {
+    return null; // not UTF-8: nginx would pass the bytes on, but no file of ours can be named by them
+  }
+  return s.indexOf('\0') === -1 ? s : null;
+}
+
+function isHex(c: number | undefined): boolean {
+  return c !== undefined && ((c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102));
+}
+
+/** Merges slashes and resolves dot segments; null when `..` would climb above the root (nginx: 400). */
+function normalise(p: string): string | null {
+  if (p.indexOf('//') === -1 && p.indexOf('/.') === -1) return p;
+  const out: string[] = [];
+  const segments = p.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const seg = segments[i]!;
+    if (seg === '' || seg === '.') {
+      if (i === segments.length - 1) out.push(''); // keep a trailing slash
+      continue;
+    }
+    if (seg === '..') {
+      if (out.length === 0) return null;
+      out.pop();
+      if (i === segments.length - 1) out.push('');
+      continue;
+    }
+    out.push(seg);
+  }
+  return '/' + out.join('/');
+}

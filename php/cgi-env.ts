@@ -1,0 +1,124 @@
+/**
+ * The CGI environment PHP sees: nginx's default `fastcgi_params` (in its order), then SCRIPT_FILENAME and
+ * PATH_INFO as the usual PHP location sets them, then every request header as HTTP_*.
+ * Pure: a request view in, name-value pairs out. Never touches the wire or the config.
+ */
+
+/** What the router and the HTTP front know about one request, already resolved to a script. */
+export interface CgiRequest {
+  readonly method: string;
+  /** The original request target (path + query), still percent-encoded: nginx's $request_uri. */
+  readonly requestUri: string;
+  /** nginx's $args after any rewrite (a try_files fallback keeps the original query). */
+  readonly queryString: string;
+  /** Decoded script path, e.g. /index.php: nginx's $fastcgi_script_name. */
+  readonly scriptName: string;
+  /** Decoded part after the script, e.g. /extra/path: nginx's $fastcgi_path_info. */
+  readonly pathInfo: string;
+  /** Decoded current URI after rewrites: nginx's $document_uri. */
+  readonly documentUri: string;
+  readonly documentRoot: string;
+  readonly scriptFilename: string;
+  /** HTTP/1.0, HTTP/1.1 or HTTP/2.0, as nginx spells $server_protocol. */
+  readonly serverProtocol: string;
+  readonly https: boolean;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly serverAddr: string;
+  readonly serverPort: number;
+  readonly serverName: string;
+  /** Empty when absent, as nginx sends them. */
+  readonly contentType: string;
+  readonly contentLength: string;
+  /** Alternating names and values, as node's rawHeaders. */
+  readonly rawHeaders: readonly string[];
+  /**
+   * Set when the request target was absolute-form (or HTTP/2 :authority without Host): RFC 9112 §3.2.2 says
+   * the target's authority wins over any Host header, so HTTP_HOST is taken from here.
+   */
+  readonly authority: string | null;
+}
+
+export type CgiParams = Array<[string, string]>;
+
+// Header name → HTTP_* name, memoised: the same few dozen names arrive on every request.
+const httpNameCache = new Map<string, string | null>();
+const HTTP_NAME_CACHE_MAX = 512;
+
+/**
+ * nginx (ignore_invalid_headers on, underscores_in_headers off) drops header names with anything but letters,
+ * digits and '-'. We do the same: otherwise `X_Forwarded_For` would arrive as HTTP_X_FORWARDED_FOR and could
+ * spoof a header a proxy in front set legitimately.
+ */
+const VALID_HEADER_NAME = /^[A-Za-z0-9-]+$/;
+
+function httpName(name: string): string | null {
+  let cgi = httpNameCache.get(name);
+  if (cgi !== undefined) return cgi;
+  if (!VALID_HEADER_NAME.test(name)) cgi = null;
+  // httpoxy (CVE-2016-5385): a `Proxy` request header would become HTTP_PROXY, which PHP libraries (Guzzle,
+  // curl wrappers) read as the outbound proxy. nginx-hardening advice and Caddy both drop it; so do we.
+  else if (name.length === 5 && name.toLowerCase() === 'proxy') cgi = null;
+  else cgi = 'HTTP_' + name.toUpperCase().replaceAll('-', '_');
+  if (httpNameCache.size < HTTP_NAME_CACHE_MAX) httpNameCache.set(name, cgi);
+  return cgi;
+}
+
+export function buildCgiParams(r: CgiRequest, serverSoftware: string): CgiParams {
+  const params: CgiParams = [
+    ['QUERY_STRING', r.queryString],
+    ['REQUEST_METHOD', r.method],
+    ['CONTENT_TYPE', r.contentType],
+    ['CONTENT_LENGTH', r.contentLength],
+    ['SCRIPT_NAME', r.scriptName],
+    ['REQUEST_URI', r.requestUri],
+    ['DOCUMENT_URI', r.documentUri],
+    ['DOCUMENT_ROOT', r.documentRoot],
+    ['SERVER_PROTOCOL', r.serverProtocol],
+    ['REQUEST_SCHEME', r.https ? 'https' : 'http'],
+  ];
+  // nginx: `fastcgi_param HTTPS $https if_not_empty;` — absent, not "off", over plain HTTP.
+  if (r.https) params.push(['HTTPS', 'on']);
+  params.push(
+    ['GATEWAY_INTERFACE', 'CGI/1.1'],
+    ['SERVER_SOFTWARE', serverSoftware],
+    ['REMOTE_ADDR', r.remoteAddr],
+    ['REMOTE_PORT', String(r.remotePort)],
+    ['SERVER_ADDR', r.serverAddr],
+    ['SERVER_PORT', String(r.serverPort)],
+    ['SERVER_NAME', r.serverName],
+    ['REDIRECT_STATUS', '200'],
+    ['SCRIPT_FILENAME', r.scriptFilename],
+    ['PATH_INFO', r.pathInfo],
+  );
+  appendHeaderParams(params, r.rawHeaders, r.authority);
+  return params;
+}
+
+/** Request headers as HTTP_*; repeated ones joined with ", " (cookies with "; "), as nginx ≥ 1.23 does. */
+function appendHeaderParams(params: CgiParams, raw: readonly string[], authority: string | null): void {
+  const first = params.length;
+  let index: Map<string, number> | null = null;
+  let hostSeen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.charCodeAt(0) === 58 /* ':' HTTP/2 pseudo-header */) continue;
+    const cgi = httpName(name);
+    if (cgi === null) continue;
+    let value = raw[i + 1]!;
+    if (cgi === 'HTTP_HOST') {
+      if (authority !== null) continue; // the target's authority wins (added below)
+      hostSeen = true;
+    }
+    index ??= new Map();
+    const at = index.get(cgi);
+    if (at === undefined) {
+      index.set(cgi, params.length);
+      params.push([cgi, value]);
+    } else {
+      const pair = params[at]!;
+      pair[1] = pair[1] + (cgi === 'HTTP_COOKIE' ? '; ' : ', ') + value;
+    }
+  }
+  if (authority !== null && !hostSeen) params.splice(first, 0, ['HTTP_HOST', authority]);
+}

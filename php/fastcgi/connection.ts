@@ -1,0 +1,190 @@
+/**
+ * One persistent FastCGI connection (FCGI_KEEP_CONN) to a php-cgi child, one request at a time.
+ * Owns the socket, deadlines and backpressure; the bytes are the codec's business.
+ */
+import net from 'node:net';
+import { ErrorCode, UpstreamError, type PhpgateError } from '../../config/errors.js';
+import { Flags, RecordType, Role } from './constants.js';
+import { RecordDecoder, parseEndRequest, type RecordSink } from './decoder.js';
+import { encodeBeginRequest, encodeParams, encodeStreamRecords } from './record.js';
+
+/** php-cgi serves one request per connection at a time, so every request on it can use the same id. */
+const REQUEST_ID = 1;
+const EMPTY = Buffer.alloc(0);
+
+/** Receives one request's answer. Exactly one of onEnd / onError is called, once. */
+export interface FcgiResponseHandler {
+  /** Return false to stop reading from PHP until resume() (the client is slow). */
+  onStdout(chunk: Buffer): boolean;
+  onStderr(chunk: Buffer): void;
+  onEnd(appStatus: number): void;
+  onError(err: PhpgateError): void;
+}
+
+export interface ConnectionOwner {
+  /** The socket closed, whether or not a request was running. */
+  onConnectionClose(conn: FcgiConnection): void;
+  /** STDIN may be written again. */
+  onConnectionDrain(conn: FcgiConnection): void;
+}
+
+export class FcgiConnection implements RecordSink {
+  readonly #socket: net.Socket;
+  readonly #decoder: RecordDecoder;
+  readonly #owner: ConnectionOwner;
+  #handler: FcgiResponseHandler | null = null;
+  #stdinOpen = false;
+  #closed = false;
+  /** False once the stream state is unknown (PHP answered before reading all STDIN): never reuse it then. */
+  #reusable = true;
+  #lastError: Error | null = null;
+
+  private constructor(socket: net.Socket, owner: ConnectionOwner) {
+    this.#socket = socket;
+    this.#owner = owner;
+    this.#decoder = new RecordDecoder(this);
+    socket.on('data', this.#onData);
+    socket.on('drain', this.#onDrain);
+    socket.on('error', this.#onSocketError);
+    socket.on('close', this.#onClose);
+  }
+
+  static connect(path: string, owner: ConnectionOwner, timeoutMs: number): Promise<FcgiConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection(path);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new UpstreamError(ErrorCode.UpstreamConnect, `connect to ${path} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new UpstreamError(ErrorCode.UpstreamConnect, `connect to ${path}: ${err.message}`, { cause: err }));
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(new FcgiConnection(socket, owner));
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The request's body has not been fully sent yet. */
+  get stdinOpen(): boolean {
+    return this.#stdinOpen;
+  }
+
+  get idle(): boolean {
+    return this.#handler === null && !this.#closed && this.#reusable;
+  }
+
+  /** Starts a request: BEGIN_REQUEST with KEEP_CONN and the params. STDIN follows with writeStdin/endStdin. */
+  begin(params: Iterable<readonly [string, string]>, handler: FcgiResponseHandler): void {
+    if (this.#handler !== null || this.#closed) throw new Error('FcgiConnection.begin on a busy or closed connection');
+    this.#handler = handler;
+    this.#stdinOpen = true;
+    const s = this.#socket;
+    s.cork();
+    s.write(encodeBeginRequest(REQUEST_ID, Role.Responder, Flags.KeepConn));
+    for (const part of encodeParams(REQUEST_ID, params)) s.write(part);
+    s.uncork();
+  }
+
+  /** Returns false when the socket's buffer is full: wait for the owner's onConnectionDrain. */
+  writeStdin(chunk: Buffer): boolean {
+    if (!this.#stdinOpen || chunk.length === 0) return true;
+    const s = this.#socket;
+    let ok = true;
+    s.cork();
+    for (const part of encodeStreamRecords(RecordType.Stdin, REQUEST_ID, chunk)) ok = s.write(part);
+    s.uncork();
+    return ok;
+  }
+
+  endStdin(): void {
+    if (!this.#stdinOpen) return;
+    this.#stdinOpen = false;
+    for (const part of encodeStreamRecords(RecordType.Stdin, REQUEST_ID, EMPTY)) this.#socket.write(part);
+  }
+
+  /** Reading was paused by onStdout returning false; the client caught up. */
+  resume(): void {
+    if (!this.#closed) this.#socket.resume();
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  onRecord(type: number, requestId: number, content: Buffer): void {
+    const h = this.#handler;
+    if (h === null || requestId !== REQUEST_ID) {
+      // php-cgi never sends unsolicited records; one that arrives means the stream is out of step.
+      this.#fail(new UpstreamError(ErrorCode.FcgiProtocol, `unexpected FastCGI record type ${type} for request ${requestId}`));
+      return;
+    }
+    switch (type) {
+      case RecordType.Stdout:
+        if (content.length > 0 && !h.onStdout(content)) this.#socket.pause();
+        return;
+      case RecordType.Stderr:
+        if (content.length > 0) h.onStderr(content);
+        return;
+      case RecordType.EndRequest: {
+        const { appStatus } = parseEndRequest(content);
+        this.#handler = null;
+        if (this.#stdinOpen) {
+          // PHP finished before we sent all of STDIN: leftover STDIN records would be read as the next request.
+          this.#stdinOpen = false;
+          this.#reusable = false;
+          this.#socket.destroy();
+        }
+        h.onEnd(appStatus);
+        return;
+      }
+      default:
+        // FCGI_UNKNOWN_TYPE and friends: nothing we asked for; ignore as the spec allows.
+        return;
+    }
+  }
+
+  #fail(err: PhpgateError): void {
+    const h = this.#handler;
+    this.#handler = null;
+    this.#reusable = false;
+    this.#socket.destroy();
+    if (h !== null) h.onError(err);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    try {
+      this.#decoder.push(chunk);
+    } catch (err) {
+      // The decoder threw a protocol error or a handler threw: the stream can't be trusted any more.
+      this.#fail(err instanceof UpstreamError ? err : new UpstreamError(ErrorCode.FcgiProtocol, String(err), { cause: err }));
+    }
+  };
+
+  readonly #onDrain = (): void => {
+    this.#owner.onConnectionDrain(this);
+  };
+
+  readonly #onSocketError = (err: Error): void => {
+    // 'close' follows every 'error'; the request (if any) is failed there, with this error as the cause.
+    this.#lastError = err;
+  };
+
+  readonly #onClose = (): void => {
+    this.#closed = true;
+    const h = this.#handler;
+    this.#handler = null;
+    if (h !== null) {
+      const why = this.#lastError === null ? 'PHP closed the connection' : `PHP connection failed: ${this.#lastError.message}`;
+      h.onError(new UpstreamError(ErrorCode.UpstreamClosed, `${why} before the response ended`, { cause: this.#lastError ?? undefined }));
+    }
+    this.#owner.onConnectionClose(this);
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * FastCGI 1.0 record encoders and the name-value pair codec. Pure: bytes in, bytes out.
+ * Stream encoders return lists of buffers for socket.writev/cork so payloads are never copied.
+ */
+
+import { FastCgiProtocolError } from '../../config/errors.js';
+import {
+  BEGIN_REQUEST_BODY_LEN,
+  END_REQUEST_BODY_LEN,
+  HEADER_LEN,
+  MAX_ALIGNED_CONTENT_LEN,
+  NV_LONG_LEN_FLAG,
+  NV_LONG_LEN_SIZE,
+  NV_MAX_LEN,
+  NV_SHORT_LEN_LIMIT,
+  NV_SHORT_LEN_SIZE,
+  RECORD_ALIGN,
+  RecordType,
+  VERSION_1,
+} from './constants.js';
+
+/** One zeroed buffer, and a view of it per possible padding length, shared by every record we emit. */
+const ZERO_PADDING = Buffer.alloc(RECORD_ALIGN);
+const PADDING_VIEWS: readonly Buffer[] = Array.from({ length: RECORD_ALIGN }, (_, n) => ZERO_PADDING.subarray(0, n));
+
+/** Padding that brings a record's content up to the next RECORD_ALIGN boundary (the header is already aligned). */
+export function paddingFor(contentLength: number): number {
+  return (RECORD_ALIGN - (contentLength % RECORD_ALIGN)) % RECORD_ALIGN;
+}
+
+/** FCGI_Header. The writeUInt* calls range-check every field, so nothing is silently truncated. */
+export function encodeHeader(type: RecordType, requestId: number, contentLength: number, paddingLength: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_LEN);
+  writeHeader(h, type, requestId, contentLength, paddingLength);
+  return h;
+}
+
+function writeHeader(buf: Buffer, type: number, requestId: number, contentLength: number, paddingLength: number): void {
+  buf.writeUInt8(VERSION_1, 0);
+  buf.writeUInt8(type, 1);
+  buf.writeUInt16BE(requestId, 2);
+  buf.writeUInt16BE(contentLength, 4);
+  buf.writeUInt8(paddingLength, 6);
+  buf.writeUInt8(0, 7); // reserved
+}
+
+/** FCGI_BEGIN_REQUEST: header and FCGI_BeginRequestBody in one 16-byte buffer. */
+export function encodeBeginRequest(requestId: number, role: number, flags: number): Buffer {
+  const buf = Buffer.alloc(HEADER_LEN + BEGIN_REQUEST_BODY_LEN); // zeroed: covers the 5 reserved bytes
+  writeHeader(buf, RecordType.BeginRequest, requestId, BEGIN_REQUEST_BODY_LEN, 0);
+  buf.writeUInt16BE(role, HEADER_LEN);
+  buf.writeUInt8(flags, HEADER_LEN + 2);
+  return buf;
+}
+
+/** FCGI_END_REQUEST: what an application sends; used by tests and fake servers. */
+export function encodeEndRequest(requestId: number, appStatus: number, protocolStatus: number): Buffer {
+  const buf = Buffer.alloc(HEADER_LEN + END_REQUEST_BODY_LEN); // zeroed: covers the 3 reserved bytes
+  writeHeader(buf, RecordType.EndRequest, requestId, END_REQUEST_BODY_LEN, 0);
+  buf.writeUInt32BE(appStatus, HEADER_LEN);
+  buf.writeUInt8(protocolStatus, HEADER_LEN + 4);
+  return buf;
+}
+
+/** FCGI_ABORT_REQUEST: header only. */
+export function encodeAbortRequest(requestId: number): Buffer {
+  return encodeHeader(RecordType.AbortRequest, requestId, 0, 0);
+}
+
+/**
+ * Splits a stream payload (STDIN, STDOUT, PARAMS, ...) into records: [header, content, padding?]...
+ * Content parts are subarrays of `data` (no copy). Records carry at most MAX_ALIGNED_CONTENT_LEN so only
+ * the last one may need padding. Empty `data` gives the single empty record that ends a stream.
+ */
+export function encodeStreamRecords(type: RecordType, requestId: number, data: Buffer): Buffer[] {
+  if (data.length === 0) return [encodeHeader(type, requestId, 0, 0)];
+  const parts: Buffer[] = [];
+  for (let off = 0; off < data.length; off += MAX_ALIGNED_CONTENT_LEN) {
+    const content = data.subarray(off, off + MAX_ALIGNED_CONTENT_LEN);
+    const padding = paddingFor(content.length);
+    parts.push(encodeHeader(type, requestId, content.length, padding), content);
+    if (padding > 0) parts.push(PADDING_VIEWS[padding]!);
+  }
+  return parts;
+}
+
+/** PARAMS records for `pairs`, then the empty PARAMS record that ends the stream. */
+export function encodeParams(requestId: number, pairs: Iterable<readonly [string, string]>): Buffer[] {
+  const body = encodeNameValuePairs(pairs);
+  // A pair may straddle two records: the spec treats PARAMS as one byte stream.
+  const parts = body.length > 0 ? encodeStreamRecords(RecordType.Params, requestId, body) : [];
+  parts.push(encodeHeader(RecordType.Params, requestId, 0, 0));
+  return parts;
+}
+
+function lengthSize(byteLength: number): number {
+  if (byteLength > NV_MAX_LEN) {
+    throw new FastCgiProtocolError(`name-value length ${byteLength} exceeds the 31-bit FastCGI limit`);
+  }
+  return byteLength < NV_SHORT_LEN_LIMIT ? NV_SHORT_LEN_SIZE : NV_LONG_LEN_SIZE;
+}
+
+function writeLength(buf: Buffer, pos: number, byteLength: number): number {
+  if (byteLength < NV_SHORT_LEN_LIMIT) {
+    buf[pos] = byteLength;
+    return pos + NV_SHORT_LEN_SIZE;
+  }
+  buf.writeUInt32BE((byteLength | NV_LONG_LEN_FLAG) >>> 0, pos);
+  return pos + NV_LONG_LEN_SIZE;
+}
+
+/** FastCGI name-value pairs; lengths are UTF-8 byte counts. One allocation for the whole block. */
+export function encodeNameValuePairs(pairs: Iterable<readonly [string, string]>): Buffer {
+  // Materialise once: `pairs` may be a one-shot iterator and we need two passes (size, then write).
+  const strings: string[] = [];
+  const lengths: number[] = [];
+  let total = 0;
+  for (const [name, value] of pairs) {
+    const nameLen = Buffer.byteLength(name, 'utf8');
+    const valueLen = Buffer.byteLength(value, 'utf8');
+    total += lengthSize(nameLen) + lengthSize(valueLen) + nameLen + valueLen;
+    strings.push(name, value);
+    lengths.push(nameLen, valueLen);
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (let i = 0; i < strings.length; i += 2) {
+    pos = writeLength(buf, pos, lengths[i]!);
+    pos = writeLength(buf, pos, lengths[i + 1]!);
+    pos += buf.write(strings[i]!, pos, 'utf8');
+    pos += buf.write(strings[i + 1]!, pos, 'utf8');
+  }
+  return buf;
+}
+
+/** Inverse of encodeNameValuePairs. Throws FastCgiProtocolError when a length or body runs past the end. */
+export function decodeNameValuePairs(buf: Buffer): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const nameLen = readLength(buf, pos);
+    pos += lengthFieldSize(buf[pos]!);
+    const valueLen = readLength(buf, pos);
+    pos += lengthFieldSize(buf[pos]!);
+    const nameEnd = pos + nameLen;
+    const valueEnd = nameEnd + valueLen;
+    if (valueEnd > buf.length) {
+      throw new FastCgiProtocolError(`name-value pair at byte ${pos} is truncated: needs ${nameLen + valueLen} bytes, ${buf.length - pos} left`);
+    }
+    out.push([buf.toString('utf8', pos, nameEnd), buf.toString('utf8', nameEnd, valueEnd)]);
+    pos = valueEnd;
+  }
+  return out;
+}
+
+/** The high bit of a length's first byte says whether it is the 1- or 4-byte form. */
+function lengthFieldSize(firstByte: number): number {
+  return firstByte < NV_SHORT_LEN_LIMIT ? NV_SHORT_LEN_SIZE : NV_LONG_LEN_SIZE;
+}
+
+/** Reads the 1- or 4-byte length at `pos`, checking it is all there. */
+function readLength(buf: Buffer, pos: number): number {
+  if (pos >= buf.length) throw new FastCgiProtocolError(`name-value length missing at byte ${pos}`);
+  const first = buf[pos]!;
+  if (first < NV_SHORT_LEN_LIMIT) return first;
+  if (pos + NV_LONG_LEN_SIZE > buf.length) throw new FastCgiProtocolError(`name-value length truncated at byte ${pos}`);
+  return buf.readUInt32BE(pos) & NV_MAX_LEN;
+}

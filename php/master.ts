@@ -1,0 +1,214 @@
+/**
+ * One php-cgi master per pool: `php-cgi -b SOCKET` with PHP_FCGI_CHILDREN children that share opcache and
+ * APCu (as php-fpm's children do). The master only forks and reaps; it replaces a child that exits at once.
+ * If the master itself dies, this restarts it with backoff on a fresh socket.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ErrorCode, PhpgateError } from '../config/errors.js';
+import type { Logger } from './logger.js';
+
+export interface MasterOptions {
+  readonly poolName: string;
+  readonly binary: string;
+  readonly children: number;
+  readonly ini: Readonly<Record<string, string>>;
+  readonly env: Readonly<Record<string, string>>;
+  readonly socketDir: string;
+  readonly log: Logger;
+}
+
+export interface MasterListener {
+  /** A master is listening on `socketPath`; workers may connect. */
+  onMasterReady(socketPath: string): void;
+  /** The master died; its children were killed with it. A new one is being started. */
+  onMasterDown(reason: string): void;
+}
+
+const BACKOFF_START_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** A master that ran this long before dying was healthy: restart it without a long wait. */
+const HEALTHY_RUN_MS = 10_000;
+const SOCKET_WAIT_MS = 10_000;
+const STOP_GRACE_MS = 3_000;
+
+let generation = 0;
+
+export class Master {
+  readonly #o: MasterOptions;
+  readonly #listener: MasterListener;
+  #proc: ChildProcess | null = null;
+  #socketPath = '';
+  #stopping = false;
+  #backoff = BACKOFF_START_MS;
+  #startedAt = 0;
+  #restartTimer: NodeJS.Timeout | null = null;
+  #consecutiveFailures = 0;
+
+  constructor(options: MasterOptions, listener: MasterListener) {
+    this.#o = options;
+    this.#listener = listener;
+  }
+
+  get pid(): number | null {
+    return this.#proc?.pid ?? null;
+  }
+
+  get socketPath(): string {
+    return this.#socketPath;
+  }
+
+  /** Pids of the master's current children, read from /proc (the kernel's own list). */
+  childPids(): number[] {
+    const pid = this.pid;
+    if (pid === null) return [];
+    try {
+      const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+      return text === '' ? [] : text.split(/\s+/).map(Number);
+    } catch (err) {
+      this.#o.log.debug({ err, pool: this.#o.poolName }, 'could not read the master\'s children list');
+      return [];
+    }
+  }
+
+  /** Starts the first master and resolves once its socket is listening; rejects if php-cgi can't run at all. */
+  async start(): Promise<void> {
+    fs.mkdirSync(this.#o.socketDir, { recursive: true, mode: 0o700 });
+    await this.#spawn();
+  }
+
+  #spawn(): Promise<void> {
+    const o = this.#o;
+    const socketPath = path.join(o.socketDir, `${o.poolName}-${process.pid}-${++generation}.sock`);
+    fs.rmSync(socketPath, { force: true });
+    const args = ['-b', socketPath];
+    for (const [k, v] of Object.entries(o.ini)) args.push('-d', `${k}=${v}`);
+    // clear_env = yes, as php-fpm: php-cgi copies its own environment into $_SERVER, so the gateway's must not
+    // leak there. Only the two variables that make it a pre-forking master, and php.env, are passed.
+    const env: Record<string, string> = {
+      ...o.env,
+      PHP_FCGI_CHILDREN: String(o.children),
+      // Without this every child exits after 500 requests; recycling is the gateway's decision.
+      PHP_FCGI_MAX_REQUESTS: '0',
+    };
+    const proc = spawn(o.binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#proc = proc;
+    this.#socketPath = socketPath;
+    this.#startedAt = Date.now();
+    const logLine = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim() !== '') o.log.warn({ pool: o.poolName, pid: proc.pid }, `php-cgi: ${line.trim()}`);
+      }
+    };
+    proc.stdout!.on('data', logLine);
+    proc.stderr!.on('data', logLine);
+
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (err: PhpgateError | null): void => {
+        if (settled) return;
+        settled = true;
+        if (err === null) resolve();
+        else reject(err);
+      };
+      proc.once('error', (err: NodeJS.ErrnoException) => {
+        const e = err.code === 'ENOENT'
+          ? new PhpgateError(ErrorCode.PhpBinaryMissing,
+            `php-cgi not found (php.binary: "${o.binary}"). Install it: apt-get install -y php-cgi`, { cause: err })
+          : new PhpgateError(ErrorCode.UpstreamConnect, `could not start ${o.binary}: ${err.message}`, { cause: err });
+        settle(e);
+        // 'exit' may not follow a spawn error; make sure no restart loop spins on a missing binary.
+        this.#stopping = true;
+      });
+      proc.once('exit', (code, signal) => {
+        this.#onExit(proc, socketPath, code, signal);
+        settle(new PhpgateError(ErrorCode.UpstreamConnect,
+          `php-cgi for pool "${o.poolName}" exited at start (${signal ?? `code ${code}`})`));
+      });
+      void waitForSocket(socketPath, SOCKET_WAIT_MS, () => settled).then((ok) => {
+        if (settled) return;
+        if (!ok) {
+          settle(new PhpgateError(ErrorCode.UpstreamConnect,
+            `php-cgi for pool "${o.poolName}" did not open ${socketPath} within ${SOCKET_WAIT_MS} ms`));
+          return;
+        }
+        settle(null);
+        this.#listener.onMasterReady(socketPath);
+      });
+    });
+  }
+
+  #onExit(proc: ChildProcess, socketPath: string, code: number | null, signal: NodeJS.Signals | null): void {
+    const o = this.#o;
+    // Orphaned children keep the listening socket and our connections; kill the whole group the master made
+    // (php-cgi calls setsid(), so its pid is the group id and the group holds only its children).
+    killGroup(proc.pid);
+    fs.rmSync(socketPath, { force: true });
+    if (this.#proc !== proc) return;
+    this.#proc = null;
+    if (this.#stopping) return;
+    const ran = Date.now() - this.#startedAt;
+    if (ran >= HEALTHY_RUN_MS) {
+      this.#backoff = BACKOFF_START_MS;
+      this.#consecutiveFailures = 0;
+    }
+    this.#consecutiveFailures++;
+    const reason = signal ?? `exit code ${code}`;
+    const level = this.#consecutiveFailures >= 3 ? 'error' : 'warn';
+    o.log[level]({ pool: o.poolName, pid: proc.pid, reason, restartInMs: this.#backoff, failures: this.#consecutiveFailures },
+      this.#consecutiveFailures >= 3
+        ? `php-cgi master for pool "${o.poolName}" keeps dying (${reason}); check php.ini, extensions and the log above`
+        : `php-cgi master for pool "${o.poolName}" died (${reason}); restarting`);
+    this.#listener.onMasterDown(String(reason));
+    const delay = this.#backoff;
+    this.#backoff = Math.min(this.#backoff * 2, BACKOFF_MAX_MS);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = null;
+      this.#spawn().catch((err: unknown) => {
+        o.log.error({ err, pool: o.poolName }, 'php-cgi master restart failed');
+      });
+    }, delay);
+  }
+
+  /** Consecutive failed starts since the last healthy run: health reporting uses it. */
+  get consecutiveFailures(): number {
+    return this.#consecutiveFailures;
+  }
+
+  /** SIGTERM the master (php-cgi then terminates its whole group), SIGKILL the group after a grace. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.#restartTimer !== null) clearTimeout(this.#restartTimer);
+    const proc = this.#proc;
+    if (proc === null || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => killGroup(proc.pid), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch (err) {
+    // ESRCH: the group is already empty — the usual case after a clean stop.
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+async function waitForSocket(p: string, timeoutMs: number, abandoned: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 5; Date.now() < deadline && !abandoned(); delay = Math.min(delay * 2, 100)) {
+    try {
+      if (fs.statSync(p).isSocket()) return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+  return false;
+}

@@ -1,0 +1,111 @@
+/**
+ * CGI response header parsing (RFC 3875 §6): the header block PHP writes before its body.
+ * Incremental: STDOUT arrives in arbitrary chunks and the blank line may straddle two of them.
+ */
+import { ErrorCode, UpstreamError } from '../config/errors.js';
+
+export interface CgiHead {
+  readonly status: number;
+  /** The reason PHP gave after the code (`Status: 299 Custom`), or '' to use the standard one. */
+  readonly reason: string;
+  /** Alternating names and values, repeats kept apart (several Set-Cookie stay several). */
+  readonly headers: string[];
+  /** `X-Accel-Buffering: no`: every chunk must reach the client at once, never held for compression. */
+  readonly noBuffering: boolean;
+}
+
+/**
+ * Headers nginx's fastcgi module never passes to the client (fastcgi_hide_header defaults): `Status` is CGI's
+ * own, and X-Accel-* are instructions to the proxy, which may carry internal paths.
+ */
+function isHidden(lower: string): boolean {
+  return lower === 'status' || lower.startsWith('x-accel-');
+}
+
+const CR = 13;
+const LF = 10;
+
+export class CgiHeadParser {
+  readonly #limit: number;
+  #pending: Buffer | null = null;
+
+  constructor(limitBytes: number) {
+    this.#limit = limitBytes;
+  }
+
+  /**
+   * Feeds one STDOUT chunk. Returns null while the header block is incomplete; once complete returns the head
+   * and whatever body bytes followed it in the chunk. Throws UpstreamError when the block is too large or bad.
+   */
+  push(chunk: Buffer): { head: CgiHead; body: Buffer } | null {
+    const buf = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    // Resume the search a few bytes back so a terminator split across chunks is still found.
+    const from = this.#pending === null ? 0 : Math.max(0, this.#pending.length - 3);
+    const end = findHeaderEnd(buf, from);
+    if (end === null) {
+      if (buf.length > this.#limit) {
+        throw new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a header block over ${this.#limit} bytes`);
+      }
+      this.#pending = buf;
+      return null;
+    }
+    if (end.headerEnd > this.#limit) {
+      throw new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a header block over ${this.#limit} bytes`);
+    }
+    this.#pending = null;
+    return { head: parseHead(buf.toString('latin1', 0, end.headerEnd)), body: buf.subarray(end.bodyStart) };
+  }
+
+  /** STDOUT ended before the blank line: whatever came is the header block (php-cgi always ends it, but…). */
+  finish(): CgiHead {
+    const text = this.#pending === null ? '' : this.#pending.toString('latin1');
+    this.#pending = null;
+    return parseHead(text);
+  }
+}
+
+/** Finds the blank line ending the header block: CRLF CRLF or bare LF LF (both occur in the wild). */
+function findHeaderEnd(buf: Buffer, from: number): { headerEnd: number; bodyStart: number } | null {
+  for (let i = buf.indexOf(LF, from); i !== -1; i = buf.indexOf(LF, i + 1)) {
+    const next = buf[i + 1];
+    if (next === LF) return { headerEnd: i, bodyStart: i + 2 };
+    if (next === CR && buf[i + 2] === LF) return { headerEnd: i, bodyStart: i + 3 };
+    if (next === undefined || (next === CR && buf[i + 2] === undefined)) return null;
+  }
+  return null;
+}
+
+function parseHead(text: string): CgiHead {
+  const headers: string[] = [];
+  let status = 0;
+  let reason = '';
+  let hasLocation = false;
+  let noBuffering = false;
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
+    if (line === '') continue;
+    const colon = line.indexOf(':');
+    if (colon <= 0) {
+      throw new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
+    }
+    const name = line.slice(0, colon).trim();
+    const value = line.slice(colon + 1).trim();
+    const lower = name.toLowerCase();
+    if (lower === 'status') {
+      const m = /^(\d{3})(?:\s+(.*))?$/.exec(value);
+      if (m === null || Number(m[1]) < 100) {
+        throw new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent an invalid Status: ${JSON.stringify(value)}`);
+      }
+      status = Number(m[1]);
+      reason = m[2] ?? '';
+    } else if (lower === 'x-accel-buffering') {
+      noBuffering = value.toLowerCase() === 'no';
+    } else if (lower === 'location') {
+      hasLocation = true;
+    }
+    if (!isHidden(lower)) headers.push(name, value);
+  }
+  // CGI: a Location without a Status is a redirect. nginx answers it with 302, and so do we.
+  if (status === 0) status = hasLocation ? 302 : 200;
+  return { status, reason, headers, noBuffering };
+}

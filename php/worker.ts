@@ -1,0 +1,272 @@
+/**
+ * One php-cgi child, seen through the one keep-alive connection bound to it, and known by its pid (learned by
+ * the handshake). Supervises by pid: timeout kill, recycle after max_requests. Reconnects itself when the
+ * connection goes (the master forks a replacement child for the one that left).
+ */
+import { ErrorCode, UpstreamError, type PhpgateError } from '../config/errors.js';
+import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from './fastcgi/connection.js';
+import { handshake } from './handshake.js';
+import type { Logger } from './logger.js';
+
+export interface WorkerRequestHandler extends FcgiResponseHandler {
+  /** STDIN may be written again after writeStdin returned false. */
+  onStdinDrain(): void;
+}
+
+/** What the worker needs of its pool. */
+export interface WorkerHost {
+  readonly poolName: string;
+  readonly timeoutMs: number;
+  readonly maxRequests: number;
+  readonly handshakeScript: string;
+  readonly log: Logger;
+  /** The current master's socket, or null while no master is listening. */
+  socketPath(): string | null;
+  onWorkerIdle(w: Worker): void;
+  onWorkerLost(w: Worker): void;
+}
+
+export const WorkerState = {
+  Connecting: 'connecting',
+  Idle: 'idle',
+  Busy: 'busy',
+  Recycling: 'recycling',
+  Stopped: 'stopped',
+} as const;
+export type WorkerState = (typeof WorkerState)[keyof typeof WorkerState];
+
+const CONNECT_TIMEOUT_MS = 5_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const RECONNECT_MIN_MS = 20;
+const RECONNECT_MAX_MS = 2_000;
+/** SIGTERM first so PHP's shutdown functions may run; SIGKILL if the child is still there after this. */
+const KILL_GRACE_MS = 1_000;
+
+export class Worker implements FcgiResponseHandler, ConnectionOwner {
+  readonly id: number;
+  readonly #host: WorkerHost;
+  #state: WorkerState = WorkerState.Connecting;
+  #conn: FcgiConnection | null = null;
+  #pid = 0;
+  #requests = 0;
+  #request: WorkerRequestHandler | null = null;
+  #label = '';
+  #startedAt = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #reconnectDelay = RECONNECT_MIN_MS;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+
+  constructor(id: number, host: WorkerHost) {
+    this.id = id;
+    this.#host = host;
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+  get pid(): number {
+    return this.#pid;
+  }
+  get requests(): number {
+    return this.#requests;
+  }
+
+  /** Connects (or reconnects) and handshakes; on success the worker reports itself idle. */
+  connect(): void {
+    if (this.#state === WorkerState.Stopped || this.#conn !== null || this.#reconnectTimer !== null) return;
+    const socketPath = this.#host.socketPath();
+    if (socketPath === null) return; // the pool calls connect() again when a master is listening
+    this.#state = WorkerState.Connecting;
+    FcgiConnection.connect(socketPath, this, CONNECT_TIMEOUT_MS)
+      .then(async (conn) => {
+        if (this.#stopped()) {
+          conn.destroy();
+          return;
+        }
+        this.#conn = conn;
+        const pid = await handshake(conn, this.#host.handshakeScript, HANDSHAKE_TIMEOUT_MS);
+        // stop() destroyed it meanwhile, or it closed: onConnectionClose has taken over.
+        if (this.#conn !== conn || conn.closed) return;
+        this.#pid = pid;
+        this.#requests = 0;
+        this.#reconnectDelay = RECONNECT_MIN_MS;
+        this.#state = WorkerState.Idle;
+        this.#host.onWorkerIdle(this);
+      })
+      .catch((err: PhpgateError) => {
+        this.#host.log.debug({ err, pool: this.#host.poolName, worker: this.id }, 'worker connect failed; retrying');
+        const conn = this.#conn;
+        this.#conn = null;
+        conn?.destroy();
+        this.#scheduleReconnect();
+      });
+  }
+
+  /**
+   * Starts a request on this (idle) worker. The params go out at once; the caller streams STDIN with
+   * writeStdin/endStdin. `label` (script and URI) names the request in the logs.
+   */
+  run(params: Iterable<readonly [string, string]>, handler: WorkerRequestHandler, label: string): void {
+    const conn = this.#conn;
+    if (this.#state !== WorkerState.Idle || conn === null) throw new Error(`worker ${this.id} is not idle`);
+    this.#state = WorkerState.Busy;
+    this.#request = handler;
+    this.#label = label;
+    this.#startedAt = Date.now();
+    this.#requests++;
+    if (this.#host.timeoutMs > 0) this.#timer = setTimeout(this.#onTimeout, this.#host.timeoutMs);
+    conn.begin(params, this);
+  }
+
+  writeStdin(chunk: Buffer): boolean {
+    return this.#conn === null ? true : this.#conn.writeStdin(chunk);
+  }
+
+  endStdin(): void {
+    this.#conn?.endStdin();
+  }
+
+  resume(): void {
+    this.#conn?.resume();
+  }
+
+  /**
+   * The client went away mid-request. php-cgi ignores FCGI_ABORT_REQUEST. If the body was fully sent, the script
+   * runs on (as behind php-fpm, where it stops only at its next output with ignore_user_abort off) and its output
+   * is discarded; the timeout still bounds it. If the body was cut short, closing the connection makes PHP see the
+   * end of its input and give up; the child survives and we reconnect.
+   */
+  abort(): void {
+    if (this.#state !== WorkerState.Busy) return;
+    this.#request = null;
+    const conn = this.#conn;
+    if (conn === null) return;
+    if (conn.stdinOpen) {
+      this.#state = WorkerState.Recycling;
+      conn.destroy();
+    } else {
+      conn.resume();
+    }
+  }
+
+  stop(): void {
+    this.#state = WorkerState.Stopped;
+    this.#finishTimer();
+    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+    this.#conn?.destroy();
+  }
+
+  // FcgiResponseHandler: forwards to the current request, and keeps the books.
+  onStdout(chunk: Buffer): boolean {
+    return this.#request === null ? true : this.#request.onStdout(chunk);
+  }
+
+  onStderr(chunk: Buffer): void {
+    if (this.#request !== null) this.#request.onStderr(chunk);
+  }
+
+  onEnd(appStatus: number): void {
+    const req = this.#request;
+    this.#request = null;
+    this.#finishTimer();
+    if (this.#state === WorkerState.Busy) {
+      const max = this.#host.maxRequests;
+      if (max > 0 && this.#requests >= max) {
+        // Recycled while idle, so no request ever sees it: the connection closes and we reconnect.
+        this.#host.log.info({ pool: this.#host.poolName, pid: this.#pid, requests: this.#requests }, 'recycling worker after max_requests');
+        this.#state = WorkerState.Recycling;
+        this.#kill('SIGTERM');
+      } else if (this.#conn !== null && this.#conn.idle) {
+        this.#state = WorkerState.Idle;
+      }
+    }
+    if (req !== null) req.onEnd(appStatus);
+    // Reported after the request's own end, so the next request can't overtake this one's last writes.
+    if (this.#state === WorkerState.Idle) this.#host.onWorkerIdle(this);
+  }
+
+  onError(err: PhpgateError): void {
+    const req = this.#request;
+    this.#request = null;
+    this.#finishTimer();
+    if (req !== null) req.onError(err);
+  }
+
+  onConnectionDrain(): void {
+    if (this.#request !== null) this.#request.onStdinDrain();
+  }
+
+  onConnectionClose(conn: FcgiConnection): void {
+    if (this.#conn !== conn) return;
+    this.#conn = null;
+    const wasBusy = this.#state === WorkerState.Busy;
+    if (wasBusy) {
+      this.#host.log.warn({ pool: this.#host.poolName, pid: this.#pid, request: this.#label }, 'php-cgi child died mid-request');
+    }
+    if (this.#state !== WorkerState.Stopped) {
+      this.#state = WorkerState.Connecting;
+      this.#pid = 0;
+      this.#host.onWorkerLost(this);
+      this.#scheduleReconnect();
+    }
+  }
+
+  readonly #onTimeout = (): void => {
+    this.#timer = null;
+    const req = this.#request;
+    this.#request = null;
+    const elapsedMs = Date.now() - this.#startedAt;
+    this.#host.log.error({ pool: this.#host.poolName, pid: this.#pid, request: this.#label, elapsedMs },
+      `request exceeded timeout_ms (${this.#host.timeoutMs}); killing the worker`);
+    this.#state = WorkerState.Recycling;
+    this.#kill('SIGTERM');
+    if (req !== null) {
+      req.onError(new UpstreamError(ErrorCode.UpstreamTimeout, `PHP did not answer within ${this.#host.timeoutMs} ms`));
+    }
+  };
+
+  #finishTimer(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #kill(signal: NodeJS.Signals): void {
+    const pid = this.#pid;
+    const conn = this.#conn;
+    if (pid <= 0) {
+      conn?.destroy();
+      return;
+    }
+    signalPid(pid, signal);
+    if (signal !== 'SIGKILL') {
+      // The child may trap or ignore SIGTERM; a closed connection is our sign it is gone.
+      setTimeout(() => {
+        if (conn !== null && !conn.closed) signalPid(pid, 'SIGKILL');
+      }, KILL_GRACE_MS).unref();
+    }
+  }
+
+  #stopped(): boolean {
+    return this.#state === WorkerState.Stopped;
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#state === WorkerState.Stopped || this.#reconnectTimer !== null) return;
+    const delay = this.#reconnectDelay;
+    this.#reconnectDelay = Math.min(delay * 2, RECONNECT_MAX_MS);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.connect();
+    }, delay);
+  }
+}
+
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    // ESRCH: it already exited, which is what we wanted.
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}

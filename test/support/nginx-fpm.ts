@@ -1,0 +1,328 @@
+/**
+ * Test harness: the reference nginx + php-fpm stack (test/anchors/*.conf, the same recipe as
+ * /work/shared/anchors/start.sh) started over a docroot on a free loopback port, in a private temp dir.
+ *
+ * Only processes spawned here are ever signalled: each of nginx and php-fpm is spawned as the leader of its
+ * own new process group (detached), so the SIGKILL fallback can also reach its workers by group id.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, openSync, closeSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NginxFpm {
+  port: number;
+  runDir: string;
+  /** nginx error log (also gets what php-fpm relays from FastCGI stderr: "FastCGI sent in stderr: ..."). */
+  nginxErrorLog: string;
+  /** php-fpm's own log (catch_workers_output: what workers write to their fd 2). */
+  fpmLog: string;
+  stop(): Promise<void>;
+}
+
+const ANCHORS = fileURLToPath(new URL('../anchors/', import.meta.url));
+const READY_TIMEOUT_MS = 10_000;
+const KILL_GRACE_MS = 3_000;
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
+    if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+function findFpm(): string | undefined {
+  const found = onPath('php-fpm');
+  if (found) return found;
+  for (const dir of ['/usr/sbin', '/usr/local/sbin']) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    // php-fpm8.2, php-fpm8.3, ... : prefer the highest version.
+    const candidates = names
+      .filter((n) => /^php-fpm[\d.]*$/.test(n))
+      .sort((a, b) => b.localeCompare(a, 'en', { numeric: true }));
+    for (const n of candidates) if (isExecutable(path.join(dir, n))) return path.join(dir, n);
+  }
+  return undefined;
+}
+
+function findNginx(): string | undefined {
+  return onPath('nginx') ?? ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx'].find(isExecutable);
+}
+
+const NGINX_INCLUDES = ['/etc/nginx/mime.types', '/etc/nginx/fastcgi_params'];
+
+export function nginxFpmAvailable(): { ok: true } | { ok: false; reason: string } {
+  if (process.platform !== 'linux' && process.platform !== 'darwin') {
+    return { ok: false, reason: `nginx + php-fpm harness not supported on ${process.platform}` };
+  }
+  if (!findFpm()) return { ok: false, reason: 'php-fpm not found (PATH, /usr/sbin/php-fpm*)' };
+  if (!findNginx()) return { ok: false, reason: 'nginx not found (PATH, /usr/sbin/nginx)' };
+  const missing = NGINX_INCLUDES.filter((f) => !existsSync(f));
+  if (missing.length > 0) return { ok: false, reason: `nginx config includes missing: ${missing.join(', ')}` };
+  for (const f of ['nginx-php.conf', 'php-fpm.conf']) {
+    if (!existsSync(path.join(ANCHORS, f))) return { ok: false, reason: `anchor config missing: test/anchors/${f}` };
+  }
+  return { ok: true };
+}
+
+/**
+ * Replaces the DOCROOT / PORT / RUN placeholders in one pass (substituted values are never re-scanned);
+ * comment lines are left alone.
+ */
+function substitute(template: string, vars: Record<string, string>): string {
+  return template
+    .split('\n')
+    .map((line) => (/^\s*[#;]/.test(line) ? line : line.replace(/\b(DOCROOT|PORT|RUN)\b/g, (m) => vars[m] ?? m)))
+    .join('\n');
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('could not pick a free port'))));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function httpAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(true));
+      res.on('error', () => resolve(true));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+  done: boolean;
+}
+
+function launch(name: string, bin: string, args: string[], logFile: string): Proc {
+  const fd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(bin, args, { stdio: ['ignore', fd, fd], detached: true, env: process.env });
+  } finally {
+    closeSync(fd);
+  }
+  const proc: Proc = { name, child, done: false, exited: Promise.resolve() };
+  proc.exited = new Promise<void>((resolve) => {
+    const finish = () => {
+      proc.done = true;
+      resolve();
+    };
+    child.once('exit', finish);
+    child.once('error', finish); // spawn failure: 'exit' may never come
+  });
+  return proc;
+}
+
+function signalGroup(p: Proc, sig: NodeJS.Signals): void {
+  const pid = p.child.pid;
+  if (pid === undefined) return;
+  try {
+    // Negative pid: the process group this child leads (detached: true), i.e. the master and its workers.
+    process.kill(-pid, sig);
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+async function terminate(p: Proc): Promise<void> {
+  if (p.done || p.child.pid === undefined) return;
+  // TERM the master only: nginx (fast shutdown) and php-fpm stop their own workers.
+  try {
+    process.kill(p.child.pid, 'SIGTERM');
+  } catch {
+    /* already gone */
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    p.exited.then(() => false),
+    new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(true), KILL_GRACE_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (timedOut && !p.done) {
+    // Still not reaped, so the pid (and its group) is still ours: kill the master and its workers.
+    signalGroup(p, 'SIGKILL');
+    await p.exited;
+  }
+}
+
+async function tail(file: string, max = 4000): Promise<string> {
+  try {
+    const s = await readFile(file, 'utf8');
+    return s.length > max ? '...' + s.slice(-max) : s;
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, procs: Proc[], logs: string[]): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (await check()) return;
+    const dead = procs.find((p) => p.done);
+    if (dead || Date.now() > deadline) {
+      const why = dead ? `${dead.name} exited (code ${dead.child.exitCode}, signal ${dead.child.signalCode})` : 'timed out';
+      const details = (await Promise.all(logs.map(async (l) => `--- ${l}\n${await tail(l)}`))).join('\n');
+      throw new Error(`nginx+php-fpm: waiting for ${what}: ${why}\n${details}`);
+    }
+    await sleep(50);
+  }
+}
+
+// Children still running when the test process exits (a test forgot stop(), or threw) are killed by pid,
+// and their run dirs removed.
+const live = new Set<Proc>();
+const liveDirs = new Set<string>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const p of live) if (!p.done) signalGroup(p, 'SIGKILL');
+    for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+  });
+}
+
+export async function startNginxFpm(docroot: string, opts?: { workers?: number }): Promise<NginxFpm> {
+  const avail = nginxFpmAvailable();
+  if (!avail.ok) throw new Error(avail.reason);
+  const fpmBin = findFpm()!;
+  const nginxBin = findNginx()!;
+  if (!existsSync(docroot) || !statSync(docroot).isDirectory()) throw new Error(`docroot is not a directory: ${docroot}`);
+  const root = realpathSync(docroot);
+  if (/[\s;"'{}$\\]/.test(root)) throw new Error(`docroot path unsuitable for an nginx config: ${root}`);
+  const workers = opts?.workers ?? 4;
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
+
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'phpgate-nginx-'));
+  const nginxErrorLog = path.join(runDir, 'nginx-error.log');
+  const fpmLog = path.join(runDir, 'php-fpm.log');
+  const procs: Proc[] = [];
+  installExitHook();
+  liveDirs.add(runDir);
+
+  const stopAll = async () => {
+    // nginx first (it holds the FastCGI connections), then php-fpm.
+    for (const p of [...procs].reverse()) {
+      await terminate(p);
+      live.delete(p);
+    }
+  };
+
+  try {
+    await Promise.all(['body', 'fastcgi', 'proxy', 'uwsgi', 'scgi'].map((d) => mkdir(path.join(runDir, d))));
+
+    const fpmConf = path.join(runDir, 'php-fpm.conf');
+    const fpmTemplate = await readFile(path.join(ANCHORS, 'php-fpm.conf'), 'utf8');
+    await writeFile(
+      fpmConf,
+      substitute(fpmTemplate, { RUN: runDir }).replace(/^pm\.max_children\s*=.*$/m, `pm.max_children = ${workers}`),
+    );
+    const fpmArgs = [...(isRoot ? ['-R'] : []), '-F', '-y', fpmConf];
+    const fpm = launch('php-fpm', fpmBin, fpmArgs, path.join(runDir, 'php-fpm.stdout.log'));
+    procs.push(fpm);
+    live.add(fpm);
+    const sock = path.join(runDir, 'php-fpm.sock');
+    await waitFor(
+      'the php-fpm socket',
+      async () => {
+        try {
+          return (await stat(sock)).isSocket();
+        } catch {
+          return false;
+        }
+      },
+      [fpm],
+      [fpmLog, path.join(runDir, 'php-fpm.stdout.log')],
+    );
+
+    const nginxTemplate = await readFile(path.join(ANCHORS, 'nginx-php.conf'), 'utf8');
+    // A free port can be taken between picking and binding it: retry a few times on EADDRINUSE.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      let conf = substitute(nginxTemplate, { DOCROOT: root, PORT: String(port), RUN: runDir });
+      // Keep nginx's other temp dirs inside runDir too (it creates them at start-up; /var/lib/nginx may not be ours).
+      conf = conf.replace(/^(\s*)(proxy_temp_path .*)$/m, `$1$2\n$1uwsgi_temp_path ${runDir}/uwsgi;\n$1scgi_temp_path ${runDir}/scgi;`);
+      if (isRoot) conf = `user root;\n${conf}`;
+      const nginxConf = path.join(runDir, 'nginx.conf');
+      await writeFile(nginxConf, conf);
+      // -e: the start-up error log, before the config's error_log applies (else /var/log/nginx/error.log).
+      const nginx = launch('nginx', nginxBin, ['-c', nginxConf, '-p', runDir + '/', '-e', nginxErrorLog], path.join(runDir, 'nginx.stdout.log'));
+      procs.push(nginx);
+      live.add(nginx);
+      try {
+        await waitFor('nginx to answer HTTP', () => httpAnswers(port), [nginx, fpm], [nginxErrorLog, fpmLog]);
+      } catch (err) {
+        await terminate(nginx);
+        live.delete(nginx);
+        procs.pop();
+        const inUse = (await tail(nginxErrorLog)).includes('Address already in use');
+        if (inUse && attempt < 3) continue;
+        throw err;
+      }
+
+      let stopped: Promise<void> | undefined;
+      return {
+        port,
+        runDir,
+        nginxErrorLog,
+        fpmLog,
+        stop() {
+          stopped ??= (async () => {
+            await stopAll();
+            await rm(runDir, { recursive: true, force: true });
+            liveDirs.delete(runDir);
+          })();
+          return stopped;
+        },
+      };
+    }
+  } catch (err) {
+    await stopAll();
+    await rm(runDir, { recursive: true, force: true });
+    liveDirs.delete(runDir);
+    throw err;
+  }
+}
+
