@@ -117,8 +117,8 @@ export class Router {
     let current = uriPath;
     let args = query;
     for (let redirects = 0; redirects <= MAX_INTERNAL_REDIRECTS; redirects++) {
-      if (PHP_LOCATION.test(current)) return this.#php(current, args);
-      const next = this.#tryFilesLocation(current, args);
+      if (PHP_LOCATION.test(current)) return this.#php(current, args, uriPath);
+      const next = this.#tryFilesLocation(current, args, uriPath);
       if (next.kind !== 'internal') return next.route;
       current = next.path;
       args = next.query;
@@ -127,7 +127,8 @@ export class Router {
   }
 
   /** `location ~ [^/]\.php(/|$)` with `try_files $fastcgi_script_name =404`. */
-  #php(uriPath: string, args: string): Route {
+  /** `requestPath` (the URI the client asked for) picks the pool: a front controller serves every URL. */
+  #php(uriPath: string, args: string, requestPath: string): Route {
     const m = SPLIT_PATH_INFO.exec(uriPath);
     const scriptName = m === null ? uriPath : m[1]!;
     const pathInfo = m === null ? '' : m[2]!;
@@ -135,10 +136,10 @@ export class Router {
     // Only an existing regular file whose own name ends in .php ever runs: /uploads/x.jpg/y.php splits to
     // nothing (no ".php/" in it), so x.jpg is never handed to PHP (php-cgi has no security.limit_extensions).
     if (!isFile(file)) return { kind: RouteKind.Error, status: 404, why: 'no such script' };
-    return { kind: RouteKind.Php, pool: this.poolFor(scriptName), scriptName, pathInfo, scriptFilename: file, queryString: args };
+    return { kind: RouteKind.Php, pool: this.poolFor(requestPath), scriptName, pathInfo, scriptFilename: file, queryString: args };
   }
 
-  #tryFilesLocation(uriPath: string, args: string): { kind: 'route'; route: Route } | { kind: 'internal'; path: string; query: string } {
+  #tryFilesLocation(uriPath: string, args: string, requestPath: string): { kind: 'route'; route: Route } | { kind: 'internal'; path: string; query: string } {
     for (const entry of this.#tryFiles) {
       switch (entry.kind) {
         case 'file': {
@@ -151,18 +152,18 @@ export class Router {
             if (!uriPath.endsWith('/')) {
               return { kind: 'route', route: { kind: RouteKind.Redirect, status: 301, location: uriPath + '/' + (args === '' ? '' : '?' + args) } };
             }
-            return { kind: 'route', route: this.#index_(uriPath, args) };
+            return { kind: 'route', route: this.#index_(uriPath, args, requestPath) };
           }
           if (!st.isFile()) break;
           // `$uri.php` (clean URLs) runs the script it found rather than sending its source as nginx would.
-          if (candidate.endsWith('.php')) return { kind: 'route', route: this.#php(candidate, args) };
+          if (candidate.endsWith('.php')) return { kind: 'route', route: this.#php(candidate, args, requestPath) };
           return { kind: 'route', route: { kind: RouteKind.Static, file: this.#fsPath(candidate), stat: st } };
         }
         case 'dir': {
           const dir = uriPath.endsWith('/') ? uriPath : uriPath + '/';
           const st = statOrNull(this.#fsPath(dir));
           if (st === null || !st.isDirectory()) break;
-          return { kind: 'route', route: this.#index_(dir, args) };
+          return { kind: 'route', route: this.#index_(dir, args, requestPath) };
         }
         case 'code':
           return { kind: 'route', route: { kind: RouteKind.Error, status: entry.status, why: 'try_files' } };
@@ -174,12 +175,12 @@ export class Router {
   }
 
   /** nginx's index module: the first index file that exists; none → 403 (no listings). */
-  #index_(dir: string, args: string): Route {
+  #index_(dir: string, args: string, requestPath: string): Route {
     for (const name of this.#index) {
       const uri = dir + name;
       const st = statOrNull(this.#fsPath(uri));
       if (st === null || !st.isFile()) continue;
-      if (PHP_LOCATION.test(uri)) return this.#php(uri, args);
+      if (PHP_LOCATION.test(uri)) return this.#php(uri, args, requestPath);
       return { kind: RouteKind.Static, file: this.#fsPath(uri), stat: st };
     }
     return { kind: RouteKind.Error, status: 403, why: 'directory index forbidden' };
