@@ -1,6 +1,6 @@
 /**
- * Every default, in one place. The values follow /work/shared/gateway.example.yaml except for the example's
- * sample lists (pools, rules, upstreams, cache_control, deny), which default to empty: nothing is routed, limited or cached
+ * Every default, in one place. The values follow gateway.example.yaml except for the example's sample lists
+ * (pools, rules, upstreams, cache_control, deny), which default to empty: nothing is routed, limited or cached
  * unless configured. Relative paths here are resolved against the config file's directory by loadConfig().
  */
 import os from 'node:os';

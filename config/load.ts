@@ -54,10 +54,8 @@ export function loadConfig({
 function inReadingOrder(issues: readonly ConfigIssue[]): ConfigIssue[] {
   const rank = (i: ConfigIssue): number =>
     i.line > 0 ? 0 : i.file.startsWith('env ') ? 2 : i.file.startsWith('--') ? 3 : 1;
-  return issues
-    .map((issue, order) => ({ issue, order }))
-    .sort((a, b) => rank(a.issue) - rank(b.issue) || a.issue.line - b.issue.line || a.issue.col - b.issue.col || a.order - b.order)
-    .map((x) => x.issue);
+  // Array.prototype.sort is stable, so issues at the same place keep the order they were found in.
+  return [...issues].sort((a, b) => rank(a) - rank(b) || a.line - b.line || a.col - b.col);
 }
 
 function readText(file: string): string {

@@ -34,15 +34,15 @@ export class ReadContext {
   readonly #where = new Map<string, Loc>();
   readonly #rejected = new Set<string>();
 
-  readonly #lines: LineCounter | undefined;
-  readonly #doc: Document | undefined;
+  readonly #lines: LineCounter;
+  readonly #doc: Document;
 
   constructor(
     readonly file: string,
     /** Schema path of a retired key → its new schema path, e.g. "php.workers" → "php.worker_count". */
     readonly renamed: Readonly<Record<string, string>>,
-    lines?: LineCounter,
-    doc?: Document,
+    lines: LineCounter,
+    doc: Document,
   ) {
     this.#lines = lines;
     this.#doc = doc;
@@ -51,6 +51,11 @@ export class ReadContext {
   report(path: string, loc: Loc, message: string): void {
     this.issues.push({ file: loc.file, line: loc.line, col: loc.col, message });
     this.#rejected.add(path);
+  }
+
+  /** Reports a problem with a value already read, at the place it came from. */
+  reportAt(path: string, message: string): void {
+    this.report(path, this.locate(path), message);
   }
 
   /** The value at `path` came from `loc` (a file position, or an env var / flag that replaced it). */
@@ -74,7 +79,6 @@ export class ReadContext {
 
   /** The place of a source offset. */
   at(offset: number): Loc {
-    if (this.#lines === undefined) return this.nowhere;
     const { line, col } = this.#lines.linePos(offset);
     return { file: this.file, line, col };
   }
@@ -88,7 +92,7 @@ export class ReadContext {
   }
 
   deref(x: unknown): Node | null {
-    if (isAlias(x)) return this.#doc === undefined ? null : (x.resolve(this.#doc) ?? null);
+    if (isAlias(x)) return x.resolve(this.#doc) ?? null;
     return isNode(x) ? x : null;
   }
 }
@@ -232,7 +236,9 @@ function requireKeys(
   const present = new Set(entries(node, at, cx).map((e) => newName(e.key, at, cx) ?? e.key));
   let ok = true;
   for (const key of required) {
-    if (!present.has(key)) cx.report(keyPath(at.path, key), at.loc, `${label(at.path)} is missing required key "${key}"`);
+    if (!present.has(key)) {
+      cx.report(keyPath(at.path, key), at.loc, `${label(at.path)} is missing required key "${key}"`);
+    }
     if (!Object.hasOwn(out, key)) ok = false;
   }
   return ok;

@@ -48,8 +48,9 @@ function checkExisting(path: string, file: string, kind: 'directory' | 'file', c
   const st = stat(file);
   const ok = typeof st === 'object' && (kind === 'directory' ? st.isDirectory() : st.isFile());
   if (ok) return;
-  const why = st === undefined ? 'does not exist' : typeof st === 'string' ? `cannot be read (${st})` : `is not a ${kind}`;
-  cx.report(path, cx.locate(path), `${path} must be an existing ${kind}; ${file} ${why}`);
+  const why =
+    st === undefined ? 'does not exist' : typeof st === 'string' ? `cannot be read (${st})` : `is not a ${kind}`;
+  cx.reportAt(path, `${path} must be an existing ${kind}; ${file} ${why}`);
 }
 
 function checkDocroot(docroot: string, cx: ReadContext): void {
@@ -77,14 +78,15 @@ function checkListeners({ server, admin }: GatewayConfig, cx: ReadContext): void
   if (server.redirect_http_port > 0 && !anyRejected(cx, 'server.redirect_http_port', 'server.port')) {
     const path = 'server.redirect_http_port';
     if (server.tls.cert === '') {
-      cx.report(path, cx.locate(path), `${path} needs server.tls (it redirects plain HTTP to https); use 0 without TLS`);
+      cx.reportAt(path, `${path} needs server.tls (it redirects plain HTTP to https); use 0 without TLS`);
     } else if (server.redirect_http_port === server.port) {
-      cx.report(path, cx.locate(path), `${path} must differ from server.port (${server.port})`);
+      cx.reportAt(path, `${path} must differ from server.port (${server.port})`);
     }
   }
   const sameHost = admin.host === server.host || WILDCARD_HOSTS.has(admin.host) || WILDCARD_HOSTS.has(server.host);
   if (admin.port > 0 && admin.port === server.port && sameHost && !anyRejected(cx, 'admin.port', 'server.port')) {
-    cx.report('admin.port', cx.locate('admin.port'), `admin.port must differ from server.port (${server.port}), or be 0 for no admin listener`);
+    const message = `admin.port must differ from server.port (${server.port}), or be 0 for no admin listener`;
+    cx.reportAt('admin.port', message);
   }
 }
 
@@ -96,10 +98,10 @@ function checkPoolNames(pools: readonly PoolConfig[], cx: ReadContext): void {
     const key = pool.name.toLowerCase();
     const first = firstByName.get(key);
     if (key === DEFAULT_POOL_NAME) {
-      cx.report(path, cx.locate(path), `${path} "${pool.name}" is reserved for the implicit pool built from php.*; choose another name`);
+      cx.reportAt(path, `${path} "${pool.name}" is reserved for the implicit pool built from php.*; pick another`);
     } else if (first !== undefined) {
       const at = ref(cx.locate(first), cx);
-      cx.report(path, cx.locate(path), `${path} "${pool.name}" is already the name of the pool at ${at}; pool names must be unique`);
+      cx.reportAt(path, `${path} "${pool.name}" is already the name of the pool at ${at}; pool names must be unique`);
     } else {
       firstByName.set(key, path);
     }
@@ -112,7 +114,9 @@ interface PlacedPattern {
 }
 
 function poolPatterns(pools: readonly PoolConfig[]): PlacedPattern[] {
-  return pools.flatMap((pool, i) => pool.patterns.map((pattern, j) => ({ pattern, path: `pools[${i}].patterns[${j}]` })));
+  return pools.flatMap((pool, i) =>
+    pool.patterns.map((pattern, j) => ({ pattern, path: `pools[${i}].patterns[${j}]` })),
+  );
 }
 
 /**
@@ -124,19 +128,22 @@ function checkReachable(patterns: readonly PlacedPattern[], cx: ReadContext): vo
   for (const p of patterns) {
     const blocker = earlier.find((e) => shadows(e, p.pattern));
     if (blocker !== undefined) {
-      cx.report(p.path, cx.locate(p.path), `${p.path} "${p.pattern}" can never match: ${reason(blocker, p.pattern, cx)}`);
+      cx.reportAt(p.path, `${p.path} "${p.pattern}" can never match: ${reason(blocker, p.pattern, cx)}`);
     }
     earlier.push({ ...p, matches: compilePattern(p.pattern) });
   }
 }
 
 function shadows(e: { pattern: string; matches: PathMatcher }, pattern: string): boolean {
-  return patternMatchesEverything(e.pattern) || e.pattern === pattern || (!hasWildcard(pattern) && e.matches(pattern));
+  if (patternMatchesEverything(e.pattern) || e.pattern === pattern) return true;
+  return !hasWildcard(pattern) && e.matches(pattern); // a literal path is decidable; two globs are not compared
 }
 
 function reason(blocker: PlacedPattern, pattern: string, cx: ReadContext): string {
   const at = `${blocker.path}, ${ref(cx.locate(blocker.path), cx)}`;
-  if (patternMatchesEverything(blocker.pattern)) return `the earlier catch-all "${blocker.pattern}" (${at}) takes every path first`;
+  if (patternMatchesEverything(blocker.pattern)) {
+    return `the earlier catch-all "${blocker.pattern}" (${at}) takes every path first`;
+  }
   if (blocker.pattern === pattern) return `it already appears earlier (${at})`;
   return `the earlier "${blocker.pattern}" (${at}) already matches it`;
 }

@@ -1,0 +1,149 @@
+/**
+ * The command line as a user meets it: --help, check, configuration errors with file:line:col and exit 2,
+ * a missing php-cgi, and the embedded default serving the bundled example site.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { request } from './support/gateway.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+// tsx by absolute URL: the example-site test runs from a directory outside the repo.
+const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'gateway/cli.ts')];
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cli[0]!, [...cli.slice(1), ...args], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-cli-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function writeConfig(name: string, text: string): string {
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+describe('phpgate command line', () => {
+  test('--help lists every flag and the check command', () => {
+    const r = run(['--help']);
+    assert.equal(r.status, 0);
+    for (const flag of ['--config', '--port', '--host', '--docroot', '--workers', '--help', '--version', 'check', 'PHPGATE_PORT', 'PHPGATE_DOCROOT', 'PHPGATE_WORKERS', 'PHPGATE_HOST']) {
+      assert.ok(r.stdout.includes(flag), `--help mentions ${flag}`);
+    }
+  });
+
+  test('check accepts a valid file and exits 0', () => {
+    fs.mkdirSync(path.join(tmp, 'public'), { recursive: true });
+    const file = writeConfig('good.yaml', 'php:\n  docroot: ./public\n  worker_count: 2\n');
+    const r = run(['check', '--config', file]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ok/);
+  });
+
+  test('a wrong config is refused with file:line:col and exit code 2', () => {
+    const file = writeConfig('bad.yaml', 'server:\n  port: 8080\nphp:\n  docroot: ./public\n  worker_cont: 2\n');
+    for (const args of [['check', '--config', file], ['--config', file]]) {
+      const r = run(args);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /bad\.yaml:5:3: .*worker_cont/);
+      assert.match(r.stderr, /worker_count/, 'names what is allowed');
+    }
+  });
+
+  test('a wrong type and a missing docroot are both reported with their positions', () => {
+    const file = writeConfig('bad2.yaml', 'server:\n  port: "eighty"\nphp:\n  docroot: ./nowhere\n');
+    const r = run(['check', '--config', file]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /bad2\.yaml:2:9: /);
+    assert.match(r.stderr, /bad2\.yaml:4:12: .*nowhere/);
+  });
+
+  test('an unknown flag is a usage error (exit 2)', () => {
+    const r = run(['--prot', '80']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--help/);
+  });
+
+  test('a missing php-cgi says how to install it and exits 1', async () => {
+    const r = run(['--port', String(await freePort())], { PHPGATE_PHP_BINARY: 'php-cgi-that-does-not-exist', PHPGATE_SOCKET_DIR: path.join(tmp, 'sock-missing') });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /apt-get install -y php-cgi/);
+  });
+});
+
+describe('embedded default: the bundled example site', () => {
+  let proc: ReturnType<typeof spawn>;
+  let base = '';
+  let output = '';
+  before(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    proc = spawn(cli[0]!, [...cli.slice(1), '--port', String(port), '--host', '127.0.0.1', '--workers', '2'], {
+      cwd: tmp, // not the repo: the example site must be found from the package itself
+      env: { ...process.env, PHPGATE_SOCKET_DIR: path.join(tmp, 'sock-example') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    const deadline = Date.now() + 20_000;
+    while (!output.includes('phpgate listening')) {
+      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`gateway did not start:\n${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  after(async () => {
+    if (proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  test('serves the page, the JSON endpoint, the form post and the upload', async () => {
+    const page = await request(base, '/');
+    assert.equal(page.status, 200);
+    assert.match(page.text, /phpgate/);
+    const api = await request(base, '/api.php?x=1');
+    assert.equal(api.status, 200);
+    assert.match(String(api.headers['content-type']), /application\/json/);
+    assert.deepEqual(JSON.parse(api.text).query, { x: '1' });
+    const form = await request(base, '/form.php', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'name=Ada+%3Cb%3E&message=hi' });
+    assert.equal(form.status, 200);
+    assert.ok(form.text.includes('Ada &lt;b&gt;'), 'posted value shown, escaped');
+    const boundary = 'phpgateboundary';
+    const upload = await request(base, '/upload.php', {
+      method: 'POST',
+      headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` },
+      body: `--${boundary}\r\nContent-Disposition: form-data; name="files[]"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\nhello upload\r\n--${boundary}--\r\n`,
+    });
+    assert.equal(upload.status, 200);
+    assert.ok(upload.text.includes('a.txt'));
+    const css = await request(base, '/style.css');
+    assert.equal(css.status, 200);
+    assert.match(String(css.headers['content-type']), /text\/css/);
+  });
+
+  test('SIGTERM stops the gateway and its php-cgi processes, exit code 0', async () => {
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+});
