@@ -113,6 +113,7 @@ async function main(): Promise<void> {
     await gateway.start();
   } catch (err) {
     if (err instanceof PhpgateError && err.code === ErrorCode.PhpBinaryMissing) fail(1, `phpgate: ${err.message}`);
+    if (err instanceof PhpgateError && err.code === ErrorCode.ConfigInvalid) fail(2, `phpgate: ${err.message}`);
     log.fatal({ err }, 'phpgate could not start');
     fail(1, `phpgate: could not start: ${(err as Error).message}`);
   }

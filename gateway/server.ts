@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ErrorCode, PhpgateError } from '../config/errors.js';
 import { patternMatchesEverything } from '../config/pattern.js';
 import type { GatewayConfig, PoolSettings } from '../config/types.js';
 import { writeHandshakeScript } from '../php/handshake.js';
@@ -39,6 +40,11 @@ export class Gateway {
 
   async start(): Promise<void> {
     const c = this.#config;
+    if (c.server.tls.cert !== '') {
+      // Serving plain HTTP where HTTPS was asked for would be worse than not starting.
+      throw new PhpgateError(ErrorCode.ConfigInvalid, `${c.source}: server.tls is not supported by this version of phpgate yet; remove it or terminate TLS in front`);
+    }
+    for (const what of notYetApplied(c)) this.#log.warn({ config: c.source }, `${what} is configured but not applied by this version yet`);
     const handshakeScript = writeHandshakeScript(c.php.socket_dir);
     // The default pool (php.*) exists unless the named pools already cover every path.
     const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
@@ -115,4 +121,17 @@ function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): R
   const basedir = ini['open_basedir'];
   if (basedir === undefined || basedir === '') return ini;
   return { ...ini, open_basedir: `${basedir}:${dir}` };
+}
+
+/** Configured sections whose features arrive in later releases: logged at start rather than silently ignored. */
+function notYetApplied(c: Readonly<GatewayConfig>): string[] {
+  const out: string[] = [];
+  if (c.server.trusted_proxies.length > 0) out.push('server.trusted_proxies');
+  if (c.server.redirect_http_port > 0) out.push('server.redirect_http_port');
+  if (c.static.cache_control.length > 0) out.push('static.cache_control');
+  if (c.static.deny.length > 0) out.push('static.deny');
+  if (c.rate_limit.rules.length > 0) out.push('rate_limit.rules');
+  if (c.cache.rules.length > 0) out.push('cache.rules');
+  if (c.upstreams.length > 0) out.push('upstreams');
+  return out;
 }
