@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { ErrorCode, UpstreamError, type PhpgateError } from '../../config/errors.js';
-import { Flags, RecordType, Role } from './constants.js';
+import { Flags, ProtocolStatus, RecordType, Role } from './constants.js';
 import { RecordDecoder, parseEndRequest, type RecordSink } from './decoder.js';
 import { encodeBeginRequest, encodeParams, encodeStreamRecords } from './record.js';
 
@@ -134,7 +134,12 @@ export class FcgiConnection implements RecordSink {
         if (content.length > 0) h.onStderr(content);
         return;
       case RecordType.EndRequest: {
-        const { appStatus } = parseEndRequest(content);
+        const { appStatus, protocolStatus } = parseEndRequest(content);
+        if (protocolStatus !== ProtocolStatus.RequestComplete) {
+          // CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE: the application refused the request; nothing it sent counts.
+          this.#fail(new UpstreamError(ErrorCode.UpstreamClosed, `PHP refused the request (FastCGI protocol status ${protocolStatus})`));
+          return;
+        }
         this.#handler = null;
         if (this.#stdinOpen) {
           // PHP finished before we sent all of STDIN: leftover STDIN records would be read as the next request.
