@@ -44,7 +44,7 @@ export function loadConfig({
   applyEnv(raw, env, cx);
   applyFlags(raw, overrides, cx);
   const dir = baseDir ?? (file === undefined ? process.cwd() : path.dirname(path.resolve(file)));
-  const config = build(raw, source, dir);
+  const config = build(raw, source, dir, env['PATH'] ?? '');
   checkConfig(config, cx);
   if (cx.issues.length > 0) throw new ConfigError(inReadingOrder(cx.issues));
   return deepFreeze(config);
@@ -79,12 +79,17 @@ function readYaml(source: string, text: string): { raw: RawConfig; cx: ReadConte
   return { raw: raw === INVALID ? {} : raw, cx };
 }
 
-function build(raw: RawConfig, source: string, baseDir: string): GatewayConfig {
+function build(raw: RawConfig, source: string, baseDir: string, searchPath: string): GatewayConfig {
   const fromBase = (p: string): string => (p === '' ? '' : path.resolve(baseDir, p));
   const server = withDefaults(DEFAULTS.server, raw.server);
   const php = withDefaults(DEFAULTS.php, raw.php);
   const logging = withDefaults(DEFAULTS.logging, raw.logging);
-  const resolvedPhp = { ...php, docroot: fromBase(php.docroot), socket_dir: fromBase(php.socket_dir) };
+  const resolvedPhp = {
+    ...php,
+    binary: findOnPath(php.binary, searchPath, baseDir),
+    docroot: fromBase(php.docroot),
+    socket_dir: fromBase(php.socket_dir),
+  };
   return {
     source,
     server: { ...server, tls: { cert: fromBase(server.tls.cert), key: fromBase(server.tls.key) } },
@@ -99,6 +104,25 @@ function build(raw: RawConfig, source: string, baseDir: string): GatewayConfig {
     upstreams: (raw.upstreams ?? []).map((u) => ({ ...UPSTREAM_DEFAULTS, ...u })),
     logging: { ...logging, file: fromBase(logging.file) },
   };
+}
+
+/**
+ * php-cgi runs with a clean environment (no PATH), so its binary is looked up here, on the gateway's PATH.
+ * Not found: left as given, and starting the pool reports it with the install hint.
+ */
+function findOnPath(binary: string, searchPath: string, baseDir: string): string {
+  if (binary.includes('/')) return path.resolve(baseDir, binary);
+  for (const dir of searchPath.split(path.delimiter)) {
+    if (dir === '') continue;
+    const candidate = path.join(dir, binary);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not in this directory (or not executable): keep looking
+    }
+  }
+  return binary;
 }
 
 /** A named pool takes what it leaves out from php.*; ini and env are merged, the pool's entries winning. */

@@ -702,3 +702,23 @@ describe('compileDenyPattern', () => {
     });
   }
 });
+
+describe('php.binary lookup', () => {
+  test('a bare name is resolved on the gateway PATH, since php-cgi itself runs without one', () => {
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin, { recursive: true });
+    fs.writeFileSync(path.join(bin, 'my-php-cgi'), '#!/bin/sh\n', { mode: 0o755 });
+    const c = load('php:\n  binary: my-php-cgi\n  docroot: ./public\n', { env: { PATH: `/nonexistent${path.delimiter}${bin}` } });
+    assert.equal(c.php.binary, path.join(bin, 'my-php-cgi'));
+  });
+
+  test('a name not on PATH is kept as given, for the start-up error to name it', () => {
+    const c = load('php:\n  binary: no-such-php-cgi\n  docroot: ./public\n', { env: { PATH: '/nonexistent' } });
+    assert.equal(c.php.binary, 'no-such-php-cgi');
+  });
+
+  test('a relative path is resolved against the config file directory', () => {
+    const c = load('php:\n  binary: ./bin/my-php-cgi\n  docroot: ./public\n');
+    assert.equal(c.php.binary, path.join(dir, 'bin', 'my-php-cgi'));
+  });
+});
