@@ -16,6 +16,8 @@ export const ErrorCode = {
   FcgiProtocol: 'PG_ERR_FCGI_PROTOCOL',
   BodyTooLarge: 'PG_ERR_BODY_TOO_LARGE',
   ClientAborted: 'PG_ERR_CLIENT_ABORTED',
+  ClientTimeout: 'PG_ERR_CLIENT_TIMEOUT',
+  BodySpool: 'PG_ERR_BODY_SPOOL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -58,9 +58,10 @@ export const EMPTY_BODY = new RequestBody(0, [], null);
 
 /**
  * Reads the whole body. Rejects with BodyTooLarge as soon as it passes `maxBytes` (the caller answers 413),
- * or with ClientAborted if the client goes away.
+ * ClientTimeout when the client sends nothing for `idleMs` (nginx's client_body_timeout: 408), BodySpool when
+ * the temp file cannot be written (500), or ClientAborted if the client goes away.
  */
-export function readBody(req: IncomingMessage, maxBytes: number, tmpDir: string = os.tmpdir()): Promise<RequestBody> {
+export function readBody(req: IncomingMessage, maxBytes: number, idleMs: number, tmpDir: string = os.tmpdir()): Promise<RequestBody> {
   return new Promise((resolve, reject) => {
     let memory: Buffer[] | null = [];
     let size = 0;
@@ -68,7 +69,12 @@ export function readBody(req: IncomingMessage, maxBytes: number, tmpDir: string 
     let writing: Promise<unknown> = Promise.resolve();
     let failed = false;
 
+    const idle = setTimeout(() => {
+      fail(new PhpgateError(ErrorCode.ClientTimeout, `client sent no body data for ${idleMs} ms`));
+    }, idleMs);
+
     const fail = (err: PhpgateError): void => {
+      clearTimeout(idle);
       if (failed) return;
       failed = true;
       req.removeListener('data', onData);
@@ -78,6 +84,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, tmpDir: string 
     };
 
     const onData = (chunk: Buffer): void => {
+      idle.refresh();
       size += chunk.length;
       if (size > maxBytes) {
         fail(new PhpgateError(ErrorCode.BodyTooLarge, `request body over ${maxBytes} bytes`));
@@ -94,7 +101,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, tmpDir: string 
           await fh.writev(pending);
           if (!failed) req.resume();
         });
-        writing.catch((err: unknown) => fail(new PhpgateError(ErrorCode.ClientAborted, `cannot spool request body: ${String(err)}`, { cause: err })));
+        writing.catch((err: unknown) => fail(new PhpgateError(ErrorCode.BodySpool, `cannot spool request body: ${String(err)}`, { cause: err })));
         return;
       }
       req.pause();
@@ -102,11 +109,12 @@ export function readBody(req: IncomingMessage, maxBytes: number, tmpDir: string 
         await file!.write(chunk);
         if (!failed) req.resume();
       });
-      writing.catch((err: unknown) => fail(new PhpgateError(ErrorCode.ClientAborted, `cannot spool request body: ${String(err)}`, { cause: err })));
+      writing.catch((err: unknown) => fail(new PhpgateError(ErrorCode.BodySpool, `cannot spool request body: ${String(err)}`, { cause: err })));
     };
 
     req.on('data', onData);
     req.once('end', () => {
+      clearTimeout(idle);
       if (failed) return;
       void writing.then(() => resolve(new RequestBody(size, memory, file)), () => undefined);
     });

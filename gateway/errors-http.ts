@@ -11,6 +11,10 @@ export function statusForError(code: ErrorCode): number {
       return 503;
     case ErrorCode.BodyTooLarge:
       return 413;
+    case ErrorCode.ClientTimeout:
+      return 408;
+    case ErrorCode.BodySpool:
+      return 500; // nginx, when it cannot write client_body_temp
     default:
       return 502;
   }

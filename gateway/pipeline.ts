@@ -18,6 +18,8 @@ export interface PipelineOptions {
   readonly router: Router;
   readonly pools: ReadonlyMap<string, Pool>;
   readonly maxBodyBytes: number;
+  /** Longest silence while a request body arrives (server.timeouts.body_ms). */
+  readonly bodyTimeoutMs: number;
   readonly serverName: string;
   readonly serverSoftware: string;
   readonly log: Logger;
@@ -53,12 +55,12 @@ export class Pipeline {
     }
   };
 
-  /** nginx makes the Location absolute from the Host the client used. */
+  /**
+   * A relative Location (RFC 9110 §10.2.2 allows it): nginx builds an absolute one from the Host header and its
+   * own listen port, which is wrong behind a load balancer and echoes an unchecked Host back to the client.
+   */
   #redirect(req: IncomingMessage, res: ServerResponse, location: string): void {
-    const host = req.headers.host ?? `${req.socket.localAddress}:${req.socket.localPort}`;
-    const scheme = isTls(req) ? 'https' : 'http';
-    res.writeHead(301, { Location: `${scheme}://${host}${location}`, 'Content-Type': 'text/html', 'Content-Length': 0 });
-    res.end();
+    sendError(req, res, 301, { Location: location });
   }
 
   #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute): void {
@@ -81,10 +83,11 @@ export class Pipeline {
       this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '');
       return;
     }
-    readBody(req, this.#o.maxBodyBytes).then(
+    readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
       (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length)),
       (err: PhpgateError) => {
         if (err.code === ErrorCode.ClientAborted) return; // nobody left to answer
+        // The rest of the body is unread: the connection can't carry another request.
         res.setHeader('Connection', 'close');
         sendError(req, res, statusForError(err.code));
       },

@@ -107,8 +107,9 @@ export class Router {
   /** `uriPath` is decoded and normalised (see uri.ts); `query` is the raw query string. */
   resolve(uriPath: string, query: string): Route {
     // Dotfiles and dot-directories (.env, .git/config, .htaccess) are never served or run, whatever try_files
-    // says; /.well-known/ is the one public exception (ACME, security.txt).
-    if (uriPath.indexOf('/.') !== -1 && !uriPath.startsWith('/.well-known/')) {
+    // says; the top-level /.well-known directory is the one public exception (ACME, security.txt). Only that
+    // segment is exempt: a dotfile below it (/.well-known/.htaccess) is still denied.
+    if (afterWellKnown(uriPath).indexOf('/.') !== -1) {
       return { kind: RouteKind.Error, status: 404, why: 'dotfile' };
     }
     // Backslashes are path separators to Windows-born PHP code and to some apps' own routers; refuse them
@@ -190,6 +191,15 @@ export class Router {
   #fsPath(uriPath: string): string {
     return path.join(this.#root, uriPath);
   }
+}
+
+const WELL_KNOWN = '/.well-known';
+
+/** The path with a leading /.well-known segment removed (that one dot-directory is public), else the path. */
+function afterWellKnown(uriPath: string): string {
+  if (!uriPath.startsWith(WELL_KNOWN)) return uriPath;
+  if (uriPath.length === WELL_KNOWN.length) return '';
+  return uriPath.charCodeAt(WELL_KNOWN.length) === 47 /* '/' */ ? uriPath.slice(WELL_KNOWN.length) : uriPath;
 }
 
 function substituteArgs(template: string, args: string): string {

@@ -72,6 +72,7 @@ export class Gateway {
       router,
       pools: this.#pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
+      bodyTimeoutMs: c.server.timeouts.body_ms,
       serverName: '',
       serverSoftware: `phpgate/${VERSION}`,
       log: this.#log,

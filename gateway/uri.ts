@@ -1,7 +1,7 @@
 /**
  * Request-target parsing and path normalisation, as nginx does it (ngx_http_parse_complex_uri): percent-decode,
- * merge slashes, resolve `.` and `..`. A path that climbs above the root, a NUL byte or bytes that are not
- * UTF-8 make the request invalid (400): the filesystem is never asked about them.
+ * merge slashes, resolve `.` and `..`. A path that climbs above the root, a malformed percent-escape, a NUL byte
+ * or bytes that are not UTF-8 make the request invalid (400): the filesystem is never asked about them.
  */
 
 export interface ParsedTarget {
@@ -16,6 +16,7 @@ export interface ParsedTarget {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Returns null when the target is invalid: the caller answers 400. */
 export function parseTarget(target: string): ParsedTarget | null {
@@ -41,13 +42,16 @@ export function parseTarget(target: string): ParsedTarget | null {
 }
 
 function decodePath(raw: string): string | null {
-  if (raw.indexOf('%') === -1) return raw.indexOf('\0') === -1 ? raw : null;
+  // Fast path: nothing to decode. Raw non-ASCII still needs the UTF-8 re-read below.
+  if (raw.indexOf('%') === -1 && !NON_ASCII.test(raw)) return raw.indexOf('\0') === -1 ? raw : null;
   const bytes = Buffer.from(raw, 'latin1');
   const out = Buffer.allocUnsafe(bytes.length);
   let n = 0;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i]!;
-    if (c === 37 /* % */ && i + 2 < bytes.length + 0 && isHex(bytes[i + 1]) && isHex(bytes[i + 2])) {
+    if (c === 37 /* % */) {
+      // nginx (ngx_http_parse_complex_uri) answers 400 to a '%' not followed by two hex digits: `/%zz`, `/a%2`.
+      if (!isHex(bytes[i + 1]) || !isHex(bytes[i + 2])) return null;
       out[n++] = parseInt(String.fromCharCode(bytes[i + 1]!, bytes[i + 2]!), 16);
       i += 2;
     } else {
