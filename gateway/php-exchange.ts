@@ -4,10 +4,10 @@
  * chunk; exactly one ending (response ended, or error answered / connection cut).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, type PhpgateError } from '../config/errors.js';
+import { ErrorCode, UpstreamError, type PhpgateError } from '../config/errors.js';
 import type { Logger } from '../php/logger.js';
 import type { Pool, PoolWaiter } from '../php/pool.js';
-import { CgiHeadParser } from '../php/response.js';
+import { CgiHeadParser, type CgiHead } from '../php/response.js';
 import type { Worker, WorkerRequestHandler } from '../php/worker.js';
 import type { RequestBody } from './body.js';
 import { sendError, statusForError } from './errors-http.js';
@@ -28,6 +28,11 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   #headSent = false;
   #done = false;
   #drainWaiter: (() => void) | null = null;
+  /** We paused reading from PHP until the client drains; whoever ends this exchange must undo it. */
+  #phpPaused = false;
+  /** Body bytes still owed under PHP's own Content-Length; null when PHP sent none (node frames the body). */
+  #remaining: number | null = null;
+  #overflowed = false;
 
   constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: Array<[string, string]>, body: RequestBody, label: string, log: Logger) {
     this.#req = req;
@@ -105,12 +110,28 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
         return true;
       }
       if (parsed === null) return true;
-      this.#writeHead(parsed.head.status, parsed.head.reason, parsed.head.headers);
+      if (!this.#writeHead(parsed.head)) return true;
       body = parsed.body;
       if (body.length === 0) return true;
     }
+    if (this.#remaining !== null) {
+      if (body.length > this.#remaining) {
+        // nginx: "upstream sent more data than specified in Content-Length"; it sends what was declared.
+        if (!this.#overflowed) {
+          this.#overflowed = true;
+          this.#log.warn({ pool: this.#pool.poolName, request: this.#label }, 'PHP sent more data than its Content-Length; the rest is dropped');
+        }
+        body = body.subarray(0, this.#remaining);
+      }
+      this.#remaining -= body.length;
+      if (body.length === 0) return true;
+    }
     if (this.#res.write(body)) return true;
-    this.#res.once('drain', this.#onClientDrain);
+    // Several records of one socket read may each find the client full: wait for one drain, not one per record.
+    if (!this.#phpPaused) {
+      this.#phpPaused = true;
+      this.#res.once('drain', this.#onClientDrain);
+    }
     return false;
   }
 
@@ -132,27 +153,61 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
         this.#fail(err as PhpgateError);
         return;
       }
-      this.#writeHead(head.status, head.reason, head.headers);
+      if (!this.#writeHead(head)) return;
     }
     this.#done = true;
-    this.#res.end();
+    this.#resumePhp();
+    if (this.#remaining !== null && this.#remaining > 0) {
+      // Fewer bytes than PHP declared: ending normally would leave a keep-alive client reading the next response
+      // as the rest of this one. Cut the connection, as nginx does ("upstream prematurely closed").
+      this.#log.error({ pool: this.#pool.poolName, request: this.#label, missing: this.#remaining }, 'PHP sent less data than its Content-Length');
+      const socket = this.#req.httpVersionMajor === 1 ? this.#res.socket : null;
+      if (socket === null) {
+        this.#res.destroy();
+      } else {
+        // What did come still reaches the client (destroy() would drop what is queued), then FIN.
+        this.#res.end();
+        socket.end();
+      }
+    } else {
+      this.#res.end();
+    }
     void this.#body.dispose();
   }
 
   onError(err: PhpgateError): void {
+    this.#resumePhp();
     if (this.#done) return;
     this.#log.error({ err, pool: this.#pool.poolName, request: this.#label }, 'PHP request failed');
     this.#fail(err);
   }
 
-  #writeHead(status: number, reason: string, headers: string[]): void {
+  /**
+   * Sends PHP's status and headers. Returns false (the exchange answered 502 instead) if node refuses them: a
+   * throw must never escape into the FastCGI decoder, which would take it for a broken connection to PHP.
+   */
+  #writeHead(head: CgiHead): boolean {
+    const res = this.#res;
+    try {
+      if (head.reason === '') res.writeHead(head.status, head.headers);
+      else res.writeHead(head.status, head.reason, head.headers);
+    } catch (cause) {
+      res.statusMessage = ''; // node keeps a reason set before it threw; the error page must not inherit it
+      const err = new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a response head node cannot send: ${String(cause)}`, { cause });
+      this.#log.error({ err, request: this.#label }, 'PHP sent an unusable header block');
+      this.#finishWithError(err);
+      return false;
+    }
     this.#headSent = true;
-    if (reason === '') this.#res.writeHead(status, headers);
-    else this.#res.writeHead(status, reason, headers);
+    const status = head.status;
+    const bodiless = this.#req.method === 'HEAD' || status === 204 || status === 304;
+    this.#remaining = bodiless ? null : head.contentLength;
+    return true;
   }
 
   /** Before any byte was sent: answer with the error's status. After: cut the connection (truncation shows). */
   #fail(err: PhpgateError): void {
+    this.#resumePhp();
     if (this.#headSent) {
       this.#done = true;
       this.#res.destroy(err);
@@ -171,8 +226,22 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   }
 
   readonly #onClientDrain = (): void => {
+    this.#phpPaused = false;
     this.#worker?.resume();
   };
+
+  /**
+   * The connection to PHP was paused for this exchange's client; once the exchange stops caring (ended, failed,
+   * client gone) it must read again: END_REQUEST often arrives in the same socket read as the last STDOUT, and the
+   * client's 'drain' never comes after the response ended, so a paused socket would stall the worker's next
+   * request, and a killed child's EOF would never be seen (the worker stuck recycling, the pool one short).
+   */
+  #resumePhp(): void {
+    if (!this.#phpPaused) return;
+    this.#phpPaused = false;
+    this.#res.removeListener('drain', this.#onClientDrain);
+    this.#worker?.resume();
+  }
 
   readonly #onClientClose = (): void => {
     if (this.#res.writableFinished) return;
@@ -180,6 +249,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     const wasDone = this.#done;
     this.#done = true;
     this.onStdinDrain(); // a body upload waiting on STDIN drain must not hang
+    this.#resumePhp();
     if (this.#worker === null) this.#pool.cancel(this);
     else if (!wasDone) this.#worker.abort();
     void this.#body.dispose();

@@ -100,9 +100,13 @@ function appendHeaderParams(params: CgiParams, raw: readonly string[], authority
   const first = params.length;
   let index: Map<string, number> | null = null;
   let hostSeen = false;
+  let pseudoAuthority: string | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.charCodeAt(0) === 58 /* ':' HTTP/2 pseudo-header */) continue;
+    if (name.charCodeAt(0) === 58 /* ':' HTTP/2 pseudo-header */) {
+      if (name === ':authority' && raw[i + 1] !== '') pseudoAuthority = raw[i + 1]!;
+      continue;
+    }
     const cgi = httpName(name);
     if (cgi === null) continue;
     let value = raw[i + 1]!;
@@ -120,5 +124,8 @@ function appendHeaderParams(params: CgiParams, raw: readonly string[], authority
       pair[1] = pair[1] + (cgi === 'HTTP_COOKIE' ? '; ' : ', ') + value;
     }
   }
-  if (authority !== null && !hostSeen) params.splice(first, 0, ['HTTP_HOST', authority]);
+  // HTTP/2 without a Host header: its :authority is the host (as nginx turns it into one), also when the front
+  // end did not copy it into `authority`; otherwise PHP would see no HTTP_HOST at all.
+  const host = authority ?? (hostSeen ? null : pseudoAuthority);
+  if (host !== null) params.splice(first, 0, ['HTTP_HOST', host]);
 }

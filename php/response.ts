@@ -2,6 +2,7 @@
  * CGI response header parsing (RFC 3875 §6): the header block PHP writes before its body.
  * Incremental: STDOUT arrives in arbitrary chunks and the blank line may straddle two of them.
  */
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { ErrorCode, UpstreamError } from '../config/errors.js';
 
 export interface CgiHead {
@@ -12,6 +13,12 @@ export interface CgiHead {
   readonly headers: string[];
   /** `X-Accel-Buffering: no`: every chunk must reach the client at once, never held for compression. */
   readonly noBuffering: boolean;
+  /**
+   * PHP's own Content-Length, or null. The body must be held to it (as nginx does): bytes past it are dropped,
+   * and a body that ends short must cut the connection, or a keep-alive client would read the next response
+   * as the rest of this one.
+   */
+  readonly contentLength: number | null;
 }
 
 /**
@@ -75,12 +82,17 @@ function findHeaderEnd(buf: Buffer, from: number): { headerEnd: number; bodyStar
   return null;
 }
 
+function bad(message: string): UpstreamError {
+  return new UpstreamError(ErrorCode.UpstreamHeaders, message);
+}
+
 function parseHead(text: string): CgiHead {
   const headers: string[] = [];
   let status = 0;
   let reason = '';
   let hasLocation = false;
   let noBuffering = false;
+  let contentLength: number | null = null;
   for (const rawLine of text.split('\n')) {
     const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
     if (line === '') continue;
@@ -93,19 +105,36 @@ function parseHead(text: string): CgiHead {
     const lower = name.toLowerCase();
     if (lower === 'status') {
       const m = /^(\d{3})(?:\s+(.*))?$/.exec(value);
-      if (m === null || Number(m[1]) < 100) {
-        throw new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent an invalid Status: ${JSON.stringify(value)}`);
-      }
+      // 1xx are interim answers: sent as the final one, the client keeps waiting for a response that never comes.
+      if (m === null || Number(m[1]) < 200) throw bad(`PHP sent an invalid Status: ${JSON.stringify(value)}`);
       status = Number(m[1]);
       reason = m[2] ?? '';
+      if (/[^\t\x20-\x7e\x80-\xff]/.test(reason)) throw bad(`PHP sent an invalid Status: ${JSON.stringify(value)}`);
     } else if (lower === 'x-accel-buffering') {
       noBuffering = value.toLowerCase() === 'no';
     } else if (lower === 'location') {
       hasLocation = true;
+    } else if (lower === 'content-length') {
+      // nginx (≥ 1.23) answers 502 to an invalid or duplicated Content-Length; two framings would desync clients.
+      if (!/^\d{1,15}$/.test(value)) throw bad(`PHP sent an invalid Content-Length: ${JSON.stringify(value.slice(0, 40))}`);
+      const n = Number(value);
+      if (contentLength !== null) {
+        if (n !== contentLength) throw bad(`PHP sent two Content-Length headers (${contentLength} and ${n})`);
+        continue; // the same value twice: one is enough
+      }
+      contentLength = n;
     }
-    if (!isHidden(lower)) headers.push(name, value);
+    if (isHidden(lower)) continue;
+    // What node would refuse to send (writeHead throws) is PHP's error, answered 502 like nginx's invalid header.
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch {
+      throw bad(`PHP sent a header node cannot send: ${JSON.stringify(line.slice(0, 80))}`);
+    }
+    headers.push(name, value);
   }
   // CGI: a Location without a Status is a redirect. nginx answers it with 302, and so do we.
   if (status === 0) status = hasLocation ? 302 : 200;
-  return { status, reason, headers, noBuffering };
+  return { status, reason, headers, noBuffering, contentLength };
 }

@@ -33,7 +33,7 @@ export async function startGateway(yamlText: string, opts: { docroot?: string } 
     },
   });
   const text = `${yamlText}\n`;
-  const loaded = loadConfig({ text, file: 'test.yaml', baseDir: tmp, env: {} , overrides: opts.docroot === undefined ? {} : { docroot: opts.docroot } });
+  const loaded = loadConfig({ text, file: 'test.yaml', baseDir: tmp, env: { PATH: process.env['PATH'] }, overrides: opts.docroot === undefined ? {} : { docroot: opts.docroot } });
   // Port 0 (any free port) and a private socket directory per gateway, so tests can run side by side.
   const config: Readonly<GatewayConfig> = {
     ...loaded,
