@@ -8,6 +8,7 @@ import { ErrorCode, PhpgateError } from '../config/errors.js';
 import { patternMatchesEverything } from '../config/pattern.js';
 import type { GatewayConfig, PoolSettings } from '../config/types.js';
 import { writeHandshakeScript } from '../php/handshake.js';
+import { reapStaleMasters } from '../php/master.js';
 import { Pool } from '../php/pool.js';
 import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
@@ -46,6 +47,7 @@ export class Gateway {
     }
     for (const what of notYetApplied(c)) this.#log.warn({ config: c.source }, `${what} is configured but not applied by this version yet`);
     const handshakeScript = writeHandshakeScript(c.php.socket_dir);
+    reapStaleMasters(c.php.socket_dir, this.#log);
     // The default pool (php.*) exists unless the named pools already cover every path.
     const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
     const specs: Array<{ name: string; settings: PoolSettings }> = c.pools.map((p) => ({ name: p.name, settings: p }));

@@ -95,6 +95,23 @@ export function buildCgiParams(r: CgiRequest, serverSoftware: string): CgiParams
   return params;
 }
 
+const NON_ASCII = /[\u0080-\u00ff]/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * node hands header values over one byte per character (latin1); the params are written as UTF-8. A value that
+ * is UTF-8 on the wire (`X-Name: café`, cookie values) is re-read as such, so PHP gets the bytes the client
+ * sent, as behind nginx. Bytes that are not UTF-8 stay as they are (and so reach PHP re-encoded; rare).
+ */
+function headerValue(v: string): string {
+  if (!NON_ASCII.test(v)) return v;
+  try {
+    return utf8.decode(Buffer.from(v, 'latin1'));
+  } catch {
+    return v; // not UTF-8: see above
+  }
+}
+
 /** Request headers as HTTP_*; repeated ones joined with ", " (cookies with "; "), as nginx ≥ 1.23 does. */
 function appendHeaderParams(params: CgiParams, raw: readonly string[], authority: string | null): void {
   const first = params.length;
@@ -109,7 +126,7 @@ function appendHeaderParams(params: CgiParams, raw: readonly string[], authority
     }
     const cgi = httpName(name);
     if (cgi === null) continue;
-    let value = raw[i + 1]!;
+    let value = headerValue(raw[i + 1]!);
     if (cgi === 'HTTP_HOST') {
       if (authority !== null) continue; // the target's authority wins (added below)
       hostSeen = true;

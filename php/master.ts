@@ -93,6 +93,8 @@ export class Master {
       PHP_FCGI_MAX_REQUESTS: '0',
     };
     const proc = spawn(o.binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Recorded beside the socket so a later gateway can stop this master if we die without stopping it.
+    if (proc.pid !== undefined) fs.writeFileSync(`${socketPath}.pid`, String(proc.pid), { mode: 0o600 });
     this.#proc = proc;
     this.#socketPath = socketPath;
     this.#startedAt = Date.now();
@@ -145,6 +147,7 @@ export class Master {
     // (php-cgi calls setsid(), so its pid is the group id and the group holds only its children).
     killGroup(proc.pid);
     fs.rmSync(socketPath, { force: true });
+    fs.rmSync(`${socketPath}.pid`, { force: true });
     if (this.#proc !== proc) return;
     this.#proc = null;
     if (this.#stopping) return;
@@ -187,6 +190,55 @@ export class Master {
     const timer = setTimeout(() => killGroup(proc.pid), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);
+  }
+}
+
+/**
+ * Stops php-cgi masters left behind by a gateway that died without stopping them (SIGKILL, OOM): their
+ * children would hold memory and sockets forever. Only masters whose gateway process is gone, and whose
+ * command line still names the recorded socket (so a reused pid is never hit), are killed.
+ */
+export function reapStaleMasters(socketDir: string, log: Logger): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(socketDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for (const name of names) {
+    const m = /^.+-(\d+)-\d+\.sock\.pid$/.exec(name);
+    if (m === null) continue;
+    const gatewayPid = Number(m[1]);
+    if (gatewayPid === process.pid || isAlive(gatewayPid)) continue;
+    const pidFile = path.join(socketDir, name);
+    const socketPath = pidFile.slice(0, -'.pid'.length);
+    const masterPid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+    if (Number.isInteger(masterPid) && masterPid > 0 && commandLine(masterPid).includes(socketPath)) {
+      log.warn({ masterPid, socketPath }, 'stopping a php-cgi master left behind by a gateway that is gone');
+      killGroup(masterPid);
+    }
+    fs.rmSync(pidFile, { force: true });
+    fs.rmSync(socketPath, { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
+}
+
+function commandLine(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch (err) {
+    // Gone already (ENOENT/ESRCH): nothing to stop.
+    void err;
+    return '';
   }
 }
 

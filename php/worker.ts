@@ -239,6 +239,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
       return;
     }
     signalPid(pid, signal);
+    // The child's death shows as the connection closing; a socket paused for a slow client would never see it.
+    conn?.resume();
     if (signal !== 'SIGKILL') {
       // The child may trap or ignore SIGTERM; a closed connection is our sign it is gone.
       setTimeout(() => {

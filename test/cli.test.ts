@@ -147,3 +147,54 @@ describe('embedded default: the bundled example site', () => {
     assert.equal(await exited, 0);
   });
 });
+
+describe('a gateway killed without stopping its pools', () => {
+  async function startCli(socketDir: string): Promise<{ proc: ReturnType<typeof spawn>; output: () => string }> {
+    const port = await freePort();
+    let output = '';
+    const proc = spawn(cli[0]!, [...cli.slice(1), '--port', String(port), '--host', '127.0.0.1', '--workers', '1'], {
+      cwd: tmp,
+      env: { ...process.env, PHPGATE_SOCKET_DIR: socketDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    const deadline = Date.now() + 20_000;
+    while (!output.includes('phpgate listening')) {
+      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`gateway did not start:\n${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { proc, output: () => output };
+  }
+
+  function running(pid: number): boolean {
+    try {
+      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  }
+
+  test('leaves php-cgi behind, and the next gateway on that socket dir stops it', async () => {
+    const socketDir = path.join(tmp, 'sock-stale');
+    const first = await startCli(socketDir);
+    const pidFile = fs.readdirSync(socketDir).find((n) => n.endsWith('.sock.pid'));
+    assert.ok(pidFile, 'the master pid is recorded beside its socket');
+    const masterPid = Number(fs.readFileSync(path.join(socketDir, pidFile), 'utf8'));
+    const exited = new Promise((r) => first.proc.once('exit', r));
+    first.proc.kill('SIGKILL');
+    await exited;
+    assert.ok(running(masterPid), 'SIGKILL gives the gateway no chance to stop its master');
+    const second = await startCli(socketDir);
+    try {
+      const deadline = Date.now() + 5000;
+      while (running(masterPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(running(masterPid), false, 'the stale master was stopped');
+      assert.match(second.output(), /left behind/);
+    } finally {
+      const done = new Promise((r) => second.proc.once('exit', r));
+      second.proc.kill('SIGTERM');
+      await done;
+    }
+  });
+});

@@ -141,6 +141,9 @@ export class FcgiConnection implements RecordSink {
           return;
         }
         this.#handler = null;
+        // A handler that paused us for a slow client has no reason to resume once its response is over; the
+        // connection must read again (the next answer, or PHP closing it) whatever the handler does.
+        this.#socket.resume();
         if (this.#stdinOpen) {
           // PHP finished before we sent all of STDIN: leftover STDIN records would be read as the next request.
           this.#stdinOpen = false;
