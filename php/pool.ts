@@ -42,6 +42,7 @@ export class Pool implements WorkerHost {
   readonly poolName: string;
   readonly timeoutMs: number;
   readonly maxRequests: number;
+  readonly workerCount: number;
   readonly handshakeScript: string;
   readonly log: Logger;
   readonly #settings: PoolSettings;
@@ -58,6 +59,7 @@ export class Pool implements WorkerHost {
     this.#settings = o.settings;
     this.timeoutMs = o.settings.timeout_ms;
     this.maxRequests = o.settings.max_requests;
+    this.workerCount = o.settings.worker_count;
     this.handshakeScript = o.handshakeScript;
     this.log = o.log;
     this.#master = new Master(

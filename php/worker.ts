@@ -3,6 +3,7 @@
  * the handshake). Supervises by pid: timeout kill, recycle after max_requests. Reconnects itself when the
  * connection goes (the master forks a replacement child for the one that left).
  */
+import fs from 'node:fs';
 import { ErrorCode, UpstreamError, type PhpgateError } from '../config/errors.js';
 import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from './fastcgi/connection.js';
 import { handshake } from './handshake.js';
@@ -18,10 +19,13 @@ export interface WorkerHost {
   readonly poolName: string;
   readonly timeoutMs: number;
   readonly maxRequests: number;
+  readonly workerCount: number;
   readonly handshakeScript: string;
   readonly log: Logger;
   /** The current master's socket, or null while no master is listening. */
   socketPath(): string | null;
+  /** The current master's pid: a child to SIGKILL must still be its child (never a reused pid). */
+  readonly masterPid: number | null;
   onWorkerIdle(w: Worker): void;
   onWorkerLost(w: Worker): void;
 }
@@ -49,6 +53,9 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   #conn: FcgiConnection | null = null;
   #pid = 0;
   #requests = 0;
+  /** Requests this child serves before it is recycled (0: never). */
+  #limit = 0;
+  #generation = 0;
   #request: WorkerRequestHandler | null = null;
   #label = '';
   #startedAt = 0;
@@ -89,6 +96,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
         if (this.#conn !== conn || conn.closed) return;
         this.#pid = pid;
         this.#requests = 0;
+        this.#limit = this.#recycleLimit();
+        this.#generation++;
         this.#reconnectDelay = RECONNECT_MIN_MS;
         this.#state = WorkerState.Idle;
         this.#host.onWorkerIdle(this);
@@ -171,12 +180,10 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#request = null;
     this.#finishTimer();
     if (this.#state === WorkerState.Busy) {
-      const max = this.#host.maxRequests;
-      if (max > 0 && this.#requests >= max) {
-        // Recycled while idle, so no request ever sees it: the connection closes and we reconnect.
+      if (this.#limit > 0 && this.#requests >= this.#limit) {
+        // Recycled while idle, so no request ever sees it.
         this.#host.log.info({ pool: this.#host.poolName, pid: this.#pid, requests: this.#requests }, 'recycling worker after max_requests');
-        this.#state = WorkerState.Recycling;
-        this.#kill('SIGTERM');
+        this.#retire();
       } else if (this.#conn !== null && this.#conn.idle) {
         this.#state = WorkerState.Idle;
       }
@@ -201,6 +208,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     if (this.#conn !== conn) return;
     this.#conn = null;
     const wasBusy = this.#state === WorkerState.Busy;
+    const wasRetired = this.#state === WorkerState.Recycling;
     if (wasBusy) {
       this.#host.log.warn({ pool: this.#host.poolName, pid: this.#pid, request: this.#label }, 'php-cgi child died mid-request');
     }
@@ -208,7 +216,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
       this.#state = WorkerState.Connecting;
       this.#pid = 0;
       this.#host.onWorkerLost(this);
-      this.#scheduleReconnect();
+      // A child we retired on purpose is replaced at once; an unexpected loss backs off.
+      this.#scheduleReconnect(wasRetired);
     }
   }
 
@@ -220,7 +229,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#host.log.error({ pool: this.#host.poolName, pid: this.#pid, request: this.#label, elapsedMs },
       `request exceeded timeout_ms (${this.#host.timeoutMs}); killing the worker`);
     this.#state = WorkerState.Recycling;
-    this.#kill('SIGTERM');
+    this.#kill();
     if (req !== null) {
       req.onError(new UpstreamError(ErrorCode.UpstreamTimeout, `PHP did not answer within ${this.#host.timeoutMs} ms`));
     }
@@ -231,36 +240,81 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#timer = null;
   }
 
-  #kill(signal: NodeJS.Signals): void {
+  /**
+   * Recycles an idle child. php-cgi's SIGTERM handler only sets a shutdown flag that the child reads when it goes
+   * back to accept(); closing our connection sends it there, so it exits at once and the master forks anew.
+   */
+  #retire(): void {
+    this.#state = WorkerState.Recycling;
+    const pid = this.#pid;
+    if (pid > 0) {
+      signalPid(pid, 'SIGTERM');
+      this.#killLater(pid);
+    }
+    this.#conn?.destroy();
+  }
+
+  /**
+   * Kills the child of a request past its timeout. A running script ignores SIGTERM (see #retire), so the SIGKILL
+   * after the grace is what ends it; the grace lets a child that traps SIGTERM (pcntl) finish its shutdown.
+   */
+  #kill(): void {
     const pid = this.#pid;
     const conn = this.#conn;
     if (pid <= 0) {
       conn?.destroy();
       return;
     }
-    signalPid(pid, signal);
+    signalPid(pid, 'SIGTERM');
     // The child's death shows as the connection closing; a socket paused for a slow client would never see it.
     conn?.resume();
-    if (signal !== 'SIGKILL') {
-      // The child may trap or ignore SIGTERM; a closed connection is our sign it is gone.
-      setTimeout(() => {
-        if (conn !== null && !conn.closed) signalPid(pid, 'SIGKILL');
-      }, KILL_GRACE_MS).unref();
-    }
+    this.#killLater(pid);
+  }
+
+  #killLater(pid: number): void {
+    setTimeout(() => {
+      const master = this.#host.masterPid;
+      if (master !== null && parentOf(pid) === master) signalPid(pid, 'SIGKILL');
+    }, KILL_GRACE_MS).unref();
+  }
+
+  /**
+   * max_requests for this child. The first children of a pool get staggered limits (from max down to max/2),
+   * so a pool under even load doesn't recycle every child in the same instant.
+   */
+  #recycleLimit(): number {
+    const max = this.#host.maxRequests;
+    if (max <= 0 || this.#generation > 0) return max;
+    return max - Math.floor((this.id * max) / (2 * this.#host.workerCount));
   }
 
   #stopped(): boolean {
     return this.#state === WorkerState.Stopped;
   }
 
-  #scheduleReconnect(): void {
+  #scheduleReconnect(immediately = false): void {
     if (this.#state === WorkerState.Stopped || this.#reconnectTimer !== null) return;
-    const delay = this.#reconnectDelay;
-    this.#reconnectDelay = Math.min(delay * 2, RECONNECT_MAX_MS);
+    let delay = 0;
+    if (!immediately) {
+      delay = this.#reconnectDelay;
+      this.#reconnectDelay = Math.min(delay * 2, RECONNECT_MAX_MS);
+    }
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
       this.connect();
     }, delay);
+  }
+}
+
+/** The parent pid from /proc, or 0 when the process is gone. */
+function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may itself contain spaces and parentheses: state, then ppid.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch (err) {
+    void err; // ENOENT: already gone
+    return 0;
   }
 }
 
