@@ -64,11 +64,9 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       return;
     }
     this.#worker = w;
-    w.run(this.#params, this, this.#label);
-    if (this.#body.length === 0) {
-      w.endStdin();
-      return;
-    }
+    const noBody = this.#body.length === 0;
+    w.run(this.#params, this, this.#label, noBody);
+    if (noBody) return;
     this.#body.pipeTo(this).then(
       () => w.endStdin(),
       (err: unknown) => this.#log.warn({ err, request: this.#label }, 'could not send the request body to PHP'),

@@ -62,7 +62,6 @@ export function handshake(conn: FcgiConnection, script: string, timeoutMs: numbe
         reject(err);
       },
     };
-    conn.begin(handshakeParams(script), handler);
-    conn.endStdin();
+    conn.begin(handshakeParams(script), handler, true);
   });
 }

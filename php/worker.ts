@@ -113,9 +113,9 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
 
   /**
    * Starts a request on this (idle) worker. The params go out at once; the caller streams STDIN with
-   * writeStdin/endStdin. `label` (script and URI) names the request in the logs.
+   * writeStdin/endStdin, unless `noBody`. `label` (script and URI) names the request in the logs.
    */
-  run(params: Iterable<readonly [string, string]>, handler: WorkerRequestHandler, label: string): void {
+  run(params: Iterable<readonly [string, string]>, handler: WorkerRequestHandler, label: string, noBody = false): void {
     const conn = this.#conn;
     if (this.#state !== WorkerState.Idle || conn === null) throw new Error(`worker ${this.id} is not idle`);
     this.#state = WorkerState.Busy;
@@ -124,7 +124,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#startedAt = Date.now();
     this.#requests++;
     if (this.#host.timeoutMs > 0) this.#timer = setTimeout(this.#onTimeout, this.#host.timeoutMs);
-    conn.begin(params, this);
+    conn.begin(params, this, noBody);
   }
 
   writeStdin(chunk: Buffer): boolean {
