@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { request } from './support/gateway.js';
+import { eventually, freePort, running } from './support/proc.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // tsx by absolute URL: the example-site test runs from a directory outside the repo.
@@ -19,17 +19,6 @@ const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join
 function run(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cli[0]!, [...cli.slice(1), ...args], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-cli-'));
@@ -89,33 +78,50 @@ describe('phpgate command line', () => {
   });
 });
 
-describe('embedded default: the bundled example site', () => {
-  let proc: ReturnType<typeof spawn>;
-  let base = '';
+interface CliGateway {
+  proc: ReturnType<typeof spawn>;
+  base: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Runs `phpgate` as a user would, from a directory outside the repo, and waits until it listens. */
+async function startCli(socketDir: string, workers: number): Promise<CliGateway> {
+  const port = await freePort();
   let output = '';
-  before(async () => {
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    proc = spawn(cli[0]!, [...cli.slice(1), '--port', String(port), '--host', '127.0.0.1', '--workers', '2'], {
-      cwd: tmp, // not the repo: the example site must be found from the package itself
-      env: { ...process.env, PHPGATE_SOCKET_DIR: path.join(tmp, 'sock-example') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    const deadline = Date.now() + 20_000;
-    while (!output.includes('phpgate listening')) {
-      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`gateway did not start:\n${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  const proc = spawn(cli[0]!, [...cli.slice(1), '--port', String(port), '--host', '127.0.0.1', '--workers', String(workers)], {
+    cwd: tmp, // not the repo: the example site must be found from the package itself
+    env: { ...process.env, PHPGATE_SOCKET_DIR: socketDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  after(async () => {
-    if (proc.exitCode === null) {
+  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const deadline = Date.now() + 20_000;
+  while (!output.includes('phpgate listening')) {
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`gateway did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    proc,
+    base: `http://127.0.0.1:${port}`,
+    output: () => output,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
       await exited;
-    }
+    },
+  };
+}
+
+describe('embedded default: the bundled example site', () => {
+  let gw: CliGateway;
+  let base = '';
+  before(async () => {
+    gw = await startCli(path.join(tmp, 'sock-example'), 2);
+    base = gw.base;
   });
+  after(() => gw.stop());
 
   test('serves the page, the JSON endpoint, the form post and the upload', async () => {
     const page = await request(base, '/');
@@ -142,42 +148,19 @@ describe('embedded default: the bundled example site', () => {
   });
 
   test('SIGTERM stops the gateway and its php-cgi processes, exit code 0', async () => {
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-    proc.kill('SIGTERM');
+    const pidFile = fs.readdirSync(path.join(tmp, 'sock-example')).find((n) => n.endsWith('.sock.pid'));
+    const masterPid = Number(fs.readFileSync(path.join(tmp, 'sock-example', pidFile!), 'utf8'));
+    const exited = new Promise<number | null>((r) => gw.proc.once('exit', (code) => r(code)));
+    gw.proc.kill('SIGTERM');
     assert.equal(await exited, 0);
+    assert.equal(running(masterPid), false, 'the php-cgi master was stopped with the gateway');
   });
 });
 
 describe('a gateway killed without stopping its pools', () => {
-  async function startCli(socketDir: string): Promise<{ proc: ReturnType<typeof spawn>; output: () => string }> {
-    const port = await freePort();
-    let output = '';
-    const proc = spawn(cli[0]!, [...cli.slice(1), '--port', String(port), '--host', '127.0.0.1', '--workers', '1'], {
-      cwd: tmp,
-      env: { ...process.env, PHPGATE_SOCKET_DIR: socketDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    const deadline = Date.now() + 20_000;
-    while (!output.includes('phpgate listening')) {
-      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`gateway did not start:\n${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return { proc, output: () => output };
-  }
-
-  function running(pid: number): boolean {
-    try {
-      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
-  }
-
   test('leaves php-cgi behind, and the next gateway on that socket dir stops it', async () => {
     const socketDir = path.join(tmp, 'sock-stale');
-    const first = await startCli(socketDir);
+    const first = await startCli(socketDir, 1);
     const pidFile = fs.readdirSync(socketDir).find((n) => n.endsWith('.sock.pid'));
     assert.ok(pidFile, 'the master pid is recorded beside its socket');
     const masterPid = Number(fs.readFileSync(path.join(socketDir, pidFile), 'utf8'));
@@ -185,16 +168,12 @@ describe('a gateway killed without stopping its pools', () => {
     first.proc.kill('SIGKILL');
     await exited;
     assert.ok(running(masterPid), 'SIGKILL gives the gateway no chance to stop its master');
-    const second = await startCli(socketDir);
+    const second = await startCli(socketDir, 1);
     try {
-      const deadline = Date.now() + 5000;
-      while (running(masterPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(running(masterPid), false, 'the stale master was stopped');
+      await eventually('the stale master stopped', () => !running(masterPid), 5000);
       assert.match(second.output(), /left behind/);
     } finally {
-      const done = new Promise((r) => second.proc.once('exit', r));
-      second.proc.kill('SIGTERM');
-      await done;
+      await second.stop();
     }
   });
 });

@@ -3,10 +3,10 @@
  * and masters that die, timeouts, recycling and queueing.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { request, startGateway, type RunningGateway } from './support/gateway.js';
+import { eventually, running } from './support/proc.js';
 
 const docroot = fileURLToPath(new URL('./fixtures/pools/', import.meta.url));
 
@@ -19,27 +19,9 @@ function workerPids(g: RunningGateway, pool: string): number[] {
   return g.gateway.pools.get(pool)!.stats().workers.map((w) => w.pid);
 }
 
-/** Polls until `cond` holds (bounded): supervision happens asynchronously. */
-async function eventually(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 function allIdle(g: RunningGateway, pool: string): boolean {
   const s = g.gateway.pools.get(pool)!.stats();
   return s.workers.every((w) => w.state === 'idle' && w.pid > 0);
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) Z/.test(stat); // a zombie has exited; only its parent's reaping is left
-  } catch {
-    return false;
-  }
 }
 
 describe('pools', () => {
@@ -115,7 +97,7 @@ pools:
     const oldChildren = workerPids(g, 'default');
     process.kill(oldMaster, 'SIGKILL');
     await eventually('a new master with handshaken workers', () => pool.masterPid !== null && pool.masterPid !== oldMaster && allIdle(g, 'default'));
-    for (const pid of oldChildren) assert.equal(alive(pid), false, `orphaned child ${pid} of the dead master was stopped`);
+    for (const pid of oldChildren) assert.equal(running(pid), false, `orphaned child ${pid} of the dead master was stopped`);
     const r = await getJson(g, '/sleep.php?ms=0');
     assert.equal(r.status, 200);
     assert.ok(workerPids(g, 'default').includes(r.body.pid));
@@ -133,7 +115,7 @@ pools:
     assert.equal(entry['pool'], 'default');
     assert.match(String(entry['request']), /sleep\.php/);
     const killed = Number(entry['pid']);
-    await eventually('killed child gone', () => !alive(killed));
+    await eventually('killed child gone', () => !running(killed));
     await eventually('replacement handshaken', () => allIdle(g, 'default') && !workerPids(g, 'default').includes(killed));
     assert.equal((await getJson(g, '/sleep.php?ms=0')).status, 200);
   });

@@ -23,30 +23,21 @@ export class RecordDecoder {
   private readonly sink: RecordSink;
   /** Holds a header only while it is split across chunks. */
   private readonly headerBuf: Buffer;
-  private headerFill: number;
-  private phase: number;
-  private type: number;
-  private requestId: number;
-  private contentLength: number;
-  private paddingLength: number;
+  // Every field initialised at its declaration, in one order, so all instances share one hidden class.
+  private headerFill = 0;
+  private phase = PHASE_HEADER;
+  private type = 0;
+  private requestId = 0;
+  private contentLength = 0;
+  private paddingLength = 0;
   /** The current record's content: a view of a chunk, or a buffer being filled across chunks. */
-  private content: Buffer;
-  private contentFill: number;
-  private paddingLeft: number;
+  private content: Buffer = EMPTY;
+  private contentFill = 0;
+  private paddingLeft = 0;
 
   constructor(sink: RecordSink) {
-    // Every field initialised here, in one order, so all instances share one hidden class.
     this.sink = sink;
     this.headerBuf = Buffer.alloc(HEADER_LEN);
-    this.headerFill = 0;
-    this.phase = PHASE_HEADER;
-    this.type = 0;
-    this.requestId = 0;
-    this.contentLength = 0;
-    this.paddingLength = 0;
-    this.content = EMPTY;
-    this.contentFill = 0;
-    this.paddingLeft = 0;
   }
 
   /**

@@ -9,10 +9,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, openSync, closeSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './proc.js';
 
 export interface NginxFpm {
   port: number;
@@ -92,19 +92,6 @@ function substitute(template: string, vars: Record<string, string>): string {
     .split('\n')
     .map((line) => (/^\s*[#;]/.test(line) ? line : line.replace(/\b(DOCROOT|PORT|RUN)\b/g, (m) => vars[m] ?? m)))
     .join('\n');
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('could not pick a free port'))));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
