@@ -47,6 +47,11 @@ describe('phpgate command line', () => {
     assert.match(r.stdout, /ok/);
   });
 
+  test('the repository\'s gateway.example.yaml (the full configuration contract) passes check', () => {
+    const r = run(['check', '--config', path.join(root, 'gateway.example.yaml')]);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
   test('a wrong config is refused with file:line:col and exit code 2', () => {
     const file = writeConfig('bad.yaml', 'server:\n  port: 8080\nphp:\n  docroot: ./public\n  worker_cont: 2\n');
     for (const args of [['check', '--config', file], ['--config', file]]) {
