@@ -146,6 +146,15 @@ export function describeValue(v: unknown): string {
 
 // Checks shared by the file schema and the env/flag overrides, so both accept exactly the same values.
 export const workerCount = int(1, 256);
+export const denyStatus = check<403 | 404>('403 or 404', (v) => (v === 403 || v === 404 ? v : INVALID));
+/** error_pages keys: the statuses the gateway answers itself. */
+export const errorPageStatus = check('one of "400", "403", "404", "405", "408", "413", "500", "502", "503", "504"', (v) =>
+  // YAML reads `404:` as a number; "404": as a string. Both mean the status.
+  (typeof v === 'number' || typeof v === 'string') && /^(400|403|404|405|408|413|500|502|503|504)$/.test(String(v)) ? String(v) : INVALID,
+);
+export const errorPageUri = check('a URI starting with / (a static file or a PHP script in the docroot)', (v) =>
+  typeof v === 'string' && v.startsWith('/') && !v.includes('..') ? v : INVALID,
+);
 export const maxBodyMb = numberAbove(0);
 /** Below this php-cgi cannot even boot a framework; recycling at a lower limit would loop. */
 export const memoryLimitMb = int(16);

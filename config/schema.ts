@@ -61,6 +61,11 @@ const staticFiles = obj({
   cache_control: list(obj({ pattern, value: scalar(C.nonEmptyString) }, ['pattern', 'value'])),
   precompressed: flag,
   deny: list(scalar(C.denyPattern)),
+  deny_status: scalar(C.denyStatus),
+  follow_symlinks: flag,
+  hot_cache_file_kb: scalar(C.int(0, 1024)),
+  hot_cache_mb: scalar(C.numberAtLeast(0)),
+  error_pages: stringMap(C.errorPageStatus, C.errorPageUri),
 });
 
 const rateLimit = obj({

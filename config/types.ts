@@ -70,7 +70,18 @@ export interface CacheControlRule {
 export interface StaticConfig {
   readonly cache_control: readonly CacheControlRule[];
   readonly precompressed: boolean;
+  /** Globs refused for every request (static or PHP); a glob without '/' matches the last path segment. */
   readonly deny: readonly string[];
+  /** What refused paths (deny, dotfiles, PHP source) answer: 404 hides that they exist, 403 says so. */
+  readonly deny_status: 403 | 404;
+  /** Serve symlinks that point outside the docroot (nginx disable_symlinks off). */
+  readonly follow_symlinks: boolean;
+  /** Files up to this size are kept in memory with their headers (0: no hot-file cache). */
+  readonly hot_cache_file_kb: number;
+  /** Bound on the hot-file cache's total bytes. */
+  readonly hot_cache_mb: number;
+  /** nginx error_page: status → URI of a static page or PHP script answering the gateway's own errors. */
+  readonly error_pages: Readonly<Record<string, string>>;
 }
 
 export interface HeadersConfig {

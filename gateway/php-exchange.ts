@@ -10,7 +10,9 @@ import type { Pool, PoolWaiter } from '../php/pool.js';
 import { CgiHeadParser, type CgiHead } from '../php/response.js';
 import type { Worker, WorkerRequestHandler } from '../php/worker.js';
 import type { RequestBody } from './body.js';
-import { sendError, statusForError } from './errors-http.js';
+import { statusForError } from './errors-http.js';
+import type { ErrorResponder } from './pipeline.js';
+import type { ParsedTarget } from './uri.js';
 
 /** nginx refuses more than 4 KiB (fastcgi_buffer_size) with 502; apps with big CSP or cookie headers need more. */
 export const MAX_CGI_HEAD_BYTES = 64 * 1024;
@@ -33,8 +35,15 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   /** Body bytes still owed under PHP's own Content-Length; null when PHP sent none (node frames the body). */
   #remaining: number | null = null;
   #overflowed = false;
+  /** An error page's status, sent instead of PHP's own (0: PHP's). */
+  readonly #forceStatus: number;
 
-  constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: Array<[string, string]>, body: RequestBody, label: string, log: Logger) {
+  readonly #errors: ErrorResponder;
+  /** For the error page of a failure (502/503/504); null when this exchange is itself an error page. */
+  readonly #target: ParsedTarget | null;
+
+  constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: Array<[string, string]>, body: RequestBody, label: string,
+    log: Logger, errors: ErrorResponder, target: ParsedTarget | null, forceStatus = 0) {
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
@@ -42,6 +51,9 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#body = body;
     this.#label = label;
     this.#log = log;
+    this.#forceStatus = forceStatus;
+    this.#errors = errors;
+    this.#target = target;
   }
 
   start(): void {
@@ -187,7 +199,8 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   #writeHead(head: CgiHead): boolean {
     const res = this.#res;
     try {
-      if (head.reason === '') res.writeHead(head.status, head.headers);
+      if (this.#forceStatus !== 0) res.writeHead(this.#forceStatus, head.headers);
+      else if (head.reason === '') res.writeHead(head.status, head.headers);
       else res.writeHead(head.status, head.reason, head.headers);
     } catch (cause) {
       res.statusMessage = ''; // node keeps a reason set before it threw; the error page must not inherit it
@@ -197,7 +210,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       return false;
     }
     this.#headSent = true;
-    const status = head.status;
+    const status = this.#forceStatus || head.status;
     const bodiless = this.#req.method === 'HEAD' || status === 204 || status === 304;
     this.#remaining = bodiless ? null : head.contentLength;
     return true;
@@ -219,7 +232,8 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     if (this.#done) return;
     this.#done = true;
     this.#headSent = true;
-    sendError(this.#req, this.#res, statusForError(err.code), err.code === ErrorCode.PoolSaturated ? { 'Retry-After': '1' } : undefined);
+    this.#errors.answerError(this.#req, this.#res, statusForError(err.code), this.#target,
+      err.code === ErrorCode.PoolSaturated ? { 'Retry-After': '1' } : undefined);
     void this.#body.dispose();
   }
 

@@ -2,7 +2,7 @@
  * A request's journey, top to bottom: parse the target → route → answer (error, redirect, static file, PHP).
  * Later stages (admin endpoints, rate limits, security headers, cache, compression) slot in here, in order.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { ErrorCode, type PhpgateError } from '../config/errors.js';
 import { buildCgiParams, type CgiRequest } from '../php/cgi-env.js';
 import type { Pool } from '../php/pool.js';
@@ -11,12 +11,15 @@ import { sendError, statusForError } from './errors-http.js';
 import type { Logger } from './log.js';
 import { PhpExchange } from './php-exchange.js';
 import { RouteKind, type PhpRoute, type Router } from './router.js';
-import { serveStatic } from './static.js';
+import type { StaticFiles } from './static.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 
 export interface PipelineOptions {
   readonly router: Router;
+  readonly static: StaticFiles;
   readonly pools: ReadonlyMap<string, Pool>;
+  /** nginx error_page: status → URI answering the gateway's own errors. */
+  readonly errorPages: ReadonlyMap<number, ParsedTarget>;
   readonly maxBodyBytes: number;
   /** Longest silence while a request body arrives (server.timeouts.body_ms). */
   readonly bodyTimeoutMs: number;
@@ -25,7 +28,13 @@ export interface PipelineOptions {
   readonly log: Logger;
 }
 
-export class Pipeline {
+/** Whoever answers the gateway's own errors (with the configured error pages). */
+export interface ErrorResponder {
+  /** `target` null: no error page (the request is itself an error page, or could not be parsed). */
+  answerError(req: IncomingMessage, res: ServerResponse, status: number, target: ParsedTarget | null, headers?: OutgoingHttpHeaders): void;
+}
+
+export class Pipeline implements ErrorResponder {
   readonly #o: PipelineOptions;
 
   constructor(o: PipelineOptions) {
@@ -35,25 +44,52 @@ export class Pipeline {
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const target = parseTarget(req.url ?? '');
     if (target === null) {
-      sendError(req, res, 400);
+      this.answerError(req, res, 400, null);
       return;
     }
     const route = this.#o.router.resolve(target.path, target.query);
     switch (route.kind) {
       case RouteKind.Error:
-        sendError(req, res, route.status);
+        this.answerError(req, res, route.status, target);
         return;
       case RouteKind.Redirect:
         this.#redirect(req, res, route.location);
         return;
-      case RouteKind.Static:
-        serveStatic(req, res, route.file, route.stat);
+      case RouteKind.Static: {
+        const refused = this.#o.static.serve(req, res, route.file, route.stat, target.path);
+        if (refused !== 0) this.answerError(req, res, refused, target, { Allow: 'GET, HEAD' });
         return;
+      }
       case RouteKind.Php:
         this.#php(req, res, target, route);
         return;
     }
   };
+
+  /**
+   * The gateway's own error answer: the configured error page (nginx `error_page 404 /404.html;`), served under
+   * the error's status, or the short built-in page. A PHP error page runs as a GET with the original
+   * REQUEST_URI, as nginx's internal redirect does; an error page that itself fails gets the built-in page.
+   */
+  answerError(req: IncomingMessage, res: ServerResponse, status: number, target: ParsedTarget | null, headers?: OutgoingHttpHeaders): void {
+    const page = target === null ? undefined : this.#o.errorPages.get(status);
+    if (page === undefined || target === null) {
+      sendError(req, res, status, headers);
+      return;
+    }
+    if (headers !== undefined) for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v);
+    const route = this.#o.router.resolve(page.path, page.query);
+    if (route.kind === RouteKind.Static) {
+      this.#o.static.sendPage(req, res, route.file, route.stat, status);
+    } else if (route.kind === RouteKind.Php) {
+      const pool = this.#o.pools.get(route.pool);
+      if (pool === undefined) sendError(req, res, status);
+      // The client's body (if any) is not for the error page; node discards it once the answer is sent.
+      else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status);
+    } else {
+      sendError(req, res, status);
+    }
+  }
 
   /**
    * A relative Location (RFC 9110 §10.2.2 allows it): nginx builds an absolute one from the Host header and its
@@ -75,29 +111,32 @@ export class Pipeline {
     if (declared !== undefined && Number(declared) > this.#o.maxBodyBytes) {
       // nginx answers client_max_body_size before reading a byte of the body, and so do we.
       res.setHeader('Connection', 'close');
-      sendError(req, res, 413);
+      this.answerError(req, res, 413, target);
       return;
     }
     const hasBody = (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;
+    const method = req.method ?? 'GET';
     if (!hasBody) {
-      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '');
+      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0);
       return;
     }
     readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
-      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length)),
+      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0),
       (err: PhpgateError) => {
         if (err.code === ErrorCode.ClientAborted) return; // nobody left to answer
         // The rest of the body is unread: the connection can't carry another request.
         res.setHeader('Connection', 'close');
-        sendError(req, res, statusForError(err.code));
+        this.answerError(req, res, statusForError(err.code), target);
       },
     );
   }
 
-  #startPhp(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, pool: Pool, body: RequestBody, contentLength: string): void {
+  /** `forceStatus` (an error page's status) replaces PHP's own, as nginx's error_page without `=` does. */
+  #startPhp(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, pool: Pool, body: RequestBody,
+    contentLength: string, method: string, forceStatus: number): void {
     const socket = req.socket;
     const cgi: CgiRequest = {
-      method: req.method ?? 'GET',
+      method,
       requestUri: target.requestUri,
       queryString: route.queryString,
       scriptName: route.scriptName,
@@ -120,7 +159,8 @@ export class Pipeline {
     };
     const params = buildCgiParams(cgi, this.#o.serverSoftware);
     const label = `${cgi.method} ${target.requestUri} → ${route.scriptName}`;
-    new PhpExchange(req, res, pool, params, body, label, this.#o.log).start();
+    // An error page that fails itself gets the built-in page (no target), never another round of error pages.
+    new PhpExchange(req, res, pool, params, body, label, this.#o.log, this, forceStatus === 0 ? target : null, forceStatus).start();
   }
 }
 

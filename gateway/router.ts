@@ -11,10 +11,11 @@
  * plus what nginx leaves to the admin and we never allow: dotfiles, paths outside the docroot. Entries of
  * try_files are compiled once; resolving a request does per-request work only (a few stat calls).
  */
-import fs from 'node:fs';
+import type fs from 'node:fs';
 import path from 'node:path';
-import { compilePattern } from '../config/pattern.js';
-import type { PhpConfig, PoolConfig } from '../config/types.js';
+import { compileDenyPattern, compilePattern, type PathMatcher } from '../config/pattern.js';
+import type { PhpConfig, PoolConfig, StaticConfig } from '../config/types.js';
+import type { FileInfoCache } from './file-cache.js';
 
 export const RouteKind = { Php: 'php', Static: 'static', Redirect: 'redirect', Error: 'error' } as const;
 
@@ -75,19 +76,37 @@ function compileTryFiles(entries: readonly string[]): TryEntry[] {
 export interface RouterOptions {
   readonly php: PhpConfig;
   readonly pools: readonly PoolConfig[];
+  readonly static: StaticConfig;
   /** Name of the pool that takes paths no pattern matches. */
   readonly defaultPool: string;
+  readonly files: FileInfoCache;
 }
+
+/**
+ * PHP source under another extension: nginx's recipe would send `x.PHP`, `x.phtml` or `x.php5` as text (the PHP
+ * location is case-sensitive and `.php` only), with whatever secrets the code holds. Never served as a file.
+ */
+const PHP_SOURCE = /\.(?:php[0-9]?|phtml|phar|phps)$/i;
 
 export class Router {
   readonly #root: string;
   readonly #index: readonly string[];
   readonly #tryFiles: readonly TryEntry[];
-  readonly #pools: ReadonlyArray<{ readonly name: string; readonly match: (p: string) => boolean }>;
+  readonly #pools: ReadonlyArray<{ readonly name: string; readonly match: PathMatcher }>;
   readonly #defaultPool: string;
+  readonly #files: FileInfoCache;
+  readonly #deny: readonly PathMatcher[];
+  readonly #denied: ErrorRoute;
+  /** The docroot with symlinks resolved, when files must stay inside it; null with follow_symlinks. */
+  readonly #realRoot: string | null;
 
   constructor(o: RouterOptions) {
     this.#root = o.php.docroot;
+    this.#files = o.files;
+    this.#deny = o.static.deny.map(compileDenyPattern);
+    this.#denied = { kind: RouteKind.Error, status: o.static.deny_status, why: 'denied' };
+    const real = o.files.realpath(o.php.docroot);
+    this.#realRoot = o.static.follow_symlinks ? null : (real ?? o.php.docroot) + path.sep;
     this.#index = o.php.index;
     this.#tryFiles = compileTryFiles(o.php.try_files);
     this.#pools = o.pools.flatMap((p) => p.patterns.map((pattern) => ({ name: p.name, match: compilePattern(pattern) })));
@@ -109,12 +128,12 @@ export class Router {
     // Dotfiles and dot-directories (.env, .git/config, .htaccess) are never served or run, whatever try_files
     // says; the top-level /.well-known directory is the one public exception (ACME, security.txt). Only that
     // segment is exempt: a dotfile below it (/.well-known/.htaccess) is still denied.
-    if (afterWellKnown(uriPath).indexOf('/.') !== -1) {
-      return { kind: RouteKind.Error, status: 404, why: 'dotfile' };
-    }
+    if (afterWellKnown(uriPath).indexOf('/.') !== -1) return this.#denied;
     // Backslashes are path separators to Windows-born PHP code and to some apps' own routers; refuse them
     // rather than let `..\` style tricks reach either.
-    if (uriPath.indexOf('\\') !== -1) return { kind: RouteKind.Error, status: 404, why: 'backslash in path' };
+    if (uriPath.indexOf('\\') !== -1) return this.#denied;
+    // static.deny (/vendor/*, *.sql, composer.json …) holds for every request, as nginx's `location … { deny all; }`.
+    for (const denied of this.#deny) if (denied(uriPath)) return this.#denied;
     let current = uriPath;
     let args = query;
     for (let redirects = 0; redirects <= MAX_INTERNAL_REDIRECTS; redirects++) {
@@ -136,7 +155,7 @@ export class Router {
     const file = this.#fsPath(scriptName);
     // Only an existing regular file whose own name ends in .php ever runs: /uploads/x.jpg/y.php splits to
     // nothing (no ".php/" in it), so x.jpg is never handed to PHP (php-cgi has no security.limit_extensions).
-    if (!isFile(file)) return { kind: RouteKind.Error, status: 404, why: 'no such script' };
+    if (!this.#isFile(file)) return { kind: RouteKind.Error, status: 404, why: 'no such script' };
     return { kind: RouteKind.Php, pool: this.poolFor(requestPath), scriptName, pathInfo, scriptFilename: file, queryString: args };
   }
 
@@ -145,7 +164,7 @@ export class Router {
       switch (entry.kind) {
         case 'file': {
           const candidate = uriPath + entry.suffix;
-          const st = statOrNull(this.#fsPath(candidate));
+          const st = this.#files.stat(this.#fsPath(candidate));
           if (st === null) break;
           if (st.isDirectory()) {
             if (entry.suffix !== '') break;
@@ -158,11 +177,11 @@ export class Router {
           if (!st.isFile()) break;
           // `$uri.php` (clean URLs) runs the script it found rather than sending its source as nginx would.
           if (candidate.endsWith('.php')) return { kind: 'route', route: this.#php(candidate, args, requestPath) };
-          return { kind: 'route', route: { kind: RouteKind.Static, file: this.#fsPath(candidate), stat: st } };
+          return { kind: 'route', route: this.#static(this.#fsPath(candidate), st) };
         }
         case 'dir': {
           const dir = uriPath.endsWith('/') ? uriPath : uriPath + '/';
-          const st = statOrNull(this.#fsPath(dir));
+          const st = this.#files.stat(this.#fsPath(dir));
           if (st === null || !st.isDirectory()) break;
           return { kind: 'route', route: this.#index_(dir, args, requestPath) };
         }
@@ -179,12 +198,27 @@ export class Router {
   #index_(dir: string, args: string, requestPath: string): Route {
     for (const name of this.#index) {
       const uri = dir + name;
-      const st = statOrNull(this.#fsPath(uri));
+      const st = this.#files.stat(this.#fsPath(uri));
       if (st === null || !st.isFile()) continue;
       if (PHP_LOCATION.test(uri)) return this.#php(uri, args, requestPath);
-      return { kind: RouteKind.Static, file: this.#fsPath(uri), stat: st };
+      return this.#static(this.#fsPath(uri), st);
     }
     return { kind: RouteKind.Error, status: 403, why: 'directory index forbidden' };
+  }
+
+  /** A file to send as is, unless it is PHP source or (without follow_symlinks) a link out of the docroot. */
+  #static(file: string, stat: fs.Stats): Route {
+    if (PHP_SOURCE.test(file)) return this.#denied;
+    if (this.#realRoot !== null) {
+      const real = this.#files.realpath(file);
+      if (real === null || !real.startsWith(this.#realRoot)) return this.#denied;
+    }
+    return { kind: RouteKind.Static, file, stat };
+  }
+
+  #isFile(p: string): boolean {
+    const st = this.#files.stat(p);
+    return st !== null && st.isFile();
   }
 
   /** Normalised URI paths never contain `..`, so joining keeps them inside the docroot. */
@@ -204,23 +238,4 @@ function afterWellKnown(uriPath: string): string {
 
 function substituteArgs(template: string, args: string): string {
   return template.replaceAll('$query_string', args).replaceAll('$args', args);
-}
-
-function statOrNull(p: string): fs.Stats | null {
-  // Synchronous on purpose: a stat of a cached dentry takes microseconds, less than a promise round trip;
-  // nginx does the same blocking call (its open_file_cache comes with the static-file work).
-  try {
-    return fs.statSync(p, { throwIfNoEntry: false }) ?? null;
-  } catch (err) {
-    // ENOTDIR (/file.txt/more), ENAMETOOLONG, EACCES, ELOOP: for routing, all mean "nothing here".
-    if (NOT_THERE.has((err as NodeJS.ErrnoException).code ?? '')) return null;
-    throw err;
-  }
-}
-
-const NOT_THERE = new Set(['ENOTDIR', 'ENAMETOOLONG', 'EACCES', 'ELOOP']);
-
-function isFile(p: string): boolean {
-  const st = statOrNull(p);
-  return st !== null && st.isFile();
 }

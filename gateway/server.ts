@@ -13,6 +13,9 @@ import { Pool } from '../php/pool.js';
 import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './router.js';
+import { FileInfoCache } from './file-cache.js';
+import { StaticFiles } from './static.js';
+import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
 
 export const DEFAULT_POOL = 'default';
@@ -69,9 +72,18 @@ export class Gateway {
       throw err;
     }
 
-    const router = new Router({ php: c.php, pools: c.pools, defaultPool: needsDefault ? DEFAULT_POOL : c.pools[c.pools.length - 1]!.name });
+    const files = new FileInfoCache();
+    const router = new Router({
+      php: c.php,
+      pools: c.pools,
+      static: c.static,
+      defaultPool: needsDefault ? DEFAULT_POOL : c.pools[c.pools.length - 1]!.name,
+      files,
+    });
     const pipeline = new Pipeline({
       router,
+      static: new StaticFiles({ config: c.static, files, log: this.#log }),
+      errorPages: compileErrorPages(c.static.error_pages),
       pools: this.#pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
       bodyTimeoutMs: c.server.timeouts.body_ms,
@@ -136,5 +148,15 @@ function notYetApplied(c: Readonly<GatewayConfig>): string[] {
   if (c.rate_limit.rules.length > 0) out.push('rate_limit.rules');
   if (c.cache.rules.length > 0) out.push('cache.rules');
   if (c.upstreams.length > 0) out.push('upstreams');
+  return out;
+}
+
+/** error_pages URIs, parsed once (config/ checked they start with "/"). */
+function compileErrorPages(pages: Readonly<Record<string, string>>): Map<number, ParsedTarget> {
+  const out = new Map<number, ParsedTarget>();
+  for (const [status, uri] of Object.entries(pages)) {
+    const target = parseTarget(uri);
+    if (target !== null) out.set(Number(status), target);
+  }
   return out;
 }

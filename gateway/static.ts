@@ -1,47 +1,299 @@
 /**
- * Static files, the simple way until the static-file work lands: GET/HEAD only (405 otherwise, as nginx),
- * MIME type from mime-types, Last-Modified and an nginx-style ETag with 304s, streamed with backpressure.
+ * Static files, served as nginx does: MIME types, validators (ETag as nginx: mtime-size), conditional requests
+ * (RFC 9110 §13), single byte ranges, precompressed siblings (gzip_static / brotli_static), Cache-Control per
+ * path, and a hot-file cache of small files kept in memory with their headers.
  */
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import mime from 'mime-types';
-import { sendError } from './errors-http.js';
+import { compilePattern, type PathMatcher } from '../config/pattern.js';
+import type { StaticConfig } from '../config/types.js';
+import type { FileInfoCache } from './file-cache.js';
+import type { Logger } from './log.js';
 
-export function serveStatic(req: IncomingMessage, res: ServerResponse, file: string, st: fs.Stats): void {
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    sendError(req, res, 405, { Allow: 'GET, HEAD' });
-    return;
+/** One way of sending a file: itself, or a precompressed sibling. */
+interface Representation {
+  readonly path: string;
+  readonly stat: fs.Stats;
+  readonly encoding: '' | 'br' | 'gzip';
+}
+
+/** What is remembered of a file between requests (and its bytes, when it is small). */
+interface FileEntry {
+  readonly mtimeMs: number;
+  readonly size: number;
+  readonly etag: string;
+  readonly lastModified: string;
+  /** Seconds-precision mtime, as Last-Modified carries it. */
+  readonly mtimeS: number;
+  readonly body: Buffer | null;
+}
+
+const PRECOMPRESSED = [
+  { encoding: 'br', suffix: '.br' },
+  { encoding: 'gzip', suffix: '.gz' },
+] as const;
+
+/** An entry without a body still costs its headers and key in memory. */
+const ENTRY_OVERHEAD = 256;
+
+export type StaticResult = 0 | 405;
+
+export interface StaticFilesOptions {
+  readonly config: StaticConfig;
+  readonly files: FileInfoCache;
+  readonly log: Logger;
+}
+
+export class StaticFiles {
+  readonly #files: FileInfoCache;
+  readonly #log: Logger;
+  readonly #precompressed: boolean;
+  readonly #cacheControl: ReadonlyArray<{ readonly match: PathMatcher; readonly value: string }>;
+  readonly #hotMax: number;
+  readonly #entries: LRUCache<string, FileEntry>;
+  readonly #contentTypes = new Map<string, string>();
+
+  constructor(o: StaticFilesOptions) {
+    this.#files = o.files;
+    this.#log = o.log;
+    this.#precompressed = o.config.precompressed;
+    this.#cacheControl = o.config.cache_control.map((r) => ({ match: compilePattern(r.pattern), value: r.value }));
+    this.#hotMax = o.config.hot_cache_file_kb * 1024;
+    this.#entries = new LRUCache<string, FileEntry>({
+      maxSize: Math.max(1, Math.floor(o.config.hot_cache_mb * 1024 * 1024)),
+      sizeCalculation: (e) => ENTRY_OVERHEAD + (e.body === null ? 0 : e.body.length),
+    });
   }
-  // nginx's ETag: hex mtime (seconds) and hex size.
-  const etag = `"${Math.floor(st.mtimeMs / 1000).toString(16)}-${st.size.toString(16)}"`;
-  const lastModified = st.mtime.toUTCString();
-  const type = mime.contentType(mime.lookup(file) || 'application/octet-stream') || 'application/octet-stream';
-  const inm = req.headers['if-none-match'];
-  const ims = req.headers['if-modified-since'];
-  const notModified = inm !== undefined
-    ? inm.split(',').some((t) => t.trim() === etag || t.trim() === '*' || t.trim() === 'W/' + etag)
-    : ims !== undefined && Date.parse(ims) >= Math.floor(st.mtimeMs / 1000) * 1000;
-  const headers = {
-    'Content-Type': type,
-    'Last-Modified': lastModified,
-    ETag: etag,
-    'X-Content-Type-Options': 'nosniff',
-  };
-  if (notModified) {
-    res.writeHead(304, headers);
-    res.end();
-    return;
+
+  /**
+   * Answers a request for `file` (found by the router at `uriPath`). Returns 0 when answered, or the error
+   * status the caller must answer (with its error page): 405 for methods other than GET and HEAD, as nginx.
+   */
+  serve(req: IncomingMessage, res: ServerResponse, file: string, stat: fs.Stats, uriPath: string): StaticResult {
+    const method = req.method;
+    if (method !== 'GET' && method !== 'HEAD') return 405;
+    const h = req.headers;
+    const ifRange = h['if-range'];
+
+    const { rep, vary } = this.#choose(file, stat, h['accept-encoding']);
+    const entry = this.#entry(rep);
+    const headers: Array<string | number> = [
+      'Content-Type', this.#contentType(file),
+      'Last-Modified', entry.lastModified,
+      'ETag', entry.etag,
+      'X-Content-Type-Options', 'nosniff',
+    ];
+    const cacheControl = this.#cacheControlFor(uriPath);
+    if (cacheControl !== null) headers.push('Cache-Control', cacheControl);
+    if (vary) headers.push('Vary', 'Accept-Encoding');
+    if (rep.encoding !== '') headers.push('Content-Encoding', rep.encoding);
+
+    // RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since; then If-None-Match, else If-Modified-Since.
+    const ifMatch = h['if-match'];
+    if (ifMatch !== undefined ? !matchesStrong(ifMatch, entry.etag) : notAfter(h['if-unmodified-since'], entry) === false) {
+      res.writeHead(412, headers);
+      res.end();
+      return 0;
+    }
+    const ifNoneMatch = h['if-none-match'];
+    if (ifNoneMatch !== undefined ? matchesWeak(ifNoneMatch, entry.etag) : notAfter(h['if-modified-since'], entry) === true) {
+      res.writeHead(304, headers);
+      res.end();
+      return 0;
+    }
+
+    headers.push('Accept-Ranges', 'bytes');
+    const range = h.range === undefined || !ifRangeHolds(typeof ifRange === 'string' ? ifRange : undefined, entry) ? null : parseRange(h.range, entry.size);
+    if (range === 'unsatisfiable') {
+      headers.push('Content-Range', `bytes */${entry.size}`, 'Content-Length', 0);
+      res.writeHead(416, headers);
+      res.end();
+      return 0;
+    }
+    const start = range === null ? 0 : range.start;
+    const end = range === null ? entry.size - 1 : range.end; // inclusive
+    const length = entry.size === 0 ? 0 : end - start + 1;
+    if (range !== null) headers.push('Content-Range', `bytes ${start}-${end}/${entry.size}`);
+    headers.push('Content-Length', length);
+    res.writeHead(range === null ? 200 : 206, headers);
+    if (method === 'HEAD' || length === 0) {
+      res.end();
+      return 0;
+    }
+    if (entry.body !== null) {
+      res.end(range === null ? entry.body : entry.body.subarray(start, end + 1));
+      return 0;
+    }
+    this.#stream(res, rep.path, start, end);
+    return 0;
   }
-  res.writeHead(200, { ...headers, 'Content-Length': st.size });
-  if (req.method === 'HEAD' || st.size === 0) {
-    res.end();
-    return;
+
+  /**
+   * An error page (nginx error_page): the file's bytes under the error's status, without validators or ranges,
+   * which belong to the file and not to this answer.
+   */
+  sendPage(req: IncomingMessage, res: ServerResponse, file: string, stat: fs.Stats, status: number): void {
+    const entry = this.#entry({ path: file, stat, encoding: '' });
+    res.writeHead(status, ['Content-Type', this.#contentType(file), 'Content-Length', entry.size]);
+    if (req.method === 'HEAD' || entry.size === 0) res.end();
+    else if (entry.body !== null) res.end(entry.body);
+    else this.#stream(res, file, 0, entry.size - 1);
   }
-  const stream = fs.createReadStream(file);
-  stream.on('error', (err) => {
-    // Vanished or unreadable between stat and open: the status line is out, so cut the connection.
-    res.destroy(err);
-  });
-  res.once('close', () => stream.destroy());
-  stream.pipe(res);
+
+  /** Picks the precompressed sibling the client accepts best (br before gzip on a tie), else the file itself. */
+  #choose(file: string, stat: fs.Stats, acceptEncoding: string | undefined): { rep: Representation; vary: boolean } {
+    let rep: Representation = { path: file, stat, encoding: '' };
+    if (!this.#precompressed) return { rep, vary: false };
+    let vary = false;
+    let bestQ = 0;
+    for (const { encoding, suffix } of PRECOMPRESSED) {
+      const sibling = this.#files.stat(file + suffix);
+      if (sibling === null || !sibling.isFile()) continue;
+      // nginx's gzip_vary: the answer depends on Accept-Encoding as soon as a variant exists.
+      vary = true;
+      const q = acceptEncoding === undefined ? 0 : qualityOf(acceptEncoding, encoding);
+      if (q > bestQ) {
+        bestQ = q;
+        rep = { path: file + suffix, stat: sibling, encoding };
+      }
+    }
+    return { rep, vary };
+  }
+
+  #entry(rep: Representation): FileEntry {
+    const st = rep.stat;
+    const cached = this.#entries.get(rep.path);
+    if (cached !== undefined && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached;
+    const mtimeS = Math.floor(st.mtimeMs / 1000);
+    let body: Buffer | null = null;
+    if (st.size <= this.#hotMax) {
+      try {
+        // Small and about to be sent anyway: one synchronous read (as nginx's blocking read), then memory.
+        body = fs.readFileSync(rep.path);
+      } catch (err) {
+        this.#log.debug({ err, file: rep.path }, 'hot-file cache read failed; streaming instead');
+      }
+      // Changed between stat and read: don't pin bytes that disagree with the validators; stream this time.
+      if (body !== null && body.length !== st.size) body = null;
+    }
+    const entry: FileEntry = {
+      mtimeMs: st.mtimeMs,
+      size: st.size,
+      // nginx: hex seconds of mtime, hex size.
+      etag: `"${mtimeS.toString(16)}-${st.size.toString(16)}"`,
+      lastModified: new Date(mtimeS * 1000).toUTCString(),
+      mtimeS,
+      body,
+    };
+    this.#entries.set(rep.path, entry);
+    return entry;
+  }
+
+  #contentType(file: string): string {
+    const slash = file.lastIndexOf('/');
+    const dot = file.lastIndexOf('.');
+    const ext = dot > slash ? file.slice(dot + 1).toLowerCase() : '';
+    let type = this.#contentTypes.get(ext);
+    if (type === undefined) {
+      const base = ext === '' ? false : mime.lookup(ext);
+      // mime-types adds charset=utf-8 to text types (text/*, JavaScript, JSON …); unknown is a download.
+      type = (base === false ? false : mime.contentType(base)) || 'application/octet-stream';
+      if (this.#contentTypes.size < 1000) this.#contentTypes.set(ext, type);
+    }
+    return type;
+  }
+
+  #cacheControlFor(uriPath: string): string | null {
+    for (const rule of this.#cacheControl) if (rule.match(uriPath)) return rule.value;
+    return null;
+  }
+
+  /** Large files: streamed from disk with backpressure (pipe pauses the file while the client is slow). */
+  #stream(res: ServerResponse, path: string, start: number, end: number): void {
+    const stream = fs.createReadStream(path, { start, end, highWaterMark: 64 * 1024 });
+    stream.on('error', (err) => {
+      // Vanished or unreadable between stat and open: the status line is out, so cut the connection.
+      this.#log.warn({ err, file: path }, 'static file read failed mid-response');
+      res.destroy(err);
+    });
+    res.once('close', () => stream.destroy());
+    stream.pipe(res);
+  }
+}
+
+/** The q-value the client gives `coding` in Accept-Encoding (RFC 9110 §12.5.3), 0 when not acceptable. */
+export function qualityOf(acceptEncoding: string, coding: string): number {
+  let star = -1;
+  for (const part of acceptEncoding.split(',')) {
+    const semi = part.indexOf(';');
+    const name = (semi === -1 ? part : part.slice(0, semi)).trim().toLowerCase();
+    if (name !== coding && name !== '*') continue;
+    let q = 1;
+    if (semi !== -1) {
+      const m = /(?:^|;)\s*q\s*=\s*([0-9.]+)/i.exec(part.slice(semi));
+      if (m !== null) q = Math.min(1, Number(m[1]) || 0);
+    }
+    if (name === coding) return q;
+    star = q;
+  }
+  return star === -1 ? 0 : star;
+}
+
+function etagList(header: string): string[] {
+  return header.split(',').map((t) => t.trim()).filter((t) => t !== '');
+}
+
+/** If-Match: strong comparison; `*` matches any current representation. */
+function matchesStrong(header: string, etag: string): boolean {
+  return etagList(header).some((t) => t === '*' || t === etag);
+}
+
+/** If-None-Match: weak comparison (W/ prefixes ignored). */
+function matchesWeak(header: string, etag: string): boolean {
+  return etagList(header).some((t) => t === '*' || (t.startsWith('W/') ? t.slice(2) : t) === etag);
+}
+
+/**
+ * For If-Modified-Since / If-Unmodified-Since: true when the file was not modified after the given date,
+ * false when it was, null when there is no (valid) date.
+ */
+function notAfter(date: string | undefined, entry: FileEntry): boolean | null {
+  if (date === undefined) return null;
+  const t = Date.parse(date);
+  if (Number.isNaN(t)) return null;
+  return entry.mtimeS * 1000 <= t;
+}
+
+/** If-Range: the range applies only if the client's copy is current (strong ETag, or the exact date). */
+function ifRangeHolds(ifRange: string | undefined, entry: FileEntry): boolean {
+  if (ifRange === undefined) return true;
+  const v = ifRange.trim();
+  if (v.startsWith('"') || v.startsWith('W/')) return v === entry.etag;
+  const t = Date.parse(v);
+  return !Number.isNaN(t) && t === entry.mtimeS * 1000;
+}
+
+/**
+ * One `bytes=` range → inclusive start/end; null to ignore the header (other units, bad syntax, several
+ * ranges: answered with the whole file, which RFC 9110 §14.2 allows); 'unsatisfiable' for 416.
+ */
+export function parseRange(header: string, size: number): { start: number; end: number } | null | 'unsatisfiable' {
+  const m = /^\s*bytes\s*=\s*([^,]*)$/i.exec(header);
+  if (m === null) return null;
+  const spec = /^(\d*)\s*-\s*(\d*)$/.exec(m[1]!.trim());
+  if (spec === null) return null;
+  const [, first, last] = spec;
+  if (first === '' && last === '') return null;
+  if (first === '') {
+    const n = Number(last);
+    if (n === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(first);
+  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+  if (last !== '' && Number(last) < start) return null; // invalid range-spec: ignored
+  if (start >= size) return 'unsatisfiable';
+  return { start, end };
 }

@@ -204,7 +204,16 @@ describe('loadConfig: valid files', () => {
     assert.deepEqual(cfg.php.ini, {});
     assert.deepEqual(cfg.php.env, {});
     assert.deepEqual(cfg.pools, []);
-    assert.deepEqual(cfg.static, { cache_control: [], precompressed: true, deny: [] });
+    assert.deepEqual(cfg.static, {
+      cache_control: [],
+      precompressed: true,
+      deny: [],
+      deny_status: 404,
+      follow_symlinks: false,
+      hot_cache_file_kb: 64,
+      hot_cache_mb: 32,
+      error_pages: {},
+    });
     assert.deepEqual(cfg.rate_limit.rules, []);
     assert.deepEqual(cfg.cache.rules, []);
     assert.deepEqual(cfg.upstreams, []);

@@ -1,0 +1,72 @@
+/**
+ * nginx's open_file_cache for the router and the static files: what a path is (file, directory, nothing) and
+ * where it really points, remembered for at most `validMs` (open_file_cache_valid), so a busy site does not
+ * stat every file on every request, and a file changed on disk is seen within that time.
+ */
+import fs from 'node:fs';
+import { LRUCache } from 'lru-cache';
+
+/** nginx's open_file_cache_valid default is 60 s; the static-file contract asks for at most 1 s. */
+export const FILE_INFO_VALID_MS = 1000;
+const MAX_ENTRIES = 10_000;
+
+interface Entry {
+  stat: fs.Stats | null;
+  checkedAt: number;
+  /** realpath, computed on first need within the validity window; null when it could not be resolved. */
+  real: string | null | undefined;
+}
+
+/** ENOTDIR (/file.txt/more), ENAMETOOLONG, EACCES, ELOOP: for serving, all mean "nothing here". */
+const NOT_THERE = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EACCES', 'ELOOP']);
+
+export class FileInfoCache {
+  readonly #validMs: number;
+  readonly #entries = new LRUCache<string, Entry>({ max: MAX_ENTRIES });
+
+  constructor(validMs = FILE_INFO_VALID_MS) {
+    this.#validMs = validMs;
+  }
+
+  stat(path: string): fs.Stats | null {
+    return this.#entry(path).stat;
+  }
+
+  /** The path with symlinks resolved, or null if it does not exist. */
+  realpath(path: string): string | null {
+    const e = this.#entry(path);
+    if (e.real === undefined) {
+      try {
+        e.real = fs.realpathSync(path);
+      } catch (err) {
+        if (!NOT_THERE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+        e.real = null;
+      }
+    }
+    return e.real;
+  }
+
+  #entry(path: string): Entry {
+    const now = Date.now();
+    let e = this.#entries.get(path);
+    if (e !== undefined && now - e.checkedAt < this.#validMs) return e;
+    // Synchronous on purpose: a stat of a cached dentry takes microseconds, less than a promise round trip, and
+    // happens at most once a second per path.
+    let stat: fs.Stats | null;
+    try {
+      stat = fs.statSync(path, { throwIfNoEntry: false }) ?? null;
+    } catch (err) {
+      if (!NOT_THERE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      stat = null;
+    }
+    if (e === undefined) {
+      e = { stat, checkedAt: now, real: undefined };
+      this.#entries.set(path, e);
+    } else {
+      e.stat = stat;
+      e.checkedAt = now;
+      e.real = undefined;
+    }
+    return e;
+  }
+}
