@@ -1,0 +1,178 @@
+/**
+ * Starts phpgate from source (`node --import tsx gateway/cli.ts --config FILE`, so no build step is needed) as
+ * a separate process on a free loopback port, with a private temp dir for its config, log and worker sockets.
+ *
+ * It is spawned as the leader of its own process group (detached), so a terminal's Ctrl-C reaches only the
+ * bench, which then stops it: SIGTERM (the gateway stops its php-cgi pools), and past a grace SIGKILL to its
+ * group plus the php-cgi masters it recorded in its socket dir (php-cgi calls setsid(), so they are in
+ * groups of their own).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../test/support/proc.js';
+
+export interface Phpgate {
+  port: number;
+  pid: number;
+  /** True while the gateway process runs. */
+  alive(): boolean;
+  /** The last few KB of its log (stdout + stderr). */
+  logTail(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const READY_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 15_000; // the gateway itself gives its pools 10 s
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function httpAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(true));
+      res.on('error', () => resolve(true));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+async function tail(file: string, max = 4000): Promise<string> {
+  try {
+    const s = await readFile(file, 'utf8');
+    return s.length > max ? '...' + s.slice(-max) : s;
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * SIGKILLs the process groups of the php-cgi masters the gateway recorded in its socket dir
+ * (`<pool>-<gatewayPid>-<n>.sock.pid`), if the pid still runs php-cgi on that socket (so a reused pid is never hit).
+ * Only needed when the gateway itself had to be killed: a stopped gateway has stopped them already.
+ */
+function killRecordedMasters(socketDir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(socketDir);
+  } catch {
+    return;
+  }
+  for (const name of names.filter((n) => n.endsWith('.sock.pid'))) {
+    try {
+      const pid = Number(readFileSync(path.join(socketDir, name), 'utf8').trim());
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (pid > 0 && cmdline.includes(path.join(socketDir, name.slice(0, -'.pid'.length)))) process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
+}
+
+function gatewayYaml(docroot: string, port: number, workers: number, socketDir: string): string {
+  // JSON strings are valid YAML scalars: paths are quoted safely whatever they contain.
+  return [
+    `server: { host: "127.0.0.1", port: ${port} }`,
+    'admin: { port: 0 }',
+    `php: { docroot: ${JSON.stringify(docroot)}, worker_count: ${workers}, max_requests: 0, socket_dir: ${JSON.stringify(socketDir)} }`,
+    'logging: { level: warn }',
+    '',
+  ].join('\n');
+}
+
+export async function startPhpgate(docroot: string, opts: { workers: number }): Promise<Phpgate> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'phpgate-bench-gw-'));
+  const socketDir = path.join(dir, 'sock');
+  const logFile = path.join(dir, 'gateway.log');
+  const configFile = path.join(dir, 'gateway.yaml');
+  // PHPGATE_* variables would override the file; the bench's configuration is the one in gateway.yaml.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PHPGATE_')));
+
+  let child: ChildProcess | null = null;
+  let exited = Promise.resolve();
+  const alive = () => child !== null && child.exitCode === null && child.signalCode === null;
+
+  /** Stops the gateway process and any php-cgi master it left behind. */
+  const kill = async (): Promise<void> => {
+    const c = child;
+    if (c !== null && alive()) {
+      c.kill('SIGTERM');
+      const timedOut = await Promise.race([exited.then(() => false), sleep(STOP_GRACE_MS).then(() => true)]);
+      if (timedOut && alive()) {
+        try {
+          process.kill(-c.pid!, 'SIGKILL'); // its group: the gateway (spawned detached, so it leads it)
+        } catch {
+          /* gone */
+        }
+        await exited;
+      }
+    }
+    killRecordedMasters(socketDir);
+  };
+  // Last resort if the bench exits without stop() (an uncaught error): nothing of ours outlives it.
+  process.once('exit', () => {
+    if (alive()) {
+      try {
+        process.kill(-child!.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    killRecordedMasters(socketDir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopped ??= kill().then(() => rm(dir, { recursive: true, force: true })));
+
+  // A free port can be taken between picking and binding it: retry a few times.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    await writeFile(configFile, gatewayYaml(docroot, port, opts.workers, socketDir));
+    const fd = openSync(logFile, 'a');
+    try {
+      child = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', '--config', configFile], {
+        cwd: REPO,
+        env,
+        detached: true,
+        stdio: ['ignore', fd, fd],
+      });
+    } finally {
+      closeSync(fd);
+    }
+    const c = child;
+    exited = new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.once('error', () => resolve());
+    });
+
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let ready = false;
+    while (alive() && Date.now() < deadline) {
+      if (await httpAnswers(port)) {
+        ready = true;
+        break;
+      }
+      await sleep(100);
+    }
+    if (ready) {
+      return { port, pid: c.pid!, alive, logTail: () => tail(logFile), stop };
+    }
+    const why = alive() ? `not answering after ${READY_TIMEOUT_MS} ms` : `exited (${c.signalCode ?? `code ${c.exitCode}`})`;
+    const log = await tail(logFile);
+    if (log.includes('EADDRINUSE') && attempt < 3) {
+      await kill();
+      await writeFile(logFile, '');
+      continue;
+    }
+    await stop();
+    throw new Error(`phpgate ${why}; its log:\n${log}`);
+  }
+}
