@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nginxFpmAvailable, startNginxFpm } from '../test/support/nginx-fpm.js';
 import { startPhpgate } from './lib/phpgate.js';
-import { best, machineFacts, ratio, table, writeReport, type CaseResult } from './lib/report.js';
+import { machineFacts, ratio, table, writeReport, type CaseResult } from './lib/report.js';
 import { runWrk, stopAllWrk, wrkCommandLine, wrkVersion, type WrkOptions, type WrkResult } from './lib/wrk.js';
 
 const RESULTS = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
@@ -137,6 +137,7 @@ async function main(): Promise<void> {
   if (wrkVer === null) usage('wrk not found; install it: apt-get install -y wrk');
   const avail = nginxFpmAvailable();
   if (!avail.ok) usage(avail.reason);
+  const loadAtStart = os.loadavg();
 
   // Bounded: start-up and shut-down allowance plus every wrk run, then stop whatever is still going.
   const expectedS = cases.length * 2 * (WARMUP_S + 1 + ROUNDS * (durationS + 1));
@@ -188,7 +189,7 @@ async function main(): Promise<void> {
       for (const s of servers) {
         const r = await run(s.port, c, wrkOpts);
         result[s.name].push(r);
-        const errors = r.errors > 0 ? `, ${r.errors} errors` : '';
+        const errors = r.errors > 0 ? `, errors: ${r.errorDetail}` : '';
         console.log(`  round ${round} ${s.name.padEnd(7)} ${Math.round(r.rps).toString().padStart(7)} rps  p99 ${r.p99Ms.toFixed(2)} ms  ${(r.bytesPerSec / 1024 ** 2).toFixed(1)} MB/s${errors}`);
       }
     }
@@ -196,7 +197,7 @@ async function main(): Promise<void> {
   }
 
   const reproduce = `npm run bench -- ${only === undefined ? '' : `--only ${only} `}--duration ${durationS}`;
-  const facts = machineFacts(wrkVer);
+  const facts = machineFacts(wrkVer, loadAtStart);
   await writeReport(RESULTS, {
     date: new Date(),
     wrkCommand: wrkCommandLine(wrkOpts),
@@ -213,8 +214,8 @@ async function main(): Promise<void> {
     const r = ratio(c);
     console.log(`${c.name}: ${r.toFixed(2)}× nginx ${c.metric === 'rps' ? 'rps' : 'throughput'} (target ≥ ${c.target!.toFixed(1)}×: ${r >= c.target! ? 'met' : 'NOT met'})`);
   }
-  const withErrors = results.filter((c) => best(c.nginx).errors + best(c.phpgate).errors > 0);
-  if (withErrors.length > 0) console.log(`warning: errors during ${withErrors.map((c) => c.path).join(', ')} (see RESULTS.md)`);
+  const withErrors = results.filter((c) => [...c.nginx, ...c.phpgate].some((r) => r.errors > 0));
+  if (withErrors.length > 0) console.log(`warning: wrk saw errors during ${withErrors.map((c) => c.path).join(', ')} (every round is in RESULTS.md)`);
   console.log(`\nwritten: ${path.relative(process.cwd(), RESULTS)}`);
 }
 

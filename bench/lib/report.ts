@@ -32,7 +32,8 @@ export function best(runs: WrkResult[]): WrkResult {
 
 const MB = 1024 * 1024;
 const fmtRps = (n: number) => Math.round(n).toLocaleString('en-US');
-const fmtMs = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
+const fmtMs = (ms: number) =>
+  ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 1000 ? `${ms.toFixed(2)} ms` : `${(ms / 1000).toFixed(2)} s`;
 const fmtMBs = (b: number) => (b / MB).toFixed(1);
 
 export function ratio(c: CaseResult): number {
@@ -56,7 +57,10 @@ export function table(cases: CaseResult[]): string {
   for (const c of cases) {
     const n = best(c.nginx);
     const g = best(c.phpgate);
-    const errors = n.errors + g.errors > 0 ? ` ⚠ errors: nginx ${n.errors}, phpgate ${g.errors}` : '';
+    const total = (runs: WrkResult[]) => runs.reduce((a, r) => a + r.errors, 0);
+    const errors = total(c.nginx) + total(c.phpgate) > 0
+      ? ` ⚠ errors (all rounds): nginx ${total(c.nginx)}, phpgate ${total(c.phpgate)}`
+      : '';
     rows.push(
       `| ${c.name} \`${c.path}\`${errors} | ${fmtRps(n.rps)} | ${fmtRps(g.rps)} | ${ratioCell(c)} | ${fmtMs(n.p99Ms)} | ${fmtMs(g.p99Ms)} | ${fmtMBs(n.bytesPerSec)} | ${fmtMBs(g.bytesPerSec)} |`,
     );
@@ -66,12 +70,12 @@ export function table(cases: CaseResult[]): string {
 
 /** Every round, in the order it ran, so the spread between rounds is visible. */
 function roundsTable(cases: CaseResult[]): string {
-  const rows = ['| case | round | server | rps | p50 | p99 | MB/s | errors |', '|---|---:|---|---:|---:|---:|---:|---:|'];
+  const rows = ['| case | round | server | rps | p50 | p99 | MB/s | errors |', '|---|---:|---|---:|---:|---:|---:|---|'];
   for (const c of cases) {
     c.nginx.forEach((n, i) => {
       const g = c.phpgate[i]!;
       for (const [server, r] of [['nginx', n], ['phpgate', g]] as const) {
-        rows.push(`| ${c.name} | ${i + 1} | ${server} | ${fmtRps(r.rps)} | ${fmtMs(r.p50Ms)} | ${fmtMs(r.p99Ms)} | ${fmtMBs(r.bytesPerSec)} | ${r.errors} |`);
+        rows.push(`| ${c.name} | ${i + 1} | ${server} | ${fmtRps(r.rps)} | ${fmtMs(r.p50Ms)} | ${fmtMs(r.p99Ms)} | ${fmtMBs(r.bytesPerSec)} | ${r.errors === 0 ? 0 : r.errorDetail} |`);
       }
     });
   }
@@ -96,12 +100,14 @@ function phpFpmBinary(): string {
   return 'php-fpm';
 }
 
-export function machineFacts(wrkVersion: string): string[] {
+/** `loadAtStart`: os.loadavg() before the servers started; other work on the machine skews the numbers. */
+export function machineFacts(wrkVersion: string, loadAtStart: number[]): string[] {
   const cpus = os.cpus();
   return [
     `CPUs: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown'}`,
     `Memory: ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
     `OS: ${os.type()} ${os.release()} (${os.arch()})`,
+    `Load average before the run (1/5/15 min): ${loadAtStart.map((l) => l.toFixed(2)).join(' / ')}`,
     `Node: ${process.version}`,
     `nginx: ${firstLine('nginx', ['-v']).replace(/^nginx version:\s*/, '')}`,
     `php-fpm: ${firstLine(phpFpmBinary(), ['-v'])}`,

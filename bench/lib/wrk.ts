@@ -20,6 +20,8 @@ export interface WrkResult {
   p99Ms: number;
   /** "Non-2xx or 3xx responses" plus socket errors (connect, read, write, timeout); 0 for a clean run. */
   errors: number;
+  /** The non-zero error counts by kind ("non-2xx/3xx 3, timeout 12"); '' for a clean run. */
+  errorDetail: string;
 }
 
 export function wrkArgs(url: string, o: WrkOptions): string[] {
@@ -58,7 +60,9 @@ export function parseWrk(url: string, out: string): WrkResult {
   const requests = Number(num(out, /^\s+(\d+) requests in /m, 'the request count')[1]);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const socketErrors = sock === null ? 0 : sock.slice(1).reduce((a, b) => a + Number(b), 0);
+  const counts: Array<[string, number]> = [['non-2xx/3xx', non2xx]];
+  ['connect', 'read', 'write', 'timeout'].forEach((kind, i) => counts.push([kind, Number(sock?.[i + 1] ?? 0)]));
+  const nonZero = counts.filter(([, n]) => n > 0);
   return {
     url,
     requests,
@@ -66,7 +70,8 @@ export function parseWrk(url: string, out: string): WrkResult {
     bytesPerSec: Number(t[1]) * BYTE_UNITS[t[2]!]!,
     p50Ms: latency('50'),
     p99Ms: latency('99'),
-    errors: non2xx + socketErrors,
+    errors: nonZero.reduce((a, [, n]) => a + n, 0),
+    errorDetail: nonZero.map(([kind, n]) => `${kind} ${n}`).join(', '),
   };
 }
 
