@@ -17,6 +17,30 @@ interface Entry {
   real: string | null | undefined;
 }
 
+/**
+ * Whether a file may be sent: without follow_symlinks, its real path must lie inside the docroot's real path.
+ * The docroot is resolved again (through the cache) on every check, so re-pointing a `current -> releases/N`
+ * docroot link takes effect within a second, as the files themselves do.
+ */
+export class DocrootGuard {
+  readonly #files: FileInfoCache;
+  readonly #root: string;
+  readonly #follow: boolean;
+
+  constructor(files: FileInfoCache, docroot: string, followSymlinks: boolean) {
+    this.#files = files;
+    this.#root = docroot;
+    this.#follow = followSymlinks;
+  }
+
+  allows(file: string): boolean {
+    if (this.#follow) return true;
+    const root = this.#files.realpath(this.#root);
+    const real = this.#files.realpath(file);
+    return root !== null && real !== null && real.startsWith(root.endsWith('/') ? root : root + '/');
+  }
+}
+
 /** ENOTDIR (/file.txt/more), ENAMETOOLONG, EACCES, ELOOP: for serving, all mean "nothing here". */
 const NOT_THERE = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EACCES', 'ELOOP']);
 

@@ -42,6 +42,17 @@ export class Pipeline implements ErrorResponder {
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    try {
+      this.#handle(req, res);
+    } catch (err) {
+      // A bug must cost this one request, not the process or a hung client.
+      this.#o.log.error({ err, url: req.url }, 'request handling failed');
+      if (res.headersSent) res.destroy();
+      else sendError(req, res, 500);
+    }
+  };
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
     const target = parseTarget(req.url ?? '');
     if (target === null) {
       this.answerError(req, res, 400, null);
@@ -64,7 +75,7 @@ export class Pipeline implements ErrorResponder {
         this.#php(req, res, target, route);
         return;
     }
-  };
+  }
 
   /**
    * The gateway's own error answer: the configured error page (nginx `error_page 404 /404.html;`), served under

@@ -15,7 +15,7 @@ import type fs from 'node:fs';
 import path from 'node:path';
 import { compileDenyPattern, compilePattern, type PathMatcher } from '../config/pattern.js';
 import type { PhpConfig, PoolConfig, StaticConfig } from '../config/types.js';
-import type { FileInfoCache } from './file-cache.js';
+import type { DocrootGuard, FileInfoCache } from './file-cache.js';
 
 export const RouteKind = { Php: 'php', Static: 'static', Redirect: 'redirect', Error: 'error' } as const;
 
@@ -80,6 +80,7 @@ export interface RouterOptions {
   /** Name of the pool that takes paths no pattern matches. */
   readonly defaultPool: string;
   readonly files: FileInfoCache;
+  readonly guard: DocrootGuard;
 }
 
 /**
@@ -97,16 +98,14 @@ export class Router {
   readonly #files: FileInfoCache;
   readonly #deny: readonly PathMatcher[];
   readonly #denied: ErrorRoute;
-  /** The docroot with symlinks resolved, when files must stay inside it; null with follow_symlinks. */
-  readonly #realRoot: string | null;
+  readonly #guard: DocrootGuard;
 
   constructor(o: RouterOptions) {
     this.#root = o.php.docroot;
     this.#files = o.files;
     this.#deny = o.static.deny.map(compileDenyPattern);
     this.#denied = { kind: RouteKind.Error, status: o.static.deny_status, why: 'denied' };
-    const real = o.files.realpath(o.php.docroot);
-    this.#realRoot = o.static.follow_symlinks ? null : (real ?? o.php.docroot) + path.sep;
+    this.#guard = o.guard;
     this.#index = o.php.index;
     this.#tryFiles = compileTryFiles(o.php.try_files);
     this.#pools = o.pools.flatMap((p) => p.patterns.map((pattern) => ({ name: p.name, match: compilePattern(pattern) })));
@@ -170,7 +169,7 @@ export class Router {
             if (entry.suffix !== '') break;
             // nginx's static module: a directory without its trailing slash is redirected to it.
             if (!uriPath.endsWith('/')) {
-              return { kind: 'route', route: { kind: RouteKind.Redirect, status: 301, location: uriPath + '/' + (args === '' ? '' : '?' + args) } };
+              return { kind: 'route', route: { kind: RouteKind.Redirect, status: 301, location: encodePath(uriPath) + '/' + (args === '' ? '' : '?' + args) } };
             }
             return { kind: 'route', route: this.#index_(uriPath, args, requestPath) };
           }
@@ -209,10 +208,7 @@ export class Router {
   /** A file to send as is, unless it is PHP source or (without follow_symlinks) a link out of the docroot. */
   #static(file: string, stat: fs.Stats): Route {
     if (PHP_SOURCE.test(file)) return this.#denied;
-    if (this.#realRoot !== null) {
-      const real = this.#files.realpath(file);
-      if (real === null || !real.startsWith(this.#realRoot)) return this.#denied;
-    }
+    if (!this.#guard.allows(file)) return this.#denied;
     return { kind: RouteKind.Static, file, stat };
   }
 
@@ -234,6 +230,14 @@ function afterWellKnown(uriPath: string): string {
   if (!uriPath.startsWith(WELL_KNOWN)) return uriPath;
   if (uriPath.length === WELL_KNOWN.length) return '';
   return uriPath.charCodeAt(WELL_KNOWN.length) === 47 /* '/' */ ? uriPath.slice(WELL_KNOWN.length) : uriPath;
+}
+
+/**
+ * A decoded path as a URI path again, for Location: non-ASCII as UTF-8 escapes, and the characters that would end
+ * or break a path (`?`, `#`, `%`, spaces) escaped, as nginx (≥ 1.21.1) escapes its redirects.
+ */
+function encodePath(p: string): string {
+  return encodeURI(p).replace(/[?#]/g, (c) => (c === '?' ? '%3F' : '%23'));
 }
 
 function substituteArgs(template: string, args: string): string {

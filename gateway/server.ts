@@ -13,7 +13,7 @@ import { Pool } from '../php/pool.js';
 import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './router.js';
-import { FileInfoCache } from './file-cache.js';
+import { DocrootGuard, FileInfoCache } from './file-cache.js';
 import { StaticFiles } from './static.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
@@ -73,16 +73,18 @@ export class Gateway {
     }
 
     const files = new FileInfoCache();
+    const guard = new DocrootGuard(files, c.php.docroot, c.static.follow_symlinks);
     const router = new Router({
       php: c.php,
       pools: c.pools,
       static: c.static,
       defaultPool: needsDefault ? DEFAULT_POOL : c.pools[c.pools.length - 1]!.name,
       files,
+      guard,
     });
     const pipeline = new Pipeline({
       router,
-      static: new StaticFiles({ config: c.static, files, log: this.#log }),
+      static: new StaticFiles({ config: c.static, files, guard, log: this.#log }),
       errorPages: compileErrorPages(c.static.error_pages),
       pools: this.#pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
@@ -143,8 +145,6 @@ function notYetApplied(c: Readonly<GatewayConfig>): string[] {
   const out: string[] = [];
   if (c.server.trusted_proxies.length > 0) out.push('server.trusted_proxies');
   if (c.server.redirect_http_port > 0) out.push('server.redirect_http_port');
-  if (c.static.cache_control.length > 0) out.push('static.cache_control');
-  if (c.static.deny.length > 0) out.push('static.deny');
   if (c.rate_limit.rules.length > 0) out.push('rate_limit.rules');
   if (c.cache.rules.length > 0) out.push('cache.rules');
   if (c.upstreams.length > 0) out.push('upstreams');

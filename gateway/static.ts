@@ -9,7 +9,8 @@ import { LRUCache } from 'lru-cache';
 import mime from 'mime-types';
 import { compilePattern, type PathMatcher } from '../config/pattern.js';
 import type { StaticConfig } from '../config/types.js';
-import type { FileInfoCache } from './file-cache.js';
+import type { DocrootGuard, FileInfoCache } from './file-cache.js';
+import { sendError } from './errors-http.js';
 import type { Logger } from './log.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */
@@ -35,6 +36,9 @@ const PRECOMPRESSED = [
   { encoding: 'gzip', suffix: '.gz' },
 ] as const;
 
+/** Bigger reads, fewer syscalls and writes per megabyte; still only this much held per slow client. */
+const STREAM_CHUNK = 256 * 1024;
+
 /** An entry without a body still costs its headers and key in memory. */
 const ENTRY_OVERHEAD = 256;
 
@@ -43,11 +47,13 @@ export type StaticResult = 0 | 405;
 export interface StaticFilesOptions {
   readonly config: StaticConfig;
   readonly files: FileInfoCache;
+  readonly guard: DocrootGuard;
   readonly log: Logger;
 }
 
 export class StaticFiles {
   readonly #files: FileInfoCache;
+  readonly #guard: DocrootGuard;
   readonly #log: Logger;
   readonly #precompressed: boolean;
   readonly #cacheControl: ReadonlyArray<{ readonly match: PathMatcher; readonly value: string }>;
@@ -57,6 +63,7 @@ export class StaticFiles {
 
   constructor(o: StaticFilesOptions) {
     this.#files = o.files;
+    this.#guard = o.guard;
     this.#log = o.log;
     this.#precompressed = o.config.precompressed;
     this.#cacheControl = o.config.cache_control.map((r) => ({ match: compilePattern(r.pattern), value: r.value }));
@@ -74,11 +81,41 @@ export class StaticFiles {
   serve(req: IncomingMessage, res: ServerResponse, file: string, stat: fs.Stats, uriPath: string): StaticResult {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return 405;
-    const h = req.headers;
-    const ifRange = h['if-range'];
-
-    const { rep, vary } = this.#choose(file, stat, h['accept-encoding']);
+    const { rep, vary } = this.#choose(file, stat, req.headers['accept-encoding']);
     const entry = this.#entry(rep);
+    if (entry.body !== null || method === 'HEAD') {
+      this.#answer(req, res, file, rep, entry, vary, uriPath, null);
+      return 0;
+    }
+    // Streamed from disk: open first and describe the file that was opened, so headers and bytes always come
+    // from one version (a file renamed over this path within the stat cache's second would otherwise pair the
+    // old ETag and length with the new bytes).
+    fs.open(rep.path, 'r', (openErr, fd) => {
+      if (openErr !== null) {
+        this.#log.debug({ err: openErr, file: rep.path }, 'static file vanished before it could be opened');
+        sendError(req, res, 404);
+        return;
+      }
+      fs.fstat(fd, (statErr, st) => {
+        if (statErr !== null) {
+          fs.close(fd, () => undefined); // the answer is the error; a failed close changes nothing
+          res.destroy(statErr);
+          return;
+        }
+        const current = st.size === entry.size && st.mtimeMs === entry.mtimeMs ? entry : this.#describe(st, null);
+        this.#answer(req, res, file, rep, current, vary, uriPath, fd);
+      });
+    });
+    return 0;
+  }
+
+  /**
+   * Validators, conditionals and ranges, then the bytes: from memory, or streamed from `fd` (which this closes
+   * whatever the answer).
+   */
+  #answer(req: IncomingMessage, res: ServerResponse, file: string, rep: Representation, entry: FileEntry, vary: boolean,
+    uriPath: string, fd: number | null): void {
+    const h = req.headers;
     const headers: Array<string | number> = [
       'Content-Type', this.#contentType(file),
       'Last-Modified', entry.lastModified,
@@ -90,44 +127,45 @@ export class StaticFiles {
     if (vary) headers.push('Vary', 'Accept-Encoding');
     if (rep.encoding !== '') headers.push('Content-Encoding', rep.encoding);
 
+    let status = 200;
+    let start = 0;
+    let end = entry.size - 1; // inclusive
     // RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since; then If-None-Match, else If-Modified-Since.
     const ifMatch = h['if-match'];
-    if (ifMatch !== undefined ? !matchesStrong(ifMatch, entry.etag) : notAfter(h['if-unmodified-since'], entry) === false) {
-      res.writeHead(412, headers);
-      res.end();
-      return 0;
-    }
     const ifNoneMatch = h['if-none-match'];
-    if (ifNoneMatch !== undefined ? matchesWeak(ifNoneMatch, entry.etag) : notAfter(h['if-modified-since'], entry) === true) {
-      res.writeHead(304, headers);
+    if (ifMatch !== undefined ? !matchesStrong(ifMatch, entry.etag) : notAfter(h['if-unmodified-since'], entry) === false) {
+      status = 412;
+    } else if (ifNoneMatch !== undefined ? matchesWeak(ifNoneMatch, entry.etag) : notAfter(h['if-modified-since'], entry) === true) {
+      status = 304;
+    } else {
+      headers.push('Accept-Ranges', 'bytes');
+      const ifRange = h['if-range'];
+      const range = h.range === undefined || !ifRangeHolds(typeof ifRange === 'string' ? ifRange : undefined, entry)
+        ? null : parseRange(h.range, entry.size);
+      if (range === 'unsatisfiable') {
+        status = 416;
+        headers.push('Content-Range', `bytes */${entry.size}`, 'Content-Length', 0);
+      } else {
+        if (range !== null) {
+          status = 206;
+          start = range.start;
+          end = range.end;
+          headers.push('Content-Range', `bytes ${start}-${end}/${entry.size}`);
+        }
+        headers.push('Content-Length', entry.size === 0 ? 0 : end - start + 1);
+      }
+    }
+    res.writeHead(status, headers);
+    const sendsBody = (status === 200 || status === 206) && req.method !== 'HEAD' && entry.size > 0;
+    if (!sendsBody) {
+      if (fd !== null) fs.close(fd, () => undefined); // nothing to read from it; a failed close changes nothing
       res.end();
-      return 0;
+    } else if (entry.body !== null) {
+      if (fd !== null) fs.close(fd, () => undefined);
+      res.end(status === 200 ? entry.body : entry.body.subarray(start, end + 1));
+    } else {
+      this.#stream(res, rep.path, fd, start, end);
     }
-
-    headers.push('Accept-Ranges', 'bytes');
-    const range = h.range === undefined || !ifRangeHolds(typeof ifRange === 'string' ? ifRange : undefined, entry) ? null : parseRange(h.range, entry.size);
-    if (range === 'unsatisfiable') {
-      headers.push('Content-Range', `bytes */${entry.size}`, 'Content-Length', 0);
-      res.writeHead(416, headers);
-      res.end();
-      return 0;
-    }
-    const start = range === null ? 0 : range.start;
-    const end = range === null ? entry.size - 1 : range.end; // inclusive
-    const length = entry.size === 0 ? 0 : end - start + 1;
-    if (range !== null) headers.push('Content-Range', `bytes ${start}-${end}/${entry.size}`);
-    headers.push('Content-Length', length);
-    res.writeHead(range === null ? 200 : 206, headers);
-    if (method === 'HEAD' || length === 0) {
-      res.end();
-      return 0;
-    }
-    if (entry.body !== null) {
-      res.end(range === null ? entry.body : entry.body.subarray(start, end + 1));
-      return 0;
-    }
-    this.#stream(res, rep.path, start, end);
-    return 0;
   }
 
   /**
@@ -139,7 +177,7 @@ export class StaticFiles {
     res.writeHead(status, ['Content-Type', this.#contentType(file), 'Content-Length', entry.size]);
     if (req.method === 'HEAD' || entry.size === 0) res.end();
     else if (entry.body !== null) res.end(entry.body);
-    else this.#stream(res, file, 0, entry.size - 1);
+    else this.#stream(res, file, null, 0, entry.size - 1);
   }
 
   /** Picks the precompressed sibling the client accepts best (br before gzip on a tie), else the file itself. */
@@ -150,7 +188,8 @@ export class StaticFiles {
     let bestQ = 0;
     for (const { encoding, suffix } of PRECOMPRESSED) {
       const sibling = this.#files.stat(file + suffix);
-      if (sibling === null || !sibling.isFile()) continue;
+      // The sibling is a file of its own: it must pass the same symlink rule the router applied to the original.
+      if (sibling === null || !sibling.isFile() || !this.#guard.allows(file + suffix)) continue;
       // nginx's gzip_vary: the answer depends on Accept-Encoding as soon as a variant exists.
       vary = true;
       const q = acceptEncoding === undefined ? 0 : qualityOf(acceptEncoding, encoding);
@@ -166,7 +205,6 @@ export class StaticFiles {
     const st = rep.stat;
     const cached = this.#entries.get(rep.path);
     if (cached !== undefined && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached;
-    const mtimeS = Math.floor(st.mtimeMs / 1000);
     let body: Buffer | null = null;
     if (st.size <= this.#hotMax) {
       try {
@@ -178,7 +216,14 @@ export class StaticFiles {
       // Changed between stat and read: don't pin bytes that disagree with the validators; stream this time.
       if (body !== null && body.length !== st.size) body = null;
     }
-    const entry: FileEntry = {
+    const entry = this.#describe(st, body);
+    this.#entries.set(rep.path, entry);
+    return entry;
+  }
+
+  #describe(st: fs.Stats, body: Buffer | null): FileEntry {
+    const mtimeS = Math.floor(st.mtimeMs / 1000);
+    return {
       mtimeMs: st.mtimeMs,
       size: st.size,
       // nginx: hex seconds of mtime, hex size.
@@ -187,8 +232,6 @@ export class StaticFiles {
       mtimeS,
       body,
     };
-    this.#entries.set(rep.path, entry);
-    return entry;
   }
 
   #contentType(file: string): string {
@@ -211,10 +254,12 @@ export class StaticFiles {
   }
 
   /** Large files: streamed from disk with backpressure (pipe pauses the file while the client is slow). */
-  #stream(res: ServerResponse, path: string, start: number, end: number): void {
-    const stream = fs.createReadStream(path, { start, end, highWaterMark: 64 * 1024 });
+  #stream(res: ServerResponse, path: string, fd: number | null, start: number, end: number): void {
+    const stream = fd === null
+      ? fs.createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK })
+      : fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK });
     stream.on('error', (err) => {
-      // Vanished or unreadable between stat and open: the status line is out, so cut the connection.
+      // Unreadable mid-way: the status line is out, so cut the connection.
       this.#log.warn({ err, file: path }, 'static file read failed mid-response');
       res.destroy(err);
     });

@@ -15,6 +15,9 @@ export interface ParsedTarget {
   readonly authority: string | null;
 }
 
+/** host[:port]: a DNS name or IPv4 address, or a bracketed IPv6 literal. */
+const VALID_AUTHORITY = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -25,6 +28,9 @@ export function parseTarget(target: string): ParsedTarget | null {
   if (target.charCodeAt(0) !== 47 /* '/' */) {
     const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
     if (m === null) return null; // `*` and other forms have no meaning for a file-backed site
+    // nginx answers 400 to an absolute-form target without a valid host (empty, userinfo, junk); so do we,
+    // rather than let it replace the Host header as HTTP_HOST.
+    if (!VALID_AUTHORITY.test(m[1]!)) return null;
     authority = m[1]!;
     origin = m[2] === '' ? '/' : m[2]!;
     if (origin.charCodeAt(0) !== 47) origin = '/' + origin;

@@ -5,16 +5,34 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, UpstreamError, type PhpgateError } from '../config/errors.js';
+import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import type { FcgiConnection, FcgiResponseHandler } from './fastcgi/connection.js';
 
 const SCRIPT = '<?php\n// phpgate handshake: tells the gateway which php-cgi child holds this connection.\necho getmypid();\n';
 
-/** Writes the handshake script into the (private) socket directory and returns its path. */
+/**
+ * Makes sure the socket directory is private to this user, then writes the handshake script there and returns
+ * its path. The directory holds the pools' sockets and a script php-cgi runs: in a shared /tmp, a directory
+ * another user created (or could write into) would let them swap the socket and read every request, or plant a
+ * symlink that the script's write would follow.
+ */
 export function writeHandshakeScript(socketDir: string): string {
   fs.mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+  const st = fs.lstatSync(socketDir);
+  const uid = process.getuid?.() ?? st.uid;
+  if (!st.isDirectory() || st.uid !== uid) {
+    throw new PhpgateError(ErrorCode.ConfigInvalid,
+      `php.socket_dir ${socketDir} is not a directory owned by this user (uid ${uid}); remove it or choose another`);
+  }
+  // Ours but too open (made by hand, or an old umask): close it rather than refuse.
+  if ((st.mode & 0o077) !== 0) fs.chmodSync(socketDir, 0o700);
   const file = path.join(socketDir, 'phpgate-handshake.php');
-  fs.writeFileSync(file, SCRIPT, { mode: 0o600 });
+  // Never through a link: a fresh file created exclusively, then renamed over whatever is there (rename replaces
+  // a link itself, and is atomic for another gateway starting beside us on the same directory).
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.rmSync(tmp, { force: true });
+  fs.writeFileSync(tmp, SCRIPT, { mode: 0o600, flag: 'wx' });
+  fs.renameSync(tmp, file);
   return file;
 }
 

@@ -26,8 +26,14 @@ export interface CgiHead {
  * own, and X-Accel-* are instructions to the proxy, which may carry internal paths.
  */
 function isHidden(lower: string): boolean {
-  return lower === 'status' || lower.startsWith('x-accel-');
+  return lower === 'status' || lower.startsWith('x-accel-') || HOP_BY_HOP.has(lower);
 }
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) describe PHP's connection to us, not ours to the client: passed on, a
+ * `Transfer-Encoding` or `Connection: close` from PHP would break the framing node chooses. nginx drops them too.
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
 const CR = 13;
 const LF = 10;
