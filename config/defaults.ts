@@ -23,7 +23,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     tls: { cert: '', key: '' },
     redirect_http_port: 0,
     trusted_proxies: [],
-    timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000 },
+    timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000, send_ms: 60_000 },
     limits: { header_kb: 16, url_kb: 8 },
   },
   admin: { host: '127.0.0.1', port: 9180, token: '' },

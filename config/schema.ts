@@ -37,7 +37,7 @@ const server = obj({
   tls: obj({ cert: scalar(C.string), key: scalar(C.string) }),
   redirect_http_port: scalar(C.portOrOff),
   trusted_proxies: list(scalar(C.addressOrCidr)),
-  timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms }),
+  timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms, send_ms: ms }),
   limits: obj({ header_kb: scalar(C.int(1)), url_kb: scalar(C.int(1)) }),
 });
 

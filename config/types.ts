@@ -7,6 +7,8 @@ export interface TimeoutsConfig {
   readonly header_ms: number;
   readonly keepalive_ms: number;
   readonly body_ms: number;
+  /** Longest wait for a client to take more of a response (nginx send_timeout); then it is cut off. */
+  readonly send_ms: number;
 }
 
 export interface LimitsConfig {

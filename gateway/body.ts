@@ -79,7 +79,9 @@ export function readBody(req: IncomingMessage, maxBytes: number, idleMs: number,
       failed = true;
       req.removeListener('data', onData);
       req.resume(); // drain what the client still sends so the socket can carry our error answer
-      void writing.then(() => file?.close()).catch((e: unknown) => void e /* the spool file is unlinked: closing is all */);
+      // Whether the last write worked or not, the handle must go: it holds an unlinked file's disk space.
+      const close = (): Promise<void> => (file === null ? Promise.resolve() : file.close());
+      void writing.then(close, close).catch((e: unknown) => void e /* closing an unlinked file: nothing to keep */);
       reject(err);
     };
 
@@ -98,7 +100,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, idleMs: number,
         req.pause();
         writing = openSpool(tmpDir).then(async (fh) => {
           file = fh;
-          await fh.writev(pending);
+          await fh.writeFile(Buffer.concat(pending)); // writeFile loops until every byte is written
           if (!failed) req.resume();
         });
         writing.catch((err: unknown) => fail(new PhpgateError(ErrorCode.BodySpool, `cannot spool request body: ${String(err)}`, { cause: err })));
@@ -106,7 +108,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, idleMs: number,
       }
       req.pause();
       writing = writing.then(async () => {
-        await file!.write(chunk);
+        await file!.writeFile(chunk);
         if (!failed) req.resume();
       });
       writing.catch((err: unknown) => fail(new PhpgateError(ErrorCode.BodySpool, `cannot spool request body: ${String(err)}`, { cause: err })));

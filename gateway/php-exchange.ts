@@ -39,11 +39,14 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   readonly #forceStatus: number;
 
   readonly #errors: ErrorResponder;
+  readonly #sendTimeoutMs: number;
+  /** Runs while PHP is paused for this client; a client that takes nothing for send_ms is cut off. */
+  #sendTimer: NodeJS.Timeout | null = null;
   /** For the error page of a failure (502/503/504); null when this exchange is itself an error page. */
   readonly #target: ParsedTarget | null;
 
   constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: Array<[string, string]>, body: RequestBody, label: string,
-    log: Logger, errors: ErrorResponder, target: ParsedTarget | null, forceStatus = 0) {
+    log: Logger, errors: ErrorResponder, target: ParsedTarget | null, sendTimeoutMs: number, forceStatus = 0) {
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
@@ -54,6 +57,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#forceStatus = forceStatus;
     this.#errors = errors;
     this.#target = target;
+    this.#sendTimeoutMs = sendTimeoutMs;
   }
 
   start(): void {
@@ -80,7 +84,10 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     w.run(this.#params, this, this.#label, noBody);
     if (noBody) return;
     this.#body.pipeTo(this).then(
-      () => w.endStdin(),
+      () => {
+        // Only if this exchange still owns the worker: after an abort it may already serve another request.
+        if (!this.#done && this.#worker === w) w.endStdin();
+      },
       (err: unknown) => this.#log.warn({ err, request: this.#label }, 'could not send the request body to PHP'),
     );
   }
@@ -141,6 +148,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     if (!this.#phpPaused) {
       this.#phpPaused = true;
       this.#res.once('drain', this.#onClientDrain);
+      this.#sendTimer = setTimeout(this.#onSendTimeout, this.#sendTimeoutMs);
     }
     return false;
   }
@@ -239,8 +247,22 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
 
   readonly #onClientDrain = (): void => {
     this.#phpPaused = false;
+    this.#clearSendTimer();
     this.#worker?.resume();
   };
+
+  /** nginx's send_timeout: the client took nothing for too long. Cutting it off aborts PHP (see Worker.abort). */
+  readonly #onSendTimeout = (): void => {
+    this.#sendTimer = null;
+    this.#log.warn({ pool: this.#pool.poolName, request: this.#label, sendTimeoutMs: this.#sendTimeoutMs },
+      'client took no data for send_ms; closing it');
+    this.#res.destroy();
+  };
+
+  #clearSendTimer(): void {
+    if (this.#sendTimer !== null) clearTimeout(this.#sendTimer);
+    this.#sendTimer = null;
+  }
 
   /**
    * The connection to PHP was paused for this exchange's client; once the exchange stops caring (ended, failed,
@@ -251,6 +273,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   #resumePhp(): void {
     if (!this.#phpPaused) return;
     this.#phpPaused = false;
+    this.#clearSendTimer();
     this.#res.removeListener('drain', this.#onClientDrain);
     this.#worker?.resume();
   }

@@ -23,6 +23,8 @@ export interface PipelineOptions {
   readonly maxBodyBytes: number;
   /** Longest silence while a request body arrives (server.timeouts.body_ms). */
   readonly bodyTimeoutMs: number;
+  /** Longest wait for a slow client to take more of a PHP response (server.timeouts.send_ms). */
+  readonly sendTimeoutMs: number;
   readonly serverName: string;
   readonly serverSoftware: string;
   readonly log: Logger;
@@ -42,6 +44,13 @@ export class Pipeline implements ErrorResponder {
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (res.socket === null) {
+      // A pipelined request queued behind its connection's earlier responses. Handled when its turn comes, as
+      // nginx does: started now, it would hold a PHP worker for a response that cannot be sent yet (and one
+      // connection could take every worker).
+      res.once('socket', () => this.handle(req, res));
+      return;
+    }
     try {
       this.#handle(req, res);
     } catch (err) {
@@ -171,7 +180,8 @@ export class Pipeline implements ErrorResponder {
     const params = buildCgiParams(cgi, this.#o.serverSoftware);
     const label = `${cgi.method} ${target.requestUri} → ${route.scriptName}`;
     // An error page that fails itself gets the built-in page (no target), never another round of error pages.
-    new PhpExchange(req, res, pool, params, body, label, this.#o.log, this, forceStatus === 0 ? target : null, forceStatus).start();
+    new PhpExchange(req, res, pool, params, body, label, this.#o.log, this, forceStatus === 0 ? target : null, this.#o.sendTimeoutMs, forceStatus)
+      .start();
   }
 }
 

@@ -40,7 +40,7 @@ export interface RedirectRoute {
 }
 export interface ErrorRoute {
   readonly kind: typeof RouteKind.Error;
-  readonly status: 400 | 403 | 404 | 500;
+  readonly status: number;
   readonly why: string;
 }
 export type Route = PhpRoute | StaticRoute | RedirectRoute | ErrorRoute;
@@ -53,23 +53,23 @@ const SPLIT_PATH_INFO = /^(.+?\.php)(\/.*)$/;
 const MAX_INTERNAL_REDIRECTS = 10;
 
 type TryEntry =
-  | { readonly kind: 'file'; readonly suffix: string } // $uri, $uri.php, $uri.html …
+  | { readonly kind: 'file'; readonly template: string } // $uri, $uri.php, /maintenance.html, /cache$uri.html …
   | { readonly kind: 'dir' } // $uri/
-  | { readonly kind: 'code'; readonly status: 400 | 403 | 404 | 500 } // =404 (last only)
+  | { readonly kind: 'code'; readonly status: number } // =404 (last only)
   | { readonly kind: 'uri'; readonly path: string; readonly query: string | null }; // /index.php?$query_string (last only)
 
 function compileTryFiles(entries: readonly string[]): TryEntry[] {
   return entries.map((e, i): TryEntry => {
     const last = i === entries.length - 1;
     if (e === '$uri/') return { kind: 'dir' };
-    if (e.startsWith('$uri')) return { kind: 'file', suffix: e.slice(4) };
-    if (last && /^=\d{3}$/.test(e)) return { kind: 'code', status: Number(e.slice(1)) as 404 };
+
+    if (last && /^=\d{3}$/.test(e)) return { kind: 'code', status: Number(e.slice(1)) };
     if (last && e.startsWith('/')) {
       const q = e.indexOf('?');
       return q === -1 ? { kind: 'uri', path: e, query: null } : { kind: 'uri', path: e.slice(0, q), query: e.slice(q + 1) };
     }
-    // config/ validated the list; anything else is a literal file path tried like $uri.
-    return { kind: 'file', suffix: '' };
+    // config/ validated the list: anything else names a file, $uri standing for the request path.
+    return { kind: 'file', template: e };
   });
 }
 
@@ -162,11 +162,11 @@ export class Router {
     for (const entry of this.#tryFiles) {
       switch (entry.kind) {
         case 'file': {
-          const candidate = uriPath + entry.suffix;
+          const candidate = entry.template.replaceAll('$uri', uriPath);
           const st = this.#files.stat(this.#fsPath(candidate));
           if (st === null) break;
           if (st.isDirectory()) {
-            if (entry.suffix !== '') break;
+            if (entry.template !== '$uri') break;
             // nginx's static module: a directory without its trailing slash is redirected to it.
             if (!uriPath.endsWith('/')) {
               return { kind: 'route', route: { kind: RouteKind.Redirect, status: 301, location: encodePath(uriPath) + '/' + (args === '' ? '' : '?' + args) } };

@@ -67,11 +67,18 @@ export class Gateway {
     }
     try {
       await Promise.all([...this.#pools.values()].map((p) => p.start()));
+      await this.#listen(c);
     } catch (err) {
+      // Pools that started must not outlive a gateway that could not (EADDRINUSE, a bad docroot link …).
       await this.#stopPools();
       throw err;
     }
+    const a = this.address();
+    this.#log.info({ host: a.address, port: a.port, docroot: c.php.docroot, pools: [...this.#pools.keys()], config: c.source }, 'phpgate listening');
+  }
 
+  async #listen(c: Readonly<GatewayConfig>): Promise<void> {
+    const needsDefault = this.#pools.has(DEFAULT_POOL);
     const files = new FileInfoCache();
     const guard = new DocrootGuard(files, c.php.docroot, c.static.follow_symlinks);
     const router = new Router({
@@ -89,6 +96,7 @@ export class Gateway {
       pools: this.#pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
       bodyTimeoutMs: c.server.timeouts.body_ms,
+      sendTimeoutMs: c.server.timeouts.send_ms,
       serverName: '',
       serverSoftware: `phpgate/${VERSION}`,
       log: this.#log,
@@ -107,8 +115,6 @@ export class Gateway {
         resolve();
       });
     });
-    const a = this.address();
-    this.#log.info({ host: a.address, port: a.port, docroot: c.php.docroot, pools: [...this.#pools.keys()], config: c.source }, 'phpgate listening');
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded), then stops the PHP masters. */
@@ -117,9 +123,12 @@ export class Gateway {
     this.#server = null;
     if (server !== null) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections go idle as their last response ends; close them as they do, not after the grace.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS);
       await closed;
+      clearInterval(sweep);
       clearTimeout(grace);
     }
     await this.#stopPools();

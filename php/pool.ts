@@ -104,6 +104,10 @@ export class Pool implements WorkerHost {
     return this.#socketPath;
   }
 
+  servedBy(pid: number): boolean {
+    return this.#workers.some((w) => w.pid === pid);
+  }
+
   /**
    * An idle worker now, or null after queueing the waiter (it is called back later). Throws PoolSaturated when
    * the queue is full: the caller answers 503.

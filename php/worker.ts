@@ -26,6 +26,8 @@ export interface WorkerHost {
   socketPath(): string | null;
   /** The current master's pid: a child to SIGKILL must still be its child (never a reused pid). */
   readonly masterPid: number | null;
+  /** Whether one of the pool's connections is bound to this child now. */
+  servedBy(pid: number): boolean;
   onWorkerIdle(w: Worker): void;
   onWorkerLost(w: Worker): void;
 }
@@ -60,6 +62,11 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   #label = '';
   #startedAt = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** Time left of timeout_ms while the clock is stopped (PHP paused for a slow client); -1 while it runs. */
+  #timeLeft = -1;
+  /** When the running timer was (re)started, and with how much of timeout_ms left then. */
+  #timerStart = 0;
+  #timerBudget = 0;
   #reconnectDelay = RECONNECT_MIN_MS;
   #reconnectTimer: NodeJS.Timeout | null = null;
 
@@ -123,7 +130,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#label = label;
     this.#startedAt = Date.now();
     this.#requests++;
-    if (this.#host.timeoutMs > 0) this.#timer = setTimeout(this.#onTimeout, this.#host.timeoutMs);
+    this.#startTimer(this.#host.timeoutMs);
     conn.begin(params, this, noBody);
   }
 
@@ -135,27 +142,38 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#conn?.endStdin();
   }
 
+  /** The client caught up: read from PHP again, and restart PHP's clock where it stopped. */
   resume(): void {
+    if (this.#timeLeft >= 0 && this.#state === WorkerState.Busy) this.#startTimer(this.#timeLeft);
     this.#conn?.resume();
   }
 
   /**
-   * The client went away mid-request. php-cgi ignores FCGI_ABORT_REQUEST. If the body was fully sent, the script
-   * runs on (as behind php-fpm, where it stops only at its next output with ignore_user_abort off) and its output
-   * is discarded; the timeout still bounds it. If the body was cut short, closing the connection makes PHP see the
-   * end of its input and give up; the child survives and we reconnect.
+   * The client went away mid-request. php-cgi ignores FCGI_ABORT_REQUEST, so the connection is closed instead:
+   * the script's next output fails and PHP aborts it (connection_aborted(), shutdown functions), as php-fpm
+   * does behind nginx. A script that never writes again is killed when its timeout_ms runs out. If its body was
+   * not fully sent, the script must not run on a truncated input at all: it is killed at once.
    */
   abort(): void {
     if (this.#state !== WorkerState.Busy) return;
     this.#request = null;
     const conn = this.#conn;
-    if (conn === null) return;
-    if (conn.stdinOpen) {
-      this.#state = WorkerState.Recycling;
-      conn.destroy();
-    } else {
-      conn.resume();
-    }
+    const pid = this.#pid;
+    const bodyCut = conn !== null && conn.stdinOpen;
+    const left = this.#timer === null ? this.#timeLeft : this.#timerBudget - (Date.now() - this.#timerStart);
+    this.#finishTimer();
+    this.#state = WorkerState.Recycling;
+    conn?.destroy();
+    if (pid <= 0) return;
+    if (bodyCut) this.#killOrphan(pid);
+    else if (this.#host.timeoutMs > 0) setTimeout(() => this.#killOrphan(pid), Math.max(0, left)).unref();
+  }
+
+  /** SIGKILLs a child we let go of, unless it has come back and serves one of our connections again. */
+  #killOrphan(pid: number): void {
+    if (this.#host.servedBy(pid)) return;
+    const master = this.#host.masterPid;
+    if (master !== null && parentOf(pid) === master) signalPid(pid, 'SIGKILL');
   }
 
   stop(): void {
@@ -168,7 +186,14 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
 
   // FcgiResponseHandler: forwards to the current request, and keeps the books.
   onStdout(chunk: Buffer): boolean {
-    return this.#request === null ? true : this.#request.onStdout(chunk);
+    if (this.#request === null || this.#request.onStdout(chunk)) return true;
+    // Waiting for the client is not PHP's time: stop the clock (nginx's fastcgi_read_timeout counts only PHP).
+    if (this.#timer !== null) {
+      this.#timeLeft = Math.max(1, this.#timerBudget - (Date.now() - this.#timerStart));
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    return false;
   }
 
   onStderr(chunk: Buffer): void {
@@ -235,9 +260,18 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     }
   };
 
+  #startTimer(ms: number): void {
+    this.#timeLeft = -1;
+    if (this.#host.timeoutMs <= 0) return;
+    this.#timerStart = Date.now();
+    this.#timerBudget = ms;
+    this.#timer = setTimeout(this.#onTimeout, ms);
+  }
+
   #finishTimer(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    this.#timeLeft = -1;
   }
 
   /**

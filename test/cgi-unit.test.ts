@@ -498,8 +498,14 @@ describe('parseTarget', () => {
 
   test('absolute-form targets report their authority; origin-form ones none', () => {
     assert.equal(parseTarget('http://example.com:8080/x')?.authority, 'example.com:8080');
-    assert.equal(parseTarget('https://user@example.com/x')?.authority, 'user@example.com');
+    assert.equal(parseTarget('http://[::1]:8080/x')?.authority, '[::1]:8080');
     assert.equal(parseTarget('/x')?.authority, null);
     assert.equal(parseTarget('/x?http://y')?.authority, null);
+  });
+
+  test('absolute-form targets with userinfo, an empty or a malformed host are invalid (400, as nginx)', () => {
+    for (const t of ['https://user@example.com/x', 'http:///x.php', 'http://user:pw@evil:1/', 'http://ex ample/x', 'http://a:99999999/']) {
+      assert.equal(parseTarget(t), null, t);
+    }
   });
 });

@@ -16,6 +16,7 @@ import { request, startGateway, type RunningGateway, type SimpleResponse } from 
 const WORKERS = 2;
 /** Small enough for the timeout test to be quick, large enough for every other request here (≤ 1.5 s each). */
 const TIMEOUT_MS = 4000;
+const SEND_MS = 2000;
 const MiB = 1024 * 1024;
 
 /** What big.php?mb=N prints: N MiB of 1 KiB lines (1023 characters of a fixed alphabet, then "\n"). */
@@ -140,7 +141,7 @@ describe('PHP responses through the real gateway and php-cgi', () => {
 
   before(async () => {
     docroot = ensureFixtureSite();
-    gw = await startGateway(`php:\n  worker_count: ${WORKERS}\n  timeout_ms: ${TIMEOUT_MS}\n`, { docroot });
+    gw = await startGateway(`server:\n  timeouts:\n    send_ms: ${SEND_MS}\nphp:\n  worker_count: ${WORKERS}\n  timeout_ms: ${TIMEOUT_MS}\n`, { docroot });
     assert.equal(gw.config.php.worker_count, WORKERS);
   });
 
@@ -483,16 +484,16 @@ describe('PHP responses through the real gateway and php-cgi', () => {
       await allWorkersIdle(2000);
     });
 
-    test('a client that never reads past timeout_ms: PHP is stopped and its worker comes back', async () => {
+    test('a client that never reads is cut off after send_ms (nginx send_timeout): PHP is stopped and its worker comes back', async () => {
       await allWorkersIdle();
-      const logged = () => gw.logs().filter((l) => typeof l.msg === 'string' && l.msg.includes('exceeded timeout_ms')).length;
+      const logged = () => gw.logs().filter((l) => typeof l.msg === 'string' && l.msg.includes('send_ms')).length;
       const before = logged();
       const req = http.get({ host: '127.0.0.1', port: gw.port, path: '/big.php?mb=64', agent: false }, (res) => {
-        res.on('error', () => {}); // never read: PHP blocks on a full socket until the timeout
+        res.on('error', () => {}); // never read: PHP blocks on a full socket until the client is cut off
       });
       req.on('error', () => {});
       try {
-        const until = Date.now() + TIMEOUT_MS + 5000;
+        const until = Date.now() + SEND_MS + 5000;
         while (logged() === before) {
           if (Date.now() > until) assert.fail('the request was never timed out');
           await sleep(50);
@@ -504,6 +505,32 @@ describe('PHP responses through the real gateway and php-cgi', () => {
       }
       const answers = await Promise.all(Array.from({ length: WORKERS + 1 }, () => get('/status.php?code=200', { timeoutMs: 5000 })));
       for (const a of answers) assert.equal(a.status, 200);
+    });
+
+    test('a slow but steady client gets the whole response even when the download outlasts timeout_ms', async () => {
+      await allWorkersIdle();
+      const mb = 24;
+      const t0 = Date.now();
+      const got = await new Promise<number>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port: gw.port, path: `/big.php?mb=${mb}`, agent: false }, (res) => {
+          let n = 0;
+          let pauses = 0;
+          res.on('data', (c: Buffer) => {
+            n += c.length;
+            // Three pauses of 1.5 s: the download takes longer than timeout_ms, PHP's own work does not.
+            if (pauses < 3 && n > (pauses + 1) * 6 * 1024 * 1024) {
+              pauses++;
+              res.pause();
+              setTimeout(() => res.resume(), 1500);
+            }
+          });
+          res.on('end', () => resolve(n));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+      });
+      assert.ok(Date.now() - t0 > TIMEOUT_MS, 'the download really outlasted timeout_ms');
+      assert.equal(got, mb * 1024 * 1024);
     });
 
     test('a client that disconnects mid-response leaves the gateway serving with every worker back', async () => {

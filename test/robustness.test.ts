@@ -1,0 +1,185 @@
+/**
+ * Regressions for the ways a gateway loses requests or workers, or lets a local user in: pipelining, client
+ * aborts, hop-by-hop headers from PHP, the socket directory, a port already taken, a stop with keep-alive
+ * clients, try_files literals.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../config/load.js';
+import { Gateway } from '../gateway/server.js';
+import { writeHandshakeScript } from '../php/handshake.js';
+import { ensureFixtureSite } from './fixtures/site.js';
+import { request, startGateway, type RunningGateway } from './support/gateway.js';
+import { eventually } from './support/proc.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-robust-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function idleWorkers(g: RunningGateway): number {
+  return g.gateway.pools.get('default')!.stats().workers.filter((w) => w.state === 'idle').length;
+}
+
+describe('requests and workers', () => {
+  let g: RunningGateway;
+  before(async () => {
+    g = await startGateway('php:\n  worker_count: 2\n  timeout_ms: 20000\n', { docroot: ensureFixtureSite() });
+  });
+  after(() => g.stop());
+
+  test('pipelined requests on one connection run one at a time and never take every worker', async () => {
+    await eventually('idle pool', () => idleWorkers(g) === 2);
+    const sock = net.connect(g.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    let received = '';
+    sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
+    sock.on('error', () => undefined);
+    const one = 'GET /sleep.php?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n';
+    sock.write(one + one + one);
+    await new Promise((r) => setTimeout(r, 150));
+    // While the first runs, the other two wait their turn: one worker stays free for everyone else.
+    assert.equal(idleWorkers(g), 1);
+    const other = await request(g.base, '/status.php?code=200', { timeoutMs: 2000 });
+    assert.equal(other.status, 200);
+    await eventually('three answers', () => (received.match(/HTTP\/1\.1 200/g) ?? []).length === 3, 5000);
+    sock.destroy();
+  });
+
+  test('a client that goes away makes PHP abort the script (connection_aborted, shutdown functions), as behind php-fpm', async () => {
+    await eventually('idle pool', () => idleWorkers(g) === 2);
+    const marker = path.join(tmp, 'abort-marker');
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: g.port, path: `/abort.php?marker=${encodeURIComponent(marker)}`, agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
+    });
+    // The script would stream for 10 s; it must notice the abort at its next output instead.
+    await eventually('shutdown function ran', () => fs.existsSync(marker), 3000);
+    assert.equal(fs.readFileSync(marker, 'utf8'), 'aborted=1');
+    await eventually('worker back', () => idleWorkers(g) === 2, 5000);
+  });
+
+  test('hop-by-hop headers set by PHP never reach the client, and the connection stays usable', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await new Promise<http.IncomingMessage & { text: string }>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: g.port, path: '/hop.php', agent }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve(Object.assign(res, { text })));
+        }).on('error', reject);
+      });
+      assert.equal(first.text, 'ok');
+      assert.equal(first.headers['x-kept'], 'yes');
+      assert.equal(first.headers['upgrade'], undefined);
+      assert.notEqual(first.headers['connection'], 'close');
+      assert.notEqual(first.headers['keep-alive'], 'timeout=1');
+      const second = await new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: g.port, path: '/status.php?code=200', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        }).on('error', reject);
+      });
+      assert.equal(second, 200);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
+
+describe('the socket directory', () => {
+  test('a handshake path planted as a symlink is replaced, never written through', () => {
+    const dir = path.join(tmp, 'sock-planted');
+    fs.mkdirSync(dir, { mode: 0o700 });
+    const victim = path.join(tmp, 'victim.txt');
+    fs.writeFileSync(victim, 'precious');
+    fs.symlinkSync(victim, path.join(dir, 'phpgate-handshake.php'));
+    const script = writeHandshakeScript(dir);
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'precious');
+    assert.equal(fs.lstatSync(script).isSymbolicLink(), false);
+    assert.match(fs.readFileSync(script, 'utf8'), /getmypid/);
+  });
+
+  test('a directory of ours left open to others is made private', () => {
+    const dir = path.join(tmp, 'sock-open');
+    fs.mkdirSync(dir);
+    fs.chmodSync(dir, 0o777);
+    writeHandshakeScript(dir);
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+  });
+
+  test('a directory owned by another user is refused', (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip('needs root to create a directory owned by someone else');
+      return;
+    }
+    const dir = path.join(tmp, 'sock-foreign');
+    fs.mkdirSync(dir, { mode: 0o700 });
+    fs.chownSync(dir, 65534, 65534);
+    assert.throws(() => writeHandshakeScript(dir), /not a directory owned by this user/);
+  });
+});
+
+describe('start and stop', () => {
+  test('a port already taken fails the start and leaves no php-cgi behind', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const socketDir = path.join(tmp, 'sock-taken');
+    const loaded = loadConfig({ text: 'php:\n  worker_count: 1\n', file: 't.yaml', baseDir: tmp, env: { PATH: process.env['PATH'] }, overrides: { docroot: ensureFixtureSite() } });
+    const config = { ...loaded, server: { ...loaded.server, host: '127.0.0.1', port }, php: { ...loaded.php, socket_dir: socketDir } };
+    const gw = new Gateway(config, (await import('pino')).pino({ level: 'silent' }));
+    try {
+      await assert.rejects(gw.start(), /EADDRINUSE/);
+      const masterPid = gw.pools.get('default')!.masterPid;
+      assert.equal(masterPid, null, 'the master was stopped');
+      assert.deepEqual(fs.readdirSync(socketDir).filter((n) => n.endsWith('.sock.pid')), []);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('stop() with a keep-alive client finishes the request in flight, then returns promptly, not after the grace', async () => {
+    const g = await startGateway('php:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
+    const agent = new http.Agent({ keepAlive: true });
+    let stopping: Promise<void> | null = null;
+    const status = await new Promise<number>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: g.port, path: '/sleep.php?ms=300', agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      }).on('error', reject);
+      setTimeout(() => (stopping = g.stop()), 100);
+    });
+    assert.equal(status, 200, 'the request in flight was answered');
+    const t0 = Date.now();
+    await stopping;
+    assert.ok(Date.now() - t0 < 3000, `stop took ${Date.now() - t0} ms after the last answer`);
+    agent.destroy();
+  });
+});
+
+describe('try_files', () => {
+  let g: RunningGateway;
+  const docroot = path.join(tmp, 'maint');
+  before(async () => {
+    fs.mkdirSync(docroot);
+    fs.writeFileSync(path.join(docroot, 'maintenance.html'), 'down for maintenance');
+    fs.writeFileSync(path.join(docroot, 'index.php'), '<?php echo "app";');
+    g = await startGateway('php:\n  worker_count: 1\n  try_files: ["/maintenance.html", "$uri", "/index.php?$query_string"]\n', { docroot });
+  });
+  after(() => g.stop());
+
+  test('a literal entry (the maintenance-page recipe) is tried as that file', async () => {
+    const r = await request(g.base, '/any/page');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'down for maintenance');
+  });
+});
