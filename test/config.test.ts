@@ -210,8 +210,8 @@ describe('loadConfig: valid files', () => {
       deny: [],
       deny_status: 404,
       follow_symlinks: false,
-      hot_cache_file_kb: 64,
-      hot_cache_mb: 32,
+      hot_cache_file_kb: 1024,
+      hot_cache_mb: 64,
       error_pages: {},
     });
     assert.deepEqual(cfg.rate_limit.rules, []);

@@ -35,7 +35,7 @@ const HELLO_ETAG = `"${HELLO_MTIME_S.toString(16)}-${Buffer.byteLength(HELLO).to
 const HELLO_LAST_MODIFIED = new Date(HELLO_MTIME_S * 1000).toUTCString(); // Tue, 14 Nov 2023 22:13:20 GMT
 const DAY_MS = 86_400_000;
 
-/** Range fixtures: one under the hot-file cache limit (64 KB by default), one well over it. */
+/** Range fixtures: one under the hot-file cache limit (64 KB in MAIN_YAML), one well over it. */
 const SMALL = crypto.randomBytes(1000);
 const SMALL_MTIME_S = 1_700_000_100;
 const BIG = crypto.randomBytes(200 * 1024);
@@ -239,6 +239,8 @@ static:
     - pattern: "/assets/*"
       value: "public, max-age=31536000, immutable"
   deny: ["/vendor/*", "*.sql", "composer.json"]
+  # Small on purpose, so the 200 KB fixtures exercise the streamed path.
+  hot_cache_file_kb: 64
 `;
 
 const DENIED_PATHS = ['/vendor/autoload.php', '/vendor/lib/a.js', '/backup/dump.sql', '/composer.json', '/lib/composer.json'];
