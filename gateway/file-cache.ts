@@ -4,7 +4,6 @@
  * stat every file on every request, and a file changed on disk is seen within that time.
  */
 import fs from 'node:fs';
-import { LRUCache } from 'lru-cache';
 
 /** nginx's open_file_cache_valid default is 60 s; the static-file contract asks for at most 1 s. */
 export const FILE_INFO_VALID_MS = 1000;
@@ -46,7 +45,9 @@ const NOT_THERE = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EACCES', 'ELOOP
 
 export class FileInfoCache {
   readonly #validMs: number;
-  readonly #entries = new LRUCache<string, Entry>({ max: MAX_ENTRIES });
+  // A plain Map, emptied when full: lookups are on every request's path, and an LRU's bookkeeping costs more
+  // than the rare refill (nginx's open_file_cache max works the same way, evicting what is inactive).
+  readonly #entries = new Map<string, Entry>();
 
   constructor(validMs = FILE_INFO_VALID_MS) {
     this.#validMs = validMs;
@@ -85,6 +86,7 @@ export class FileInfoCache {
     }
     if (e === undefined) {
       e = { stat, checkedAt: now, real: undefined };
+      if (this.#entries.size >= MAX_ENTRIES) this.#entries.clear();
       this.#entries.set(path, e);
     } else {
       e.stat = stat;

@@ -49,6 +49,7 @@ export type Route = PhpRoute | StaticRoute | RedirectRoute | ErrorRoute;
 const PHP_LOCATION = /[^/]\.php(\/|$)/;
 /** nginx's `fastcgi_split_path_info ^(.+?\.php)(/.*)$`: the shortest prefix ending in .php, then the rest. */
 const SPLIT_PATH_INFO = /^(.+?\.php)(\/.*)$/;
+const STATIC_ROUTES_MAX = 10_000;
 /** nginx allows 10 internal redirects before answering 500 "rewrite or internal redirection cycle". */
 const MAX_INTERNAL_REDIRECTS = 10;
 
@@ -99,6 +100,11 @@ export class Router {
   readonly #deny: readonly PathMatcher[];
   readonly #denied: ErrorRoute;
   readonly #guard: DocrootGuard;
+  /**
+   * Static answers by request path, reused while the file cache still holds the very stat they were made from:
+   * a change on disk is then seen exactly when the file cache sees it (within FILE_INFO_VALID_MS).
+   */
+  readonly #staticRoutes = new Map<string, StaticRoute>();
 
   constructor(o: RouterOptions) {
     this.#root = o.php.docroot;
@@ -124,6 +130,18 @@ export class Router {
 
   /** `uriPath` is decoded and normalised (see uri.ts); `query` is the raw query string. */
   resolve(uriPath: string, query: string): Route {
+    const known = this.#staticRoutes.get(uriPath);
+    if (known !== undefined && this.#files.stat(known.file) === known.stat) return known;
+    const route = this.#resolve(uriPath, query);
+    if (route.kind === RouteKind.Static) {
+      // Only static answers: they depend on the path and the files alone (a PHP route carries the query).
+      if (this.#staticRoutes.size >= STATIC_ROUTES_MAX) this.#staticRoutes.clear();
+      this.#staticRoutes.set(uriPath, route);
+    }
+    return route;
+  }
+
+  #resolve(uriPath: string, query: string): Route {
     // Dotfiles and dot-directories (.env, .git/config, .htaccess) are never served or run, whatever try_files
     // says; the top-level /.well-known directory is the one public exception (ACME, security.txt). Only that
     // segment is exempt: a dotfile below it (/.well-known/.htaccess) is still denied.
