@@ -26,7 +26,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000, send_ms: 60_000 },
     limits: { header_kb: 16, url_kb: 8 },
   },
-  admin: { host: '127.0.0.1', port: 9180, token: '' },
+  admin: { host: '127.0.0.1', port: 9180, token: '', health_on_main: true },
   php: {
     binary: 'php-cgi',
     docroot: './public',

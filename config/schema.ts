@@ -41,7 +41,7 @@ const server = obj({
   limits: obj({ header_kb: scalar(C.int(1)), url_kb: scalar(C.int(1)) }),
 });
 
-const admin = obj({ host: scalar(C.nonEmptyString), port: scalar(C.portOrOff), token: scalar(C.string) });
+const admin = obj({ host: scalar(C.nonEmptyString), port: scalar(C.portOrOff), token: scalar(C.string), health_on_main: flag });
 
 const php = obj({
   binary: scalar(C.nonEmptyString),

@@ -35,8 +35,11 @@ export interface ServerConfig {
 
 export interface AdminConfig {
   readonly host: string;
+  /** 0: no admin listener. */
   readonly port: number;
   readonly token: string;
+  /** /healthz and /readyz also answered on the main port (never routed to PHP). */
+  readonly health_on_main: boolean;
 }
 
 /** What every pool has; the default pool takes these from php.*, named pools override them. */

@@ -6,7 +6,8 @@ import { ErrorCode, PhpgateError } from '../config/errors.js';
 import type { PoolSettings } from '../config/types.js';
 import type { Logger } from './logger.js';
 import { Master } from './master.js';
-import { Worker, WorkerState, type WorkerHost } from './worker.js';
+import fs from 'node:fs';
+import { RestartReason, Worker, WorkerState, type WorkerHost } from './worker.js';
 
 /** Someone waiting for a worker. Exactly one of the two is called, unless the wait is cancelled first. */
 export interface PoolWaiter {
@@ -23,12 +24,34 @@ export interface PoolOptions {
   readonly log: Logger;
 }
 
+export interface WorkerStats {
+  readonly pid: number;
+  readonly state: WorkerState;
+  /** Requests served by the current child. */
+  readonly requests: number;
+  /** Requests served by every child of this slot. */
+  readonly requestsTotal: number;
+  /** Private memory at the last sample (bytes; 0 before the first). */
+  readonly privateBytes: number;
+  /** The request being served: script and URI, and since when (ms epoch). */
+  readonly current: { readonly label: string; readonly startedAt: number } | null;
+}
+
 export interface PoolStats {
   readonly name: string;
   readonly masterPid: number | null;
-  readonly workers: ReadonlyArray<{ readonly pid: number; readonly state: WorkerState; readonly requests: number }>;
+  readonly workers: readonly WorkerStats[];
   readonly idle: number;
+  readonly busy: number;
+  /** Connecting, handshaking or being replaced. */
+  readonly starting: number;
   readonly queued: number;
+  readonly queueLimit: number;
+  /** At least one worker can take a request now or soon (live and handshaken). */
+  readonly ready: boolean;
+  /** The master keeps dying at start: a bad php.ini, a missing extension… (what /readyz and the log say). */
+  readonly failing: boolean;
+  readonly restarts: Readonly<Record<RestartReason, number>>;
 }
 
 interface QueueEntry {
@@ -37,6 +60,12 @@ interface QueueEntry {
 }
 
 const START_TIMEOUT_MS = 15_000;
+/** How often every worker's private memory is sampled (and after each request once it nears the limit). */
+const MEMORY_SAMPLE_MS = 500;
+/** Past this share of the limit, a worker is sampled after every request too, not only every 500 ms. */
+const MEMORY_WATCH_SHARE = 0.8;
+/** Master restarts in a row that make a pool "failing". */
+const FAILING_AFTER = 3;
 
 export class Pool implements WorkerHost {
   readonly poolName: string;
@@ -53,6 +82,9 @@ export class Pool implements WorkerHost {
   #socketPath: string | null = null;
   #closed = false;
   #onFirstIdle: (() => void) | null = null;
+  readonly #memoryLimitBytes: number;
+  #memoryTimer: NodeJS.Timeout | null = null;
+  readonly #restarts: Record<RestartReason, number> = { crash: 0, memory: 0, max_requests: 0, timeout: 0, client_abort: 0, reload: 0 };
 
   constructor(o: PoolOptions) {
     this.poolName = o.name;
@@ -60,6 +92,7 @@ export class Pool implements WorkerHost {
     this.timeoutMs = o.settings.timeout_ms;
     this.maxRequests = o.settings.max_requests;
     this.workerCount = o.settings.worker_count;
+    this.#memoryLimitBytes = o.settings.memory_limit_mb * 1024 * 1024;
     this.handshakeScript = o.handshakeScript;
     this.log = o.log;
     this.#master = new Master(
@@ -98,10 +131,43 @@ export class Pool implements WorkerHost {
       this.#onFirstIdle();
     });
     this.log.info({ pool: this.poolName, masterPid: this.#master.pid, workers: this.#workers.map((w) => w.pid) }, 'pool ready');
+    if (this.#memoryLimitBytes > 0) {
+      this.#memoryTimer = setInterval(() => {
+        for (const w of this.#workers) this.#sampleMemory(w);
+      }, MEMORY_SAMPLE_MS);
+      this.#memoryTimer.unref();
+    }
   }
 
   socketPath(): string | null {
     return this.#socketPath;
+  }
+
+  onRestart(reason: RestartReason): void {
+    this.#restarts[reason]++;
+  }
+
+  afterRequest(w: Worker): void {
+    if (this.#memoryLimitBytes > 0 && w.privateBytes > this.#memoryLimitBytes * MEMORY_WATCH_SHARE) this.#sampleMemory(w);
+  }
+
+  /**
+   * Private memory from /proc/PID/smaps_rollup (Private_Clean + Private_Dirty), not RSS: the opcache and APCu
+   * pages all children of the master share count in each child's RSS, and would recycle healthy workers.
+   */
+  #sampleMemory(w: Worker): void {
+    const pid = w.pid;
+    if (pid <= 0) return;
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1');
+    } catch (err) {
+      void err; // gone between the check and the read: its replacement gets sampled next round
+      return;
+    }
+    let kb = 0;
+    for (const m of text.matchAll(/^Private_(?:Clean|Dirty):\s+(\d+) kB/gm)) kb += Number(m[1]);
+    w.noteMemory(kb * 1024, this.#memoryLimitBytes);
   }
 
   servedBy(pid: number): boolean {
@@ -153,17 +219,31 @@ export class Pool implements WorkerHost {
   }
 
   stats(): PoolStats {
+    let busy = 0;
+    let live = 0;
+    const workers = this.#workers.map((w): WorkerStats => {
+      if (w.state === WorkerState.Busy) busy++;
+      if (w.state === WorkerState.Busy || w.state === WorkerState.Idle) live++;
+      return { pid: w.pid, state: w.state, requests: w.requests, requestsTotal: w.requestsTotal, privateBytes: w.privateBytes, current: w.current() };
+    });
     return {
       name: this.poolName,
       masterPid: this.#master.pid,
-      workers: this.#workers.map((w) => ({ pid: w.pid, state: w.state, requests: w.requests })),
+      workers,
       idle: this.#idle.length,
+      busy,
+      starting: this.#workers.length - live,
       queued: this.#queue.length,
+      queueLimit: this.#settings.queue_limit,
+      ready: !this.#closed && live > 0,
+      failing: this.#master.consecutiveFailures >= FAILING_AFTER,
+      restarts: { ...this.#restarts },
     };
   }
 
   async stop(): Promise<void> {
     this.#closed = true;
+    if (this.#memoryTimer !== null) clearInterval(this.#memoryTimer);
     const queue = this.#queue;
     this.#queue = [];
     for (const e of queue) {

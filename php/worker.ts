@@ -30,7 +30,22 @@ export interface WorkerHost {
   servedBy(pid: number): boolean;
   onWorkerIdle(w: Worker): void;
   onWorkerLost(w: Worker): void;
+  /** A child is being replaced, and why. */
+  onRestart(reason: RestartReason): void;
+  /** A request just ended on this worker (the pool may sample its memory). */
+  afterRequest(w: Worker): void;
 }
+
+/** Why a child was replaced: what /metrics counts and the log says. */
+export const RestartReason = {
+  Crash: 'crash',
+  Memory: 'memory',
+  MaxRequests: 'max_requests',
+  Timeout: 'timeout',
+  ClientAbort: 'client_abort',
+  Reload: 'reload',
+} as const;
+export type RestartReason = (typeof RestartReason)[keyof typeof RestartReason];
 
 export const WorkerState = {
   Connecting: 'connecting',
@@ -69,6 +84,11 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   #timerBudget = 0;
   #reconnectDelay = RECONNECT_MIN_MS;
   #reconnectTimer: NodeJS.Timeout | null = null;
+  /** Private memory (bytes) at the last sample; 0 before the first. */
+  #privateBytes = 0;
+  /** Over memory_limit_mb while serving: replaced as soon as its current request ends. */
+  #overMemory = false;
+  #requestsTotal = 0;
 
   constructor(id: number, host: WorkerHost) {
     this.id = id;
@@ -83,6 +103,34 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   }
   get requests(): number {
     return this.#requests;
+  }
+  /** Requests served by every child this worker slot has had. */
+  get requestsTotal(): number {
+    return this.#requestsTotal;
+  }
+  get privateBytes(): number {
+    return this.#privateBytes;
+  }
+  /** The request being served, or null: what /status shows. */
+  current(): { readonly label: string; readonly startedAt: number } | null {
+    return this.#state === WorkerState.Busy && this.#request !== null ? { label: this.#label, startedAt: this.#startedAt } : null;
+  }
+
+  /**
+   * Records a memory sample. Over `limitBytes`, the child is replaced: now if idle, else once its request ends
+   * (the request is never cut short for memory, as php-fpm's and RoadRunner's limits behave).
+   */
+  noteMemory(bytes: number, limitBytes: number): void {
+    this.#privateBytes = bytes;
+    if (limitBytes <= 0 || bytes <= limitBytes || this.#overMemory) return;
+    this.#overMemory = true;
+    this.#host.log.warn({ pool: this.#host.poolName, pid: this.#pid, privateMb: Math.round(bytes / 1048576), limitMb: Math.round(limitBytes / 1048576), request: this.#label },
+      'worker over memory_limit_mb; replacing it (request = the script that pushed it over)');
+    if (this.#state === WorkerState.Idle) {
+      this.#host.onWorkerLost(this);
+      this.#host.onRestart(RestartReason.Memory);
+      this.#retire();
+    }
   }
 
   /** Connects (or reconnects) and handshakes; on success the worker reports itself idle. */
@@ -103,6 +151,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
         if (this.#conn !== conn || conn.closed) return;
         this.#pid = pid;
         this.#requests = 0;
+        this.#privateBytes = 0;
+        this.#overMemory = false;
         this.#limit = this.#recycleLimit();
         this.#generation++;
         this.#reconnectDelay = RECONNECT_MIN_MS;
@@ -130,6 +180,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#label = label;
     this.#startedAt = Date.now();
     this.#requests++;
+    this.#requestsTotal++;
     this.#startTimer(this.#host.timeoutMs);
     conn.begin(params, this, noBody);
   }
@@ -163,6 +214,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     const left = this.#timer === null ? this.#timeLeft : this.#timerBudget - (Date.now() - this.#timerStart);
     this.#finishTimer();
     this.#state = WorkerState.Recycling;
+    this.#host.onRestart(RestartReason.ClientAbort);
     conn?.destroy();
     if (pid <= 0) return;
     if (bodyCut) this.#killOrphan(pid);
@@ -205,12 +257,21 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#request = null;
     this.#finishTimer();
     if (this.#state === WorkerState.Busy) {
-      if (this.#limit > 0 && this.#requests >= this.#limit) {
+      this.#host.afterRequest(this);
+      if (this.#overMemory) {
+        this.#host.onRestart(RestartReason.Memory);
+        this.#retire();
+      } else if (this.#limit > 0 && this.#requests >= this.#limit) {
         // Recycled while idle, so no request ever sees it.
         this.#host.log.info({ pool: this.#host.poolName, pid: this.#pid, requests: this.#requests }, 'recycling worker after max_requests');
+        this.#host.onRestart(RestartReason.MaxRequests);
         this.#retire();
       } else if (this.#conn !== null && this.#conn.idle) {
         this.#state = WorkerState.Idle;
+      } else {
+        // PHP answered before reading all of its body: the connection is being closed (see FcgiConnection), which
+        // is no crash; reconnect at once.
+        this.#state = WorkerState.Recycling;
       }
     }
     if (req !== null) req.onEnd(appStatus);
@@ -237,6 +298,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     if (wasBusy) {
       this.#host.log.warn({ pool: this.#host.poolName, pid: this.#pid, request: this.#label }, 'php-cgi child died mid-request');
     }
+    if (!wasRetired && this.#state !== WorkerState.Stopped && this.#pid > 0) this.#host.onRestart(RestartReason.Crash);
     if (this.#state !== WorkerState.Stopped) {
       this.#state = WorkerState.Connecting;
       this.#pid = 0;
@@ -254,6 +316,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#host.log.error({ pool: this.#host.poolName, pid: this.#pid, request: this.#label, elapsedMs },
       `request exceeded timeout_ms (${this.#host.timeoutMs}); killing the worker`);
     this.#state = WorkerState.Recycling;
+    this.#host.onRestart(RestartReason.Timeout);
     this.#kill();
     if (req !== null) {
       req.onError(new UpstreamError(ErrorCode.UpstreamTimeout, `PHP did not answer within ${this.#host.timeoutMs} ms`));

@@ -199,7 +199,7 @@ describe('loadConfig: valid files', () => {
     const cfg = load('');
     assert.equal(cfg.source, 'gateway.yaml');
     assert.deepEqual(cfg.server, DEFAULTS.server);
-    assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9180, token: '' });
+    assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9180, token: '', health_on_main: true });
     assert.deepEqual(cfg.php, { ...DEFAULTS.php, docroot: publicDir });
     assert.deepEqual(cfg.php.ini, {});
     assert.deepEqual(cfg.php.env, {});

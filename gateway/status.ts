@@ -1,0 +1,39 @@
+/**
+ * What the gateway tells about itself: the shapes the admin endpoints (health, metrics, dashboard) read.
+ * Produced by Gateway (pools, draining) and by the pipeline (one record per finished request).
+ */
+import type { PoolStats } from '../php/pool.js';
+
+export interface GatewayStatus {
+  readonly version: string;
+  /** ms since the epoch */
+  readonly startedAt: number;
+  /** Shutting down or otherwise refusing new work: /readyz answers 503. */
+  readonly draining: boolean;
+  readonly pools: readonly PoolStats[];
+}
+
+export interface StatusSource {
+  status(): GatewayStatus;
+}
+
+/** One finished request, as the access log and the metrics see it. */
+export interface RequestRecord {
+  readonly method: string;
+  /** The request target as sent (path and query). */
+  readonly uri: string;
+  readonly status: number;
+  /** Response body bytes written. */
+  readonly bytes: number;
+  readonly durationMs: number;
+  /** The PHP pool that served it, or null (static file, redirect, error). */
+  readonly pool: string | null;
+  /** The php-cgi child that served it, or 0. */
+  readonly workerPid: number;
+  /** From handing the request to PHP until PHP's answer ended (ms), or null when PHP was not involved. */
+  readonly upstreamMs: number | null;
+}
+
+export interface RequestObserver {
+  onRequestDone(r: RequestRecord): void;
+}
