@@ -23,7 +23,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     tls: { cert: '', key: '' },
     redirect_http_port: 0,
     trusted_proxies: [],
-    timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000, send_ms: 60_000 },
+    timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000, send_ms: 60_000, drain_ms: 30_000 },
     limits: { header_kb: 16, url_kb: 8 },
   },
   admin: { host: '127.0.0.1', port: 9180, token: '', health_on_main: true },
@@ -61,7 +61,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
   // Kept from the example even though rules default to none: a session cookie must never get a cached page.
   cache: { max_mb: 64, rules: [], bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'] },
   upstreams: [],
-  logging: { level: 'info', file: '' },
+  logging: { level: 'info', file: '', access: true, slow_ms: 0 },
 });
 
 /** Keys an upstream entry may leave out (pattern and targets are required). */

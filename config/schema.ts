@@ -37,7 +37,7 @@ const server = obj({
   tls: obj({ cert: scalar(C.string), key: scalar(C.string) }),
   redirect_http_port: scalar(C.portOrOff),
   trusted_proxies: list(scalar(C.addressOrCidr)),
-  timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms, send_ms: ms }),
+  timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms, send_ms: ms, drain_ms: ms }),
   limits: obj({ header_kb: scalar(C.int(1)), url_kb: scalar(C.int(1)) }),
 });
 
@@ -106,7 +106,7 @@ export const ROOT = obj({
   rate_limit: rateLimit,
   cache,
   upstreams: list(upstream),
-  logging: obj({ level: scalar(C.logLevel), file: scalar(C.string) }),
+  logging: obj({ level: scalar(C.logLevel), file: scalar(C.string), access: flag, slow_ms: scalar(C.int(0)) }),
 });
 
 /** What the file said: only keys present and valid. */

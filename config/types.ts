@@ -9,6 +9,8 @@ export interface TimeoutsConfig {
   readonly body_ms: number;
   /** Longest wait for a client to take more of a response (nginx send_timeout); then it is cut off. */
   readonly send_ms: number;
+  /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are cut. */
+  readonly drain_ms: number;
 }
 
 export interface LimitsConfig {
@@ -135,6 +137,10 @@ export type LogLevel = (typeof LogLevels)[number];
 export interface LoggingConfig {
   readonly level: LogLevel;
   readonly file: string;
+  /** One JSON line per request (at info level), as nginx's access_log. */
+  readonly access: boolean;
+  /** Requests slower than this are logged at warn with pool, worker and script (0: off), as php-fpm's slowlog. */
+  readonly slow_ms: number;
 }
 
 export interface GatewayConfig {

@@ -8,7 +8,9 @@ import { ConfigError, PhpgateError, ErrorCode } from '../config/errors.js';
 import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { createLogger } from './log.js';
-import { Gateway } from './server.js';
+import { Gateway, PID_FILE } from './server.js';
+import fs from 'node:fs';
+import path from 'node:path';
 import { EXAMPLE_DIR, VERSION } from './version.js';
 
 const HELP = `phpgate ${VERSION} — a gateway in front of PHP: HTTP in front, supervised php-cgi pools behind.
@@ -16,6 +18,7 @@ const HELP = `phpgate ${VERSION} — a gateway in front of PHP: HTTP in front, s
 Usage:
   phpgate [--config FILE] [options]     run the gateway
   phpgate check --config FILE           validate a configuration and exit
+  phpgate reload [--config FILE]        tell the running gateway (same config) to reload: same as SIGHUP
   phpgate --help | --version
 
 Options:
@@ -38,7 +41,9 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
-function parseCli(argv: string[]): { command: 'run' | 'check'; config: string | undefined; overrides: Overrides } {
+type Command = 'run' | 'check' | 'reload';
+
+function parseCli(argv: string[]): { command: Command; config: string | undefined; overrides: Overrides } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -67,15 +72,15 @@ function parseCli(argv: string[]): { command: 'run' | 'check'; config: string | 
     process.exit(0);
   }
   const [command = 'run', ...rest] = positionals;
-  if ((command !== 'run' && command !== 'check') || rest.length > 0) {
-    fail(2, `phpgate: unknown command "${positionals.join(' ')}". Commands: run (the default), check.`);
+  if ((command !== 'run' && command !== 'check' && command !== 'reload') || rest.length > 0) {
+    fail(2, `phpgate: unknown command "${positionals.join(' ')}". Commands: run (the default), check, reload.`);
   }
   const overrides: Overrides = {};
   if (values.host !== undefined) overrides.host = values.host;
   if (values.docroot !== undefined) overrides.docroot = values.docroot;
   if (values.port !== undefined) overrides.port = intFlag('--port', values.port);
   if (values.workers !== undefined) overrides.workers = intFlag('--workers', values.workers);
-  return { command, config: values.config, overrides };
+  return { command: command as Command, config: values.config, overrides };
 }
 
 function intFlag(name: string, value: string): number {
@@ -101,6 +106,10 @@ async function main(): Promise<void> {
     if (configFile === undefined) fail(2, 'phpgate check: --config FILE is required');
     load(configFile, overrides);
     process.stdout.write(`${configFile}: ok\n`);
+    return;
+  }
+  if (command === 'reload') {
+    signalRunning(load(configFile, overrides));
     return;
   }
   const config = load(configFile, overrides);
@@ -129,8 +138,36 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // Reload arrives with the supervision work; until then SIGHUP must not kill the gateway (its default).
-  process.on('SIGHUP', () => log.warn('SIGHUP: reload is not supported yet; configuration unchanged'));
+  // Reload: the file is read again; a bad one is refused and the running configuration stays, as nginx -s reload.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    let next: Readonly<GatewayConfig>;
+    try {
+      next = configFile === undefined ? loadConfig({ overrides, baseDir: EXAMPLE_DIR }) : loadConfig({ file: configFile, overrides });
+    } catch (err) {
+      log.error({ err }, `reload refused, the running configuration stays: ${(err as Error).message}`);
+      return;
+    }
+    gateway.reload(next).catch((err: unknown) => log.error({ err }, 'reload failed; the previous pools keep serving'));
+  });
+}
+
+/** `phpgate reload`: SIGHUP to the gateway that runs with this configuration (found by its pid file). */
+function signalRunning(config: Readonly<GatewayConfig>): void {
+  const pidFile = path.join(config.php.socket_dir, PID_FILE);
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch (err) {
+    void err; // no pid file: reported below as "no running gateway"
+    fail(1, `phpgate reload: no running gateway found (${pidFile} is missing)`);
+  }
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch (err) {
+    fail(1, `phpgate reload: gateway pid ${pid} from ${pidFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  process.stdout.write(`phpgate: reload requested (pid ${pid})\n`);
 }
 
 void main();

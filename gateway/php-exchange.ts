@@ -13,6 +13,7 @@ import type { RequestBody } from './body.js';
 import { statusForError } from './errors-http.js';
 import type { ErrorResponder } from './pipeline.js';
 import type { ParsedTarget } from './uri.js';
+import type { RequestTrace } from './trace.js';
 
 /** nginx refuses more than 4 KiB (fastcgi_buffer_size) with 502; apps with big CSP or cookie headers need more. */
 export const MAX_CGI_HEAD_BYTES = 64 * 1024;
@@ -40,13 +41,14 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
 
   readonly #errors: ErrorResponder;
   readonly #sendTimeoutMs: number;
+  readonly #trace: RequestTrace | null;
   /** Runs while PHP is paused for this client; a client that takes nothing for send_ms is cut off. */
   #sendTimer: NodeJS.Timeout | null = null;
   /** For the error page of a failure (502/503/504); null when this exchange is itself an error page. */
   readonly #target: ParsedTarget | null;
 
   constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: Array<[string, string]>, body: RequestBody, label: string,
-    log: Logger, errors: ErrorResponder, target: ParsedTarget | null, sendTimeoutMs: number, forceStatus = 0) {
+    log: Logger, errors: ErrorResponder, target: ParsedTarget | null, sendTimeoutMs: number, forceStatus = 0, trace: RequestTrace | null = null) {
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
@@ -58,6 +60,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#errors = errors;
     this.#target = target;
     this.#sendTimeoutMs = sendTimeoutMs;
+    this.#trace = trace;
   }
 
   start(): void {
@@ -80,6 +83,10 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       return;
     }
     this.#worker = w;
+    if (this.#trace !== null) {
+      this.#trace.workerPid = w.pid;
+      this.#trace.upstreamStart = performance.now();
+    }
     const noBody = this.#body.length === 0;
     w.run(this.#params, this, this.#label, noBody);
     if (noBody) return;
@@ -143,6 +150,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       this.#remaining -= body.length;
       if (body.length === 0) return true;
     }
+    if (this.#trace !== null) this.#trace.bytes += body.length;
     if (this.#res.write(body)) return true;
     // Several records of one socket read may each find the client full: wait for one drain, not one per record.
     if (!this.#phpPaused) {
@@ -162,6 +170,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   }
 
   onEnd(): void {
+    if (this.#trace !== null) this.#trace.upstreamMs = performance.now() - this.#trace.upstreamStart;
     if (this.#done) return;
     if (!this.#headSent) {
       let head;

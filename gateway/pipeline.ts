@@ -12,6 +12,9 @@ import type { Logger } from './log.js';
 import { PhpExchange } from './php-exchange.js';
 import { RouteKind, type PhpRoute, type Router } from './router.js';
 import type { StaticFiles } from './static.js';
+import { healthAnswer } from './admin/health.js';
+import type { RequestObserver, StatusSource } from './status.js';
+import { RequestTrace } from './trace.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 
 export interface PipelineOptions {
@@ -26,6 +29,10 @@ export interface PipelineOptions {
   /** Longest wait for a slow client to take more of a PHP response (server.timeouts.send_ms). */
   readonly sendTimeoutMs: number;
   readonly serverName: string;
+  /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
+  readonly observers: readonly RequestObserver[];
+  /** /healthz and /readyz on this port (admin.health_on_main), or null. */
+  readonly health: StatusSource | null;
   readonly serverSoftware: string;
   readonly log: Logger;
 }
@@ -62,7 +69,16 @@ export class Pipeline implements ErrorResponder {
   };
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
-    const target = parseTarget(req.url ?? '');
+    const trace = this.#o.observers.length === 0 ? null : new RequestTrace(req, res, this.#o.observers);
+    const url = req.url ?? '';
+    if (this.#o.health !== null && (url === '/healthz' || url === '/readyz')) {
+      // Health for load balancers: answered here, never routed to PHP, whatever the docroot holds.
+      const h = healthAnswer(url, this.#o.health)!;
+      res.writeHead(h.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(h.body), 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : h.body);
+      return;
+    }
+    const target = parseTarget(url);
     if (target === null) {
       this.answerError(req, res, 400, null);
       return;
@@ -81,7 +97,7 @@ export class Pipeline implements ErrorResponder {
         return;
       }
       case RouteKind.Php:
-        this.#php(req, res, target, route);
+        this.#php(req, res, target, route, trace);
         return;
     }
   }
@@ -105,7 +121,7 @@ export class Pipeline implements ErrorResponder {
       const pool = this.#o.pools.get(route.pool);
       if (pool === undefined) sendError(req, res, status);
       // The client's body (if any) is not for the error page; node discards it once the answer is sent.
-      else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status);
+      else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status, null);
     } else {
       sendError(req, res, status);
     }
@@ -119,7 +135,7 @@ export class Pipeline implements ErrorResponder {
     sendError(req, res, 301, { Location: location });
   }
 
-  #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute): void {
+  #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, trace: RequestTrace | null): void {
     const pool = this.#o.pools.get(route.pool);
     if (pool === undefined) {
       // config/ validated pool names; a miss here is a bug worth a loud log, not a crash.
@@ -137,11 +153,11 @@ export class Pipeline implements ErrorResponder {
     const hasBody = (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;
     const method = req.method ?? 'GET';
     if (!hasBody) {
-      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0);
+      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0, trace);
       return;
     }
     readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
-      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0),
+      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, trace),
       (err: PhpgateError) => {
         if (err.code === ErrorCode.ClientAborted) return; // nobody left to answer
         // The rest of the body is unread: the connection can't carry another request.
@@ -153,7 +169,7 @@ export class Pipeline implements ErrorResponder {
 
   /** `forceStatus` (an error page's status) replaces PHP's own, as nginx's error_page without `=` does. */
   #startPhp(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, pool: Pool, body: RequestBody,
-    contentLength: string, method: string, forceStatus: number): void {
+    contentLength: string, method: string, forceStatus: number, trace: RequestTrace | null): void {
     const socket = req.socket;
     const cgi: CgiRequest = {
       method,
@@ -180,7 +196,8 @@ export class Pipeline implements ErrorResponder {
     const params = buildCgiParams(cgi, this.#o.serverSoftware);
     const label = `${cgi.method} ${target.requestUri} → ${route.scriptName}`;
     // An error page that fails itself gets the built-in page (no target), never another round of error pages.
-    new PhpExchange(req, res, pool, params, body, label, this.#o.log, this, forceStatus === 0 ? target : null, this.#o.sendTimeoutMs, forceStatus)
+    if (trace !== null) trace.pool = pool.poolName;
+    new PhpExchange(req, res, pool, params, body, label, this.#o.log, this, forceStatus === 0 ? target : null, this.#o.sendTimeoutMs, forceStatus, trace)
       .start();
   }
 }

@@ -1,39 +1,63 @@
 /**
- * The gateway's lifecycle: start the pools, listen, hand requests to the pipeline, stop cleanly.
+ * The gateway's lifecycle: start the pools, listen, hand requests to the pipeline, reload, drain and stop.
  * Listening only; what happens to a request is pipeline.ts's business.
+ *
+ * A "generation" is one configuration in force: its pools (php-cgi masters) and the pipeline routing to them.
+ * A reload starts a new generation beside the old one, moves the listener over, and stops the old pools once
+ * their in-flight requests are done, so new PHP code and php.ini take effect without failing a request.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { ErrorCode, PhpgateError } from '../config/errors.js';
 import { patternMatchesEverything } from '../config/pattern.js';
 import type { GatewayConfig, PoolSettings } from '../config/types.js';
 import { writeHandshakeScript } from '../php/handshake.js';
 import { reapStaleMasters } from '../php/master.js';
 import { Pool } from '../php/pool.js';
+import { AccessLog } from './access-log.js';
+import { Metrics } from './admin/metrics.js';
+import { AdminServer } from './admin/server.js';
+import { DocrootGuard, FileInfoCache } from './file-cache.js';
 import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './router.js';
-import { DocrootGuard, FileInfoCache } from './file-cache.js';
 import { StaticFiles } from './static.js';
+import type { GatewayStatus, StatusSource } from './status.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
 
 export const DEFAULT_POOL = 'default';
-const STOP_GRACE_MS = 10_000;
+/** Beside the pools' sockets: where `phpgate reload` finds the running gateway. */
+export const PID_FILE = 'phpgate.pid';
 
-export class Gateway {
-  readonly #config: Readonly<GatewayConfig>;
+interface Generation {
+  readonly config: Readonly<GatewayConfig>;
+  readonly pools: Map<string, Pool>;
+  readonly pipeline: Pipeline;
+}
+
+export class Gateway implements StatusSource {
   readonly #log: Logger;
-  readonly #pools = new Map<string, Pool>();
+  readonly #startedAt = Date.now();
+  readonly #metrics: Metrics;
+  #config: Readonly<GatewayConfig>;
+  #gen: Generation | null = null;
   #server: http.Server | null = null;
+  #admin: AdminServer | null = null;
+  #draining = false;
+  #reloading: Promise<void> | null = null;
 
   constructor(config: Readonly<GatewayConfig>, log: Logger) {
     this.#config = config;
     this.#log = log;
+    this.#metrics = new Metrics(this);
   }
 
+  /** The pools now in force. */
   get pools(): ReadonlyMap<string, Pool> {
-    return this.#pools;
+    return this.#gen?.pools ?? new Map();
   }
 
   address(): AddressInfo {
@@ -42,21 +66,120 @@ export class Gateway {
     return a;
   }
 
+  adminAddress(): AddressInfo | null {
+    return this.#admin?.address() ?? null;
+  }
+
+  status(): GatewayStatus {
+    return {
+      version: VERSION,
+      startedAt: this.#startedAt,
+      draining: this.#draining,
+      pools: [...this.pools.values()].map((p) => p.stats()),
+    };
+  }
+
   async start(): Promise<void> {
     const c = this.#config;
-    if (c.server.tls.cert !== '') {
-      // Serving plain HTTP where HTTPS was asked for would be worse than not starting.
-      throw new PhpgateError(ErrorCode.ConfigInvalid, `${c.source}: server.tls is not supported by this version of phpgate yet; remove it or terminate TLS in front`);
-    }
+    refuseUnsupported(c);
     for (const what of notYetApplied(c)) this.#log.warn({ config: c.source }, `${what} is configured but not applied by this version yet`);
-    const handshakeScript = writeHandshakeScript(c.php.socket_dir);
     reapStaleMasters(c.php.socket_dir, this.#log);
+    const gen = await this.#startGeneration(c);
+    try {
+      this.#gen = gen;
+      const server = http.createServer({
+        maxHeaderSize: c.server.limits.header_kb * 1024,
+        headersTimeout: c.server.timeouts.header_ms,
+        keepAliveTimeout: c.server.timeouts.keepalive_ms,
+        requestTimeout: 0, // uploads and long PHP runs are bounded by body_ms and the pools' timeout_ms instead
+      });
+      server.on('request', this.#onRequest);
+      this.#server = server;
+      await listen(server, c.server.port, c.server.host);
+      this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, log: this.#log });
+      await this.#admin.start();
+    } catch (err) {
+      // Pools that started must not outlive a gateway that could not (EADDRINUSE on either port …).
+      this.#server?.close();
+      await stopPools(gen.pools);
+      throw err;
+    }
+    fs.writeFileSync(path.join(c.php.socket_dir, PID_FILE), String(process.pid), { mode: 0o600 });
+    const a = this.address();
+    this.#log.info({ host: a.address, port: a.port, admin: this.adminAddress()?.port ?? null, docroot: c.php.docroot,
+      pools: [...gen.pools.keys()], config: c.source }, 'phpgate listening');
+  }
+
+  /** Requests go to whichever generation is in force when they arrive. */
+  readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    this.#gen!.pipeline.handle(req, res);
+  };
+
+  /**
+   * Zero-downtime reload: a new generation (new php-cgi masters: new code, new php.ini) starts beside the old
+   * one; once it is ready, new requests go to it, and the old pools stop when their last request is done.
+   * If the new one cannot start, the old one keeps serving and the error is thrown for the caller to log.
+   * Listener settings (server.host/port/limits, admin.*) need a restart and are kept as they were.
+   */
+  async reload(next: Readonly<GatewayConfig>): Promise<void> {
+    if (this.#reloading !== null) await this.#reloading;
+    const old = this.#gen;
+    if (old === null || this.#draining) throw new Error('gateway is not running');
+    const run = (async () => {
+      refuseUnsupported(next);
+      for (const key of listenerChanges(old.config, next)) {
+        this.#log.warn({ key }, `${key} changed: listener settings take effect on restart, not on reload`);
+      }
+      const gen = await this.#startGeneration(next);
+      this.#gen = gen;
+      this.#config = next;
+      this.#log.info({ pools: [...gen.pools.keys()], config: next.source }, 'reloaded: new requests go to the new pools');
+      void this.#retire(old);
+    })();
+    this.#reloading = run;
+    try {
+      await run;
+    } finally {
+      this.#reloading = null;
+    }
+  }
+
+  /**
+   * Graceful stop: /readyz turns 503 at once (load balancers stop sending), the listener stops accepting,
+   * in-flight requests get up to server.timeouts.drain_ms to finish, then the PHP masters stop.
+   */
+  async stop(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    const server = this.#server;
+    this.#server = null;
+    if (server !== null) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections go idle as their last response ends; close them as they do, not after the grace.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      server.closeIdleConnections();
+      const grace = setTimeout(() => {
+        this.#log.warn({ drainMs: this.#config.server.timeouts.drain_ms }, 'drain_ms passed: closing the connections still open');
+        server.closeAllConnections();
+      }, this.#config.server.timeouts.drain_ms);
+      await closed;
+      clearInterval(sweep);
+      clearTimeout(grace);
+    }
+    await this.#admin?.stop();
+    if (this.#gen !== null) await stopPools(this.#gen.pools);
+    fs.rmSync(path.join(this.#config.php.socket_dir, PID_FILE), { force: true });
+  }
+
+  async #startGeneration(c: Readonly<GatewayConfig>): Promise<Generation> {
+    const handshakeScript = writeHandshakeScript(c.php.socket_dir);
     // The default pool (php.*) exists unless the named pools already cover every path.
     const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
     const specs: Array<{ name: string; settings: PoolSettings }> = c.pools.map((p) => ({ name: p.name, settings: p }));
     if (needsDefault) specs.push({ name: DEFAULT_POOL, settings: c.php });
+    const pools = new Map<string, Pool>();
     for (const { name, settings } of specs) {
-      this.#pools.set(name, new Pool({
+      pools.set(name, new Pool({
         name,
         settings: { ...settings, ini: withHandshakeDir(settings.ini, c.php.socket_dir) },
         binary: c.php.binary,
@@ -66,19 +189,11 @@ export class Gateway {
       }));
     }
     try {
-      await Promise.all([...this.#pools.values()].map((p) => p.start()));
-      await this.#listen(c);
+      await Promise.all([...pools.values()].map((p) => p.start()));
     } catch (err) {
-      // Pools that started must not outlive a gateway that could not (EADDRINUSE, a bad docroot link …).
-      await this.#stopPools();
+      await stopPools(pools);
       throw err;
     }
-    const a = this.address();
-    this.#log.info({ host: a.address, port: a.port, docroot: c.php.docroot, pools: [...this.#pools.keys()], config: c.source }, 'phpgate listening');
-  }
-
-  async #listen(c: Readonly<GatewayConfig>): Promise<void> {
-    const needsDefault = this.#pools.has(DEFAULT_POOL);
     const files = new FileInfoCache();
     const guard = new DocrootGuard(files, c.php.docroot, c.static.follow_symlinks);
     const router = new Router({
@@ -89,54 +204,65 @@ export class Gateway {
       files,
       guard,
     });
+    const observers = [this.#metrics, ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : [])];
     const pipeline = new Pipeline({
       router,
       static: new StaticFiles({ config: c.static, files, guard, log: this.#log }),
       errorPages: compileErrorPages(c.static.error_pages),
-      pools: this.#pools,
+      pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
       bodyTimeoutMs: c.server.timeouts.body_ms,
       sendTimeoutMs: c.server.timeouts.send_ms,
       serverName: '',
       serverSoftware: `phpgate/${VERSION}`,
+      observers,
+      health: c.admin.health_on_main ? this : null,
       log: this.#log,
     });
-    const server = http.createServer({
-      maxHeaderSize: c.server.limits.header_kb * 1024,
-      headersTimeout: c.server.timeouts.header_ms,
-      keepAliveTimeout: c.server.timeouts.keepalive_ms,
-      requestTimeout: 0, // uploads and long PHP runs are bounded by body_ms and the pools' timeout_ms instead
-    }, pipeline.handle);
-    this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(c.server.port, c.server.host, () => {
-        server.removeListener('error', reject);
-        resolve();
-      });
+    return { config: c, pools, pipeline };
+  }
+
+  /** The old generation's pools stop once their queued and running requests are done (bounded by drain_ms). */
+  async #retire(old: Generation): Promise<void> {
+    const deadline = Date.now() + this.#config.server.timeouts.drain_ms;
+    for (const p of old.pools.values()) await p.drain(Math.max(0, deadline - Date.now()));
+    await stopPools(old.pools);
+    this.#log.info({ pools: [...old.pools.keys()] }, 'previous pools stopped after reload');
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve();
     });
-  }
+  });
+}
 
-  /** Stops accepting, lets in-flight requests finish (bounded), then stops the PHP masters. */
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
-    if (server !== null) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Keep-alive connections go idle as their last response ends; close them as they do, not after the grace.
-      const sweep = setInterval(() => server.closeIdleConnections(), 50);
-      server.closeIdleConnections();
-      const grace = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS);
-      await closed;
-      clearInterval(sweep);
-      clearTimeout(grace);
-    }
-    await this.#stopPools();
-  }
+async function stopPools(pools: ReadonlyMap<string, Pool>): Promise<void> {
+  await Promise.all([...pools.values()].map((p) => p.stop()));
+}
 
-  async #stopPools(): Promise<void> {
-    await Promise.all([...this.#pools.values()].map((p) => p.stop()));
+function refuseUnsupported(c: Readonly<GatewayConfig>): void {
+  if (c.server.tls.cert !== '') {
+    // Serving plain HTTP where HTTPS was asked for would be worse than not starting.
+    throw new PhpgateError(ErrorCode.ConfigInvalid, `${c.source}: server.tls is not supported by this version of phpgate yet; remove it or terminate TLS in front`);
   }
+}
+
+/** Settings a reload cannot apply to a socket already listening. */
+function listenerChanges(a: Readonly<GatewayConfig>, b: Readonly<GatewayConfig>): string[] {
+  const out: string[] = [];
+  if (a.server.host !== b.server.host) out.push('server.host');
+  if (a.server.port !== b.server.port) out.push('server.port');
+  if (JSON.stringify(a.server.limits) !== JSON.stringify(b.server.limits)) out.push('server.limits');
+  if (a.server.timeouts.header_ms !== b.server.timeouts.header_ms) out.push('server.timeouts.header_ms');
+  if (a.server.timeouts.keepalive_ms !== b.server.timeouts.keepalive_ms) out.push('server.timeouts.keepalive_ms');
+  if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
+  if (a.php.socket_dir !== b.php.socket_dir) out.push('php.socket_dir');
+  return out;
 }
 
 /**

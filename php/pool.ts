@@ -241,6 +241,14 @@ export class Pool implements WorkerHost {
     };
   }
 
+  /** Resolves once no request runs or waits here (a reload retiring this pool), or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && (this.#queue.length > 0 || this.#workers.some((w) => w.state === WorkerState.Busy))) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async stop(): Promise<void> {
     this.#closed = true;
     if (this.#memoryTimer !== null) clearInterval(this.#memoryTimer);

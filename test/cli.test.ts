@@ -96,7 +96,7 @@ async function startCli(socketDir: string, workers: number): Promise<CliGateway>
   let output = '';
   const proc = spawn(cli[0]!, [...cli.slice(1), '--port', String(port), '--host', '127.0.0.1', '--workers', String(workers)], {
     cwd: tmp, // not the repo: the example site must be found from the package itself
-    env: { ...process.env, PHPGATE_SOCKET_DIR: socketDir },
+    env: { ...process.env, PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));

@@ -135,7 +135,7 @@ describe('start and stop', () => {
     const port = (blocker.address() as net.AddressInfo).port;
     const socketDir = path.join(tmp, 'sock-taken');
     const loaded = loadConfig({ text: 'php:\n  worker_count: 1\n', file: 't.yaml', baseDir: tmp, env: { PATH: process.env['PATH'] }, overrides: { docroot: ensureFixtureSite() } });
-    const config = { ...loaded, server: { ...loaded.server, host: '127.0.0.1', port }, php: { ...loaded.php, socket_dir: socketDir } };
+    const config = { ...loaded, server: { ...loaded.server, host: '127.0.0.1', port }, admin: { ...loaded.admin, port: 0 }, php: { ...loaded.php, socket_dir: socketDir } };
     const gw = new Gateway(config, (await import('pino')).pino({ level: 'silent' }));
     try {
       await assert.rejects(gw.start(), /EADDRINUSE/);

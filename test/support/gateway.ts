@@ -11,18 +11,25 @@ import { pino } from 'pino';
 import { loadConfig } from '../../config/load.js';
 import type { GatewayConfig } from '../../config/types.js';
 import { Gateway } from '../../gateway/server.js';
+import { freePort } from './proc.js';
 
 export interface RunningGateway {
   readonly gateway: Gateway;
   readonly config: Readonly<GatewayConfig>;
   readonly port: number;
   readonly base: string;
+  /** The admin listener's base URL, or '' without `admin: true`. */
+  readonly adminBase: string;
   /** Every log entry so far, parsed. */
   logs(): Array<Record<string, unknown> & { msg?: string }>;
   stop(): Promise<void>;
 }
 
-export async function startGateway(yamlText: string, opts: { docroot?: string } = {}): Promise<RunningGateway> {
+/**
+ * `admin: true` gives the gateway an admin listener on a free port (see `adminBase`); without it there is none,
+ * so gateways of test files running side by side never fight over the default admin port.
+ */
+export async function startGateway(yamlText: string, opts: { docroot?: string; admin?: boolean } = {}): Promise<RunningGateway> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-test-'));
   const lines: string[] = [];
   const sink = new Writable({
@@ -38,6 +45,7 @@ export async function startGateway(yamlText: string, opts: { docroot?: string } 
   const config: Readonly<GatewayConfig> = {
     ...loaded,
     server: { ...loaded.server, host: '127.0.0.1', port: 0 },
+    admin: { ...loaded.admin, host: '127.0.0.1', port: opts.admin === true ? await freePort() : 0 },
     php: { ...loaded.php, socket_dir: path.join(tmp, 'sock') },
   };
   const log = pino({ level: 'debug' }, sink);
@@ -49,6 +57,7 @@ export async function startGateway(yamlText: string, opts: { docroot?: string } 
     config,
     port,
     base: `http://127.0.0.1:${port}`,
+    adminBase: opts.admin === true ? `http://127.0.0.1:${gateway.adminAddress()!.port}` : '',
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     async stop() {
       await gateway.stop();

@@ -1,0 +1,44 @@
+/**
+ * One request's record while it runs: when it started, which PHP pool and child served it, how long PHP took.
+ * When the response closes it becomes a RequestRecord for the observers (metrics, access log, slow log).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestObserver } from './status.js';
+
+export class RequestTrace {
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #observers: readonly RequestObserver[];
+  readonly #started = performance.now();
+  pool: string | null = null;
+  workerPid = 0;
+  /** performance.now() when PHP got the request, and how long until its answer ended (-1: not yet/never). */
+  upstreamStart = 0;
+  upstreamMs = -1;
+  /** Body bytes, for responses without a Content-Length (streamed PHP output). */
+  bytes = 0;
+
+  constructor(req: IncomingMessage, res: ServerResponse, observers: readonly RequestObserver[]) {
+    this.#req = req;
+    this.#res = res;
+    this.#observers = observers;
+    res.once('close', this.#onClose);
+  }
+
+  readonly #onClose = (): void => {
+    const res = this.#res;
+    const declared = res.getHeader('content-length');
+    const record = {
+      method: this.#req.method ?? '',
+      uri: this.#req.url ?? '',
+      // A response cut before its head went out never had a status; 499 as nginx logs a client that left.
+      status: res.headersSent ? res.statusCode : 499,
+      bytes: declared === undefined ? this.bytes : Number(declared),
+      durationMs: performance.now() - this.#started,
+      pool: this.pool,
+      workerPid: this.workerPid,
+      upstreamMs: this.upstreamMs < 0 ? null : this.upstreamMs,
+    };
+    for (const o of this.#observers) o.onRequestDone(record);
+  };
+}
