@@ -8,6 +8,23 @@ import path from 'node:path';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import type { FcgiConnection, FcgiResponseHandler } from './fastcgi/connection.js';
 
+/**
+ * The pool's shared memory, as PHP itself sees it: opcache and APCu live in one segment per master, shared by
+ * its children, so /proc can't attribute them; PHP's own counters can.
+ */
+const PROBE = `<?php
+// phpgate probe: the master's shared opcache and APCu memory, for /metrics and /status.
+header('Content-Type: application/json');
+$o = function_exists('opcache_get_status') ? @opcache_get_status(false) : false;
+$a = (function_exists('apcu_enabled') && apcu_enabled()) ? @apcu_sma_info(true) : false;
+echo json_encode([
+    'opcacheUsed' => is_array($o) ? $o['memory_usage']['used_memory'] : null,
+    'opcacheFree' => is_array($o) ? $o['memory_usage']['free_memory'] : null,
+    'apcuUsed' => is_array($a) ? $a['seg_size'] * $a['num_seg'] - $a['avail_mem'] : null,
+    'apcuSize' => is_array($a) ? $a['seg_size'] * $a['num_seg'] : null,
+]);
+`;
+
 const SCRIPT = '<?php\n// phpgate handshake: tells the gateway which php-cgi child holds this connection.\necho getmypid();\n';
 
 /**
@@ -26,12 +43,23 @@ export function writeHandshakeScript(socketDir: string): string {
   }
   // Ours but too open (made by hand, or an old umask): close it rather than refuse.
   if ((st.mode & 0o077) !== 0) fs.chmodSync(socketDir, 0o700);
-  const file = path.join(socketDir, 'phpgate-handshake.php');
-  // Never through a link: a fresh file created exclusively, then renamed over whatever is there (rename replaces
-  // a link itself, and is atomic for another gateway starting beside us on the same directory).
+  writePrivate(path.join(socketDir, 'phpgate-probe.php'), PROBE);
+  return writePrivate(path.join(socketDir, 'phpgate-handshake.php'), SCRIPT);
+}
+
+/** The probe script written beside the handshake script (by writeHandshakeScript). */
+export function probeScriptBeside(handshakeScript: string): string {
+  return path.join(path.dirname(handshakeScript), 'phpgate-probe.php');
+}
+
+/**
+ * Never through a link: a fresh file created exclusively, then renamed over whatever is there (rename replaces
+ * a link itself, and is atomic for another gateway starting beside us on the same directory).
+ */
+function writePrivate(file: string, content: string): string {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.rmSync(tmp, { force: true });
-  fs.writeFileSync(tmp, SCRIPT, { mode: 0o600, flag: 'wx' });
+  fs.writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
   fs.renameSync(tmp, file);
   return file;
 }

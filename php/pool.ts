@@ -7,6 +7,7 @@ import type { PoolSettings } from '../config/types.js';
 import type { Logger } from './logger.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
+import { handshakeParams as probeParams, probeScriptBeside } from './handshake.js';
 import { RestartReason, Worker, WorkerState, type WorkerHost } from './worker.js';
 
 /** Someone waiting for a worker. Exactly one of the two is called, unless the wait is cancelled first. */
@@ -52,6 +53,15 @@ export interface PoolStats {
   /** The master keeps dying at start: a bad php.ini, a missing extension… (what /readyz and the log say). */
   readonly failing: boolean;
   readonly restarts: Readonly<Record<RestartReason, number>>;
+  /** The master's shared opcache and APCu memory at the last probe (bytes), or null before one / if unknown. */
+  readonly shared: SharedMemory | null;
+}
+
+export interface SharedMemory {
+  readonly opcacheUsed: number | null;
+  readonly opcacheFree: number | null;
+  readonly apcuUsed: number | null;
+  readonly apcuSize: number | null;
 }
 
 interface QueueEntry {
@@ -64,6 +74,8 @@ const START_TIMEOUT_MS = 15_000;
 const MEMORY_SAMPLE_MS = 500;
 /** Past this share of the limit, a worker is sampled after every request too, not only every 500 ms. */
 const MEMORY_WATCH_SHARE = 0.8;
+/** How often the shared-memory probe runs (on an idle worker only, never queued ahead of a request). */
+const PROBE_MS = 10_000;
 /** Master restarts in a row that make a pool "failing". */
 const FAILING_AFTER = 3;
 
@@ -75,6 +87,7 @@ export class Pool implements WorkerHost {
   readonly handshakeScript: string;
   readonly log: Logger;
   readonly #settings: PoolSettings;
+  readonly #probeScript: string;
   readonly #master: Master;
   readonly #workers: Worker[] = [];
   readonly #idle: Worker[] = [];
@@ -84,6 +97,8 @@ export class Pool implements WorkerHost {
   #onFirstIdle: (() => void) | null = null;
   readonly #memoryLimitBytes: number;
   #memoryTimer: NodeJS.Timeout | null = null;
+  #probeTimer: NodeJS.Timeout | null = null;
+  #shared: SharedMemory | null = null;
   readonly #restarts: Record<RestartReason, number> = { crash: 0, memory: 0, max_requests: 0, timeout: 0, client_abort: 0, reload: 0 };
 
   constructor(o: PoolOptions) {
@@ -94,6 +109,7 @@ export class Pool implements WorkerHost {
     this.workerCount = o.settings.worker_count;
     this.#memoryLimitBytes = o.settings.memory_limit_mb * 1024 * 1024;
     this.handshakeScript = o.handshakeScript;
+    this.#probeScript = probeScriptBeside(o.handshakeScript);
     this.log = o.log;
     this.#master = new Master(
       { poolName: o.name, binary: o.binary, children: o.settings.worker_count, ini: o.settings.ini, env: o.settings.env, socketDir: o.socketDir, log: o.log },
@@ -131,6 +147,9 @@ export class Pool implements WorkerHost {
       this.#onFirstIdle();
     });
     this.log.info({ pool: this.poolName, masterPid: this.#master.pid, workers: this.#workers.map((w) => w.pid) }, 'pool ready');
+    this.#probe();
+    this.#probeTimer = setInterval(() => this.#probe(), PROBE_MS);
+    this.#probeTimer.unref();
     if (this.#memoryLimitBytes > 0) {
       this.#memoryTimer = setInterval(() => {
         for (const w of this.#workers) this.#sampleMemory(w);
@@ -168,6 +187,30 @@ export class Pool implements WorkerHost {
     let kb = 0;
     for (const m of text.matchAll(/^Private_(?:Clean|Dirty):\s+(\d+) kB/gm)) kb += Number(m[1]);
     w.noteMemory(kb * 1024, this.#memoryLimitBytes);
+  }
+
+  /** Runs the shared-memory probe on an idle worker, if one is idle and nobody waits; skipped otherwise. */
+  #probe(): void {
+    if (this.#closed || this.#queue.length > 0) return;
+    const w = this.#idle.pop();
+    if (w === undefined) return;
+    const out: Buffer[] = [];
+    const done = (): void => {
+      const text = Buffer.concat(out).toString('utf8');
+      const body = text.slice(text.search(/\r?\n\r?\n/) + 1).trim();
+      try {
+        this.#shared = JSON.parse(body) as SharedMemory;
+      } catch (err) {
+        this.log.debug({ err, pool: this.poolName }, 'shared-memory probe answered something else');
+      }
+    };
+    w.run(probeParams(this.#probeScript), {
+      onStdout: (c) => (out.push(Buffer.from(c)), true),
+      onStderr: () => undefined, // a notice from the probe is not worth a log line every 10 s
+      onEnd: done,
+      onError: (err) => this.log.debug({ err, pool: this.poolName }, 'shared-memory probe failed'),
+      onStdinDrain: () => undefined,
+    }, 'phpgate probe', true, true);
   }
 
   servedBy(pid: number): boolean {
@@ -238,6 +281,7 @@ export class Pool implements WorkerHost {
       ready: !this.#closed && live > 0,
       failing: this.#master.consecutiveFailures >= FAILING_AFTER,
       restarts: { ...this.#restarts },
+      shared: this.#shared,
     };
   }
 
@@ -252,6 +296,7 @@ export class Pool implements WorkerHost {
   async stop(): Promise<void> {
     this.#closed = true;
     if (this.#memoryTimer !== null) clearInterval(this.#memoryTimer);
+    if (this.#probeTimer !== null) clearInterval(this.#probeTimer);
     const queue = this.#queue;
     this.#queue = [];
     for (const e of queue) {

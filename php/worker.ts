@@ -172,15 +172,18 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
    * Starts a request on this (idle) worker. The params go out at once; the caller streams STDIN with
    * writeStdin/endStdin, unless `noBody`. `label` (script and URI) names the request in the logs.
    */
-  run(params: Iterable<readonly [string, string]>, handler: WorkerRequestHandler, label: string, noBody = false): void {
+  run(params: Iterable<readonly [string, string]>, handler: WorkerRequestHandler, label: string, noBody = false, internal = false): void {
     const conn = this.#conn;
     if (this.#state !== WorkerState.Idle || conn === null) throw new Error(`worker ${this.id} is not idle`);
     this.#state = WorkerState.Busy;
     this.#request = handler;
     this.#label = label;
     this.#startedAt = Date.now();
-    this.#requests++;
-    this.#requestsTotal++;
+    // The gateway's own probes are not the site's requests: they count neither for max_requests nor in stats.
+    if (!internal) {
+      this.#requests++;
+      this.#requestsTotal++;
+    }
     this.#startTimer(this.#host.timeoutMs);
     conn.begin(params, this, noBody);
   }

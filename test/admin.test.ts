@@ -41,6 +41,7 @@ function pool(name: string, over: Partial<PoolStats> = {}): PoolStats {
     ready: true,
     failing: false,
     restarts: NO_RESTARTS,
+    shared: { opcacheUsed: 9_000_000, opcacheFree: 120_000_000, apcuUsed: 1_000_000, apcuSize: 33_554_432 },
     ...over,
   };
 }
@@ -224,6 +225,8 @@ describe('metrics', () => {
       `phpgate_worker_private_memory_bytes{pool="heavy",pid="202"} ${24 * 1024 * 1024}`,
       'phpgate_pool_ready{pool="default"} 1',
       'phpgate_pool_ready{pool="heavy"} 0',
+      'phpgate_pool_shared_memory_bytes{pool="default",kind="opcache_used"} 9000000',
+      'phpgate_pool_shared_memory_bytes{pool="default",kind="apcu_size"} 33554432',
       'phpgate_draining 0',
     ];
     for (const line of expected) assert.ok(body.split('\n').includes(line), `missing: ${line}`);

@@ -145,6 +145,23 @@ export class Metrics implements RequestObserver {
       },
     });
     new Gauge({
+      name: 'phpgate_pool_shared_memory_bytes',
+      help: "The pool master's shared memory, by kind: opcache_used, opcache_free, apcu_used, apcu_size (from PHP, every 10 s).",
+      labelNames: ['pool', 'kind'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const p of status().pools) {
+          const m = p.shared;
+          if (m === null) continue;
+          if (m.opcacheUsed !== null) this.labels(p.name, 'opcache_used').set(m.opcacheUsed);
+          if (m.opcacheFree !== null) this.labels(p.name, 'opcache_free').set(m.opcacheFree);
+          if (m.apcuUsed !== null) this.labels(p.name, 'apcu_used').set(m.apcuUsed);
+          if (m.apcuSize !== null) this.labels(p.name, 'apcu_size').set(m.apcuSize);
+        }
+      },
+    });
+    new Gauge({
       name: 'phpgate_draining',
       help: '1 while the gateway is shutting down and refusing new work.',
       registers,
