@@ -179,6 +179,12 @@ export class Master {
     return this.#consecutiveFailures;
   }
 
+  /** A worker handshook with the current master: it works, so the failure count and the backoff start over. */
+  markHealthy(): void {
+    this.#consecutiveFailures = 0;
+    this.#backoff = BACKOFF_START_MS;
+  }
+
   /** SIGTERM the master (php-cgi then terminates its whole group), SIGKILL the group after a grace. */
   async stop(): Promise<void> {
     this.#stopping = true;

@@ -246,6 +246,7 @@ export class Pool implements WorkerHost {
 
   onWorkerIdle(w: Worker): void {
     if (this.#closed) return;
+    if (this.#master.consecutiveFailures !== 0) this.#master.markHealthy();
     const entry = this.#queue.shift();
     if (entry !== undefined) {
       if (entry.timer !== null) clearTimeout(entry.timer);
