@@ -4,7 +4,6 @@
  * for PHP: wiring the real Gateway to these endpoints is tested with the gateway.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
@@ -17,9 +16,9 @@ import { RECENT_WINDOW_S } from '../gateway/admin/recent.js';
 import { AdminServer } from '../gateway/admin/server.js';
 import type { GatewayStatus, RequestRecord, StatusSource } from '../gateway/status.js';
 import type { PoolStats, WorkerStats } from '../php/pool.js';
+import { chromiumSkip, launchChromium } from './support/browser.js';
 
 const TOKEN = 's3cret-admin-token';
-const CHROMIUM = '/usr/bin/chromium';
 
 const NO_RESTARTS: PoolStats['restarts'] = { crash: 0, memory: 0, max_requests: 0, timeout: 0, client_abort: 0, reload: 0 };
 
@@ -461,12 +460,10 @@ describe('admin server', () => {
 });
 
 describe('dashboard in headless Chromium', () => {
-  const missing = !fs.existsSync(CHROMIUM);
   // Without a browser a developer machine skips; CI must have one, so there the test runs and fails.
-  const skip = missing && !process.env.CI ? `${CHROMIUM} is not installed (set CI to make this a failure)` : false;
+  const skip = chromiumSkip();
 
   test('shows pools and worker rows, keeps the token out of the address bar, and refreshes every second', { skip, timeout: 60_000 }, async () => {
-    const { chromium } = await import('playwright-core');
     const s = new Status([
       pool('default', {
         workers: [
@@ -481,11 +478,7 @@ describe('dashboard in headless Chromium', () => {
     const metrics = new Metrics(s);
     for (let i = 0; i < 20; i++) metrics.onRequestDone(record({ durationMs: 5 + i }));
     const admin = await startAdmin(s, metrics);
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 30_000,
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const problems: string[] = [];

@@ -18,13 +18,13 @@ import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway/server.js';
 import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
 import { eventually, freePort, running } from './support/proc.js';
+import { chromiumSkip, launchChromium } from './support/browser.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const poolsFixtures = fileURLToPath(new URL('./fixtures/pools/', import.meta.url));
 const supervisionFixtures = fileURLToPath(new URL('./fixtures/supervision/', import.meta.url));
 // tsx by absolute URL, as test/cli.test.ts does.
 const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'gateway/cli.ts')];
-const CHROMIUM = '/usr/bin/chromium';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-supervision-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -863,16 +863,10 @@ describe('observability through the real gateway', () => {
     assert.equal(g.logs().some((l) => /slow request/.test(String(l.msg)) && l['uri'] === fastUri), false);
   });
 
-  const chromiumMissing = !fs.existsSync(CHROMIUM);
-  const skip = chromiumMissing && !process.env['CI'] ? `${CHROMIUM} is not installed (set CI to make this a failure)` : false;
+  const skip = chromiumSkip();
   test('the dashboard in headless Chromium shows the real pool and pids, and a worker row turns busy during a request', { skip, timeout: 60_000 }, async () => {
-    const { chromium } = await import('playwright-core');
     await eventually('pool idle', () => allIdle(g));
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: 30_000,
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const problems: string[] = [];

@@ -10,10 +10,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { httpAnswers } from '../../test/support/nginx-fpm.js';
 import { freePort } from '../../test/support/proc.js';
 
 export interface Phpgate {
@@ -32,17 +32,6 @@ const STOP_GRACE_MS = 15_000; // the gateway itself gives its pools 10 s
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export function httpAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(true));
-      res.on('error', () => resolve(true));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
 
 async function tail(file: string, max = 4000): Promise<string> {
   try {

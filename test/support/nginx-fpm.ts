@@ -96,7 +96,8 @@ function substitute(template: string, vars: Record<string, string>): string {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function httpAnswers(port: number): Promise<boolean> {
+/** True once anything answers HTTP on the port (any status). */
+export function httpAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
       res.resume();
