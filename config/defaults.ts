@@ -18,6 +18,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
   server: {
     host: '0.0.0.0',
     port: 8080,
+    server_name: '',
     max_body_mb: 64,
     processes: 1,
     tls: { cert: '', key: '' },

@@ -32,6 +32,7 @@ const poolSettings = {
 const server = obj({
   host: scalar(C.nonEmptyString),
   port: scalar(C.port),
+  server_name: scalar(C.string),
   max_body_mb: scalar(C.maxBodyMb),
   processes: scalar(C.processes),
   tls: obj({ cert: scalar(C.string), key: scalar(C.string) }),

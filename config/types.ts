@@ -26,6 +26,8 @@ export interface TlsConfig {
 export interface ServerConfig {
   readonly host: string;
   readonly port: number;
+  /** nginx's server_name (its first name): what PHP sees as SERVER_NAME; "" as nginx without one. */
+  readonly server_name: string;
   readonly max_body_mb: number;
   readonly processes: number | 'auto';
   readonly tls: TlsConfig;

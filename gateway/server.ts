@@ -213,7 +213,7 @@ export class Gateway implements StatusSource {
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
       bodyTimeoutMs: c.server.timeouts.body_ms,
       sendTimeoutMs: c.server.timeouts.send_ms,
-      serverName: '',
+      serverName: c.server.server_name,
       serverSoftware: `phpgate/${VERSION}`,
       observers,
       health: c.admin.health_on_main ? this : null,

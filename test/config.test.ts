@@ -374,7 +374,7 @@ describe('loadConfig: reported problems', () => {
   test('an unknown key is reported at its file:line:col with the allowed keys', () => {
     assert.equal(
       oneLine('server:\n  port: 8080\n  colour: red\n'),
-      'gateway.yaml:3:3: unknown key "server.colour"; allowed in server: host, port, max_body_mb, processes, tls, ' +
+      'gateway.yaml:3:3: unknown key "server.colour"; allowed in server: host, port, server_name, max_body_mb, processes, tls, ' +
         'redirect_http_port, trusted_proxies, timeouts, limits',
     );
   });

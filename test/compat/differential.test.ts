@@ -12,11 +12,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type http from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import { ensureFixtureSite } from './fixtures/site.js';
-import { nginxFpmAvailable, startNginxFpm } from './support/nginx-fpm.js';
-import type { NginxFpm } from './support/nginx-fpm.js';
-import { request, startGateway } from './support/gateway.js';
-import type { Dump, RunningGateway, SimpleResponse } from './support/gateway.js';
+import { ensureFixtureSite } from '../fixtures/site.js';
+import { nginxFpmAvailable, startNginxFpm } from '../support/nginx-fpm.js';
+import type { NginxFpm } from '../support/nginx-fpm.js';
+import { request, startGateway } from '../support/gateway.js';
+import type { Dump, RunningGateway, SimpleResponse } from '../support/gateway.js';
 
 const WORKERS = 4;
 
