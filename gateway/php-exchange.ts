@@ -4,7 +4,7 @@
  * chunk; exactly one ending (response ended, or error answered / connection cut).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, UpstreamError, type PhpgateError } from '../config/errors.js';
+import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import type { Logger } from '../php/logger.js';
 import type { Pool, PoolWaiter } from '../php/pool.js';
 import { CgiHeadParser, type CgiHead } from '../php/response.js';
@@ -95,7 +95,16 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
         // Only if this exchange still owns the worker: after an abort it may already serve another request.
         if (!this.#done && this.#worker === w) w.endStdin();
       },
-      (err: unknown) => this.#log.warn({ err, request: this.#label }, 'could not send the request body to PHP'),
+      (err: unknown) => {
+        // After an abort the spool file is closed under the copy: expected, not worth a warning.
+        if (this.#done) this.#log.debug({ err, request: this.#label }, 'request body copy stopped after the exchange ended');
+        else {
+          // PHP would wait for the rest of its input until timeout_ms: stop it and answer now.
+          this.#log.error({ err, request: this.#label }, 'could not send the request body to PHP');
+          w.abort();
+          this.#finishWithError(new PhpgateError(ErrorCode.BodySpool, `request body: ${String(err)}`, { cause: err }));
+        }
+      },
     );
   }
 

@@ -31,6 +31,11 @@ export interface PipelineOptions {
   readonly serverName: string;
   /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
   readonly observers: readonly RequestObserver[];
+  /**
+   * Where a deferred (pipelined) request is handed when its turn comes: the gateway's dispatcher, so that after
+   * a reload it reaches the pipeline then in force, not this one.
+   */
+  readonly dispatch: (req: IncomingMessage, res: ServerResponse) => void;
   /** /healthz and /readyz on this port (admin.health_on_main), or null. */
   readonly health: StatusSource | null;
   readonly serverSoftware: string;
@@ -55,7 +60,7 @@ export class Pipeline implements ErrorResponder {
       // A pipelined request queued behind its connection's earlier responses. Handled when its turn comes, as
       // nginx does: started now, it would hold a PHP worker for a response that cannot be sent yet (and one
       // connection could take every worker).
-      res.once('socket', () => this.handle(req, res));
+      res.once('socket', () => this.#o.dispatch(req, res));
       return;
     }
     try {

@@ -216,6 +216,7 @@ export class Gateway implements StatusSource {
       serverName: c.server.server_name,
       serverSoftware: `phpgate/${VERSION}`,
       observers,
+      dispatch: this.#onRequest,
       health: c.admin.health_on_main ? this : null,
       log: this.#log,
     });
