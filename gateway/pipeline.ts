@@ -24,6 +24,8 @@ export interface PipelineOptions {
   /** nginx error_page: status → URI answering the gateway's own errors. */
   readonly errorPages: ReadonlyMap<number, ParsedTarget>;
   readonly maxBodyBytes: number;
+  /** Longest request target (server.limits.url_kb); longer gets 414, as nginx's large_client_header_buffers. */
+  readonly maxUrlBytes: number;
   /** Longest silence while a request body arrives (server.timeouts.body_ms). */
   readonly bodyTimeoutMs: number;
   /** Longest wait for a slow client to take more of a PHP response (server.timeouts.send_ms). */
@@ -81,6 +83,10 @@ export class Pipeline implements ErrorResponder {
       const h = healthAnswer(url, this.#o.health)!;
       res.writeHead(h.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(h.body), 'Cache-Control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : h.body);
+      return;
+    }
+    if (url.length > this.#o.maxUrlBytes) {
+      this.answerError(req, res, 414, null);
       return;
     }
     const target = parseTarget(url);

@@ -211,6 +211,7 @@ export class Gateway implements StatusSource {
       errorPages: compileErrorPages(c.static.error_pages),
       pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
+      maxUrlBytes: c.server.limits.url_kb * 1024,
       bodyTimeoutMs: c.server.timeouts.body_ms,
       sendTimeoutMs: c.server.timeouts.send_ms,
       serverName: c.server.server_name,
@@ -281,6 +282,7 @@ function notYetApplied(c: Readonly<GatewayConfig>): string[] {
   const out: string[] = [];
   if (c.server.trusted_proxies.length > 0) out.push('server.trusted_proxies');
   if (c.server.redirect_http_port > 0) out.push('server.redirect_http_port');
+  if (c.server.processes !== 1) out.push('server.processes (one gateway process serves)');
   if (c.rate_limit.rules.length > 0) out.push('rate_limit.rules');
   if (c.cache.rules.length > 0) out.push('cache.rules');
   if (c.upstreams.length > 0) out.push('upstreams');

@@ -183,3 +183,19 @@ describe('try_files', () => {
     assert.equal(r.text, 'down for maintenance');
   });
 });
+
+describe('request limits', () => {
+  let g: RunningGateway;
+  before(async () => {
+    g = await startGateway('server:\n  limits:\n    url_kb: 1\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
+  });
+  after(() => g.stop());
+
+  test('a request target over server.limits.url_kb gets 414 and PHP never runs', async () => {
+    const served = g.gateway.pools.get('default')!.stats().workers[0]!.requestsTotal;
+    const r = await request(g.base, `/dump.php?x=${'a'.repeat(1100)}`);
+    assert.equal(r.status, 414);
+    assert.equal(g.gateway.pools.get('default')!.stats().workers[0]!.requestsTotal, served);
+    assert.equal((await request(g.base, '/dump.php?x=short')).status, 200);
+  });
+});
