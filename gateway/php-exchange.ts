@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
+import type { CgiParams } from '../php/cgi-env.js';
 import type { Logger } from '../php/logger.js';
 import type { Pool, PoolWaiter } from '../php/pool.js';
 import { CgiHeadParser, type CgiHead } from '../php/response.js';
@@ -22,7 +23,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #pool: Pool;
-  readonly #params: Array<[string, string]>;
+  readonly #params: CgiParams;
   readonly #body: RequestBody;
   readonly #label: string;
   readonly #log: Logger;
@@ -47,7 +48,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   /** For the error page of a failure (502/503/504); null when this exchange is itself an error page. */
   readonly #target: ParsedTarget | null;
 
-  constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: Array<[string, string]>, body: RequestBody, label: string,
+  constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: CgiParams, body: RequestBody, label: string,
     log: Logger, errors: ErrorResponder, target: ParsedTarget | null, sendTimeoutMs: number, forceStatus = 0, trace: RequestTrace | null = null) {
     this.#req = req;
     this.#res = res;

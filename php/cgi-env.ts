@@ -4,6 +4,8 @@
  * Pure: a request view in, name-value pairs out. Never touches the wire or the config.
  */
 
+import type { ParamValue } from './fastcgi/record.js';
+
 /** What the router and the HTTP front know about one request, already resolved to a script. */
 export interface CgiRequest {
   readonly method: string;
@@ -39,7 +41,7 @@ export interface CgiRequest {
   readonly authority: string | null;
 }
 
-export type CgiParams = Array<[string, string]>;
+export type CgiParams = Array<[string, ParamValue]>;
 
 // Header name → HTTP_* name, memoised: the same few dozen names arrive on every request.
 const httpNameCache = new Map<string, string | null>();
@@ -96,20 +98,24 @@ export function buildCgiParams(r: CgiRequest, serverSoftware: string): CgiParams
 }
 
 const NON_ASCII = /[\u0080-\u00ff]/;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * node hands header values over one byte per character (latin1); the params are written as UTF-8. A value that
- * is UTF-8 on the wire (`X-Name: café`, cookie values) is re-read as such, so PHP gets the bytes the client
- * sent, as behind nginx. Bytes that are not UTF-8 stay as they are (and so reach PHP re-encoded; rare).
+ * node hands header values over one byte per character (latin1); text params are written as UTF-8. A value with
+ * bytes over 0x7F goes as those very bytes, so PHP gets what the client sent, as behind nginx — whether it is
+ * UTF-8 (`X-Name: café`, cookie values) or not.
  */
-function headerValue(v: string): string {
-  if (!NON_ASCII.test(v)) return v;
-  try {
-    return utf8.decode(Buffer.from(v, 'latin1'));
-  } catch {
-    return v; // not UTF-8: see above
-  }
+function headerValue(v: string): ParamValue {
+  return NON_ASCII.test(v) ? Buffer.from(v, 'latin1') : v;
+}
+
+/** Repeated headers joined, as text when both parts are (the common case), else as bytes. */
+function join(a: ParamValue, sep: string, b: ParamValue): ParamValue {
+  if (typeof a === 'string' && typeof b === 'string') return a + sep + b;
+  return Buffer.concat([toBytes(a), Buffer.from(sep, 'latin1'), toBytes(b)]);
+}
+
+function toBytes(v: ParamValue): Buffer {
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
 }
 
 /** Request headers as HTTP_*; repeated ones joined with ", " (cookies with "; "), as nginx ≥ 1.23 does. */
@@ -138,7 +144,7 @@ function appendHeaderParams(params: CgiParams, raw: readonly string[], authority
       params.push([cgi, value]);
     } else {
       const pair = params[at]!;
-      pair[1] = pair[1] + (cgi === 'HTTP_COOKIE' ? '; ' : ', ') + value;
+      pair[1] = join(pair[1], cgi === 'HTTP_COOKIE' ? '; ' : ', ', value);
     }
   }
   // HTTP/2 without a Host header: its :authority is the host (as nginx turns it into one), also when the front

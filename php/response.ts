@@ -31,7 +31,8 @@ function isHidden(lower: string): boolean {
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) describe PHP's connection to us, not ours to the client: passed on, a
- * `Transfer-Encoding` or `Connection: close` from PHP would break the framing node chooses. nginx drops them too.
+ * `Transfer-Encoding` or `Connection: close` from PHP would break the framing node chooses. nginx drops them too, except `Upgrade`
+ * (1.22 passes it on), which no FastCGI response can honour.
  */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 

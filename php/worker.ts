@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { ErrorCode, UpstreamError, type PhpgateError } from '../config/errors.js';
 import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from './fastcgi/connection.js';
 import { handshake } from './handshake.js';
+import type { ParamValue } from './fastcgi/record.js';
 import type { Logger } from './logger.js';
 
 export interface WorkerRequestHandler extends FcgiResponseHandler {
@@ -172,7 +173,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
    * Starts a request on this (idle) worker. The params go out at once; the caller streams STDIN with
    * writeStdin/endStdin, unless `noBody`. `label` (script and URI) names the request in the logs.
    */
-  run(params: Iterable<readonly [string, string]>, handler: WorkerRequestHandler, label: string, noBody = false, internal = false): void {
+  run(params: Iterable<readonly [string, ParamValue]>, handler: WorkerRequestHandler, label: string, noBody = false, internal = false): void {
     const conn = this.#conn;
     if (this.#state !== WorkerState.Idle || conn === null) throw new Error(`worker ${this.id} is not idle`);
     this.#state = WorkerState.Busy;

@@ -295,10 +295,12 @@ function names(p: CgiParams): string[] {
   return p.map(([k]) => k);
 }
 
+/** A param as text (byte-valued params, for non-ASCII header bytes, are read as UTF-8). */
 function param(p: CgiParams, name: string): string | undefined {
   const hits = p.filter(([k]) => k === name);
   assert.ok(hits.length <= 1, `${name} appears ${hits.length} times`);
-  return hits[0]?.[1];
+  const v = hits[0]?.[1];
+  return v === undefined || typeof v === 'string' ? v : v.toString('utf8');
 }
 
 describe('buildCgiParams', () => {

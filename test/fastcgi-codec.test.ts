@@ -410,3 +410,10 @@ describe('name-value pairs', () => {
     });
   }
 });
+
+describe('byte-valued params', () => {
+  test('a Buffer value is written as its bytes, not re-encoded (a non-UTF-8 header reaches PHP as sent)', () => {
+    const encoded = encodeNameValuePairs([['HTTP_X', Buffer.from([0x63, 0x61, 0x66, 0xe9])]]);
+    assert.deepEqual([...encoded], [6, 4, ...Buffer.from('HTTP_X'), 0x63, 0x61, 0x66, 0xe9]);
+  });
+});

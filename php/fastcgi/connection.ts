@@ -6,7 +6,7 @@ import net from 'node:net';
 import { ErrorCode, UpstreamError, type PhpgateError } from '../../config/errors.js';
 import { Flags, ProtocolStatus, RecordType, Role } from './constants.js';
 import { RecordDecoder, parseEndRequest, type RecordSink } from './decoder.js';
-import { encodeBeginRequest, encodeParams, encodeStreamRecords } from './record.js';
+import { encodeBeginRequest, encodeParams, encodeStreamRecords, type ParamValue } from './record.js';
 
 /** php-cgi serves one request per connection at a time, so every request on it can use the same id. */
 const REQUEST_ID = 1;
@@ -85,7 +85,7 @@ export class FcgiConnection implements RecordSink {
    * Starts a request: BEGIN_REQUEST with KEEP_CONN and the params. STDIN follows with writeStdin/endStdin, or,
    * with `noBody`, its end goes out in the same write (one syscall for the common GET).
    */
-  begin(params: Iterable<readonly [string, string]>, handler: FcgiResponseHandler, noBody = false): void {
+  begin(params: Iterable<readonly [string, ParamValue]>, handler: FcgiResponseHandler, noBody = false): void {
     if (this.#handler !== null || this.#closed) throw new Error('FcgiConnection.begin on a busy or closed connection');
     this.#handler = handler;
     this.#stdinOpen = !noBody;

@@ -85,7 +85,7 @@ export function encodeStreamRecords(type: RecordType, requestId: number, data: B
 }
 
 /** PARAMS records for `pairs`, then the empty PARAMS record that ends the stream. */
-export function encodeParams(requestId: number, pairs: Iterable<readonly [string, string]>): Buffer[] {
+export function encodeParams(requestId: number, pairs: Iterable<readonly [string, ParamValue]>): Buffer[] {
   const body = encodeNameValuePairs(pairs);
   // A pair may straddle two records: the spec treats PARAMS as one byte stream.
   const parts = body.length > 0 ? encodeStreamRecords(RecordType.Params, requestId, body) : [];
@@ -109,15 +109,21 @@ function writeLength(buf: Buffer, pos: number, byteLength: number): number {
   return pos + NV_LONG_LEN_SIZE;
 }
 
-/** FastCGI name-value pairs; lengths are UTF-8 byte counts. One allocation for the whole block. */
-export function encodeNameValuePairs(pairs: Iterable<readonly [string, string]>): Buffer {
+/**
+ * A param's value: text (written as UTF-8), or bytes written as they are (a request header that is not UTF-8
+ * must reach PHP byte for byte, as nginx passes it).
+ */
+export type ParamValue = string | Buffer;
+
+/** FastCGI name-value pairs; lengths are byte counts (UTF-8 for text). One allocation for the whole block. */
+export function encodeNameValuePairs(pairs: Iterable<readonly [string, ParamValue]>): Buffer {
   // Materialise once: `pairs` may be a one-shot iterator and we need two passes (size, then write).
-  const strings: string[] = [];
+  const strings: ParamValue[] = [];
   const lengths: number[] = [];
   let total = 0;
   for (const [name, value] of pairs) {
     const nameLen = Buffer.byteLength(name, 'utf8');
-    const valueLen = Buffer.byteLength(value, 'utf8');
+    const valueLen = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
     total += lengthSize(nameLen) + lengthSize(valueLen) + nameLen + valueLen;
     strings.push(name, value);
     lengths.push(nameLen, valueLen);
@@ -127,8 +133,9 @@ export function encodeNameValuePairs(pairs: Iterable<readonly [string, string]>)
   for (let i = 0; i < strings.length; i += 2) {
     pos = writeLength(buf, pos, lengths[i]!);
     pos = writeLength(buf, pos, lengths[i + 1]!);
-    pos += buf.write(strings[i]!, pos, 'utf8');
-    pos += buf.write(strings[i + 1]!, pos, 'utf8');
+    pos += buf.write(strings[i] as string, pos, 'utf8');
+    const value = strings[i + 1]!;
+    pos += typeof value === 'string' ? buf.write(value, pos, 'utf8') : value.copy(buf, pos);
   }
   return buf;
 }

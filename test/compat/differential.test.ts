@@ -1,158 +1,292 @@
 /**
- * Differential test: PHP must see the same request behind phpgate as behind nginx + php-fpm (the reference
- * stack in test/anchors/, Debian's /etc/nginx/fastcgi_params). Every case is sent identically to both (same
- * method, raw target, headers, body, and an explicit `Host: localhost`) over the same fixture docroot, and the
- * fixture dump (_dump.inc.php: $_SERVER, $_GET, $_POST, $_FILES with sha256, $_COOKIE, php://input) is compared.
+ * Differential test, the request side: PHP must see the same request behind phpgate as behind nginx + php-fpm
+ * (the reference stack in test/anchors/, Debian's /etc/nginx/fastcgi_params). Every case is sent identically to
+ * both (same method, raw target, headers, body, and an explicit `Host: localhost`) over the same fixture docroot,
+ * and the fixture dump (_dump.inc.php: $_SERVER, $_GET, $_POST, $_FILES with sha256, $_COOKIE, php://input) is
+ * compared. The harness and its normalisations are in ./both.ts; what the client gets back is compared in
+ * differential-response.test.ts, and the deliberate differences are asserted in differential-deliberate.test.ts.
  *
  * nginx + php-fpm missing: the tests are skipped locally, but fail when CI is set (CI installs them).
  */
-import { after, before, describe, it } from 'node:test';
-import type { TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import type http from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import { ensureFixtureSite } from '../fixtures/site.js';
-import { nginxFpmAvailable, startNginxFpm } from '../support/nginx-fpm.js';
-import type { NginxFpm } from '../support/nginx-fpm.js';
-import { request, startGateway } from '../support/gateway.js';
-import type { Dump, RunningGateway, SimpleResponse } from '../support/gateway.js';
-
-const WORKERS = 4;
+import { compareDumpCase, hex, parseDigest, recordDiff, sha256, useStacks } from './both.js';
+import type { Digest, Dump, DumpCase } from './both.js';
 
 // ---------------------------------------------------------------------------------------------------------
-// Normalisation
+// Bodies
 // ---------------------------------------------------------------------------------------------------------
-
-/**
- * $_SERVER keys that legitimately differ between the two stacks, dropped before comparing.
- */
-const SERVER_KEYS_DROPPED = new Set([
-  'SERVER_SOFTWARE', // "nginx/1.22.1" vs phpgate's own name
-  'SERVER_PORT', // two listeners on two different free ports
-  'REMOTE_PORT', // the client's ephemeral port, different per connection
-  'REQUEST_TIME', // wall clock
-  'REQUEST_TIME_FLOAT', // wall clock
-  // php-cgi copies its own process environment into $_SERVER; phpgate starts the master with these (they are
-  // how php-cgi is told to fork N children that never exit). php-fpm's clear_env leaves no environment at all.
-  'PHP_FCGI_CHILDREN',
-  'PHP_FCGI_MAX_REQUESTS',
-]);
-
-function normaliseServer(server: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(server)) {
-    if (SERVER_KEYS_DROPPED.has(k)) continue;
-    // Debian's /etc/nginx/fastcgi_params adds `REMOTE_USER $remote_user` (empty without auth_basic); upstream
-    // nginx's fastcgi_params has exactly the 19 params of ARCHITECTURE.md and no REMOTE_USER. Only the empty
-    // value is dropped: a non-empty REMOTE_USER is a real difference.
-    if (k === 'REMOTE_USER' && v === '') continue;
-    // The Host header is the same on both sides; a port (if any) would be each listener's own.
-    if (k === 'HTTP_HOST' && typeof v === 'string') {
-      out[k] = v.replace(/:\d+$/, '');
-      continue;
-    }
-    out[k] = v;
-  }
-  return out;
-}
-
-/** Readable differences between two flat records: keys only on one side, and differing values. */
-function recordDiff(ref: Record<string, unknown>, gw: Record<string, unknown>): string[] {
-  const lines: string[] = [];
-  const keys = [...new Set([...Object.keys(ref), ...Object.keys(gw)])].sort();
-  for (const k of keys) {
-    const inRef = Object.hasOwn(ref, k);
-    const inGw = Object.hasOwn(gw, k);
-    if (inRef && !inGw) lines.push(`  only nginx+fpm: ${k} = ${JSON.stringify(ref[k])}`);
-    else if (!inRef && inGw) lines.push(`  only phpgate:   ${k} = ${JSON.stringify(gw[k])}`);
-    else if (!isDeepStrictEqual(ref[k], gw[k])) lines.push(`  differs:        ${k}: nginx+fpm ${JSON.stringify(ref[k])} | phpgate ${JSON.stringify(gw[k])}`);
-  }
-  return lines;
-}
-
-/** Response headers that are each server's own business (framing, connection, identity, clock). */
-const RESPONSE_HEADERS_DROPPED = new Set(['server', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
-// X-Powered-By is kept on purpose: it comes from PHP (expose_php) and must be the same on both sides.
-
-/**
- * Lower-cased: header names are case-insensitive (RFC 9110), and the spelling legitimately differs: nginx
- * re-spells PHP's `Content-type` as `Content-Type`, phpgate passes PHP's spelling through.
- */
-function headerNames(res: SimpleResponse): string[] {
-  const names = new Set<string>();
-  for (let i = 0; i < res.rawHeaders.length; i += 2) {
-    const name = res.rawHeaders[i]!.toLowerCase();
-    if (!RESPONSE_HEADERS_DROPPED.has(name)) names.add(name);
-  }
-  return [...names].sort();
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Cases
-// ---------------------------------------------------------------------------------------------------------
-
-interface Req {
-  method?: string;
-  target: string;
-  /** Besides `Host: localhost`, which every request carries. */
-  headers?: Record<string, string>;
-  body?: Buffer | string | Buffer[];
-  /** No Content-Length: node sends Transfer-Encoding: chunked, one chunk per body part. */
-  chunked?: boolean;
-}
-
-interface DumpCase extends Req {
-  name: string;
-  /** HEAD: no body to parse; compare status and header names only. */
-  headOnly?: boolean;
-  /** Extra checks on the nginx+fpm dump (it is the reference), to be sure the case tests what it claims. */
-  check?: (d: Dump) => void;
-}
 
 const BOUNDARY = '----phpgateDifferentialBoundary7MA4YWxkTrZu0gW';
 const FILE_A = Buffer.from('first file\nwith two lines\n');
 const FILE_B = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7 + 3) % 256)); // binary, every byte value
+const FILE_C = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 131 + (i >> 9)) % 256)); // binary, bigger
+const UNICODE_FILENAME = 'résumé 日本.txt';
+
+type Part = { name: string; value: string } | { name: string; filename: string; type: string; content: Buffer };
+
+function multipart(parts: readonly Part[]): Buffer {
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if ('value' in p) {
+      out.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${p.name}"\r\n\r\n${p.value}\r\n`));
+    } else {
+      out.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${p.name}"; filename="${p.filename}"\r\nContent-Type: ${p.type}\r\n\r\n`));
+      out.push(p.content, Buffer.from('\r\n'));
+    }
+  }
+  out.push(Buffer.from(`--${BOUNDARY}--\r\n`));
+  return Buffer.concat(out);
+}
 
 function multipartBody(): Buffer {
-  const parts: Buffer[] = [];
-  const field = (name: string, value: string) =>
-    parts.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
-  const file = (name: string, filename: string, type: string, content: Buffer) => {
-    parts.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\nContent-Type: ${type}\r\n\r\n`));
-    parts.push(content, Buffer.from('\r\n'));
-  };
-  field('title', 'hello world');
-  field('tags[]', 'x');
-  field('tags[]', 'y');
-  file('doc', 'notes.txt', 'text/plain', FILE_A);
-  file('blob', 'data.bin', 'application/octet-stream', FILE_B);
-  parts.push(Buffer.from(`--${BOUNDARY}--\r\n`));
-  return Buffer.concat(parts);
+  return multipart([
+    { name: 'title', value: 'hello world' },
+    { name: 'tags[]', value: 'x' },
+    { name: 'tags[]', value: 'y' },
+    { name: 'doc', filename: 'notes.txt', type: 'text/plain', content: FILE_A },
+    { name: 'blob', filename: 'data.bin', type: 'application/octet-stream', content: FILE_B },
+  ]);
+}
+
+/** Several files: an empty file field (a form's untouched <input type=file>), a unicode name, arrays, binary. */
+function multipartSeveralFiles(): Buffer {
+  return multipart([
+    { name: 'note', value: 'Grüße, 日本' },
+    { name: 'meta[a][b]', value: 'nested' },
+    { name: 'empty', filename: '', type: 'application/octet-stream', content: Buffer.alloc(0) },
+    { name: 'uni', filename: UNICODE_FILENAME, type: 'text/plain; charset=utf-8', content: Buffer.from('ünïcödé content\n') },
+    { name: 'many[]', filename: 'a.txt', type: 'text/plain', content: FILE_A },
+    { name: 'many[]', filename: 'c.bin', type: 'application/octet-stream', content: FILE_C },
+    { name: 'after', value: 'last field' },
+  ]);
 }
 
 const ONE_MB = Buffer.alloc(1024 * 1024, 0);
 for (let i = 0; i < ONE_MB.length; i++) ONE_MB[i] = (i * 31 + (i >> 8)) % 256;
 
+/** Past phpgate's in-memory limit (256 KiB), so it is spooled to a temp file, as nginx's client_body_buffer_size. */
+const CHUNKED_PARTS = Array.from({ length: 5 }, (_, k) => Buffer.alloc(64 * 1024 + k * 1000, 97 + k));
+
+const FIVE_MB = Buffer.alloc(5 * 1024 * 1024);
+for (let i = 0; i < FIVE_MB.length; i++) FIVE_MB[i] = (i * 13 + (i >> 11)) % 256;
+
+// ---------------------------------------------------------------------------------------------------------
+// Cases: each is one request to each stack, compared with compareDumpCase
+// ---------------------------------------------------------------------------------------------------------
+
+const post = (d: Dump) => d.post as Record<string, unknown>;
+const files = (d: Dump) => d.files as Record<string, Record<string, unknown>>;
+
 const DUMP_CASES: DumpCase[] = [
+  // ---- methods ----
   { name: 'plain GET /dump.php', target: '/dump.php' },
+  {
+    name: 'PUT with body',
+    method: 'PUT',
+    target: '/dump.php?id=7',
+    headers: { 'Content-Type': 'text/plain' },
+    body: 'put body\nline two\n',
+  },
+  {
+    name: 'PATCH with a JSON body',
+    method: 'PATCH',
+    target: '/dump.php?id=7',
+    headers: { 'Content-Type': 'application/merge-patch+json' },
+    body: JSON.stringify({ title: 'new', tags: null }),
+    check: (d) => assert.equal(d.server['REQUEST_METHOD'], 'PATCH'),
+  },
+  {
+    name: 'DELETE without a body',
+    method: 'DELETE',
+    target: '/dump.php?id=7',
+    check: (d) => assert.equal(d.server['REQUEST_METHOD'], 'DELETE'),
+  },
+  {
+    name: 'DELETE with a body',
+    method: 'DELETE',
+    target: '/dump.php',
+    headers: { 'Content-Type': 'application/json' },
+    body: '{"ids":[1,2,3]}',
+    check: (d) => assert.equal(d.input_len, 15),
+  },
+  {
+    name: 'OPTIONS',
+    method: 'OPTIONS',
+    target: '/dump.php',
+    headers: { Origin: 'http://example.test', 'Access-Control-Request-Method': 'PUT' },
+    check: (d) => assert.equal(d.server['REQUEST_METHOD'], 'OPTIONS'),
+  },
+  { name: 'HEAD /dump.php', method: 'HEAD', target: '/dump.php', headOnly: true },
+  { name: 'HEAD /about.php', method: 'HEAD', target: '/about.php', headOnly: true },
+
+  // ---- query strings ----
   {
     name: 'query string with encoding and arrays',
     target: '/dump.php?a=1&b=%20x&c[]=1&c[]=2',
     check: (d) => assert.deepEqual(d.get, { a: '1', b: ' x', c: ['1', '2'] }),
   },
   {
+    name: 'query string: unicode, percent-encoded',
+    target: '/dump.php?q=%E6%97%A5%E6%9C%AC',
+    check: (d) => assert.deepEqual(d.get, { q: '日本' }),
+  },
+  {
+    name: 'query string: + and %20 both decode to a space, QUERY_STRING stays raw',
+    target: '/dump.php?plus=a+b&pct=a%20b&lit=a%2Bb',
+    check: (d) => {
+      assert.deepEqual(d.get, { plus: 'a b', pct: 'a b', lit: 'a+b' });
+      assert.equal(d.server['QUERY_STRING'], 'plus=a+b&pct=a%20b&lit=a%2Bb');
+    },
+  },
+  {
+    name: 'query string: a[]=1&a[]=2',
+    target: '/dump.php?a[]=1&a[]=2',
+    check: (d) => assert.deepEqual(d.get, { a: ['1', '2'] }),
+  },
+  {
+    name: 'query string: percent-encoded brackets and nested a[b][c]=1',
+    target: '/dump.php?a%5Bb%5D%5Bc%5D=1&x[y][]=2',
+    check: (d) => assert.deepEqual(d.get, { a: { b: { c: '1' } }, x: { y: ['2'] } }),
+  },
+  {
+    name: 'query string: empty values and a name without value',
+    target: '/dump.php?empty=&flag&other=1&&=novalue',
+    check: (d) => assert.deepEqual(d.get, { empty: '', flag: '', other: '1' }),
+  },
+  {
+    name: 'query string: reserved characters encoded (%26 %3D %23 %3F)',
+    target: '/dump.php?k%26=v%3Dw&h=%23frag%3F',
+    check: (d) => assert.deepEqual(d.get, { 'k&': 'v=w', h: '#frag?' }),
+  },
+  {
+    name: 'query string: just "?"',
+    target: '/dump.php?',
+    check: (d) => assert.equal(d.server['REQUEST_URI'], '/dump.php?'),
+  },
+
+  // ---- the path: PATH_INFO, normalisation ----
+  {
     name: 'PATH_INFO after the script',
     target: '/info.php/extra/path?q=1',
     check: (d) => assert.equal(d.server['PATH_INFO'], '/extra/path'),
   },
   {
+    name: 'PATH_INFO /a/b',
+    target: '/info.php/a/b',
+    check: (d) => {
+      assert.equal(d.server['PATH_INFO'], '/a/b');
+      assert.equal(d.server['SCRIPT_NAME'], '/info.php');
+    },
+  },
+  {
+    name: 'PATH_INFO of just "/"',
+    target: '/info.php/',
+    check: (d) => assert.equal(d.server['PATH_INFO'], '/'),
+  },
+  {
+    name: 'PATH_INFO percent-encoded (decoded, as nginx\'s $uri)',
+    target: '/info.php/%C3%A9/x%20y',
+    check: (d) => {
+      assert.equal(d.server['PATH_INFO'], '/é/x y');
+      assert.equal(d.server['REQUEST_URI'], '/info.php/%C3%A9/x%20y');
+    },
+  },
+  {
+    name: 'PATH_INFO in a subdirectory script',
+    target: '/sub/index.php/deep/er?z=1',
+    check: (d) => assert.equal(d.server['PATH_INFO'], '/deep/er'),
+  },
+  {
+    name: 'script name percent-encoded',
+    target: '/dum%70.php?x=1',
+    check: (d) => {
+      assert.equal(d.server['SCRIPT_NAME'], '/dump.php');
+      assert.equal(d.server['REQUEST_URI'], '/dum%70.php?x=1');
+    },
+  },
+  {
+    name: 'merged slashes and dot segments',
+    target: '//sub/..//./dump.php?x=1',
+    check: (d) => assert.equal(d.server['SCRIPT_NAME'], '/dump.php'),
+  },
+  {
+    // nginx's $host is the target's authority, and Debian's fastcgi_params pass HTTP_HOST as $host.
+    name: 'absolute-form target: its authority is the host, REQUEST_URI is the origin form',
+    target: 'http://other.test/dump.php?x=1',
+    check: (d) => {
+      assert.equal(d.server['HTTP_HOST'], 'other.test');
+      assert.equal(d.server['REQUEST_URI'], '/dump.php?x=1');
+    },
+  },
+
+  // ---- front controller (try_files $uri $uri/ /index.php?$query_string) ----
+  {
     name: 'front controller fallback',
     target: '/pretty/url?x=1',
     check: (d) => assert.equal(d.server['SCRIPT_NAME'], '/index.php'),
   },
+  {
+    name: 'front controller: deep path',
+    target: '/api/v2/users/42/posts/7/comments',
+    check: (d) => {
+      assert.equal(d.server['SCRIPT_NAME'], '/index.php');
+      assert.equal(d.server['REQUEST_URI'], '/api/v2/users/42/posts/7/comments');
+    },
+  },
+  {
+    name: 'front controller: dots in the path',
+    target: '/a.b/c',
+    check: (d) => assert.equal(d.server['SCRIPT_NAME'], '/index.php'),
+  },
+  {
+    name: 'front controller: a missing file with an extension',
+    target: '/assets/app.min.js?v=3',
+    check: (d) => assert.equal(d.server['SCRIPT_NAME'], '/index.php'),
+  },
+  {
+    name: 'front controller: trailing slash',
+    target: '/blog/post-1/',
+    check: (d) => assert.equal(d.server['SCRIPT_NAME'], '/index.php'),
+  },
+  {
+    name: 'front controller: the query string is kept',
+    target: '/search?q=a+b&page=2&tags[]=x',
+    check: (d) => {
+      assert.equal(d.server['QUERY_STRING'], 'q=a+b&page=2&tags[]=x');
+      assert.deepEqual(d.get, { q: 'a b', page: '2', tags: ['x'] });
+    },
+  },
+  {
+    name: 'front controller: percent-encoded unicode path',
+    target: '/caf%C3%A9/%E6%97%A5?x=%C3%A9',
+    check: (d) => assert.equal(d.server['REQUEST_URI'], '/caf%C3%A9/%E6%97%A5?x=%C3%A9'),
+  },
+  {
+    name: 'front controller: an encoded "?" in the path is part of the path',
+    target: '/dump.php%3Fx=1',
+    check: (d) => assert.equal(d.server['SCRIPT_NAME'], '/index.php'),
+  },
+  {
+    name: 'front controller: POST with a body',
+    method: 'POST',
+    target: '/api/items?draft=1',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: 'title=Hello&body=World',
+    check: (d) => assert.deepEqual(d.post, { title: 'Hello', body: 'World' }),
+  },
+
+  // ---- directory index ----
   { name: 'root index.php', target: '/', check: (d) => assert.equal(d.server['SCRIPT_NAME'], '/index.php') },
   { name: 'directory index /sub/', target: '/sub/', check: (d) => assert.equal(d.server['SCRIPT_NAME'], '/sub/index.php') },
+  {
+    name: 'directory index /sub/ with a query',
+    target: '/sub/?page=2',
+    check: (d) => assert.deepEqual(d.get, { page: '2' }),
+  },
+
+  // ---- request bodies ----
   {
     name: 'urlencoded POST',
     method: 'POST',
@@ -162,11 +296,38 @@ const DUMP_CASES: DumpCase[] = [
     check: (d) => assert.equal((d.post as Record<string, unknown>)['plus'], 'a b'),
   },
   {
+    name: 'urlencoded POST: nested arrays and unicode',
+    method: 'POST',
+    target: '/dump.php',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: 'user[name]=%E6%97%A5%E6%9C%AC&user[roles][]=a&user[roles][]=b&m[x][y][z]=deep&flag',
+    check: (d) => assert.deepEqual(d.post, { user: { name: '日本', roles: ['a', 'b'] }, m: { x: { y: { z: 'deep' } } }, flag: '' }),
+  },
+  {
+    name: 'urlencoded POST with Content-Type charset',
+    method: 'POST',
+    target: '/dump.php',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8' },
+    body: 'a=%C3%A9&b=2',
+    check: (d) => {
+      assert.deepEqual(d.post, { a: 'é', b: '2' });
+      assert.equal(d.server['CONTENT_TYPE'], 'application/x-www-form-urlencoded; charset=UTF-8');
+    },
+  },
+  {
     name: 'JSON POST',
     method: 'POST',
     target: '/dump.php',
     headers: { 'Content-Type': 'application/json; charset=utf-8' },
     body: JSON.stringify({ a: 1, b: ['x', 'y'], c: { d: null } }),
+  },
+  {
+    name: 'POST with a text/plain body (not parsed into $_POST)',
+    method: 'POST',
+    target: '/dump.php',
+    headers: { 'Content-Type': 'text/plain; charset=iso-8859-1' },
+    body: Buffer.from('a=1&b=caf\xe9', 'latin1'),
+    check: (d) => assert.deepEqual(d.post, []),
   },
   {
     name: 'multipart with two files and fields',
@@ -175,9 +336,24 @@ const DUMP_CASES: DumpCase[] = [
     headers: { 'Content-Type': `multipart/form-data; boundary=${BOUNDARY}` },
     body: multipartBody(),
     check: (d) => {
-      const files = d.files as Record<string, { sha256: string; size: number }>;
-      assert.equal(files['blob']?.sha256, createHash('sha256').update(FILE_B).digest('hex'));
-      assert.equal(files['doc']?.size, FILE_A.length);
+      const f = d.files as Record<string, { sha256: string; size: number }>;
+      assert.equal(f['blob']?.sha256, sha256(FILE_B));
+      assert.equal(f['doc']?.size, FILE_A.length);
+    },
+  },
+  {
+    name: 'multipart: empty file field, unicode file name, file arrays, binary, text fields',
+    method: 'POST',
+    target: '/dump.php',
+    headers: { 'Content-Type': `multipart/form-data; boundary="${BOUNDARY}"` },
+    body: multipartSeveralFiles(),
+    check: (d) => {
+      assert.equal(files(d)['empty']?.['error'], 4, 'an empty file field is UPLOAD_ERR_NO_FILE');
+      assert.equal(files(d)['uni']?.['name'], UNICODE_FILENAME);
+      assert.deepEqual(post(d)['meta'], { a: { b: 'nested' } });
+      assert.equal(post(d)['after'], 'last field');
+      const many = files(d)['many'] as unknown as Array<{ sha256: string }>;
+      assert.equal(many[1]?.sha256, sha256(FILE_C));
     },
   },
   {
@@ -190,6 +366,38 @@ const DUMP_CASES: DumpCase[] = [
     check: (d) => assert.deepEqual(d.post, { alpha: '1', beta: '2', gamma: '3' }),
   },
   {
+    name: 'chunked multipart upload',
+    method: 'POST',
+    target: '/dump.php',
+    headers: { 'Content-Type': `multipart/form-data; boundary=${BOUNDARY}` },
+    body: (() => {
+      const b = multipartBody();
+      return [b.subarray(0, 100), b.subarray(100, 2000), b.subarray(2000)];
+    })(),
+    chunked: true,
+    check: (d) => assert.equal(files(d)['blob']?.['sha256'], sha256(FILE_B)),
+  },
+  {
+    name: 'empty POST with Content-Length: 0',
+    method: 'POST',
+    target: '/dump.php',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: '',
+    check: (d) => {
+      assert.equal(d.server['CONTENT_LENGTH'], '0');
+      assert.equal(d.input_len, 0);
+    },
+  },
+  {
+    name: 'empty chunked POST (just the last chunk)',
+    method: 'POST',
+    target: '/dump.php',
+    headers: { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' },
+    body: [],
+    chunked: true,
+    check: (d) => assert.equal(d.input_len, 0),
+  },
+  {
     name: '1 MB POST',
     method: 'POST',
     target: '/dump.php',
@@ -197,6 +405,8 @@ const DUMP_CASES: DumpCase[] = [
     body: ONE_MB,
     check: (d) => assert.equal(d.input_len, ONE_MB.length),
   },
+
+  // ---- cookies ----
   {
     name: 'cookies',
     target: '/dump.php',
@@ -204,10 +414,55 @@ const DUMP_CASES: DumpCase[] = [
     check: (d) => assert.deepEqual(d.cookie, { a: '1', b: '2' }),
   },
   {
+    name: 'cookies with encoded values',
+    target: '/dump.php',
+    headers: { Cookie: 'sid=abc%3D%3D; name=J%C3%B6rg; sp=a%20b; plus=a+b; arr[x]=1; arr[y]=2; empty=' },
+    check: (d) => assert.deepEqual(d.cookie, { sid: 'abc==', name: 'Jörg', sp: 'a b', plus: 'a+b', arr: { x: '1', y: '2' }, empty: '' }),
+  },
+  {
+    name: 'cookies without spaces after ";" and a duplicate name',
+    target: '/dump.php',
+    headers: { Cookie: 'a=1;b=2;a=3' },
+    check: (d) => assert.equal(d.server['HTTP_COOKIE'], 'a=1;b=2;a=3'),
+  },
+
+  // ---- request headers ----
+  {
     name: 'custom headers',
     target: '/dump.php',
     headers: { 'X-Custom-Thing': 'some value, with comma', 'Accept-Language': 'de-DE,de;q=0.9,en;q=0.5', 'User-Agent': 'differential-test/1.0' },
     check: (d) => assert.equal(d.server['HTTP_X_CUSTOM_THING'], 'some value, with comma'),
+  },
+  {
+    name: 'several distinct headers, odd case and digits in names',
+    target: '/dump.php',
+    headers: {
+      'X-Request-ID': 'req-123',
+      'x-forwarded-for': '203.0.113.7, 198.51.100.1',
+      'X-Forwarded-Proto': 'https',
+      'Authorization': 'Bearer abc.def.ghi',
+      'Referer': 'http://localhost/from?x=1',
+      'If-None-Match': '"abc"',
+      'X-Api-Version2': '2',
+      'DNT': '1',
+      'X-Spaces': '  padded value  ',
+    },
+    check: (d) => {
+      assert.equal(d.server['HTTP_AUTHORIZATION'], 'Bearer abc.def.ghi');
+      assert.equal(d.server['HTTP_X_API_VERSION2'], '2');
+    },
+  },
+  {
+    name: 'header with an empty value',
+    target: '/dump.php',
+    headers: { 'X-Empty': '' },
+  },
+  {
+    name: 'UTF-8 bytes in a header value',
+    target: '/dump.php',
+    // node writes header strings as latin1: one char per byte, so this sends the UTF-8 bytes of "café 日本".
+    headers: { 'X-Name': Buffer.from('café 日本').toString('latin1') },
+    check: (d) => assert.equal(d.server['HTTP_X_NAME'], 'café 日本'),
   },
   {
     name: 'Proxy header is never passed (httpoxy)',
@@ -218,218 +473,86 @@ const DUMP_CASES: DumpCase[] = [
   {
     name: 'header with an underscore is dropped',
     target: '/dump.php',
-    headers: { X_Under: 'nope' },
-    check: (d) => assert.equal(d.server['HTTP_X_UNDER'], undefined, 'nginx+fpm passed HTTP_X_UNDER'),
+    headers: { X_Under: 'nope', 'X-Kept': 'yes' },
+    check: (d) => {
+      assert.equal(d.server['HTTP_X_UNDER'], undefined, 'nginx+fpm passed HTTP_X_UNDER');
+      assert.equal(d.server['HTTP_X_KEPT'], 'yes');
+    },
   },
   {
-    name: 'PUT with body',
-    method: 'PUT',
-    target: '/dump.php?id=7',
-    headers: { 'Content-Type': 'text/plain' },
-    body: 'put body\nline two\n',
+    name: 'Content-Type on a GET without a body',
+    target: '/dump.php',
+    headers: { 'Content-Type': 'text/html; charset=utf-8' },
+    check: (d) => assert.equal(d.server['CONTENT_TYPE'], 'text/html; charset=utf-8'),
   },
-  { name: 'HEAD /dump.php', method: 'HEAD', target: '/dump.php', headOnly: true },
 ];
 
 // ---------------------------------------------------------------------------------------------------------
-// Harness
-// ---------------------------------------------------------------------------------------------------------
 
-let ref: NginxFpm | undefined;
-let gw: RunningGateway | undefined;
-let unavailable: string | undefined;
-
-function send(base: string, r: Req): Promise<SimpleResponse> {
-  const headers: http.OutgoingHttpHeaders = { Host: 'localhost', ...r.headers };
-  const opts: Parameters<typeof request>[2] = { method: r.method ?? 'GET', headers };
-  if (r.body !== undefined) opts.body = r.body;
-  if (r.chunked) opts.chunked = true;
-  return request(base, r.target, opts);
-}
-
-/** The same request to both stacks; returns [nginx+fpm, phpgate]. */
-async function both(r: Req): Promise<[SimpleResponse, SimpleResponse]> {
-  const label = (who: string) => (err: unknown): never => {
-    throw new Error(`${who}: ${r.method ?? 'GET'} ${r.target}: ${err instanceof Error ? err.message : String(err)}`);
-  };
-  return Promise.all([send(`http://127.0.0.1:${ref!.port}`, r).catch(label('nginx+fpm')), send(gw!.base, r).catch(label('phpgate'))]);
-}
-
-/** Skips (locally) or fails (CI) when nginx + php-fpm are not installed. */
-function ready(t: TestContext): boolean {
-  if (unavailable === undefined) return true;
-  t.skip(`nginx + php-fpm unavailable: ${unavailable}`);
-  return false;
-}
-
-function parse(res: SimpleResponse, who: string): Dump {
-  assert.equal(res.status, 200, `${who}: expected a dump, got ${res.status}: ${res.text.slice(0, 500)}`);
-  try {
-    return JSON.parse(res.text) as Dump;
-  } catch {
-    throw new Error(`${who}: response is not a JSON dump: ${res.text.slice(0, 500)}`);
-  }
-}
-
-function short(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s.length > 300 ? `${s.slice(0, 300)}... (${s.length} chars, sha256 ${createHash('sha256').update(s).digest('hex').slice(0, 16)})` : s;
-}
-
-/** Every difference of one dump case, so a failing case reports all of them at once. */
-function compareDumpCase(c: DumpCase, a: SimpleResponse, b: SimpleResponse): string[] {
-  const problems: string[] = [];
-  if (a.status !== b.status) problems.push(`status: nginx+fpm ${a.status} | phpgate ${b.status}`);
-  const namesA = headerNames(a);
-  const namesB = headerNames(b);
-  if (!isDeepStrictEqual(namesA, namesB)) {
-    problems.push(
-      `response header names: only nginx+fpm [${namesA.filter((n) => !namesB.includes(n)).join(', ')}], ` +
-        `only phpgate [${namesB.filter((n) => !namesA.includes(n)).join(', ')}]`,
-    );
-  }
-  if (c.headOnly) {
-    if (b.body.length !== 0) problems.push(`HEAD: phpgate sent a body of ${b.body.length} bytes`);
-    return problems;
-  }
-  const da = parse(a, 'nginx+fpm');
-  const db = parse(b, 'phpgate');
-  c.check?.(da);
-  const serverDiff = recordDiff(normaliseServer(da.server), normaliseServer(db.server));
-  if (serverDiff.length > 0) problems.push(`$_SERVER:\n${serverDiff.join('\n')}`);
-  for (const key of ['get', 'post', 'cookie', 'files', 'input', 'input_len'] as const) {
-    if (!isDeepStrictEqual(da[key], db[key])) problems.push(`${key}: nginx+fpm ${short(da[key])} | phpgate ${short(db[key])}`);
-  }
-  return problems;
-}
-
-describe('differential: phpgate vs nginx + php-fpm over the fixture site', () => {
-  before(async () => {
-    const avail = nginxFpmAvailable();
-    if (!avail.ok) {
-      if (process.env['CI']) {
-        throw new Error(`nginx + php-fpm are required for the differential tests in CI, but: ${avail.reason} (apt-get install -y nginx php-fpm)`);
-      }
-      unavailable = avail.reason;
-      return;
-    }
-    const docroot = ensureFixtureSite();
-    ref = await startNginxFpm(docroot, { workers: WORKERS });
-    try {
-      gw = await startGateway(`php:\n  worker_count: ${WORKERS}\n`, { docroot });
-    } catch (err) {
-      await ref.stop();
-      ref = undefined;
-      throw err;
-    }
-  });
-
-  after(async () => {
-    await Promise.all([gw?.stop(), ref?.stop()]);
-  });
+describe('differential: what PHP sees, phpgate vs nginx + php-fpm over the fixture site', () => {
+  const stacks = useStacks();
 
   for (const c of DUMP_CASES) {
     it(`dump: ${c.name} (${c.method ?? 'GET'} ${c.target})`, async (t) => {
-      if (!ready(t)) return;
-      const [a, b] = await both(c);
+      if (!stacks.ready(t)) return;
+      const [a, b] = await stacks.both(c);
       const problems = compareDumpCase(c, a, b);
       assert.ok(problems.length === 0, `${c.method ?? 'GET'} ${c.target} differs:\n${problems.join('\n')}`);
     });
   }
 
-  // ---- non-dump comparisons: status and body (and the headers that matter) ------------------------------
+  // ---- digest.php: bodies too big to echo, bytes that are not UTF-8 ---------------------------------------
 
-  it('status.php: CGI Status header with reason phrase', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/status.php?code=404&reason=Not%20Found' });
-    assert.equal(a.status, 404);
-    assert.equal(b.status, a.status);
-    assert.equal(b.text, a.text);
+  const compareDigests = (da: Digest, db: Digest): string[] => {
+    const problems = recordDiff(da.headers_hex, db.headers_hex).map((l) => `headers (hex)${l}`);
+    for (const k of ['method', 'input_sha256', 'input_len', 'post_count', 'files_count'] as const) {
+      if (!isDeepStrictEqual(da[k], db[k])) problems.push(`${k}: nginx+fpm ${da[k]} | phpgate ${db[k]}`);
+    }
+    return problems;
+  };
+
+  it('digest: 5 MB POST body, compared by sha256 (POST /digest.php)', async (t) => {
+    if (!stacks.ready(t)) return;
+    const [a, b] = await stacks.both({ method: 'POST', target: '/digest.php', headers: { 'Content-Type': 'application/octet-stream' }, body: FIVE_MB });
+    const da = parseDigest(a, 'nginx+fpm');
+    const db = parseDigest(b, 'phpgate');
+    assert.equal(da.input_len, FIVE_MB.length);
+    assert.equal(da.input_sha256, sha256(FIVE_MB));
+    const problems = compareDigests(da, db);
+    assert.ok(problems.length === 0, `POST /digest.php (5 MB) differs:\n${problems.join('\n')}`);
   });
 
-  it('redirect.php: Location only (PHP picks 302)', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/redirect.php?to=/x' });
-    assert.equal(a.status, 302);
-    assert.equal(b.status, a.status);
-    assert.equal(b.headers['location'], a.headers['location']);
+  it('digest: chunked 330 KB POST body (spooled), compared by sha256 (POST /digest.php)', async (t) => {
+    if (!stacks.ready(t)) return;
+    const [a, b] = await stacks.both({ method: 'POST', target: '/digest.php', headers: { 'Content-Type': 'application/octet-stream' }, body: CHUNKED_PARTS, chunked: true });
+    const da = parseDigest(a, 'nginx+fpm');
+    const db = parseDigest(b, 'phpgate');
+    assert.equal(da.input_sha256, sha256(Buffer.concat(CHUNKED_PARTS)));
+    const problems = compareDigests(da, db);
+    assert.ok(problems.length === 0, `POST /digest.php (chunked) differs:\n${problems.join('\n')}`);
   });
 
-  it('cookies.php: Set-Cookie values as a list', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/cookies.php' });
-    assert.equal(a.status, 200);
-    assert.equal(b.status, a.status);
-    assert.equal(a.headers['set-cookie']?.length, 3);
-    assert.deepEqual(b.headers['set-cookie'], a.headers['set-cookie']);
-    assert.equal(b.text, a.text);
+  it('digest: UTF-8 header bytes reach PHP as sent (GET /digest.php)', async (t) => {
+    if (!stacks.ready(t)) return;
+    const value = Buffer.from('Grüße – 日本 🙂');
+    const [a, b] = await stacks.both({ target: '/digest.php', headers: { 'X-Utf8': value.toString('latin1') } });
+    const da = parseDigest(a, 'nginx+fpm');
+    const db = parseDigest(b, 'phpgate');
+    assert.equal(da.headers_hex['HTTP_X_UTF8'], value.toString('hex'));
+    const problems = compareDigests(da, db);
+    assert.ok(problems.length === 0, `GET /digest.php with X-Utf8 differs:\n${problems.join('\n')}`);
   });
 
-  it('static.txt: served as is', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/static.txt' });
-    assert.equal(a.status, 200);
-    assert.equal(b.status, a.status);
-    assert.equal(b.text, a.text);
-  });
-
-  it('nothere.php: missing script is a 404', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/nothere.php' });
-    assert.equal(a.status, 404);
-    assert.equal(b.status, a.status);
-  });
-
-  it('/admin: directory without slash redirects to /admin/', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/admin' });
-    assert.equal(a.status, 301);
-    assert.equal(b.status, a.status);
-    // nginx writes an absolute Location with its own port (absolute_redirect, port_in_redirect); host and port
-    // legitimately differ, so only the path is compared.
-    const pathOf = (loc: string | undefined) => new URL(String(loc), 'http://placeholder').pathname;
-    assert.equal(pathOf(a.headers['location']), '/admin/');
-    assert.equal(pathOf(b.headers['location']), pathOf(a.headers['location']));
-  });
-
-  it('/uploads/x.jpg/y.php: no script, no PATH_INFO trick: 404', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/uploads/x.jpg/y.php' });
-    assert.equal(a.status, 404);
-    assert.equal(b.status, a.status);
-    assert.ok(!b.text.includes('EXECUTED'));
-  });
-
-  it('/uploads/: directory without index is 403', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/uploads/' });
-    assert.equal(a.status, 403);
-    assert.equal(b.status, a.status);
-  });
-
-  it('exit.php: output before exit()', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/exit.php' });
-    assert.equal(a.status, 200);
-    assert.equal(b.status, a.status);
-    assert.equal(b.text, a.text);
-  });
-
-  it('fatal.php: 500 with the output before the fatal error', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/fatal.php' });
-    assert.equal(a.status, 500);
-    assert.equal(a.text, 'before\n');
-    assert.equal(b.status, a.status);
-    assert.equal(b.text, a.text);
-  });
-
-  it('binary.php: 256 KiB of every byte value, bytes equal', async (t) => {
-    if (!ready(t)) return;
-    const [a, b] = await both({ target: '/binary.php' });
-    assert.equal(a.status, 200);
-    assert.equal(a.body.length, 256 * 1024);
-    assert.equal(b.status, a.status);
-    assert.ok(b.body.equals(a.body), `bodies differ: nginx+fpm ${a.body.length} bytes, phpgate ${b.body.length} bytes`);
+  it('digest: latin1 (not UTF-8) header bytes reach PHP as sent (GET /digest.php)', async (t) => {
+    if (!stacks.ready(t)) return;
+    // "café" in ISO-8859-1: 63 61 66 e9. Not valid UTF-8 (RFC 9110 obs-text: opaque bytes); nginx passes the
+    // bytes on untouched. phpgate (php/cgi-env.ts headerValue) re-encodes them as UTF-8 (63 61 66 c3 a9): PHP
+    // would see bytes the client never sent. Not a documented difference: this case fails until that is fixed.
+    const [a, b] = await stacks.both({ target: '/digest.php', headers: { 'X-Latin1': 'caf\xe9' } });
+    const da = parseDigest(a, 'nginx+fpm');
+    const db = parseDigest(b, 'phpgate');
+    assert.equal(da.headers_hex['HTTP_X_LATIN1'], hex('caf\xe9', 'latin1'));
+    const problems = compareDigests(da, db);
+    assert.ok(problems.length === 0, `GET /digest.php with X-Latin1: caf\\xe9 differs:\n${problems.join('\n')}`);
   });
 });
