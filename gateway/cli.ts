@@ -19,6 +19,9 @@ Usage:
   phpgate [--config FILE] [options]     run the gateway
   phpgate check --config FILE           validate a configuration and exit
   phpgate reload [--config FILE]        tell the running gateway (same config) to reload: same as SIGHUP
+  phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR]
+                                        translate an nginx site into gateway.yaml (stdout without -o); the
+                                        report (file:line of every directive not translated) goes to stderr
   phpgate --help | --version
 
 Options:
@@ -101,6 +104,7 @@ function load(configFile: string | undefined, overrides: Overrides): Readonly<Ga
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'import-nginx') return importNginxCommand(process.argv.slice(3));
   const { command, config: configFile, overrides } = parseCli(process.argv.slice(2));
   if (command === 'check') {
     if (configFile === undefined) fail(2, 'phpgate check: --config FILE is required');
@@ -168,6 +172,51 @@ function signalRunning(config: Readonly<GatewayConfig>): void {
     fail(1, `phpgate reload: gateway pid ${pid} from ${pidFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   process.stdout.write(`phpgate: reload requested (pid ${pid})\n`);
+}
+
+/**
+ * `phpgate import-nginx FILE`: nginx site → gateway.yaml (stdout, or -o FILE), the report on stderr. Exit 2 when
+ * the nginx file is malformed or does not say which server to import. nginx-compat/ is loaded only here.
+ */
+async function importNginxCommand(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        server: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        docroot: { type: 'string', short: 'd' },
+      },
+    });
+  } catch (err) {
+    fail(2, `phpgate import-nginx: ${(err as Error).message}\nUsage: phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR]`);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) fail(2, 'Usage: phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR]');
+  const file = positionals[0]!;
+  const { importNginx, formatWarning } = await import('../nginx-compat/index.js');
+  let result;
+  try {
+    result = importNginx(file, { server: values.server, root: values.docroot });
+  } catch (err) {
+    if (err instanceof PhpgateError && err.code === ErrorCode.ConfigInvalid) fail(2, err.message);
+    throw err;
+  }
+  if (values.output === undefined) {
+    process.stdout.write(result.yaml);
+  } else {
+    try {
+      fs.writeFileSync(values.output, result.yaml);
+    } catch (err) {
+      fail(1, `phpgate import-nginx: cannot write ${values.output}: ${(err as Error).message}`);
+    }
+  }
+  const warnings = result.warnings.filter((w) => w.kind === 'warning');
+  for (const w of result.warnings) process.stderr.write(`${w.kind}: ${formatWarning(w)}\n`);
+  const where = values.output === undefined ? 'stdout' : values.output;
+  process.stderr.write(`phpgate import-nginx: ${file} → ${where}: ${warnings.length} warning(s) to review, ${result.warnings.length - warnings.length} note(s)\n`);
 }
 
 void main();

@@ -1,0 +1,494 @@
+/**
+ * One nginx directive → gateway.yaml keys (or a note, or a warning). handleDirective() is the dispatcher; the
+ * functions below each translate one directive family (the table is in nginx-compat/README.md). Location blocks
+ * are handed to location-blocks.ts.
+ */
+import path from 'node:path';
+import { addressOrCidr, errorPageStatus, errorPageUri, fileName, INVALID } from '../config/checks.js';
+import { isMainPhp, type ImportContext, type Scope } from './context.js';
+import { classifyParam, isStandardSplit, STOCK_INCLUDE_NOTES } from './fastcgi.js';
+import { LocationKind, rank } from './location.js';
+import { handleLocation } from './location-blocks.js';
+import { DEFERRED, NOTES, SECURITY_HEADERS } from './notes.js';
+import { isStockInclude, NGINX_CONF_DIR, type Directive } from './parse.js';
+import { MB, parseSize, parseTime } from './units.js';
+
+/** Unlimited bodies (client_max_body_size 0): 1 TiB, since phpgate needs a number. */
+const UNLIMITED_BODY_MB = 1_048_576;
+
+/** One directive in its scope: translated, noted, or warned about (location blocks are handed on). */
+export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (cx.report.isHandled(d)) return;
+  const note = NOTES[d.name];
+  if (note !== undefined) {
+    cx.report.note(d, note);
+    return;
+  }
+  if (DEFERRED.has(d.name)) return;
+  switch (d.name) {
+    case 'server':
+      return; // chosen in run(); the others are reported there
+    case 'location':
+      return handleLocation(cx, d, scope, handleDirective);
+    case 'server_name':
+      if (scope.level === 'server') return serverName(cx, d);
+      break;
+    case 'root':
+      return root(cx, d, scope);
+    case 'index':
+      return index(cx, d, scope);
+    case 'try_files':
+      return tryFiles(cx, d, scope);
+    case 'error_page':
+      return errorPage(cx, d, scope);
+    case 'client_max_body_size':
+      return maxBody(cx, d, scope);
+    case 'gzip':
+    case 'brotli':
+    case 'gzip_static':
+    case 'brotli_static':
+    case 'gzip_min_length':
+    case 'brotli_min_length':
+      return compression(cx, d, scope);
+    case 'expires':
+    case 'add_header':
+      return header(cx, d, scope);
+    case 'ssl_certificate':
+    case 'ssl_certificate_key':
+    case 'ssl':
+      return tls(cx, d, scope);
+    case 'limit_req':
+      return limitReq(cx, d, scope);
+    case 'limit_req_status':
+      return cx.report.warn(d, 'not configurable in phpgate: a rate-limited request gets phpgate\'s own status');
+    case 'set_real_ip_from':
+    case 'real_ip_header':
+      return realIp(cx, d, scope);
+    case 'fastcgi_cache':
+      return fastcgiCache(cx, d, scope);
+    case 'access_log':
+    case 'error_log':
+    case 'log_not_found':
+      return logging(cx, d, scope);
+    case 'keepalive_timeout':
+    case 'client_header_timeout':
+    case 'client_body_timeout':
+    case 'send_timeout':
+    case 'large_client_header_buffers':
+      return clientLimits(cx, d, scope);
+    case 'worker_processes':
+      return workerProcesses(cx, d);
+    case 'events':
+      cx.report.note(d, 'nginx process tuning: not needed');
+      return cx.report.doneTree(d);
+    case 'include':
+      return stockInclude(cx, d, scope);
+    case 'fastcgi_pass':
+    case 'fastcgi_param':
+    case 'fastcgi_split_path_info':
+    case 'fastcgi_read_timeout':
+    case 'fastcgi_hide_header':
+    case 'fastcgi_intercept_errors':
+      return fastcgi(cx, d, scope);
+    case 'allow':
+    case 'deny':
+      return access(cx, d, scope);
+    case 'return':
+      return cx.report.warn(d, scope.level === 'location' ? 'not translated: phpgate has no per-location return (redirects and fixed answers come from PHP or try_files)' : 'not translated: phpgate has no server-wide return');
+    case 'rewrite':
+      return cx.report.warn(d, 'not translated: phpgate has no rewrite rules (php.try_files sends unknown paths to the front controller)');
+    case 'if':
+      cx.report.warn(d, 'not translated: phpgate has no conditional blocks (nothing inside it is imported)');
+      return cx.report.doneTree(d);
+    case 'set':
+      if (scope.php !== null && d.args[0] === '$path_info' && d.args[1] === '$fastcgi_path_info') {
+        return cx.report.note(d, 'part of the PATH_INFO recipe: phpgate sends PATH_INFO itself');
+      }
+      return cx.report.warn(d, 'not translated: phpgate has no nginx variables');
+    case 'charset':
+      return cx.report.warn(d, 'not translated: phpgate adds charset=utf-8 to the text files it serves; PHP responses carry PHP\'s own (default_charset)');
+    case 'autoindex':
+      if (d.args[0] === 'off') return cx.report.note(d, 'phpgate never lists directories (403 without an index file)');
+      return cx.report.warn(d, 'not translated: phpgate never lists directories (403 without an index file)');
+    case 'disable_symlinks':
+      return symlinks(cx, d);
+    case 'etag':
+      if (d.args[0] === 'on') return cx.report.note(d, 'phpgate sends ETags for static files');
+      return cx.report.warn(d, 'not translated: phpgate always sends ETags for static files');
+    case 'alias':
+      return cx.report.warn(d, 'not translated: phpgate serves files from php.docroot only (no alias)');
+    case 'internal':
+      return cx.report.warn(d, 'not translated: only a PHP location\'s "internal" has a phpgate equivalent');
+    case 'proxy_pass':
+      return cx.report.warn(d, 'not translated: proxy_pass outside a location');
+  }
+  if (d.children !== null) {
+    cx.report.warn(d, `not translated: phpgate has no equivalent of the "${d.name}" block (nothing inside it is imported)`);
+    cx.report.doneTree(d);
+    return;
+  }
+  cx.report.warn(d, 'not translated: phpgate has no equivalent');
+}
+
+function serverName(cx: ImportContext, d: Directive): void {
+  const usable = d.args.filter((n) => n !== '_' && n !== '' && !n.startsWith('~') && !n.includes('*') && !n.startsWith('.'));
+  const first = usable[0];
+  if (first === undefined) {
+    cx.report.note(d, 'catch-all name: server.server_name stays "" (phpgate answers every Host)');
+    return;
+  }
+  cx.draft.server.server_name = first;
+  const others = d.args.filter((n) => n !== first);
+  cx.report.note(d, `server.server_name: ${first} (SERVER_NAME for PHP)${others.length > 0 ? `; phpgate answers every Host, ${others.join(' ')} included` : ''}`);
+}
+
+function root(cx: ImportContext, d: Directive, scope: Scope): void {
+  // The server's root (else http's) became php.docroot in docroot() (translate.ts), and is reported there.
+  if (scope.level !== 'location') return cx.report.note(d, 'overridden by the server\'s root');
+  const same = (p: string): string => path.normalize(p).replace(/(.)\/$/, '$1');
+  if (cx.serverRoot !== null && same(d.args[0] ?? '') === same(cx.serverRoot)) {
+    cx.report.note(d, 'the same root as the server');
+    return;
+  }
+  cx.report.warn(d, `not translated: phpgate has one document root (php.docroot); files for this location are looked up there`);
+}
+
+function index(cx: ImportContext, d: Directive, scope: Scope): void {
+  const names = d.args.filter((n) => fileName.parse(n) !== INVALID && !n.includes('$'));
+  const dropped = d.args.filter((n) => !names.includes(n));
+  if (scope.level === 'location') {
+    const same = JSON.stringify(names) === JSON.stringify(cx.draft.php.index ?? names);
+    if (same) cx.report.note(d, 'the same index as the server');
+    else cx.report.warn(d, 'not translated: phpgate has one index list (php.index)');
+    return;
+  }
+  if (names.length === 0) {
+    cx.report.warn(d, 'not translated: php.index takes file names (no "/" or variables)');
+    return;
+  }
+  cx.draft.php.index = names;
+  cx.report.note(d, `php.index: ${names.join(', ')}`);
+  if (dropped.length > 0) cx.report.warn(d, `not translated: ${dropped.join(' ')} (php.index takes file names, no "/" or variables)`);
+}
+
+function tryFiles(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (scope.level === 'server' || scope.level === 'http') {
+    cx.serverTryFiles = d;
+    return; // translated in finishTryFiles() (translate.ts), once `location /` is known
+  }
+  if (scope.php !== null) {
+    const last = d.args[d.args.length - 1];
+    const scriptCheck = d.args.length === 2 && ['$fastcgi_script_name', '$uri'].includes(d.args[0]!) && last !== undefined && /^=40[34]$/.test(last);
+    if (scriptCheck) cx.report.note(d, 'phpgate answers 404 when the script does not exist (the CVE-2019-11043 guard)');
+    else cx.report.warn(d, 'not translated: in a PHP location phpgate only checks that the script exists');
+    return;
+  }
+  if (scope.loc !== null && scope.loc.kind === LocationKind.Prefix && scope.loc.match === '/') {
+    cx.rootTryFiles = d;
+    return;
+  }
+  cx.otherTryFiles.push(d);
+}
+
+function errorPage(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (scope.level === 'location') {
+    cx.report.warn(d, 'not translated: phpgate\'s error pages (static.error_pages) are server-wide');
+    return;
+  }
+  const uri = d.args[d.args.length - 1] ?? '';
+  const codes = d.args.slice(0, -1);
+  if (codes.some((c) => c.startsWith('='))) {
+    cx.report.warn(d, 'not translated: error_page with "=" changes the status; phpgate answers with the error\'s own status');
+    return;
+  }
+  if (errorPageUri.parse(uri) === INVALID || uri.includes('$')) {
+    cx.report.warn(d, `not translated: static.error_pages takes a URI in the docroot, not "${uri}"`);
+    return;
+  }
+  const taken: string[] = [];
+  const refused: string[] = [];
+  for (const c of codes) {
+    const status = errorPageStatus.parse(c);
+    if (status === INVALID) refused.push(c);
+    else {
+      cx.draft.static.error_pages[status] = uri;
+      taken.push(status);
+    }
+  }
+  if (taken.length > 0) {
+    cx.report.note(d, `static.error_pages: ${taken.join(', ')} → ${uri} (the gateway's own errors; PHP's error responses pass through as with fastcgi_intercept_errors off)`);
+  }
+  if (refused.length > 0) cx.report.warn(d, `not translated for ${refused.join(', ')}: static.error_pages takes ${errorPageStatus.expected}`);
+}
+
+function maxBody(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (scope.level === 'location') {
+    cx.report.warn(d, 'not translated: phpgate has one body limit (server.max_body_mb) for every path');
+    return;
+  }
+  const bytes = parseSize(d.args[0] ?? '');
+  if (bytes === null) {
+    cx.report.warn(d, 'not translated: not an nginx size');
+    return;
+  }
+  if (bytes === 0) {
+    cx.draft.server.max_body_mb = UNLIMITED_BODY_MB;
+    cx.report.warn(d, `nginx does not limit bodies here; phpgate needs a limit: server.max_body_mb ${UNLIMITED_BODY_MB} (1 TiB)`);
+    return;
+  }
+  const mb = Math.round((bytes / MB) * 1e6) / 1e6;
+  cx.draft.server.max_body_mb = mb;
+  cx.report.note(d, `server.max_body_mb: ${mb}`);
+}
+
+function compression(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (scope.level === 'location') {
+    cx.report.warn(d, 'not translated: phpgate\'s compression settings (compression.*, static.precompressed) are server-wide');
+    return;
+  }
+  const arg = d.args[0] ?? '';
+  const onOff = arg === 'on' ? true : arg === 'off' ? false : null;
+  switch (d.name) {
+    case 'gzip':
+    case 'brotli':
+      if (onOff === null) break;
+      cx.draft.compression[d.name] = onOff;
+      return cx.report.note(d, `compression.${d.name}: ${onOff}`);
+    case 'gzip_static':
+    case 'brotli_static':
+      if (onOff === null && arg !== 'always') break;
+      cx.precompressed.push(onOff !== false);
+      cx.draft.static.precompressed = cx.precompressed.includes(true);
+      return cx.report.note(d, `static.precompressed: ${cx.draft.static.precompressed} (file.br / file.gz served when the client accepts them)`);
+    default: {
+      const bytes = parseSize(arg);
+      if (bytes === null) break;
+      if (d.name === 'gzip_min_length' || cx.draft.compression.min_bytes === undefined) cx.draft.compression.min_bytes = bytes;
+      return cx.report.note(d, `compression.min_bytes: ${bytes}`);
+    }
+  }
+  cx.report.warn(d, 'not translated: unexpected value');
+}
+
+function header(cx: ImportContext, d: Directive, scope: Scope): void {
+  const [name = '', value = ''] = d.args;
+  const lower = name.toLowerCase();
+  // Where cacheHeaders() (location-blocks.ts) could not turn them into static.cache_control rules.
+  if (d.name === 'expires' || lower === 'cache-control') {
+    const where = scope.php !== null ? 'on PHP responses: send Cache-Control from PHP' : 'here: static.cache_control rules come from server and location blocks';
+    return cx.report.warn(d, `not translated: caching headers ${where}`);
+  }
+  if (lower === 'strict-transport-security') {
+    cx.draft.headers.hsts = true;
+    return cx.report.note(d, 'headers.hsts: true (phpgate sends HSTS over TLS with its own max-age)');
+  }
+  if (lower === 'content-security-policy' && scope.level !== 'location') {
+    cx.draft.headers.csp = value;
+    return cx.report.note(d, 'headers.csp');
+  }
+  if (SECURITY_HEADERS.has(lower)) {
+    return cx.report.warn(d, `not translated: phpgate does not add ${name} (headers.* covers HSTS and CSP); send it from the application`);
+  }
+  cx.report.warn(d, `not translated: phpgate does not add response headers; send ${name} from the application`);
+}
+
+function tls(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (scope.level === 'location') return cx.report.warn(d, 'not translated: TLS settings are server-wide');
+  if (d.name === 'ssl') return cx.report.note(d, 'old spelling of "listen … ssl"');
+  const arg = d.args[0] ?? '';
+  if (arg.includes('$') || arg.startsWith('data:') || arg.startsWith('engine:')) {
+    return cx.report.warn(d, 'not translated: server.tls takes file paths');
+  }
+  if (d.name === 'ssl_certificate') cx.cert = d;
+  else cx.key = d;
+}
+
+function limitReq(cx: ImportContext, d: Directive, scope: Scope): void {
+  const zoneName = d.args.find((a) => a.startsWith('zone='))?.slice('zone='.length);
+  const zone = zoneName === undefined ? undefined : cx.rateZones.get(zoneName);
+  if (zone === undefined) return cx.report.warn(d, `not translated: no limit_req_zone ${zoneName ?? ''} in the imported configuration`);
+  const globs = cx.patterns(scope);
+  if (!globs.ok) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${globs.reason})`);
+  for (const pattern of globs.globs) {
+    const dup = cx.draft.rate_limit.rules.some((r) => r.pattern === pattern && r.points === zone.points && r.duration_s === zone.duration_s);
+    if (!dup) cx.draft.rate_limit.rules.push({ pattern, points: zone.points, duration_s: zone.duration_s });
+  }
+  const extras: string[] = [];
+  if (d.args.some((a) => a.startsWith('burst=') || a === 'nodelay' || a.startsWith('delay='))) {
+    extras.push('burst/nodelay are not modelled: phpgate counts requests per window');
+  }
+  if (isMainPhp(scope)) extras.push('nginx limits requests that reach PHP; this rule counts every request');
+  if (globs.approximations.length > 0) extras.push(`approximately: ${globs.approximations.join('; ')}`);
+  if (zone.key !== '$binary_remote_addr' && zone.key !== '$remote_addr') extras.push(`nginx keys the zone on ${zone.key}; phpgate counts per client address`);
+  cx.report.note(d, `rate_limit.rules: ${globs.globs.join(', ')} ${zone.points} per ${zone.duration_s}s per client address${extras.length > 0 ? ` (${extras.join('; ')})` : ''}`);
+  if (!cx.report.isHandled(zone.d)) cx.report.note(zone.d, `rate ${zone.points}r/${zone.duration_s === 1 ? 's' : 'm'}: points ${zone.points}, duration_s ${zone.duration_s}`);
+}
+
+function realIp(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (scope.level === 'location') return cx.report.warn(d, 'not translated: trusted proxies are server-wide');
+  if (d.name === 'real_ip_header') {
+    if (d.args[0]?.toLowerCase() === 'x-forwarded-for') return cx.report.note(d, 'phpgate takes the client address from X-Forwarded-For sent by server.trusted_proxies');
+    return cx.report.warn(d, 'not translated: phpgate reads the client address from X-Forwarded-For only');
+  }
+  const cidr = d.args[0] ?? '';
+  if (addressOrCidr.parse(cidr) === INVALID) return cx.report.warn(d, `not translated: server.trusted_proxies takes ${addressOrCidr.expected}`);
+  if (!cx.draft.server.trusted_proxies.includes(cidr)) cx.draft.server.trusted_proxies.push(cidr);
+  cx.report.note(d, `server.trusted_proxies: ${cidr}`);
+}
+
+function fastcgiCache(cx: ImportContext, d: Directive, scope: Scope): void {
+  const name = d.args[0] ?? '';
+  if (name === 'off') return cx.report.note(d, 'no caching here, as phpgate\'s default');
+  const zone = cx.cacheZones.get(name);
+  if (zone === undefined) return cx.report.warn(d, `not translated: no fastcgi_cache_path with keys_zone=${name}`);
+  const valid = cx.inherited('fastcgi_cache_valid', scope);
+  const ttl = valid.map((v) => ({ v, ttl: cacheValidTtl(v.args) })).find((x) => x.ttl !== null);
+  if (ttl === undefined || ttl.ttl === null) {
+    return cx.report.warn(d, 'not translated: no fastcgi_cache_valid for 200 responses; phpgate\'s cache rules need a ttl');
+  }
+  const globs = cx.patterns(scope);
+  if (!globs.ok) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${globs.reason})`);
+  const ttlS = ttl.ttl;
+  const at = scope.d ?? d;
+  for (const pattern of globs.globs) cx.cacheRules.push({ rank: isMainPhp(scope) ? rank(null, 0) : rank(scope.loc, cx.orderOf(at)), pattern, d, value: ttlS });
+  cx.report.note(d, `cache.rules: ${globs.globs.join(', ')} ttl_s ${ttlS}`);
+  if (!cx.report.isHandled(ttl.v)) cx.report.note(ttl.v, `ttl_s ${ttlS}${ttl.v.args.length > 2 || !['200', 'any'].includes(ttl.v.args[0] ?? '200') ? ' (phpgate caches 200 responses)' : ''}`);
+  if (!cx.report.isHandled(zone.d)) {
+    if (zone.maxBytes !== null && zone.maxBytes > 0) {
+      cx.draft.cache.max_mb = Math.round((zone.maxBytes / MB) * 1000) / 1000;
+      cx.report.note(zone.d, `cache.max_mb: ${cx.draft.cache.max_mb} (phpgate caches in memory; the path and levels are not used)`);
+    } else {
+      cx.report.note(zone.d, `no max_size: cache.max_mb keeps phpgate's default (phpgate caches in memory; the path is not used)`);
+    }
+  }
+}
+
+function logging(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (d.name === 'log_not_found') {
+    if (d.args[0] === 'on') return cx.report.note(d, 'phpgate logs every request');
+    return cx.report.warn(d, 'not translated: phpgate\'s access log records every request, 404s included (no per-location switch)');
+  }
+  if (d.name === 'error_log') return cx.report.note(d, 'phpgate logs to logging.file (stdout by default) at logging.level');
+  if (d.args[0] === 'off') {
+    if (scope.level === 'location') return cx.report.warn(d, 'not translated: phpgate logs every request or none (logging.access)');
+    cx.draft.logging.access = false;
+    return cx.report.note(d, 'logging.access: false');
+  }
+  cx.report.note(d, 'phpgate writes one JSON access line per request to logging.file (stdout by default); the path and format are not kept');
+}
+
+function clientLimits(cx: ImportContext, d: Directive, scope: Scope): void {
+  if (scope.level === 'location') return cx.report.warn(d, 'not translated: phpgate\'s client limits are server-wide');
+  if (d.name === 'large_client_header_buffers') {
+    const n = Number(d.args[0]);
+    const size = parseSize(d.args[1] ?? '');
+    if (!Number.isInteger(n) || n < 1 || size === null) return cx.report.warn(d, 'not translated: expected NUMBER SIZE');
+    const headerKb = Math.max(1, Math.ceil((n * size) / 1024));
+    const urlKb = Math.max(1, Math.ceil(size / 1024));
+    cx.draft.server.limits.header_kb = headerKb;
+    cx.draft.server.limits.url_kb = urlKb;
+    return cx.report.note(d, `server.limits.header_kb ${headerKb} (all buffers), server.limits.url_kb ${urlKb} (one buffer)`);
+  }
+  const ms = parseTime(d.args[0] ?? '');
+  if (ms === null || ms < 1) return cx.report.warn(d, 'not translated: phpgate needs a positive time');
+  const key = ({ keepalive_timeout: 'keepalive_ms', client_header_timeout: 'header_ms', client_body_timeout: 'body_ms', send_timeout: 'send_ms' } as const)[
+    d.name as 'keepalive_timeout' | 'client_header_timeout' | 'client_body_timeout' | 'send_timeout'
+  ];
+  cx.draft.server.timeouts[key] = ms;
+  cx.report.note(d, `server.timeouts.${key}: ${ms}${d.args.length > 1 ? ' (the Keep-Alive header value is not sent)' : ''}`);
+}
+
+function workerProcesses(cx: ImportContext, d: Directive): void {
+  const arg = d.args[0] ?? '';
+  if (arg === 'auto') cx.draft.server.processes = 'auto';
+  else if (/^[1-9]\d*$/.test(arg)) cx.draft.server.processes = Number(arg);
+  else return cx.report.warn(d, 'not translated: expected a number or auto');
+  cx.report.note(d, `server.processes: ${arg}`);
+}
+
+function stockInclude(cx: ImportContext, d: Directive, scope: Scope): void {
+  // Only stock files are left unexpanded by the parser (see parse.ts).
+  const arg = d.args[0] ?? '';
+  const rel = arg.startsWith(NGINX_CONF_DIR + '/') ? arg.slice(NGINX_CONF_DIR.length + 1) : arg;
+  const note = isStockInclude(arg) ? STOCK_INCLUDE_NOTES[rel] : undefined;
+  const fastcgi = rel.startsWith('fastcgi') || rel === 'snippets/fastcgi-php.conf';
+  if (note !== undefined && (!fastcgi || scope.php !== null || scope.level !== 'location')) return cx.report.note(d, note);
+  cx.report.warn(d, `not translated: nginx's ${rel} is not read`);
+}
+
+function fastcgi(cx: ImportContext, d: Directive, scope: Scope): void {
+  const pool = scope.php?.kind === 'pool' ? scope.php.pool : null;
+  if (scope.level === 'location' && scope.php === null) {
+    return cx.report.warn(d, 'not translated: a FastCGI setting outside a PHP location');
+  }
+  switch (d.name) {
+    case 'fastcgi_pass':
+      return; // reported by phpLocation() (location-blocks.ts)
+    case 'fastcgi_split_path_info':
+      if (isStandardSplit(d.args[0] ?? '')) return cx.report.note(d, 'phpgate splits PATH_INFO the same way (^(.+?\\.php)(/.*)$)');
+      return cx.report.warn(d, `not translated: phpgate always splits with ^(.+?\\.php)(/.*)$ (the shortest script path ending in .php)`);
+    case 'fastcgi_read_timeout': {
+      const ms = parseTime(d.args[0] ?? '');
+      if (ms === null || ms < 1) return cx.report.warn(d, 'not translated: not an nginx time');
+      if (pool !== null) pool.timeout_ms = ms;
+      else cx.draft.php.timeout_ms = ms;
+      return cx.report.note(d, `${pool === null ? 'php' : `pools[${pool.name}]`}.timeout_ms: ${ms} (past it phpgate answers 504 and replaces the worker)`);
+    }
+    case 'fastcgi_hide_header':
+      if (d.args[0]?.toLowerCase() === 'x-powered-by') {
+        cx.draft.php.ini['expose_php'] = '0';
+        return cx.report.note(d, 'php.ini expose_php: "0" (PHP does not send X-Powered-By)');
+      }
+      return cx.report.warn(d, 'not translated: phpgate passes PHP\'s response headers on (except X-Accel-*)');
+    case 'fastcgi_intercept_errors':
+      if (d.args[0] === 'off') return cx.report.note(d, 'PHP\'s error responses pass through, as phpgate does');
+      return cx.report.warn(d, 'not translated: phpgate passes PHP\'s own error responses through; static.error_pages answer the gateway\'s own errors');
+    default: {
+      const [name = '', value = ''] = d.args;
+      const v = classifyParam(name, value);
+      switch (v.kind) {
+        case 'standard':
+          return cx.report.done(d);
+        case 'note':
+          return cx.report.note(d, v.message);
+        case 'warn':
+          return cx.report.warn(d, `not translated: ${v.message}`);
+        case 'env': {
+          const env = pool === null ? cx.draft.php.env : pool.env;
+          env[v.key] = v.value;
+          return cx.report.note(d, `${pool === null ? 'php' : `pools[${pool.name}]`}.env.${v.key} (php-cgi's environment: in $_SERVER and getenv(), as the parameter was)`);
+        }
+      }
+    }
+  }
+}
+
+function access(cx: ImportContext, d: Directive, scope: Scope): void {
+  const arg = d.args[0] ?? '';
+  if (d.name === 'allow' && arg === 'all') return cx.report.note(d, 'nothing to restrict');
+  if (scope.level !== 'location' || scope.d === null) {
+    return cx.report.warn(d, 'not translated: phpgate has no address-based access rules');
+  }
+  // `allow 10.0.0.0/8; deny all;`: a location open to some addresses only. One warning, on the location.
+  if (!cx.report.isHandled(scope.d)) {
+    cx.report.warn(scope.d, 'not translated: access restricted by client address (allow/deny); phpgate has no address rules, so these paths are served to everyone');
+  }
+  cx.report.done(d);
+}
+
+function symlinks(cx: ImportContext, d: Directive): void {
+  if (d.args[0] === 'off') {
+    cx.draft.static.follow_symlinks = true;
+    return cx.report.note(d, 'static.follow_symlinks: true');
+  }
+  cx.report.note(d, 'phpgate refuses symlinks that leave the docroot (static.follow_symlinks: false)');
+}
+
+/** nginx answers `fastcgi_cache_valid [codes] time` for 200 when no codes are given, or 200 / any is listed. */
+function cacheValidTtl(args: readonly string[]): number | null {
+  const time = args[args.length - 1];
+  const codes = args.slice(0, -1);
+  if (time === undefined || (codes.length > 0 && !codes.includes('200') && !codes.includes('any'))) return null;
+  const ms = parseTime(time);
+  return ms === null || ms < 1000 ? null : Math.floor(ms / 1000);
+}

@@ -1,0 +1,136 @@
+/**
+ * The translated configuration: a draft filled by translate.ts, reduced to the keys that differ from phpgate's
+ * defaults (plus php.docroot, always written), and written as gateway.yaml with the report as comments on top.
+ */
+import { Document } from 'yaml';
+import { DEFAULTS } from '../config/defaults.js';
+import type { CacheControlRule, CacheRule, RateLimitRule, UpstreamConfig } from '../config/types.js';
+import { formatWarning, WarningKind, type Warning } from './report.js';
+
+export interface PoolDraft {
+  name: string;
+  patterns: string[];
+  timeout_ms?: number;
+  env: Record<string, string>;
+}
+
+/** gateway.yaml's keys, each optional until the nginx file says something about it. */
+export interface Draft {
+  server: {
+    host?: string;
+    port?: number;
+    server_name?: string;
+    max_body_mb?: number;
+    processes?: number | 'auto';
+    tls?: { cert: string; key: string };
+    redirect_http_port?: number;
+    trusted_proxies: string[];
+    timeouts: { header_ms?: number; keepalive_ms?: number; body_ms?: number; send_ms?: number };
+    limits: { header_kb?: number; url_kb?: number };
+  };
+  php: {
+    docroot: string;
+    index?: string[];
+    try_files?: string[];
+    timeout_ms?: number;
+    ini: Record<string, string>;
+    env: Record<string, string>;
+  };
+  pools: PoolDraft[];
+  static: {
+    cache_control: CacheControlRule[];
+    precompressed?: boolean;
+    deny: string[];
+    deny_status?: 403 | 404;
+    follow_symlinks?: boolean;
+    error_pages: Record<string, string>;
+  };
+  headers: { hsts?: boolean; csp?: string };
+  compression: { gzip?: boolean; brotli?: boolean; min_bytes?: number };
+  rate_limit: { rules: RateLimitRule[] };
+  cache: { max_mb?: number; rules: CacheRule[] };
+  upstreams: UpstreamConfig[];
+  logging: { access?: boolean };
+}
+
+export function newDraft(docroot: string): Draft {
+  return {
+    server: { trusted_proxies: [], timeouts: {}, limits: {} },
+    php: { docroot, ini: {}, env: {} },
+    pools: [],
+    static: { cache_control: [], deny: [], error_pages: {} },
+    headers: {},
+    compression: {},
+    rate_limit: { rules: [] },
+    cache: { rules: [] },
+    upstreams: [],
+    logging: {},
+  };
+}
+
+/** The draft as gateway.yaml's object: only keys that differ from DEFAULTS, and php.docroot. */
+export function toConfigObject(draft: Draft): Record<string, unknown> {
+  const pools = draft.pools.map((p) => ({
+    name: p.name,
+    patterns: p.patterns,
+    ...(p.timeout_ms === undefined ? {} : { timeout_ms: p.timeout_ms }),
+    ...(Object.keys(p.env).length === 0 ? {} : { env: p.env }),
+  }));
+  const pruned = prune({ ...draft, pools }, DEFAULTS) as Record<string, unknown> | undefined;
+  const out = pruned ?? {};
+  const php = (out['php'] ?? {}) as Record<string, unknown>;
+  // docroot first in php, whatever else is there.
+  out['php'] = orderKeys({ ...php, docroot: draft.php.docroot }, Object.keys(DEFAULTS.php));
+  return orderKeys(out, Object.keys(DEFAULTS));
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Removes undefined values, empty mappings and values equal to the default; lists are compared whole. */
+function prune(value: unknown, defaults: unknown): unknown {
+  if (value === undefined) return undefined;
+  if (isPlainObject(value)) {
+    const base = isPlainObject(defaults) ? defaults : {};
+    const out: Record<string, unknown> = {};
+    // In gateway.example.yaml's order (DEFAULTS follows it), then any free-form keys.
+    for (const [k, v] of Object.entries(orderKeys(value, Object.keys(base)))) {
+      const p = prune(v, base[k]);
+      if (p !== undefined) out[k] = p;
+    }
+    // A free-form map (env, ini, error_pages) that is empty equals its empty default.
+    return Object.keys(out).length === 0 ? undefined : out;
+  }
+  return JSON.stringify(value) === JSON.stringify(defaults) ? undefined : value;
+}
+
+function orderKeys(obj: Record<string, unknown>, order: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of order) if (k in obj) out[k] = obj[k];
+  for (const k of Object.keys(obj)) if (!(k in out)) out[k] = obj[k];
+  return out;
+}
+
+export interface YamlHeader {
+  readonly source: string;
+  readonly server: string;
+}
+
+/** gateway.yaml text: the report as comments, then the keys. */
+export function renderYaml(config: Record<string, unknown>, warnings: readonly Warning[], header: YamlHeader): string {
+  const lines = [
+    `# gateway.yaml imported from ${header.source} by \`phpgate import-nginx\` (${header.server}).`,
+    '# Only keys that differ from phpgate\'s defaults are written; see gateway.example.yaml for the rest.',
+  ];
+  const warned = warnings.filter((w) => w.kind === WarningKind.Warning);
+  const noted = warnings.filter((w) => w.kind === WarningKind.Note);
+  lines.push('#');
+  lines.push(`# Warnings (${warned.length}): not translated, or translated with a different behaviour; review each.`);
+  for (const w of warned) lines.push(`# ${formatWarning(w)}`);
+  lines.push('#');
+  lines.push(`# Notes (${noted.length}): translated, or already what phpgate does.`);
+  for (const w of noted) lines.push(`# ${formatWarning(w)}`);
+  const doc = new Document(config);
+  return `${lines.join('\n')}\n\n${doc.toString({ lineWidth: 0 })}`;
+}

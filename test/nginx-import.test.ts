@@ -1,0 +1,612 @@
+/**
+ * `phpgate import-nginx`: nginx's grammar (tokens, includes), the translation of five real-world site configs
+ * (WordPress, Laravel, Symfony, Drupal, a TLS site with a redirect server) into gateway.yaml keys and a report
+ * with file:line for every directive not translated, the YAML loading with loadConfig, the imported configs
+ * serving a small app through the real gateway, and the command line.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, parseDocument } from 'yaml';
+import { ConfigError, ErrorCode, PhpgateError } from '../config/errors.js';
+import { loadConfig } from '../config/load.js';
+import {
+  importNginx,
+  NginxImportError,
+  NginxSyntaxError,
+  parseNginx,
+  parseNginxFile,
+  tokenize,
+  TokenKind,
+  type Directive,
+  type Warning,
+} from '../nginx-compat/index.js';
+import { regexToGlobs } from '../nginx-compat/regex-glob.js';
+import { expiresToCacheControl, parseSize, parseTime } from '../nginx-compat/units.js';
+import { request, startGateway } from './support/gateway.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const fixtures = path.join(root, 'test/fixtures/nginx');
+const fixture = (name: string): string => path.join(fixtures, name);
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-nginx-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function write(rel: string, text: string): string {
+  const file = path.join(tmp, rel);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+/** The 1-based line of the `nth` line of a fixture holding `text`: tests name lines by content, not number. */
+function lineOf(file: string, text: string, nth = 1): number {
+  let seen = 0;
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  for (const [i, l] of lines.entries()) {
+    if (l.includes(text) && ++seen === nth) return i + 1;
+  }
+  throw new Error(`${file} has no line ${nth} with ${text}`);
+}
+
+function warningsAt(ws: readonly Warning[], file: string, line: number, kind: Warning['kind'] = 'warning'): Warning[] {
+  return ws.filter((w) => w.file === file && w.line === line && w.kind === kind);
+}
+
+function assertWarned(ws: readonly Warning[], file: string, text: string, directive: string, nth = 1): void {
+  const line = lineOf(file, text, nth);
+  const found = warningsAt(ws, file, line).filter((w) => w.directive.startsWith(directive));
+  assert.ok(found.length > 0, `a warning for ${directive} at ${path.basename(file)}:${line}; got ${JSON.stringify(ws.filter((w) => w.line === line))}`);
+}
+
+function syntaxError(fn: () => unknown): NginxSyntaxError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof NginxSyntaxError, `an NginxSyntaxError, got ${String(err)}`);
+    assert.ok(err instanceof PhpgateError);
+    assert.equal(err.code, ErrorCode.ConfigInvalid);
+    return err;
+  }
+  assert.fail('expected an NginxSyntaxError');
+}
+
+/** A small PHP app: the front controller answers "app" (or its pid, or an env var), plus files to refuse. */
+function makeDocroot(name: string): string {
+  const dir = path.join(tmp, name);
+  const files: Record<string, string> = {
+    'index.php': "<?php\nif (isset($_GET['pid'])) { echo getmypid(); return; }\nif (isset($_GET['env'])) { echo getenv($_GET['env']); return; }\necho 'app';\n",
+    'other.php': "<?php echo 'other script';\n",
+    'style.css': 'body { color: teal }\n',
+    '.htaccess': 'Deny from all\n',
+    '.env': 'APP_KEY=secret\n',
+    'dump.sql': 'DROP TABLE users;\n',
+    'sites/default/private/secret.txt': 'private file\n',
+    'x.y/evil.php': "<?php echo 'evil';\n",
+  };
+  for (const [rel, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  }
+  return dir;
+}
+
+/** The imported YAML with one worker per pool: the same configuration, bounded for a test run. */
+function oneWorkerPerPool(yamlText: string): string {
+  const doc = parseDocument(yamlText);
+  doc.setIn(['php', 'worker_count'], 1);
+  const pools = doc.getIn(['pools']) as { items?: unknown[] } | undefined;
+  for (let i = 0; i < (pools?.items?.length ?? 0); i++) doc.setIn(['pools', i, 'worker_count'], 1);
+  return doc.toString();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe('nginx tokenizer', () => {
+  test('words, quoted strings, punctuation and line numbers', () => {
+    const toks = tokenize('server {\n  listen 80;\n  add_header X-A "a b" always;\n}\n', 'a.conf');
+    assert.deepEqual(
+      toks.map((t) => [t.kind, t.text, t.line]),
+      [
+        [TokenKind.Word, 'server', 1],
+        [TokenKind.BlockStart, '{', 1],
+        [TokenKind.Word, 'listen', 2],
+        [TokenKind.Word, '80', 2],
+        [TokenKind.End, ';', 2],
+        [TokenKind.Word, 'add_header', 3],
+        [TokenKind.Word, 'X-A', 3],
+        [TokenKind.Word, 'a b', 3],
+        [TokenKind.Word, 'always', 3],
+        [TokenKind.End, ';', 3],
+        [TokenKind.BlockEnd, '}', 4],
+      ],
+    );
+    assert.ok(toks.every((t) => t.file === 'a.conf'));
+    assert.equal(toks.find((t) => t.text === 'a b')?.quoted, true);
+  });
+
+  test('backslash escapes: \\" \\\' \\\\ lose the backslash, \\n is a newline, regex escapes are kept', () => {
+    const toks = tokenize(`a "say \\"hi\\"" 'it\\'s' "back\\\\slash" "x\\ny" ~ \\.php$;`, 'e.conf');
+    assert.deepEqual(
+      toks.filter((t) => t.kind === TokenKind.Word).map((t) => t.text),
+      ['a', 'say "hi"', "it's", 'back\\slash', 'x\ny', '~', '\\.php$'],
+    );
+  });
+
+  test('a backslash keeps ";" and "{" inside a word, and stays in the text (as nginx)', () => {
+    const toks = tokenize('set $a x\\;y\\{z;', 'e.conf');
+    assert.deepEqual(toks.map((t) => t.text), ['set', '$a', 'x\\;y\\{z', ';']);
+  });
+
+  test('# comments run to the end of the line, only at the start of a token', () => {
+    const toks = tokenize('# heading\nlisten 80; # trailing ; { }\nreturn 200 a#b;\n', 'c.conf');
+    assert.deepEqual(toks.map((t) => [t.text, t.line]), [['listen', 2], ['80', 2], [';', 2], ['return', 3], ['200', 3], ['a#b', 3], [';', 3]]);
+  });
+
+  test('$var and ${var} stay as text; a `}` inside a word does not close a block', () => {
+    const toks = tokenize('root /srv/${host}/www$uri;', 'v.conf');
+    assert.deepEqual(toks.map((t) => t.text), ['root', '/srv/${host}/www$uri', ';']);
+  });
+
+  test('a quoted string spanning lines keeps its start line; the next token has the right line', () => {
+    const toks = tokenize('add_header X "a\nb";\nlisten 80;', 'm.conf');
+    assert.equal(toks.find((t) => t.text === 'a\nb')?.line, 1);
+    assert.equal(toks.find((t) => t.text === 'listen')?.line, 3);
+  });
+
+  test('an unterminated quote is an NginxSyntaxError at the line where the quote opened', () => {
+    const err = syntaxError(() => tokenize('listen 80;\nadd_header X "never closed;\n\n', 'q.conf'));
+    assert.match(err.message, /^q\.conf:2: unterminated double-quoted string/);
+    assert.equal(err.file, 'q.conf');
+    assert.equal(err.line, 2);
+  });
+
+  test('an if condition: a ")" may follow a quoted string and starts the next word', () => {
+    const toks = tokenize("if ($host = 'a.example') { return 404; }", 'i.conf');
+    assert.deepEqual(toks.map((t) => t.text), ['if', '($host', '=', 'a.example', ')', '{', 'return', '404', ';', '}']);
+  });
+
+  test('a quoted string glued to the next word is refused', () => {
+    assert.match(syntaxError(() => tokenize('a "b"c;', 'g.conf')).message, /^g\.conf:1: unexpected "c" after a quoted string/);
+  });
+});
+
+describe('nginx parser', () => {
+  test('directives become a tree of { name, args, children, file, line }', () => {
+    const tree = parseNginx('events {}\nhttp {\n  server {\n    listen 8080;\n    location / { try_files $uri =404; }\n  }\n}\n', 't.conf');
+    assert.equal(tree.length, 2);
+    const server = tree[1]!.children![0]!;
+    assert.equal(server.name, 'server');
+    assert.equal(server.line, 3);
+    assert.deepEqual(server.children![0], { name: 'listen', args: ['8080'], children: null, file: 't.conf', line: 4 });
+    const loc = server.children![1]!;
+    assert.deepEqual([loc.name, loc.args, loc.line], ['location', ['/'], 5]);
+    assert.deepEqual(loc.children![0]!.args, ['$uri', '=404']);
+    assert.deepEqual(tree[0]!.children, []);
+  });
+
+  test('unbalanced braces and a directive without ";" at the end of the file are errors with file:line', () => {
+    assert.match(syntaxError(() => parseNginx('server {\n  listen 80;\n}\n}\n', 'b.conf')).message, /^b\.conf:4: unexpected "}"/);
+    assert.match(syntaxError(() => parseNginx('http {\n  server {\n    listen 80;\n  }\n', 'b.conf')).message, /^b\.conf:1: unexpected end of file, expecting "}"/);
+    assert.match(syntaxError(() => parseNginx('server {\n  listen 80;\n}\nworker_processes 2\n', 'b.conf')).message, /^b\.conf:4: unexpected end of file, expecting ";"/);
+    assert.match(syntaxError(() => parseNginx('server {\n  listen 80\n}\n', 'b.conf')).message, /^b\.conf:3: unexpected "}" \("listen" is missing its ";"\)/);
+    assert.match(syntaxError(() => parseNginx('listen 80;\n;\n', 'b.conf')).message, /^b\.conf:2: unexpected ";"/);
+  });
+
+  test('include: relative to the including file, globs sorted, included lines keep their own file and line', () => {
+    const main = write('inc/site.conf', 'server {\n  include parts/*.conf;\n  include extra.conf;\n  include nothing/*.conf;\n}\n');
+    write('inc/parts/b.conf', '# b\nlocation /b { return 404; }\n');
+    write('inc/parts/a.conf', 'location /a {\n  return 404;\n}\n');
+    write('inc/parts/.hidden.conf', 'location /hidden { }\n');
+    write('inc/extra.conf', '\n\nclient_max_body_size 1m;\n');
+    const tree = parseNginxFile(main);
+    const children = tree[0]!.children!;
+    assert.deepEqual(children.map((d) => [d.name, d.args[0], path.relative(tmp, d.file), d.line]), [
+      ['location', '/a', 'inc/parts/a.conf', 1],
+      ['location', '/b', 'inc/parts/b.conf', 2],
+      ['client_max_body_size', '1m', 'inc/extra.conf', 3],
+    ]);
+    assert.equal(children[0]!.children![0]!.line, 2);
+  });
+
+  test('a missing include without a glob is an error at the include; stock nginx includes stay unexpanded', () => {
+    const main = write('inc2/site.conf', 'server {\n  include fastcgi_params;\n  include snippets/fastcgi-php.conf;\n  include missing.conf;\n}\n');
+    const err = syntaxError(() => parseNginxFile(main));
+    assert.equal(err.file, main);
+    assert.equal(err.line, 4);
+    assert.match(err.message, /include "missing\.conf": no such file/);
+    const ok = parseNginxFile(write('inc2/ok.conf', 'server {\n  include fastcgi_params;\n}\n'));
+    assert.deepEqual(ok[0]!.children!.map((d: Directive) => [d.name, d.args]), [['include', ['fastcgi_params']]]);
+  });
+
+  test('an include cycle is an error, not a hang', () => {
+    const a = write('cyc/a.conf', 'include b.conf;\n');
+    write('cyc/b.conf', 'include a.conf;\n');
+    assert.match(syntaxError(() => parseNginxFile(a)).message, /include cycle/);
+  });
+});
+
+describe('nginx values and location regexes', () => {
+  test('times, sizes and expires', () => {
+    assert.equal(parseTime('30s'), 30_000);
+    assert.equal(parseTime('5m'), 300_000);
+    assert.equal(parseTime('1h30m'), 5_400_000);
+    assert.equal(parseTime('250ms'), 250);
+    assert.equal(parseTime('60'), 60_000);
+    assert.equal(parseTime('5x'), null);
+    assert.equal(parseSize('64m'), 64 * 1024 * 1024);
+    assert.equal(parseSize('512K'), 512 * 1024);
+    assert.equal(parseSize('1g'), 1024 ** 3);
+    assert.equal(parseSize('10q'), null);
+    assert.deepEqual(expiresToCacheControl(['max']), { value: 'public, max-age=31536000' });
+    assert.deepEqual(expiresToCacheControl(['30d']), { value: 'max-age=2592000' });
+    assert.deepEqual(expiresToCacheControl(['-1']), { value: 'no-cache' });
+    assert.deepEqual(expiresToCacheControl(['off']), { off: true });
+  });
+
+  test('simple regexes become globs; others are refused with the reason', () => {
+    const globs = (re: string): readonly string[] => {
+      const r = regexToGlobs(re, false);
+      assert.ok(r.ok, re);
+      return r.globs;
+    };
+    assert.deepEqual(globs('\\.(sql|bak)$'), ['*.sql', '*.bak']);
+    assert.deepEqual(globs('^/admin/bulk-'), ['/admin/bulk-*']);
+    assert.deepEqual(globs('^/index\\.php(/|$)'), ['/index.php/*', '/index.php']);
+    assert.deepEqual(globs('\\.(tpl(\\.php)?|sw[op])$'), ['*.tpl', '*.tpl.php', '*.swo', '*.swp']);
+    assert.deepEqual(globs('(^|/)\\.'), ['*/.*']);
+    const refused = regexToGlobs('^/(\\d+)/', false);
+    assert.ok(!refused.ok && /\\d/.test(refused.reason));
+    assert.equal(regexToGlobs('/\\.(?!well-known)', false).ok, false);
+    const ci = regexToGlobs('\\.css$', true);
+    assert.ok(ci.ok && ci.approximations.some((a) => a.includes('case-insensitively')));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe('import: WordPress (nginx.org recipe)', () => {
+  const file = fixture('wordpress.conf');
+  const result = importNginx(file);
+  const cfg = parseYaml(result.yaml) as Record<string, any>;
+
+  test('docroot, index, the front-controller try_files and the listen port', () => {
+    assert.equal(cfg.php.docroot, '/var/www/wordpress');
+    assert.deepEqual(cfg.php.index, ['index.php']);
+    // try_files $uri $uri/ /index.php?$args is phpgate's default (written only when it differs).
+    assert.equal(cfg.php.try_files, undefined);
+    assert.equal(cfg.server.port, 80);
+    assert.equal(cfg.server.server_name, 'domain.tld');
+    assert.equal(cfg.pools, undefined, 'upstream php is the default pool');
+  });
+
+  test('expires max on the static location: one cache_control rule per extension', () => {
+    assert.deepEqual(cfg.static.cache_control, ['js', 'css', 'png', 'jpg', 'jpeg', 'gif', 'ico'].map((ext) => ({ pattern: `*.${ext}`, value: 'public, max-age=31536000' })));
+  });
+
+  test('deny .ht is covered by the dotfile rule (a note, no deny entry); nginx\'s 403 becomes deny_status', () => {
+    assert.equal(cfg.static.deny, undefined);
+    assert.equal(cfg.static.deny_status, 403);
+    const line = lineOf(file, 'location ~ /\\.ht');
+    assert.match(warningsAt(result.warnings, file, line, 'note')[0]?.message ?? '', /dotfiles/);
+  });
+
+  test('warnings name their lines: log_not_found, per-location access_log, fastcgi_intercept_errors on', () => {
+    assertWarned(result.warnings, file, 'log_not_found off;', 'log_not_found off', 1);
+    assertWarned(result.warnings, file, 'log_not_found off;', 'log_not_found off', 3);
+    assertWarned(result.warnings, file, 'access_log off;', 'access_log off');
+    assertWarned(result.warnings, file, 'fastcgi_intercept_errors on;', 'fastcgi_intercept_errors');
+    assert.ok(result.yaml.includes(`# ${file}:${lineOf(file, 'log_not_found off;')}: log_not_found off — `), 'the report heads the YAML');
+  });
+
+  test('the standard FastCGI boilerplate gives no warning', () => {
+    for (const text of ['include fastcgi_params;', 'fastcgi_param  SCRIPT_FILENAME', 'fastcgi_pass php;', 'try_files $uri $uri/']) {
+      assert.deepEqual(warningsAt(result.warnings, file, lineOf(file, text)), [], text);
+    }
+  });
+});
+
+describe('import: Laravel (deployment docs)', () => {
+  const file = fixture('laravel.conf');
+  const result = importNginx(file);
+  const cfg = parseYaml(result.yaml) as Record<string, any>;
+
+  test('keys: docroot, error page, expose_php for fastcgi_hide_header X-Powered-By, listen 80', () => {
+    assert.equal(cfg.php.docroot, '/srv/example.com/public');
+    assert.deepEqual(cfg.php.index, ['index.php']);
+    assert.deepEqual(cfg.static.error_pages, { '404': '/index.php' });
+    assert.deepEqual(cfg.php.ini, { expose_php: '0' });
+    assert.equal(cfg.server.port, 80);
+    assert.equal(cfg.static.deny_status, 403);
+    assert.equal(cfg.static.deny, undefined, 'the (?!well-known) dotfile rule is phpgate\'s own');
+  });
+
+  test('warnings: charset, the security add_headers, and the front-controller-only PHP location', () => {
+    assertWarned(result.warnings, file, 'charset utf-8;', 'charset utf-8');
+    assertWarned(result.warnings, file, 'X-Frame-Options', 'add_header X-Frame-Options');
+    assertWarned(result.warnings, file, 'X-Content-Type-Options', 'add_header X-Content-Type-Options');
+    assertWarned(result.warnings, file, 'location ~ ^/index\\.php(/|$)', 'location');
+    assertWarned(result.warnings, file, 'location = /favicon.ico', 'log_not_found off');
+  });
+});
+
+describe('import: Symfony (web server docs)', () => {
+  const file = fixture('symfony.conf');
+  const result = importNginx(file);
+  const cfg = parseYaml(result.yaml) as Record<string, any>;
+
+  test('$is_args$args becomes ?$query_string; env from constant fastcgi_params; internal and \\.php$ → deny', () => {
+    assert.deepEqual(cfg.php.try_files, ['$uri', '/index.php?$query_string']);
+    assert.deepEqual(cfg.php.env, { APP_ENV: 'prod', DATABASE_URL: 'mysql://db_user:db_pass@127.0.0.1:3306/db_name' });
+    assert.deepEqual(cfg.static.deny, ['/index.php/*', '/index.php', '*.php']);
+    assert.equal(cfg.static.deny_status, undefined, '404, phpgate\'s default');
+    assert.equal(cfg.server.port, 80, 'no listen: *:80');
+  });
+
+  test('a greedy fastcgi_split_path_info is a warning; $realpath_root a note', () => {
+    assertWarned(result.warnings, file, 'fastcgi_split_path_info', 'fastcgi_split_path_info');
+    const line = lineOf(file, 'fastcgi_param DOCUMENT_ROOT $realpath_root');
+    assert.equal(warningsAt(result.warnings, file, line, 'note').length, 1);
+    // With \.php$ refused, other scripts cannot run: no front-controller-only warning.
+    assert.deepEqual(warningsAt(result.warnings, file, lineOf(file, 'location ~ ^/index')), []);
+  });
+});
+
+describe('import: Drupal (several locations, a second pool, snippets by glob)', () => {
+  const file = fixture('drupal.conf');
+  const denySnippet = fixture('snippets/drupal-deny.conf');
+  const result = importNginx(file);
+  const cfg = parseYaml(result.yaml) as Record<string, any>;
+
+  test('the /admin/reports/ upstream becomes a pool with its pattern and timeout', () => {
+    assert.deepEqual(cfg.pools, [{ name: 'php_heavy', patterns: ['/admin/reports/*'], timeout_ms: 300_000 }]);
+    assert.equal(cfg.php.timeout_ms, 60_000);
+    assert.equal(cfg.server.port, 8081);
+    assert.equal(cfg.server.max_body_mb, 32);
+    assert.deepEqual(cfg.php.try_files, ['$uri', '/index.php?$query_string']);
+  });
+
+  test('deny rules from the locations and from the included snippets', () => {
+    assert.deepEqual(cfg.static.deny, ['*.*/*.php', '/sites/*/private/*', '/sites/?*/files/*.php', '*/vendor/*.php']);
+    assert.equal(cfg.static.deny_status, 403);
+    const line = lineOf(denySnippet, 'location ~ \\..*/.*\\.php$');
+    assert.match(warningsAt(result.warnings, denySnippet, line, 'note')[0]?.message ?? '', /static\.deny: \*\.\*\/\*\.php/);
+  });
+
+  test('expires 30d → max-age=2592000 per extension; try_files @rewrite resolved through the named location', () => {
+    assert.equal(cfg.static.cache_control.length, 8);
+    assert.deepEqual(cfg.static.cache_control[0], { pattern: '*.js', value: 'max-age=2592000' });
+    const named = lineOf(file, 'location @rewrite');
+    assert.equal(warningsAt(result.warnings, file, named, 'note').length, 1);
+  });
+
+  test('warnings: the address-restricted location, the 404 refusal among 403s, log_not_found', () => {
+    assertWarned(result.warnings, file, 'location ~* \\.(txt|log)$', 'location');
+    assertWarned(result.warnings, file, 'location ~ /vendor/', 'location');
+    assertWarned(result.warnings, file, 'log_not_found off;', 'log_not_found', 3);
+  });
+});
+
+describe('import: TLS site with a redirect server', () => {
+  const file = fixture('tls-redirect.conf');
+  const result = importNginx(file);
+  const cfg = parseYaml(result.yaml) as Record<string, any>;
+
+  test('the ssl server is chosen; the port-80 redirect server becomes redirect_http_port', () => {
+    assert.equal(cfg.server.port, 443);
+    assert.equal(cfg.server.redirect_http_port, 80);
+    assert.deepEqual(cfg.server.tls, { cert: '/etc/letsencrypt/live/example.com/fullchain.pem', key: '/etc/letsencrypt/live/example.com/privkey.pem' });
+    assert.equal(cfg.server.server_name, 'example.com');
+  });
+
+  test('limits, compression, trusted proxies, body size', () => {
+    assert.deepEqual(cfg.rate_limit.rules, [
+      { pattern: '/*', points: 10, duration_s: 1 },
+      { pattern: '/login.php', points: 5, duration_s: 60 },
+    ]);
+    assert.equal(cfg.server.max_body_mb, 20);
+    assert.deepEqual(cfg.server.trusted_proxies, ['10.0.0.0/8']);
+    // gzip on, gzip_static on: phpgate's defaults already.
+    assert.equal(cfg.compression, undefined);
+    assert.equal(cfg.static.precompressed, undefined);
+  });
+
+  test('the proxy location becomes an upstream with strip_prefix and websockets', () => {
+    assert.deepEqual(cfg.upstreams, [{ pattern: '/api/node/*', targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node' }]);
+  });
+
+  test('fastcgi_cache_path max_size and fastcgi_cache_valid 200 1s → cache; timeouts, env, deny, cache_control, error pages', () => {
+    assert.deepEqual(cfg.cache, { max_mb: 256, rules: [{ pattern: '/*', ttl_s: 1 }] });
+    assert.equal(cfg.php.timeout_ms, 120_000);
+    assert.deepEqual(cfg.php.env, { APP_ENV: 'production' });
+    assert.deepEqual(cfg.static.deny, ['*.sql', '*.bak', '/vendor/*']);
+    assert.deepEqual(cfg.static.cache_control, [{ pattern: '/assets/*', value: 'max-age=2592000, immutable' }]);
+    assert.deepEqual(cfg.static.error_pages, { '404': '/404.html', '500': '/50x.html', '502': '/50x.html', '503': '/50x.html', '504': '/50x.html' });
+  });
+
+  test('warnings for what upstreams and the cache cannot express', () => {
+    assertWarned(result.warnings, file, 'proxy_read_timeout', 'proxy_read_timeout');
+    assertWarned(result.warnings, file, 'fastcgi_cache_use_stale', 'fastcgi_cache_use_stale');
+    assert.equal(result.warnings.filter((w) => w.kind === 'warning').length, 2, JSON.stringify(result.warnings.filter((w) => w.kind === 'warning')));
+  });
+});
+
+describe('import: server selection and the report', () => {
+  const two = write('sel/two.conf', 'server {\n  listen 80;\n  server_name a.example;\n  root /srv/a;\n}\nserver {\n  listen 80;\n  server_name b.example *.b.example;\n  root /srv/b;\n}\n');
+
+  test('several servers and none chosen: an error listing them', () => {
+    assert.throws(() => importNginx(two), (err: unknown) => {
+      assert.ok(err instanceof NginxImportError);
+      assert.match(err.message, /2 server blocks; choose one with --server NAME/);
+      assert.match(err.message, /two\.conf:1: server_name a\.example \(listen 80\)/);
+      assert.match(err.message, /two\.conf:6: server_name b\.example \*\.b\.example/);
+      return true;
+    });
+  });
+
+  test('--server picks by server_name (wildcards too); the other server is a note', () => {
+    const r = importNginx(two, { server: 'www.b.example' });
+    assert.equal((parseYaml(r.yaml) as Record<string, any>).php.docroot, '/srv/b');
+    assert.match(warningsAt(r.warnings, two, 1, 'note')[0]?.message ?? '', /not imported/);
+    assert.throws(() => importNginx(two, { server: 'c.example' }), /no server block answers "c\.example"/);
+  });
+
+  test('every directive not translated gets a warning with its line, at every level', () => {
+    const f = write('sel/unknown.conf', 'worker_processes 2;\nfrobnicate on;\nhttp {\n  mystery_http 1;\n  geo $x { default 0; }\n  server {\n    root /srv/u;\n    mystery_server 2;\n    location /x {\n      mystery_location 3;\n    }\n  }\n}\n');
+    const r = importNginx(f);
+    for (const [line, directive] of [[2, 'frobnicate'], [4, 'mystery_http'], [5, 'geo'], [8, 'mystery_server'], [10, 'mystery_location']] as const) {
+      assert.ok(warningsAt(r.warnings, f, line).some((w) => w.directive.startsWith(directive)), `${directive} at line ${line}`);
+    }
+    assert.equal((parseYaml(r.yaml) as Record<string, any>).server.processes, 2);
+  });
+
+  test('a malformed site file is an NginxSyntaxError with file:line', () => {
+    const bad = write('sel/bad.conf', 'server {\n  listen 80;\n  root "/srv/x;\n}\n');
+    const err = syntaxError(() => importNginx(bad));
+    assert.equal(err.message.startsWith(`${bad}:3: unterminated`), true, err.message);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe('imported YAML loads with loadConfig', () => {
+  for (const name of ['wordpress', 'laravel', 'symfony', 'drupal']) {
+    test(`${name}.conf`, () => {
+      const docroot = makeDocroot(`load-${name}`);
+      const { yaml } = importNginx(fixture(`${name}.conf`), { root: docroot });
+      const cfg = loadConfig({ text: yaml, file: `${name}.yaml`, env: {} });
+      assert.equal(cfg.php.docroot, docroot);
+    });
+  }
+
+  test('tls-redirect.conf: refused while the certificate files are missing, loads once they exist', () => {
+    const docroot = makeDocroot('load-tls');
+    const { yaml } = importNginx(fixture('tls-redirect.conf'), { root: docroot });
+    assert.throws(() => loadConfig({ text: yaml, file: 'tls.yaml', env: {} }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /server\.tls\.cert must be an existing file; \/etc\/letsencrypt\/live\/example\.com\/fullchain\.pem does not exist/);
+      return true;
+    });
+    const doc = parseDocument(yaml);
+    doc.setIn(['server', 'tls', 'cert'], write('tls/fullchain.pem', 'cert'));
+    doc.setIn(['server', 'tls', 'key'], write('tls/privkey.pem', 'key'));
+    const cfg = loadConfig({ text: doc.toString(), file: 'tls.yaml', env: {} });
+    assert.equal(cfg.server.redirect_http_port, 80);
+    assert.equal(cfg.upstreams[0]?.strip_prefix, '/api/node');
+    assert.deepEqual(cfg.rate_limit.rules.map((r) => r.pattern), ['/*', '/login.php']);
+  });
+});
+
+describe('imported configs serve the app through the real gateway', () => {
+  async function serve(name: string, check: (base: string, docroot: string) => Promise<void>): Promise<void> {
+    const docroot = makeDocroot(`serve-${name}`);
+    const { yaml } = importNginx(fixture(`${name}.conf`), { root: docroot });
+    const g = await startGateway(oneWorkerPerPool(yaml), { docroot });
+    try {
+      await check(g.base, docroot);
+      if (name === 'drupal') {
+        const heavy = Number((await request(g.base, '/admin/reports/status?pid=1')).text);
+        const plain = Number((await request(g.base, '/node/1?pid=1')).text);
+        assert.ok(g.gateway.pools.get('php_heavy')!.stats().workers.some((w) => w.pid === heavy), '/admin/reports/* ran on the php_heavy pool');
+        assert.ok(g.gateway.pools.get('default')!.stats().workers.some((w) => w.pid === plain), 'other URLs on the default pool');
+      }
+    } finally {
+      await g.stop();
+    }
+  }
+
+  async function expect(base: string, target: string, status: number, body?: string | RegExp): Promise<Awaited<ReturnType<typeof request>>> {
+    const res = await request(base, target);
+    assert.equal(res.status, status, `${target}: ${res.text.slice(0, 200)}`);
+    if (typeof body === 'string') assert.equal(res.text, body, target);
+    else if (body !== undefined) assert.match(res.text, body, target);
+    return res;
+  }
+
+  test('WordPress: front controller, static file with Cache-Control, .htaccess refused', () =>
+    serve('wordpress', async (base) => {
+      await expect(base, '/', 200, 'app');
+      await expect(base, '/2024/01/hello-world/', 200, 'app');
+      const css = await expect(base, '/style.css', 200, /teal/);
+      assert.equal(css.headers['cache-control'], 'public, max-age=31536000');
+      await expect(base, '/.htaccess', 403);
+    }));
+
+  test('Laravel: front controller, no X-Powered-By, .env refused', () =>
+    serve('laravel', async (base) => {
+      const home = await expect(base, '/', 200, 'app');
+      assert.equal(home.headers['x-powered-by'], undefined, 'expose_php=0');
+      await expect(base, '/users/42', 200, 'app');
+      await expect(base, '/style.css', 200, /teal/);
+      await expect(base, '/.env', 403);
+    }));
+
+  test('Symfony: only the front controller runs; /index.php and other scripts answer 404; env reaches PHP', () =>
+    serve('symfony', async (base) => {
+      await expect(base, '/', 200, 'app');
+      await expect(base, '/blog/post?env=APP_ENV', 200, 'prod');
+      await expect(base, '/index.php', 404);
+      await expect(base, '/other.php', 404);
+      await expect(base, '/style.css', 200, /teal/);
+    }));
+
+  test('Drupal: front controller, private files and scripts under dotted directories refused, heavy pool', () =>
+    serve('drupal', async (base) => {
+      await expect(base, '/', 200, 'app');
+      const css = await expect(base, '/style.css', 200, /teal/);
+      assert.equal(css.headers['cache-control'], 'max-age=2592000');
+      await expect(base, '/sites/default/private/secret.txt', 403);
+      await expect(base, '/x.y/evil.php', 403);
+      await expect(base, '/.env', 403);
+    }));
+});
+
+describe('phpgate import-nginx (command line)', () => {
+  const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'gateway/cli.ts')];
+  const run = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
+    const r = spawnSync(cli[0]!, [...cli.slice(1), ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  let out = '';
+  before(() => {
+    out = path.join(tmp, 'cli/gateway.yaml');
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+  });
+
+  test('-o writes the YAML, the report goes to stderr, exit 0', () => {
+    const file = fixture('wordpress.conf');
+    const docroot = makeDocroot('cli-wp');
+    const r = run(['import-nginx', file, '-o', out, '--docroot', docroot]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.ok(r.stderr.includes(`warning: ${file}:${lineOf(file, 'log_not_found off;')}: log_not_found off — `), r.stderr);
+    assert.match(r.stderr, /6 warning\(s\) to review/);
+    const cfg = loadConfig({ file: out, env: {} });
+    assert.equal(cfg.php.docroot, docroot);
+  });
+
+  test('without -o the YAML goes to stdout; --server chooses among several servers', () => {
+    const r = run(['import-nginx', path.join(tmp, 'sel/two.conf'), '--server', 'a.example']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((parseYaml(r.stdout) as Record<string, any>).php.docroot, '/srv/a');
+  });
+
+  test('a malformed file exits 2 with file:line; several servers without --server exit 2', () => {
+    const bad = write('cli/bad.conf', 'server {\n  listen 80\n');
+    const r = run(['import-nginx', bad, '-o', path.join(tmp, 'cli/never.yaml')]);
+    assert.equal(r.status, 2);
+    assert.ok(r.stderr.startsWith(`${bad}:2: unexpected end of file`), r.stderr);
+    assert.equal(fs.existsSync(path.join(tmp, 'cli/never.yaml')), false);
+    const several = run(['import-nginx', path.join(tmp, 'sel/two.conf')]);
+    assert.equal(several.status, 2);
+    assert.match(several.stderr, /--server NAME/);
+  });
+
+  test('--help lists import-nginx', () => {
+    assert.match(run(['--help']).stdout, /import-nginx FILE/);
+  });
+});
