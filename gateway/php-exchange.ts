@@ -103,7 +103,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
           // PHP would wait for the rest of its input until timeout_ms: stop it and answer now.
           this.#log.error({ err, request: this.#label }, 'could not send the request body to PHP');
           w.abort();
-          this.#finishWithError(new PhpgateError(ErrorCode.BodySpool, `request body: ${String(err)}`, { cause: err }));
+          this.#fail(new PhpgateError(ErrorCode.BodySpool, `request body: ${String(err)}`, { cause: err }));
         }
       },
     );

@@ -21,6 +21,11 @@ export interface PipelineOptions {
   readonly router: Router;
   readonly static: StaticFiles;
   readonly pools: ReadonlyMap<string, Pool>;
+  /**
+   * The pools in force now. A request routed by this pipeline may reach PHP after a reload replaced it (its body
+   * was still arriving): it then goes to the new pool of the same name, not to a retired one.
+   */
+  readonly poolsNow: () => ReadonlyMap<string, Pool>;
   /** nginx error_page: status → URI answering the gateway's own errors. */
   readonly errorPages: ReadonlyMap<number, ParsedTarget>;
   readonly maxBodyBytes: number;
@@ -129,13 +134,17 @@ export class Pipeline implements ErrorResponder {
     if (route.kind === RouteKind.Static) {
       this.#o.static.sendPage(req, res, route.file, route.stat, status);
     } else if (route.kind === RouteKind.Php) {
-      const pool = this.#o.pools.get(route.pool);
+      const pool = this.#pool(route.pool);
       if (pool === undefined) sendError(req, res, status);
       // The client's body (if any) is not for the error page; node discards it once the answer is sent.
       else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status, null);
     } else {
       sendError(req, res, status);
     }
+  }
+
+  #pool(name: string): Pool | undefined {
+    return this.#o.poolsNow().get(name) ?? this.#o.pools.get(name);
   }
 
   /**
@@ -147,7 +156,7 @@ export class Pipeline implements ErrorResponder {
   }
 
   #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, trace: RequestTrace | null): void {
-    const pool = this.#o.pools.get(route.pool);
+    const pool = this.#pool(route.pool);
     if (pool === undefined) {
       // config/ validated pool names; a miss here is a bug worth a loud log, not a crash.
       this.#o.log.error({ pool: route.pool }, 'route names a pool that does not exist');
@@ -181,6 +190,8 @@ export class Pipeline implements ErrorResponder {
   /** `forceStatus` (an error page's status) replaces PHP's own, as nginx's error_page without `=` does. */
   #startPhp(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, pool: Pool, body: RequestBody,
     contentLength: string, method: string, forceStatus: number, trace: RequestTrace | null): void {
+    // Looked up again: the body may have arrived after a reload replaced the pool this request was routed to.
+    pool = this.#pool(pool.poolName) ?? pool;
     const socket = req.socket;
     const cgi: CgiRequest = {
       method,

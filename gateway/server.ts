@@ -48,6 +48,8 @@ export class Gateway implements StatusSource {
   #admin: AdminServer | null = null;
   #draining = false;
   #reloading: Promise<void> | null = null;
+  /** Previous generations still finishing their requests after a reload. */
+  readonly #retiring = new Set<Promise<unknown>>();
 
   constructor(config: Readonly<GatewayConfig>, log: Logger) {
     this.#config = config;
@@ -121,27 +123,36 @@ export class Gateway implements StatusSource {
    * If the new one cannot start, the old one keeps serving and the error is thrown for the caller to log.
    * Listener settings (server.host/port/limits, admin.*) need a restart and are kept as they were.
    */
-  async reload(next: Readonly<GatewayConfig>): Promise<void> {
-    if (this.#reloading !== null) await this.#reloading;
+  reload(next: Readonly<GatewayConfig>): Promise<void> {
+    // Reloads run one after another, each from the generation the previous one left in force.
+    const run = (this.#reloading ?? Promise.resolve()).catch(() => undefined).then(() => this.#reload(next));
+    this.#reloading = run;
+    const clear = (): void => {
+      if (this.#reloading === run) this.#reloading = null;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  async #reload(next: Readonly<GatewayConfig>): Promise<void> {
     const old = this.#gen;
     if (old === null || this.#draining) throw new Error('gateway is not running');
-    const run = (async () => {
-      refuseUnsupported(next);
-      for (const key of listenerChanges(old.config, next)) {
-        this.#log.warn({ key }, `${key} changed: listener settings take effect on restart, not on reload`);
-      }
-      const gen = await this.#startGeneration(next);
-      this.#gen = gen;
-      this.#config = next;
-      this.#log.info({ pools: [...gen.pools.keys()], config: next.source }, 'reloaded: new requests go to the new pools');
-      void this.#retire(old);
-    })();
-    this.#reloading = run;
-    try {
-      await run;
-    } finally {
-      this.#reloading = null;
+    refuseUnsupported(next);
+    for (const key of listenerChanges(old.config, next)) {
+      this.#log.warn({ key }, `${key} changed: listener settings take effect on restart, not on reload`);
     }
+    const gen = await this.#startGeneration(next);
+    if (this.#draining) {
+      // A stop arrived while the new pools started: they must not outlive it.
+      await stopPools(gen.pools);
+      throw new Error('gateway stopped during the reload');
+    }
+    this.#gen = gen;
+    this.#config = next;
+    this.#log.info({ pools: [...gen.pools.keys()], config: next.source }, 'reloaded: new requests go to the new pools');
+    const retiring = this.#retire(old).catch((err: unknown) => this.#log.error({ err }, 'stopping the previous pools failed'));
+    this.#retiring.add(retiring);
+    void retiring.finally(() => this.#retiring.delete(retiring));
   }
 
   /**
@@ -166,6 +177,9 @@ export class Gateway implements StatusSource {
       clearInterval(sweep);
       clearTimeout(grace);
     }
+    // A reload under way finishes (or stops its new pools itself, seeing #draining); retiring pools stop too.
+    await this.#reloading?.catch(() => undefined);
+    await Promise.allSettled([...this.#retiring]);
     await this.#admin?.stop();
     if (this.#gen !== null) await stopPools(this.#gen.pools);
     fs.rmSync(path.join(this.#config.php.socket_dir, PID_FILE), { force: true });
@@ -210,6 +224,7 @@ export class Gateway implements StatusSource {
       static: new StaticFiles({ config: c.static, files, guard, log: this.#log }),
       errorPages: compileErrorPages(c.static.error_pages),
       pools,
+      poolsNow: () => this.pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
       maxUrlBytes: c.server.limits.url_kb * 1024,
       bodyTimeoutMs: c.server.timeouts.body_ms,
@@ -226,7 +241,7 @@ export class Gateway implements StatusSource {
 
   /** The old generation's pools stop once their queued and running requests are done (bounded by drain_ms). */
   async #retire(old: Generation): Promise<void> {
-    const deadline = Date.now() + this.#config.server.timeouts.drain_ms;
+    const deadline = Date.now() + old.config.server.timeouts.drain_ms;
     for (const p of old.pools.values()) await p.drain(Math.max(0, deadline - Date.now()));
     await stopPools(old.pools);
     this.#log.info({ pools: [...old.pools.keys()] }, 'previous pools stopped after reload');

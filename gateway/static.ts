@@ -4,6 +4,7 @@
  * path, and a hot-file cache of small files kept in memory with their headers.
  */
 import fs from 'node:fs';
+import { pipeline } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import mime from 'mime-types';
@@ -97,6 +98,10 @@ export class StaticFiles {
         return;
       }
       fs.fstat(fd, (statErr, st) => {
+        if (res.destroyed) {
+          fs.close(fd, () => undefined); // the client left while we opened the file: nothing to send
+          return;
+        }
         if (statErr !== null) {
           fs.close(fd, () => undefined); // the answer is the error; a failed close changes nothing
           res.destroy(statErr);
@@ -258,13 +263,12 @@ export class StaticFiles {
     const stream = fd === null
       ? fs.createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK })
       : fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK });
-    stream.on('error', (err) => {
-      // Unreadable mid-way: the status line is out, so cut the connection.
-      this.#log.warn({ err, file: path }, 'static file read failed mid-response');
-      res.destroy(err);
+    // pipeline() closes the file whichever side ends first, also when the client is already gone.
+    pipeline(stream, res, (err) => {
+      if (err !== undefined && err !== null && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+        this.#log.warn({ err, file: path }, 'static file read failed mid-response');
+      }
     });
-    res.once('close', () => stream.destroy());
-    stream.pipe(res);
   }
 }
 

@@ -120,8 +120,10 @@ export class Master {
             `php-cgi not found (php.binary: "${o.binary}"). Install it: apt-get install -y php-cgi`, { cause: err })
           : new PhpgateError(ErrorCode.UpstreamConnect, `could not start ${o.binary}: ${err.message}`, { cause: err });
         settle(e);
-        // 'exit' may not follow a spawn error; make sure no restart loop spins on a missing binary.
-        this.#stopping = true;
+        // 'exit' may not follow a spawn error. A missing binary won't come back: stop for good. Anything else
+        // (EAGAIN, EMFILE) may pass: try again with backoff.
+        if (e.code === ErrorCode.PhpBinaryMissing) this.#stopping = true;
+        else this.#onExit(proc, socketPath, null, null);
       });
       proc.once('exit', (code, signal) => {
         this.#onExit(proc, socketPath, code, signal);
@@ -133,6 +135,8 @@ export class Master {
         if (!ok) {
           settle(new PhpgateError(ErrorCode.UpstreamConnect,
             `php-cgi for pool "${o.poolName}" did not open ${socketPath} within ${SOCKET_WAIT_MS} ms`));
+          // A socketless master serves nobody: end it, and its exit schedules the next try.
+          killGroup(proc.pid);
           return;
         }
         settle(null);

@@ -219,10 +219,13 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#finishTimer();
     this.#state = WorkerState.Recycling;
     this.#host.onRestart(RestartReason.ClientAbort);
+    // Let go of the child now: until its connection's close arrives this slot would still claim it (servedBy).
+    this.#pid = 0;
     conn?.destroy();
     if (pid <= 0) return;
     if (bodyCut) this.#killOrphan(pid);
-    else if (this.#host.timeoutMs > 0) setTimeout(() => this.#killOrphan(pid), Math.max(0, left)).unref();
+    // Also after a body cut (the kill may have lost a race with the child): its deadline stands.
+    if (this.#host.timeoutMs > 0) setTimeout(() => this.#killOrphan(pid), Math.max(0, left)).unref();
   }
 
   /** SIGKILLs a child we let go of, unless it has come back and serves one of our connections again. */

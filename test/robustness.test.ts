@@ -199,3 +199,77 @@ describe('request limits', () => {
     assert.equal((await request(g.base, '/dump.php?x=short')).status, 200);
   });
 });
+
+describe('aborts, reloads and early resets', () => {
+  let g: RunningGateway;
+  before(async () => {
+    g = await startGateway('php:\n  worker_count: 2\n  timeout_ms: 20000\nstatic:\n  hot_cache_file_kb: 0\n', { docroot: ensureFixtureSite() });
+  });
+  after(() => g.stop());
+
+  test('a client that aborts while its body is still going to PHP: the script never runs on the truncated body', async () => {
+    await eventually('idle pool', () => idleWorkers(g) === 2);
+    const marker = path.join(tmp, 'truncated-marker');
+    // 3 MB, over the in-memory spool: streamed to PHP from disk while PHP sleeps before reading.
+    const body = Buffer.alloc(3 * 1024 * 1024, 0x61);
+    const sock = net.connect(g.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.on('error', () => undefined);
+    sock.write(`PUT /slowread.php?ms=1200&marker=${encodeURIComponent(marker)} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+    sock.write(body);
+    await new Promise((r) => setTimeout(r, 500));
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(fs.existsSync(marker), false, fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : '');
+    await eventually('both workers back', () => idleWorkers(g) === 2, 10_000);
+  });
+
+  test('concurrent reloads leave exactly one generation of php-cgi masters running', async () => {
+    const masters = (): number[] => [...g.gateway.pools.values()].map((p) => p.masterPid!).filter((p) => p !== null);
+    const before = masters();
+    await Promise.all([g.gateway.reload(g.config), g.gateway.reload(g.config), g.gateway.reload(g.config)]);
+    const now = masters();
+    assert.equal(now.length, 1);
+    assert.notDeepEqual(now, before);
+    // The replaced masters stop once idle: only the one in force remains.
+    const all = (): number => fs.readdirSync(path.join(path.dirname(g.config.php.socket_dir), 'sock')).filter((n) => n.endsWith('.sock.pid')).length;
+    await eventually('old masters stopped', () => all() === 1, 10_000);
+    assert.equal((await request(g.base, '/status.php?code=200')).status, 200);
+  });
+
+  test('an upload still arriving when a reload happens is served by the new pools, not refused', async () => {
+    const sock = net.connect(g.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    let received = '';
+    sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
+    sock.on('error', () => undefined);
+    sock.write('POST /slowread.php?ms=0 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n01234');
+    await new Promise((r) => setTimeout(r, 100));
+    await g.gateway.reload(g.config);
+    await new Promise((r) => setTimeout(r, 300)); // the old pools are stopped by now
+    sock.write('56789');
+    await eventually('an answer', () => received.includes('\r\n\r\n'), 10_000);
+    assert.match(received, /^HTTP\/1\.1 200 /);
+    assert.match(received, /\r\n10\r\n0\r\n\r\n$/, 'PHP read all 10 bytes (chunked answer "10")');
+    sock.destroy();
+  });
+
+  test('clients that reset while a large static file is being opened leave no file open', async () => {
+    const big = path.join(ensureFixtureSite(), 'uploads', 'photo.txt'); // streamed: hot cache is off here
+    const openFds = (): number => fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`) === big;
+      } catch {
+        return false; // closed while listing
+      }
+    }).length;
+    for (let i = 0; i < 30; i++) {
+      const s = net.connect(g.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      s.write('GET /uploads/photo.txt HTTP/1.1\r\nHost: x\r\n\r\n');
+      s.resetAndDestroy();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(openFds(), 0);
+  });
+});
