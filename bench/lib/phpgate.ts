@@ -9,11 +9,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { httpAnswers } from '../../test/support/nginx-fpm.js';
+import { httpAnswers, tail } from '../../test/support/nginx-fpm.js';
 import { freePort } from '../../test/support/proc.js';
 
 export interface Phpgate {
@@ -33,14 +33,6 @@ const STOP_GRACE_MS = 15_000; // the gateway itself gives its pools 10 s
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 
-async function tail(file: string, max = 4000): Promise<string> {
-  try {
-    const s = await readFile(file, 'utf8');
-    return s.length > max ? '...' + s.slice(-max) : s;
-  } catch {
-    return '(no log)';
-  }
-}
 
 /**
  * SIGKILLs the process groups of the php-cgi masters the gateway recorded in its socket dir

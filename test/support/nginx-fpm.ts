@@ -174,7 +174,8 @@ async function terminate(p: Proc): Promise<void> {
   }
 }
 
-async function tail(file: string, max = 4000): Promise<string> {
+/** The end of a log file, for error messages about a server that would not start. */
+export async function tail(file: string, max = 4000): Promise<string> {
   try {
     const s = await readFile(file, 'utf8');
     return s.length > max ? '...' + s.slice(-max) : s;
