@@ -8,9 +8,9 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { ErrorCode, PhpgateError } from '../config/errors.js';
 import { patternMatchesEverything } from '../config/pattern.js';
 import type { GatewayConfig, PoolSettings } from '../config/types.js';
 import { writeHandshakeScript } from '../php/handshake.js';
@@ -24,6 +24,7 @@ import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './router.js';
 import { StaticFiles } from './static.js';
+import { loadTls } from './tls.js';
 import type { GatewayStatus, StatusSource } from './status.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
@@ -45,6 +46,8 @@ export class Gateway implements StatusSource {
   #config: Readonly<GatewayConfig>;
   #gen: Generation | null = null;
   #server: http.Server | null = null;
+  /** The plain-HTTP listener that sends everyone to HTTPS (server.redirect_http_port), or null. */
+  #redirect: http.Server | null = null;
   #admin: AdminServer | null = null;
   #draining = false;
   #reloading: Promise<void> | null = null;
@@ -83,26 +86,32 @@ export class Gateway implements StatusSource {
 
   async start(): Promise<void> {
     const c = this.#config;
-    refuseUnsupported(c);
+    const tlsMaterial = c.server.tls.cert === '' ? null : loadTls(c.server.tls);
     for (const what of notYetApplied(c)) this.#log.warn({ config: c.source }, `${what} is configured but not applied by this version yet`);
     reapStaleMasters(c.php.socket_dir, this.#log);
     const gen = await this.#startGeneration(c);
     try {
       this.#gen = gen;
-      const server = http.createServer({
+      const options = {
         maxHeaderSize: c.server.limits.header_kb * 1024,
         headersTimeout: c.server.timeouts.header_ms,
         keepAliveTimeout: c.server.timeouts.keepalive_ms,
         requestTimeout: 0, // uploads and long PHP runs are bounded by body_ms and the pools' timeout_ms instead
-      });
+      };
+      const server = tlsMaterial === null ? http.createServer(options) : https.createServer({ ...options, ...tlsMaterial });
       server.on('request', this.#onRequest);
       this.#server = server;
       await listen(server, c.server.port, c.server.host);
+      if (tlsMaterial !== null && c.server.redirect_http_port > 0) {
+        this.#redirect = http.createServer(options, redirectToHttps(this.address().port, this.#onRequest));
+        await listen(this.#redirect, c.server.redirect_http_port, c.server.host);
+      }
       this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, log: this.#log });
       await this.#admin.start();
     } catch (err) {
       // Pools that started must not outlive a gateway that could not (EADDRINUSE on either port …).
       this.#server?.close();
+      this.#redirect?.close();
       await stopPools(gen.pools);
       throw err;
     }
@@ -137,7 +146,8 @@ export class Gateway implements StatusSource {
   async #reload(next: Readonly<GatewayConfig>): Promise<void> {
     const old = this.#gen;
     if (old === null || this.#draining) throw new Error('gateway is not running');
-    refuseUnsupported(next);
+    // New certificate files take effect on reload (renewals); the listener itself stays.
+    if (next.server.tls.cert !== '' && this.#server instanceof https.Server) this.#server.setSecureContext(loadTls(next.server.tls));
     for (const key of listenerChanges(old.config, next)) {
       this.#log.warn({ key }, `${key} changed: listener settings take effect on restart, not on reload`);
     }
@@ -181,6 +191,12 @@ export class Gateway implements StatusSource {
     await this.#reloading?.catch(() => undefined);
     await Promise.allSettled([...this.#retiring]);
     await this.#admin?.stop();
+    const redirect = this.#redirect;
+    this.#redirect = null;
+    if (redirect !== null) {
+      redirect.closeAllConnections();
+      await new Promise<void>((resolve) => redirect.close(() => resolve()));
+    }
     if (this.#gen !== null) await stopPools(this.#gen.pools);
     fs.rmSync(path.join(this.#config.php.socket_dir, PID_FILE), { force: true });
   }
@@ -262,11 +278,23 @@ async function stopPools(pools: ReadonlyMap<string, Pool>): Promise<void> {
   await Promise.all([...pools.values()].map((p) => p.stop()));
 }
 
-function refuseUnsupported(c: Readonly<GatewayConfig>): void {
-  if (c.server.tls.cert !== '') {
-    // Serving plain HTTP where HTTPS was asked for would be worse than not starting.
-    throw new PhpgateError(ErrorCode.ConfigInvalid, `${c.source}: server.tls is not supported by this version of phpgate yet; remove it or terminate TLS in front`);
-  }
+/**
+ * server.redirect_http_port: every plain-HTTP request gets a 301 to the same path and query over HTTPS, except
+ * ACME http-01 challenges (/.well-known/acme-challenge/), which certificate renewal needs over plain HTTP: those
+ * are served from the docroot as on the main port.
+ */
+function redirectToHttps(httpsPort: number, serve: http.RequestListener): http.RequestListener {
+  return (req, res) => {
+    const url = req.url ?? '/';
+    if (url.startsWith('/.well-known/acme-challenge/')) {
+      serve(req, res);
+      return;
+    }
+    const host = (req.headers.host ?? 'localhost').replace(/:\d+$/, '');
+    const port = httpsPort === 443 ? '' : `:${httpsPort}`;
+    res.writeHead(301, { Location: `https://${host}${port}${url.startsWith('/') ? url : '/'}`, 'Content-Length': 0 });
+    res.end();
+  };
 }
 
 /** Settings a reload cannot apply to a socket already listening. */
@@ -296,7 +324,6 @@ function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): R
 function notYetApplied(c: Readonly<GatewayConfig>): string[] {
   const out: string[] = [];
   if (c.server.trusted_proxies.length > 0) out.push('server.trusted_proxies');
-  if (c.server.redirect_http_port > 0) out.push('server.redirect_http_port');
   if (c.server.processes !== 1) out.push('server.processes (one gateway process serves)');
   if (c.rate_limit.rules.length > 0) out.push('rate_limit.rules');
   if (c.cache.rules.length > 0) out.push('cache.rules');
