@@ -23,7 +23,7 @@ export interface RequestRecord {
   /** The request target as sent (path and query). */
   readonly uri: string;
   readonly status: number;
-  /** Response body bytes written. */
+  /** Bytes sent for this response, head and body (nginx's $bytes_sent). */
   readonly bytes: number;
   readonly durationMs: number;
   /** The PHP pool that served it, or null (static file, redirect, error). */

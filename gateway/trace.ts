@@ -15,25 +15,28 @@ export class RequestTrace {
   /** performance.now() when PHP got the request, and how long until its answer ended (-1: not yet/never). */
   upstreamStart = 0;
   upstreamMs = -1;
-  /** Body bytes, for responses without a Content-Length (streamed PHP output). */
+  /** PHP body bytes written (kept for the exchange's own accounting). */
   bytes = 0;
+  /** The connection's byte count when this request began: the difference at the end is what it sent. */
+  readonly #socketBytes: number;
 
   constructor(req: IncomingMessage, res: ServerResponse, observers: readonly RequestObserver[]) {
     this.#req = req;
     this.#res = res;
     this.#observers = observers;
+    this.#socketBytes = req.socket.bytesWritten;
     res.once('close', this.#onClose);
   }
 
   readonly #onClose = (): void => {
     const res = this.#res;
-    const declared = res.getHeader('content-length');
     const record = {
       method: this.#req.method ?? '',
       uri: this.#req.url ?? '',
       // A response cut before its head went out never had a status; 499 as nginx logs a client that left.
       status: res.headersSent ? res.statusCode : 499,
-      bytes: declared === undefined ? this.bytes : Number(declared),
+      // Head and body, as nginx's $bytes_sent (responses on one connection are sent one after another).
+      bytes: this.#req.socket.bytesWritten - this.#socketBytes,
       durationMs: performance.now() - this.#started,
       pool: this.pool,
       workerPid: this.workerPid,

@@ -191,6 +191,14 @@ describe('request limits', () => {
   });
   after(() => g.stop());
 
+  test('the access log counts the bytes each response sent, head and body (nginx $bytes_sent)', async () => {
+    const r = await request(g.base, '/static.txt');
+    assert.equal(r.status, 200);
+    await eventually('access line', () => g.logs().some((l) => l['log'] === 'access' && l['uri'] === '/static.txt'));
+    const line = g.logs().find((l) => l['log'] === 'access' && l['uri'] === '/static.txt')!;
+    assert.ok(Number(line['bytes']) > r.body.length, `bytes ${line['bytes']} covers the head and the ${r.body.length}-byte body`);
+  });
+
   test('a request target over server.limits.url_kb gets 414 and PHP never runs', async () => {
     const served = g.gateway.pools.get('default')!.stats().workers[0]!.requestsTotal;
     const r = await request(g.base, `/dump.php?x=${'a'.repeat(1100)}`);
