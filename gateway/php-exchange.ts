@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import type { CgiParams } from '../php/cgi-env.js';
-import type { Logger } from '../php/logger.js';
+import { logLines, type Logger } from '../php/logger.js';
 import type { Pool, PoolWaiter } from '../php/pool.js';
 import { CgiHeadParser, type CgiHead } from '../php/response.js';
 import type { Worker, WorkerRequestHandler } from '../php/worker.js';
@@ -174,9 +174,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   onStderr(chunk: Buffer): void {
     // PHP's own log lines (error_log(), warnings with log_errors) arrive here; nginx logs them as
     // "FastCGI sent in stderr". One log entry per line, tagged with the request.
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (line.trim() !== '') this.#log.warn({ pool: this.#pool.poolName, request: this.#label }, `PHP: ${line.trim()}`);
-    }
+    logLines(this.#log, { pool: this.#pool.poolName, request: this.#label }, 'PHP: ', chunk);
   }
 
   onEnd(): void {

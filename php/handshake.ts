@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import type { FcgiConnection, FcgiResponseHandler } from './fastcgi/connection.js';
+import { CgiHeadParser } from './response.js';
 
 /**
  * The pool's shared memory, as PHP itself sees it: opcache and APCu live in one segment per master, shared by
@@ -79,35 +80,73 @@ export function handshakeParams(script: string): Array<[string, string]> {
   ];
 }
 
+/**
+ * The answer of a script the gateway owns (handshake, probe), read like any PHP answer: the CGI head parsed and
+ * dropped, the body handed over whole. Usable on a bare connection and through a worker.
+ */
+export class ScriptAnswer implements FcgiResponseHandler {
+  readonly #head = new CgiHeadParser(SCRIPT_HEAD_LIMIT);
+  readonly #body: Buffer[] = [];
+  #inBody = false;
+  readonly #done: (body: string) => void;
+  readonly #fail: (err: PhpgateError) => void;
+
+  constructor(done: (body: string) => void, fail: (err: PhpgateError) => void) {
+    this.#done = done;
+    this.#fail = fail;
+  }
+
+  onStdout(chunk: Buffer): boolean {
+    let body: Buffer = chunk;
+    if (!this.#inBody) {
+      // A bad head throws; the connection turns that into onError.
+      const parsed = this.#head.push(chunk);
+      if (parsed === null) return true;
+      this.#inBody = true;
+      body = parsed.body;
+    }
+    this.#body.push(Buffer.from(body));
+    return true;
+  }
+
+  onStderr(): void {
+    // A notice from php.ini is the master's business (logged there); the answer is on stdout.
+  }
+
+  onEnd(): void {
+    this.#done(Buffer.concat(this.#body).toString('utf8').trim());
+  }
+
+  onError(err: PhpgateError): void {
+    this.#fail(err);
+  }
+
+  onStdinDrain(): void {
+    // These scripts get no body.
+  }
+}
+
+const SCRIPT_HEAD_LIMIT = 8 * 1024;
+
 /** Runs the handshake on a fresh connection; resolves with the child's pid. */
 export function handshake(conn: FcgiConnection, script: string, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       conn.destroy();
       reject(new UpstreamError(ErrorCode.UpstreamTimeout, `handshake got no answer within ${timeoutMs} ms`));
     }, timeoutMs);
-    const handler: FcgiResponseHandler = {
-      onStdout(chunk) {
-        chunks.push(Buffer.from(chunk));
-        return true;
-      },
-      onStderr() {
-        // A notice from php.ini at startup is the master's business; the answer is on stdout.
-      },
-      onEnd() {
+    const answer = new ScriptAnswer(
+      (body) => {
         clearTimeout(timer);
-        const text = Buffer.concat(chunks).toString('latin1');
-        const body = text.slice(text.search(/\r?\n\r?\n/) + 1).trim();
         const pid = Number(body);
         if (Number.isInteger(pid) && pid > 0) resolve(pid);
-        else reject(new UpstreamError(ErrorCode.UpstreamHeaders, `handshake answered ${JSON.stringify(text.slice(0, 200))}`));
+        else reject(new UpstreamError(ErrorCode.UpstreamHeaders, `handshake answered ${JSON.stringify(body.slice(0, 200))}`));
       },
-      onError(err: PhpgateError) {
+      (err) => {
         clearTimeout(timer);
         reject(err);
       },
-    };
-    conn.begin(handshakeParams(script), handler, true);
+    );
+    conn.begin(handshakeParams(script), answer, true);
   });
 }

@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, PhpgateError } from '../config/errors.js';
-import type { Logger } from './logger.js';
+import { logLines, type Logger } from './logger.js';
+import { commandLine, isAlive, killGroup } from './process.js';
 
 export interface MasterOptions {
   readonly poolName: string;
@@ -98,11 +99,7 @@ export class Master {
     this.#proc = proc;
     this.#socketPath = socketPath;
     this.#startedAt = Date.now();
-    const logLine = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (line.trim() !== '') o.log.warn({ pool: o.poolName, pid: proc.pid }, `php-cgi: ${line.trim()}`);
-      }
-    };
+    const logLine = (chunk: Buffer): void => logLines(o.log, { pool: o.poolName, pid: proc.pid }, 'php-cgi: ', chunk);
     proc.stdout!.on('data', logLine);
     proc.stderr!.on('data', logLine);
 
@@ -230,35 +227,6 @@ export function reapStaleMasters(socketDir: string, log: Logger): void {
     }
     fs.rmSync(pidFile, { force: true });
     fs.rmSync(socketPath, { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
-  }
-}
-
-function commandLine(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-  } catch (err) {
-    // Gone already (ENOENT/ESRCH): nothing to stop.
-    void err;
-    return '';
-  }
-}
-
-function killGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch (err) {
-    // ESRCH: the group is already empty — the usual case after a clean stop.
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
 }
 

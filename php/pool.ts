@@ -7,7 +7,7 @@ import type { PoolSettings } from '../config/types.js';
 import type { Logger } from './logger.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
-import { handshakeParams as probeParams, probeScriptBeside } from './handshake.js';
+import { handshakeParams as probeParams, probeScriptBeside, ScriptAnswer } from './handshake.js';
 import { RestartReason, Worker, WorkerState, type WorkerHost } from './worker.js';
 
 /** Someone waiting for a worker. Exactly one of the two is called, unless the wait is cancelled first. */
@@ -194,23 +194,17 @@ export class Pool implements WorkerHost {
     if (this.#closed || this.#queue.length > 0) return;
     const w = this.#idle.pop();
     if (w === undefined) return;
-    const out: Buffer[] = [];
-    const done = (): void => {
-      const text = Buffer.concat(out).toString('utf8');
-      const body = text.slice(text.search(/\r?\n\r?\n/) + 1).trim();
-      try {
-        this.#shared = JSON.parse(body) as SharedMemory;
-      } catch (err) {
-        this.log.debug({ err, pool: this.poolName }, 'shared-memory probe answered something else');
-      }
-    };
-    w.run(probeParams(this.#probeScript), {
-      onStdout: (c) => (out.push(Buffer.from(c)), true),
-      onStderr: () => undefined, // a notice from the probe is not worth a log line every 10 s
-      onEnd: done,
-      onError: (err) => this.log.debug({ err, pool: this.poolName }, 'shared-memory probe failed'),
-      onStdinDrain: () => undefined,
-    }, 'phpgate probe', true, true);
+    const answer = new ScriptAnswer(
+      (body) => {
+        try {
+          this.#shared = JSON.parse(body) as SharedMemory;
+        } catch (err) {
+          this.log.debug({ err, pool: this.poolName }, 'shared-memory probe answered something else');
+        }
+      },
+      (err) => this.log.debug({ err, pool: this.poolName }, 'shared-memory probe failed'),
+    );
+    w.run(probeParams(this.#probeScript), answer, 'phpgate probe', true, true);
   }
 
   servedBy(pid: number): boolean {

@@ -3,10 +3,10 @@
  * the handshake). Supervises by pid: timeout kill, recycle after max_requests. Reconnects itself when the
  * connection goes (the master forks a replacement child for the one that left).
  */
-import fs from 'node:fs';
 import { ErrorCode, UpstreamError, type PhpgateError } from '../config/errors.js';
 import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from './fastcgi/connection.js';
 import { handshake } from './handshake.js';
+import { parentOf, signalPid } from './process.js';
 import type { ParamValue } from './fastcgi/record.js';
 import type { Logger } from './logger.js';
 
@@ -407,26 +407,5 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
       this.#reconnectTimer = null;
       this.connect();
     }, delay);
-  }
-}
-
-/** The parent pid from /proc, or 0 when the process is gone. */
-function parentOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which may itself contain spaces and parentheses: state, then ppid.
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch (err) {
-    void err; // ENOENT: already gone
-    return 0;
-  }
-}
-
-function signalPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch (err) {
-    // ESRCH: it already exited, which is what we wanted.
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
 }
