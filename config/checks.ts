@@ -3,7 +3,7 @@
  * They know nothing about where the value came from; the readers add the place.
  */
 import { isIP } from 'node:net';
-import { LogLevels, type LogLevel } from './types.js';
+import { LogLevels, type LogLevel, type RateLimitKey } from './types.js';
 
 export const INVALID = Symbol('invalid');
 export type Invalid = typeof INVALID;
@@ -82,6 +82,31 @@ function isHttpUrl(s: string): boolean {
 
 export const rateLimitStore = check('"memory" or a redis:// / rediss:// URL', (v) =>
   v === 'memory' || (typeof v === 'string' && /^rediss?:\/\/./.test(v)) ? v : INVALID,
+);
+
+export const rateLimitKey = check<RateLimitKey>('"ip" or "header:NAME" (e.g. "header:X-Api-Key")', (v) =>
+  v === 'ip' || (typeof v === 'string' && /^header:[A-Za-z0-9-]+$/.test(v)) ? (v as RateLimitKey) : INVALID,
+);
+
+export const frameOptions = check<'SAMEORIGIN' | 'DENY' | false>('"SAMEORIGIN", "DENY" or false', (v) =>
+  v === 'SAMEORIGIN' || v === 'DENY' || v === false ? v : INVALID,
+);
+
+const REFERRER_POLICIES = ['no-referrer', 'no-referrer-when-downgrade', 'same-origin', 'origin', 'strict-origin',
+  'origin-when-cross-origin', 'strict-origin-when-cross-origin', 'unsafe-url'];
+
+export const referrerPolicy = check<string | false>(`false or a Referrer-Policy (${REFERRER_POLICIES.join(', ')})`, (v) =>
+  v === false || (typeof v === 'string' && v.split(',').every((p) => REFERRER_POLICIES.includes(p.trim()))) ? v : INVALID,
+);
+
+/** RFC 9110 token characters: what a header name may be made of. */
+export const headerName = check('a header name (letters, digits and !#$%&\'*+-.^_`|~)', (v) =>
+  typeof v === 'string' && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? v : INVALID,
+);
+
+/** Visible characters, spaces and tabs: no CR/LF, which would split the response head. */
+export const headerValue = check('a header value without control characters', (v) =>
+  typeof v === 'string' && /^[\t\x20-\x7e\x80-\xff]*$/.test(v) ? v : INVALID,
 );
 
 /** Request paths always start with `/`, so any other first character makes a pattern that never matches. */

@@ -6,7 +6,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { deepFreeze } from './freeze.js';
-import type { GatewayConfig, UpstreamConfig } from './types.js';
+import type { GatewayConfig, RateLimitRule, UpstreamConfig } from './types.js';
 
 /** Per user, so two users on one host never share (or fight over) worker sockets. */
 function defaultSocketDir(): string {
@@ -24,8 +24,9 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     tls: { cert: '', key: '' },
     redirect_http_port: 0,
     trusted_proxies: [],
+    proxy_protocol: false,
     timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000, send_ms: 60_000, drain_ms: 30_000 },
-    limits: { header_kb: 16, url_kb: 8 },
+    limits: { header_kb: 16, url_kb: 8, connections_per_ip: 0, h2_max_streams: 128 },
   },
   admin: { host: '127.0.0.1', port: 9180, token: '', health_on_main: true },
   php: {
@@ -56,7 +57,19 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     hot_cache_mb: 64,
     error_pages: {},
   },
-  headers: { hsts: true, csp: false },
+  // What helmet sends by default, minus what breaks ordinary PHP sites: CSP, cross-origin isolation (COOP/CORP
+  // break payment and login pop-ups and hot-linked images) and `Referrer-Policy: no-referrer` (analytics, CSRF checks).
+  headers: {
+    hsts: true,
+    csp: false,
+    frame_options: 'SAMEORIGIN',
+    referrer_policy: 'strict-origin-when-cross-origin',
+    nosniff: true,
+    set: {},
+    server: 'phpgate',
+    strip_powered_by: true,
+    routes: [],
+  },
   compression: { gzip: true, brotli: true, min_bytes: 1024 },
   rate_limit: { store: 'memory', rules: [] },
   // Kept from the example even though rules default to none: a session cookie must never get a cached page.
@@ -70,6 +83,9 @@ export const UPSTREAM_DEFAULTS: Readonly<Pick<UpstreamConfig, 'websockets' | 'st
   websockets: false,
   strip_prefix: '',
 });
+
+/** Keys a rate-limit rule may leave out. */
+export const RATE_RULE_DEFAULTS: Readonly<Pick<RateLimitRule, 'block_s' | 'key'>> = deepFreeze({ block_s: 0, key: 'ip' });
 
 type DeepPartial<T> = T extends readonly unknown[]
   ? T

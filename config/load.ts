@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { INVALID } from './checks.js';
-import { DEFAULTS, UPSTREAM_DEFAULTS, withDefaults } from './defaults.js';
+import { DEFAULTS, RATE_RULE_DEFAULTS, UPSTREAM_DEFAULTS, withDefaults } from './defaults.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { deepFreeze } from './freeze.js';
 import { applyEnv, applyFlags, type Overrides } from './overrides.js';
@@ -99,7 +99,10 @@ function build(raw: RawConfig, source: string, baseDir: string, searchPath: stri
     static: withDefaults(DEFAULTS.static, raw.static),
     headers: withDefaults(DEFAULTS.headers, raw.headers),
     compression: withDefaults(DEFAULTS.compression, raw.compression),
-    rate_limit: withDefaults(DEFAULTS.rate_limit, raw.rate_limit),
+    rate_limit: {
+      store: raw.rate_limit?.store ?? DEFAULTS.rate_limit.store,
+      rules: (raw.rate_limit?.rules ?? []).map((r) => ({ ...RATE_RULE_DEFAULTS, ...r })),
+    },
     cache: withDefaults(DEFAULTS.cache, raw.cache),
     upstreams: (raw.upstreams ?? []).map((u) => ({ ...UPSTREAM_DEFAULTS, ...u })),
     logging: { ...logging, file: fromBase(logging.file) },

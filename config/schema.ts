@@ -38,8 +38,14 @@ const server = obj({
   tls: obj({ cert: scalar(C.string), key: scalar(C.string) }),
   redirect_http_port: scalar(C.portOrOff),
   trusted_proxies: list(scalar(C.addressOrCidr)),
+  proxy_protocol: flag,
   timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms, send_ms: ms, drain_ms: ms }),
-  limits: obj({ header_kb: scalar(C.int(1)), url_kb: scalar(C.int(1)) }),
+  limits: obj({
+    header_kb: scalar(C.int(1)),
+    url_kb: scalar(C.int(1)),
+    connections_per_ip: scalar(C.int(0)),
+    h2_max_streams: scalar(C.int(1, 65535)),
+  }),
 });
 
 const admin = obj({ host: scalar(C.nonEmptyString), port: scalar(C.portOrOff), token: scalar(C.string), health_on_main: flag });
@@ -72,13 +78,28 @@ const staticFiles = obj({
 const rateLimit = obj({
   store: scalar(C.rateLimitStore),
   rules: list(
-    obj({ pattern, points: scalar(C.int(1)), duration_s: scalar(C.numberAbove(0)) }, [
+    obj({
+      pattern,
+      points: scalar(C.int(1)),
+      duration_s: scalar(C.numberAbove(0)),
+      block_s: scalar(C.numberAtLeast(0)),
+      key: scalar(C.rateLimitKey),
+    }, [
       'pattern',
       'points',
       'duration_s',
     ]),
   ),
 });
+
+const securityHeaders = {
+  hsts: scalar(C.boolOrString),
+  csp: scalar(C.boolOrString),
+  frame_options: scalar(C.frameOptions),
+  referrer_policy: scalar(C.referrerPolicy),
+  nosniff: flag,
+  set: stringMap(C.headerName, C.headerValue),
+};
 
 const cache = obj({
   max_mb: scalar(C.numberAtLeast(0)),
@@ -102,7 +123,7 @@ export const ROOT = obj({
   php,
   pools: list(pool),
   static: staticFiles,
-  headers: obj({ hsts: flag, csp: scalar(C.boolOrString) }),
+  headers: obj({ ...securityHeaders, server: scalar(C.headerValue), strip_powered_by: flag, routes: list(obj({ pattern, ...securityHeaders }, ['pattern'])) }),
   compression: obj({ gzip: flag, brotli: flag, min_bytes: scalar(C.int(0)) }),
   rate_limit: rateLimit,
   cache,

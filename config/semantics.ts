@@ -17,11 +17,13 @@ export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
   checkListeners(cfg, cx);
   checkPoolNames(cfg.pools, cx);
   checkReachable(poolPatterns(cfg.pools), cx);
-  // static.cache_control is first-match-wins too; rate limits all apply, so overlap there is intended.
+  // static.cache_control and headers.routes are first-match-wins too; rate limits all apply, so overlap there is intended.
   checkReachable(
     cfg.static.cache_control.map((r, i) => ({ pattern: r.pattern, path: `static.cache_control[${i}].pattern` })),
     cx,
   );
+  checkReachable(cfg.headers.routes.map((r, i) => ({ pattern: r.pattern, path: `headers.routes[${i}].pattern` })), cx);
+  checkProxyProtocol(cfg, cx);
 }
 
 /** "line 7" in the same file, otherwise the whole place ("env PHPGATE_PORT"). */
@@ -88,6 +90,13 @@ function checkListeners({ server, admin }: GatewayConfig, cx: ReadContext): void
     const message = `admin.port must differ from server.port (${server.port}), or be 0 for no admin listener`;
     cx.reportAt('admin.port', message);
   }
+}
+
+/** A PROXY header is believed only from a trusted peer; with none configured it would be believed from no one. */
+function checkProxyProtocol({ server }: GatewayConfig, cx: ReadContext): void {
+  if (!server.proxy_protocol || server.trusted_proxies.length > 0 || cx.wasRejected('server.proxy_protocol')) return;
+  cx.reportAt('server.proxy_protocol',
+    'server.proxy_protocol needs server.trusted_proxies: the load balancers whose PROXY header (the client address) is believed');
 }
 
 function checkPoolNames(pools: readonly PoolConfig[], cx: ReadContext): void {

@@ -16,6 +16,10 @@ export interface TimeoutsConfig {
 export interface LimitsConfig {
   readonly header_kb: number;
   readonly url_kb: number;
+  /** Open connections one client address may hold at once (nginx limit_conn); 0: no limit. Trusted proxies are exempt. */
+  readonly connections_per_ip: number;
+  /** Concurrent streams one HTTP/2 connection may open (nginx http2_max_concurrent_streams). */
+  readonly h2_max_streams: number;
 }
 
 export interface TlsConfig {
@@ -33,6 +37,8 @@ export interface ServerConfig {
   readonly tls: TlsConfig;
   readonly redirect_http_port: number;
   readonly trusted_proxies: readonly string[];
+  /** The main listener expects a PROXY protocol v1/v2 header first on every connection (L4 load balancers). */
+  readonly proxy_protocol: boolean;
   readonly timeouts: TimeoutsConfig;
   readonly limits: LimitsConfig;
 }
@@ -93,9 +99,30 @@ export interface StaticConfig {
   readonly error_pages: Readonly<Record<string, string>>;
 }
 
-export interface HeadersConfig {
-  readonly hsts: boolean;
+/** Security headers one route gets; `false` leaves a header out. */
+export interface SecurityHeaders {
+  /** true: helmet's default (max-age one year, includeSubDomains); a string is the exact value. Only over TLS. */
+  readonly hsts: boolean | string;
+  /** true: helmet's default policy; a string is the exact policy. Off by default: it breaks most PHP apps. */
   readonly csp: boolean | string;
+  readonly frame_options: 'SAMEORIGIN' | 'DENY' | false;
+  readonly referrer_policy: string | false;
+  readonly nosniff: boolean;
+  /** Extra response headers, as nginx `add_header … always`. */
+  readonly set: Readonly<Record<string, string>>;
+}
+
+export interface HeaderRoute extends Partial<SecurityHeaders> {
+  readonly pattern: string;
+}
+
+export interface HeadersConfig extends SecurityHeaders {
+  /** The Server header's value; "" sends none. */
+  readonly server: string;
+  /** Drop X-Powered-By from PHP's answers (expose_php). */
+  readonly strip_powered_by: boolean;
+  /** First matching pattern wins; what a route leaves out comes from the top level. */
+  readonly routes: readonly HeaderRoute[];
 }
 
 export interface CompressionConfig {
@@ -104,10 +131,16 @@ export interface CompressionConfig {
   readonly min_bytes: number;
 }
 
+/** Whom a rate-limit rule counts: the client address (after trusted proxies), or a request header's value. */
+export type RateLimitKey = 'ip' | `header:${string}`;
+
 export interface RateLimitRule {
   readonly pattern: string;
   readonly points: number;
   readonly duration_s: number;
+  /** Once over the limit, refused for this long (0: until the duration's window ends). */
+  readonly block_s: number;
+  readonly key: RateLimitKey;
 }
 
 export interface RateLimitConfig {

@@ -311,7 +311,7 @@ function limitReq(cx: ImportContext, d: Directive, scope: Scope): void {
   if (!globs.ok) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${globs.reason})`);
   for (const pattern of globs.globs) {
     const dup = cx.draft.rate_limit.rules.some((r) => r.pattern === pattern && r.points === zone.points && r.duration_s === zone.duration_s);
-    if (!dup) cx.draft.rate_limit.rules.push({ pattern, points: zone.points, duration_s: zone.duration_s });
+    if (!dup) cx.draft.rate_limit.rules.push({ pattern, points: zone.points, duration_s: zone.duration_s, block_s: 0, key: 'ip' });
   }
   const extras: string[] = [];
   if (d.args.some((a) => a.startsWith('burst=') || a === 'nodelay' || a.startsWith('delay='))) {

@@ -375,7 +375,7 @@ describe('loadConfig: reported problems', () => {
     assert.equal(
       oneLine('server:\n  port: 8080\n  colour: red\n'),
       'gateway.yaml:3:3: unknown key "server.colour"; allowed in server: host, port, server_name, max_body_mb, processes, tls, ' +
-        'redirect_http_port, trusted_proxies, timeouts, limits',
+        'redirect_http_port, trusted_proxies, proxy_protocol, timeouts, limits',
     );
   });
 
@@ -445,6 +445,12 @@ describe('loadConfig: reported problems', () => {
       'upstreams[0].targets[0]',
     ],
     ['a rate-limit store that is neither memory nor redis', 'rate_limit: { store: mysql }', 'rate_limit.store'],
+    ['a rate-limit key that is neither ip nor header:NAME', 'rate_limit: { rules: [{ pattern: "/*", points: 1, duration_s: 1, key: cookie }] }', 'rate_limit.rules[0].key'],
+    ['a header value with a line break', 'headers: { set: { X-A: "a\\r\\nSet-Cookie: x" } }', 'headers.set.X-A'],
+    ['a frame option that is not SAMEORIGIN or DENY', 'headers: { frame_options: ALLOWALL }', 'headers.frame_options'],
+    ['an unknown referrer policy', 'headers: { referrer_policy: sometimes }', 'headers.referrer_policy'],
+    ['a header route pattern not starting with /', 'headers: { routes: [{ pattern: "admin", csp: true }] }', 'headers.routes[0].pattern'],
+    ['h2_max_streams of 0', 'server: { limits: { h2_max_streams: 0 } }', 'server.limits.h2_max_streams'],
   ];
   for (const [name, yaml, key] of rejected) {
     test(`rejects ${name}`, () => {
@@ -466,12 +472,26 @@ describe('loadConfig: reported problems', () => {
     ['try_files ending in =404', 'php: { try_files: ["$uri", "=404"] }'],
     ['a redis rate-limit store', 'rate_limit: { store: "redis://127.0.0.1:6379" }'],
     ['csp as a policy string', `headers: { csp: "default-src 'self'" }`],
+    [
+      'header routes, extra headers and a hidden Server header',
+      `headers: { server: "", set: { X-Robots-Tag: noindex }, routes: [{ pattern: "/admin/*", frame_options: DENY, csp: "default-src 'self'" }] }`,
+    ],
+    ['a rate-limit rule keyed by a header, with a block time', 'rate_limit: { rules: [{ pattern: "/api/*", points: 5, duration_s: 1, block_s: 30, key: "header:X-Api-Key" }] }'],
+    ['PROXY protocol with per-address connection limits', 'server: { proxy_protocol: true, trusted_proxies: ["10.0.0.0/8"], limits: { connections_per_ip: 50 } }'],
   ];
   for (const [name, yaml] of accepted) {
     test(`accepts ${name}`, () => {
       assert.doesNotThrow(() => load(yaml));
     });
   }
+
+  test('PROXY protocol without trusted proxies is refused: anyone could claim any address', () => {
+    assert.match(oneLine('server:\n  proxy_protocol: true\n'), /^gateway\.yaml:2:19: server\.proxy_protocol needs server\.trusted_proxies/);
+  });
+
+  test('a header route after a catch-all can never match', () => {
+    assert.match(oneLine('headers:\n  routes:\n    - pattern: "/*"\n    - pattern: "/admin/*"\n'), /headers\.routes\[1\]\.pattern "\/admin\/\*" can never match/);
+  });
 
   test('a missing docroot is reported at the docroot value', () => {
     assert.equal(

@@ -405,8 +405,8 @@ describe('import: TLS site with a redirect server', () => {
 
   test('limits, compression, trusted proxies, body size', () => {
     assert.deepEqual(cfg.rate_limit.rules, [
-      { pattern: '/*', points: 10, duration_s: 1 },
-      { pattern: '/login.php', points: 5, duration_s: 60 },
+      { pattern: '/*', points: 10, duration_s: 1, block_s: 0, key: 'ip' },
+      { pattern: '/login.php', points: 5, duration_s: 60, block_s: 0, key: 'ip' },
     ]);
     assert.equal(cfg.server.max_body_mb, 20);
     assert.deepEqual(cfg.server.trusted_proxies, ['10.0.0.0/8']);
