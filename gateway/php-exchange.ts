@@ -296,7 +296,9 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   }
 
   readonly #onClientClose = (): void => {
-    if (this.#res.writableFinished) return;
+    // HTTP/2's response reports itself finished even when the client reset the stream, so `#done` (we ended it)
+    // tells the two apart.
+    if (this.#done && this.#res.writableFinished) return;
     // The client went away before the response ended.
     const wasDone = this.#done;
     this.#done = true;

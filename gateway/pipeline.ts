@@ -15,6 +15,8 @@ import type { StaticFiles } from './static.js';
 import { healthAnswer } from './admin/health.js';
 import type { RequestObserver, StatusSource } from './status.js';
 import { RequestTrace } from './trace.js';
+import { unmapIPv4, type ClientInfo, type TrustedProxies } from './client-address.js';
+import type { RateLimiter } from './rate-limit.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 
 export interface PipelineOptions {
@@ -36,6 +38,10 @@ export interface PipelineOptions {
   /** Longest wait for a slow client to take more of a PHP response (server.timeouts.send_ms). */
   readonly sendTimeoutMs: number;
   readonly serverName: string;
+  /** Who the client is (server.trusted_proxies, PROXY protocol). */
+  readonly clients: TrustedProxies;
+  /** rate_limit.rules, or null when there are none. */
+  readonly rateLimit: RateLimiter | null;
   /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
   readonly observers: readonly RequestObserver[];
   /**
@@ -99,6 +105,28 @@ export class Pipeline implements ErrorResponder {
       this.answerError(req, res, 400, null);
       return;
     }
+    const client = this.#o.clients.resolve(req);
+    const limiter = this.#o.rateLimit;
+    const verdict = limiter === null ? null : limiter.check(target.path, client.address, req);
+    if (verdict === null) {
+      this.#route(req, res, target, client, trace);
+      return;
+    }
+    verdict.then(
+      (v) => {
+        for (let i = 0; i < v.headers.length; i += 2) res.setHeader(v.headers[i]!, v.headers[i + 1]!);
+        if (v.allowed) this.#route(req, res, target, client, trace);
+        else this.answerError(req, res, 429, target);
+      },
+      (err: unknown) => {
+        // The limiter has its own fallback (memory when Redis is down); a failure here is a bug, not a reason to refuse.
+        this.#o.log.error({ err, url }, 'rate limiter failed; the request passes');
+        this.#route(req, res, target, client, trace);
+      },
+    );
+  }
+
+  #route(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, client: ClientInfo, trace: RequestTrace | null): void {
     const route = this.#o.router.resolve(target.path, target.query);
     switch (route.kind) {
       case RouteKind.Error:
@@ -113,7 +141,7 @@ export class Pipeline implements ErrorResponder {
         return;
       }
       case RouteKind.Php:
-        this.#php(req, res, target, route, trace);
+        this.#php(req, res, target, route, client, trace);
         return;
     }
   }
@@ -137,7 +165,7 @@ export class Pipeline implements ErrorResponder {
       const pool = this.#pool(route.pool);
       if (pool === undefined) sendError(req, res, status);
       // The client's body (if any) is not for the error page; node discards it once the answer is sent.
-      else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status, null);
+      else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status, this.#o.clients.resolve(req), null);
     } else {
       sendError(req, res, status);
     }
@@ -155,7 +183,7 @@ export class Pipeline implements ErrorResponder {
     sendError(req, res, 301, { Location: location });
   }
 
-  #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, trace: RequestTrace | null): void {
+  #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, client: ClientInfo, trace: RequestTrace | null): void {
     const pool = this.#pool(route.pool);
     if (pool === undefined) {
       // config/ validated pool names; a miss here is a bug worth a loud log, not a crash.
@@ -166,22 +194,25 @@ export class Pipeline implements ErrorResponder {
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > this.#o.maxBodyBytes) {
       // nginx answers client_max_body_size before reading a byte of the body, and so do we.
-      res.setHeader('Connection', 'close');
+      closeAfter(req, res);
       this.answerError(req, res, 413, target);
       return;
     }
-    const hasBody = (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;
+    const hasBody = req.httpVersionMajor === 2
+      // HTTP/2 needs no Content-Length: a request without a body ends its stream with its headers.
+      ? declared !== '0' && !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
+      : (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;
     const method = req.method ?? 'GET';
     if (!hasBody) {
-      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0, trace);
+      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0, client, trace);
       return;
     }
     readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
-      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, trace),
+      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, client, trace),
       (err: PhpgateError) => {
         if (err.code === ErrorCode.ClientAborted) return; // nobody left to answer
         // The rest of the body is unread: the connection can't carry another request.
-        res.setHeader('Connection', 'close');
+        closeAfter(req, res);
         this.answerError(req, res, statusForError(err.code), target);
       },
     );
@@ -189,7 +220,7 @@ export class Pipeline implements ErrorResponder {
 
   /** `forceStatus` (an error page's status) replaces PHP's own, as nginx's error_page without `=` does. */
   #startPhp(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, pool: Pool, body: RequestBody,
-    contentLength: string, method: string, forceStatus: number, trace: RequestTrace | null): void {
+    contentLength: string, method: string, forceStatus: number, client: ClientInfo, trace: RequestTrace | null): void {
     // Looked up again: the body may have arrived after a reload replaced the pool this request was routed to.
     pool = this.#pool(pool.poolName) ?? pool;
     const socket = req.socket;
@@ -204,9 +235,9 @@ export class Pipeline implements ErrorResponder {
       documentRoot: this.#o.router.documentRoot,
       scriptFilename: route.scriptFilename,
       serverProtocol: `HTTP/${req.httpVersion}`,
-      https: isTls(req),
-      remoteAddr: unmapIPv4(socket.remoteAddress ?? ''),
-      remotePort: socket.remotePort ?? 0,
+      https: client.https,
+      remoteAddr: client.address,
+      remotePort: client.port,
       serverAddr: unmapIPv4(socket.localAddress ?? ''),
       serverPort: socket.localPort ?? 0,
       serverName: this.#o.serverName,
@@ -224,11 +255,10 @@ export class Pipeline implements ErrorResponder {
   }
 }
 
-function isTls(req: IncomingMessage): boolean {
-  return (req.socket as { encrypted?: boolean }).encrypted === true;
-}
-
-/** A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; PHP apps expect the plain IPv4 form. */
-function unmapIPv4(addr: string): string {
-  return addr.startsWith('::ffff:') && addr.indexOf('.') !== -1 ? addr.slice(7) : addr;
+/**
+ * An HTTP/1.1 connection whose request body is left unread cannot carry another request. HTTP/2 has no such
+ * header (the stream alone ends, and node forbids connection headers there).
+ */
+function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
 }

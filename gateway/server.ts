@@ -8,7 +8,6 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { patternMatchesEverything } from '../config/pattern.js';
@@ -24,7 +23,10 @@ import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './router.js';
 import { StaticFiles } from './static.js';
+import { MainListener } from './listener.js';
 import { loadTls } from './tls.js';
+import { TrustedProxies } from './client-address.js';
+import { RateLimiter } from './rate-limit.js';
 import type { GatewayStatus, StatusSource } from './status.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
@@ -37,6 +39,7 @@ interface Generation {
   readonly config: Readonly<GatewayConfig>;
   readonly pools: Map<string, Pool>;
   readonly pipeline: Pipeline;
+  readonly rateLimit: RateLimiter | null;
 }
 
 export class Gateway implements StatusSource {
@@ -45,7 +48,7 @@ export class Gateway implements StatusSource {
   readonly #metrics: Metrics;
   #config: Readonly<GatewayConfig>;
   #gen: Generation | null = null;
-  #server: http.Server | null = null;
+  #server: MainListener | null = null;
   /** The plain-HTTP listener that sends everyone to HTTPS (server.redirect_http_port), or null. */
   #redirect: http.Server | null = null;
   #admin: AdminServer | null = null;
@@ -67,7 +70,7 @@ export class Gateway implements StatusSource {
 
   address(): AddressInfo {
     const a = this.#server?.address();
-    if (a === null || a === undefined || typeof a === 'string') throw new Error('gateway is not listening');
+    if (a === null || a === undefined) throw new Error('gateway is not listening');
     return a;
   }
 
@@ -92,25 +95,29 @@ export class Gateway implements StatusSource {
     const gen = await this.#startGeneration(c);
     try {
       this.#gen = gen;
-      const options = {
-        maxHeaderSize: c.server.limits.header_kb * 1024,
-        headersTimeout: c.server.timeouts.header_ms,
-        keepAliveTimeout: c.server.timeouts.keepalive_ms,
-        requestTimeout: 0, // uploads and long PHP runs are bounded by body_ms and the pools' timeout_ms instead
-      };
-      const server = tlsMaterial === null ? http.createServer(options) : https.createServer({ ...options, ...tlsMaterial });
-      server.on('request', this.#onRequest);
+      const server = new MainListener({
+        tls: tlsMaterial,
+        timeouts: c.server.timeouts,
+        limits: c.server.limits,
+        proxyProtocol: c.server.proxy_protocol,
+        trusted: new TrustedProxies(c.server.trusted_proxies),
+        log: this.#log,
+      }, this.#onRequest);
       this.#server = server;
-      await listen(server, c.server.port, c.server.host);
+      await server.listen(c.server.port, c.server.host);
       if (tlsMaterial !== null && c.server.redirect_http_port > 0) {
-        this.#redirect = http.createServer(options, redirectToHttps(this.address().port, this.#onRequest));
+        this.#redirect = http.createServer({
+          maxHeaderSize: c.server.limits.header_kb * 1024,
+          headersTimeout: c.server.timeouts.header_ms,
+          keepAliveTimeout: c.server.timeouts.keepalive_ms,
+        }, redirectToHttps(this.address().port, this.#onRequest));
         await listen(this.#redirect, c.server.redirect_http_port, c.server.host);
       }
       this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, log: this.#log });
       await this.#admin.start();
     } catch (err) {
       // Pools that started must not outlive a gateway that could not (EADDRINUSE on either port …).
-      this.#server?.close();
+      this.#server?.closeNow();
       this.#redirect?.close();
       await stopPools(gen.pools);
       throw err;
@@ -147,7 +154,7 @@ export class Gateway implements StatusSource {
     const old = this.#gen;
     if (old === null || this.#draining) throw new Error('gateway is not running');
     // New certificate files take effect on reload (renewals); the listener itself stays.
-    if (next.server.tls.cert !== '' && this.#server instanceof https.Server) this.#server.setSecureContext(loadTls(next.server.tls));
+    if (next.server.tls.cert !== '' && this.#server?.tls === true) this.#server.setSecureContext(loadTls(next.server.tls));
     for (const key of listenerChanges(old.config, next)) {
       this.#log.warn({ key }, `${key} changed: listener settings take effect on restart, not on reload`);
     }
@@ -174,19 +181,7 @@ export class Gateway implements StatusSource {
     this.#draining = true;
     const server = this.#server;
     this.#server = null;
-    if (server !== null) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Keep-alive connections go idle as their last response ends; close them as they do, not after the grace.
-      const sweep = setInterval(() => server.closeIdleConnections(), 50);
-      server.closeIdleConnections();
-      const grace = setTimeout(() => {
-        this.#log.warn({ drainMs: this.#config.server.timeouts.drain_ms }, 'drain_ms passed: closing the connections still open');
-        server.closeAllConnections();
-      }, this.#config.server.timeouts.drain_ms);
-      await closed;
-      clearInterval(sweep);
-      clearTimeout(grace);
-    }
+    if (server !== null) await server.close(this.#config.server.timeouts.drain_ms);
     // A reload under way finishes (or stops its new pools itself, seeing #draining); retiring pools stop too.
     await this.#reloading?.catch(() => undefined);
     await Promise.allSettled([...this.#retiring]);
@@ -197,7 +192,10 @@ export class Gateway implements StatusSource {
       redirect.closeAllConnections();
       await new Promise<void>((resolve) => redirect.close(() => resolve()));
     }
-    if (this.#gen !== null) await stopPools(this.#gen.pools);
+    if (this.#gen !== null) {
+      await stopPools(this.#gen.pools);
+      await this.#gen.rateLimit?.close();
+    }
     fs.rmSync(path.join(this.#config.php.socket_dir, PID_FILE), { force: true });
   }
 
@@ -234,6 +232,7 @@ export class Gateway implements StatusSource {
       files,
       guard,
     });
+    const rateLimit = RateLimiter.create(c.rate_limit, this.#log);
     const observers = [this.#metrics, ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : [])];
     const pipeline = new Pipeline({
       router,
@@ -246,13 +245,15 @@ export class Gateway implements StatusSource {
       bodyTimeoutMs: c.server.timeouts.body_ms,
       sendTimeoutMs: c.server.timeouts.send_ms,
       serverName: c.server.server_name,
+      clients: new TrustedProxies(c.server.trusted_proxies),
+      rateLimit,
       serverSoftware: `phpgate/${VERSION}`,
       observers,
       dispatch: this.#onRequest,
       health: c.admin.health_on_main ? this : null,
       log: this.#log,
     });
-    return { config: c, pools, pipeline };
+    return { config: c, pools, pipeline, rateLimit };
   }
 
   /** The old generation's pools stop once their queued and running requests are done (bounded by drain_ms). */
@@ -260,6 +261,7 @@ export class Gateway implements StatusSource {
     const deadline = Date.now() + old.config.server.timeouts.drain_ms;
     for (const p of old.pools.values()) await p.drain(Math.max(0, deadline - Date.now()));
     await stopPools(old.pools);
+    await old.rateLimit?.close();
     this.#log.info({ pools: [...old.pools.keys()] }, 'previous pools stopped after reload');
   }
 }
@@ -305,6 +307,8 @@ function listenerChanges(a: Readonly<GatewayConfig>, b: Readonly<GatewayConfig>)
   if (JSON.stringify(a.server.limits) !== JSON.stringify(b.server.limits)) out.push('server.limits');
   if (a.server.timeouts.header_ms !== b.server.timeouts.header_ms) out.push('server.timeouts.header_ms');
   if (a.server.timeouts.keepalive_ms !== b.server.timeouts.keepalive_ms) out.push('server.timeouts.keepalive_ms');
+  if (a.server.proxy_protocol !== b.server.proxy_protocol) out.push('server.proxy_protocol');
+  if (a.server.trusted_proxies.join() !== b.server.trusted_proxies.join()) out.push('server.trusted_proxies (for PROXY headers and connection limits; X-Forwarded-For follows the reload)');
   if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
   if (a.php.socket_dir !== b.php.socket_dir) out.push('php.socket_dir');
   return out;
@@ -323,9 +327,7 @@ function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): R
 /** Configured sections whose features arrive in later releases: logged at start rather than silently ignored. */
 function notYetApplied(c: Readonly<GatewayConfig>): string[] {
   const out: string[] = [];
-  if (c.server.trusted_proxies.length > 0) out.push('server.trusted_proxies');
   if (c.server.processes !== 1) out.push('server.processes (one gateway process serves)');
-  if (c.rate_limit.rules.length > 0) out.push('rate_limit.rules');
   if (c.cache.rules.length > 0) out.push('cache.rules');
   if (c.upstreams.length > 0) out.push('upstreams');
   return out;

@@ -3,7 +3,6 @@
  * recipe imported and served. Certificates are made here with openssl, never downloaded.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -14,16 +13,14 @@ import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { importNginx } from '../nginx-compat/index.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
+import { selfSigned as makeCert } from './support/certs.js';
 import { freePort } from './support/proc.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-tls-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function selfSigned(name: string): { cert: string; key: string } {
-  const cert = path.join(tmp, `${name}.crt`);
-  const key = path.join(tmp, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-  return { cert, key };
+  return makeCert(tmp, name);
 }
 
 function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {

@@ -1,0 +1,199 @@
+/**
+ * The main listener: plain HTTP/1.1, or TLS with HTTP/2 by ALPN and HTTP/1.1 as fallback (node:http2
+ * allowHTTP1), with the connection-level guards in front of either: the PROXY protocol header, connections per
+ * client address, and the timeouts and size limits against slow or oversized requests.
+ * What happens to a request is the pipeline's business; this module owns sockets and sessions.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
+import { rememberProxiedPeer, unmapIPv4, type TrustedProxies } from './client-address.js';
+import type { Logger } from './log.js';
+import { readProxyHeader } from './proxy-protocol.js';
+import type { TlsMaterial } from './tls.js';
+
+export interface ListenerSettings {
+  readonly tls: TlsMaterial | null;
+  readonly timeouts: TimeoutsConfig;
+  readonly limits: LimitsConfig;
+  readonly proxyProtocol: boolean;
+  readonly trusted: TrustedProxies;
+  readonly log: Logger;
+}
+
+/**
+ * Both kinds of request a listener delivers. node's HTTP/2 compatibility API mirrors http's request and response
+ * in everything the pipeline uses (headers, rawHeaders, url, streams, writeHead, 'drain', 'close'); the pipeline
+ * is written against http's types and avoids what HTTP/2 lacks (Connection headers, reason phrases).
+ */
+export type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/** HTTP/2 header lists past this many name-value pairs are refused (node's default, 128, is below what real browsers with big cookies send). */
+const H2_MAX_HEADER_PAIRS = 512;
+
+export class MainListener {
+  readonly #server: http.Server | http2.Http2SecureServer;
+  readonly #secure: http2.Http2SecureServer | null = null;
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  readonly #log: Logger;
+
+  constructor(s: ListenerSettings, onRequest: RequestListener) {
+    this.#log = s.log;
+    const headerBytes = s.limits.header_kb * 1024;
+    if (s.tls === null) {
+      this.#server = http.createServer({
+        maxHeaderSize: headerBytes,
+        headersTimeout: s.timeouts.header_ms,
+        keepAliveTimeout: s.timeouts.keepalive_ms,
+        requestTimeout: 0, // uploads and long PHP runs are bounded by body_ms and the pools' timeout_ms instead
+        connectionsCheckingInterval: checkInterval(s.timeouts.header_ms),
+      }, onRequest);
+    } else {
+      const server = http2.createSecureServer({
+        cert: s.tls.cert,
+        key: s.tls.key,
+        allowHTTP1: true,
+        handshakeTimeout: s.timeouts.header_ms,
+        maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
+        settings: { maxConcurrentStreams: s.limits.h2_max_streams, maxHeaderListSize: headerBytes },
+      }, onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+      // HTTP/1.1 connections on this server run node's http machinery, which reads these from the server object.
+      Object.assign(server, {
+        maxHeaderSize: headerBytes,
+        headersTimeout: s.timeouts.header_ms,
+        keepAliveTimeout: s.timeouts.keepalive_ms,
+        requestTimeout: 0,
+        connectionsCheckingInterval: checkInterval(s.timeouts.header_ms),
+      });
+      server.on('session', (session: http2.ServerHttp2Session) => {
+        this.#sessions.add(session);
+        session.once('close', () => this.#sessions.delete(session));
+        // An idle HTTP/2 connection is closed as an idle keep-alive one is (nginx's keepalive_timeout); close() lets
+        // streams still running (a long PHP request) finish first.
+        session.setTimeout(s.timeouts.keepalive_ms, () => session.close());
+      });
+      this.#server = server;
+      this.#secure = server;
+    }
+    if (s.proxyProtocol || s.limits.connections_per_ip > 0) guardConnections(this.#server, s);
+  }
+
+  get tls(): boolean {
+    return this.#secure !== null;
+  }
+
+  listen(port: number, host: string): Promise<void> {
+    const server = this.#server;
+    return new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  address(): AddressInfo | null {
+    const a = this.#server.address();
+    return a === null || typeof a === 'string' ? null : a;
+  }
+
+  /** New certificate files (renewals) for connections from now on. */
+  setSecureContext(tls: TlsMaterial): void {
+    this.#secure?.setSecureContext({ cert: tls.cert, key: tls.key });
+  }
+
+  /** Stops at once (a failed start). */
+  closeNow(): void {
+    this.#server.close();
+    this.#destroyAll();
+  }
+
+  /**
+   * Graceful close: stop accepting; idle keep-alive connections close as they go idle; HTTP/2 sessions get a
+   * GOAWAY and close once their streams are done; whatever is still open after `graceMs` is cut.
+   */
+  async close(graceMs: number): Promise<void> {
+    const server = this.#server as http.Server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const session of this.#sessions) session.close();
+    // Keep-alive connections go idle as their last response ends; close them as they do, not after the grace.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.closeIdleConnections();
+    const grace = setTimeout(() => {
+      this.#log.warn({ drainMs: graceMs }, 'drain_ms passed: closing the connections still open');
+      this.#destroyAll();
+    }, graceMs);
+    await closed;
+    clearInterval(sweep);
+    clearTimeout(grace);
+  }
+
+  #destroyAll(): void {
+    (this.#server as http.Server).closeAllConnections();
+    for (const session of this.#sessions) session.destroy();
+  }
+}
+
+/** node checks header and request timeouts on an interval (30 s by default): often enough that header_ms holds. */
+function checkInterval(headerMs: number): number {
+  return Math.max(100, Math.min(1000, Math.floor(headerMs / 4)));
+}
+
+/**
+ * Runs before the HTTP (or TLS) server sees a connection: reads the PROXY header when the listener expects one,
+ * and counts connections per client address (server.limits.connections_per_ip; trusted proxies are exempt, as
+ * they carry many clients). A connection over the limit, or with a missing or malformed PROXY header, is closed
+ * before a byte is answered: nothing has been read that could be answered yet (nginx's "broken header").
+ */
+function guardConnections(server: http.Server | http2.Http2SecureServer, s: ListenerSettings): void {
+  const handlers = server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.removeAllListeners('connection');
+  const limit = s.limits.connections_per_ip;
+  const open = new Map<string, number>();
+  const admit = (socket: Socket, address: string): void => {
+    if (limit > 0 && !s.trusted.trusts(address)) {
+      const n = (open.get(address) ?? 0) + 1;
+      if (n > limit) {
+        s.log.debug({ client: address, limit }, 'connection refused: connections_per_ip reached');
+        socket.destroy();
+        return;
+      }
+      open.set(address, n);
+      socket.once('close', () => {
+        const left = (open.get(address) ?? 1) - 1;
+        if (left <= 0) open.delete(address);
+        else open.set(address, left);
+      });
+    }
+    for (const h of handlers) h.call(server, socket);
+  };
+  server.on('connection', (socket: Socket) => {
+    const peer = unmapIPv4(socket.remoteAddress ?? '');
+    if (!s.proxyProtocol) {
+      admit(socket, peer);
+      return;
+    }
+    socket.on('error', ignore); // until the HTTP server takes the socket over with its own handler
+    readProxyHeader(socket, s.timeouts.header_ms).then(
+      (proxied) => {
+        socket.removeListener('error', ignore);
+        if (socket.destroyed) return;
+        // Only a trusted balancer may say who the client is; anyone else's header is read and ignored.
+        if (proxied === null || !s.trusted.trusts(peer)) {
+          admit(socket, peer);
+          return;
+        }
+        rememberProxiedPeer(socket, proxied);
+        admit(socket, unmapIPv4(proxied.address));
+      },
+      (err: Error) => {
+        s.log.debug({ client: peer, err: err.message }, 'connection closed: PROXY protocol header missing or malformed');
+        socket.destroy();
+      },
+    );
+  });
+}
+
+function ignore(): void {}
