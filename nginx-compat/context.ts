@@ -4,7 +4,8 @@
  * last pass (ordered rule lists, refusals, try_files). Handlers in directives.ts and location-blocks.ts read
  * and write it; translate.ts creates it and finishes the draft.
  */
-import { newDraft, type Draft, type PoolDraft } from './emit.js';
+import type { RateLimitKey } from '../config/types.js';
+import { newDraft, type Draft, type HeaderKeysDraft, type PoolDraft } from './emit.js';
 import { locationGlobs, type Location } from './location.js';
 import type { Directive } from './parse.js';
 import type { GlobResult } from './regex-glob.js';
@@ -52,8 +53,18 @@ export interface RateZone {
   readonly d: Directive;
   /** The nginx key, e.g. $binary_remote_addr. */
   readonly key: string;
+  /** What phpgate counts by for that key; null: nothing phpgate can count by (the rule falls back to 'ip'). */
+  readonly counts: RateLimitKey | null;
   readonly points: number;
   readonly duration_s: number;
+}
+
+export interface ConnZone {
+  readonly d: Directive;
+  /** The nginx key, e.g. $binary_remote_addr. */
+  readonly key: string;
+  /** Keyed on the client address: the only limit_conn phpgate has (server.limits.connections_per_ip). */
+  readonly perAddress: boolean;
 }
 
 export interface CacheZone {
@@ -77,9 +88,14 @@ export class ImportContext {
   draft: Draft = newDraft('');
   /** The server's `root` as written (php.docroot may be relocated by opts.root). */
   serverRoot: string | null = null;
+  /** The imported server block's directives (http-level ones that the server overrides ask). */
+  serverChildren: readonly Directive[] = [];
+  /** The listen that asked for the PROXY protocol (server.proxy_protocol), or null. */
+  proxyProtocol: Directive | null = null;
 
   readonly upstreams = new Map<string, UpstreamDef>();
   readonly rateZones = new Map<string, RateZone>();
+  readonly connZones = new Map<string, ConnZone>();
   readonly cacheZones = new Map<string, CacheZone>();
   readonly named = new Map<string, Directive>();
   /** Pools by fastcgi_pass target. */
@@ -93,6 +109,11 @@ export class ImportContext {
   readonly cacheControl: Ranked<string>[] = [];
   readonly poolPatterns: Ranked<PoolDraft>[] = [];
   readonly cacheRules: Ranked<number>[] = [];
+  /** headers.routes in the making: one keys object per location, shared by its patterns. */
+  readonly headerRoutes: Ranked<HeaderKeysDraft>[] = [];
+  readonly routeHeaders = new Map<Directive, HeaderKeysDraft>();
+  /** Which add_header set each key of a headers target (the top level or a route): phpgate sends one value. */
+  readonly headerOrigins = new Map<HeaderKeysDraft, Map<string, Directive>>();
   rootTryFiles: Directive | null = null;
   serverTryFiles: Directive | null = null;
   readonly otherTryFiles: Directive[] = [];

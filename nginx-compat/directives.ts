@@ -7,9 +7,11 @@ import path from 'node:path';
 import { addressOrCidr, errorPageStatus, errorPageUri, fileName, INVALID } from '../config/checks.js';
 import { isMainPhp, type ImportContext, type Scope } from './context.js';
 import { classifyParam, isStandardSplit, STOCK_INCLUDE_NOTES } from './fastcgi.js';
+import { addHeader, clearHeaders } from './headers.js';
+import { clientLimits, http2Streams, limitConn, limitConnStatus, limitReq, limitReqStatus } from './limits.js';
 import { LocationKind, rank } from './location.js';
 import { handleLocation } from './location-blocks.js';
-import { DEFERRED, NOTES, SECURITY_HEADERS } from './notes.js';
+import { DEFERRED, NOTES } from './notes.js';
 import { isStockInclude, NGINX_CONF_DIR, type Directive } from './parse.js';
 import { MB, parseSize, parseTime } from './units.js';
 
@@ -52,7 +54,9 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
       return compression(cx, d, scope);
     case 'expires':
     case 'add_header':
-      return header(cx, d, scope);
+      return addHeader(cx, d, scope);
+    case 'more_clear_headers':
+      return clearHeaders(cx, d, scope);
     case 'ssl_certificate':
     case 'ssl_certificate_key':
     case 'ssl':
@@ -60,7 +64,13 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
     case 'limit_req':
       return limitReq(cx, d, scope);
     case 'limit_req_status':
-      return cx.report.warn(d, 'not configurable in phpgate: a rate-limited request gets phpgate\'s own status');
+      return limitReqStatus(cx, d);
+    case 'limit_conn':
+      return limitConn(cx, d, scope);
+    case 'limit_conn_status':
+      return limitConnStatus(cx, d);
+    case 'http2_max_concurrent_streams':
+      return http2Streams(cx, d, scope);
     case 'set_real_ip_from':
     case 'real_ip_header':
       return realIp(cx, d, scope);
@@ -270,28 +280,6 @@ function compression(cx: ImportContext, d: Directive, scope: Scope): void {
   cx.report.warn(d, 'not translated: unexpected value');
 }
 
-function header(cx: ImportContext, d: Directive, scope: Scope): void {
-  const [name = '', value = ''] = d.args;
-  const lower = name.toLowerCase();
-  // Where cacheHeaders() (location-blocks.ts) could not turn them into static.cache_control rules.
-  if (d.name === 'expires' || lower === 'cache-control') {
-    const where = scope.php !== null ? 'on PHP responses: send Cache-Control from PHP' : 'here: static.cache_control rules come from server and location blocks';
-    return cx.report.warn(d, `not translated: caching headers ${where}`);
-  }
-  if (lower === 'strict-transport-security') {
-    cx.draft.headers.hsts = true;
-    return cx.report.note(d, 'headers.hsts: true (phpgate sends HSTS over TLS with its own max-age)');
-  }
-  if (lower === 'content-security-policy' && scope.level !== 'location') {
-    cx.draft.headers.csp = value;
-    return cx.report.note(d, 'headers.csp');
-  }
-  if (SECURITY_HEADERS.has(lower)) {
-    return cx.report.warn(d, `not translated: phpgate does not add ${name} (headers.* covers HSTS and CSP); send it from the application`);
-  }
-  cx.report.warn(d, `not translated: phpgate does not add response headers; send ${name} from the application`);
-}
-
 function tls(cx: ImportContext, d: Directive, scope: Scope): void {
   if (scope.level === 'location') return cx.report.warn(d, 'not translated: TLS settings are server-wide');
   if (d.name === 'ssl') return cx.report.note(d, 'old spelling of "listen … ssl"');
@@ -303,32 +291,16 @@ function tls(cx: ImportContext, d: Directive, scope: Scope): void {
   else cx.key = d;
 }
 
-function limitReq(cx: ImportContext, d: Directive, scope: Scope): void {
-  const zoneName = d.args.find((a) => a.startsWith('zone='))?.slice('zone='.length);
-  const zone = zoneName === undefined ? undefined : cx.rateZones.get(zoneName);
-  if (zone === undefined) return cx.report.warn(d, `not translated: no limit_req_zone ${zoneName ?? ''} in the imported configuration`);
-  const globs = cx.patterns(scope);
-  if (!globs.ok) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${globs.reason})`);
-  for (const pattern of globs.globs) {
-    const dup = cx.draft.rate_limit.rules.some((r) => r.pattern === pattern && r.points === zone.points && r.duration_s === zone.duration_s);
-    if (!dup) cx.draft.rate_limit.rules.push({ pattern, points: zone.points, duration_s: zone.duration_s, block_s: 0, key: 'ip' });
-  }
-  const extras: string[] = [];
-  if (d.args.some((a) => a.startsWith('burst=') || a === 'nodelay' || a.startsWith('delay='))) {
-    extras.push('burst/nodelay are not modelled: phpgate counts requests per window');
-  }
-  if (isMainPhp(scope)) extras.push('nginx limits requests that reach PHP; this rule counts every request');
-  if (globs.approximations.length > 0) extras.push(`approximately: ${globs.approximations.join('; ')}`);
-  if (zone.key !== '$binary_remote_addr' && zone.key !== '$remote_addr') extras.push(`nginx keys the zone on ${zone.key}; phpgate counts per client address`);
-  cx.report.note(d, `rate_limit.rules: ${globs.globs.join(', ')} ${zone.points} per ${zone.duration_s}s per client address${extras.length > 0 ? ` (${extras.join('; ')})` : ''}`);
-  if (!cx.report.isHandled(zone.d)) cx.report.note(zone.d, `rate ${zone.points}r/${zone.duration_s === 1 ? 's' : 'm'}: points ${zone.points}, duration_s ${zone.duration_s}`);
-}
-
 function realIp(cx: ImportContext, d: Directive, scope: Scope): void {
   if (scope.level === 'location') return cx.report.warn(d, 'not translated: trusted proxies are server-wide');
   if (d.name === 'real_ip_header') {
-    if (d.args[0]?.toLowerCase() === 'x-forwarded-for') return cx.report.note(d, 'phpgate takes the client address from X-Forwarded-For sent by server.trusted_proxies');
-    return cx.report.warn(d, 'not translated: phpgate reads the client address from X-Forwarded-For only');
+    const header = d.args[0]?.toLowerCase();
+    if (header === 'x-forwarded-for') return cx.report.note(d, 'phpgate takes the client address from X-Forwarded-For sent by server.trusted_proxies');
+    if (header === 'proxy_protocol') {
+      if (cx.proxyProtocol !== null) return cx.report.note(d, 'phpgate takes the client address from the PROXY header of connections from server.trusted_proxies (server.proxy_protocol)');
+      return cx.report.warn(d, 'not translated: the imported server has no "listen … proxy_protocol", so there is no PROXY header to read');
+    }
+    return cx.report.warn(d, 'not translated: phpgate reads the client address from the PROXY header (server.proxy_protocol) or X-Forwarded-For only');
   }
   const cidr = d.args[0] ?? '';
   if (addressOrCidr.parse(cidr) === INVALID) return cx.report.warn(d, `not translated: server.trusted_proxies takes ${addressOrCidr.expected}`);
@@ -377,27 +349,6 @@ function logging(cx: ImportContext, d: Directive, scope: Scope): void {
   cx.report.note(d, 'phpgate writes one JSON access line per request to logging.file (stdout by default); the path and format are not kept');
 }
 
-function clientLimits(cx: ImportContext, d: Directive, scope: Scope): void {
-  if (scope.level === 'location') return cx.report.warn(d, 'not translated: phpgate\'s client limits are server-wide');
-  if (d.name === 'large_client_header_buffers') {
-    const n = Number(d.args[0]);
-    const size = parseSize(d.args[1] ?? '');
-    if (!Number.isInteger(n) || n < 1 || size === null) return cx.report.warn(d, 'not translated: expected NUMBER SIZE');
-    const headerKb = Math.max(1, Math.ceil((n * size) / 1024));
-    const urlKb = Math.max(1, Math.ceil(size / 1024));
-    cx.draft.server.limits.header_kb = headerKb;
-    cx.draft.server.limits.url_kb = urlKb;
-    return cx.report.note(d, `server.limits.header_kb ${headerKb} (all buffers), server.limits.url_kb ${urlKb} (one buffer)`);
-  }
-  const ms = parseTime(d.args[0] ?? '');
-  if (ms === null || ms < 1) return cx.report.warn(d, 'not translated: phpgate needs a positive time');
-  const key = ({ keepalive_timeout: 'keepalive_ms', client_header_timeout: 'header_ms', client_body_timeout: 'body_ms', send_timeout: 'send_ms' } as const)[
-    d.name as 'keepalive_timeout' | 'client_header_timeout' | 'client_body_timeout' | 'send_timeout'
-  ];
-  cx.draft.server.timeouts[key] = ms;
-  cx.report.note(d, `server.timeouts.${key}: ${ms}${d.args.length > 1 ? ' (the Keep-Alive header value is not sent)' : ''}`);
-}
-
 function workerProcesses(cx: ImportContext, d: Directive): void {
   const arg = d.args[0] ?? '';
   if (arg === 'auto') cx.draft.server.processes = 'auto';
@@ -436,8 +387,9 @@ function fastcgi(cx: ImportContext, d: Directive, scope: Scope): void {
     }
     case 'fastcgi_hide_header':
       if (d.args[0]?.toLowerCase() === 'x-powered-by') {
+        // strip_powered_by (the default) drops the header; expose_php keeps PHP from making it in the first place.
         cx.draft.php.ini['expose_php'] = '0';
-        return cx.report.note(d, 'php.ini expose_php: "0" (PHP does not send X-Powered-By)');
+        return cx.report.note(d, 'headers.strip_powered_by: true (phpgate\'s default drops X-Powered-By), and php.ini expose_php: "0" (PHP does not send it)');
       }
       return cx.report.warn(d, 'not translated: phpgate passes PHP\'s response headers on (except X-Accel-*)');
     case 'fastcgi_intercept_errors':

@@ -4,7 +4,7 @@
  */
 import { Document } from 'yaml';
 import { DEFAULTS } from '../config/defaults.js';
-import type { CacheControlRule, CacheRule, RateLimitRule, UpstreamConfig } from '../config/types.js';
+import type { CacheControlRule, CacheRule, HeaderRoute, RateLimitRule, UpstreamConfig } from '../config/types.js';
 import { formatWarning, WarningKind, type Warning } from './report.js';
 
 export interface PoolDraft {
@@ -12,6 +12,18 @@ export interface PoolDraft {
   patterns: string[];
   timeout_ms?: number;
   env: Record<string, string>;
+}
+
+/** The headers.* keys add_header can set, at the top level or in one route; each optional until one says. */
+export interface HeaderKeysDraft {
+  /** Always the exact value: nginx's is never phpgate's built-in one. */
+  hsts?: string;
+  csp?: string;
+  frame_options?: 'SAMEORIGIN' | 'DENY';
+  referrer_policy?: string;
+  /** Only `nosniff` exists, so only true can be said. */
+  nosniff?: true;
+  set: Record<string, string>;
 }
 
 /** gateway.yaml's keys, each optional until the nginx file says something about it. */
@@ -25,8 +37,9 @@ export interface Draft {
     tls?: { cert: string; key: string };
     redirect_http_port?: number;
     trusted_proxies: string[];
+    proxy_protocol?: true;
     timeouts: { header_ms?: number; keepalive_ms?: number; body_ms?: number; send_ms?: number };
-    limits: { header_kb?: number; url_kb?: number };
+    limits: { header_kb?: number; url_kb?: number; connections_per_ip?: number; h2_max_streams?: number };
   };
   php: {
     docroot: string;
@@ -45,7 +58,7 @@ export interface Draft {
     follow_symlinks?: boolean;
     error_pages: Record<string, string>;
   };
-  headers: { hsts?: boolean; csp?: string };
+  headers: HeaderKeysDraft & { server?: string; routes: HeaderRoute[] };
   compression: { gzip?: boolean; brotli?: boolean; min_bytes?: number };
   rate_limit: { rules: RateLimitRule[] };
   cache: { max_mb?: number; rules: CacheRule[] };
@@ -59,7 +72,7 @@ export function newDraft(docroot: string): Draft {
     php: { docroot, ini: {}, env: {} },
     pools: [],
     static: { cache_control: [], deny: [], error_pages: {} },
-    headers: {},
+    headers: { set: {}, routes: [] },
     compression: {},
     rate_limit: { rules: [] },
     cache: { rules: [] },

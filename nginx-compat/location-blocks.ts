@@ -10,6 +10,7 @@ import { isBasenameGlob } from '../config/pattern.js';
 import { DEFAULT_POOL_NAME } from '../config/semantics.js';
 import type { PoolDraft } from './emit.js';
 import type { Handler, ImportContext, PhpTarget, Scope } from './context.js';
+import { headerInheritance } from './headers.js';
 import { isRegex, LocationKind, locationGlobs, locationMatches, rank, readLocation, type Location } from './location.js';
 import { NOTES, STANDARD_PROXY_HEADERS } from './notes.js';
 import type { Directive } from './parse.js';
@@ -31,6 +32,7 @@ export function handleLocation(cx: ImportContext, d: Directive, parent: Scope, h
   const scope: Scope = { level: 'location', loc, d, php: null, chain: [children, ...parent.chain] };
   const status = refusalStatus(children);
   if (loc.kind === LocationKind.Exact && status === null) cx.exactPaths.push({ d, path: loc.match });
+  if (status === null) headerInheritance(cx, scope);
   const pass = children.find((c) => c.name === 'fastcgi_pass');
   if (pass !== undefined) return phpLocation(cx, d, loc, pass, scope, handle);
   const proxy = children.find((c) => c.name === 'proxy_pass');

@@ -67,7 +67,8 @@ export const NOTES: Readonly<Record<string, string>> = {
   open_file_cache_valid: "phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)",
   open_file_cache_min_uses: "phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)",
   open_file_cache_errors: "phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)",
-  server_tokens: 'phpgate sends no Server header',
+  // headers.server "" would send none, where nginx still sends "nginx": phpgate's name without a version is the match.
+  server_tokens: 'phpgate sends "Server: phpgate", never a version (headers.server; "" sends none)',
   pid: 'phpgate keeps its pid file in php.socket_dir',
   user: 'phpgate and its php-cgi children run as the user that starts phpgate',
   worker_rlimit_nofile: 'nginx process tuning: not needed',
@@ -82,6 +83,7 @@ export const NOTES: Readonly<Record<string, string>> = {
   resolver_timeout: 'used by nginx to resolve names at run time: not needed',
   real_ip_recursive: 'see server.trusted_proxies',
   limit_req_log_level: 'phpgate logs rate-limited requests in its access log',
+  limit_conn_log_level: 'phpgate chooses its own log levels',
   proxy_http_version: 'phpgate speaks HTTP/1.1 to upstreams',
   proxy_buffering: 'phpgate streams proxied responses',
   proxy_buffers: 'phpgate streams proxied responses',
@@ -95,17 +97,16 @@ export const NOTES: Readonly<Record<string, string>> = {
   postpone_output: 'file I/O tuning: not needed',
   sendfile_max_chunk: 'file I/O tuning: not needed',
   if_modified_since: 'phpgate answers If-Modified-Since exactly, as nginx\'s default',
-  http2_max_concurrent_streams: 'HTTP/2 tuning: Node\'s defaults',
   server_name_in_redirect: 'phpgate builds redirects from the request\'s Host',
   port_in_redirect: 'phpgate builds redirects from the request\'s Host',
   absolute_redirect: 'phpgate builds redirects from the request\'s Host',
 };
 
 /** Directives that take effect where they are used: reported then, or at the end as unused. */
-export const DEFERRED: ReadonlySet<string> = new Set(['upstream', 'limit_req_zone', 'fastcgi_cache_path', 'fastcgi_cache_valid']);
+export const DEFERRED: ReadonlySet<string> = new Set(['upstream', 'limit_req_zone', 'limit_conn_zone', 'fastcgi_cache_path', 'fastcgi_cache_valid']);
 
-/** add_header names helmet-style security headers are usually set with; phpgate has keys only for HSTS and CSP. */
-export const SECURITY_HEADERS: ReadonlySet<string> = new Set(['x-frame-options', 'x-content-type-options', 'x-xss-protection', 'referrer-policy', 'permissions-policy', 'cross-origin-opener-policy', 'cross-origin-resource-policy']);
+/** Response headers phpgate writes itself (identity and framing): add_header cannot become headers.set for them. */
+export const GATEWAY_OWN_HEADERS: ReadonlySet<string> = new Set(['server', 'date', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive']);
 
 /** proxy_set_header lines that only say what a reverse proxy sends anyway. */
 export const STANDARD_PROXY_HEADERS: ReadonlyMap<string, string> = new Map([

@@ -5,16 +5,18 @@
  *
  * This file runs the import: definitions first (upstream, limit_req_zone, fastcgi_cache_path, named locations),
  * the docroot and the main PHP location, then every directive (directives.ts, location-blocks.ts), then the
- * passes that need the whole picture (try_files, TLS, deny, rule order) and a sweep that reports whatever is
- * left. The directive → key table is in nginx-compat/README.md. The result is gateway.yaml and
+ * passes that need the whole picture (try_files, TLS, PROXY protocol, deny, rule order) and a sweep that reports
+ * whatever is left. The directive → key table is in nginx-compat/README.md. The result is gateway.yaml and
  * nothing else: the runtime never learns nginx existed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { compileDenyPattern, compilePattern, hasWildcard, patternMatchesEverything } from '../config/pattern.js';
-import { ImportContext, type ImportOptions, type Ranked, type RateZone, type Scope } from './context.js';
+import { ImportContext, type ImportOptions, type Ranked, type Scope } from './context.js';
 import { handleDirective } from './directives.js';
 import { newDraft, renderYaml, toConfigObject } from './emit.js';
+import { headerRoute } from './headers.js';
+import { readConnZone, readRateZone } from './limits.js';
 import { describeLocation, LocationKind, locationMatches, readLocation } from './location.js';
 import { cacheHeaders, OTHER_PHP_PATH } from './location-blocks.js';
 import { DEFERRED } from './notes.js';
@@ -65,6 +67,7 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   collectDefinitions(cx, http);
   collectNamed(cx, serverChildren);
   cx.draft = newDraft(docroot(cx, serverChildren, http, server.d));
+  cx.serverChildren = serverChildren;
   const mainPhp = findMainPhp(cx, serverChildren);
   cx.mainKey = mainPhp?.key ?? null;
   cx.mainPhp = mainPhp?.d ?? null;
@@ -73,10 +76,11 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   const httpScope: Scope = { level: 'http', loc: null, d: null, php: null, chain: [http] };
   const serverScope: Scope = { level: 'server', loc: null, d: server.d, php: null, chain: [serverChildren, http] };
 
+  // listen first: real_ip_header proxy_protocol (http or server level) asks whether the listener has it.
+  listen(cx, server);
   for (const d of main) if (d !== httpBlock) handleDirective(cx, d, mainScope);
   for (const d of http) if (d.name !== 'server') handleDirective(cx, d, httpScope);
   otherServers(cx, choice.others, server);
-  listen(cx, server);
   if (choice.redirectFrom !== null) redirectServer(cx, choice.redirectFrom);
   cx.report.done(server.d);
   cacheHeaders(cx, serverChildren, serverScope);
@@ -87,6 +91,7 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
 
   finishTryFiles(cx, server.d);
   finishTls(cx, server);
+  finishProxyProtocol(cx, serverScope);
   finishDeny(cx, server.d);
   finishRules(cx);
   sweep(cx, main.length > 0 ? main : http);
@@ -100,6 +105,9 @@ function collectDefinitions(cx: ImportContext, http: readonly Directive[]): void
     } else if (d.name === 'limit_req_zone') {
       const zone = readRateZone(cx, d);
       if (zone !== null) cx.rateZones.set(zone.name, zone.zone);
+    } else if (d.name === 'limit_conn_zone') {
+      const zone = readConnZone(cx, d);
+      if (zone !== null) cx.connZones.set(zone.name, zone.zone);
     } else if (d.name === 'fastcgi_cache_path') {
       const zoneArg = d.args.find((a) => a.startsWith('keys_zone='));
       const maxArg = d.args.find((a) => a.startsWith('max_size='));
@@ -107,19 +115,6 @@ function collectDefinitions(cx: ImportContext, http: readonly Directive[]): void
       if (name !== undefined) cx.cacheZones.set(name, { d, maxBytes: maxArg === undefined ? null : parseSize(maxArg.slice('max_size='.length)) });
     }
   }
-}
-
-function readRateZone(cx: ImportContext, d: Directive): { name: string; zone: RateZone } | null {
-  const [key, ...params] = d.args;
-  const zoneArg = params.find((a) => a.startsWith('zone='));
-  const rateArg = params.find((a) => a.startsWith('rate='));
-  const rate = /^rate=(\d+)r\/([sm])$/.exec(rateArg ?? '');
-  if (key === undefined || zoneArg === undefined || rate === null) {
-    cx.report.warn(d, 'not translated: expected limit_req_zone KEY zone=NAME:SIZE rate=Nr/s|Nr/m');
-    return null;
-  }
-  const name = zoneArg.slice('zone='.length).split(':')[0]!;
-  return { name, zone: { d, key, points: Number(rate[1]), duration_s: rate[2] === 's' ? 1 : 60 } };
 }
 
 function collectNamed(cx: ImportContext, list: readonly Directive[]): void {
@@ -211,7 +206,7 @@ function listen(cx: ImportContext, server: ServerBlock): void {
   cx.draft.server.port = primary.port;
   if (primary.host !== null) cx.draft.server.host = primary.host;
   for (const l of listens) {
-    const extras = listenParams(l);
+    const extras = listenParams(cx, l, l === primary);
     if (l === primary) {
       const what = [`server.port ${l.port}`, l.host === null ? '' : `server.host ${l.host}`, l.ssl ? 'TLS (server.tls)' : '', l.http2 ? 'HTTP/2 by ALPN' : '']
         .filter((x) => x !== '')
@@ -226,13 +221,19 @@ function listen(cx: ImportContext, server: ServerBlock): void {
   }
 }
 
-function listenParams(l: Listen): { notes: string[]; warnings: string[] } {
+/** A listen's parameters; `primary`: the listener phpgate takes (the others are reported as not served). */
+function listenParams(cx: ImportContext, l: Listen, primary: boolean): { notes: string[]; warnings: string[] } {
   const notes: string[] = [];
   const warnings: string[] = [];
   for (const p of l.params) {
     if (p === 'ssl' || p === 'http2') continue;
     if (p === 'default_server' || p === 'default') notes.push('phpgate answers every Host (it serves one site)');
-    else if (p === 'proxy_protocol' || p === 'quic' || p === 'http3') warnings.push(`"${p}" is not supported by phpgate`);
+    else if (p === 'proxy_protocol') {
+      if (!primary) continue;
+      cx.draft.server.proxy_protocol = true;
+      cx.proxyProtocol = l.d;
+      notes.push('server.proxy_protocol: a PROXY v1/v2 header first on every connection');
+    } else if (p === 'quic' || p === 'http3') warnings.push(`"${p}" is not supported by phpgate`);
     else notes.push(`"${p}": socket tuning, not needed`);
   }
   return { notes, warnings };
@@ -312,6 +313,22 @@ function finishTls(cx: ImportContext, server: ServerBlock): void {
   cx.report.note(cx.key, `server.tls.key: ${cx.draft.server.tls.key}`);
 }
 
+/**
+ * server.proxy_protocol needs server.trusted_proxies (config/ refuses it alone: a PROXY header is believed from
+ * trusted peers only). And nginx uses the header's address only with real_ip_header proxy_protocol.
+ */
+function finishProxyProtocol(cx: ImportContext, serverScope: Scope): void {
+  const d = cx.proxyProtocol;
+  if (d === null) return;
+  if (cx.draft.server.trusted_proxies.length === 0) {
+    cx.report.warn(d, 'server.proxy_protocol needs server.trusted_proxies (the load balancers\' addresses), and there is no set_real_ip_from: gateway.yaml does not load until they are added');
+  }
+  const realIp = cx.inherited('real_ip_header', serverScope).at(-1);
+  if (realIp?.args[0]?.toLowerCase() !== 'proxy_protocol') {
+    cx.report.note(d, 'nginx takes the client address from the PROXY header only with real_ip_header proxy_protocol; phpgate always does, for connections from server.trusted_proxies');
+  }
+}
+
 function finishDeny(cx: ImportContext, serverD: Directive): void {
   // One status answers every refusal in phpgate: the one most of nginx's refusing locations use.
   if (cx.refusals.length > 0) {
@@ -349,6 +366,7 @@ function finishDeny(cx: ImportContext, serverD: Directive): void {
 function finishRules(cx: ImportContext): void {
   cx.draft.static.cache_control = ordered(cx.cacheControl, cx.report).map((r) => ({ pattern: r.pattern, value: r.value }));
   cx.draft.cache.rules = ordered(cx.cacheRules, cx.report).map((r) => ({ pattern: r.pattern, ttl_s: r.value }));
+  cx.draft.headers.routes = ordered(cx.headerRoutes, cx.report).map((r) => headerRoute(r.pattern, r.value));
   for (const r of ordered(cx.poolPatterns, cx.report)) if (!r.value.patterns.includes(r.pattern)) r.value.patterns.push(r.pattern);
   cx.draft.pools = cx.draft.pools.filter((p) => p.patterns.length > 0);
 }

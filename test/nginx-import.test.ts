@@ -26,6 +26,8 @@ import {
   type Warning,
 } from '../nginx-compat/index.js';
 import { regexToGlobs } from '../nginx-compat/regex-glob.js';
+import { headerAssignment } from '../nginx-compat/headers.js';
+import { rateKey } from '../nginx-compat/limits.js';
 import { expiresToCacheControl, parseSize, parseTime } from '../nginx-compat/units.js';
 import { request, startGateway } from './support/gateway.js';
 
@@ -61,6 +63,11 @@ function assertWarned(ws: readonly Warning[], file: string, text: string, direct
   const line = lineOf(file, text, nth);
   const found = warningsAt(ws, file, line).filter((w) => w.directive.startsWith(directive));
   assert.ok(found.length > 0, `a warning for ${directive} at ${path.basename(file)}:${line}; got ${JSON.stringify(ws.filter((w) => w.line === line))}`);
+}
+
+/** The notes on the `nth` line holding `text`, joined: what the report says about a translated directive. */
+function notesAt(ws: readonly Warning[], file: string, text: string, nth = 1): string {
+  return warningsAt(ws, file, lineOf(file, text, nth), 'note').map((w) => w.message).join(' | ');
 }
 
 function syntaxError(fn: () => unknown): NginxSyntaxError {
@@ -325,12 +332,19 @@ describe('import: Laravel (deployment docs)', () => {
     assert.equal(cfg.static.deny, undefined, 'the (?!well-known) dotfile rule is phpgate\'s own');
   });
 
-  test('warnings: charset, the security add_headers, and the front-controller-only PHP location', () => {
+  test('warnings: charset and the front-controller-only PHP location', () => {
     assertWarned(result.warnings, file, 'charset utf-8;', 'charset utf-8');
-    assertWarned(result.warnings, file, 'X-Frame-Options', 'add_header X-Frame-Options');
-    assertWarned(result.warnings, file, 'X-Content-Type-Options', 'add_header X-Content-Type-Options');
     assertWarned(result.warnings, file, 'location ~ ^/index\\.php(/|$)', 'location');
     assertWarned(result.warnings, file, 'location = /favicon.ico', 'log_not_found off');
+  });
+
+  test('the security add_headers are phpgate\'s defaults already: notes saying nginx sends them on 2xx/3xx only', () => {
+    assert.equal(cfg.headers, undefined);
+    for (const [text, key] of [['X-Frame-Options', 'headers.frame_options: "SAMEORIGIN"'], ['X-Content-Type-Options', 'headers.nosniff: true']] as const) {
+      const note = notesAt(result.warnings, file, text);
+      assert.ok(note.includes(key) && note.includes('phpgate\'s default already'), note);
+      assert.match(note, /without "always" nginx adds it to 2xx and 3xx responses only, phpgate to every response/);
+    }
   });
 });
 
@@ -428,10 +442,276 @@ describe('import: TLS site with a redirect server', () => {
     assert.deepEqual(cfg.static.error_pages, { '404': '/404.html', '500': '/50x.html', '502': '/50x.html', '503': '/50x.html', '504': '/50x.html' });
   });
 
+  test('add_header Cache-Control in /assets/ drops the server\'s HSTS under nginx: the note says phpgate still sends it', () => {
+    assert.match(notesAt(result.warnings, file, 'location /assets/'), /nginx sends none of the enclosing add_headers here .*phpgate still sends Strict-Transport-Security/);
+  });
+
   test('warnings for what upstreams and the cache cannot express', () => {
     assertWarned(result.warnings, file, 'proxy_read_timeout', 'proxy_read_timeout');
     assertWarned(result.warnings, file, 'fastcgi_cache_use_stale', 'fastcgi_cache_use_stale');
     assert.equal(result.warnings.filter((w) => w.kind === 'warning').length, 2, JSON.stringify(result.warnings.filter((w) => w.kind === 'warning')));
+  });
+});
+
+describe('import: the edge (security headers, PROXY protocol, limits)', () => {
+  const file = fixture('edge.conf');
+  const result = importNginx(file);
+  const cfg = parseYaml(result.yaml) as Record<string, any>;
+
+  test('the recipe imports without a warning', () => {
+    assert.deepEqual(result.warnings.filter((w) => w.kind === 'warning'), []);
+  });
+
+  test('server-level add_headers become headers.*: HSTS as written, CSP, X-Frame-Options DENY, Referrer-Policy, others in set', () => {
+    assert.deepEqual(cfg.headers.hsts, 'max-age=63072000; includeSubDomains; preload');
+    assert.equal(cfg.headers.csp, "default-src 'self'");
+    assert.equal(cfg.headers.frame_options, 'DENY');
+    assert.equal(cfg.headers.referrer_policy, 'no-referrer');
+    assert.equal(cfg.headers.nosniff, undefined, 'nosniff is phpgate\'s default');
+    assert.deepEqual(cfg.headers.set, { 'Permissions-Policy': 'camera=(), microphone=()' });
+    assert.match(notesAt(result.warnings, file, 'Strict-Transport-Security'), /headers\.hsts: "max-age=63072000; includeSubDomains; preload" \(phpgate sends it over TLS only\)/);
+    // `always`: nginx sends them on every response too, nothing to say about it.
+    assert.doesNotMatch(notesAt(result.warnings, file, 'add_header X-Frame-Options DENY'), /always/);
+  });
+
+  test('add_header in a location becomes a headers.routes entry for its pattern, in nginx precedence (longest prefix first)', () => {
+    assert.deepEqual(cfg.headers.routes, [
+      { pattern: '/embed/*', frame_options: 'SAMEORIGIN', csp: 'frame-ancestors https://partner.example' },
+      { pattern: '/api/*', set: { 'X-Robots-Tag': 'noindex' } },
+    ]);
+    assert.match(notesAt(result.warnings, file, 'X-Robots-Tag'), /headers\.routes \/api\/\*: set X-Robots-Tag: "noindex" \(without "always" nginx adds it to 2xx and 3xx responses only, phpgate to every response\)/);
+  });
+
+  test('a location with add_header inherits none of the server\'s under nginx: the note names what phpgate still sends there', () => {
+    const embed = notesAt(result.warnings, file, 'location /embed/');
+    assert.match(embed, /nginx sends none of the enclosing add_headers here/);
+    assert.match(embed, /phpgate still sends X-Content-Type-Options, Referrer-Policy, Strict-Transport-Security, Permissions-Policy \(/);
+    // A route's set merges with the top level's: /api/'s X-Robots-Tag comes on top of Permissions-Policy.
+    const api = notesAt(result.warnings, file, 'location /api/');
+    assert.match(api, /phpgate still sends X-Frame-Options, X-Content-Type-Options, Referrer-Policy, Strict-Transport-Security, Content-Security-Policy, Permissions-Policy \(a route takes what it leaves out from the top level\)/);
+    assert.equal(warningsAt(result.warnings, file, lineOf(file, 'location / {'), 'note').length, 0, 'no add_header of its own: nothing to say');
+  });
+
+  test('listen … proxy_protocol → server.proxy_protocol with set_real_ip_from as trusted_proxies; real_ip_header proxy_protocol is a note', () => {
+    assert.equal(cfg.server.proxy_protocol, true);
+    assert.deepEqual(cfg.server.trusted_proxies, ['10.0.0.0/8']);
+    assert.match(notesAt(result.warnings, file, 'listen 8080 proxy_protocol'), /server\.proxy_protocol: a PROXY v1\/v2 header first on every connection/);
+    assert.match(notesAt(result.warnings, file, 'real_ip_header proxy_protocol'), /from the PROXY header of connections from server\.trusted_proxies/);
+  });
+
+  test('limit_conn on a $binary_remote_addr zone → connections_per_ip; http2_max_concurrent_streams → h2_max_streams; timeouts and header buffers', () => {
+    assert.deepEqual(cfg.server.limits, { header_kb: 64, url_kb: 16, connections_per_ip: 20, h2_max_streams: 64 });
+    assert.deepEqual(cfg.server.timeouts, { header_ms: 15_000, keepalive_ms: 20_000, body_ms: 30_000, send_ms: 45_000 });
+    assert.match(notesAt(result.warnings, file, 'limit_conn addr 20'), /connections_per_ip: 20 \(phpgate counts open connections/);
+    assert.match(notesAt(result.warnings, file, 'large_client_header_buffers'), /header_kb 64 \(all buffers: phpgate bounds the whole head, nginx each line\), server\.limits\.url_kb 16/);
+  });
+
+  test('limit_req zones: $binary_remote_addr counts per address, $http_x_api_key per X-Api-Key header; limit_req_status 429 is a note', () => {
+    assert.deepEqual(cfg.rate_limit.rules, [
+      { pattern: '/*', points: 20, duration_s: 1, block_s: 0, key: 'ip' },
+      { pattern: '/api/*', points: 100, duration_s: 60, block_s: 0, key: 'header:X-Api-Key' },
+    ]);
+    assert.match(notesAt(result.warnings, file, 'zone=perkey:10m'), /key header:X-Api-Key \(nginx does not count requests without the header\)/);
+    assert.match(notesAt(result.warnings, file, 'limit_req zone=perip'), /burst\/nodelay are not modelled/);
+    assert.doesNotMatch(notesAt(result.warnings, file, 'limit_req zone=perip'), /503/, 'limit_req_status 429 is set');
+    assert.match(notesAt(result.warnings, file, 'limit_req_status 429'), /429 too/);
+  });
+
+  test('server_tokens off and fastcgi_hide_header X-Powered-By: phpgate\'s header defaults, noted', () => {
+    assert.equal(cfg.headers.server, undefined, '"phpgate" without a version, the default');
+    assert.match(notesAt(result.warnings, file, 'server_tokens off'), /Server: phpgate/);
+    assert.match(notesAt(result.warnings, file, 'fastcgi_hide_header X-Powered-By'), /headers\.strip_powered_by: true/);
+  });
+
+  test('the imported YAML loads: every new key passes the config loader', () => {
+    const docroot = makeDocroot('load-edge-keys');
+    const loaded = loadConfig({ text: importNginx(file, { root: docroot }).yaml, file: 'edge.yaml', env: {} });
+    assert.equal(loaded.server.proxy_protocol, true);
+    assert.equal(loaded.server.limits.connections_per_ip, 20);
+    assert.equal(loaded.headers.routes[0]?.frame_options, 'SAMEORIGIN');
+    assert.equal(loaded.rate_limit.rules[1]?.key, 'header:X-Api-Key');
+  });
+});
+
+describe('import: edge directives phpgate cannot take as written', () => {
+  /** An inline site, imported with a real docroot so its YAML can be loaded. */
+  function site(name: string, text: string): { file: string; yaml: string; cfg: Record<string, any>; warnings: readonly Warning[] } {
+    const file = write(`edge/${name}.conf`, text);
+    const r = importNginx(file, { root: makeDocroot(`edge-${name}`) });
+    return { file, yaml: r.yaml, cfg: parseYaml(r.yaml) as Record<string, any>, warnings: r.warnings };
+  }
+  const load = (yaml: string): ReturnType<typeof loadConfig> => loadConfig({ text: yaml, file: 'edge.yaml', env: {} });
+
+  test('headerAssignment: each security header to its key, others to set, the rest refused with the reason', () => {
+    assert.deepEqual(headerAssignment('x-frame-options', 'sameorigin'), { key: 'frame_options', value: 'SAMEORIGIN' });
+    assert.deepEqual(headerAssignment('Referrer-Policy', 'Strict-Origin'), { key: 'referrer_policy', value: 'strict-origin' });
+    assert.deepEqual(headerAssignment('X-Content-Type-Options', 'nosniff'), { key: 'nosniff', value: true });
+    assert.deepEqual(headerAssignment('Strict-Transport-Security', 'max-age=300'), { key: 'hsts', value: 'max-age=300' });
+    assert.deepEqual(headerAssignment('X-XSS-Protection', '1; mode=block'), { key: 'set', name: 'X-XSS-Protection', value: '1; mode=block' });
+    assert.match((headerAssignment('X-Request-Id', '$request_id') as { unsupported: string }).unsupported, /nginx variables/);
+    assert.match((headerAssignment('X-Frame-Options', 'ALLOW-FROM https://a.example') as { unsupported: string }).unsupported, /SAMEORIGIN or DENY/);
+    assert.match((headerAssignment('Server', 'shop') as { unsupported: string }).unsupported, /headers\.server/);
+  });
+
+  test('add_header with nginx variables, an ALLOW-FROM frame option, an unknown Referrer-Policy, Server: warnings, nothing written', () => {
+    const s = site('bad-headers', [
+      'server {',
+      '  root /srv/h;',
+      '  add_header X-Request-Id $request_id always;',
+      '  add_header X-Frame-Options "ALLOW-FROM https://a.example";',
+      '  add_header Referrer-Policy sometimes;',
+      '  add_header X-Content-Type-Options sniff-away;',
+      '  add_header Server shop;',
+      '  add_header X-Odd a b;',
+      '  add_header X-Empty "";',
+      '  location /x/ { add_header X-Tag "$host"; }',
+      '}',
+      '',
+    ].join('\n'));
+    for (const [text, why] of [
+      ['X-Request-Id', /not translated: the value holds nginx variables/],
+      ['X-Frame-Options', /not translated: headers\.frame_options takes SAMEORIGIN or DENY/],
+      ['Referrer-Policy', /not translated: headers\.referrer_policy takes false or a Referrer-Policy/],
+      ['X-Content-Type-Options', /not translated: X-Content-Type-Options has one value, nosniff/],
+      ['add_header Server', /not translated: phpgate writes Server itself \(headers\.server\)/],
+      ['X-Odd', /not translated: expected add_header NAME VALUE \[always\]/],
+      ['X-Tag', /not translated: the value holds nginx variables/],
+    ] as const) {
+      const ws = warningsAt(s.warnings, s.file, lineOf(s.file, text));
+      assert.ok(ws.some((w) => why.test(w.message)), `${text}: ${JSON.stringify(ws)}`);
+    }
+    assert.match(notesAt(s.warnings, s.file, 'X-Empty'), /nginx sends no header with an empty value/);
+    assert.equal(s.cfg.headers, undefined);
+    load(s.yaml);
+  });
+
+  test('two add_headers for one header: the first is kept, a different second is a warning, the same value a note', () => {
+    const s = site('twice', 'server {\n  root /srv/t;\n  add_header X-Frame-Options DENY always;\n  add_header X-Team a always;\n  add_header x-team b always;\n  add_header X-Frame-Options deny always;\n}\n');
+    assert.equal(s.cfg.headers.frame_options, 'DENY');
+    assert.deepEqual(s.cfg.headers.set, { 'X-Team': 'a' });
+    assertWarned(s.warnings, s.file, 'x-team b', 'add_header x-team');
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'x-team b'))[0]!.message, /already gave x-team another value, and phpgate sends one/);
+    assert.match(notesAt(s.warnings, s.file, 'X-Frame-Options deny'), /the same as .*twice\.conf:3/);
+    load(s.yaml);
+  });
+
+  test('add_header in the PHP location goes to the top level, noted as PHP-only under nginx; http-level ones lose to the server\'s', () => {
+    const s = site('php-headers', [
+      'http {',
+      '  add_header X-From-Http yes always;',
+      '  server {',
+      '    root /srv/p;',
+      '    add_header X-Frame-Options DENY always;',
+      '    location ~ \\.php$ {',
+      '      add_header X-Php yes always;',
+      '      fastcgi_pass unix:/run/php.sock;',
+      '    }',
+      '  }',
+      '}',
+      '',
+    ].join('\n'));
+    assert.deepEqual(s.cfg.headers, { frame_options: 'DENY', set: { 'X-Php': 'yes' } });
+    assert.match(notesAt(s.warnings, s.file, 'X-Php'), /headers\.set X-Php: "yes" \(in the PHP location nginx adds it to PHP's responses only, phpgate to every response\)/);
+    assert.match(notesAt(s.warnings, s.file, 'location ~'), /phpgate still sends X-Frame-Options \(this location's headers join the top level\)/);
+    assert.match(notesAt(s.warnings, s.file, 'X-From-Http'), /not used: the server has add_header of its own/);
+    load(s.yaml);
+  });
+
+  test('expires alone does not cut add_header inheritance (only add_header does): no note on that location', () => {
+    const s = site('expires-only', 'server {\n  root /srv/e;\n  add_header X-Frame-Options DENY always;\n  location /img/ { expires 7d; }\n}\n');
+    assert.equal(notesAt(s.warnings, s.file, 'location /img/').includes('enclosing'), false);
+    assert.deepEqual(s.cfg.static.cache_control, [{ pattern: '/img/*', value: 'max-age=604800' }]);
+  });
+
+  test('a location phpgate has no pattern for: its add_header is a warning; more_clear_headers Server → headers.server ""', () => {
+    const s = site('clear', 'server {\n  root /srv/c;\n  more_clear_headers Server X-Powered-By X-Runtime;\n  location ~ ^/(\\d+)/ { add_header X-Num yes; }\n}\n');
+    assert.deepEqual(s.cfg.headers, { server: '' });
+    assert.match(notesAt(s.warnings, s.file, 'more_clear_headers'), /headers\.server: "" \(no Server header\); headers\.strip_powered_by: true/);
+    assertWarned(s.warnings, s.file, 'more_clear_headers', 'more_clear_headers');
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'X-Num'))[0]?.message ?? '', /this location has no phpgate pattern/);
+    assert.equal(load(s.yaml).headers.server, '');
+  });
+
+  test('listen … proxy_protocol without set_real_ip_from: a warning, and the YAML does not load until trusted_proxies are added', () => {
+    const s = site('pp-alone', 'server {\n  listen 8443 proxy_protocol;\n  root /srv/pp;\n}\n');
+    assert.equal(s.cfg.server.proxy_protocol, true);
+    assert.match(warningsAt(s.warnings, s.file, 2)[0]?.message ?? '', /server\.proxy_protocol needs server\.trusted_proxies .* there is no set_real_ip_from/);
+    assert.match(notesAt(s.warnings, s.file, 'listen 8443'), /nginx takes the client address from the PROXY header only with real_ip_header proxy_protocol/);
+    assert.throws(() => load(s.yaml), /server\.proxy_protocol needs server\.trusted_proxies/);
+    const doc = parseDocument(s.yaml);
+    doc.setIn(['server', 'trusted_proxies'], ['10.1.2.3']);
+    assert.equal(load(doc.toString()).server.proxy_protocol, true);
+  });
+
+  test('real_ip_header proxy_protocol without a proxy_protocol listener is a warning', () => {
+    const s = site('pp-missing', 'server {\n  listen 80;\n  root /srv/pm;\n  set_real_ip_from 10.0.0.0/8;\n  real_ip_header proxy_protocol;\n}\n');
+    assertWarned(s.warnings, s.file, 'real_ip_header', 'real_ip_header proxy_protocol');
+    assert.equal(s.cfg.server.proxy_protocol, undefined);
+  });
+
+  test('limit_conn: in a location, on a zone not keyed by address, or without a zone → warnings; http-level limit_conn loses to the server\'s', () => {
+    const s = site('conn', [
+      'http {',
+      '  limit_conn_zone $binary_remote_addr zone=addr:10m;',
+      '  limit_conn_zone $server_name zone=total:10m;',
+      '  limit_conn addr 50;',
+      '  server {',
+      '    root /srv/lc;',
+      '    limit_conn addr 10;',
+      '    limit_conn total 1000;',
+      '    limit_conn nosuch 5;',
+      '    limit_conn_status 429;',
+      '    location /dl/ { limit_conn addr 2; }',
+      '  }',
+      '}',
+      '',
+    ].join('\n'));
+    assert.deepEqual(s.cfg.server.limits, { connections_per_ip: 10 });
+    assert.match(notesAt(s.warnings, s.file, 'limit_conn addr 50'), /not used: the server has limit_conn of its own/);
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'limit_conn total'))[0]?.message ?? '', /per \$server_name; phpgate counts them per client address only/);
+    assertWarned(s.warnings, s.file, 'limit_conn nosuch', 'limit_conn nosuch');
+    assertWarned(s.warnings, s.file, 'limit_conn_status', 'limit_conn_status');
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'limit_conn addr 2'))[0]?.message ?? '', /server-wide \(server\.limits\.connections_per_ip\)/);
+    load(s.yaml);
+  });
+
+  test('limit_req_zone keys: $http_NAME → header:NAME, ${remote_addr} → ip, anything else → a warning and ip', () => {
+    assert.equal(rateKey('$binary_remote_addr'), 'ip');
+    assert.equal(rateKey('${remote_addr}'), 'ip');
+    assert.equal(rateKey('$http_x_api_key'), 'header:X-Api-Key');
+    assert.equal(rateKey('$http_authorization'), 'header:Authorization');
+    assert.equal(rateKey('$server_name'), null);
+    assert.equal(rateKey('$binary_remote_addr$uri'), null);
+    const s = site('keys', [
+      'limit_req_zone $server_name zone=site:1m rate=100r/s;',
+      'limit_req_zone $http_x_tenant_id zone=tenant:1m rate=30r/m;',
+      'server {',
+      '  root /srv/k;',
+      '  limit_req zone=site;',
+      '  limit_req_status 503;',
+      '  location /t/ { limit_req zone=tenant; }',
+      '}',
+      '',
+    ].join('\n'));
+    assert.deepEqual(s.cfg.rate_limit.rules, [
+      { pattern: '/*', points: 100, duration_s: 1, block_s: 0, key: 'ip' },
+      { pattern: '/t/*', points: 30, duration_s: 60, block_s: 0, key: 'header:X-Tenant-Id' },
+    ]);
+    assert.match(warningsAt(s.warnings, s.file, 1)[0]?.message ?? '', /nginx counts per \$server_name, phpgate only per client address or per request header \(\$http_NAME\): key ip/);
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'limit_req_status 503'))[0]?.message ?? '', /refuses rate-limited requests with 429/);
+    load(s.yaml);
+  });
+
+  test('without limit_req_status the limit_req note says nginx answers 503 where phpgate answers 429', () => {
+    const s = site('status', 'limit_req_zone $binary_remote_addr zone=ip:1m rate=5r/s;\nserver {\n  root /srv/s;\n  limit_req zone=ip;\n}\n');
+    assert.match(notesAt(s.warnings, s.file, 'limit_req zone=ip'), /refused with 429, where nginx answers 503 without limit_req_status/);
+  });
+
+  test('http2_max_concurrent_streams out of range, or in a location: warnings, nothing written', () => {
+    const s = site('h2', 'server {\n  root /srv/h2;\n  http2_max_concurrent_streams 0;\n  location /x/ { http2_max_concurrent_streams 8; }\n}\n');
+    assert.equal(s.cfg.server.limits, undefined);
+    assert.match(warningsAt(s.warnings, s.file, 3)[0]?.message ?? '', /h2_max_streams takes an integer from 1 to 65535/);
+    assertWarned(s.warnings, s.file, 'http2_max_concurrent_streams 8', 'http2_max_concurrent_streams');
   });
 });
 
@@ -474,7 +754,7 @@ describe('import: server selection and the report', () => {
 // ---------------------------------------------------------------------------------------------------------
 
 describe('imported YAML loads with loadConfig', () => {
-  for (const name of ['wordpress', 'laravel', 'symfony', 'drupal']) {
+  for (const name of ['wordpress', 'laravel', 'symfony', 'drupal', 'edge']) {
     test(`${name}.conf`, () => {
       const docroot = makeDocroot(`load-${name}`);
       const { yaml } = importNginx(fixture(`${name}.conf`), { root: docroot });
@@ -498,6 +778,7 @@ describe('imported YAML loads with loadConfig', () => {
     assert.equal(cfg.server.redirect_http_port, 80);
     assert.equal(cfg.upstreams[0]?.strip_prefix, '/api/node');
     assert.deepEqual(cfg.rate_limit.rules.map((r) => r.pattern), ['/*', '/login.php']);
+    assert.equal(cfg.headers.hsts, 'max-age=31536000');
   });
 });
 
