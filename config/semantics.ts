@@ -24,6 +24,14 @@ export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
   );
   checkReachable(cfg.headers.routes.map((r, i) => ({ pattern: r.pattern, path: `headers.routes[${i}].pattern` })), cx);
   checkProxyProtocol(cfg, cx);
+  checkUrlLimit(cfg, cx);
+}
+
+/** node counts the request line against the header limit: a url_kb at or over header_kb could never answer 414. */
+function checkUrlLimit({ server }: GatewayConfig, cx: ReadContext): void {
+  if (server.limits.url_kb < server.limits.header_kb || anyRejected(cx, 'server.limits.url_kb', 'server.limits.header_kb')) return;
+  cx.reportAt('server.limits.url_kb',
+    `server.limits.url_kb (${server.limits.url_kb}) must be below server.limits.header_kb (${server.limits.header_kb}): the request line counts against the header limit, so a longer URL would get 431, never 414`);
 }
 
 /** "line 7" in the same file, otherwise the whole place ("env PHPGATE_PORT"). */

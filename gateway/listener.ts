@@ -76,6 +76,10 @@ export class MainListener {
       this.#server = server;
       this.#secure = server;
     }
+    // Expectations are the pipeline's to answer: `100-continue` only once a body will really be read (never before
+    // a 413), and anything else as nginx does, by ignoring it (node would answer 417).
+    this.#server.on('checkContinue', onRequest);
+    this.#server.on('checkExpectation', onRequest);
     if (s.proxyProtocol || s.limits.connections_per_ip > 0) guardConnections(this.#server, s);
   }
 

@@ -19,6 +19,17 @@ import type { RequestTrace } from './trace.js';
 /** nginx refuses more than 4 KiB (fastcgi_buffer_size) with 502; apps with big CSP or cookie headers need more. */
 export const MAX_CGI_HEAD_BYTES = 64 * 1024;
 
+/** What every exchange of one pipeline shares: built once, not per request. */
+export interface ExchangeContext {
+  readonly log: Logger;
+  /** Answers failures (502/503/504) with the configured error pages. */
+  readonly errors: ErrorResponder;
+  /** Longest wait for a slow client to take more of a response (server.timeouts.send_ms). */
+  readonly sendTimeoutMs: number;
+  /** headers.strip_powered_by: PHP's X-Powered-By is not passed on. */
+  readonly stripPoweredBy: boolean;
+}
+
 export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -27,6 +38,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   readonly #body: RequestBody;
   readonly #label: string;
   readonly #log: Logger;
+  readonly #cx: ExchangeContext;
   readonly #head = new CgiHeadParser(MAX_CGI_HEAD_BYTES);
   #worker: Worker | null = null;
   #headSent = false;
@@ -40,8 +52,6 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   /** An error page's status, sent instead of PHP's own (0: PHP's). */
   readonly #forceStatus: number;
 
-  readonly #errors: ErrorResponder;
-  readonly #sendTimeoutMs: number;
   readonly #trace: RequestTrace | null;
   /** Runs while PHP is paused for this client; a client that takes nothing for send_ms is cut off. */
   #sendTimer: NodeJS.Timeout | null = null;
@@ -49,18 +59,17 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   readonly #target: ParsedTarget | null;
 
   constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: CgiParams, body: RequestBody, label: string,
-    log: Logger, errors: ErrorResponder, target: ParsedTarget | null, sendTimeoutMs: number, forceStatus = 0, trace: RequestTrace | null = null) {
+    cx: ExchangeContext, target: ParsedTarget | null, forceStatus = 0, trace: RequestTrace | null = null) {
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
     this.#params = params;
     this.#body = body;
     this.#label = label;
-    this.#log = log;
+    this.#cx = cx;
+    this.#log = cx.log;
     this.#forceStatus = forceStatus;
-    this.#errors = errors;
     this.#target = target;
-    this.#sendTimeoutMs = sendTimeoutMs;
     this.#trace = trace;
   }
 
@@ -166,7 +175,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     if (!this.#phpPaused) {
       this.#phpPaused = true;
       this.#res.once('drain', this.#onClientDrain);
-      this.#sendTimer = setTimeout(this.#onSendTimeout, this.#sendTimeoutMs);
+      this.#sendTimer = setTimeout(this.#onSendTimeout, this.#cx.sendTimeoutMs);
     }
     return false;
   }
@@ -223,12 +232,23 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
    */
   #writeHead(head: CgiHead): boolean {
     const res = this.#res;
+    let headers = this.#cx.stripPoweredBy ? withoutPoweredBy(head.headers) : head.headers;
     try {
-      if (this.#forceStatus !== 0) res.writeHead(this.#forceStatus, head.headers);
-      else if (head.reason === '') res.writeHead(head.status, head.headers);
-      else res.writeHead(head.status, head.reason, head.headers);
+      if (res.getHeaderNames().length > 0) {
+        // Headers set before PHP answered (security headers, rate-limit counts): PHP's own replace them by name.
+        // node 20's writeHead would apply a raw list over them with setHeader, collapsing repeats (Set-Cookie).
+        for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
+        for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i]!, headers[i + 1]!);
+        headers = EMPTY_HEADERS;
+      }
+      if (this.#forceStatus !== 0) res.writeHead(this.#forceStatus, headers);
+      // HTTP/2 has no reason phrase (node would warn on each one).
+      else if (head.reason === '' || this.#req.httpVersionMajor !== 1) res.writeHead(head.status, headers);
+      else res.writeHead(head.status, head.reason, headers);
     } catch (cause) {
       res.statusMessage = ''; // node keeps a reason set before it threw; the error page must not inherit it
+      // …nor the PHP headers appended before the bad one.
+      for (let i = 0; i < head.headers.length; i += 2) res.removeHeader(head.headers[i]!);
       const err = new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a response head node cannot send: ${String(cause)}`, { cause });
       this.#log.error({ err, request: this.#label }, 'PHP sent an unusable header block');
       this.#finishWithError(err);
@@ -257,7 +277,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     if (this.#done) return;
     this.#done = true;
     this.#headSent = true;
-    this.#errors.answerError(this.#req, this.#res, statusForError(err.code), this.#target,
+    this.#cx.errors.answerError(this.#req, this.#res, statusForError(err.code), this.#target,
       err.code === ErrorCode.PoolSaturated ? { 'Retry-After': '1' } : undefined);
     void this.#body.dispose();
   }
@@ -271,7 +291,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   /** nginx's send_timeout: the client took nothing for too long. Cutting it off aborts PHP (see Worker.abort). */
   readonly #onSendTimeout = (): void => {
     this.#sendTimer = null;
-    this.#log.warn({ pool: this.#pool.poolName, request: this.#label, sendTimeoutMs: this.#sendTimeoutMs },
+    this.#log.warn({ pool: this.#pool.poolName, request: this.#label, sendTimeoutMs: this.#cx.sendTimeoutMs },
       'client took no data for send_ms; closing it');
     this.#res.destroy();
   };
@@ -308,4 +328,18 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     else if (!wasDone) this.#worker.abort();
     void this.#body.dispose();
   };
+}
+
+const EMPTY_HEADERS: string[] = [];
+
+/** expose_php's advertisement, dropped as helmet's hidePoweredBy does; a copy only when PHP sent one. */
+function withoutPoweredBy(headers: string[]): string[] {
+  let found = false;
+  for (let i = 0; i < headers.length && !found; i += 2) found = headers[i]!.length === 12 && headers[i]!.toLowerCase() === 'x-powered-by';
+  if (!found) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() !== 'x-powered-by') out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
 }

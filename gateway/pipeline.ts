@@ -9,7 +9,8 @@ import type { Pool } from '../php/pool.js';
 import { EMPTY_BODY, readBody, type RequestBody } from './body.js';
 import { sendError, statusForError } from './errors-http.js';
 import type { Logger } from './log.js';
-import { PhpExchange } from './php-exchange.js';
+import { PhpExchange, type ExchangeContext } from './php-exchange.js';
+import type { SecurityHeaders } from './security-headers.js';
 import { RouteKind, type PhpRoute, type Router } from './router.js';
 import type { StaticFiles } from './static.js';
 import { healthAnswer } from './admin/health.js';
@@ -40,6 +41,8 @@ export interface PipelineOptions {
   readonly serverName: string;
   /** Who the client is (server.trusted_proxies, PROXY protocol). */
   readonly clients: TrustedProxies;
+  /** headers.*: set on every answer but health checks, before the rate limiter's verdict. */
+  readonly securityHeaders: SecurityHeaders;
   /** rate_limit.rules, or null when there are none. */
   readonly rateLimit: RateLimiter | null;
   /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
@@ -63,9 +66,11 @@ export interface ErrorResponder {
 
 export class Pipeline implements ErrorResponder {
   readonly #o: PipelineOptions;
+  readonly #exchange: ExchangeContext;
 
   constructor(o: PipelineOptions) {
     this.#o = o;
+    this.#exchange = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy };
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -101,11 +106,13 @@ export class Pipeline implements ErrorResponder {
       return;
     }
     const target = parseTarget(url);
-    if (target === null) {
+    if (target === null || (req.httpVersionMajor === 1 && hasSeveralHosts(req.rawHeaders))) {
+      // RFC 9112 §3.2: more than one Host is a 400 (nginx: "client sent duplicate host header").
       this.answerError(req, res, 400, null);
       return;
     }
     const client = this.#o.clients.resolve(req);
+    this.#o.securityHeaders.apply(res, target.path, client.https);
     const limiter = this.#o.rateLimit;
     const verdict = limiter === null ? null : limiter.check(target.path, client.address, req);
     if (verdict === null) {
@@ -127,6 +134,14 @@ export class Pipeline implements ErrorResponder {
   }
 
   #route(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, client: ClientInfo, trace: RequestTrace | null): void {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.#o.maxBodyBytes) {
+      // nginx answers client_max_body_size before reading a byte of the body, whatever the location; so do we
+      // (a static file or a 404 would otherwise read and discard any announced body, however large).
+      closeAfter(req, res);
+      this.answerError(req, res, 413, target);
+      return;
+    }
     const route = this.#o.router.resolve(target.path, target.query);
     switch (route.kind) {
       case RouteKind.Error:
@@ -192,12 +207,6 @@ export class Pipeline implements ErrorResponder {
       return;
     }
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.#o.maxBodyBytes) {
-      // nginx answers client_max_body_size before reading a byte of the body, and so do we.
-      closeAfter(req, res);
-      this.answerError(req, res, 413, target);
-      return;
-    }
     const hasBody = req.httpVersionMajor === 2
       // HTTP/2 needs no Content-Length: a request without a body ends its stream with its headers.
       ? declared !== '0' && !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
@@ -207,6 +216,9 @@ export class Pipeline implements ErrorResponder {
       this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0, client, trace);
       return;
     }
+    // With `Expect: 100-continue` the client waits for our go-ahead: given only now that the body will be read
+    // (the gateway handles checkContinue itself, so a refused upload never gets a 100 first).
+    if (req.headers.expect !== undefined && req.headers.expect.toLowerCase() === '100-continue') res.writeContinue();
     readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
       (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, client, trace),
       (err: PhpgateError) => {
@@ -250,7 +262,7 @@ export class Pipeline implements ErrorResponder {
     const label = `${cgi.method} ${target.requestUri} → ${route.scriptName}`;
     // An error page that fails itself gets the built-in page (no target), never another round of error pages.
     if (trace !== null) trace.pool = pool.poolName;
-    new PhpExchange(req, res, pool, params, body, label, this.#o.log, this, forceStatus === 0 ? target : null, this.#o.sendTimeoutMs, forceStatus, trace)
+    new PhpExchange(req, res, pool, params, body, label, this.#exchange, forceStatus === 0 ? target : null, forceStatus, trace)
       .start();
   }
 }
@@ -261,4 +273,16 @@ export class Pipeline implements ErrorResponder {
  */
 function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   if (req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
+}
+
+function hasSeveralHosts(raw: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
 }

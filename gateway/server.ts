@@ -27,6 +27,7 @@ import { MainListener } from './listener.js';
 import { loadTls } from './tls.js';
 import { TrustedProxies } from './client-address.js';
 import { RateLimiter } from './rate-limit.js';
+import { SecurityHeaders } from './security-headers.js';
 import type { GatewayStatus, StatusSource } from './status.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
@@ -247,6 +248,7 @@ export class Gateway implements StatusSource {
       serverName: c.server.server_name,
       clients: new TrustedProxies(c.server.trusted_proxies),
       rateLimit,
+      securityHeaders: new SecurityHeaders(c.headers),
       serverSoftware: `phpgate/${VERSION}`,
       observers,
       dispatch: this.#onRequest,

@@ -125,7 +125,6 @@ export class StaticFiles {
       'Content-Type', this.#contentType(file),
       'Last-Modified', entry.lastModified,
       'ETag', entry.etag,
-      'X-Content-Type-Options', 'nosniff',
     ];
     const cacheControl = this.#cacheControlFor(uriPath);
     if (cacheControl !== null) headers.push('Cache-Control', cacheControl);

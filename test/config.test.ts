@@ -489,6 +489,10 @@ describe('loadConfig: reported problems', () => {
     assert.match(oneLine('server:\n  proxy_protocol: true\n'), /^gateway\.yaml:2:19: server\.proxy_protocol needs server\.trusted_proxies/);
   });
 
+  test('url_kb at or over header_kb is refused: the request line counts against the header limit', () => {
+    assert.match(oneLine('server:\n  limits:\n    url_kb: 16\n'), /^gateway\.yaml:3:13: server\.limits\.url_kb \(16\) must be below server\.limits\.header_kb \(16\)/);
+  });
+
   test('a header route after a catch-all can never match', () => {
     assert.match(oneLine('headers:\n  routes:\n    - pattern: "/*"\n    - pattern: "/admin/*"\n'), /headers\.routes\[1\]\.pattern "\/admin\/\*" can never match/);
   });

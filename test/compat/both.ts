@@ -78,7 +78,17 @@ export function recordDiff(ref: Record<string, unknown>, gw: Record<string, unkn
 }
 
 /** Response headers that are each server's own business (framing, connection, identity, clock). */
-export const RESPONSE_HEADERS_DROPPED = new Set(['server', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+export const RESPONSE_HEADERS_DROPPED = new Set(['server', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length',
+  ...securityHeaderNames()]);
+
+/**
+ * What phpgate's headers.* adds by default (helmet's set) and a stock nginx does not: asserted on their own in
+ * differential-deliberate.test.ts, left out of the like-for-like comparisons.
+ */
+export function securityHeaderNames(): string[] {
+  return ['x-frame-options', 'x-content-type-options', 'referrer-policy', 'origin-agent-cluster', 'x-download-options',
+    'x-permitted-cross-domain-policies', 'x-xss-protection'];
+}
 // X-Powered-By is kept on purpose: it comes from PHP (expose_php) and must be the same on both sides.
 
 /**

@@ -9,7 +9,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { parse, useStacks } from './both.js';
+import { parse, securityHeaderNames, useStacks } from './both.js';
 import type { Dump } from './both.js';
 
 /** nginx's version from its SERVER_SOFTWARE ("nginx/1.22.1"), as [major, minor]. */
@@ -40,6 +40,24 @@ describe('differential: deliberate differences of phpgate from nginx + php-fpm',
       assert.ok(a.text.includes(secret), `nginx+fpm served: ${a.text.slice(0, 200)}`);
       assert.equal(b.status, 404, `phpgate: ${target}`);
       assert.ok(!b.text.includes(secret) && !b.text.includes('do-not-serve'), `phpgate leaked: ${b.text.slice(0, 200)}`);
+    });
+  }
+
+  // ---- security headers ---------------------------------------------------------------------------------
+
+  for (const target of ['/dump.php', '/static.txt', '/.env']) {
+    it(`phpgate adds helmet's security headers by default, nginx none: ${target}`, async (t) => {
+      if (!ready(t)) return;
+      const [a, b] = await both({ target });
+      for (const name of securityHeaderNames()) {
+        assert.equal(a.headers[name], undefined, `nginx+fpm sent ${name}`);
+        assert.ok(typeof b.headers[name] === 'string', `phpgate did not send ${name}`);
+      }
+      assert.equal(b.headers['x-frame-options'], 'SAMEORIGIN');
+      assert.equal(b.headers['strict-transport-security'], undefined, 'HSTS only over TLS');
+      assert.equal(b.headers['content-security-policy'], undefined, 'CSP off by default');
+      assert.match(String(a.headers['server']), /^nginx/);
+      assert.equal(b.headers['server'], 'phpgate');
     });
   }
 

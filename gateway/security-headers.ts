@@ -1,0 +1,105 @@
+/**
+ * The security headers every response gets (headers.*): helmet decides them, once per route and scheme at
+ * start, by running its middleware against a recorder; requests then only copy a ready list. Headers PHP sends
+ * itself replace these (node's writeHead gives the head's own headers precedence over ones set before).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import helmet, { type HelmetOptions } from 'helmet';
+import { compilePattern, type PathMatcher } from '../config/pattern.js';
+import type { HeadersConfig, SecurityHeaders as RouteHeaders } from '../config/types.js';
+
+/** Alternating names and values. */
+type HeaderList = readonly string[];
+
+interface CompiledRoute {
+  readonly matches: PathMatcher;
+  readonly plain: HeaderList;
+  readonly tls: HeaderList;
+}
+
+export class SecurityHeaders {
+  readonly #routes: readonly CompiledRoute[];
+  readonly #plain: HeaderList;
+  readonly #tls: HeaderList;
+  /** headers.strip_powered_by: PHP's X-Powered-By is dropped from its answers. */
+  readonly stripPoweredBy: boolean;
+
+  constructor(c: HeadersConfig) {
+    const server = c.server === '' ? [] : ['Server', c.server];
+    this.#plain = [...server, ...headersFor(c, false)];
+    this.#tls = [...server, ...headersFor(c, true)];
+    this.#routes = c.routes.map((r) => {
+      const merged: RouteHeaders = { ...c, ...definedOnly(r), set: { ...c.set, ...r.set } };
+      return { matches: compilePattern(r.pattern), plain: [...server, ...headersFor(merged, false)], tls: [...server, ...headersFor(merged, true)] };
+    });
+    this.stripPoweredBy = c.strip_powered_by;
+  }
+
+  /** Sets this path's headers on a response not yet started. */
+  apply(res: ServerResponse, path: string, https: boolean): void {
+    let list = https ? this.#tls : this.#plain;
+    for (const r of this.#routes) {
+      if (r.matches(path)) {
+        list = https ? r.tls : r.plain;
+        break;
+      }
+    }
+    for (let i = 0; i < list.length; i += 2) res.setHeader(list[i]!, list[i + 1]!);
+  }
+}
+
+/** A route's keys present in the file; absent ones (undefined) must not hide the top level's. */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * helmet's defaults minus what breaks ordinary PHP sites (see config/defaults.ts); an exact string in the
+ * configuration (a CSP or HSTS value) is sent as written rather than parsed into helmet's options.
+ */
+function helmetOptions(h: RouteHeaders, tls: boolean): HelmetOptions {
+  return {
+    contentSecurityPolicy: h.csp === true ? { useDefaults: true } : false,
+    strictTransportSecurity: tls && h.hsts === true ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    xFrameOptions: h.frame_options === false ? false : { action: h.frame_options === 'DENY' ? 'deny' : 'sameorigin' },
+    referrerPolicy: h.referrer_policy === false ? false : { policy: h.referrer_policy.split(',').map((p) => p.trim()) as [] },
+    xContentTypeOptions: h.nosniff,
+    crossOriginEmbedderPolicy: false,
+    crossOriginOpenerPolicy: false,
+    crossOriginResourcePolicy: false,
+    xDnsPrefetchControl: false, // "off" slows every page's later requests for no security gain on a PHP site
+    originAgentCluster: true,
+    xDownloadOptions: true,
+    xPermittedCrossDomainPolicies: true,
+    xXssProtection: true,
+    xPoweredBy: false, // node sends none; PHP's is dropped by the exchange (strip_powered_by)
+  };
+}
+
+function headersFor(h: RouteHeaders, tls: boolean): string[] {
+  const recorded = new HeaderRecorder();
+  let failed: unknown = null;
+  helmet(helmetOptions(h, tls))({ headers: {} } as IncomingMessage, recorded as unknown as ServerResponse, (err?: unknown) => (failed = err ?? null));
+  if (failed !== null) throw failed;
+  if (typeof h.csp === 'string') recorded.setHeader('Content-Security-Policy', h.csp);
+  if (tls && typeof h.hsts === 'string') recorded.setHeader('Strict-Transport-Security', h.hsts);
+  for (const [name, value] of Object.entries(h.set)) recorded.setHeader(name, value);
+  return recorded.list();
+}
+
+/** Stands in for a response while helmet's middleware runs: records what it sets, case-insensitively as node does. */
+class HeaderRecorder {
+  readonly #byLower = new Map<string, [name: string, value: string]>();
+
+  setHeader(name: string, value: string | number | readonly string[]): void {
+    this.#byLower.set(name.toLowerCase(), [name, Array.isArray(value) ? value.join(', ') : String(value)]);
+  }
+
+  removeHeader(name: string): void {
+    this.#byLower.delete(name.toLowerCase());
+  }
+
+  list(): string[] {
+    return [...this.#byLower.values()].flat();
+  }
+}
