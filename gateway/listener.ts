@@ -54,6 +54,7 @@ export class MainListener {
         cert: s.tls.cert,
         key: s.tls.key,
         allowHTTP1: true,
+        noDelay: true,
         handshakeTimeout: s.timeouts.header_ms,
         maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
         settings: { maxConcurrentStreams: s.limits.h2_max_streams, maxHeaderListSize: headerBytes },

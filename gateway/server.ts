@@ -159,7 +159,7 @@ export class Gateway implements StatusSource {
     for (const key of listenerChanges(old.config, next)) {
       this.#log.warn({ key }, `${key} changed: listener settings take effect on restart, not on reload`);
     }
-    const gen = await this.#startGeneration(next);
+    const gen = await this.#startGeneration(next, old);
     if (this.#draining) {
       // A stop arrived while the new pools started: they must not outlive it.
       await stopPools(gen.pools);
@@ -200,7 +200,7 @@ export class Gateway implements StatusSource {
     fs.rmSync(path.join(this.#config.php.socket_dir, PID_FILE), { force: true });
   }
 
-  async #startGeneration(c: Readonly<GatewayConfig>): Promise<Generation> {
+  async #startGeneration(c: Readonly<GatewayConfig>, previous: Generation | null = null): Promise<Generation> {
     const handshakeScript = writeHandshakeScript(c.php.socket_dir);
     // The default pool (php.*) exists unless the named pools already cover every path.
     const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
@@ -233,7 +233,9 @@ export class Gateway implements StatusSource {
       files,
       guard,
     });
-    const rateLimit = RateLimiter.create(c.rate_limit, this.#log);
+    // Unchanged rules keep their limiter across a reload: a reload must not hand every client a fresh allowance.
+    const sameRules = previous !== null && JSON.stringify(previous.config.rate_limit) === JSON.stringify(c.rate_limit);
+    const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log);
     const observers = [this.#metrics, ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : [])];
     const pipeline = new Pipeline({
       router,
@@ -263,7 +265,7 @@ export class Gateway implements StatusSource {
     const deadline = Date.now() + old.config.server.timeouts.drain_ms;
     for (const p of old.pools.values()) await p.drain(Math.max(0, deadline - Date.now()));
     await stopPools(old.pools);
-    await old.rateLimit?.close();
+    if (old.rateLimit !== this.#gen?.rateLimit) await old.rateLimit?.close();
     this.#log.info({ pools: [...old.pools.keys()] }, 'previous pools stopped after reload');
   }
 }

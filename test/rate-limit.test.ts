@@ -170,6 +170,29 @@ rate_limit:
   });
 });
 
+describe('rate limiting across a reload', () => {
+  test('a reload with the same rules keeps the counts; changed rules start afresh', async () => {
+    const docroot = makeDocroot();
+    const rules = (points: number): string => `php: { worker_count: 1 }\nrate_limit:\n  rules: [{ pattern: "/solo.txt", points: ${points}, duration_s: 60 }]\n`;
+    const gw = await startGateway(rules(2), { docroot });
+    try {
+      assert.deepEqual(await statuses(gw, '/solo.txt', 2), [200, 200]);
+      const { loadConfig } = await import('../config/load.js');
+      const reloadWith = async (text: string): Promise<void> => {
+        const next = loadConfig({ text, file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot } });
+        await gw.gateway.reload({ ...next, server: gw.config.server, admin: gw.config.admin, php: { ...next.php, socket_dir: gw.config.php.socket_dir } });
+      };
+      await reloadWith(rules(2));
+      assert.deepEqual(await statuses(gw, '/solo.txt', 1), [429], 'the allowance spent before the reload stays spent');
+      await reloadWith(rules(3));
+      assert.deepEqual(await statuses(gw, '/solo.txt', 4), [200, 200, 200, 429]);
+    } finally {
+      await gw.stop();
+      fs.rmSync(docroot, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('rate limiting and trusted proxies', () => {
   const RULES = `
 php: { worker_count: 1 }
