@@ -53,8 +53,9 @@ export const processes = check<number | 'auto'>('an integer ≥ 1 or "auto"', (v
   v === 'auto' ? 'auto' : int(1).parse(v),
 );
 
-export const boolOrString = check<boolean | string>('true, false or a policy string', (v) =>
-  typeof v === 'boolean' || (typeof v === 'string' && v !== '') ? v : INVALID,
+/** A header's exact value as an alternative to true/false: one line (a YAML `|` block would split the head). */
+export const boolOrHeaderValue = check<boolean | string>('true, false or a header value on one line (no line breaks)', (v) =>
+  typeof v === 'boolean' || (typeof v === 'string' && v !== '' && /^[\t\x20-\x7e\x80-\xff]*$/.test(v)) ? v : INVALID,
 );
 
 export const addressOrCidr = check('an IPv4/IPv6 address or CIDR (e.g. "10.0.0.0/8", "::1")', (v) =>

@@ -93,8 +93,8 @@ const rateLimit = obj({
 });
 
 const securityHeaders = {
-  hsts: scalar(C.boolOrString),
-  csp: scalar(C.boolOrString),
+  hsts: scalar(C.boolOrHeaderValue),
+  csp: scalar(C.boolOrHeaderValue),
   frame_options: scalar(C.frameOptions),
   referrer_policy: scalar(C.referrerPolicy),
   nosniff: flag,

@@ -36,6 +36,9 @@ export class MainListener {
   readonly #server: http.Server | http2.Http2SecureServer;
   readonly #secure: http2.Http2SecureServer | null = null;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
+  /** Every open TCP connection: what a stop past its grace period cuts (the HTTP/2 server has no closeAllConnections). */
+  readonly #sockets = new Set<Socket>();
+  #closing = false;
   readonly #log: Logger;
 
   constructor(s: ListenerSettings, onRequest: RequestListener) {
@@ -61,6 +64,7 @@ export class MainListener {
       }, onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
       // HTTP/1.1 connections on this server run node's http machinery, which reads these from the server object.
       Object.assign(server, {
+        requireHostHeader: true,
         maxHeaderSize: headerBytes,
         headersTimeout: s.timeouts.header_ms,
         keepAliveTimeout: s.timeouts.keepalive_ms,
@@ -70,6 +74,11 @@ export class MainListener {
       server.on('session', (session: http2.ServerHttp2Session) => {
         this.#sessions.add(session);
         session.once('close', () => this.#sessions.delete(session));
+        if (this.#closing) {
+          // Its handshake finished after the stop began: it may finish what it sends at once, nothing more.
+          session.close();
+          return;
+        }
         // An idle HTTP/2 connection is closed as an idle keep-alive one is (nginx's keepalive_timeout); close() lets
         // streams still running (a long PHP request) finish first.
         session.setTimeout(s.timeouts.keepalive_ms, () => session.close());
@@ -77,11 +86,16 @@ export class MainListener {
       this.#server = server;
       this.#secure = server;
     }
+    if (s.proxyProtocol || s.limits.connections_per_ip > 0) guardConnections(this.#server, s);
+    // Before the guard: a connection still sending its PROXY header is cut by a stop too.
+    this.#server.prependListener('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
     // Expectations are the pipeline's to answer: `100-continue` only once a body will really be read (never before
     // a 413), and anything else as nginx does, by ignoring it (node would answer 417).
     this.#server.on('checkContinue', onRequest);
     this.#server.on('checkExpectation', onRequest);
-    if (s.proxyProtocol || s.limits.connections_per_ip > 0) guardConnections(this.#server, s);
   }
 
   get tls(): boolean {
@@ -120,12 +134,15 @@ export class MainListener {
    * GOAWAY and close once their streams are done; whatever is still open after `graceMs` is cut.
    */
   async close(graceMs: number): Promise<void> {
-    const server = this.#server as http.Server;
+    this.#closing = true;
+    const server = this.#server;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const session of this.#sessions) session.close();
     // Keep-alive connections go idle as their last response ends; close them as they do, not after the grace.
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    server.closeIdleConnections();
+    // (Both servers have closeIdleConnections: it covers the HTTP/1.1 connections of the TLS one too.)
+    const closeIdle = (): void => (server as http.Server).closeIdleConnections();
+    const sweep = setInterval(closeIdle, 50);
+    closeIdle();
     const grace = setTimeout(() => {
       this.#log.warn({ drainMs: graceMs }, 'drain_ms passed: closing the connections still open');
       this.#destroyAll();
@@ -136,8 +153,9 @@ export class MainListener {
   }
 
   #destroyAll(): void {
-    (this.#server as http.Server).closeAllConnections();
+    this.#closing = true;
     for (const session of this.#sessions) session.destroy();
+    for (const socket of this.#sockets) socket.destroy();
   }
 }
 

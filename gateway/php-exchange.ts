@@ -3,7 +3,7 @@
  * into an HTTP response and stream it with backpressure both ways. One object per request, no closures per
  * chunk; exactly one ending (response ended, or error answered / connection cut).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import type { CgiParams } from '../php/cgi-env.js';
 import { logLines, type Logger } from '../php/logger.js';
@@ -237,6 +237,11 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       if (res.getHeaderNames().length > 0) {
         // Headers set before PHP answered (security headers, rate-limit counts): PHP's own replace them by name.
         // node 20's writeHead would apply a raw list over them with setHeader, collapsing repeats (Set-Cookie).
+        // All are checked first, so a header node refuses leaves the preset ones in place for the 502 page.
+        for (let i = 0; i < headers.length; i += 2) {
+          validateHeaderName(headers[i]!);
+          validateHeaderValue(headers[i]!, headers[i + 1]!);
+        }
         for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
         for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i]!, headers[i + 1]!);
         headers = EMPTY_HEADERS;
@@ -247,8 +252,6 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       else res.writeHead(head.status, head.reason, headers);
     } catch (cause) {
       res.statusMessage = ''; // node keeps a reason set before it threw; the error page must not inherit it
-      // …nor the PHP headers appended before the bad one.
-      for (let i = 0; i < head.headers.length; i += 2) res.removeHeader(head.headers[i]!);
       const err = new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a response head node cannot send: ${String(cause)}`, { cause });
       this.#log.error({ err, request: this.#label }, 'PHP sent an unusable header block');
       this.#finishWithError(err);

@@ -3,6 +3,7 @@
  * Later stages (admin endpoints, rate limits, security headers, cache, compression) slot in here, in order.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import http2, { type Http2Stream } from 'node:http2';
 import { ErrorCode, type PhpgateError } from '../config/errors.js';
 import { buildCgiParams, type CgiRequest } from '../php/cgi-env.js';
 import type { Pool } from '../php/pool.js';
@@ -84,12 +85,16 @@ export class Pipeline implements ErrorResponder {
     try {
       this.#handle(req, res);
     } catch (err) {
-      // A bug must cost this one request, not the process or a hung client.
-      this.#o.log.error({ err, url: req.url }, 'request handling failed');
-      if (res.headersSent) res.destroy();
-      else sendError(req, res, 500);
+      this.#failed(req, res, err);
     }
   };
+
+  /** A bug must cost this one request, not the process or a hung client. */
+  #failed(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    this.#o.log.error({ err, url: req.url }, 'request handling failed');
+    if (res.headersSent) res.destroy();
+    else sendError(req, res, 500);
+  }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const trace = this.#o.observers.length === 0 ? null : new RequestTrace(req, res, this.#o.observers);
@@ -121,14 +126,22 @@ export class Pipeline implements ErrorResponder {
     }
     verdict.then(
       (v) => {
-        for (let i = 0; i < v.headers.length; i += 2) res.setHeader(v.headers[i]!, v.headers[i + 1]!);
-        if (v.allowed) this.#route(req, res, target, client, trace);
-        else this.answerError(req, res, 429, target);
+        try {
+          for (let i = 0; i < v.headers.length; i += 2) res.setHeader(v.headers[i]!, v.headers[i + 1]!);
+          if (v.allowed) this.#route(req, res, target, client, trace);
+          else this.answerError(req, res, 429, target);
+        } catch (err) {
+          this.#failed(req, res, err);
+        }
       },
       (err: unknown) => {
         // The limiter has its own fallback (memory when Redis is down); a failure here is a bug, not a reason to refuse.
         this.#o.log.error({ err, url }, 'rate limiter failed; the request passes');
-        this.#route(req, res, target, client, trace);
+        try {
+          this.#route(req, res, target, client, trace);
+        } catch (routeErr) {
+          this.#failed(req, res, routeErr);
+        }
       },
     );
   }
@@ -218,7 +231,7 @@ export class Pipeline implements ErrorResponder {
     }
     // With `Expect: 100-continue` the client waits for our go-ahead: given only now that the body will be read
     // (the gateway handles checkContinue itself, so a refused upload never gets a 100 first).
-    if (req.headers.expect !== undefined && req.headers.expect.toLowerCase() === '100-continue') res.writeContinue();
+    if (req.httpVersion !== '1.0' && req.headers.expect !== undefined && CONTINUE.test(req.headers.expect)) res.writeContinue();
     readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
       (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, client, trace),
       (err: PhpgateError) => {
@@ -272,8 +285,19 @@ export class Pipeline implements ErrorResponder {
  * header (the stream alone ends, and node forbids connection headers there).
  */
 function closeAfter(req: IncomingMessage, res: ServerResponse): void {
-  if (req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
+  if (req.httpVersionMajor === 1) {
+    res.setHeader('Connection', 'close');
+    return;
+  }
+  // The answer goes out whole, then the stream is reset with NO_ERROR (RFC 9113 §8.1): the client stops sending
+  // what nobody reads, instead of uploading into a drained stream for as long as it likes.
+  // (The stream's own 'finish': the compatibility response reports 'finish' only once the whole stream closed.)
+  const stream = (req as unknown as { stream: Http2Stream }).stream;
+  stream.once('finish', () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
 }
+
+/** What node itself takes for `100-continue` (its checkContinue test). */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 function hasSeveralHosts(raw: readonly string[]): boolean {
   let seen = false;

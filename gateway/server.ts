@@ -121,6 +121,7 @@ export class Gateway implements StatusSource {
       this.#server?.closeNow();
       this.#redirect?.close();
       await stopPools(gen.pools);
+      await gen.rateLimit?.close();
       throw err;
     }
     fs.writeFileSync(path.join(c.php.socket_dir, PID_FILE), String(process.pid), { mode: 0o600 });
@@ -161,8 +162,9 @@ export class Gateway implements StatusSource {
     }
     const gen = await this.#startGeneration(next, old);
     if (this.#draining) {
-      // A stop arrived while the new pools started: they must not outlive it.
+      // A stop arrived while the new pools started: they must not outlive it (nor a limiter of their own).
       await stopPools(gen.pools);
+      if (gen.rateLimit !== old.rateLimit) await gen.rateLimit?.close();
       throw new Error('gateway stopped during the reload');
     }
     this.#gen = gen;

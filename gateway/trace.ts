@@ -24,7 +24,8 @@ export class RequestTrace {
     this.#req = req;
     this.#res = res;
     this.#observers = observers;
-    this.#socketBytes = req.socket.bytesWritten;
+    // HTTP/2: many streams share one connection, so its count says nothing of this response (-1: count the body).
+    this.#socketBytes = req.httpVersionMajor === 2 ? -1 : req.socket.bytesWritten;
     res.once('close', this.#onClose);
   }
 
@@ -36,7 +37,7 @@ export class RequestTrace {
       // A response cut before its head went out never had a status; 499 as nginx logs a client that left.
       status: res.headersSent ? res.statusCode : 499,
       // Head and body, as nginx's $bytes_sent (responses on one connection are sent one after another).
-      bytes: this.#req.socket.bytesWritten - this.#socketBytes,
+      bytes: this.#socketBytes < 0 ? this.#bodyBytes() : this.#req.socket.bytesWritten - this.#socketBytes,
       durationMs: performance.now() - this.#started,
       pool: this.pool,
       workerPid: this.workerPid,
@@ -44,4 +45,10 @@ export class RequestTrace {
     };
     for (const o of this.#observers) o.onRequestDone(record);
   };
+
+  /** An HTTP/2 response's body bytes: its Content-Length when it had one, else what PHP streamed. */
+  #bodyBytes(): number {
+    const declared = Number(this.#res.getHeader('content-length'));
+    return Number.isFinite(declared) && this.#res.headersSent ? declared : this.bytes;
+  }
 }

@@ -447,6 +447,7 @@ describe('loadConfig: reported problems', () => {
     ['a rate-limit store that is neither memory nor redis', 'rate_limit: { store: mysql }', 'rate_limit.store'],
     ['a rate-limit key that is neither ip nor header:NAME', 'rate_limit: { rules: [{ pattern: "/*", points: 1, duration_s: 1, key: cookie }] }', 'rate_limit.rules[0].key'],
     ['a header value with a line break', 'headers: { set: { X-A: "a\\r\\nSet-Cookie: x" } }', 'headers.set.X-A'],
+    ['a CSP written as a multi-line block', 'headers: { csp: "default-src \'self\';\\nimg-src *" }', 'headers.csp'],
     ['a frame option that is not SAMEORIGIN or DENY', 'headers: { frame_options: ALLOWALL }', 'headers.frame_options'],
     ['an unknown referrer policy', 'headers: { referrer_policy: sometimes }', 'headers.referrer_policy'],
     ['a header route pattern not starting with /', 'headers: { routes: [{ pattern: "admin", csp: true }] }', 'headers.routes[0].pattern'],

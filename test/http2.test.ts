@@ -185,6 +185,42 @@ describe('HTTP/2 over TLS', () => {
   });
 });
 
+describe('HTTP/2 and request bodies past max_body_mb', () => {
+  test('a body without Content-Length that grows past max_body_mb gets 413, then the stream is closed: the client cannot go on uploading', async () => {
+    const g = await startGateway(tlsYaml('  max_body_mb: 1\n'), { docroot: ensureFixtureSite() });
+    const s = await connect(g.port);
+    try {
+      const stream = s.request({ ':method': 'POST', ':path': '/dump.php' }, { endStream: false });
+      let status = 0;
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('error', () => undefined);
+      stream.resume();
+      const chunk = Buffer.alloc(64 * 1024, 'u');
+      let sent = 0;
+      const LIMIT = 64 * 1024 * 1024;
+      await new Promise<void>((resolve) => {
+        stream.once('close', () => resolve());
+        const pump = (): void => {
+          while (!stream.destroyed && sent < LIMIT) {
+            sent += chunk.length;
+            if (!stream.write(chunk)) {
+              stream.once('drain', pump);
+              return;
+            }
+          }
+          if (sent >= LIMIT) stream.end();
+        };
+        pump();
+      });
+      assert.equal(status, 413);
+      assert.ok(sent < LIMIT, `the gateway kept reading: ${sent} bytes went up`);
+    } finally {
+      s.close();
+      await g.stop();
+    }
+  });
+});
+
 describe('HTTP/2 limits', () => {
   let g: RunningGateway;
   before(async () => {
@@ -225,6 +261,34 @@ describe('HTTP/2 limits', () => {
 });
 
 describe('HTTP/2 and a graceful stop', () => {
+  test('past drain_ms a stop cuts the HTTP/2 requests still running instead of waiting for them', async () => {
+    const g = await startGateway(tlsYaml('  timeouts:\n    drain_ms: 500\n'), { docroot: ensureFixtureSite() });
+    const s = await connect(g.port);
+    s.on('error', () => undefined);
+    const slow = h2request(s, { ':path': '/sleep.php?ms=8000' }).then((r) => (r.status === 200 ? 'answered' : 'cut'), () => 'cut');
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await g.stop();
+    const took = Date.now() - started;
+    assert.ok(took < 5000, `stop took ${took} ms`);
+    assert.equal(await slow, 'cut');
+  });
+
+  test('the access log counts an HTTP/2 response\'s body bytes (streams share one connection)', async () => {
+    const g = await startGateway(tlsYaml(), { docroot: ensureFixtureSite() });
+    const s = await connect(g.port);
+    try {
+      const r = await h2request(s, { ':path': '/static.txt' });
+      await h2request(s, { ':path': '/sleep.php?ms=1' });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const lines = g.logs().filter((l) => l['uri'] === '/static.txt' || l['uri'] === '/sleep.php?ms=1');
+      assert.deepEqual(lines.map((l) => l['bytes']), [r.body.length, 'slept'.length]);
+    } finally {
+      s.close();
+      await g.stop();
+    }
+  });
+
   test('stop lets a running HTTP/2 request finish, then closes the session', async () => {
     const g = await startGateway(tlsYaml(), { docroot: ensureFixtureSite() });
     const s = await connect(g.port);

@@ -20,6 +20,7 @@ function site(): string {
   fs.mkdirSync(path.join(dir, 'admin'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'index.php'), '<?php echo "home";');
   fs.writeFileSync(path.join(dir, 'own.php'), "<?php header('X-Frame-Options: DENY'); header('Referrer-Policy: no-referrer'); header('Set-Cookie: a=1', false); header('Set-Cookie: b=2', false); echo 'own';");
+  fs.writeFileSync(path.join(dir, 'bad.php'), "<?php header('X-Frame-Options: DENY'); header('Bad Name: 1'); echo 'never';");
   fs.writeFileSync(path.join(dir, 'powered.php'), "<?php header('X-Powered-By: PHP/8.2.0'); echo 'p';");
   fs.writeFileSync(path.join(dir, 'admin', 'index.php'), '<?php echo "admin";');
   fs.writeFileSync(path.join(dir, 'page.html'), '<p>static</p>');
@@ -67,6 +68,13 @@ describe('security headers: defaults', () => {
     assert.equal(r.headers['referrer-policy'], 'no-referrer');
     assert.deepEqual(r.headers['set-cookie'], ['a=1', 'b=2']);
     assert.equal(r.rawHeaders.filter((n) => n.toLowerCase() === 'x-frame-options').length, 1, 'one X-Frame-Options, not two');
+  });
+
+  test('a head node cannot send (a header name with a space) is a 502 that still carries the security headers', async () => {
+    const r = await request(g.base, '/bad.php');
+    assert.equal(r.status, 502);
+    assert.equal(r.headers['x-frame-options'], 'SAMEORIGIN');
+    assert.equal(r.headers['bad name'], undefined);
   });
 
   test('X-Powered-By from PHP is stripped', async () => {
