@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http2 from 'node:http2';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -246,6 +247,21 @@ describe('HTTP/2 limits', () => {
     await new Promise<void>((resolve) => s.once('close', () => resolve()));
     const waited = Date.now() - started;
     assert.ok(waited < 10_000, `closed after ${waited} ms`);
+  });
+
+  test('a connection that never starts its TLS handshake is closed after header_ms', async () => {
+    const g2 = await startGateway(tlsYaml('  timeouts:\n    header_ms: 500\n'), { docroot: ensureFixtureSite() });
+    try {
+      const started = Date.now();
+      await new Promise<void>((resolve, reject) => {
+        const raw = net.connect(g2.port, '127.0.0.1');
+        raw.on('error', reject);
+        raw.on('close', () => resolve());
+      });
+      assert.ok(Date.now() - started < 5000, `open for ${Date.now() - started} ms`);
+    } finally {
+      await g2.stop();
+    }
   });
 
   test('a request running past keepalive_ms is not cut by the idle timeout', async () => {
