@@ -10,11 +10,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { httpAnswers, tail } from '../../test/support/nginx-fpm.js';
 import { freePort } from '../../test/support/proc.js';
+
+export interface PhpgateOptions {
+  workers: number;
+  /** PEM files: the listener speaks TLS, HTTP/2 by ALPN with HTTP/1.1 as fallback (`server.tls`). */
+  tls?: { cert: string; key: string };
+  /** `rate_limit.rules` (memory store); none by default. */
+  rateLimit?: Array<{ pattern: string; points: number; duration_s: number }>;
+}
 
 export interface Phpgate {
   port: number;
@@ -32,7 +41,18 @@ const STOP_GRACE_MS = 15_000; // the gateway itself gives its pools 10 s
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-
+/** True once anything answers HTTPS on the port (any status, any certificate). */
+function httpsAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000, rejectUnauthorized: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(true));
+      res.on('error', () => resolve(true));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
 
 /**
  * SIGKILLs the process groups of the php-cgi masters the gateway recorded in its socket dir
@@ -57,18 +77,20 @@ function killRecordedMasters(socketDir: string): void {
   }
 }
 
-function gatewayYaml(docroot: string, port: number, workers: number, socketDir: string): string {
-  // JSON strings are valid YAML scalars: paths are quoted safely whatever they contain.
+function gatewayYaml(docroot: string, port: number, opts: PhpgateOptions, socketDir: string): string {
+  // JSON is valid YAML (flow style): paths and patterns are quoted safely whatever they contain.
+  const tls = opts.tls === undefined ? '' : `, tls: ${JSON.stringify({ cert: opts.tls.cert, key: opts.tls.key })}`;
   return [
-    `server: { host: "127.0.0.1", port: ${port} }`,
+    `server: { host: "127.0.0.1", port: ${port}${tls} }`,
     'admin: { port: 0 }',
-    `php: { docroot: ${JSON.stringify(docroot)}, worker_count: ${workers}, max_requests: 0, socket_dir: ${JSON.stringify(socketDir)} }`,
+    `php: { docroot: ${JSON.stringify(docroot)}, worker_count: ${opts.workers}, max_requests: 0, socket_dir: ${JSON.stringify(socketDir)} }`,
+    ...(opts.rateLimit === undefined ? [] : [`rate_limit: ${JSON.stringify({ store: 'memory', rules: opts.rateLimit })}`]),
     'logging: { level: warn }',
     '',
   ].join('\n');
 }
 
-export async function startPhpgate(docroot: string, opts: { workers: number }): Promise<Phpgate> {
+export async function startPhpgate(docroot: string, opts: PhpgateOptions): Promise<Phpgate> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'phpgate-bench-gw-'));
   const socketDir = path.join(dir, 'sock');
   const logFile = path.join(dir, 'gateway.log');
@@ -116,7 +138,7 @@ export async function startPhpgate(docroot: string, opts: { workers: number }): 
   // A free port can be taken between picking and binding it: retry a few times.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    await writeFile(configFile, gatewayYaml(docroot, port, opts.workers, socketDir));
+    await writeFile(configFile, gatewayYaml(docroot, port, opts, socketDir));
     const fd = openSync(logFile, 'a');
     try {
       child = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', '--config', configFile], {
@@ -137,7 +159,7 @@ export async function startPhpgate(docroot: string, opts: { workers: number }): 
     const deadline = Date.now() + READY_TIMEOUT_MS;
     let ready = false;
     while (alive() && Date.now() < deadline) {
-      if (await httpAnswers(port)) {
+      if (await (opts.tls === undefined ? httpAnswers(port) : httpsAnswers(port))) {
         ready = true;
         break;
       }

@@ -1,8 +1,9 @@
 /**
  * Runs wrk (https://github.com/wg/wrk; Debian/Ubuntu: `apt-get install -y wrk`) and parses its report.
- * Every wrk started here is tracked so an interrupted bench can stop it by pid.
+ * Every wrk started here is tracked (./tool.ts) so an interrupted bench can stop it by pid.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { runTool } from './tool.js';
 
 export interface WrkOptions {
   threads: number;
@@ -75,40 +76,9 @@ export function parseWrk(url: string, out: string): WrkResult {
   };
 }
 
-const running = new Set<ChildProcess>();
-
-/** Kills every wrk still running (by pid). */
-export function stopAllWrk(): void {
-  for (const child of running) child.kill('SIGKILL');
-}
+export const WRK_MISSING = 'wrk not found; install it: apt-get install -y wrk';
 
 /** Runs one wrk; rejects if it fails or outlives its duration by more than `graceS` seconds. */
-export function runWrk(url: string, o: WrkOptions, graceS = 15): Promise<WrkResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('wrk', wrkArgs(url, o), { stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(child);
-    let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), (o.durationS + graceS) * 1000);
-    let settled = false;
-    const done = (err: Error | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      running.delete(child);
-      if (err !== null) return reject(err);
-      try {
-        resolve(parseWrk(url, out));
-      } catch (e) {
-        reject(e as Error);
-      }
-    };
-    child.once('error', (err: NodeJS.ErrnoException) =>
-      done(err.code === 'ENOENT' ? new Error('wrk not found; install it: apt-get install -y wrk') : err),
-    );
-    child.once('exit', (code, signal) =>
-      done(code === 0 ? null : new Error(`wrk ${url} ended with ${signal ?? `code ${code}`}:\n${out}`)),
-    );
-  });
+export async function runWrk(url: string, o: WrkOptions, graceS = 15): Promise<WrkResult> {
+  return parseWrk(url, await runTool('wrk', wrkArgs(url, o), o.durationS + graceS, WRK_MISSING));
 }

@@ -21,6 +21,8 @@ export interface NginxFpm {
   nginxErrorLog: string;
   /** php-fpm's own log (catch_workers_output: what workers write to their fd 2). */
   fpmLog: string;
+  /** The TLS + HTTP/2 listener's port, when started with `tls`. */
+  tlsPort?: number;
   stop(): Promise<void>;
 }
 
@@ -212,7 +214,38 @@ function installExitHook(): void {
   });
 }
 
-export async function startNginxFpm(docroot: string, opts?: { workers?: number }): Promise<NginxFpm> {
+export interface NginxFpmOptions {
+  /** php-fpm workers (pm.max_children), 4 by default. */
+  workers?: number;
+  /**
+   * Also listen on a second loopback port with TLS and HTTP/2 (`listen … ssl http2`, nginx ≤ 1.24 syntax), same
+   * server block, with these PEM files and `ssl_protocols TLSv1.2 TLSv1.3` (nginx's default from 1.23.4 on; 1.22
+   * stops at TLSv1.2). The plain HTTP listener stays as it is.
+   */
+  tls?: { cert: string; key: string };
+  /** Replaces the anchor's keepalive_requests (requests per connection, HTTP/2 included, before nginx closes it). */
+  keepaliveRequests?: number;
+}
+
+/** Paths written into the nginx config must be plain (no quoting is done). */
+function configPath(file: string, what: string): string {
+  const real = realpathSync(file);
+  if (/[\s;"'{}$\\]/.test(real)) throw new Error(`${what} path unsuitable for an nginx config: ${real}`);
+  return real;
+}
+
+/** Adds the TLS + HTTP/2 listener (and its certificate) next to the anchor's plain `listen 127.0.0.1:PORT;`. */
+function withTlsListener(conf: string, port: number, tlsPort: number, cert: string, key: string): string {
+  const listen = new RegExp(`^(\\s*)listen 127\\.0\\.0\\.1:${port};$`, 'm');
+  if (!listen.test(conf)) throw new Error('nginx anchor config: no `listen 127.0.0.1:PORT;` line to add the TLS listener to');
+  return conf.replace(
+    listen,
+    (line, indent: string) =>
+      [line, `listen 127.0.0.1:${tlsPort} ssl http2;`, `ssl_certificate ${cert};`, `ssl_certificate_key ${key};`, 'ssl_protocols TLSv1.2 TLSv1.3;'].join(`\n${indent}`),
+  );
+}
+
+export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Promise<NginxFpm> {
   const avail = nginxFpmAvailable();
   if (!avail.ok) throw new Error(avail.reason);
   const fpmBin = findFpm()!;
@@ -222,6 +255,11 @@ export async function startNginxFpm(docroot: string, opts?: { workers?: number }
   if (/[\s;"'{}$\\]/.test(root)) throw new Error(`docroot path unsuitable for an nginx config: ${root}`);
   const workers = opts?.workers ?? 4;
   if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
+  const tls = opts?.tls === undefined ? undefined : { cert: configPath(opts.tls.cert, 'tls.cert'), key: configPath(opts.tls.key, 'tls.key') };
+  const keepaliveRequests = opts?.keepaliveRequests;
+  if (keepaliveRequests !== undefined && (!Number.isInteger(keepaliveRequests) || keepaliveRequests < 1)) {
+    throw new Error(`keepaliveRequests must be a positive integer, got ${keepaliveRequests}`);
+  }
 
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'phpgate-nginx-'));
@@ -273,6 +311,13 @@ export async function startNginxFpm(docroot: string, opts?: { workers?: number }
       let conf = substitute(nginxTemplate, { DOCROOT: root, PORT: String(port), RUN: runDir });
       // Keep nginx's other temp dirs inside runDir too (it creates them at start-up; /var/lib/nginx may not be ours).
       conf = conf.replace(/^(\s*)(proxy_temp_path .*)$/m, `$1$2\n$1uwsgi_temp_path ${runDir}/uwsgi;\n$1scgi_temp_path ${runDir}/scgi;`);
+      let tlsPort: number | undefined;
+      while (tls !== undefined && (tlsPort === undefined || tlsPort === port)) tlsPort = await freePort();
+      if (tls !== undefined) conf = withTlsListener(conf, port, tlsPort!, tls.cert, tls.key);
+      if (keepaliveRequests !== undefined) {
+        if (!/^\s*keepalive_requests \d+;$/m.test(conf)) throw new Error('nginx anchor config: no keepalive_requests line to replace');
+        conf = conf.replace(/^(\s*)keepalive_requests \d+;$/m, `$1keepalive_requests ${keepaliveRequests};`);
+      }
       if (isRoot) conf = `user root;\n${conf}`;
       const nginxConf = path.join(runDir, 'nginx.conf');
       await writeFile(nginxConf, conf);
@@ -294,6 +339,7 @@ export async function startNginxFpm(docroot: string, opts?: { workers?: number }
       let stopped: Promise<void> | undefined;
       return {
         port,
+        ...(tlsPort === undefined ? {} : { tlsPort }),
         runDir,
         nginxErrorLog,
         fpmLog,
