@@ -63,6 +63,8 @@ const SMALL_CSS_BYTES = 2700;
 const BIG_BYTES = 1024 * 1024;
 /** Never refuses: a billion requests per second from one client. */
 const RATE_RULE = { pattern: '/*', points: 1_000_000_000, duration_s: 1 };
+const PROBE_PATH = '/rate-limit-probe';
+const PROBE_RULE = { pattern: PROBE_PATH, points: 1, duration_s: 60 };
 const RATE_RULE_YAML = `rate_limit: { rules: [{ pattern: "${RATE_RULE.pattern}", points: ${RATE_RULE.points}, duration_s: ${RATE_RULE.duration_s} }] }`;
 
 type Kind = 'wrk' | 'h2' | 'ratelimit';
@@ -395,7 +397,7 @@ async function main(): Promise<void> {
   for (const c of rlCases) {
     console.log(`\nstarting two phpgates (${WORKERS} workers each): without rate_limit rules, and with ${RATE_RULE_YAML}`);
     const off = await started(startPhpgate(docroot, { workers: WORKERS }));
-    const on = await started(startPhpgate(docroot, { workers: WORKERS, rateLimit: [RATE_RULE] }));
+    const on = await started(startPhpgate(docroot, { workers: WORKERS, rateLimit: [RATE_RULE, PROBE_RULE] }));
     const gws = [
       { name: 'without', gw: off },
       { name: 'with', gw: on },
@@ -404,8 +406,11 @@ async function main(): Promise<void> {
     for (const { name, gw } of gws) {
       const res = await get(gw.port, c.path);
       checkSame(`phpgate ${name} rules`, c.path, res, expected[c.path]!);
-      const limited = res.headers['ratelimit-limit'] !== undefined;
-      if (limited !== (name === 'with')) throw new Error(`phpgate ${name} rules: RateLimit-Limit header ${limited ? 'present' : 'missing'}`);
+      // The rule is in force (RateLimit-* only come with 429s by default): a second, one-point rule on a probe
+      // path refuses its second request; the measured path matches only the never-refusing rule.
+      await get(gw.port, PROBE_PATH);
+      const limited = (await get(gw.port, PROBE_PATH)).status === 429;
+      if (limited !== (name === 'with')) throw new Error(`phpgate ${name} rules: the rate limiter is ${limited ? 'on' : 'off'}`);
     }
     const run = async (port: number, o: WrkOptions): Promise<WrkResult> => {
       const r = await runWrk(`http://127.0.0.1:${port}${c.path}`, o);

@@ -71,7 +71,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     routes: [],
   },
   compression: { gzip: true, brotli: true, min_bytes: 1024 },
-  rate_limit: { store: 'memory', rules: [] },
+  rate_limit: { store: 'memory', headers: 'refused', rules: [] },
   // Kept from the example even though rules default to none: a session cookie must never get a cached page.
   cache: { max_mb: 64, rules: [], bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'] },
   upstreams: [],

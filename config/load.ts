@@ -101,6 +101,7 @@ function build(raw: RawConfig, source: string, baseDir: string, searchPath: stri
     compression: withDefaults(DEFAULTS.compression, raw.compression),
     rate_limit: {
       store: raw.rate_limit?.store ?? DEFAULTS.rate_limit.store,
+      headers: raw.rate_limit?.headers ?? DEFAULTS.rate_limit.headers,
       rules: (raw.rate_limit?.rules ?? []).map((r) => ({ ...RATE_RULE_DEFAULTS, ...r })),
     },
     cache: withDefaults(DEFAULTS.cache, raw.cache),

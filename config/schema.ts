@@ -77,6 +77,7 @@ const staticFiles = obj({
 
 const rateLimit = obj({
   store: scalar(C.rateLimitStore),
+  headers: scalar(C.oneOf(['refused', 'always'] as const)),
   rules: list(
     obj({
       pattern,

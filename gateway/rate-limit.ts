@@ -93,8 +93,11 @@ class Rule {
   /** Lower-case header whose value is the key (`key: "header:X-Api-Key"`), or null to count by address. */
   readonly #header: string | null;
   readonly #limiter: RateLimiterAbstract;
+  /** rate_limit.headers "always": allowed answers carry RateLimit-* too. */
+  readonly alwaysHeaders: boolean;
 
-  constructor(rule: RateLimitRule, limiter: RateLimiterAbstract) {
+  constructor(rule: RateLimitRule, limiter: RateLimiterAbstract, alwaysHeaders: boolean) {
+    this.alwaysHeaders = alwaysHeaders;
     this.matches = compilePattern(rule.pattern);
     this.limit = String(rule.points);
     this.#header = rule.key.startsWith(KEY_HEADER_PREFIX) ? rule.key.slice(KEY_HEADER_PREFIX.length).toLowerCase() : null;
@@ -144,12 +147,16 @@ function refusal(rejection: unknown): RateLimiterRes {
  * client must wait, and `0` would invite an immediate retry).
  */
 function verdict(rule: Rule, res: RateLimiterRes, allowed: boolean): RateVerdict {
+  if (allowed && !rule.alwaysHeaders) return ALLOWED;
   const reset = seconds(res.msBeforeNext);
   const head = [Header.Limit, rule.limit, Header.Remaining, String(res.remainingPoints), Header.Reset, String(reset)];
   if (allowed) return { allowed: true, headers: head };
   head.push(Header.RetryAfter, String(Math.max(1, reset)));
   return { allowed: false, headers: head };
 }
+
+/** An allowed request that carries no headers (rate_limit.headers "refused"): one shared answer, nothing allocated. */
+const ALLOWED: RateVerdict = Object.freeze({ allowed: true, headers: Object.freeze([]) });
 
 /**
  * Several rules matched: refused if any refused; the headers describe the tightest rule, i.e. the refusing rule
@@ -261,7 +268,7 @@ export class RateLimiter {
       const same = JSON.stringify(rule);
       const occurrence = seen.get(same) ?? 0;
       seen.set(same, occurrence + 1);
-      return new Rule(rule, limiterFor(rule, ruleDigest(rule, occurrence), redis, log));
+      return new Rule(rule, limiterFor(rule, ruleDigest(rule, occurrence), redis, log), config.headers === 'always');
     });
     return new RateLimiter(rules, redis);
   }

@@ -81,6 +81,7 @@ describe('rate limiting with the memory store', () => {
     gw = await startGateway(`
 php: { worker_count: 1 }
 rate_limit:
+  headers: always
   rules:
     - { pattern: "/hello.txt", points: 3, duration_s: 60 }
     - { pattern: "/login.php", points: 2, duration_s: 60 }
@@ -170,6 +171,24 @@ rate_limit:
   });
 });
 
+describe('rate limiting with the default headers: "refused"', () => {
+  test('allowed answers carry no RateLimit-* headers; the 429 carries them and Retry-After', async () => {
+    const docroot = makeDocroot();
+    const gw = await startGateway('php: { worker_count: 1 }\nrate_limit:\n  rules: [{ pattern: "/hello.txt", points: 2, duration_s: 60 }]\n', { docroot });
+    try {
+      for (const res of [await get(gw, '/hello.txt'), await get(gw, '/hello.txt')]) {
+        assert.equal(res.status, 200);
+        assert.equal(res.headers['ratelimit-limit'], undefined);
+        assert.equal(res.headers['ratelimit-remaining'], undefined);
+      }
+      assertRefused(await get(gw, '/hello.txt'), 2, 60);
+    } finally {
+      await gw.stop();
+      fs.rmSync(docroot, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('rate limiting across a reload', () => {
   test('a reload with the same rules keeps the counts; changed rules start afresh', async () => {
     const docroot = makeDocroot();
@@ -243,6 +262,7 @@ describe('rate limiting with a Redis store', () => {
 php: { worker_count: 1 }
 rate_limit:
   store: "${redis.url}"
+  headers: always
   rules:
     - { pattern: "/shared.txt", points: 4, duration_s: 60 }
     - { pattern: "/solo.txt", points: 2, duration_s: 60 }
