@@ -11,7 +11,7 @@ import { EMPTY_BODY, readBody, type RequestBody } from './body.js';
 import { sendError, statusForError } from './errors-http.js';
 import type { Logger } from './log.js';
 import { PhpExchange, type ExchangeContext } from './php-exchange.js';
-import type { SecurityHeaders } from './security-headers.js';
+import { setHeaders, type HeaderList, type SecurityHeaders } from './security-headers.js';
 import { RouteKind, type PhpRoute, type Router } from './router.js';
 import type { StaticFiles } from './static.js';
 import { healthAnswer } from './admin/health.js';
@@ -117,19 +117,23 @@ export class Pipeline implements ErrorResponder {
       return;
     }
     const client = this.#o.clients.resolve(req);
-    this.#o.securityHeaders.apply(res, target.path, client.https);
+    const edge = this.#o.securityHeaders.for(target.path, client.https);
     const limiter = this.#o.rateLimit;
     const verdict = limiter === null ? null : limiter.check(target.path, client.address, req);
     if (verdict === null) {
-      this.#route(req, res, target, client, trace);
+      this.#route(req, res, target, client, edge, trace);
       return;
     }
     verdict.then(
       (v) => {
         try {
           for (let i = 0; i < v.headers.length; i += 2) res.setHeader(v.headers[i]!, v.headers[i + 1]!);
-          if (v.allowed) this.#route(req, res, target, client, trace);
-          else this.answerError(req, res, 429, target);
+          if (v.allowed) {
+            this.#route(req, res, target, client, edge, trace);
+          } else {
+            setHeaders(res, edge);
+            this.answerError(req, res, 429, target);
+          }
         } catch (err) {
           this.#failed(req, res, err);
         }
@@ -138,7 +142,7 @@ export class Pipeline implements ErrorResponder {
         // The limiter has its own fallback (memory when Redis is down); a failure here is a bug, not a reason to refuse.
         this.#o.log.error({ err, url }, 'rate limiter failed; the request passes');
         try {
-          this.#route(req, res, target, client, trace);
+          this.#route(req, res, target, client, edge, trace);
         } catch (routeErr) {
           this.#failed(req, res, routeErr);
         }
@@ -146,16 +150,25 @@ export class Pipeline implements ErrorResponder {
     );
   }
 
-  #route(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, client: ClientInfo, trace: RequestTrace | null): void {
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.#o.maxBodyBytes) {
+  /** `edge`: the security headers; static files put them in their head themselves, every other answer gets them set here. */
+  #route(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, client: ClientInfo, edge: HeaderList, trace: RequestTrace | null): void {
+    const route = this.#o.router.resolve(target.path, target.query);
+    if (route.kind === RouteKind.Static && !this.#overMaxBody(req)) {
+      const refused = this.#o.static.serve(req, res, route.file, route.stat, target.path, edge);
+      if (refused !== 0) {
+        setHeaders(res, edge);
+        this.answerError(req, res, refused, target, { Allow: 'GET, HEAD' });
+      }
+      return;
+    }
+    setHeaders(res, edge);
+    if (this.#overMaxBody(req)) {
       // nginx answers client_max_body_size before reading a byte of the body, whatever the location; so do we
       // (a static file or a 404 would otherwise read and discard any announced body, however large).
       closeAfter(req, res);
       this.answerError(req, res, 413, target);
       return;
     }
-    const route = this.#o.router.resolve(target.path, target.query);
     switch (route.kind) {
       case RouteKind.Error:
         this.answerError(req, res, route.status, target);
@@ -163,11 +176,8 @@ export class Pipeline implements ErrorResponder {
       case RouteKind.Redirect:
         this.#redirect(req, res, route.location);
         return;
-      case RouteKind.Static: {
-        const refused = this.#o.static.serve(req, res, route.file, route.stat, target.path);
-        if (refused !== 0) this.answerError(req, res, refused, target, { Allow: 'GET, HEAD' });
-        return;
-      }
+      case RouteKind.Static:
+        return; // over max_body_mb: answered above
       case RouteKind.Php:
         this.#php(req, res, target, route, client, trace);
         return;
@@ -197,6 +207,11 @@ export class Pipeline implements ErrorResponder {
     } else {
       sendError(req, res, status);
     }
+  }
+
+  #overMaxBody(req: IncomingMessage): boolean {
+    const declared = req.headers['content-length'];
+    return declared !== undefined && Number(declared) > this.#o.maxBodyBytes;
   }
 
   #pool(name: string): Pool | undefined {

@@ -12,6 +12,7 @@ import { compilePattern, type PathMatcher } from '../config/pattern.js';
 import type { StaticConfig } from '../config/types.js';
 import type { DocrootGuard, FileInfoCache } from './file-cache.js';
 import { sendError } from './errors-http.js';
+import { setHeaders, type HeaderList } from './security-headers.js';
 import type { Logger } from './log.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */
@@ -79,13 +80,13 @@ export class StaticFiles {
    * Answers a request for `file` (found by the router at `uriPath`). Returns 0 when answered, or the error
    * status the caller must answer (with its error page): 405 for methods other than GET and HEAD, as nginx.
    */
-  serve(req: IncomingMessage, res: ServerResponse, file: string, stat: fs.Stats, uriPath: string): StaticResult {
+  serve(req: IncomingMessage, res: ServerResponse, file: string, stat: fs.Stats, uriPath: string, edge: HeaderList): StaticResult {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return 405;
     const { rep, vary } = this.#choose(file, stat, req.headers['accept-encoding']);
     const entry = this.#entry(rep);
     if (entry.body !== null || method === 'HEAD') {
-      this.#answer(req, res, file, rep, entry, vary, uriPath, null);
+      this.#answer(req, res, file, rep, entry, vary, uriPath, null, edge);
       return 0;
     }
     // Streamed from disk: open first and describe the file that was opened, so headers and bytes always come
@@ -94,6 +95,7 @@ export class StaticFiles {
     fs.open(rep.path, 'r', (openErr, fd) => {
       if (openErr !== null) {
         this.#log.debug({ err: openErr, file: rep.path }, 'static file vanished before it could be opened');
+        setHeaders(res, edge);
         sendError(req, res, 404);
         return;
       }
@@ -108,7 +110,7 @@ export class StaticFiles {
           return;
         }
         const current = st.size === entry.size && st.mtimeMs === entry.mtimeMs ? entry : this.#describe(st, null);
-        this.#answer(req, res, file, rep, current, vary, uriPath, fd);
+        this.#answer(req, res, file, rep, current, vary, uriPath, fd, edge);
       });
     });
     return 0;
@@ -119,13 +121,10 @@ export class StaticFiles {
    * whatever the answer).
    */
   #answer(req: IncomingMessage, res: ServerResponse, file: string, rep: Representation, entry: FileEntry, vary: boolean,
-    uriPath: string, fd: number | null): void {
+    uriPath: string, fd: number | null, edge: HeaderList): void {
     const h = req.headers;
-    const headers: Array<string | number> = [
-      'Content-Type', this.#contentType(file),
-      'Last-Modified', entry.lastModified,
-      'ETag', entry.etag,
-    ];
+    const headers: Array<string | number> = edge.slice();
+    headers.push('Content-Type', this.#contentType(file), 'Last-Modified', entry.lastModified, 'ETag', entry.etag);
     const cacheControl = this.#cacheControlFor(uriPath);
     if (cacheControl !== null) headers.push('Cache-Control', cacheControl);
     if (vary) headers.push('Vary', 'Accept-Encoding');
