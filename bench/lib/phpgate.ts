@@ -83,7 +83,7 @@ function gatewayYaml(docroot: string, port: number, opts: PhpgateOptions, socket
   return [
     `server: { host: "127.0.0.1", port: ${port}${tls} }`,
     'admin: { port: 0 }',
-    `php: { docroot: ${JSON.stringify(docroot)}, worker_count: ${opts.workers}, max_requests: 0, socket_dir: ${JSON.stringify(socketDir)} }`,
+    `php: { docroot: ${JSON.stringify(docroot)}, worker_count: ${opts.workers}, max_requests: 0, queue_limit: 511, socket_dir: ${JSON.stringify(socketDir)} }`,
     ...(opts.rateLimit === undefined ? [] : [`rate_limit: ${JSON.stringify({ store: 'memory', rules: opts.rateLimit })}`]),
     'logging: { level: warn }',
     '',

@@ -261,7 +261,7 @@ export function markdown(input: ReportInput, facts: string[]): string {
     '',
     '- Same temp docroot for every server: `small.css` (2.7 KB CSS), `big.bin` (1 MB random bytes), `index.php` (`<?php echo "hello";`).',
     '- nginx + php-fpm: `test/anchors/` configs (nginx `worker_processes 2`, `sendfile on`, access log off; php-fpm `pm = static`, 4 workers).',
-    '- phpgate: from source (`node --import tsx gateway/cli.ts`), `php: { worker_count: 4, max_requests: 0 }`, `logging: { level: warn }`, one process.',
+    '- phpgate: from source (`node --import tsx gateway/cli.ts`), `php: { worker_count: 4, max_requests: 0, queue_limit: 511 }`, `logging: { level: warn }`, one process.',
     '- All on 127.0.0.1, on the same machine as the load generator (so it, nginx, php and node share the CPUs above).',
     '- Each group of cases starts its own servers and stops them when it is done; servers of other groups are not running meanwhile.',
     `- Reported: the best of the rounds per server and case (the round with the highest Requests/sec; its latency and MB/s are shown). Every round is listed below, so the spread is visible.`,
@@ -276,7 +276,7 @@ export function markdown(input: ReportInput, facts: string[]): string {
       `- HTTP/2 cases: a self-signed RSA-2048 certificate made with openssl at run time, the same files for both. nginx gets a second listener \`listen 127.0.0.1:PORT ssl http2;\` (nginx 1.22 syntax) with it, \`ssl_protocols TLSv1.2 TLSv1.3\` (1.22's default stops at TLSv1.2; later nginx versions have this default) and \`keepalive_requests ${h2.keepaliveRequests}\` instead of the anchor's 100000 (nginx closes an HTTP/2 connection with GOAWAY after that many requests; h2load would count the cut streams). phpgate gets \`server.tls\` (HTTP/2 by ALPN, HTTP/1.1 fallback). h2load offers one TLS 1.3 cipher suite, so both servers do the same crypto (left to choose, nginx takes the client's first, AES-128-GCM, and node its own first, AES-256-GCM); each run is checked to have got h2 over TLS 1.3 with it (rounds table). Otherwise TLS settings are both servers' defaults.`,
       `- HTTP/2 runs: ${input.warmupS} s h2load warm-up of each server, then ${input.rounds} rounds interleaved. Command: \`${h2.command}\` (2 threads and 32 connections as the wrk cases, 10 concurrent streams per connection: up to 320 requests in flight; duration mode, so only what completes within the measured seconds counts). The warm-up time inside each run (connections and TLS handshakes) is not measured.`,
       '- HTTP/2 rps is successful (2xx/3xx) requests per second of the measured duration; h2load reports no percentiles, so the latency shown is its "time for request" mean ± sd and max. MB/s is h2load\'s traffic rate (frames, headers and bodies, MB = 1024² bytes). Failed requests (non-2xx/3xx, resets, timeouts) are counted for both servers and shown with the results.',
-      '- PHP queueing is each side\'s default: phpgate\'s `php.queue_limit` is 200 (a request arriving when 200 already wait for one of the 4 workers is answered 503 at once); php-fpm queues connections in its socket\'s listen backlog. 320 requests in flight is more than 4 workers plus 200 waiting.',
+      '- PHP queueing: phpgate\'s `php.queue_limit` is set to 511, php-fpm\'s default `listen.backlog`, so both queue the 320 requests in flight instead of phpgate answering 503 past its default 200 (which a closed-loop load generator turns into a flood of instant retries).',
     );
   }
   if (rateLimit !== null) {
