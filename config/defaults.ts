@@ -58,7 +58,8 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     error_pages: {},
   },
   // What helmet sends by default, minus what breaks ordinary PHP sites: CSP, cross-origin isolation (COOP/CORP
-  // break payment and login pop-ups and hot-linked images) and `Referrer-Policy: no-referrer` (analytics, CSRF checks).
+  // break payment and login pop-ups and hot-linked images), Origin-Agent-Cluster (document.domain) and
+  // `Referrer-Policy: no-referrer` (analytics, CSRF checks); helmet's legacy headers are left out too.
   headers: {
     hsts: true,
     csp: false,

@@ -40,7 +40,6 @@ const DEFAULTS: Record<string, string> = {
   'x-frame-options': 'SAMEORIGIN',
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'strict-origin-when-cross-origin',
-  'x-xss-protection': '0',
   server: 'phpgate',
 };
 
@@ -52,11 +51,12 @@ describe('security headers: defaults', () => {
   after(() => g.stop());
 
   for (const [what, target, status] of [['PHP', '/', 200], ['a static file', '/page.html', 200], ['a gateway error', '/.env', 404]] as const) {
-    test(`${what} gets helmet's defaults for PHP sites, without CSP, HSTS or cross-origin isolation`, async () => {
+    test(`${what} gets helmet's defaults for PHP sites, without CSP, HSTS, cross-origin isolation or the legacy headers`, async () => {
       const r = await request(g.base, target);
       assert.equal(r.status, status);
       for (const [name, value] of Object.entries(DEFAULTS)) assert.equal(r.headers[name], value, name);
-      for (const absent of ['content-security-policy', 'strict-transport-security', 'cross-origin-opener-policy', 'cross-origin-resource-policy', 'x-dns-prefetch-control']) {
+      for (const absent of ['content-security-policy', 'strict-transport-security', 'cross-origin-opener-policy', 'cross-origin-resource-policy',
+        'x-dns-prefetch-control', 'origin-agent-cluster', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection']) {
         assert.equal(r.headers[absent], undefined, absent);
       }
     });

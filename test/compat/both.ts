@@ -86,8 +86,7 @@ export const RESPONSE_HEADERS_DROPPED = new Set(['server', 'date', 'connection',
  * differential-deliberate.test.ts, left out of the like-for-like comparisons.
  */
 export function securityHeaderNames(): string[] {
-  return ['x-frame-options', 'x-content-type-options', 'referrer-policy', 'origin-agent-cluster', 'x-download-options',
-    'x-permitted-cross-domain-policies', 'x-xss-protection'];
+  return ['x-frame-options', 'x-content-type-options', 'referrer-policy'];
 }
 // X-Powered-By is kept on purpose: it comes from PHP (expose_php) and must be the same on both sides.
 
