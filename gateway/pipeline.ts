@@ -42,7 +42,7 @@ export interface PipelineOptions {
   readonly serverName: string;
   /** Who the client is (server.trusted_proxies, PROXY protocol). */
   readonly clients: TrustedProxies;
-  /** headers.*: set on every answer but health checks, before the rate limiter's verdict. */
+  /** headers.*: on every answer but health checks and unparsable requests (static files take them in their head). */
   readonly securityHeaders: SecurityHeaders;
   /** rate_limit.rules, or null when there are none. */
   readonly rateLimit: RateLimiter | null;
