@@ -10,7 +10,9 @@ import { logLines, type Logger } from '../php/logger.js';
 import type { Pool, PoolWaiter } from '../php/pool.js';
 import { CgiHeadParser, type CgiHead } from '../php/response.js';
 import type { Worker, WorkerRequestHandler } from '../php/worker.js';
+import type { BrotliCompress, Gzip } from 'node:zlib';
 import type { RequestBody } from './body.js';
+import { compressedHeaders, createEncoder, type Compression, type Encoding } from './compression.js';
 import { statusForError } from './errors-http.js';
 import type { ErrorResponder } from './pipeline.js';
 import type { ParsedTarget } from './uri.js';
@@ -28,6 +30,8 @@ export interface ExchangeContext {
   readonly sendTimeoutMs: number;
   /** headers.strip_powered_by: PHP's X-Powered-By is not passed on. */
   readonly stripPoweredBy: boolean;
+  /** compression.*, or null when both encodings are off. */
+  readonly compression: Compression | null;
 }
 
 export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
@@ -44,6 +48,10 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   #headSent = false;
   #done = false;
   #drainWaiter: (() => void) | null = null;
+  /** gzip/brotli between PHP and the client (piped into the response), or null: PHP's bytes go straight out. */
+  #encoder: Gzip | BrotliCompress | null = null;
+  /** Flush the encoder after every chunk: PHP asked for no buffering (X-Accel-Buffering: no, server-sent events). */
+  #flushEach = false;
   /** We paused reading from PHP until the client drains; whoever ends this exchange must undo it. */
   #phpPaused = false;
   /** Body bytes still owed under PHP's own Content-Length; null when PHP sent none (node frames the body). */
@@ -170,11 +178,15 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       if (body.length === 0) return true;
     }
     if (this.#trace !== null) this.#trace.bytes += body.length;
-    if (this.#res.write(body)) return true;
+    const out = this.#encoder ?? this.#res;
+    const more = out.write(body);
+    if (this.#flushEach) this.#encoder?.flush();
+    if (more) return true;
     // Several records of one socket read may each find the client full: wait for one drain, not one per record.
+    // (With an encoder, its input fills once the client stops taking its output: the pipe pauses it.)
     if (!this.#phpPaused) {
       this.#phpPaused = true;
-      this.#res.once('drain', this.#onClientDrain);
+      out.once('drain', this.#onClientDrain);
       this.#sendTimer = setTimeout(this.#onSendTimeout, this.#cx.sendTimeoutMs);
     }
     return false;
@@ -205,14 +217,17 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       // Fewer bytes than PHP declared: ending normally would leave a keep-alive client reading the next response
       // as the rest of this one. Cut the connection, as nginx does ("upstream prematurely closed").
       this.#log.error({ pool: this.#pool.poolName, request: this.#label, missing: this.#remaining }, 'PHP sent less data than its Content-Length');
-      const socket = this.#req.httpVersionMajor === 1 ? this.#res.socket : null;
+      const socket = this.#req.httpVersionMajor === 1 && this.#encoder === null ? this.#res.socket : null;
       if (socket === null) {
+        this.#encoder?.destroy();
         this.#res.destroy();
       } else {
         // What did come still reaches the client (destroy() would drop what is queued), then FIN.
         this.#res.end();
         socket.end();
       }
+    } else if (this.#encoder !== null) {
+      this.#encoder.end(); // the pipe ends the response once the encoder's last bytes are out
     } else {
       this.#res.end();
     }
@@ -233,6 +248,10 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   #writeHead(head: CgiHead): boolean {
     const res = this.#res;
     let headers = this.#cx.stripPoweredBy ? withoutPoweredBy(head.headers) : head.headers;
+    const status = this.#forceStatus || head.status;
+    const encoding = this.#cx.compression === null ? null
+      : this.#cx.compression.choose(this.#req.headers['accept-encoding'], this.#req.method, status, headers, head.contentLength);
+    if (encoding !== null) headers = compressedHeaders(headers, encoding);
     try {
       if (res.getHeaderNames().length > 0) {
         // Headers set before PHP answered (security headers, rate-limit counts): PHP's own replace them by name.
@@ -258,10 +277,21 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       return false;
     }
     this.#headSent = true;
-    const status = this.#forceStatus || head.status;
+    if (encoding !== null) this.#startEncoder(encoding, head);
     const bodiless = this.#req.method === 'HEAD' || status === 204 || status === 304;
     this.#remaining = bodiless ? null : head.contentLength;
     return true;
+  }
+
+  #startEncoder(encoding: Encoding, head: CgiHead): void {
+    const encoder = createEncoder(encoding, head.contentLength);
+    this.#encoder = encoder;
+    this.#flushEach = head.noBuffering || isEventStream(head.headers);
+    encoder.once('error', (err) => {
+      this.#log.error({ err, request: this.#label }, 'response compression failed');
+      this.#res.destroy(err);
+    });
+    encoder.pipe(this.#res);
   }
 
   /** Before any byte was sent: answer with the error's status. After: cut the connection (truncation shows). */
@@ -269,6 +299,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#resumePhp();
     if (this.#headSent) {
       this.#done = true;
+      this.#encoder?.destroy();
       this.#res.destroy(err);
       void this.#body.dispose();
       return;
@@ -314,7 +345,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     if (!this.#phpPaused) return;
     this.#phpPaused = false;
     this.#clearSendTimer();
-    this.#res.removeListener('drain', this.#onClientDrain);
+    (this.#encoder ?? this.#res).removeListener('drain', this.#onClientDrain);
     this.#worker?.resume();
   }
 
@@ -327,6 +358,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#done = true;
     this.onStdinDrain(); // a body upload waiting on STDIN drain must not hang
     this.#resumePhp();
+    this.#encoder?.destroy();
     if (this.#worker === null) this.#pool.cancel(this);
     else if (!wasDone) this.#worker.abort();
     void this.#body.dispose();
@@ -334,6 +366,14 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
 }
 
 const EMPTY_HEADERS: string[] = [];
+
+/** Server-sent events: each event must reach the browser when PHP flushes it, compressed or not. */
+function isEventStream(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() === 'content-type') return headers[i + 1]!.toLowerCase().startsWith('text/event-stream');
+  }
+  return false;
+}
 
 /** expose_php's advertisement, dropped as helmet's hidePoweredBy does; a copy only when PHP sent one. */
 function withoutPoweredBy(headers: string[]): string[] {

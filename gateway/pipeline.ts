@@ -19,6 +19,7 @@ import type { RequestObserver, StatusSource } from './status.js';
 import { RequestTrace } from './trace.js';
 import { unmapIPv4, type ClientInfo, type TrustedProxies } from './client-address.js';
 import type { RateLimiter } from './rate-limit.js';
+import type { Compression } from './compression.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 
 export interface PipelineOptions {
@@ -44,6 +45,8 @@ export interface PipelineOptions {
   readonly clients: TrustedProxies;
   /** headers.*: on every answer but health checks and unparsable requests (static files take them in their head). */
   readonly securityHeaders: SecurityHeaders;
+  /** compression.*: gzip/brotli of PHP's answers. */
+  readonly compression: Compression;
   /** rate_limit.rules, or null when there are none. */
   readonly rateLimit: RateLimiter | null;
   /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
@@ -71,7 +74,8 @@ export class Pipeline implements ErrorResponder {
 
   constructor(o: PipelineOptions) {
     this.#o = o;
-    this.#exchange = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy };
+    this.#exchange = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy,
+      compression: o.compression.enabled ? o.compression : null };
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {

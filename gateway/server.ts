@@ -28,6 +28,7 @@ import { loadTls } from './tls.js';
 import { TrustedProxies } from './client-address.js';
 import { RateLimiter } from './rate-limit.js';
 import { SecurityHeaders } from './security-headers.js';
+import { Compression } from './compression.js';
 import type { GatewayStatus, StatusSource } from './status.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
@@ -253,6 +254,7 @@ export class Gateway implements StatusSource {
       clients: new TrustedProxies(c.server.trusted_proxies),
       rateLimit,
       securityHeaders: new SecurityHeaders(c.headers),
+      compression: new Compression(c.compression),
       serverSoftware: `phpgate/${VERSION}`,
       observers,
       dispatch: this.#onRequest,

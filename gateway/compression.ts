@@ -1,0 +1,124 @@
+/**
+ * gzip and brotli for PHP's answers (compression.*), as nginx's gzip module does for proxied responses: chosen
+ * from Accept-Encoding with q-values, only for compressible types and bodies of at least min_bytes, never over a
+ * body PHP already encoded, with `Vary: Accept-Encoding`. Deciding is here; the exchange streams through the
+ * encoder with backpressure (and flushes every chunk when PHP asked for no buffering).
+ */
+import zlib from 'node:zlib';
+import type { CompressionConfig } from '../config/types.js';
+
+export type Encoding = 'br' | 'gzip';
+
+/** nginx's gzip_comp_level is 1 by default; 5 is the common tuned value, and what zlib costs little more for. */
+const GZIP_LEVEL = 5;
+/** Brotli's default (11) is for static assets built once; 4 compresses better than gzip 5 at a similar cost. */
+const BROTLI_QUALITY = 4;
+
+/** Types worth compressing: text, and the structured formats sent as application/* (nginx users list them in gzip_types). */
+const COMPRESSIBLE = /^(?:text\/|application\/(?:json|javascript|x-javascript|ecmascript|xml|xhtml\+xml|rss\+xml|atom\+xml|ld\+json|manifest\+json|graphql-response\+json|problem\+json|vnd\.api\+json)|image\/svg\+xml|[a-z]+\/[a-z0-9.+-]*\+(?:json|xml)(?:\s*;|$))/i;
+
+/** A few distinct Accept-Encoding values arrive over and over: their choice is remembered. */
+const CHOICE_CACHE_MAX = 256;
+
+export class Compression {
+  readonly #cfg: CompressionConfig;
+  readonly #choices = new Map<string, Encoding | null>();
+
+  constructor(cfg: CompressionConfig) {
+    this.#cfg = cfg;
+  }
+
+  get enabled(): boolean {
+    return this.#cfg.gzip || this.#cfg.brotli;
+  }
+
+  /**
+   * The encoding for one answer, or null to send it as it is. `headers`: PHP's (alternating names and values);
+   * `contentLength`: PHP's Content-Length or null (a streamed body of unknown length is compressed, as nginx does).
+   */
+  choose(acceptEncoding: string | undefined, method: string | undefined, status: number, headers: readonly string[],
+    contentLength: number | null): Encoding | null {
+    if (acceptEncoding === undefined || acceptEncoding === '' || method === 'HEAD') return null;
+    if (status < 200 || status === 204 || status === 206 || status === 304) return null;
+    if (contentLength !== null && contentLength < this.#cfg.min_bytes) return null;
+    const encoding = this.#negotiate(acceptEncoding);
+    if (encoding === null) return null;
+    let compressibleType = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      const value = headers[i + 1]!;
+      if (name === 'content-encoding') return null; // PHP encoded it itself (ob_gzhandler, zlib.output_compression)
+      if (name === 'content-type') compressibleType = COMPRESSIBLE.test(value);
+      else if (name === 'cache-control' && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(value)) return null;
+    }
+    return compressibleType ? encoding : null;
+  }
+
+  #negotiate(accept: string): Encoding | null {
+    const cached = this.#choices.get(accept);
+    if (cached !== undefined) return cached;
+    const q = parseAcceptEncoding(accept);
+    const br = this.#cfg.brotli ? q.get('br') ?? q.get('*') ?? 0 : 0;
+    const gzip = this.#cfg.gzip ? q.get('gzip') ?? q.get('x-gzip') ?? q.get('*') ?? 0 : 0;
+    // Brotli when the client likes it at least as much: smaller for the same CPU.
+    const choice: Encoding | null = br > 0 && br >= gzip ? 'br' : gzip > 0 ? 'gzip' : null;
+    if (this.#choices.size < CHOICE_CACHE_MAX) this.#choices.set(accept, choice);
+    return choice;
+  }
+}
+
+/** Codings and their q-values (RFC 9110 §12.5.3); a malformed q counts as 0, as a refusal. */
+export function parseAcceptEncoding(accept: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const part of accept.split(',')) {
+    const [coding, ...params] = part.split(';');
+    const name = coding!.trim().toLowerCase();
+    if (name === '') continue;
+    let q = 1;
+    for (const p of params) {
+      const [k, v] = p.split('=');
+      if (k!.trim().toLowerCase() === 'q') {
+        const n = Number(v?.trim());
+        q = /^\s*(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\s*$/.test(v ?? '') ? n : 0;
+      }
+    }
+    out.set(name, q);
+  }
+  return out;
+}
+
+/**
+ * The head of a compressed answer: no Content-Length (the encoder decides the length), Content-Encoding, Vary
+ * extended, and a strong ETag made weak (the bytes differ from the identity form's, as nginx does).
+ */
+export function compressedHeaders(headers: readonly string[], encoding: Encoding): string[] {
+  const out: string[] = [];
+  let vary = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') continue;
+    if (lower === 'vary') {
+      vary = true;
+      out.push(name, /(?:^|,)\s*(?:accept-encoding|\*)\s*(?:,|$)/i.test(value) ? value : `${value}, Accept-Encoding`);
+    } else if (lower === 'etag' && value.startsWith('"')) {
+      out.push(name, `W/${value}`);
+    } else {
+      out.push(name, value);
+    }
+  }
+  if (!vary) out.push('Vary', 'Accept-Encoding');
+  out.push('Content-Encoding', encoding);
+  return out;
+}
+
+export function createEncoder(encoding: Encoding, sizeHint: number | null): zlib.Gzip | zlib.BrotliCompress {
+  if (encoding === 'gzip') return zlib.createGzip({ level: GZIP_LEVEL });
+  const params: Record<number, number> = {
+    [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+    [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+  };
+  if (sizeHint !== null) params[zlib.constants.BROTLI_PARAM_SIZE_HINT] = sizeHint;
+  return zlib.createBrotliCompress({ params });
+}
