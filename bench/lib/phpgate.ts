@@ -85,6 +85,8 @@ function gatewayYaml(docroot: string, port: number, opts: PhpgateOptions, socket
     'admin: { port: 0 }',
     `php: { docroot: ${JSON.stringify(docroot)}, worker_count: ${opts.workers}, max_requests: 0, queue_limit: 511, socket_dir: ${JSON.stringify(socketDir)} }`,
     ...(opts.rateLimit === undefined ? [] : [`rate_limit: ${JSON.stringify({ store: 'memory', rules: opts.rateLimit })}`]),
+    // nginx's anchor config has gzip off; h2load sends Accept-Encoding: gzip, so phpgate would compress and nginx not.
+    'compression: { gzip: false, brotli: false }',
     'logging: { level: warn }',
     '',
   ].join('\n');

@@ -261,7 +261,7 @@ export function markdown(input: ReportInput, facts: string[]): string {
     '',
     '- Same temp docroot for every server: `small.css` (2.7 KB CSS), `big.bin` (1 MB random bytes), `index.php` (`<?php echo "hello";`).',
     '- nginx + php-fpm: `test/anchors/` configs (nginx `worker_processes 2`, `sendfile on`, access log off; php-fpm `pm = static`, 4 workers).',
-    '- phpgate: from source (`node --import tsx gateway/cli.ts`), `php: { worker_count: 4, max_requests: 0, queue_limit: 511 }`, `logging: { level: warn }`, one process.',
+    '- phpgate: from source (`node --import tsx gateway/cli.ts`), `php: { worker_count: 4, max_requests: 0, queue_limit: 511 }`, `compression` off (as gzip is in the nginx anchor; h2load asks for gzip), `logging: { level: warn }`, one process.',
     '- All on 127.0.0.1, on the same machine as the load generator (so it, nginx, php and node share the CPUs above).',
     '- Each group of cases starts its own servers and stops them when it is done; servers of other groups are not running meanwhile.',
     `- Reported: the best of the rounds per server and case (the round with the highest Requests/sec; its latency and MB/s are shown). Every round is listed below, so the spread is visible.`,
