@@ -103,9 +103,18 @@ function errorNote(a: string, aRuns: Array<{ errors: number }>, b: string, bRuns
   return sum(aRuns) + sum(bRuns) > 0 ? ` ⚠ errors (all rounds): ${a} ${sum(aRuns)}, ${b} ${sum(bRuns)}` : '';
 }
 
-export function table(cases: CaseResult[]): string {
+/** One side of a comparison row: what both tables need of a wrk or an h2load run. */
+interface Run {
+  rps: number;
+  bytesPerSec: number;
+  errors: number;
+}
+
+/** nginx against phpgate, best rounds: the columns the tables share, with their own latency and ratio cells. */
+function comparisonTable<R extends Run, C extends { name: string; path: string; nginx: R[]; phpgate: R[] }>(
+  cases: C[], latencyTitle: string, latency: (r: R) => string, ratioOf: (c: C) => string): string {
   const rows = [
-    '| case | nginx rps | phpgate rps | ratio (phpgate/nginx) | nginx p99 | phpgate p99 | nginx MB/s | phpgate MB/s |',
+    `| case | nginx rps | phpgate rps | ratio (phpgate/nginx) | nginx ${latencyTitle} | phpgate ${latencyTitle} | nginx MB/s | phpgate MB/s |`,
     '|---|---:|---:|---|---:|---:|---:|---:|',
   ];
   for (const c of cases) {
@@ -113,10 +122,14 @@ export function table(cases: CaseResult[]): string {
     const g = best(c.phpgate);
     const errors = errorNote('nginx', c.nginx, 'phpgate', c.phpgate);
     rows.push(
-      `| ${c.name} \`${c.path}\`${errors} | ${fmtRps(n.rps)} | ${fmtRps(g.rps)} | ${ratioCell(c)} | ${fmtMs(n.p99Ms)} | ${fmtMs(g.p99Ms)} | ${fmtMBs(n.bytesPerSec)} | ${fmtMBs(g.bytesPerSec)} |`,
+      `| ${c.name} \`${c.path}\`${errors} | ${fmtRps(n.rps)} | ${fmtRps(g.rps)} | ${ratioOf(c)} | ${latency(n)} | ${latency(g)} | ${fmtMBs(n.bytesPerSec)} | ${fmtMBs(g.bytesPerSec)} |`,
     );
   }
   return rows.join('\n');
+}
+
+export function table(cases: CaseResult[]): string {
+  return comparisonTable(cases, 'p99', (r: WrkResult) => fmtMs(r.p99Ms), ratioCell);
 }
 
 /** Every round, in the order it ran, so the spread between rounds is visible. */
@@ -137,19 +150,7 @@ const fmtH2Latency = (r: H2loadResult) => `${fmtMs(r.meanMs)} ± ${fmtMs(r.sdMs)
 
 /** HTTP/2: h2load gives no percentiles, only min/max/mean/sd of its "time for request". */
 export function h2Table(cases: H2CaseResult[]): string {
-  const rows = [
-    '| case | nginx rps | phpgate rps | ratio (phpgate/nginx) | nginx latency mean ± sd (max) | phpgate latency mean ± sd (max) | nginx MB/s | phpgate MB/s |',
-    '|---|---:|---:|---|---:|---:|---:|---:|',
-  ];
-  for (const c of cases) {
-    const n = best(c.nginx);
-    const g = best(c.phpgate);
-    const errors = errorNote('nginx', c.nginx, 'phpgate', c.phpgate);
-    rows.push(
-      `| ${c.name} \`${c.path}\`${errors} | ${fmtRps(n.rps)} | ${fmtRps(g.rps)} | ${cell(h2Ratio(c), 'rps', c.target)} | ${fmtH2Latency(n)} | ${fmtH2Latency(g)} | ${fmtMBs(n.bytesPerSec)} | ${fmtMBs(g.bytesPerSec)} |`,
-    );
-  }
-  return rows.join('\n');
+  return comparisonTable(cases, 'latency mean ± sd (max)', fmtH2Latency, (c) => cell(h2Ratio(c), 'rps', c.target));
 }
 
 function h2RoundsTable(cases: H2CaseResult[]): string {
