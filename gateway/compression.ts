@@ -33,25 +33,23 @@ export class Compression {
   }
 
   /**
-   * The encoding for one answer, or null to send it as it is. `headers`: PHP's (alternating names and values);
-   * `contentLength`: PHP's Content-Length or null (a streamed body of unknown length is compressed, as nginx does).
+   * The encoding for one answer, or null to send it as it is. `head`: PHP's Content-Type and Content-Length (a
+   * streamed body of unknown length is compressed, as nginx does); `headers`: what will be sent.
    */
-  choose(acceptEncoding: string | undefined, method: string | undefined, status: number, headers: readonly string[],
-    contentLength: number | null): Encoding | null {
+  choose(acceptEncoding: string | undefined, method: string | undefined, status: number,
+    head: { readonly contentType: string; readonly contentLength: number | null }, headers: readonly string[]): Encoding | null {
     if (acceptEncoding === undefined || acceptEncoding === '' || method === 'HEAD') return null;
     if (status < 200 || status === 204 || status === 206 || status === 304) return null;
-    if (contentLength !== null && contentLength < this.#cfg.min_bytes) return null;
+    if (head.contentLength !== null && head.contentLength < this.#cfg.min_bytes) return null;
+    if (!COMPRESSIBLE.test(head.contentType)) return null;
     const encoding = this.#negotiate(acceptEncoding);
     if (encoding === null) return null;
-    let compressibleType = false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!.toLowerCase();
-      const value = headers[i + 1]!;
       if (name === 'content-encoding') return null; // PHP encoded it itself (ob_gzhandler, zlib.output_compression)
-      if (name === 'content-type') compressibleType = COMPRESSIBLE.test(value);
-      else if (name === 'cache-control' && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(value)) return null;
+      if (name === 'cache-control' && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(headers[i + 1]!)) return null;
     }
-    return compressibleType ? encoding : null;
+    return encoding;
   }
 
   #negotiate(accept: string): Encoding | null {

@@ -3,7 +3,7 @@
  * into an HTTP response and stream it with backpressure both ways. One object per request, no closures per
  * chunk; exactly one ending (response ended, or error answered / connection cut).
  */
-import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import type { CgiParams } from '../php/cgi-env.js';
 import { logLines, type Logger } from '../php/logger.js';
@@ -250,17 +250,13 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     let headers = this.#cx.stripPoweredBy ? withoutPoweredBy(head.headers) : head.headers;
     const status = this.#forceStatus || head.status;
     const encoding = this.#cx.compression === null ? null
-      : this.#cx.compression.choose(this.#req.headers['accept-encoding'], this.#req.method, status, headers, head.contentLength);
+      : this.#cx.compression.choose(this.#req.headers['accept-encoding'], this.#req.method, status, head, headers);
     if (encoding !== null) headers = compressedHeaders(headers, encoding);
     try {
       if (res.getHeaderNames().length > 0) {
         // Headers set before PHP answered (security headers, rate-limit counts): PHP's own replace them by name.
         // node 20's writeHead would apply a raw list over them with setHeader, collapsing repeats (Set-Cookie).
-        // All are checked first, so a header node refuses leaves the preset ones in place for the 502 page.
-        for (let i = 0; i < headers.length; i += 2) {
-          validateHeaderName(headers[i]!);
-          validateHeaderValue(headers[i]!, headers[i + 1]!);
-        }
+        // (The head parser already refused what node cannot send, so the preset ones are never half replaced.)
         for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
         for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i]!, headers[i + 1]!);
         headers = EMPTY_HEADERS;
@@ -286,7 +282,8 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   #startEncoder(encoding: Encoding, head: CgiHead): void {
     const encoder = createEncoder(encoding, head.contentLength);
     this.#encoder = encoder;
-    this.#flushEach = head.noBuffering || isEventStream(head.headers);
+    // Server-sent events: each event must reach the browser when PHP flushes it, compressed or not.
+    this.#flushEach = head.noBuffering || head.contentType.toLowerCase().startsWith('text/event-stream');
     encoder.once('error', (err) => {
       this.#log.error({ err, request: this.#label }, 'response compression failed');
       this.#res.destroy(err);
@@ -367,13 +364,6 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
 
 const EMPTY_HEADERS: string[] = [];
 
-/** Server-sent events: each event must reach the browser when PHP flushes it, compressed or not. */
-function isEventStream(headers: readonly string[]): boolean {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.toLowerCase() === 'content-type') return headers[i + 1]!.toLowerCase().startsWith('text/event-stream');
-  }
-  return false;
-}
 
 /** expose_php's advertisement, dropped as helmet's hidePoweredBy does; a copy only when PHP sent one. */
 function withoutPoweredBy(headers: string[]): string[] {

@@ -13,6 +13,8 @@ export interface CgiHead {
   readonly headers: string[];
   /** `X-Accel-Buffering: no`: every chunk must reach the client at once, never held for compression. */
   readonly noBuffering: boolean;
+  /** PHP's Content-Type as sent ('' when none). */
+  readonly contentType: string;
   /**
    * PHP's own Content-Length, or null. The body must be held to it (as nginx does): bytes past it are dropped,
    * and a body that ends short must cut the connection, or a keep-alive client would read the next response
@@ -99,6 +101,7 @@ function parseHead(text: string): CgiHead {
   let reason = '';
   let hasLocation = false;
   let noBuffering = false;
+  let contentType = '';
   let contentLength: number | null = null;
   for (const rawLine of text.split('\n')) {
     const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
@@ -121,6 +124,8 @@ function parseHead(text: string): CgiHead {
       noBuffering = value.toLowerCase() === 'no';
     } else if (lower === 'location') {
       hasLocation = true;
+    } else if (lower === 'content-type') {
+      contentType = value;
     } else if (lower === 'content-length') {
       // nginx (≥ 1.23) answers 502 to an invalid or duplicated Content-Length; two framings would desync clients.
       if (!/^\d{1,15}$/.test(value)) throw bad(`PHP sent an invalid Content-Length: ${JSON.stringify(value.slice(0, 40))}`);
@@ -143,5 +148,5 @@ function parseHead(text: string): CgiHead {
   }
   // CGI: a Location without a Status is a redirect. nginx answers it with 302, and so do we.
   if (status === 0) status = hasLocation ? 302 : 200;
-  return { status, reason, headers, noBuffering, contentLength };
+  return { status, reason, headers, noBuffering, contentType, contentLength };
 }

@@ -252,21 +252,22 @@ describe('compression turned off', () => {
 
 describe('compression decisions', () => {
   const c = new Compression({ gzip: true, brotli: true, min_bytes: 1024 });
-  const html = ['Content-Type', 'text/html; charset=UTF-8'];
+  const html = { contentType: 'text/html; charset=UTF-8', contentLength: null };
+  const typed = (contentType: string): { contentType: string; contentLength: null } => ({ contentType, contentLength: null });
 
   test('q-values parse as RFC 9110 says; a malformed q refuses', () => {
     assert.deepEqual([...parseAcceptEncoding('gzip;q=0.8, br ; q=1.0, *;q=0, x;q=abc')], [['gzip', 0.8], ['br', 1], ['*', 0], ['x', 0]]);
   });
 
   test('status, method and type rules', () => {
-    assert.equal(c.choose('gzip', 'GET', 200, html, null), 'gzip');
-    assert.equal(c.choose('gzip', 'GET', 206, html, null), null);
-    assert.equal(c.choose('gzip', 'GET', 204, html, null), null);
-    assert.equal(c.choose('gzip', 'HEAD', 200, html, null), null);
-    assert.equal(c.choose('gzip', 'GET', 404, html, 5000), 'gzip');
-    assert.equal(c.choose('gzip', 'GET', 200, ['Content-Type', 'application/vnd.api+json'], null), 'gzip');
-    assert.equal(c.choose('gzip', 'GET', 200, ['Content-Type', 'application/octet-stream'], null), null);
-    assert.equal(c.choose('gzip', 'GET', 200, [], null), null, 'no type: unknown, left alone');
+    assert.equal(c.choose('gzip', 'GET', 200, html, []), 'gzip');
+    assert.equal(c.choose('gzip', 'GET', 206, html, []), null);
+    assert.equal(c.choose('gzip', 'GET', 204, html, []), null);
+    assert.equal(c.choose('gzip', 'HEAD', 200, html, []), null);
+    assert.equal(c.choose('gzip', 'GET', 404, { ...html, contentLength: 5000 }, []), 'gzip');
+    assert.equal(c.choose('gzip', 'GET', 200, typed('application/vnd.api+json'), []), 'gzip');
+    assert.equal(c.choose('gzip', 'GET', 200, typed('application/octet-stream'), []), null);
+    assert.equal(c.choose('gzip', 'GET', 200, typed(''), []), null, 'no type: unknown, left alone');
   });
 
   test('the compressed head drops Content-Length, weakens a strong ETag, keeps a weak one, and adds Vary once', () => {
