@@ -55,7 +55,7 @@ export const processes = check<number | 'auto'>('an integer ≥ 1 or "auto"', (v
 
 /** A header's exact value as an alternative to true/false: one line (a YAML `|` block would split the head). */
 export const boolOrHeaderValue = check<boolean | string>('true, false or a header value on one line (no line breaks)', (v) =>
-  typeof v === 'boolean' || (typeof v === 'string' && v !== '' && /^[\t\x20-\x7e\x80-\xff]*$/.test(v)) ? v : INVALID,
+  typeof v === 'boolean' || (v !== '' && headerValue.parse(v) !== INVALID) ? (v as boolean | string) : INVALID,
 );
 
 export const addressOrCidr = check('an IPv4/IPv6 address or CIDR (e.g. "10.0.0.0/8", "::1")', (v) =>

@@ -45,13 +45,7 @@ export class MainListener {
     this.#log = s.log;
     const headerBytes = s.limits.header_kb * 1024;
     if (s.tls === null) {
-      this.#server = http.createServer({
-        maxHeaderSize: headerBytes,
-        headersTimeout: s.timeouts.header_ms,
-        keepAliveTimeout: s.timeouts.keepalive_ms,
-        requestTimeout: 0, // uploads and long PHP runs are bounded by body_ms and the pools' timeout_ms instead
-        connectionsCheckingInterval: checkInterval(s.timeouts.header_ms),
-      }, onRequest);
+      this.#server = http.createServer(http1Options(s.timeouts, s.limits), onRequest);
     } else {
       const server = http2.createSecureServer({
         cert: s.tls.cert,
@@ -62,15 +56,9 @@ export class MainListener {
         maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
         settings: { maxConcurrentStreams: s.limits.h2_max_streams, maxHeaderListSize: headerBytes },
       }, onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-      // HTTP/1.1 connections on this server run node's http machinery, which reads these from the server object.
-      Object.assign(server, {
-        requireHostHeader: true,
-        maxHeaderSize: headerBytes,
-        headersTimeout: s.timeouts.header_ms,
-        keepAliveTimeout: s.timeouts.keepalive_ms,
-        requestTimeout: 0,
-        connectionsCheckingInterval: checkInterval(s.timeouts.header_ms),
-      });
+      // HTTP/1.1 connections on this server run node's http machinery, which reads these from the server object
+      // (requireHostHeader is http.createServer's default; here nothing sets it).
+      Object.assign(server, { requireHostHeader: true, ...http1Options(s.timeouts, s.limits) });
       server.on('session', (session: http2.ServerHttp2Session) => {
         this.#sessions.add(session);
         session.once('close', () => this.#sessions.delete(session));
@@ -157,6 +145,17 @@ export class MainListener {
     for (const session of this.#sessions) session.destroy();
     for (const socket of this.#sockets) socket.destroy();
   }
+}
+
+/** The HTTP/1.1 guards of every listener: head size and time, keep-alive idle time. */
+export function http1Options(timeouts: TimeoutsConfig, limits: LimitsConfig): http.ServerOptions {
+  return {
+    maxHeaderSize: limits.header_kb * 1024,
+    headersTimeout: timeouts.header_ms,
+    keepAliveTimeout: timeouts.keepalive_ms,
+    requestTimeout: 0, // uploads and long PHP runs are bounded by body_ms and the pools' timeout_ms instead
+    connectionsCheckingInterval: checkInterval(timeouts.header_ms),
+  };
 }
 
 /** node checks header and request timeouts on an interval (30 s by default): often enough that header_ms holds. */

@@ -131,7 +131,7 @@ export class Pipeline implements ErrorResponder {
     verdict.then(
       (v) => {
         try {
-          for (let i = 0; i < v.headers.length; i += 2) res.setHeader(v.headers[i]!, v.headers[i + 1]!);
+          setHeaders(res, v.headers);
           if (v.allowed) {
             this.#route(req, res, target, client, edge, trace);
           } else {

@@ -3,7 +3,7 @@
  * say who the client is. Parsing only: the listener decides whom to believe (server.trusted_proxies).
  * https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
  */
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { ProxiedPeer } from './client-address.js';
 
 /** v2 starts with these 12 bytes; v1 with "PROXY ". */
@@ -52,14 +52,9 @@ function parseV1(buf: Buffer): ProxyHeader {
   }
   const address = fields[2]!;
   const port = Number(fields[4]);
-  const valid = fields[1] === 'TCP4' ? isIPv4Text(address) : address.includes(':');
+  const valid = fields[1] === 'TCP4' ? net.isIPv4(address) : net.isIPv6(address);
   if (!valid || !/^\d{1,5}$/.test(fields[4]!) || port > 65535) throw new ProxyProtocolError('malformed PROXY v1 address');
   return { complete: true, peer: { address, port }, length };
-}
-
-function isIPv4Text(s: string): boolean {
-  const parts = s.split('.');
-  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
 }
 
 function parseV2(buf: Buffer): ProxyHeader {

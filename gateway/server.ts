@@ -23,7 +23,7 @@ import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './router.js';
 import { StaticFiles } from './static.js';
-import { MainListener } from './listener.js';
+import { http1Options, MainListener } from './listener.js';
 import { loadTls } from './tls.js';
 import { TrustedProxies } from './client-address.js';
 import { RateLimiter } from './rate-limit.js';
@@ -108,11 +108,7 @@ export class Gateway implements StatusSource {
       this.#server = server;
       await server.listen(c.server.port, c.server.host);
       if (tlsMaterial !== null && c.server.redirect_http_port > 0) {
-        this.#redirect = http.createServer({
-          maxHeaderSize: c.server.limits.header_kb * 1024,
-          headersTimeout: c.server.timeouts.header_ms,
-          keepAliveTimeout: c.server.timeouts.keepalive_ms,
-        }, redirectToHttps(this.address().port, this.#onRequest));
+        this.#redirect = http.createServer(http1Options(c.server.timeouts, c.server.limits), redirectToHttps(this.address().port, this.#onRequest));
         await listen(this.#redirect, c.server.redirect_http_port, c.server.host);
       }
       this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, log: this.#log });
