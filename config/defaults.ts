@@ -71,7 +71,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     strip_powered_by: true,
     routes: [],
   },
-  compression: { gzip: true, brotli: true, min_bytes: 1024 },
+  compression: { gzip: true, brotli: true, min_bytes: 1024, gzip_level: 5, brotli_level: 4 },
   rate_limit: { store: 'memory', headers: 'refused', rules: [] },
   // Kept from the example even though rules default to none: a session cookie must never get a cached page.
   cache: { max_mb: 64, rules: [], bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'] },

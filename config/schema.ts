@@ -125,7 +125,7 @@ export const ROOT = obj({
   pools: list(pool),
   static: staticFiles,
   headers: obj({ ...securityHeaders, server: scalar(C.headerValue), strip_powered_by: flag, routes: list(obj({ pattern, ...securityHeaders }, ['pattern'])) }),
-  compression: obj({ gzip: flag, brotli: flag, min_bytes: scalar(C.int(0)) }),
+  compression: obj({ gzip: flag, brotli: flag, min_bytes: scalar(C.int(0)), gzip_level: scalar(C.int(1, 9)), brotli_level: scalar(C.int(0, 11)) }),
   rate_limit: rateLimit,
   cache,
   upstreams: list(upstream),

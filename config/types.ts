@@ -129,6 +129,10 @@ export interface CompressionConfig {
   readonly gzip: boolean;
   readonly brotli: boolean;
   readonly min_bytes: number;
+  /** zlib level 1–9 (nginx gzip_comp_level; nginx's default is 1, ours 5: smaller pages for little more CPU). */
+  readonly gzip_level: number;
+  /** Brotli quality 0–11 (ngx_brotli's brotli_comp_level; 11 is for assets compressed once, far too slow per request). */
+  readonly brotli_level: number;
 }
 
 /** Whom a rate-limit rule counts: the client address (after trusted proxies), or a request header's value. */

@@ -9,11 +9,6 @@ import type { CompressionConfig } from '../config/types.js';
 
 export type Encoding = 'br' | 'gzip';
 
-/** nginx's gzip_comp_level is 1 by default; 5 is the common tuned value, and what zlib costs little more for. */
-const GZIP_LEVEL = 5;
-/** Brotli's default (11) is for static assets built once; 4 compresses better than gzip 5 at a similar cost. */
-const BROTLI_QUALITY = 4;
-
 /** Types worth compressing: text, and the structured formats sent as application/* (nginx users list them in gzip_types). */
 const COMPRESSIBLE = /^(?:text\/|application\/(?:json|javascript|x-javascript|ecmascript|xml|xhtml\+xml|rss\+xml|atom\+xml|ld\+json|manifest\+json|graphql-response\+json|problem\+json|vnd\.api\+json)|image\/svg\+xml|[a-z]+\/[a-z0-9.+-]*\+(?:json|xml)(?:\s*;|$))/i;
 
@@ -50,6 +45,17 @@ export class Compression {
       if (name === 'cache-control' && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(headers[i + 1]!)) return null;
     }
     return encoding;
+  }
+
+  /** An encoder at the configured level; `sizeHint`: PHP's Content-Length, which lets brotli size its window. */
+  encoder(encoding: Encoding, sizeHint: number | null): zlib.Gzip | zlib.BrotliCompress {
+    if (encoding === 'gzip') return zlib.createGzip({ level: this.#cfg.gzip_level });
+    const params: Record<number, number> = {
+      [zlib.constants.BROTLI_PARAM_QUALITY]: this.#cfg.brotli_level,
+      [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+    };
+    if (sizeHint !== null) params[zlib.constants.BROTLI_PARAM_SIZE_HINT] = sizeHint;
+    return zlib.createBrotliCompress({ params });
   }
 
   #negotiate(accept: string): Encoding | null {
@@ -109,14 +115,4 @@ export function compressedHeaders(headers: readonly string[], encoding: Encoding
   if (!vary) out.push('Vary', 'Accept-Encoding');
   out.push('Content-Encoding', encoding);
   return out;
-}
-
-export function createEncoder(encoding: Encoding, sizeHint: number | null): zlib.Gzip | zlib.BrotliCompress {
-  if (encoding === 'gzip') return zlib.createGzip({ level: GZIP_LEVEL });
-  const params: Record<number, number> = {
-    [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
-    [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
-  };
-  if (sizeHint !== null) params[zlib.constants.BROTLI_PARAM_SIZE_HINT] = sizeHint;
-  return zlib.createBrotliCompress({ params });
 }

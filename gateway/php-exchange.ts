@@ -12,7 +12,7 @@ import { CgiHeadParser, type CgiHead } from '../php/response.js';
 import type { Worker, WorkerRequestHandler } from '../php/worker.js';
 import type { BrotliCompress, Gzip } from 'node:zlib';
 import type { RequestBody } from './body.js';
-import { compressedHeaders, createEncoder, type Compression, type Encoding } from './compression.js';
+import { compressedHeaders, type Compression } from './compression.js';
 import { statusForError } from './errors-http.js';
 import type { ErrorResponder } from './pipeline.js';
 import type { ParsedTarget } from './uri.js';
@@ -249,8 +249,9 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     const res = this.#res;
     let headers = this.#cx.stripPoweredBy ? withoutPoweredBy(head.headers) : head.headers;
     const status = this.#forceStatus || head.status;
-    const encoding = this.#cx.compression === null ? null
-      : this.#cx.compression.choose(this.#req.headers['accept-encoding'], this.#req.method, status, head, headers);
+    const compression = this.#cx.compression;
+    const encoding = compression === null ? null
+      : compression.choose(this.#req.headers['accept-encoding'], this.#req.method, status, head, headers);
     if (encoding !== null) headers = compressedHeaders(headers, encoding);
     try {
       if (res.getHeaderNames().length > 0) {
@@ -273,14 +274,13 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       return false;
     }
     this.#headSent = true;
-    if (encoding !== null) this.#startEncoder(encoding, head);
+    if (encoding !== null) this.#startEncoder(compression!.encoder(encoding, head.contentLength), head);
     const bodiless = this.#req.method === 'HEAD' || status === 204 || status === 304;
     this.#remaining = bodiless ? null : head.contentLength;
     return true;
   }
 
-  #startEncoder(encoding: Encoding, head: CgiHead): void {
-    const encoder = createEncoder(encoding, head.contentLength);
+  #startEncoder(encoder: Gzip | BrotliCompress, head: CgiHead): void {
     this.#encoder = encoder;
     // Server-sent events: each event must reach the browser when PHP flushes it, compressed or not.
     this.#flushEach = head.noBuffering || head.contentType.toLowerCase().startsWith('text/event-stream');

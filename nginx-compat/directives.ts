@@ -51,6 +51,8 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
     case 'brotli_static':
     case 'gzip_min_length':
     case 'brotli_min_length':
+    case 'gzip_comp_level':
+    case 'brotli_comp_level':
       return compression(cx, d, scope);
     case 'expires':
     case 'add_header':
@@ -270,6 +272,14 @@ function compression(cx: ImportContext, d: Directive, scope: Scope): void {
       cx.precompressed.push(onOff !== false);
       cx.draft.static.precompressed = cx.precompressed.includes(true);
       return cx.report.note(d, `static.precompressed: ${cx.draft.static.precompressed} (file.br / file.gz served when the client accepts them)`);
+    case 'gzip_comp_level':
+    case 'brotli_comp_level': {
+      const key = d.name === 'gzip_comp_level' ? 'gzip_level' : 'brotli_level';
+      const level = /^\d{1,2}$/.test(arg) ? Number(arg) : NaN;
+      if (!(level >= (key === 'gzip_level' ? 1 : 0) && level <= (key === 'gzip_level' ? 9 : 11))) break;
+      cx.draft.compression[key] = level;
+      return cx.report.note(d, `compression.${key}: ${level}`);
+    }
     default: {
       const bytes = parseSize(arg);
       if (bytes === null) break;

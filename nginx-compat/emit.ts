@@ -59,7 +59,7 @@ export interface Draft {
     error_pages: Record<string, string>;
   };
   headers: HeaderKeysDraft & { server?: string; routes: HeaderRoute[] };
-  compression: { gzip?: boolean; brotli?: boolean; min_bytes?: number };
+  compression: { gzip?: boolean; brotli?: boolean; min_bytes?: number; gzip_level?: number; brotli_level?: number };
   rate_limit: { rules: RateLimitRule[] };
   cache: { max_mb?: number; rules: CacheRule[] };
   upstreams: UpstreamConfig[];

@@ -21,7 +21,6 @@ export const NOTES: Readonly<Record<string, string>> = {
   log_format: 'phpgate writes JSON access lines (logging.access); nginx log formats do not apply',
   gzip_vary: 'Vary: Accept-Encoding is phpgate\'s to send',
   gzip_proxied: 'compression tuning: phpgate decides (compression.*)',
-  gzip_comp_level: 'compression tuning: phpgate decides (compression.*)',
   gzip_buffers: 'compression tuning: phpgate decides (compression.*)',
   gzip_http_version: 'compression tuning: phpgate decides (compression.*)',
   gzip_types: 'phpgate compresses text-like content types itself (compression.*)',

@@ -228,6 +228,27 @@ describe('compression under backpressure and over HTTP/2', () => {
   });
 });
 
+describe('compression levels', () => {
+  test('gzip_level and brotli_level are the levels the bytes are compressed at', async () => {
+    const g = await startGateway('compression:\n  gzip_level: 1\n  brotli_level: 9\nphp:\n  worker_count: 1\n', { docroot: site() });
+    try {
+      const expected = (await raw(g.port, '/page.php')).body.toString();
+      const gz = await raw(g.port, '/page.php', { 'Accept-Encoding': 'gzip' });
+      assert.equal(decode(gz), expected);
+      // gzip's header carries the level class (RFC 1952 XFL): 4 = fastest, 2 = best; level 1 is "fastest".
+      assert.equal(gz.body[8], 4, 'XFL says level 1');
+      const br = await raw(g.port, '/page.php', { 'Accept-Encoding': 'br' });
+      assert.equal(decode(br), expected);
+      const q = (n: number): number => zlib.brotliCompressSync(expected, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: n,
+        [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT } }).length;
+      assert.notEqual(q(9), q(4), 'the page tells the two qualities apart');
+      assert.equal(br.body.length, q(9));
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
 describe('compression turned off', () => {
   test('gzip: false and brotli: false send identity whatever the client accepts', async () => {
     const g = await startGateway('compression:\n  gzip: false\n  brotli: false\nphp:\n  worker_count: 1\n', { docroot: site() });
@@ -251,7 +272,7 @@ describe('compression turned off', () => {
 });
 
 describe('compression decisions', () => {
-  const c = new Compression({ gzip: true, brotli: true, min_bytes: 1024 });
+  const c = new Compression({ gzip: true, brotli: true, min_bytes: 1024, gzip_level: 5, brotli_level: 4 });
   const html = { contentType: 'text/html; charset=UTF-8', contentLength: null };
   const typed = (contentType: string): { contentType: string; contentLength: null } => ({ contentType, contentLength: null });
 

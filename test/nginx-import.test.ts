@@ -424,8 +424,8 @@ describe('import: TLS site with a redirect server', () => {
     ]);
     assert.equal(cfg.server.max_body_mb, 20);
     assert.deepEqual(cfg.server.trusted_proxies, ['10.0.0.0/8']);
-    // gzip on, gzip_static on: phpgate's defaults already.
-    assert.equal(cfg.compression, undefined);
+    // gzip on, gzip_static on: phpgate's defaults already; the level is carried over.
+    assert.deepEqual(cfg.compression, { gzip_level: 6 });
     assert.equal(cfg.static.precompressed, undefined);
   });
 
