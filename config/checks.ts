@@ -3,6 +3,7 @@
  * They know nothing about where the value came from; the readers add the place.
  */
 import { isIP } from 'node:net';
+import { CACHE_KEY_VARIABLES, parseCacheKey } from './cache-key.js';
 import { LogLevels, type LogLevel, type RateLimitKey } from './types.js';
 
 export const INVALID = Symbol('invalid');
@@ -105,6 +106,10 @@ export const headerName = check('a header name (letters, digits and !#$%&\'*+-.^
   typeof v === 'string' && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? v : INVALID,
 );
 
+export const headerNameOrEmpty = check(`"" (none) or ${headerName.expected}`, (v) =>
+  v === '' ? v : headerName.parse(v),
+);
+
 /** Visible characters, spaces and tabs: no CR/LF, which would split the response head. */
 export const headerValue = check('a header value without control characters', (v) =>
   typeof v === 'string' && /^[\t\x20-\x7e\x80-\xff]*$/.test(v) ? v : INVALID,
@@ -119,6 +124,13 @@ export const denyPattern = check(
   'a URL pattern starting with / or *, or a file-name glob without / (e.g. "*.sql")',
   (v) => (typeof v === 'string' && v !== '' && (urlPattern.parse(v) !== INVALID || !v.includes('/')) ? v : INVALID),
 );
+
+export const cacheKey = check(`a key template of text and ${CACHE_KEY_VARIABLES}`, (v) =>
+  typeof v === 'string' && v !== '' && parseCacheKey(v) !== null ? v : INVALID,
+);
+
+/** A status a cache rule may store: a final answer (1xx never is one). */
+export const cacheableStatus = int(200, 599);
 
 export const stripPrefix = check('"" or a path starting with /', (v) =>
   typeof v === 'string' && (v === '' || v.startsWith('/')) ? v : INVALID,

@@ -6,7 +6,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { deepFreeze } from './freeze.js';
-import type { GatewayConfig, RateLimitRule, UpstreamConfig } from './types.js';
+import { DEFAULT_CACHE_KEY } from './cache-key.js';
+import type { CacheRule, GatewayConfig, RateLimitRule, UpstreamConfig } from './types.js';
 
 /** Per user, so two users on one host never share (or fight over) worker sockets. */
 function defaultSocketDir(): string {
@@ -74,7 +75,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
   compression: { gzip: true, brotli: true, min_bytes: 1024, gzip_level: 5, brotli_level: 4 },
   rate_limit: { store: 'memory', headers: 'refused', rules: [] },
   // Kept from the example even though rules default to none: a session cookie must never get a cached page.
-  cache: { max_mb: 64, rules: [], bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'] },
+  cache: { max_mb: 64, max_entry_kb: 1024, header: 'X-Cache', lock_ms: 5000, rules: [], bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'] },
   upstreams: [],
   logging: { level: 'info', file: '', access: true, slow_ms: 0 },
 });
@@ -83,6 +84,13 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
 export const UPSTREAM_DEFAULTS: Readonly<Pick<UpstreamConfig, 'websockets' | 'strip_prefix'>> = deepFreeze({
   websockets: false,
   strip_prefix: '',
+});
+
+/** Keys a cache rule may leave out (pattern and ttl_s are required). */
+export const CACHE_RULE_DEFAULTS: Readonly<Pick<CacheRule, 'statuses' | 'stale_s' | 'key'>> = deepFreeze({
+  statuses: [200, 301, 302],
+  stale_s: 60,
+  key: DEFAULT_CACHE_KEY,
 });
 
 /** Keys a rate-limit rule may leave out. */

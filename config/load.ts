@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { INVALID } from './checks.js';
-import { DEFAULTS, RATE_RULE_DEFAULTS, UPSTREAM_DEFAULTS, withDefaults } from './defaults.js';
+import { CACHE_RULE_DEFAULTS, DEFAULTS, RATE_RULE_DEFAULTS, UPSTREAM_DEFAULTS, withDefaults } from './defaults.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { deepFreeze } from './freeze.js';
 import { applyEnv, applyFlags, type Overrides } from './overrides.js';
@@ -104,7 +104,10 @@ function build(raw: RawConfig, source: string, baseDir: string, searchPath: stri
       headers: raw.rate_limit?.headers ?? DEFAULTS.rate_limit.headers,
       rules: (raw.rate_limit?.rules ?? []).map((r) => ({ ...RATE_RULE_DEFAULTS, ...r })),
     },
-    cache: withDefaults(DEFAULTS.cache, raw.cache),
+    cache: {
+      ...withDefaults(DEFAULTS.cache, { ...raw.cache, rules: undefined }),
+      rules: (raw.cache?.rules ?? []).map((r) => ({ ...CACHE_RULE_DEFAULTS, ...r })),
+    },
     upstreams: (raw.upstreams ?? []).map((u) => ({ ...UPSTREAM_DEFAULTS, ...u })),
     logging: { ...logging, file: fromBase(logging.file) },
   };

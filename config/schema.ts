@@ -104,7 +104,16 @@ const securityHeaders = {
 
 const cache = obj({
   max_mb: scalar(C.numberAtLeast(0)),
-  rules: list(obj({ pattern, ttl_s: scalar(C.numberAbove(0)) }, ['pattern', 'ttl_s'])),
+  max_entry_kb: scalar(C.int(1)),
+  header: scalar(C.headerNameOrEmpty),
+  lock_ms: scalar(C.int(0)),
+  rules: list(obj({
+    pattern,
+    ttl_s: scalar(C.numberAbove(0)),
+    statuses: list(scalar(C.cacheableStatus), { nonEmpty: true }),
+    stale_s: scalar(C.numberAtLeast(0)),
+    key: scalar(C.cacheKey),
+  }, ['pattern', 'ttl_s'])),
   bypass_cookies: list(scalar(C.nonEmptyString)),
 });
 

@@ -22,6 +22,7 @@ export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
     cfg.static.cache_control.map((r, i) => ({ pattern: r.pattern, path: `static.cache_control[${i}].pattern` })),
     cx,
   );
+  checkReachable(cfg.cache.rules.map((r, i) => ({ pattern: r.pattern, path: `cache.rules[${i}].pattern` })), cx);
   checkReachable(cfg.headers.routes.map((r, i) => ({ pattern: r.pattern, path: `headers.routes[${i}].pattern` })), cx);
   checkProxyProtocol(cfg, cx);
   checkUrlLimit(cfg, cx);

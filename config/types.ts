@@ -160,12 +160,30 @@ export interface RateLimitConfig {
 
 export interface CacheRule {
   readonly pattern: string;
+  /** Freshness when PHP says nothing (no Cache-Control max-age/s-maxage, Expires or X-Accel-Expires): fastcgi_cache_valid. */
   readonly ttl_s: number;
+  /** Statuses stored (fastcgi_cache_valid's codes; nginx's default 200 301 302). */
+  readonly statuses: readonly number[];
+  /**
+   * How long past its freshness an entry may still be served: while one request refreshes it, and instead of
+   * PHP's failure (fastcgi_cache_use_stale updating error timeout http_500 http_503). 0: never stale.
+   * PHP's own `stale-while-revalidate=` / `stale-if-error=` override it per answer.
+   */
+  readonly stale_s: number;
+  /** The key template (fastcgi_cache_key), see config/cache-key.ts. */
+  readonly key: string;
 }
 
 export interface CacheConfig {
   readonly max_mb: number;
+  /** Bigger answers pass through uncached, never held whole in memory. */
+  readonly max_entry_kb: number;
+  /** The header telling HIT, MISS, STALE or BYPASS ("" sends none): nginx users add $upstream_cache_status. */
+  readonly header: string;
+  /** How long simultaneous misses wait for the one request filling the entry (fastcgi_cache_lock_timeout); 0: no coalescing. */
+  readonly lock_ms: number;
   readonly rules: readonly CacheRule[];
+  /** Requests carrying one of these cookies (globs: "wordpress_logged_in_*") never get or fill a cached answer. */
   readonly bypass_cookies: readonly string[];
 }
 

@@ -19,6 +19,9 @@ Usage:
   phpgate [--config FILE] [options]     run the gateway
   phpgate check --config FILE           validate a configuration and exit
   phpgate reload [--config FILE]        tell the running gateway (same config) to reload: same as SIGHUP
+  phpgate cache purge PATTERN [--config FILE]
+                                        drop the running gateway's cached answers for paths matching PATTERN
+                                        ("/blog/*", "/", "*" for all), through its admin listener
   phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR]
                                         translate an nginx site into gateway.yaml (stdout without -o); the
                                         report (file:line of every directive not translated) goes to stderr
@@ -44,9 +47,9 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
-type Command = 'run' | 'check' | 'reload';
+type Command = 'run' | 'check' | 'reload' | 'cache';
 
-function parseCli(argv: string[]): { command: Command; config: string | undefined; overrides: Overrides } {
+function parseCli(argv: string[]): { command: Command; args: string[]; config: string | undefined; overrides: Overrides } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -75,15 +78,18 @@ function parseCli(argv: string[]): { command: Command; config: string | undefine
     process.exit(0);
   }
   const [command = 'run', ...rest] = positionals;
-  if ((command !== 'run' && command !== 'check' && command !== 'reload') || rest.length > 0) {
-    fail(2, `phpgate: unknown command "${positionals.join(' ')}". Commands: run (the default), check, reload.`);
+  if (command === 'cache' && (rest.length !== 2 || rest[0] !== 'purge')) {
+    fail(2, 'Usage: phpgate cache purge PATTERN [--config FILE]   (PATTERN: a URL pattern such as "/blog/*", or "*" for all)');
+  }
+  if ((command !== 'run' && command !== 'check' && command !== 'reload' && command !== 'cache') || (command !== 'cache' && rest.length > 0)) {
+    fail(2, `phpgate: unknown command "${positionals.join(' ')}". Commands: run (the default), check, reload, cache purge.`);
   }
   const overrides: Overrides = {};
   if (values.host !== undefined) overrides.host = values.host;
   if (values.docroot !== undefined) overrides.docroot = values.docroot;
   if (values.port !== undefined) overrides.port = intFlag('--port', values.port);
   if (values.workers !== undefined) overrides.workers = intFlag('--workers', values.workers);
-  return { command: command as Command, config: values.config, overrides };
+  return { command: command as Command, args: rest, config: values.config, overrides };
 }
 
 function intFlag(name: string, value: string): number {
@@ -105,7 +111,7 @@ function load(configFile: string | undefined, overrides: Overrides): Readonly<Ga
 
 async function main(): Promise<void> {
   if (process.argv[2] === 'import-nginx') return importNginxCommand(process.argv.slice(3));
-  const { command, config: configFile, overrides } = parseCli(process.argv.slice(2));
+  const { command, args, config: configFile, overrides } = parseCli(process.argv.slice(2));
   if (command === 'check') {
     if (configFile === undefined) fail(2, 'phpgate check: --config FILE is required');
     load(configFile, overrides);
@@ -114,6 +120,10 @@ async function main(): Promise<void> {
   }
   if (command === 'reload') {
     signalRunning(load(configFile, overrides));
+    return;
+  }
+  if (command === 'cache') {
+    await purgeRunning(load(configFile, overrides), args[1]!);
     return;
   }
   const config = load(configFile, overrides);
@@ -172,6 +182,32 @@ function signalRunning(config: Readonly<GatewayConfig>): void {
     fail(1, `phpgate reload: gateway pid ${pid} from ${pidFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   process.stdout.write(`phpgate: reload requested (pid ${pid})\n`);
+}
+
+/** `phpgate cache purge PATTERN`: the running gateway's admin endpoint does it (the cache lives in its memory). */
+async function purgeRunning(config: Readonly<GatewayConfig>, pattern: string): Promise<void> {
+  const { host, port, token } = config.admin;
+  if (port === 0) fail(1, 'phpgate cache purge: needs the admin listener (admin.port is 0)');
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/cache/purge?pattern=${encodeURIComponent(pattern)}`;
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', headers: token === '' ? {} : { Authorization: `Bearer ${token}` } });
+  } catch (err) {
+    fail(1, `phpgate cache purge: no running gateway answered on ${host}:${port} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message})`);
+  }
+  const body = await res.text();
+  if (!res.ok) {
+    let why = body;
+    try {
+      why = (JSON.parse(body) as { error?: string }).error ?? body;
+    } catch (err) {
+      void err; // not JSON (an older gateway or something else on the port): the text as it came
+    }
+    fail(1, `phpgate cache purge: ${res.status} ${why.trim()}`);
+  }
+  const { purged } = JSON.parse(body) as { purged: number };
+  process.stdout.write(`phpgate: purged ${purged} cached answer(s) matching ${pattern}
+`);
 }
 
 /**

@@ -19,8 +19,11 @@ export class Compression {
   readonly #cfg: CompressionConfig;
   readonly #choices = new Map<string, Encoding | null>();
 
+  readonly #encodings: readonly Encoding[];
+
   constructor(cfg: CompressionConfig) {
     this.#cfg = cfg;
+    this.#encodings = [...(cfg.brotli ? ['br' as const] : []), ...(cfg.gzip ? ['gzip' as const] : [])];
   }
 
   get enabled(): boolean {
@@ -34,31 +37,51 @@ export class Compression {
   choose(acceptEncoding: string | undefined, method: string | undefined, status: number,
     head: { readonly contentType: string; readonly contentLength: number | null }, headers: readonly string[]): Encoding | null {
     if (acceptEncoding === undefined || acceptEncoding === '' || method === 'HEAD') return null;
-    if (status < 200 || status === 204 || status === 206 || status === 304) return null;
-    if (head.contentLength !== null && head.contentLength < this.#cfg.min_bytes) return null;
-    if (!COMPRESSIBLE.test(head.contentType)) return null;
-    const encoding = this.#negotiate(acceptEncoding);
-    if (encoding === null) return null;
+    return this.compressible(status, head, headers) ? this.negotiate(acceptEncoding) : null;
+  }
+
+  /** Whether this answer would be compressed for a client that accepts an encoding (the cache prepares those). */
+  compressible(status: number, head: { readonly contentType: string; readonly contentLength: number | null }, headers: readonly string[]): boolean {
+    if (status < 200 || status === 204 || status === 206 || status === 304) return false;
+    if (head.contentLength !== null && head.contentLength < this.#cfg.min_bytes) return false;
+    if (!COMPRESSIBLE.test(head.contentType)) return false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!.toLowerCase();
-      if (name === 'content-encoding') return null; // PHP encoded it itself (ob_gzhandler, zlib.output_compression)
-      if (name === 'cache-control' && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(headers[i + 1]!)) return null;
+      if (name === 'content-encoding') return false; // PHP encoded it itself (ob_gzhandler, zlib.output_compression)
+      if (name === 'cache-control' && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(headers[i + 1]!)) return false;
     }
-    return encoding;
+    return true;
+  }
+
+  /** The encodings turned on. */
+  get encodings(): readonly Encoding[] {
+    return this.#encodings;
+  }
+
+  /** A whole body compressed off the event loop (zlib's thread pool), at the configured level. */
+  compress(encoding: Encoding, body: Buffer, done: (err: Error | null, out: Buffer) => void): void {
+    if (encoding === 'gzip') zlib.gzip(body, { level: this.#cfg.gzip_level }, done);
+    else zlib.brotliCompress(body, { params: this.#brotliParams(body.length) }, done);
   }
 
   /** An encoder at the configured level; `sizeHint`: PHP's Content-Length, which lets brotli size its window. */
   encoder(encoding: Encoding, sizeHint: number | null): zlib.Gzip | zlib.BrotliCompress {
     if (encoding === 'gzip') return zlib.createGzip({ level: this.#cfg.gzip_level });
+    return zlib.createBrotliCompress({ params: this.#brotliParams(sizeHint) });
+  }
+
+  #brotliParams(sizeHint: number | null): Record<number, number> {
     const params: Record<number, number> = {
       [zlib.constants.BROTLI_PARAM_QUALITY]: this.#cfg.brotli_level,
       [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
     };
     if (sizeHint !== null) params[zlib.constants.BROTLI_PARAM_SIZE_HINT] = sizeHint;
-    return zlib.createBrotliCompress({ params });
+    return params;
   }
 
-  #negotiate(accept: string): Encoding | null {
+  /** The encoding this Accept-Encoding gets (null: identity). */
+  negotiate(accept: string | undefined): Encoding | null {
+    if (accept === undefined || accept === '') return null;
     const cached = this.#choices.get(accept);
     if (cached !== undefined) return cached;
     const q = parseAcceptEncoding(accept);

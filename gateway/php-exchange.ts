@@ -14,6 +14,8 @@ import type { BrotliCompress, Gzip } from 'node:zlib';
 import type { RequestBody } from './body.js';
 import { compressedHeaders, type Compression } from './compression.js';
 import { statusForError } from './errors-http.js';
+import { writeHeadOver } from './response-head.js';
+import type { CacheFill } from './response-cache.js';
 import type { ErrorResponder } from './pipeline.js';
 import type { ParsedTarget } from './uri.js';
 import type { RequestTrace } from './trace.js';
@@ -65,9 +67,11 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   #sendTimer: NodeJS.Timeout | null = null;
   /** For the error page of a failure (502/503/504); null when this exchange is itself an error page. */
   readonly #target: ParsedTarget | null;
+  /** The response-cache entry this answer fills, or null. */
+  readonly #fill: CacheFill | null;
 
   constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: CgiParams, body: RequestBody, label: string,
-    cx: ExchangeContext, target: ParsedTarget | null, forceStatus = 0, trace: RequestTrace | null = null) {
+    cx: ExchangeContext, target: ParsedTarget | null, forceStatus = 0, trace: RequestTrace | null = null, fill: CacheFill | null = null) {
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
@@ -79,6 +83,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#forceStatus = forceStatus;
     this.#target = target;
     this.#trace = trace;
+    this.#fill = fill;
   }
 
   start(): void {
@@ -178,6 +183,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       if (body.length === 0) return true;
     }
     if (this.#trace !== null) this.#trace.bytes += body.length;
+    if (this.#fill !== null) this.#fill.onBody(body);
     const out = this.#encoder ?? this.#res;
     const more = out.write(body);
     if (this.#flushEach) this.#encoder?.flush();
@@ -213,7 +219,9 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     }
     this.#done = true;
     this.#resumePhp();
-    if (this.#remaining !== null && this.#remaining > 0) {
+    const short = this.#remaining !== null && this.#remaining > 0;
+    this.#fill?.onEnd(!short);
+    if (short) {
       // Fewer bytes than PHP declared: ending normally would leave a keep-alive client reading the next response
       // as the rest of this one. Cut the connection, as nginx does ("upstream prematurely closed").
       this.#log.error({ pool: this.#pool.poolName, request: this.#label, missing: this.#remaining }, 'PHP sent less data than its Content-Length');
@@ -249,23 +257,22 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     const res = this.#res;
     let headers = this.#cx.stripPoweredBy ? withoutPoweredBy(head.headers) : head.headers;
     const status = this.#forceStatus || head.status;
+    if (this.#fill !== null && this.#fill.onHead(status, head.reason, head, headers)) {
+      // A stale answer went out instead of PHP's failure (stale-if-error): the rest of PHP's answer is dropped.
+      this.#done = true;
+      this.#headSent = true;
+      void this.#body.dispose();
+      return false;
+    }
     const compression = this.#cx.compression;
     const encoding = compression === null ? null
       : compression.choose(this.#req.headers['accept-encoding'], this.#req.method, status, head, headers);
     if (encoding !== null) headers = compressedHeaders(headers, encoding);
     try {
-      if (res.getHeaderNames().length > 0) {
-        // Headers set before PHP answered (security headers, rate-limit counts): PHP's own replace them by name.
-        // node 20's writeHead would apply a raw list over them with setHeader, collapsing repeats (Set-Cookie).
-        // (The head parser already refused what node cannot send, so the preset ones are never half replaced.)
-        for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
-        for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i]!, headers[i + 1]!);
-        headers = EMPTY_HEADERS;
-      }
-      if (this.#forceStatus !== 0) res.writeHead(this.#forceStatus, headers);
+      // Headers set before PHP answered (security headers, rate-limit counts) are replaced by PHP's own, by name.
+      // (The head parser already refused what node cannot send, so the preset ones are never half replaced.)
       // HTTP/2 has no reason phrase (node would warn on each one).
-      else if (head.reason === '' || this.#req.httpVersionMajor !== 1) res.writeHead(head.status, headers);
-      else res.writeHead(head.status, head.reason, headers);
+      writeHeadOver(res, status, this.#forceStatus !== 0 || this.#req.httpVersionMajor !== 1 ? '' : head.reason, headers);
     } catch (cause) {
       res.statusMessage = ''; // node keeps a reason set before it threw; the error page must not inherit it
       const err = new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a response head node cannot send: ${String(cause)}`, { cause });
@@ -296,6 +303,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#resumePhp();
     if (this.#headSent) {
       this.#done = true;
+      this.#fill?.onEnd(false);
       this.#encoder?.destroy();
       this.#res.destroy(err);
       void this.#body.dispose();
@@ -308,6 +316,11 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     if (this.#done) return;
     this.#done = true;
     this.#headSent = true;
+    if (this.#fill !== null && this.#fill.onFailure()) {
+      // The cached answer stood in for the failure (stale-if-error).
+      void this.#body.dispose();
+      return;
+    }
     this.#cx.errors.answerError(this.#req, this.#res, statusForError(err.code), this.#target,
       err.code === ErrorCode.PoolSaturated ? { 'Retry-After': '1' } : undefined);
     void this.#body.dispose();
@@ -353,6 +366,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     // The client went away before the response ended.
     const wasDone = this.#done;
     this.#done = true;
+    this.#fill?.onEnd(false);
     this.onStdinDrain(); // a body upload waiting on STDIN drain must not hang
     this.#resumePhp();
     this.#encoder?.destroy();
@@ -361,8 +375,6 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     void this.#body.dispose();
   };
 }
-
-const EMPTY_HEADERS: string[] = [];
 
 
 /** expose_php's advertisement, dropped as helmet's hidePoweredBy does; a copy only when PHP sent one. */

@@ -20,6 +20,7 @@ import { RequestTrace } from './trace.js';
 import { unmapIPv4, type ClientInfo, type TrustedProxies } from './client-address.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Compression } from './compression.js';
+import type { CacheFill, ResponseCache } from './response-cache.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 
 export interface PipelineOptions {
@@ -47,6 +48,8 @@ export interface PipelineOptions {
   readonly securityHeaders: SecurityHeaders;
   /** compression.*: gzip/brotli of PHP's answers. */
   readonly compression: Compression;
+  /** The response cache (cache.rules), or null when nothing is cached. */
+  readonly cache: ResponseCache | null;
   /** rate_limit.rules, or null when there are none. */
   readonly rateLimit: RateLimiter | null;
   /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
@@ -165,6 +168,8 @@ export class Pipeline implements ErrorResponder {
       }
       return;
     }
+    if (route.kind === RouteKind.Php && this.#o.cache !== null && !this.#overMaxBody(req)
+      && this.#fromCache(req, res, target, route, client, edge, trace, true)) return;
     setHeaders(res, edge);
     if (this.#overMaxBody(req)) {
       // nginx answers client_max_body_size before reading a byte of the body, whatever the location; so do we
@@ -183,8 +188,56 @@ export class Pipeline implements ErrorResponder {
       case RouteKind.Static:
         return; // over max_body_mb: answered above
       case RouteKind.Php:
-        this.#php(req, res, target, route, client, trace);
+        this.#php(req, res, target, route, client, trace, null);
         return;
+    }
+  }
+
+  /**
+   * The response cache's turn (a PHP route, body within limits). Returns true when it took the request: answered
+   * from the cache, sent to PHP to fill an entry, or waiting for another request's fill. `mayWait` false: this
+   * request already waited once.
+   */
+  #fromCache(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, client: ClientInfo, edge: HeaderList,
+    trace: RequestTrace | null, mayWait: boolean): boolean {
+    const cache = this.#o.cache!;
+    const rule = cache.ruleFor(target.path);
+    if (rule === null) return false;
+    const v = cache.lookup(rule, req, target, client.https, requestHasBody(req), mayWait);
+    switch (v.kind) {
+      case 'hit':
+      case 'stale': {
+        const status = v.kind === 'hit' ? 'HIT' : 'STALE';
+        if (trace !== null) trace.cache = status;
+        cache.serve(req, res, v.entry, status, edge);
+        return true;
+      }
+      case 'miss':
+        if (trace !== null) trace.cache = 'MISS';
+        setHeaders(res, edge);
+        cache.mark(res, 'MISS');
+        v.fill.attach(req, res, edge);
+        this.#php(req, res, target, route, client, trace, v.fill);
+        return true;
+      case 'wait':
+        v.fill.wait(cache.lockMs, () => {
+          if (res.destroyed) return; // the client left while it waited
+          try {
+            if (this.#fromCache(req, res, target, route, client, edge, trace, false)) return;
+            setHeaders(res, edge);
+            this.#php(req, res, target, route, client, trace, null);
+          } catch (err) {
+            this.#failed(req, res, err);
+          }
+        });
+        return true;
+      case 'pass':
+      case 'bypass': {
+        const status = v.kind === 'pass' ? 'MISS' : 'BYPASS';
+        if (trace !== null) trace.cache = status;
+        cache.mark(res, status);
+        return false;
+      }
     }
   }
 
@@ -207,7 +260,7 @@ export class Pipeline implements ErrorResponder {
       const pool = this.#pool(route.pool);
       if (pool === undefined) sendError(req, res, status);
       // The client's body (if any) is not for the error page; node discards it once the answer is sent.
-      else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status, this.#o.clients.resolve(req), null);
+      else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status, this.#o.clients.resolve(req), null, null);
     } else {
       sendError(req, res, status);
     }
@@ -230,7 +283,8 @@ export class Pipeline implements ErrorResponder {
     sendError(req, res, 301, { Location: location });
   }
 
-  #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, client: ClientInfo, trace: RequestTrace | null): void {
+  #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, client: ClientInfo, trace: RequestTrace | null,
+    fill: CacheFill | null): void {
     const pool = this.#pool(route.pool);
     if (pool === undefined) {
       // config/ validated pool names; a miss here is a bug worth a loud log, not a crash.
@@ -239,20 +293,16 @@ export class Pipeline implements ErrorResponder {
       return;
     }
     const declared = req.headers['content-length'];
-    const hasBody = req.httpVersionMajor === 2
-      // HTTP/2 needs no Content-Length: a request without a body ends its stream with its headers.
-      ? declared !== '0' && !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
-      : (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;
     const method = req.method ?? 'GET';
-    if (!hasBody) {
-      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0, client, trace);
+    if (!requestHasBody(req)) {
+      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0, client, trace, fill);
       return;
     }
     // With `Expect: 100-continue` the client waits for our go-ahead: given only now that the body will be read
     // (the gateway handles checkContinue itself, so a refused upload never gets a 100 first).
     if (req.httpVersion !== '1.0' && req.headers.expect !== undefined && CONTINUE.test(req.headers.expect)) res.writeContinue();
     readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
-      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, client, trace),
+      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, client, trace, null),
       (err: PhpgateError) => {
         if (err.code === ErrorCode.ClientAborted) return; // nobody left to answer
         // The rest of the body is unread: the connection can't carry another request.
@@ -264,7 +314,7 @@ export class Pipeline implements ErrorResponder {
 
   /** `forceStatus` (an error page's status) replaces PHP's own, as nginx's error_page without `=` does. */
   #startPhp(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, pool: Pool, body: RequestBody,
-    contentLength: string, method: string, forceStatus: number, client: ClientInfo, trace: RequestTrace | null): void {
+    contentLength: string, method: string, forceStatus: number, client: ClientInfo, trace: RequestTrace | null, fill: CacheFill | null): void {
     // Looked up again: the body may have arrived after a reload replaced the pool this request was routed to.
     pool = this.#pool(pool.poolName) ?? pool;
     const socket = req.socket;
@@ -287,14 +337,16 @@ export class Pipeline implements ErrorResponder {
       serverName: this.#o.serverName,
       contentType: req.headers['content-type'] ?? '',
       contentLength,
-      rawHeaders: req.rawHeaders,
+      // Filling the cache, PHP must answer in full (a 304 or 206 for this client's validators is nothing to store),
+      // as nginx does not pass conditional headers to a cached upstream.
+      rawHeaders: fill === null ? req.rawHeaders : withoutConditionals(req.rawHeaders),
       authority: target.authority,
     };
     const params = buildCgiParams(cgi, this.#o.serverSoftware);
     const label = `${cgi.method} ${target.requestUri} → ${route.scriptName}`;
     // An error page that fails itself gets the built-in page (no target), never another round of error pages.
     if (trace !== null) trace.pool = pool.poolName;
-    new PhpExchange(req, res, pool, params, body, label, this.#exchange, forceStatus === 0 ? target : null, forceStatus, trace)
+    new PhpExchange(req, res, pool, params, body, label, this.#exchange, forceStatus === 0 ? target : null, forceStatus, trace, fill)
       .start();
   }
 }
@@ -313,6 +365,22 @@ function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   // (The stream's own 'finish': the compatibility response reports 'finish' only once the whole stream closed.)
   const stream = (req as unknown as { stream: Http2Stream }).stream;
   stream.once('finish', () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+}
+
+function requestHasBody(req: IncomingMessage): boolean {
+  const declared = req.headers['content-length'];
+  return req.httpVersionMajor === 2
+    // HTTP/2 needs no Content-Length: a request without a body ends its stream with its headers.
+    ? declared !== '0' && !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
+    : (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
+const CONDITIONALS: ReadonlySet<string> = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range']);
+
+function withoutConditionals(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (!CONDITIONALS.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+  return out;
 }
 
 /** What node itself takes for `100-continue` (its checkContinue test). */

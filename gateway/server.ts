@@ -29,6 +29,7 @@ import { TrustedProxies } from './client-address.js';
 import { RateLimiter } from './rate-limit.js';
 import { SecurityHeaders } from './security-headers.js';
 import { Compression } from './compression.js';
+import { ResponseCache } from './response-cache.js';
 import type { GatewayStatus, StatusSource } from './status.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
@@ -42,6 +43,7 @@ interface Generation {
   readonly pools: Map<string, Pool>;
   readonly pipeline: Pipeline;
   readonly rateLimit: RateLimiter | null;
+  readonly cache: ResponseCache | null;
 }
 
 export class Gateway implements StatusSource {
@@ -111,7 +113,7 @@ export class Gateway implements StatusSource {
         this.#redirect = http.createServer(http1Options(c.server.timeouts, c.server.limits), redirectToHttps(this.address().port, this.#onRequest));
         await listen(this.#redirect, c.server.redirect_http_port, c.server.host);
       }
-      this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, log: this.#log });
+      this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, purge: (pattern) => this.#gen?.cache?.purge(pattern) ?? null, log: this.#log });
       await this.#admin.start();
     } catch (err) {
       // Pools that started must not outlive a gateway that could not (EADDRINUSE on either port …).
@@ -235,6 +237,11 @@ export class Gateway implements StatusSource {
     // Unchanged rules keep their limiter across a reload: a reload must not hand every client a fresh allowance.
     const sameRules = previous !== null && JSON.stringify(previous.config.rate_limit) === JSON.stringify(c.rate_limit);
     const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log);
+    // The cache outlives a reload that leaves cache.* and compression.* as they were (nginx keeps its cache too);
+    // `phpgate cache purge` drops what a deploy made stale.
+    const sameCache = previous !== null && JSON.stringify([previous.config.cache, previous.config.compression]) === JSON.stringify([c.cache, c.compression]);
+    const compression = new Compression(c.compression);
+    const cache = sameCache ? previous.cache : ResponseCache.create({ config: c.cache, compression: compression.enabled ? compression : null, log: this.#log });
     const observers = [this.#metrics, ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : [])];
     const pipeline = new Pipeline({
       router,
@@ -250,14 +257,15 @@ export class Gateway implements StatusSource {
       clients: new TrustedProxies(c.server.trusted_proxies),
       rateLimit,
       securityHeaders: new SecurityHeaders(c.headers),
-      compression: new Compression(c.compression),
+      compression,
+      cache,
       serverSoftware: `phpgate/${VERSION}`,
       observers,
       dispatch: this.#onRequest,
       health: c.admin.health_on_main ? this : null,
       log: this.#log,
     });
-    return { config: c, pools, pipeline, rateLimit };
+    return { config: c, pools, pipeline, rateLimit, cache };
   }
 
   /** The old generation's pools stop once their queued and running requests are done (bounded by drain_ms). */
@@ -332,7 +340,6 @@ function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): R
 function notYetApplied(c: Readonly<GatewayConfig>): string[] {
   const out: string[] = [];
   if (c.server.processes !== 1) out.push('server.processes (one gateway process serves)');
-  if (c.cache.rules.length > 0) out.push('cache.rules');
   if (c.upstreams.length > 0) out.push('upstreams');
   return out;
 }

@@ -32,6 +32,8 @@ export interface RequestRecord {
   readonly workerPid: number;
   /** From handing the request to PHP until PHP's answer ended (ms), or null when PHP was not involved. */
   readonly upstreamMs: number | null;
+  /** What the response cache did (HIT, MISS, STALE, BYPASS), or null when no cache rule covers the request. */
+  readonly cache: 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | null;
 }
 
 export interface RequestObserver {

@@ -3,6 +3,7 @@
  * When the response closes it becomes a RequestRecord for the observers (metrics, access log, slow log).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CacheStatus } from './response-cache.js';
 import type { RequestObserver } from './status.js';
 
 export class RequestTrace {
@@ -15,6 +16,8 @@ export class RequestTrace {
   /** performance.now() when PHP got the request, and how long until its answer ended (-1: not yet/never). */
   upstreamStart = 0;
   upstreamMs = -1;
+  /** What the response cache did (HIT, MISS, STALE, BYPASS), or null when no cache rule covers the request. */
+  cache: CacheStatus | null = null;
   /** PHP body bytes written (kept for the exchange's own accounting). */
   bytes = 0;
   /** The connection's byte count when this request began: the difference at the end is what it sent. */
@@ -42,6 +45,7 @@ export class RequestTrace {
       pool: this.pool,
       workerPid: this.workerPid,
       upstreamMs: this.upstreamMs < 0 ? null : this.upstreamMs,
+      cache: this.cache,
     };
     for (const o of this.#observers) o.onRequestDone(record);
   };

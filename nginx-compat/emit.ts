@@ -61,7 +61,7 @@ export interface Draft {
   headers: HeaderKeysDraft & { server?: string; routes: HeaderRoute[] };
   compression: { gzip?: boolean; brotli?: boolean; min_bytes?: number; gzip_level?: number; brotli_level?: number };
   rate_limit: { rules: RateLimitRule[] };
-  cache: { max_mb?: number; rules: CacheRule[] };
+  cache: { max_mb?: number; rules: Array<Pick<CacheRule, 'pattern' | 'ttl_s'> & Partial<CacheRule>> };
   upstreams: UpstreamConfig[];
   logging: { access?: boolean };
 }

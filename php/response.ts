@@ -15,6 +15,8 @@ export interface CgiHead {
   readonly noBuffering: boolean;
   /** PHP's Content-Type as sent ('' when none). */
   readonly contentType: string;
+  /** `X-Accel-Expires` (seconds, or `@` unix time): the response cache's freshness, over Cache-Control; null when none. */
+  readonly accelExpires: string | null;
   /**
    * PHP's own Content-Length, or null. The body must be held to it (as nginx does): bytes past it are dropped,
    * and a body that ends short must cut the connection, or a keep-alive client would read the next response
@@ -102,6 +104,7 @@ function parseHead(text: string): CgiHead {
   let hasLocation = false;
   let noBuffering = false;
   let contentType = '';
+  let accelExpires: string | null = null;
   let contentLength: number | null = null;
   for (const rawLine of text.split('\n')) {
     const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
@@ -122,6 +125,8 @@ function parseHead(text: string): CgiHead {
       if (/[^\t\x20-\x7e\x80-\xff]/.test(reason)) throw bad(`PHP sent an invalid Status: ${JSON.stringify(value)}`);
     } else if (lower === 'x-accel-buffering') {
       noBuffering = value.toLowerCase() === 'no';
+    } else if (lower === 'x-accel-expires') {
+      accelExpires = value;
     } else if (lower === 'location') {
       hasLocation = true;
     } else if (lower === 'content-type') {
@@ -148,5 +153,5 @@ function parseHead(text: string): CgiHead {
   }
   // CGI: a Location without a Status is a redirect. nginx answers it with 302, and so do we.
   if (status === 0) status = hasLocation ? 302 : 200;
-  return { status, reason, headers, noBuffering, contentType, contentLength };
+  return { status, reason, headers, noBuffering, contentType, accelExpires, contentLength };
 }

@@ -62,7 +62,7 @@ class Status implements StatusSource {
 }
 
 function record(over: Partial<RequestRecord> = {}): RequestRecord {
-  return { method: 'GET', uri: '/index.php', status: 200, bytes: 12, durationMs: 4, pool: 'default', workerPid: 101, upstreamMs: 3, ...over };
+  return { method: 'GET', uri: '/index.php', status: 200, bytes: 12, durationMs: 4, pool: 'default', workerPid: 101, upstreamMs: 3, cache: null, ...over };
 }
 
 /** Log lines written by the component under test, parsed. */
@@ -111,7 +111,7 @@ async function startAdmin(source: StatusSource, metrics: Metrics, over: Partial<
       probe.close(() => resolve(p));
     });
   });
-  const server = new AdminServer({ config: adminConfig({ port, ...over }), source, metrics, log });
+  const server = new AdminServer({ config: adminConfig({ port, ...over }), source, metrics, purge: () => null, log });
   await server.start();
   const a = server.address()!;
   return { server, lines, base: `http://127.0.0.1:${a.port}` };
@@ -294,7 +294,7 @@ describe('admin server', () => {
 
   test('admin.port 0 means no listener: start() is a no-op and address() is null', async () => {
     const { log } = captureLog();
-    const off = new AdminServer({ config: adminConfig({ port: 0 }), source: s, metrics, log });
+    const off = new AdminServer({ config: adminConfig({ port: 0 }), source: s, metrics, purge: () => null, log });
     await off.start();
     assert.equal(off.address(), null);
     await off.stop();
@@ -453,7 +453,7 @@ describe('admin server', () => {
   test('a port already taken makes start() reject, naming the admin listener', async () => {
     const taken = admin.server.address()!.port;
     const { log } = captureLog();
-    const clash = new AdminServer({ config: adminConfig({ port: taken }), source: s, metrics, log });
+    const clash = new AdminServer({ config: adminConfig({ port: taken }), source: s, metrics, purge: () => null, log });
     await assert.rejects(clash.start(), /admin listener on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
     assert.equal(clash.address(), null);
   });

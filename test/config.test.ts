@@ -188,7 +188,8 @@ describe('loadConfig: valid files', () => {
     assert.deepEqual(cfg.static.deny, ['/vendor/*', '*.sql', '*.bak', '/composer.*']);
     assert.deepEqual(cfg.static.cache_control, [{ pattern: '/assets/*', value: 'public, max-age=31536000, immutable' }]);
     assert.equal(cfg.rate_limit.rules.length, 2);
-    assert.deepEqual(cfg.cache.rules, [{ pattern: '/blog/*', ttl_s: 1 }]);
+    assert.deepEqual(cfg.cache.rules, [{ pattern: '/blog/*', ttl_s: 1, statuses: [200, 301, 302], stale_s: 60, key: '$scheme$request_method$host$request_uri' }]);
+    assert.equal(cfg.cache.header, 'X-Cache');
     assert.deepEqual(cfg.upstreams, [
       { pattern: '/api/node/*', targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node' },
     ]);

@@ -18,6 +18,8 @@ export interface AdminServerOptions {
   readonly config: AdminConfig;
   readonly source: StatusSource;
   readonly metrics: Metrics;
+  /** Drops cached answers whose path matches a URL pattern, returning how many; null when no cache is configured. */
+  readonly purge: (pattern: string) => number | null;
   readonly log: Logger;
 }
 
@@ -27,6 +29,8 @@ export const AdminPath = {
   Metrics: '/metrics',
   Dashboard: '/status',
   StatusJson: '/status.json',
+  /** POST ?pattern=/blog/* — the response cache's purge (nginx users' fastcgi_cache_purge). */
+  CachePurge: '/cache/purge',
 } as const;
 export type AdminPath = (typeof AdminPath)[keyof typeof AdminPath];
 
@@ -55,6 +59,7 @@ export class AdminServer {
   readonly #config: AdminConfig;
   readonly #source: StatusSource;
   readonly #metrics: Metrics;
+  readonly #purge: (pattern: string) => number | null;
   readonly #log: Logger;
   /** SHA-256 of admin.token, or null when no token is configured (the listener is then open to whoever reaches it). */
   readonly #tokenDigest: Buffer | null;
@@ -66,6 +71,7 @@ export class AdminServer {
     this.#config = o.config;
     this.#source = o.source;
     this.#metrics = o.metrics;
+    this.#purge = o.purge;
     this.#log = o.log;
     this.#tokenDigest = o.config.token === '' ? null : digest(o.config.token);
     this.#onRequest = (req, res) => this.#handle(req, res);
@@ -130,6 +136,7 @@ export class AdminServer {
       sendError(req, res, 404, COMMON_HEADERS);
       return null;
     }
+    if (path === AdminPath.CachePurge) return this.#cachePurge(req, res, query);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(req, res, 405, { ...COMMON_HEADERS, Allow: ALLOW });
       return null;
@@ -158,6 +165,31 @@ export class AdminServer {
         res.end(req.method === 'HEAD' ? undefined : DASHBOARD_BODY);
         return null;
     }
+  }
+
+  /** A change of state, so POST only, and always behind the token when one is set. */
+  #cachePurge(req: IncomingMessage, res: ServerResponse, query: string): null {
+    if (req.method !== 'POST') {
+      sendError(req, res, 405, { ...COMMON_HEADERS, Allow: 'POST' });
+      return null;
+    }
+    if (!this.#authorized(req, '')) {
+      sendError(req, res, 401, UNAUTHORIZED_HEADERS);
+      return null;
+    }
+    const pattern = new URLSearchParams(query).get('pattern');
+    if (pattern === null || !(pattern.startsWith('/') || pattern.startsWith('*'))) {
+      send(req, res, 400, 'application/json', JSON.stringify({ error: 'pattern is required: a URL pattern starting with / or * (e.g. ?pattern=/blog/*)' }));
+      return null;
+    }
+    const purged = this.#purge(pattern);
+    if (purged === null) {
+      send(req, res, 409, 'application/json', JSON.stringify({ error: 'no response cache is configured (cache.rules is empty)' }));
+      return null;
+    }
+    this.#log.info({ pattern, purged }, 'cache purged');
+    send(req, res, 200, 'application/json', JSON.stringify({ pattern, purged }));
+    return null;
   }
 
   /**
