@@ -3,12 +3,19 @@
  * Every wrk started here is tracked (./tool.ts) so an interrupted bench can stop it by pid.
  */
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { runTool } from './tool.js';
 
 export interface WrkOptions {
   threads: number;
   connections: number;
   durationS: number;
+  /** A Lua script (bench/lua/) and the arguments its init() gets. */
+  script?: { file: string; args?: string[] };
+  /** Extra request headers, "Name: value". */
+  headers?: string[];
+  /** wrk's per-request timeout (--timeout); wrk's default is 2 s. */
+  timeoutS?: number;
 }
 
 export interface WrkResult {
@@ -23,15 +30,30 @@ export interface WrkResult {
   errors: number;
   /** The non-zero error counts by kind ("non-2xx/3xx 3, timeout 12"); '' for a clean run. */
   errorDetail: string;
+  /** wrk's socket errors: connections refused or reset, requests that got no answer in time. */
+  socketErrors: { connect: number; read: number; write: number; timeout: number };
+  /** Answers by status, when the run used bench/lua/status.lua; null otherwise. */
+  statuses: Record<number, number> | null;
 }
 
 export function wrkArgs(url: string, o: WrkOptions): string[] {
-  return [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationS}s`, '--latency', url];
+  return [
+    `-t${o.threads}`,
+    `-c${o.connections}`,
+    `-d${o.durationS}s`,
+    ...(o.timeoutS === undefined ? [] : [`--timeout`, `${o.timeoutS}s`]),
+    ...(o.headers ?? []).flatMap((h) => ['-H', h]),
+    ...(o.script === undefined ? [] : ['-s', o.script.file]),
+    '--latency',
+    url,
+    ...(o.script?.args === undefined ? [] : ['--', ...o.script.args]),
+  ];
 }
 
-/** The command line as a person would type it, for the report. */
+/** The command line as a person would type it, for the report (the script by its name in bench/lua/). */
 export function wrkCommandLine(o: WrkOptions, url = '<url>'): string {
-  return ['wrk', ...wrkArgs(url, o)].join(' ');
+  const shown = o.script === undefined ? o : { ...o, script: { ...o.script, file: `bench/lua/${path.basename(o.script.file)}` } };
+  return ['wrk', ...wrkArgs(url, shown).map((a) => (/[\s;]/.test(a) ? `'${a}'` : a))].join(' ');
 }
 
 export function wrkVersion(): string | null {
@@ -61,9 +83,11 @@ export function parseWrk(url: string, out: string): WrkResult {
   const requests = Number(num(out, /^\s+(\d+) requests in /m, 'the request count')[1]);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const counts: Array<[string, number]> = [['non-2xx/3xx', non2xx]];
-  ['connect', 'read', 'write', 'timeout'].forEach((kind, i) => counts.push([kind, Number(sock?.[i + 1] ?? 0)]));
-  const nonZero = counts.filter(([, n]) => n > 0);
+  const n = (i: number) => Number(sock?.[i] ?? 0);
+  const socketErrors = { connect: n(1), read: n(2), write: n(3), timeout: n(4) };
+  const counts: Array<[string, number]> = [['non-2xx/3xx', non2xx], ...Object.entries(socketErrors)];
+  const nonZero = counts.filter(([, c]) => c > 0);
+  const statusLines = [...out.matchAll(/^status (\d+) (\d+)$/gm)];
   return {
     url,
     requests,
@@ -71,8 +95,10 @@ export function parseWrk(url: string, out: string): WrkResult {
     bytesPerSec: Number(t[1]) * BYTE_UNITS[t[2]!]!,
     p50Ms: latency('50'),
     p99Ms: latency('99'),
-    errors: nonZero.reduce((a, [, n]) => a + n, 0),
-    errorDetail: nonZero.map(([kind, n]) => `${kind} ${n}`).join(', '),
+    errors: nonZero.reduce((a, [, c]) => a + c, 0),
+    errorDetail: nonZero.map(([kind, c]) => `${kind} ${c}`).join(', '),
+    socketErrors,
+    statuses: statusLines.length === 0 ? null : Object.fromEntries(statusLines.map((m) => [Number(m[1]), Number(m[2])])),
   };
 }
 

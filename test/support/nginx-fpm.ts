@@ -23,6 +23,9 @@ export interface NginxFpm {
   fpmLog: string;
   /** The TLS + HTTP/2 listener's port, when started with `tls`. */
   tlsPort?: number;
+  /** The nginx master's and the php-fpm master's pids (their workers are their children). */
+  nginxPid: number;
+  fpmPid: number;
   stop(): Promise<void>;
 }
 
@@ -225,6 +228,66 @@ export interface NginxFpmOptions {
   tls?: { cert: string; key: string };
   /** Replaces the anchor's keepalive_requests (requests per connection, HTTP/2 included, before nginx closes it). */
   keepaliveRequests?: number;
+  /**
+   * false: no kept FastCGI connections (drops the upstream's `keepalive` and `fastcgi_keep_conn on`). php-fpm ties
+   * a worker to each kept connection, so once one nginx worker holds idle connections to every php-fpm worker,
+   * requests arriving at the other nginx worker wait until those time out (upstream keepalive_timeout, 60 s).
+   */
+  upstreamKeepalive?: boolean;
+  /** php.ini settings for php-fpm, passed as `-d key=value` (as phpgate passes its `php.ini` to php-cgi). */
+  phpIni?: Readonly<Record<string, string>>;
+  /** Directives added to every php-fpm pool (`listen.backlog = 28`, …), after the anchor's own. */
+  poolDirectives?: Readonly<Record<string, string>>;
+  /**
+   * More php-fpm pools, each a copy of the anchor's [www] pool with its own worker count and socket
+   * `RUN/php-fpm-NAME.sock` (reach it from `serverDirectives` with `fastcgi_pass unix:RUN/php-fpm-NAME.sock;`).
+   */
+  extraPools?: ReadonlyArray<{ name: string; workers: number }>;
+  /** Lines added to the http block (before the server block). DOCROOT, PORT and RUN are substituted as in the anchor. */
+  httpDirectives?: readonly string[];
+  /**
+   * Lines added to the server block before the anchor's locations, e.g. `location = /page.php { … }` (exact
+   * locations win anyway; regex ones added here are tried before the anchor's PHP location). Substituted as above.
+   */
+  serverDirectives?: readonly string[];
+}
+
+const FPM_NAME = /^[a-z][a-z0-9_-]*$/;
+const FPM_DIRECTIVE = /^[a-z][a-z0-9_.]*(?:\[[A-Za-z0-9_.]+\])?$/;
+const INI_KEY = /^[A-Za-z0-9_.]+$/;
+
+function checkSettings(what: string, entries: Record<string, string>, key: RegExp): void {
+  for (const [k, v] of Object.entries(entries)) {
+    if (!key.test(k) || /[\r\n]/.test(v)) throw new Error(`${what}: unsuitable entry ${JSON.stringify(k)} = ${JSON.stringify(v)}`);
+  }
+}
+
+/** php-fpm.conf from the anchor: workers, directives added to [www], and the extra pools copied from [www]. */
+function fpmConfig(template: string, runDir: string, workers: number, opts: NginxFpmOptions | undefined): string {
+  const extra = Object.entries(opts?.poolDirectives ?? {}).map(([k, v]) => `${k} = ${v}`);
+  const conf = substitute(template, { RUN: runDir }).replace(/^pm\.max_children\s*=.*$/m, `pm.max_children = ${workers}`);
+  const www = /^\[www\]$[\s\S]*/m.exec(conf);
+  if (www === null || !/^listen = .*\/php-fpm\.sock$/m.test(www[0])) throw new Error('php-fpm anchor config: no [www] pool with a php-fpm.sock listener last');
+  const pools = (opts?.extraPools ?? []).map(({ name, workers: n }) => {
+    if (!FPM_NAME.test(name) || name === 'www') throw new Error(`extraPools: unsuitable pool name ${JSON.stringify(name)}`);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`extraPools: ${name}: workers must be a positive integer, got ${n}`);
+    return [
+      www[0]
+        .trimEnd()
+        .replace(/^\[www\]$/m, `[${name}]`)
+        .replace(/^(listen = .*\/php-fpm)\.sock$/m, `$1-${name}.sock`)
+        .replace(/^pm\.max_children\s*=.*$/m, `pm.max_children = ${n}`),
+      ...extra,
+    ].join('\n');
+  });
+  return [conf.trimEnd(), ...extra, ...pools.map((p) => `\n${p}`), ''].join('\n');
+}
+
+/** Adds `lines` after the first line matching `anchor` (with its indentation), or fails naming `what`. */
+function addAfter(conf: string, anchor: RegExp, lines: readonly string[], what: string): string {
+  if (lines.length === 0) return conf;
+  if (!anchor.test(conf)) throw new Error(`nginx anchor config: no place for the ${what}`);
+  return conf.replace(anchor, (line) => [line, ...lines.map((l) => `${line.match(/^\s*/)![0]}${l}`)].join('\n'));
 }
 
 /** Paths written into the nginx config must be plain (no quoting is done). */
@@ -256,6 +319,8 @@ export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Pr
   const workers = opts?.workers ?? 4;
   if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
   const tls = opts?.tls === undefined ? undefined : { cert: configPath(opts.tls.cert, 'tls.cert'), key: configPath(opts.tls.key, 'tls.key') };
+  checkSettings('phpIni', { ...opts?.phpIni }, INI_KEY);
+  checkSettings('poolDirectives', { ...opts?.poolDirectives }, FPM_DIRECTIVE);
   const keepaliveRequests = opts?.keepaliveRequests;
   if (keepaliveRequests !== undefined && (!Number.isInteger(keepaliveRequests) || keepaliveRequests < 1)) {
     throw new Error(`keepaliveRequests must be a positive integer, got ${keepaliveRequests}`);
@@ -282,20 +347,18 @@ export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Pr
 
     const fpmConf = path.join(runDir, 'php-fpm.conf');
     const fpmTemplate = await readFile(path.join(ANCHORS, 'php-fpm.conf'), 'utf8');
-    await writeFile(
-      fpmConf,
-      substitute(fpmTemplate, { RUN: runDir }).replace(/^pm\.max_children\s*=.*$/m, `pm.max_children = ${workers}`),
-    );
-    const fpmArgs = [...(isRoot ? ['-R'] : []), '-F', '-y', fpmConf];
+    await writeFile(fpmConf, fpmConfig(fpmTemplate, runDir, workers, opts));
+    const ini = Object.entries(opts?.phpIni ?? {}).flatMap(([k, v]) => ['-d', `${k}=${v}`]);
+    const fpmArgs = [...(isRoot ? ['-R'] : []), '-F', '-y', fpmConf, ...ini];
     const fpm = launch('php-fpm', fpmBin, fpmArgs, path.join(runDir, 'php-fpm.stdout.log'));
     procs.push(fpm);
     live.add(fpm);
-    const sock = path.join(runDir, 'php-fpm.sock');
+    const socks = ['php-fpm.sock', ...(opts?.extraPools ?? []).map((p) => `php-fpm-${p.name}.sock`)].map((s) => path.join(runDir, s));
     await waitFor(
-      'the php-fpm socket',
+      'the php-fpm sockets',
       async () => {
         try {
-          return (await stat(sock)).isSocket();
+          return (await Promise.all(socks.map((s) => stat(s)))).every((st) => st.isSocket());
         } catch {
           return false;
         }
@@ -308,7 +371,8 @@ export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Pr
     // A free port can be taken between picking and binding it: retry a few times on EADDRINUSE.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      let conf = substitute(nginxTemplate, { DOCROOT: root, PORT: String(port), RUN: runDir });
+      const vars = { DOCROOT: root, PORT: String(port), RUN: runDir };
+      let conf = substitute(nginxTemplate, vars);
       // Keep nginx's other temp dirs inside runDir too (it creates them at start-up; /var/lib/nginx may not be ours).
       conf = conf.replace(/^(\s*)(proxy_temp_path .*)$/m, `$1$2\n$1uwsgi_temp_path ${runDir}/uwsgi;\n$1scgi_temp_path ${runDir}/scgi;`);
       let tlsPort: number | undefined;
@@ -318,6 +382,16 @@ export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Pr
         if (!/^\s*keepalive_requests \d+;$/m.test(conf)) throw new Error('nginx anchor config: no keepalive_requests line to replace');
         conf = conf.replace(/^(\s*)keepalive_requests \d+;$/m, `$1keepalive_requests ${keepaliveRequests};`);
       }
+      if (opts?.upstreamKeepalive === false) {
+        const kept = /^(\s*upstream php \{ server [^;]+;) keepalive \d+; \}$/m;
+        const keepConn = /^\s*fastcgi_keep_conn on;\n/m;
+        if (!kept.test(conf) || !keepConn.test(conf)) throw new Error('nginx anchor config: no upstream keepalive / fastcgi_keep_conn to turn off');
+        conf = conf.replace(kept, '$1 }').replace(keepConn, '');
+      }
+      const lines = (l: readonly string[] | undefined) => (l ?? []).map((x) => substitute(x, vars));
+      // http directives go after the anchor's upstream (before its server block), server ones after its index line.
+      conf = addAfter(conf, /^(\s*)upstream php .*$/m, lines(opts?.httpDirectives), 'http directives');
+      conf = addAfter(conf, /^(\s*)index .*;$/m, lines(opts?.serverDirectives), 'server directives');
       if (isRoot) conf = `user root;\n${conf}`;
       const nginxConf = path.join(runDir, 'nginx.conf');
       await writeFile(nginxConf, conf);
@@ -340,6 +414,8 @@ export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Pr
       return {
         port,
         ...(tlsPort === undefined ? {} : { tlsPort }),
+        nginxPid: nginx.child.pid!,
+        fpmPid: fpm.child.pid!,
         runDir,
         nginxErrorLog,
         fpmLog,
