@@ -217,11 +217,19 @@ export class Pipeline implements ErrorResponder {
         setHeaders(res, edge);
         cache.mark(res, 'MISS');
         v.fill.attach(req, res, edge);
-        this.#php(req, res, target, route, client, trace, v.fill);
+        try {
+          this.#php(req, res, target, route, client, trace, v.fill);
+        } catch (err) {
+          v.fill.onEnd(false); // a fill left open would hold every later miss of its key for lock_ms
+          throw err;
+        }
         return true;
-      case 'wait':
+      case 'wait': {
+        // (HTTP/2's compatibility response has no `destroyed`: its 'close' tells that the client left.)
+        let gone = false;
+        res.once('close', () => (gone = true));
         v.fill.wait(cache.lockMs, () => {
-          if (res.destroyed) return; // the client left while it waited
+          if (gone) return; // the client left while it waited
           try {
             if (this.#fromCache(req, res, target, route, client, edge, trace, false)) return;
             setHeaders(res, edge);
@@ -231,6 +239,7 @@ export class Pipeline implements ErrorResponder {
           }
         });
         return true;
+      }
       case 'pass':
       case 'bypass': {
         const status = v.kind === 'pass' ? 'MISS' : 'BYPASS';
@@ -289,6 +298,7 @@ export class Pipeline implements ErrorResponder {
     if (pool === undefined) {
       // config/ validated pool names; a miss here is a bug worth a loud log, not a crash.
       this.#o.log.error({ pool: route.pool }, 'route names a pool that does not exist');
+      fill?.onEnd(false);
       sendError(req, res, 500);
       return;
     }

@@ -312,7 +312,8 @@ export class ResponseCache {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       const lower = name.toLowerCase();
-      if (lower === 'content-length') continue;
+      // Age is the cache's to send (a PHP one would go out twice).
+      if (lower === 'content-length' || lower === 'age') continue;
       if (lower === 'vary') vary = vary.concat(headers[i + 1]!.split(',').map((v) => v.trim().toLowerCase()).filter((v) => v !== ''));
       else if (lower === 'content-encoding') encoded = true;
       else if (lower === 'last-modified') lastModified = headers[i + 1]!;
