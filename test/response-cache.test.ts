@@ -295,11 +295,18 @@ describe('response cache: HIT, MISS, BYPASS', () => {
     assert.equal(runs(dir, uri), 6);
   });
 
-  test('the access log says what the cache did', async () => {
+  test('the access log and the metrics say what the cache did', async () => {
+    const count = async (status: string): Promise<number> => {
+      const m = new RegExp(`^phpgate_cache_requests_total\\{cache="${status}"\\} (\\d+)$`, 'm').exec((await request(g.adminBase, '/metrics')).text);
+      return Number(m?.[1] ?? NaN);
+    };
+    const [hits, misses] = [await count('HIT'), await count('MISS')];
     await request(g.base, '/page.php?t=log');
     await request(g.base, '/page.php?t=log');
     const lines = g.logs().filter((l) => l['log'] === 'access' && l['uri'] === '/page.php?t=log');
     assert.deepEqual(lines.map((l) => l['cache']), ['MISS', 'HIT']);
+    assert.equal(await count('HIT'), hits + 1);
+    assert.equal(await count('MISS'), misses + 1);
   });
 
   test('purge through the admin endpoint drops matching entries only', async () => {

@@ -38,6 +38,8 @@ export class Metrics implements RequestObserver {
   readonly #clock: () => number;
   readonly #recent: RecentWindow;
   readonly #requests: Counter<'pool' | 'status'>;
+  /** By cache status, resolved once: the hot path only increments. */
+  readonly #cache: Readonly<Record<NonNullable<RequestRecord['cache']>, Counter.Internal>>;
   readonly #duration: Histogram<'pool'>;
   readonly #upstream: Histogram<'pool'>;
   readonly #series = new Map<string, PoolSeries>();
@@ -56,6 +58,14 @@ export class Metrics implements RequestObserver {
       labelNames: ['pool', 'status'] as const,
       registers,
     });
+    const cache = new Counter({
+      name: 'phpgate_cache_requests_total',
+      help: 'Requests a response-cache rule covers, by what the cache did (HIT, MISS, STALE, BYPASS).',
+      labelNames: ['cache'] as const,
+      registers,
+    });
+    this.#cache = { HIT: cache.labels('HIT'), MISS: cache.labels('MISS'), STALE: cache.labels('STALE'), BYPASS: cache.labels('BYPASS') };
+    for (const c of Object.values(this.#cache)) c.inc(0); // every series present from the first scrape
     this.#duration = new Histogram({
       name: 'phpgate_request_duration_seconds',
       help: 'Time from request start to the end of the response, by pool.',
@@ -181,6 +191,7 @@ export class Metrics implements RequestObserver {
       s.byStatus.set(r.status, counter);
     }
     counter.inc();
+    if (r.cache !== null) this.#cache[r.cache].inc();
     s.duration.observe(r.durationMs / 1000);
     if (r.upstreamMs !== null) s.upstream.observe(r.upstreamMs / 1000);
     this.#recent.record(r.durationMs, this.#clock());
