@@ -294,6 +294,8 @@ export class ResponseCache {
     else if (expires !== null) freshMs = (Date.parse(expires) || 0) - Date.now();
     else freshMs = rule.ttlMs;
     if (!(freshMs > 0)) return null;
+    // must-revalidate / proxy-revalidate: never served past freshness (RFC 9111 §5.2.2.2, §5.2.2.8).
+    if (cc.mustRevalidate) return { freshMs, updatingMs: 0, errorMs: 0 };
     return {
       freshMs,
       updatingMs: cc.staleWhileRevalidate === null ? rule.staleMs : cc.staleWhileRevalidate * 1000,
@@ -609,6 +611,7 @@ interface CacheControl {
   noStore: boolean;
   private: boolean;
   noCache: boolean;
+  mustRevalidate: boolean;
   maxAge: number | null;
   sMaxage: number | null;
   staleWhileRevalidate: number | null;
@@ -617,7 +620,7 @@ interface CacheControl {
 
 /** The response directives the cache acts on (RFC 9111 §5.2.2, RFC 5861); a malformed number is ignored. */
 export function parseCacheControl(value: string): CacheControl {
-  const cc: CacheControl = { noStore: false, private: false, noCache: false, maxAge: null, sMaxage: null, staleWhileRevalidate: null, staleIfError: null };
+  const cc: CacheControl = { noStore: false, private: false, noCache: false, mustRevalidate: false, maxAge: null, sMaxage: null, staleWhileRevalidate: null, staleIfError: null };
   if (value === '') return cc;
   for (const part of value.split(',')) {
     const eq = part.indexOf('=');
@@ -628,6 +631,8 @@ export function parseCacheControl(value: string): CacheControl {
       case 'no-store': cc.noStore = true; break;
       case 'private': cc.private = true; break;
       case 'no-cache': cc.noCache = true; break;
+      case 'must-revalidate':
+      case 'proxy-revalidate': cc.mustRevalidate = true; break;
       case 'max-age': cc.maxAge = n; break;
       case 's-maxage': cc.sMaxage = n; break;
       case 'stale-while-revalidate': cc.staleWhileRevalidate = n; break;

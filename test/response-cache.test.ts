@@ -401,6 +401,20 @@ describe('response cache: stale answers', () => {
     }
   });
 
+  test('must-revalidate from PHP: never served stale, PHP\'s failure reaches the client', async () => {
+    const uri = '/page.php?t=mr&failable=1&cc=max-age%3D1%2C%20must-revalidate';
+    await request(g.base, uri);
+    assert.equal(xcache(await request(g.base, uri)), 'HIT');
+    await sleep(1100);
+    fs.writeFileSync(flag(), '503');
+    try {
+      const r = await request(g.base, uri);
+      assert.equal(r.status, 503);
+    } finally {
+      fs.rmSync(flag(), { force: true });
+    }
+  });
+
   test('with stale_s 0 PHP\'s failure reaches the client', async () => {
     const uri = '/other.php?t=nostale&failable=1';
     await request(g.base, uri);
