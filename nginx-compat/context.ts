@@ -5,7 +5,7 @@
  * and write it; translate.ts creates it and finishes the draft.
  */
 import type { RateLimitKey } from '../config/types.js';
-import { newDraft, type Draft, type HeaderKeysDraft, type PoolDraft } from './emit.js';
+import { newDraft, type CacheRuleValue, type Draft, type HeaderKeysDraft, type PoolDraft } from './emit.js';
 import { locationGlobs, type Location } from './location.js';
 import type { Directive } from './parse.js';
 import type { GlobResult } from './regex-glob.js';
@@ -70,6 +70,8 @@ export interface ConnZone {
 export interface CacheZone {
   readonly d: Directive;
   readonly maxBytes: number | null;
+  /** inactive= (nginx's default 10m), in seconds; null: not an nginx time. */
+  readonly inactiveS: number | null;
 }
 
 export type Handler = (cx: ImportContext, d: Directive, scope: Scope) => void;
@@ -108,7 +110,13 @@ export class ImportContext {
   readonly exactPaths: { readonly d: Directive; readonly path: string }[] = [];
   readonly cacheControl: Ranked<string>[] = [];
   readonly poolPatterns: Ranked<PoolDraft>[] = [];
-  readonly cacheRules: Ranked<number>[] = [];
+  readonly cacheRules: Ranked<CacheRuleValue>[] = [];
+  /** The first fastcgi_cache that made rules: where cache-wide notes go. */
+  firstCache: Directive | null = null;
+  /** cache.lock_ms and what set it: one for every rule, the first fastcgi_cache decides. */
+  cacheLock: { readonly ms: number; readonly d: Directive } | null = null;
+  /** The add_header that set cache.header. */
+  cacheHeader: Directive | null = null;
   /** headers.routes in the making: one keys object per location, shared by its patterns. */
   readonly headerRoutes: Ranked<HeaderKeysDraft>[] = [];
   readonly routeHeaders = new Map<Directive, HeaderKeysDraft>();

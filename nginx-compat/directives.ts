@@ -5,11 +5,12 @@
  */
 import path from 'node:path';
 import { addressOrCidr, errorPageStatus, errorPageUri, fileName, INVALID } from '../config/checks.js';
-import { isMainPhp, type ImportContext, type Scope } from './context.js';
+import { cacheStatusHeader, cacheTuning, fastcgiCache, usesCacheStatus } from './cache.js';
+import type { ImportContext, Scope } from './context.js';
 import { classifyParam, isStandardSplit, STOCK_INCLUDE_NOTES } from './fastcgi.js';
 import { addHeader, clearHeaders } from './headers.js';
 import { clientLimits, http2Streams, limitConn, limitConnStatus, limitReq, limitReqStatus } from './limits.js';
-import { LocationKind, rank } from './location.js';
+import { LocationKind } from './location.js';
 import { handleLocation } from './location-blocks.js';
 import { DEFERRED, NOTES } from './notes.js';
 import { isStockInclude, NGINX_CONF_DIR, type Directive } from './parse.js';
@@ -54,8 +55,10 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
     case 'gzip_comp_level':
     case 'brotli_comp_level':
       return compression(cx, d, scope);
-    case 'expires':
     case 'add_header':
+      if (usesCacheStatus(d)) return cacheStatusHeader(cx, d);
+      return addHeader(cx, d, scope);
+    case 'expires':
       return addHeader(cx, d, scope);
     case 'more_clear_headers':
       return clearHeaders(cx, d, scope);
@@ -78,6 +81,12 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
       return realIp(cx, d, scope);
     case 'fastcgi_cache':
       return fastcgiCache(cx, d, scope);
+    case 'fastcgi_cache_methods':
+    case 'fastcgi_cache_min_uses':
+    case 'fastcgi_cache_background_update':
+    case 'fastcgi_cache_revalidate':
+    case 'fastcgi_ignore_headers':
+      return cacheTuning(cx, d);
     case 'access_log':
     case 'error_log':
     case 'log_not_found':
@@ -318,33 +327,6 @@ function realIp(cx: ImportContext, d: Directive, scope: Scope): void {
   cx.report.note(d, `server.trusted_proxies: ${cidr}`);
 }
 
-function fastcgiCache(cx: ImportContext, d: Directive, scope: Scope): void {
-  const name = d.args[0] ?? '';
-  if (name === 'off') return cx.report.note(d, 'no caching here, as phpgate\'s default');
-  const zone = cx.cacheZones.get(name);
-  if (zone === undefined) return cx.report.warn(d, `not translated: no fastcgi_cache_path with keys_zone=${name}`);
-  const valid = cx.inherited('fastcgi_cache_valid', scope);
-  const ttl = valid.map((v) => ({ v, ttl: cacheValidTtl(v.args) })).find((x) => x.ttl !== null);
-  if (ttl === undefined || ttl.ttl === null) {
-    return cx.report.warn(d, 'not translated: no fastcgi_cache_valid for 200 responses; phpgate\'s cache rules need a ttl');
-  }
-  const globs = cx.patterns(scope);
-  if (!globs.ok) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${globs.reason})`);
-  const ttlS = ttl.ttl;
-  const at = scope.d ?? d;
-  for (const pattern of globs.globs) cx.cacheRules.push({ rank: isMainPhp(scope) ? rank(null, 0) : rank(scope.loc, cx.orderOf(at)), pattern, d, value: ttlS });
-  cx.report.note(d, `cache.rules: ${globs.globs.join(', ')} ttl_s ${ttlS}`);
-  if (!cx.report.isHandled(ttl.v)) cx.report.note(ttl.v, `ttl_s ${ttlS}${ttl.v.args.length > 2 || !['200', 'any'].includes(ttl.v.args[0] ?? '200') ? ' (phpgate caches 200 responses)' : ''}`);
-  if (!cx.report.isHandled(zone.d)) {
-    if (zone.maxBytes !== null && zone.maxBytes > 0) {
-      cx.draft.cache.max_mb = Math.round((zone.maxBytes / MB) * 1000) / 1000;
-      cx.report.note(zone.d, `cache.max_mb: ${cx.draft.cache.max_mb} (phpgate caches in memory; the path and levels are not used)`);
-    } else {
-      cx.report.note(zone.d, `no max_size: cache.max_mb keeps phpgate's default (phpgate caches in memory; the path is not used)`);
-    }
-  }
-}
-
 function logging(cx: ImportContext, d: Directive, scope: Scope): void {
   if (d.name === 'log_not_found') {
     if (d.args[0] === 'on') return cx.report.note(d, 'phpgate logs every request');
@@ -444,13 +426,4 @@ function symlinks(cx: ImportContext, d: Directive): void {
     return cx.report.note(d, 'static.follow_symlinks: true');
   }
   cx.report.note(d, 'phpgate refuses symlinks that leave the docroot (static.follow_symlinks: false)');
-}
-
-/** nginx answers `fastcgi_cache_valid [codes] time` for 200 when no codes are given, or 200 / any is listed. */
-function cacheValidTtl(args: readonly string[]): number | null {
-  const time = args[args.length - 1];
-  const codes = args.slice(0, -1);
-  if (time === undefined || (codes.length > 0 && !codes.includes('200') && !codes.includes('any'))) return null;
-  const ms = parseTime(time);
-  return ms === null || ms < 1000 ? null : Math.floor(ms / 1000);
 }

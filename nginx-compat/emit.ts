@@ -26,6 +26,10 @@ export interface HeaderKeysDraft {
   set: Record<string, string>;
 }
 
+/** A cache rule: statuses, stale_s and key only where they differ from CACHE_RULE_DEFAULTS. */
+export type CacheRuleDraft = Pick<CacheRule, 'pattern' | 'ttl_s'> & Partial<Pick<CacheRule, 'statuses' | 'stale_s' | 'key'>>;
+export type CacheRuleValue = Omit<CacheRuleDraft, 'pattern'>;
+
 /** gateway.yaml's keys, each optional until the nginx file says something about it. */
 export interface Draft {
   server: {
@@ -61,7 +65,7 @@ export interface Draft {
   headers: HeaderKeysDraft & { server?: string; routes: HeaderRoute[] };
   compression: { gzip?: boolean; brotli?: boolean; min_bytes?: number; gzip_level?: number; brotli_level?: number };
   rate_limit: { rules: RateLimitRule[] };
-  cache: { max_mb?: number; rules: Array<Pick<CacheRule, 'pattern' | 'ttl_s'> & Partial<CacheRule>> };
+  cache: { max_mb?: number; header?: string; lock_ms?: number; rules: CacheRuleDraft[]; bypass_cookies?: string[] };
   upstreams: UpstreamConfig[];
   logging: { access?: boolean };
 }

@@ -50,12 +50,7 @@ export const NOTES: Readonly<Record<string, string>> = {
   fastcgi_send_timeout: "phpgate's workers are local; php.timeout_ms bounds the whole request",
   fastcgi_keep_conn: 'phpgate always keeps one FastCGI connection per php-cgi child',
   fastcgi_index: "ignored: php.index names the directory index files",
-  fastcgi_cache_key: "phpgate's cache chooses its own key",
-  fastcgi_cache_lock: 'not configurable in phpgate (cache.* has max_mb, rules and bypass_cookies)',
-  fastcgi_cache_methods: 'not configurable in phpgate (cache.* has max_mb, rules and bypass_cookies)',
-  fastcgi_cache_min_uses: 'not configurable in phpgate (cache.* has max_mb, rules and bypass_cookies)',
-  fastcgi_cache_bypass: 'phpgate bypasses its cache for requests with a cookie in cache.bypass_cookies (sessions, logged-in users)',
-  fastcgi_no_cache: 'phpgate bypasses its cache for requests with a cookie in cache.bypass_cookies (sessions, logged-in users)',
+  fastcgi_cache_lock_age: 'phpgate lets one request fill an entry; the others wait for it up to cache.lock_ms, then go to PHP uncached',
   client_body_buffer_size: 'phpgate keeps bodies up to 256 KiB in memory, larger ones in an unlinked temp file',
   client_body_temp_path: 'phpgate spools large bodies to an unlinked temp file',
   proxy_temp_path: 'phpgate streams proxied responses; no temp files',
@@ -102,7 +97,20 @@ export const NOTES: Readonly<Record<string, string>> = {
 };
 
 /** Directives that take effect where they are used: reported then, or at the end as unused. */
-export const DEFERRED: ReadonlySet<string> = new Set(['upstream', 'limit_req_zone', 'limit_conn_zone', 'fastcgi_cache_path', 'fastcgi_cache_valid']);
+export const DEFERRED: ReadonlySet<string> = new Set([
+  'upstream',
+  'limit_req_zone',
+  'limit_conn_zone',
+  // Read by fastcgi_cache where it stands (nginx-compat/cache.ts).
+  'fastcgi_cache_path',
+  'fastcgi_cache_valid',
+  'fastcgi_cache_key',
+  'fastcgi_cache_use_stale',
+  'fastcgi_cache_lock',
+  'fastcgi_cache_lock_timeout',
+  'fastcgi_cache_bypass',
+  'fastcgi_no_cache',
+]);
 
 /** Response headers phpgate writes itself (identity and framing): add_header cannot become headers.set for them. */
 export const GATEWAY_OWN_HEADERS: ReadonlySet<string> = new Set(['server', 'date', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive']);

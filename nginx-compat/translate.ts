@@ -5,13 +5,14 @@
  *
  * This file runs the import: definitions first (upstream, limit_req_zone, fastcgi_cache_path, named locations),
  * the docroot and the main PHP location, then every directive (directives.ts, location-blocks.ts), then the
- * passes that need the whole picture (try_files, TLS, PROXY protocol, deny, rule order) and a sweep that reports
+ * passes that need the whole picture (try_files, TLS, PROXY protocol, deny, rule order, cache) and a sweep that reports
  * whatever is left. The directive → key table is in nginx-compat/README.md. The result is gateway.yaml and
  * nothing else: the runtime never learns nginx existed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { compileDenyPattern, compilePattern, hasWildcard, patternMatchesEverything } from '../config/pattern.js';
+import { finishCache, readCacheZone } from './cache.js';
 import { ImportContext, type ImportOptions, type Ranked, type Scope } from './context.js';
 import { handleDirective } from './directives.js';
 import { newDraft, renderYaml, toConfigObject } from './emit.js';
@@ -24,7 +25,6 @@ import { NGINX_CONF_DIR, parseNginxFile, type Directive } from './parse.js';
 import type { Report, Warning } from './report.js';
 import { chooseServer, describeServerNames, parseListen, readServers, type Listen, type ServerBlock } from './servers.js';
 import { translateTryFiles } from './try-files.js';
-import { parseSize } from './units.js';
 
 export type { ImportOptions } from './context.js';
 
@@ -94,6 +94,7 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   finishProxyProtocol(cx, serverScope);
   finishDeny(cx, server.d);
   finishRules(cx);
+  finishCache(cx);
   sweep(cx, main.length > 0 ? main : http);
   return `server at ${server.d.file}:${server.d.line}${server.names.length > 0 ? `, ${server.names[0]}` : ''}`;
 }
@@ -109,10 +110,8 @@ function collectDefinitions(cx: ImportContext, http: readonly Directive[]): void
       const zone = readConnZone(cx, d);
       if (zone !== null) cx.connZones.set(zone.name, zone.zone);
     } else if (d.name === 'fastcgi_cache_path') {
-      const zoneArg = d.args.find((a) => a.startsWith('keys_zone='));
-      const maxArg = d.args.find((a) => a.startsWith('max_size='));
-      const name = zoneArg?.slice('keys_zone='.length).split(':')[0];
-      if (name !== undefined) cx.cacheZones.set(name, { d, maxBytes: maxArg === undefined ? null : parseSize(maxArg.slice('max_size='.length)) });
+      const zone = readCacheZone(d);
+      if (zone !== null) cx.cacheZones.set(zone.name, zone.zone);
     }
   }
 }
@@ -365,7 +364,7 @@ function finishDeny(cx: ImportContext, serverD: Directive): void {
 /** First-match-wins lists in nginx's precedence, with rules that can never match dropped (and reported). */
 function finishRules(cx: ImportContext): void {
   cx.draft.static.cache_control = ordered(cx.cacheControl, cx.report).map((r) => ({ pattern: r.pattern, value: r.value }));
-  cx.draft.cache.rules = ordered(cx.cacheRules, cx.report).map((r) => ({ pattern: r.pattern, ttl_s: r.value }));
+  cx.draft.cache.rules = ordered(cx.cacheRules, cx.report).map((r) => ({ pattern: r.pattern, ...r.value }));
   cx.draft.headers.routes = ordered(cx.headerRoutes, cx.report).map((r) => headerRoute(r.pattern, r.value));
   for (const r of ordered(cx.poolPatterns, cx.report)) if (!r.value.patterns.includes(r.pattern)) r.value.patterns.push(r.pattern);
   cx.draft.pools = cx.draft.pools.filter((p) => p.patterns.length > 0);

@@ -1,6 +1,6 @@
 /**
- * `phpgate import-nginx`: nginx's grammar (tokens, includes), the translation of five real-world site configs
- * (WordPress, Laravel, Symfony, Drupal, a TLS site with a redirect server) into gateway.yaml keys and a report
+ * `phpgate import-nginx`: nginx's grammar (tokens, includes), the translation of real-world site configs
+ * (WordPress, Laravel, Symfony, Drupal, a TLS site with a redirect server, the edge, a microcaching shop) into gateway.yaml keys and a report
  * with file:line for every directive not translated, the YAML loading with loadConfig, the imported configs
  * serving a small app through the real gateway, and the command line.
  */
@@ -110,6 +110,15 @@ function oneWorkerPerPool(yamlText: string): string {
   for (let i = 0; i < (pools?.items?.length ?? 0); i++) doc.setIn(['pools', i, 'worker_count'], 1);
   return doc.toString();
 }
+
+/** An inline site, imported with a real docroot so its YAML can be loaded. */
+function site(name: string, text: string): { file: string; yaml: string; cfg: Record<string, any>; warnings: readonly Warning[] } {
+  const file = write(`edge/${name}.conf`, text);
+  const r = importNginx(file, { root: makeDocroot(`edge-${name}`) });
+  return { file, yaml: r.yaml, cfg: parseYaml(r.yaml) as Record<string, any>, warnings: r.warnings };
+}
+
+const load = (yaml: string): ReturnType<typeof loadConfig> => loadConfig({ text: yaml, file: 'edge.yaml', env: {} });
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -433,8 +442,9 @@ describe('import: TLS site with a redirect server', () => {
     assert.deepEqual(cfg.upstreams, [{ pattern: '/api/node/*', targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node' }]);
   });
 
-  test('fastcgi_cache_path max_size and fastcgi_cache_valid 200 1s → cache; timeouts, env, deny, cache_control, error pages', () => {
-    assert.deepEqual(cfg.cache, { max_mb: 256, rules: [{ pattern: '/*', ttl_s: 1 }] });
+  test('fastcgi_cache_path max_size, fastcgi_cache_valid 200 1s, use_stale with inactive=60m → cache; timeouts, env, deny, cache_control, error pages', () => {
+    // Only 200 is named (statuses [200]); use_stale updating error timeout → stale_s from inactive=60m.
+    assert.deepEqual(cfg.cache, { max_mb: 256, rules: [{ pattern: '/*', ttl_s: 1, statuses: [200], stale_s: 3600 }] });
     assert.equal(cfg.php.timeout_ms, 120_000);
     assert.deepEqual(cfg.php.env, { APP_ENV: 'production' });
     assert.deepEqual(cfg.static.deny, ['*.sql', '*.bak', '/vendor/*']);
@@ -446,10 +456,257 @@ describe('import: TLS site with a redirect server', () => {
     assert.match(notesAt(result.warnings, file, 'location /assets/'), /nginx sends none of the enclosing add_headers here .*phpgate still sends Strict-Transport-Security/);
   });
 
-  test('warnings for what upstreams and the cache cannot express', () => {
+  test('warnings for what upstreams cannot express; the cache\'s use_stale is translated, its missing key, lock and status header noted', () => {
     assertWarned(result.warnings, file, 'proxy_read_timeout', 'proxy_read_timeout');
-    assertWarned(result.warnings, file, 'fastcgi_cache_use_stale', 'fastcgi_cache_use_stale');
-    assert.equal(result.warnings.filter((w) => w.kind === 'warning').length, 2, JSON.stringify(result.warnings.filter((w) => w.kind === 'warning')));
+    assert.equal(result.warnings.filter((w) => w.kind === 'warning').length, 1, JSON.stringify(result.warnings.filter((w) => w.kind === 'warning')));
+    assert.match(notesAt(result.warnings, file, 'fastcgi_cache_use_stale'), /^stale_s 3600, the zone's inactive: .*phpgate also serves it on invalid_header http_500 http_503/);
+    const cache = notesAt(result.warnings, file, 'fastcgi_cache APP');
+    assert.match(cache, /no fastcgi_cache_key .*key keeps phpgate's default \$scheme\$request_method\$host\$request_uri/);
+    assert.match(cache, /no fastcgi_cache_lock: nginx sends every simultaneous miss to PHP; phpgate keeps cache\.lock_ms 5000/);
+    assert.match(cache, /no add_header … \$upstream_cache_status: nginx sends no cache status header; phpgate sends X-Cache/);
+    assert.equal(cfg.cache.lock_ms, undefined, 'phpgate\'s coalescing kept');
+    assert.equal(cfg.cache.header, undefined);
+  });
+});
+
+describe('import: a microcaching shop (the fastcgi_cache family)', () => {
+  const file = fixture('microcache.conf');
+  const result = importNginx(file);
+  const cfg = parseYaml(result.yaml) as Record<string, any>;
+  const rule = (): Record<string, any> => cfg.cache.rules[0];
+
+  test('fastcgi_cache in the PHP location → one rule for every path, its zone\'s max_size → cache.max_mb', () => {
+    assert.deepEqual(cfg.cache.rules.map((r: Record<string, any>) => r.pattern), ['/*']);
+    assert.equal(cfg.cache.max_mb, 512);
+    assert.match(notesAt(result.warnings, file, 'fastcgi_cache SHOP'), /cache\.rules \/\*: ttl_s 5, statuses \[200, 301, 302, 404\], stale_s 300, key "/);
+  });
+
+  test('fastcgi_cache_valid codes → statuses with 200\'s ttl; 404 with another time is a warning naming both', () => {
+    assert.equal(rule().ttl_s, 5);
+    assert.deepEqual(rule().statuses, [200, 301, 302, 404]);
+    assert.match(notesAt(result.warnings, file, 'fastcgi_cache_valid 200 301 302 5s'), /ttl_s 5, statuses 200 301 302/);
+    const ws = warningsAt(result.warnings, file, lineOf(file, 'fastcgi_cache_valid 404 1m'));
+    assert.match(ws[0]?.message ?? '', /404 stored for 60 s under nginx; phpgate has one ttl per rule: statuses 404 with ttl_s 5/);
+  });
+
+  test('fastcgi_cache_key at http level with $cookie_currency → the rule\'s key', () => {
+    assert.equal(rule().key, '$scheme$request_method$host$request_uri$cookie_currency');
+    assert.match(notesAt(result.warnings, file, 'fastcgi_cache_key'), /^key: \$scheme\$request_method\$host\$request_uri\$cookie_currency$/);
+  });
+
+  test('fastcgi_cache_lock on with fastcgi_cache_lock_timeout 2s → cache.lock_ms 2000', () => {
+    assert.equal(cfg.cache.lock_ms, 2000);
+    assert.match(notesAt(result.warnings, file, 'fastcgi_cache_lock on'), /cache\.lock_ms: 2000/);
+    assert.match(notesAt(result.warnings, file, 'fastcgi_cache_lock_timeout 2s'), /cache\.lock_ms: 2000/);
+    assert.doesNotMatch(notesAt(result.warnings, file, 'fastcgi_cache SHOP'), /no fastcgi_cache_lock/);
+  });
+
+  test('fastcgi_cache_use_stale updating error timeout http_500 http_503 → stale_s 300 from inactive=5m; the note names the differences', () => {
+    assert.equal(rule().stale_s, 300);
+    const note = notesAt(result.warnings, file, 'fastcgi_cache_use_stale');
+    assert.match(note, /nginx serves a stale entry with no time limit until it goes unrequested for 300 s/);
+    assert.match(note, /phpgate also serves it on invalid_header: it treats PHP's errors, timeouts and 5xx alike/);
+    assert.doesNotMatch(note, /updating/, 'updating is listed: nothing to say about it');
+  });
+
+  test('$cookie_NAME in fastcgi_cache_bypass and fastcgi_no_cache → bypass_cookies after phpgate\'s own; $http_authorization a note, $skip_cache a warning', () => {
+    assert.deepEqual(cfg.cache.bypass_cookies, ['PHPSESSID', 'wordpress_logged_in_*', 'woocommerce_items_in_cart', 'woocommerce_cart_hash']);
+    for (const text of ['fastcgi_cache_bypass', 'fastcgi_no_cache']) {
+      const note = notesAt(result.warnings, file, text);
+      assert.match(note, /cache\.bypass_cookies: woocommerce_items_in_cart, woocommerce_cart_hash \(for every cache rule/, text);
+      assert.match(note, /phpgate's PHPSESSID, wordpress_logged_in_\* stay/, text);
+      assert.match(note, /phpgate never caches requests with Authorization/, text);
+      const ws = warningsAt(result.warnings, file, lineOf(file, text));
+      assert.equal(ws.length, 1, text);
+      assert.match(ws[0]!.message, /^not translated: \$skip_cache \(phpgate skips the cache for the cookies in cache\.bypass_cookies/);
+    }
+  });
+
+  test('add_header X-Cache-Status $upstream_cache_status → cache.header', () => {
+    assert.equal(cfg.cache.header, 'X-Cache-Status');
+    assert.match(notesAt(result.warnings, file, 'X-Cache-Status'), /^cache\.header: X-Cache-Status \(HIT, MISS, STALE or BYPASS/);
+    assert.equal(cfg.headers, undefined, 'not a headers.set entry');
+  });
+
+  test('cache tuning: methods GET HEAD is a note; background_update on and ignore_headers are warnings', () => {
+    assert.match(notesAt(result.warnings, file, 'fastcgi_cache_methods'), /phpgate caches GET and answers HEAD from its entry/);
+    assert.match(warningsAt(result.warnings, file, lineOf(file, 'fastcgi_cache_background_update'))[0]?.message ?? '', /waits for PHP to refresh it/);
+    assert.match(warningsAt(result.warnings, file, lineOf(file, 'fastcgi_ignore_headers'))[0]?.message ?? '', /^not translated: Cache-Control Expires Set-Cookie \(phpgate always honours/);
+  });
+
+  test('six warnings, all reviewed above (with the map phpgate has no equivalent of)', () => {
+    const warned = result.warnings.filter((w) => w.kind === 'warning').map((w) => w.directive.split(' ')[0]);
+    assert.deepEqual(warned, ['map', 'fastcgi_cache_valid', 'fastcgi_cache_background_update', 'fastcgi_cache_bypass', 'fastcgi_no_cache', 'fastcgi_ignore_headers']);
+  });
+});
+
+describe('import: fastcgi_cache directives phpgate cannot take as written', () => {
+  /** A server whose PHP location caches in zone Z, with `extra` lines there and `http` lines above the server. */
+  function cached(name: string, extra: readonly string[], http: readonly string[] = []): ReturnType<typeof site> {
+    return site(`cache-${name}`, [
+      'fastcgi_cache_path /var/cache/nginx/z keys_zone=Z:10m;',
+      ...http,
+      'server {',
+      '  root /srv/c;',
+      '  location ~ \\.php$ {',
+      '    fastcgi_pass unix:/run/php.sock;',
+      '    fastcgi_cache Z;',
+      ...extra.map((l) => `    ${l}`),
+      '  }',
+      '}',
+      '',
+    ].join('\n'));
+  }
+
+  test('a time alone stands for 200 301 302 (phpgate\'s default statuses, not written)', () => {
+    const s = cached('time-alone', ['fastcgi_cache_valid 10s;']);
+    assert.deepEqual(s.cfg.cache.rules[0], { pattern: '/*', ttl_s: 10, stale_s: 0 });
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_valid'), /ttl_s 10, statuses 200 301 302 \(nginx's codes for a time alone\)/);
+    assert.deepEqual(load(s.yaml).cache.rules[0]?.statuses, [200, 301, 302]);
+  });
+
+  test('fastcgi_cache_valid any: a warning; the statuses stay those nginx names for a time alone, with 200\'s ttl', () => {
+    const s = cached('any', ['fastcgi_cache_valid 200 2s;', 'fastcgi_cache_valid 404 2s;', 'fastcgi_cache_valid any 1m;']);
+    assert.equal(s.cfg.cache.rules[0].ttl_s, 2);
+    assert.deepEqual(s.cfg.cache.rules[0].statuses, [200, 301, 302, 404]);
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'any 1m'))[0]?.message ?? '', /^any: nginx stores every status for 60 s; phpgate stores the statuses listed only \(statuses \[200, 301, 302, 404\], ttl_s 2\)/);
+    assert.match(notesAt(s.warnings, s.file, '404 2s'), /ttl_s 2, statuses 404/);
+    load(s.yaml);
+  });
+
+  test('a status nginx never stores (time 0) is left out; a 1xx code is a warning', () => {
+    const s = cached('zero', ['fastcgi_cache_valid 200 5s;', 'fastcgi_cache_valid 404 0;', 'fastcgi_cache_valid 101 5s;']);
+    assert.deepEqual(s.cfg.cache.rules[0].statuses, [200]);
+    assert.match(notesAt(s.warnings, s.file, '404 0'), /404 not stored \(time 0\), as nginx/);
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, '101 5s'))[0]?.message ?? '', /not translated: 101 \(statuses take an integer from 200 to 599\)/);
+    load(s.yaml);
+  });
+
+  test('no time for 200: no rule, a warning on fastcgi_cache', () => {
+    const s = cached('no-200', ['fastcgi_cache_valid 404 1m;']);
+    assert.equal(s.cfg.cache, undefined);
+    assertWarned(s.warnings, s.file, 'fastcgi_cache Z', 'fastcgi_cache Z');
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_valid 404'), /no time for 200 responses/);
+  });
+
+  test('fastcgi_cache_key with variables phpgate does not have: a warning, the default key kept; $query_string becomes $args', () => {
+    const bad = cached('key-bad', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_key "$scheme$host$request_uri$is_mobile";']);
+    assert.equal(bad.cfg.cache.rules[0].key, undefined, 'phpgate\'s default');
+    assert.match(warningsAt(bad.warnings, bad.file, lineOf(bad.file, 'fastcgi_cache_key'))[0]?.message ?? '', /not translated: phpgate's cache keys take text and \$scheme, .*; key keeps phpgate's default/);
+    const qs = cached('key-qs', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_key $host$uri$is_args$query_string$http_accept_language;']);
+    assert.equal(qs.cfg.cache.rules[0].key, '$host$uri$is_args$args$http_accept_language');
+    assert.match(notesAt(qs.warnings, qs.file, 'fastcgi_cache_key'), /\(\$query_string is \$args\)/);
+    assert.equal(load(qs.yaml).cache.rules[0]?.key, '$host$uri$is_args$args$http_accept_language');
+  });
+
+  test('fastcgi_cache_lock off → lock_ms 0; the timeout is then not used', () => {
+    const s = cached('lock-off', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_lock off;', 'fastcgi_cache_lock_timeout 3s;']);
+    assert.equal(s.cfg.cache.lock_ms, 0);
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_lock off'), /cache\.lock_ms: 0/);
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_lock_timeout'), /not used: fastcgi_cache_lock is off here/);
+    assert.equal(load(s.yaml).cache.lock_ms, 0);
+  });
+
+  test('fastcgi_cache_lock on without a timeout → nginx\'s 5 s, phpgate\'s default lock_ms (not written)', () => {
+    const s = cached('lock-on', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_lock on;']);
+    assert.equal(s.cfg.cache.lock_ms, undefined);
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_lock on'), /cache\.lock_ms: 5000/);
+  });
+
+  test('two cached locations with different locks: phpgate has one lock_ms, the first is kept and the other warned', () => {
+    const s = site('cache-two-locks', [
+      'fastcgi_cache_path /var/cache/nginx/z keys_zone=Z:10m;',
+      'server {',
+      '  root /srv/c;',
+      '  fastcgi_cache_valid 200 1s;',
+      '  location ~ \\.php$ { fastcgi_pass unix:/run/php.sock; fastcgi_cache Z; fastcgi_cache_lock off; }',
+      '  location /feed/ { fastcgi_pass unix:/run/php.sock; fastcgi_cache Z; fastcgi_cache_lock on; }',
+      '}',
+      '',
+    ].join('\n'));
+    assert.equal(s.cfg.cache.lock_ms, 0);
+    assert.deepEqual(s.cfg.cache.rules.map((r: Record<string, any>) => r.pattern), ['/feed/*', '/*']);
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'fastcgi_cache_lock on'))[0]?.message ?? '', /one cache\.lock_ms for every rule: 0 from .*:5 is kept \(here it would be 5000\)/);
+    load(s.yaml);
+  });
+
+  test('no fastcgi_cache_use_stale → stale_s 0 (nginx never serves stale), noted; "off" too', () => {
+    const none = cached('stale-none', ['fastcgi_cache_valid 200 1s;']);
+    assert.equal(none.cfg.cache.rules[0].stale_s, 0);
+    assert.match(notesAt(none.warnings, none.file, 'fastcgi_cache Z'), /no fastcgi_cache_use_stale: stale_s 0 \(nginx never serves a stale answer without it\)/);
+    assert.equal(load(none.yaml).cache.rules[0]?.stale_s, 0);
+    const off = cached('stale-off', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_use_stale off;']);
+    assert.equal(off.cfg.cache.rules[0].stale_s, 0);
+    assert.match(notesAt(off.warnings, off.file, 'fastcgi_cache_use_stale'), /stale_s 0, as nginx/);
+  });
+
+  test('use_stale updating alone: nginx\'s default inactive (10m) → stale_s 600; the note says phpgate also serves it on PHP\'s failures', () => {
+    const s = cached('stale-updating', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_use_stale updating;']);
+    assert.equal(s.cfg.cache.rules[0].stale_s, 600);
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_use_stale'), /phpgate also serves it on error timeout invalid_header http_500 http_503/);
+  });
+
+  test('use_stale error alone: the note says phpgate also serves it while refreshing (updating)', () => {
+    const s = cached('stale-error', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_use_stale error;'], []);
+    assert.equal(s.cfg.cache.rules[0].stale_s, 600);
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_use_stale'), /phpgate also serves it while one request refreshes the entry \(nginx's updating\)/);
+  });
+
+  test('use_stale http_404 / http_429: a warning; alone they give stale_s 0', () => {
+    const s = cached('stale-404', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_use_stale http_404 http_429;']);
+    assert.equal(s.cfg.cache.rules[0].stale_s, 0);
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'fastcgi_cache_use_stale'))[0]?.message ?? '', /not translated: http_404 http_429 .*; stale_s 0$/);
+  });
+
+  test('fastcgi_cache_bypass with other variables or literal text: a warning; ${cookie_NAME} beside them still becomes a bypass cookie', () => {
+    const s = cached('bypass', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_bypass $arg_nocache 1 ${cookie_preview};']);
+    assert.deepEqual(s.cfg.cache.bypass_cookies, ['PHPSESSID', 'wordpress_logged_in_*', 'preview']);
+    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'fastcgi_cache_bypass'))[0]?.message ?? '', /^not translated: \$arg_nocache 1 \(/);
+    load(s.yaml);
+  });
+
+  test('a fastcgi_cache_bypass no fastcgi_cache reads is reported as not used', () => {
+    const s = site('cache-unused', 'server {\n  root /srv/u;\n  fastcgi_cache_bypass $cookie_x;\n}\n');
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_bypass'), /not used by the imported server/);
+    assert.equal(s.cfg.cache, undefined);
+  });
+
+  test('$upstream_cache_status inside a longer value, or a second cache status header: warnings; the first header is kept', () => {
+    const s = cached('status-header', ['fastcgi_cache_valid 200 1s;'], []);
+    const t = site('cache-status-header', [
+      'server {',
+      '  root /srv/h;',
+      '  add_header X-Cache "$upstream_cache_status from edge";',
+      '  add_header X-Cache-Status $upstream_cache_status always;',
+      '  add_header X-Cached $upstream_cache_status;',
+      '  add_header x-cache-status $upstream_cache_status;',
+      '}',
+      '',
+    ].join('\n'));
+    assert.equal(s.cfg.cache.header, undefined);
+    assert.equal(t.cfg.cache.header, 'X-Cache-Status');
+    assert.match(warningsAt(t.warnings, t.file, lineOf(t.file, 'from edge'))[0]?.message ?? '', /holds the status alone/);
+    assert.match(warningsAt(t.warnings, t.file, lineOf(t.file, 'X-Cached'))[0]?.message ?? '', /one cache status header, cache\.header X-Cache-Status from .*:4/);
+    assert.match(notesAt(t.warnings, t.file, 'x-cache-status'), /the same as .*:4/);
+    assert.equal(load(t.yaml).cache.header, 'X-Cache-Status');
+  });
+
+  test('cache tuning phpgate does not have: min_uses 3, methods POST, revalidate on are warnings; their nginx defaults notes', () => {
+    const s = site('cache-tuning', [
+      'server {',
+      '  root /srv/t;',
+      '  fastcgi_cache_min_uses 3;',
+      '  fastcgi_cache_methods GET POST;',
+      '  fastcgi_cache_revalidate on;',
+      '  fastcgi_cache_lock_age 5s;',
+      '  location /a/ { fastcgi_cache_min_uses 1; fastcgi_cache_revalidate off; fastcgi_cache_background_update off; fastcgi_ignore_headers X-Accel-Redirect; }',
+      '}',
+      '',
+    ].join('\n'));
+    for (const text of ['min_uses 3', 'GET POST', 'revalidate on']) assert.equal(warningsAt(s.warnings, s.file, lineOf(s.file, text)).length, 1, text);
+    const a = warningsAt(s.warnings, s.file, lineOf(s.file, 'location /a/'), 'note').map((w) => w.directive.split(' ')[0]);
+    assert.deepEqual(a, ['fastcgi_cache_min_uses', 'fastcgi_cache_revalidate', 'fastcgi_cache_background_update', 'fastcgi_ignore_headers']);
+    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_lock_age'), /wait for it up to cache\.lock_ms/);
   });
 });
 
@@ -534,14 +791,6 @@ describe('import: the edge (security headers, PROXY protocol, limits)', () => {
 });
 
 describe('import: edge directives phpgate cannot take as written', () => {
-  /** An inline site, imported with a real docroot so its YAML can be loaded. */
-  function site(name: string, text: string): { file: string; yaml: string; cfg: Record<string, any>; warnings: readonly Warning[] } {
-    const file = write(`edge/${name}.conf`, text);
-    const r = importNginx(file, { root: makeDocroot(`edge-${name}`) });
-    return { file, yaml: r.yaml, cfg: parseYaml(r.yaml) as Record<string, any>, warnings: r.warnings };
-  }
-  const load = (yaml: string): ReturnType<typeof loadConfig> => loadConfig({ text: yaml, file: 'edge.yaml', env: {} });
-
   test('headerAssignment: each security header to its key, others to set, the rest refused with the reason', () => {
     assert.deepEqual(headerAssignment('x-frame-options', 'sameorigin'), { key: 'frame_options', value: 'SAMEORIGIN' });
     assert.deepEqual(headerAssignment('Referrer-Policy', 'Strict-Origin'), { key: 'referrer_policy', value: 'strict-origin' });
@@ -754,7 +1003,7 @@ describe('import: server selection and the report', () => {
 // ---------------------------------------------------------------------------------------------------------
 
 describe('imported YAML loads with loadConfig', () => {
-  for (const name of ['wordpress', 'laravel', 'symfony', 'drupal', 'edge']) {
+  for (const name of ['wordpress', 'laravel', 'symfony', 'drupal', 'edge', 'microcache']) {
     test(`${name}.conf`, () => {
       const docroot = makeDocroot(`load-${name}`);
       const { yaml } = importNginx(fixture(`${name}.conf`), { root: docroot });
@@ -843,6 +1092,16 @@ describe('imported configs serve the app through the real gateway', () => {
       await expect(base, '/sites/default/private/secret.txt', 403);
       await expect(base, '/x.y/evil.php', 403);
       await expect(base, '/.env', 403);
+    }));
+  test('microcache: a second GET is a HIT under X-Cache-Status; a cart cookie bypasses the cache', () =>
+    serve('microcache', async (base) => {
+      const first = await expect(base, '/2024/hello/', 200, 'app');
+      assert.equal(first.headers['x-cache-status'], 'MISS');
+      const second = await expect(base, '/2024/hello/', 200, 'app');
+      assert.equal(second.headers['x-cache-status'], 'HIT');
+      assert.equal(second.headers['x-cache'], undefined, 'cache.header replaces phpgate\'s X-Cache');
+      const cart = await request(base, '/2024/hello/', { headers: { cookie: 'woocommerce_items_in_cart=1' } });
+      assert.equal(cart.headers['x-cache-status'], 'BYPASS');
     }));
 });
 
