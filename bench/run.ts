@@ -16,6 +16,9 @@ import { parseArgs } from 'node:util';
 import { gzip } from './cases/gzip.js';
 import { h2 } from './cases/h2.js';
 import { http1 } from './cases/http1.js';
+import { idle } from './cases/idle.js';
+import { isolation } from './cases/isolation.js';
+import { overload } from './cases/overload.js';
 import { ratelimit } from './cases/ratelimit.js';
 import type { Group } from './lib/group.js';
 import { h2loadVersion } from './lib/h2load.js';
@@ -29,7 +32,7 @@ import { wrkVersion } from './lib/wrk.js';
 
 const RESULTS = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
 /** In the order they run. */
-const GROUPS: readonly Group[] = [http1, gzip, h2, ratelimit];
+const GROUPS: readonly Group[] = [http1, gzip, isolation, overload, idle, h2, ratelimit];
 const DEFAULT_DURATION_S = 6;
 const DEFAULT_ROUNDS = 3;
 const WARMUP_S = 2;
@@ -127,19 +130,19 @@ async function main(): Promise<void> {
   // Programs: the servers are needed by every case but the rate-limit one; a missing load generator skips its cases.
   const needed = new Set<Program>(['php-cgi']);
   for (const { g } of plan) {
-    needed.add(g.tool);
+    if (g.tool !== null) needed.add(g.tool);
     if (g.nginx) needed.add('nginx + php-fpm');
   }
   const missing = ensurePrograms([...needed], cli.install);
   if (missing.includes('php-cgi')) usage(`php-cgi is missing: ${installHint(['php-cgi'])}`);
   const skipped: string[] = [];
   plan = plan.filter(({ g, ids }) => {
-    const lacking = [g.tool, ...(g.nginx ? ['nginx + php-fpm' as const] : [])].filter((p) => missing.includes(p));
+    const lacking = [...(g.tool === null ? [] : [g.tool]), ...(g.nginx ? ['nginx + php-fpm' as const] : [])].filter((p) => missing.includes(p));
     if (lacking.length > 0) skipped.push(`${ids.join(', ')}: ${lacking.join(' and ')} not installed (\`${installHint(lacking)}\`)`);
     return lacking.length === 0;
   });
   if (plan.length === 0) usage('nothing left to run: install the programs named above');
-  const tools = [...new Set(plan.map((p) => p.g.tool))].map((t) => `${t}: ${t === 'wrk' ? wrkVersion() : h2loadVersion()}`);
+  const tools = [...new Set(plan.map((p) => p.g.tool))].flatMap((t) => (t === null ? [] : [`${t}: ${t === 'wrk' ? wrkVersion() : h2loadVersion()}`]));
 
   const loadAtStart = os.loadavg();
   const source = phpgateSource();
@@ -173,7 +176,7 @@ async function main(): Promise<void> {
   const differences = ctx.phpDifferences === null ? '' : ctx.phpDifferences.length === 0 ? ' Every other php.ini setting is equal too (checked through `/php-settings.php`).' : ` Other php.ini settings that differ between the two SAPIs (checked through \`/php-settings.php\`): ${ctx.phpDifferences.join('; ')}.`;
   const method = [
     'All servers on 127.0.0.1, on the same machine as the load generator (so it, nginx, PHP and node share the CPUs above). Each group of cases starts its own servers and stops them when it is done.',
-    `nginx + php-fpm: \`test/anchors/\` configs through \`test/support/nginx-fpm.ts\` (nginx \`worker_processes 2\`, \`sendfile on\`, access log off, upstream keepalive 8; php-fpm \`pm = static\`, ${WORKERS} workers), plus what a case adds (named in its method).`,
+    `nginx + php-fpm: \`test/anchors/\` configs through \`test/support/nginx-fpm.ts\` (nginx \`worker_processes 2\`, \`sendfile on\`, access log off; php-fpm \`pm = static\`, ${WORKERS} workers), plus what a case adds (named in its method). One change to the anchor: nginx connects to php-fpm per request, as a stock Debian site does, instead of keeping FastCGI connections (\`keepalive 8\` + \`fastcgi_keep_conn on\`). php-fpm ties a worker to each kept connection, so once one nginx worker holds idle connections to all ${WORKERS} php-fpm workers, requests reaching the other nginx worker wait up to the upstream keepalive timeout (60 s): with the anchor as it is, nginx's PHP cases showed p99 of 1.5–1.8 s and wrk timeouts.`,
     `phpgate: compiled from the working tree with \`tsc -p tsconfig.build.json\` at the start of the run and started as \`node …/gateway/cli.js --config FILE\` (as \`npm start\` runs it; one process), \`php: { worker_count: ${WORKERS}, max_requests: 0, queue_limit: 511 }\` (511: php-fpm's default listen backlog), \`compression\` off unless the case is about it (gzip is off in the nginx anchor), \`logging: { level: warn }\`, plus what a case adds.`,
     `Same PHP settings: php-fpm and php-cgi read the same Debian php.ini and conf.d (opcache on, JIT off), and both get these on their command line as \`-d\` (php-fpm directly, phpgate through \`php.ini\`): ${Object.entries(PHP_INI).map(([k, v]) => `\`${k}=${v}\``).join(', ')}. Each pair of servers is checked to have opcache on and these values equal.${differences}`,
     `Rounds: after a ${WARMUP_S} s warm-up of each server, ${cli.rounds} measured runs of ${cli.durationS} s per server, interleaved (nginx, phpgate, nginx, phpgate, …), so drift hits both alike. Reported: the median of the rounds (every round is listed at the end); ratios are phpgate/nginx of the medians.`,

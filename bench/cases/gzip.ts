@@ -6,7 +6,7 @@
 import { gunzipSync } from 'node:zlib';
 import type { Group } from '../lib/group.js';
 import { header, request } from '../lib/http.js';
-import { fmtErrors, fmtMBs, fmtMs, fmtRatio, fmtRps, fmtUs, mdTable, medianOf, type Section } from '../lib/report.js';
+import { fmtErrors, fmtMBs, fmtMs, fmtRatio, fmtRps, fmtUs, inRoundOrder, mdTable, medianOf, type Section } from '../lib/report.js';
 import { cpuPerRequestUs, fmtRound, interleave, measureWrk, startPair, type Context, type Measured, type Side } from '../lib/servers.js';
 import { wrkCommandLine, type WrkOptions } from '../lib/wrk.js';
 
@@ -87,19 +87,17 @@ async function run(ctx: Context): Promise<Section> {
     [1, 2, 3, 4, 5, 6],
   );
   const roundRows = results.flatMap((r) =>
-    r.nginx.flatMap((n, i) =>
-      ([['nginx', n], ['phpgate', r.phpgate[i]!]] as Array<[string, Measured]>).map(([server, m]) => [
-        String(r.level),
-        String(i + 1),
-        server,
-        fmtRps(m.rps),
-        fmtUs(cpuPerRequestUs([m], (x) => x.gatewayCpuS)),
-        fmtUs(cpuPerRequestUs([m], (x) => x.phpCpuS)),
-        fmtMs(m.p99Ms),
-        fmtMBs(m.bytesPerSec),
-        fmtErrors(m),
-      ]),
-    ),
+    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate]]).map(({ round, who, run: m }) => [
+      String(r.level),
+      String(round),
+      who,
+      fmtRps(m.rps),
+      fmtUs(cpuPerRequestUs([m], (x) => x.gatewayCpuS)),
+      fmtUs(cpuPerRequestUs([m], (x) => x.phpCpuS)),
+      fmtMs(m.p99Ms),
+      fmtMBs(m.bytesPerSec),
+      fmtErrors(m),
+    ]),
   );
   return {
     title: 'Compression: gzip of a 50 KB HTML page (wrk)',

@@ -6,7 +6,7 @@ import { selfSigned } from '../../test/support/certs.js';
 import type { Group } from '../lib/group.js';
 import { h2loadCommandLine, runH2load, type H2loadOptions, type H2loadResult } from '../lib/h2load.js';
 import { checkBody, getH2 } from '../lib/http.js';
-import { best, fmtMBs, fmtMs, fmtRatio, fmtRps, mdTable, medianOf, type Section, type Target } from '../lib/report.js';
+import { best, fmtMBs, fmtMs, fmtRatio, fmtRps, inRoundOrder, mdTable, medianOf, type Section, type Target } from '../lib/report.js';
 import { fmtRound, interleave, startPair, type Context } from '../lib/servers.js';
 
 /** h2load's --warm-up-time inside every run: connections and TLS handshakes, not measured. */
@@ -63,14 +63,11 @@ function table(results: CaseResult[]): string {
 }
 
 function roundsTable(results: CaseResult[]): string {
-  const rows: string[][] = [];
-  for (const r of results) {
-    r.nginx.forEach((n, i) => {
-      for (const [server, x] of [['nginx', n], ['phpgate', r.phpgate[i]!]] as const) {
-        rows.push([r.c.name, String(i + 1), server, fmtRps(x.rps), fmtMs(x.meanMs), fmtMs(x.sdMs), fmtMs(x.maxMs), fmtMBs(x.bytesPerSec), fmtRps(x.succeeded), `${x.failed} (${x.errored}, ${x.timeout})`, `${x.tls}, ${x.protocol}`]);
-      }
-    });
-  }
+  const rows = results.flatMap((r) =>
+    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate]]).map(({ round, who, run: x }) => [
+      r.c.name, String(round), who, fmtRps(x.rps), fmtMs(x.meanMs), fmtMs(x.sdMs), fmtMs(x.maxMs), fmtMBs(x.bytesPerSec), fmtRps(x.succeeded), `${x.failed} (${x.errored}, ${x.timeout})`, `${x.tls}, ${x.protocol}`,
+    ]),
+  );
   return mdTable(['case', 'round', 'server', 'rps', 'mean', 'sd', 'max', 'MB/s', 'succeeded', 'failed (errored, timeout)', 'TLS, ALPN'], rows, [1, 3, 4, 5, 6, 7, 8]);
 }
 

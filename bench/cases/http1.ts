@@ -13,6 +13,7 @@ import {
   fmtRatio,
   fmtRps,
   fmtUs,
+  inRoundOrder,
   mdTable,
   medianOf,
   best,
@@ -191,13 +192,11 @@ function tables(results: CaseResult[]): string[] {
 }
 
 function roundsTable(results: CaseResult[]): string {
-  const rows: string[][] = [];
-  for (const r of results) {
-    const runs = [...r.nginx.map((m, i) => ['nginx', i, m] as const), ...r.phpgate.map((m, i) => ['phpgate', i, m] as const)].sort((a, b) => a[1] - b[1]);
-    for (const [server, i, m] of runs) {
-      rows.push([r.c.name, String(i + 1), server, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtMB(m.gatewayRssBytes), fmtMB(m.phpRssBytes), fmtErrors(m)]);
-    }
-  }
+  const rows = results.flatMap((r) =>
+    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate]]).map(({ round, who, run: m }) => [
+      r.c.name, String(round), who, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtMB(m.gatewayRssBytes), fmtMB(m.phpRssBytes), fmtErrors(m),
+    ]),
+  );
   return mdTable(['case', 'round', 'server', 'rps', 'p50', 'p99', 'MB/s', 'gateway RSS', 'PHP RSS', 'errors'], rows, [1, 3, 4, 5, 6, 7, 8]);
 }
 

@@ -2,8 +2,8 @@
 import type { Group } from '../lib/group.js';
 import { checkBody, request } from '../lib/http.js';
 import { startPhpgate } from '../lib/phpgate.js';
-import { best, fmtErrors, fmtMBs, fmtMs, fmtRatio, fmtRps, mdTable, medianOf, type Section } from '../lib/report.js';
-import { fmtRound, interleave, measureWrk, phpgateSide, WORKERS, type Context, type Measured } from '../lib/servers.js';
+import { best, fmtErrors, fmtMBs, fmtMs, fmtRatio, fmtRps, inRoundOrder, mdTable, medianOf, type Section } from '../lib/report.js';
+import { fmtRound, interleave, measureWrk, phpgateSide, WORKERS, type Context } from '../lib/servers.js';
 import { wrkCommandLine, type WrkOptions } from '../lib/wrk.js';
 
 /** The target (≤ 5% overhead) is finer than the spread between two rounds: more rounds here. */
@@ -60,9 +60,9 @@ async function run(ctx: Context): Promise<Section> {
     ]],
     [1, 2, 4],
   );
-  const roundRows = without!.flatMap((w, i) =>
-    ([['without rules', w], ['with the rule', withRule![i]!]] as Array<[string, Measured]>).map(([label, m]) => [String(i + 1), label, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtErrors(m)]),
-  );
+  const roundRows = inRoundOrder([['without rules', without!], ['with the rule', withRule!]]).map(({ round, who, run: m }) => [
+    String(round), who, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtErrors(m),
+  ]);
   const errors = [...without!, ...withRule!].some((m) => m.errors > 0);
   return {
     title: 'Rate-limit overhead (phpgate alone, wrk)',

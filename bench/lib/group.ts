@@ -10,8 +10,8 @@ export interface CaseInfo {
 
 export interface Group {
   cases: readonly CaseInfo[];
-  /** The load generator it needs. */
-  tool: 'wrk' | 'h2load';
+  /** The load generator it needs, if any. */
+  tool: 'wrk' | 'h2load' | null;
   /** Whether it starts nginx + php-fpm (all but the rate-limit case do). */
   nginx: boolean;
   /** About how long it runs, in seconds, for the bench's time limit. */

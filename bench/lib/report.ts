@@ -58,6 +58,16 @@ export function best<R extends { rps: number }>(runs: readonly R[]): R {
   return runs.reduce((a, b) => (b.rps > a.rps ? b : a));
 }
 
+/** Every run in the order they ran (round 1 of each side, then round 2, …), for the every-round tables. */
+export function inRoundOrder<R>(sides: ReadonlyArray<readonly [string, readonly R[]]>): Array<{ round: number; who: string; run: R }> {
+  const rounds = Math.max(0, ...sides.map(([, runs]) => runs.length));
+  const out: Array<{ round: number; who: string; run: R }> = [];
+  for (let i = 0; i < rounds; i++) {
+    for (const [who, runs] of sides) if (i < runs.length) out.push({ round: i + 1, who, run: runs[i]! });
+  }
+  return out;
+}
+
 export function verdict(met: boolean): string {
   return met ? 'met' : 'NOT met';
 }
