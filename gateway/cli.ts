@@ -9,6 +9,8 @@ import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { createLogger } from './log.js';
 import { Gateway, PID_FILE } from './server.js';
+import { configForProcess, onPurgeFromOthers, processCount, processSlot, runPrimary } from './processes.js';
+import cluster from 'node:cluster';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EXAMPLE_DIR, VERSION } from './version.js';
@@ -126,9 +128,33 @@ async function main(): Promise<void> {
     await purgeRunning(load(configFile, overrides), args[1]!);
     return;
   }
-  const config = load(configFile, overrides);
-  const log = createLogger(config.logging);
+  const loaded = load(configFile, overrides);
+  const count = processCount(loaded.server.processes);
+  if (count > 1 && cluster.isPrimary) {
+    // server.processes: this process only supervises the gateway processes it forks (the same command line).
+    fs.mkdirSync(loaded.php.socket_dir, { recursive: true, mode: 0o700 });
+    const code = await runPrimary({
+      config: loaded,
+      count,
+      pidFile: path.join(loaded.php.socket_dir, PID_FILE),
+      log: createLogger(loaded.logging),
+      validate: () => {
+        try {
+          reread(configFile, overrides);
+          return null;
+        } catch (err) {
+          return (err as Error).message;
+        }
+      },
+    });
+    process.exit(code);
+  }
+  const slot = processSlot();
+  const forThisProcess = (c: Readonly<GatewayConfig>): Readonly<GatewayConfig> => slot === null ? c : configForProcess(c, slot.index, slot.count);
+  const config = forThisProcess(loaded);
+  const log = slot === null ? createLogger(config.logging) : createLogger(config.logging).child({ process: slot.index });
   const gateway = new Gateway(config, log);
+  onPurgeFromOthers((pattern) => gateway.purgeCache(pattern));
   // Last line of defence: one bad request must not take every other request down with the process.
   process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception (the gateway keeps running)'));
   process.on('unhandledRejection', (err) => log.fatal({ err }, 'unhandled rejection (the gateway keeps running)'));
@@ -157,13 +183,18 @@ async function main(): Promise<void> {
     if (stopping) return;
     let next: Readonly<GatewayConfig>;
     try {
-      next = configFile === undefined ? loadConfig({ overrides, baseDir: EXAMPLE_DIR }) : loadConfig({ file: configFile, overrides });
+      next = forThisProcess(reread(configFile, overrides));
     } catch (err) {
       log.error({ err }, `reload refused, the running configuration stays: ${(err as Error).message}`);
       return;
     }
     gateway.reload(next).catch((err: unknown) => log.error({ err }, 'reload failed; the previous pools keep serving'));
   });
+}
+
+/** The configuration file read again (reload): throws ConfigError when it became invalid. */
+function reread(configFile: string | undefined, overrides: Overrides): Readonly<GatewayConfig> {
+  return configFile === undefined ? loadConfig({ overrides, baseDir: EXAMPLE_DIR }) : loadConfig({ file: configFile, overrides });
 }
 
 /** `phpgate reload`: SIGHUP to the gateway that runs with this configuration (found by its pid file). */

@@ -30,6 +30,7 @@ import { RateLimiter } from './rate-limit.js';
 import { SecurityHeaders } from './security-headers.js';
 import { Compression } from './compression.js';
 import { ResponseCache } from './response-cache.js';
+import { broadcastPurge } from './processes.js';
 import type { GatewayStatus, StatusSource } from './status.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { VERSION } from './version.js';
@@ -82,6 +83,11 @@ export class Gateway implements StatusSource {
     return this.#admin?.address() ?? null;
   }
 
+  /** Drops cached answers whose path matches the URL pattern; null when no cache is configured. */
+  purgeCache(pattern: string): number | null {
+    return this.#gen?.cache?.purge(pattern) ?? null;
+  }
+
   status(): GatewayStatus {
     return {
       version: VERSION,
@@ -113,7 +119,11 @@ export class Gateway implements StatusSource {
         this.#redirect = http.createServer(http1Options(c.server.timeouts, c.server.limits), redirectToHttps(this.address().port, this.#onRequest));
         await listen(this.#redirect, c.server.redirect_http_port, c.server.host);
       }
-      this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, purge: (pattern) => this.#gen?.cache?.purge(pattern) ?? null, log: this.#log });
+      this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, purge: (pattern) => {
+        const purged = this.purgeCache(pattern);
+        if (purged !== null) broadcastPurge(pattern); // the other gateway processes' caches (server.processes)
+        return purged;
+      }, log: this.#log });
       await this.#admin.start();
     } catch (err) {
       // Pools that started must not outlive a gateway that could not (EADDRINUSE on either port …).
@@ -339,7 +349,6 @@ function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): R
 /** Configured sections whose features arrive in later releases: logged at start rather than silently ignored. */
 function notYetApplied(c: Readonly<GatewayConfig>): string[] {
   const out: string[] = [];
-  if (c.server.processes !== 1) out.push('server.processes (one gateway process serves)');
   if (c.upstreams.length > 0) out.push('upstreams');
   return out;
 }
