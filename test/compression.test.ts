@@ -23,6 +23,8 @@ function site(): string {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'page.php'), PAGE);
   fs.writeFileSync(path.join(dir, 'small.php'), '<?php echo "tiny";');
+  // 300 KB in 10 KB flushes: past what is compressed whole, so the answer switches to a stream midway.
+  fs.writeFileSync(path.join(dir, 'long.php'), '<?php for ($i = 0; $i < 30; $i++) { echo str_repeat("line $i of a long page\\n", 420); flush(); }');
   fs.writeFileSync(path.join(dir, 'sized.php'), '<?php $b = str_repeat("x", 500); header("Content-Length: " . strlen($b)); echo $b;');
   fs.writeFileSync(path.join(dir, 'json.php'), "<?php header('Content-Type: application/json'); echo json_encode(array_fill(0, 300, ['k' => 'value']));");
   fs.writeFileSync(path.join(dir, 'png.php'), "<?php header('Content-Type: image/png'); echo str_repeat('p', 5000);");
@@ -104,6 +106,16 @@ describe('compression of PHP answers', () => {
       }
     });
   }
+
+  test('a body bigger than what is compressed whole arrives whole, in both encodings', async () => {
+    const identity = (await raw(g.port, '/long.php')).body.toString();
+    assert.ok(identity.length > 200_000, `${identity.length} bytes`);
+    for (const enc of ['gzip', 'br']) {
+      const r = await raw(g.port, '/long.php', { 'Accept-Encoding': enc });
+      assert.equal(r.headers['content-encoding'], enc);
+      assert.equal(decode(r), identity);
+    }
+  });
 
   test('no Accept-Encoding: identity, untouched', async () => {
     const r = await raw(g.port, '/page.php');
