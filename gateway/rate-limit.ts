@@ -13,8 +13,9 @@
  */
 import crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { Redis, type RedisOptions } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
+import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { compilePattern, type PathMatcher } from '../config/pattern.js';
 import type { RateLimitConfig, RateLimitRule } from '../config/types.js';
 import type { Logger } from './log.js';
@@ -32,6 +33,17 @@ const Header = {
   Reset: 'RateLimit-Reset',
   RetryAfter: 'Retry-After',
 } as const;
+
+/**
+ * Loaded on first use: ioredis and rate-limiter-flexible cost about 30 MB of memory once loaded, which a gateway
+ * without rules (or without Redis) should not pay. Both are CommonJS, so a synchronous require does it.
+ */
+const load = createRequire(import.meta.url);
+let limiters: typeof import('rate-limiter-flexible') | null = null;
+function rateLimiterFlexible(): typeof import('rate-limiter-flexible') {
+  limiters ??= load('rate-limiter-flexible') as typeof import('rate-limiter-flexible');
+  return limiters;
+}
 
 const MEMORY_STORE = 'memory';
 /** Counter keys in a shared store: `phpgate:rl:<rule digest>:<client key>`. */
@@ -136,7 +148,7 @@ class Rule {
 
 /** A limiter's rejection is its refusal (a RateLimiterRes); anything else is an error, passed on. */
 function refusal(rejection: unknown): RateLimiterRes {
-  if (rejection instanceof RateLimiterRes) return rejection;
+  if (rejection instanceof rateLimiterFlexible().RateLimiterRes) return rejection;
   // A store failure the insurance limiter could not absorb (or a bug): the pipeline logs it and lets the request
   // pass, rather than refusing everyone while the store is broken.
   throw rejection;
@@ -198,6 +210,7 @@ class RedisLink {
   constructor(url: string, log: Logger) {
     this.#log = log;
     this.#where = redactUrl(url);
+    const { Redis } = load('ioredis') as typeof import('ioredis');
     this.client = new Redis(url, { ...REDIS_OPTIONS });
     this.client.on('ready', this.#onReady);
     // ioredis emits 'error' on every failed (re)connection attempt; the state flag turns them into one warning.
@@ -298,6 +311,7 @@ export class RateLimiter {
 }
 
 function limiterFor(rule: RateLimitRule, digest: string, redis: RedisLink | null, log: Logger): RateLimiterAbstract {
+  const { RateLimiterMemory, RateLimiterRedis } = rateLimiterFlexible();
   const keyPrefix = KEY_PREFIX + digest;
   // block_s > 0: once over, refused for that long even after the window resets (rate-limiter-flexible's block).
   if (redis === null) return new RateLimiterMemory({ keyPrefix, points: rule.points, duration: rule.duration_s, blockDuration: rule.block_s });
