@@ -23,7 +23,8 @@ import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './router.js';
 import { StaticFiles } from './static.js';
-import { http1Options, MainListener } from './listener.js';
+import { http1Options, MainListener, type UpgradeListener } from './listener.js';
+import { Upstreams, WebSocketTunnels } from './upstreams.js';
 import { loadTls } from './tls.js';
 import { TrustedProxies } from './client-address.js';
 import { RateLimiter } from './rate-limit.js';
@@ -42,6 +43,7 @@ interface Generation {
   readonly pools: Map<string, Pool>;
   readonly pipeline: Pipeline;
   readonly rateLimit: RateLimiter | null;
+  readonly upstreams: Upstreams | null;
 }
 
 export class Gateway implements StatusSource {
@@ -58,6 +60,8 @@ export class Gateway implements StatusSource {
   #reloading: Promise<void> | null = null;
   /** Previous generations still finishing their requests after a reload. */
   readonly #retiring = new Set<Promise<unknown>>();
+  /** Websockets open through upstreams[], whichever generation opened them: a stop closes them. */
+  readonly #tunnels = new WebSocketTunnels();
 
   constructor(config: Readonly<GatewayConfig>, log: Logger) {
     this.#config = config;
@@ -106,6 +110,7 @@ export class Gateway implements StatusSource {
         log: this.#log,
       }, this.#onRequest);
       this.#server = server;
+      server.setUpgradeHandler(gen.upstreams?.websockets === true ? this.#onUpgrade : null);
       await server.listen(c.server.port, c.server.host);
       if (tlsMaterial !== null && c.server.redirect_http_port > 0) {
         this.#redirect = http.createServer(http1Options(c.server.timeouts, c.server.limits), redirectToHttps(this.address().port, this.#onRequest));
@@ -119,6 +124,7 @@ export class Gateway implements StatusSource {
       this.#redirect?.close();
       await stopPools(gen.pools);
       await gen.rateLimit?.close();
+      gen.upstreams?.close();
       throw err;
     }
     fs.writeFileSync(path.join(c.php.socket_dir, PID_FILE), String(process.pid), { mode: 0o600 });
@@ -130,6 +136,10 @@ export class Gateway implements StatusSource {
   /** Requests go to whichever generation is in force when they arrive. */
   readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     this.#gen!.pipeline.handle(req, res);
+  };
+
+  readonly #onUpgrade: UpgradeListener = (req, socket, head) => {
+    this.#gen!.pipeline.upgrade(req, socket, head);
   };
 
   /**
@@ -162,10 +172,12 @@ export class Gateway implements StatusSource {
       // A stop arrived while the new pools started: they must not outlive it (nor a limiter of their own).
       await stopPools(gen.pools);
       if (gen.rateLimit !== old.rateLimit) await gen.rateLimit?.close();
+      gen.upstreams?.close();
       throw new Error('gateway stopped during the reload');
     }
     this.#gen = gen;
     this.#config = next;
+    this.#server?.setUpgradeHandler(gen.upstreams?.websockets === true ? this.#onUpgrade : null);
     this.#log.info({ pools: [...gen.pools.keys()], config: next.source }, 'reloaded: new requests go to the new pools');
     const retiring = this.#retire(old).catch((err: unknown) => this.#log.error({ err }, 'stopping the previous pools failed'));
     this.#retiring.add(retiring);
@@ -181,6 +193,8 @@ export class Gateway implements StatusSource {
     this.#draining = true;
     const server = this.#server;
     this.#server = null;
+    // Websockets never end by themselves: left open, they would hold the stop for all of drain_ms.
+    this.#tunnels.closeAll();
     if (server !== null) await server.close(this.#config.server.timeouts.drain_ms);
     // A reload under way finishes (or stops its new pools itself, seeing #draining); retiring pools stop too.
     await this.#reloading?.catch(() => undefined);
@@ -195,6 +209,7 @@ export class Gateway implements StatusSource {
     if (this.#gen !== null) {
       await stopPools(this.#gen.pools);
       await this.#gen.rateLimit?.close();
+      this.#gen.upstreams?.close();
     }
     fs.rmSync(path.join(this.#config.php.socket_dir, PID_FILE), { force: true });
   }
@@ -235,6 +250,8 @@ export class Gateway implements StatusSource {
     // Unchanged rules keep their limiter across a reload: a reload must not hand every client a fresh allowance.
     const sameRules = previous !== null && JSON.stringify(previous.config.rate_limit) === JSON.stringify(c.rate_limit);
     const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log);
+    // Built anew: a reload forgets which targets were marked down.
+    const upstreams = c.upstreams.length === 0 ? null : new Upstreams(c.upstreams, this.#tunnels, this.#log);
     const observers = [this.#metrics, ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : [])];
     const pipeline = new Pipeline({
       router,
@@ -249,6 +266,7 @@ export class Gateway implements StatusSource {
       serverName: c.server.server_name,
       clients: new TrustedProxies(c.server.trusted_proxies),
       rateLimit,
+      upstreams,
       securityHeaders: new SecurityHeaders(c.headers),
       compression: new Compression(c.compression),
       serverSoftware: `phpgate/${VERSION}`,
@@ -257,7 +275,7 @@ export class Gateway implements StatusSource {
       health: c.admin.health_on_main ? this : null,
       log: this.#log,
     });
-    return { config: c, pools, pipeline, rateLimit };
+    return { config: c, pools, pipeline, rateLimit, upstreams };
   }
 
   /** The old generation's pools stop once their queued and running requests are done (bounded by drain_ms). */
@@ -266,6 +284,7 @@ export class Gateway implements StatusSource {
     for (const p of old.pools.values()) await p.drain(Math.max(0, deadline - Date.now()));
     await stopPools(old.pools);
     if (old.rateLimit !== this.#gen?.rateLimit) await old.rateLimit?.close();
+    old.upstreams?.retire();
     this.#log.info({ pools: [...old.pools.keys()] }, 'previous pools stopped after reload');
   }
 }
@@ -333,7 +352,6 @@ function notYetApplied(c: Readonly<GatewayConfig>): string[] {
   const out: string[] = [];
   if (c.server.processes !== 1) out.push('server.processes (one gateway process serves)');
   if (c.cache.rules.length > 0) out.push('cache.rules');
-  if (c.upstreams.length > 0) out.push('upstreams');
   return out;
 }
 
