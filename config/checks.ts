@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { CACHE_KEY_VARIABLES, parseCacheKey } from './cache-key.js';
-import { LogLevels, type LogLevel, type RateLimitKey } from './types.js';
+import { LogLevels, UpstreamBalances, UpstreamHostHeaders, type LogLevel, type RateLimitKey } from './types.js';
 
 export const INVALID = Symbol('invalid');
 export type Invalid = typeof INVALID;
@@ -72,15 +72,19 @@ function isAddressOrCidr(s: string): boolean {
   return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
-export const httpUrl = check('an http:// or https:// URL', (v) =>
+/** An upstream target: where to connect, and a path to put in front; credentials, a query or a fragment have no meaning there. */
+export const httpUrl = check('an http:// or https:// URL such as "http://127.0.0.1:3000" (a path is allowed; no user, query or fragment)', (v) =>
   typeof v === 'string' && isHttpUrl(v) ? v : INVALID,
 );
 
 function isHttpUrl(s: string): boolean {
-  if (!URL.canParse(s)) return false;
+  if (!URL.canParse(s) || /[?#]/.test(s)) return false;
   const u = new URL(s);
-  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && u.username === '' && u.password === '';
 }
+
+export const upstreamBalance = oneOf(UpstreamBalances);
+export const upstreamHostHeader = oneOf(UpstreamHostHeaders);
 
 export const rateLimitStore = check('"memory" or a redis:// / rediss:// URL', (v) =>
   v === 'memory' || (typeof v === 'string' && /^rediss?:\/\/./.test(v)) ? v : INVALID,

@@ -80,10 +80,20 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
   logging: { level: 'info', file: '', access: true, slow_ms: 0 },
 });
 
-/** Keys an upstream entry may leave out (pattern and targets are required). */
-export const UPSTREAM_DEFAULTS: Readonly<Pick<UpstreamConfig, 'websockets' | 'strip_prefix'>> = deepFreeze({
+/**
+ * Keys an upstream entry may leave out (pattern and targets are required). nginx's own defaults are kept where they
+ * serve: proxy_read_timeout 60 s, max_fails=1 fail_timeout=10s. Not its proxy_connect_timeout of 60 s: a target
+ * that swallows connection attempts would hold every request for a minute; 5 s is what Envoy and Caddy use.
+ * Host is the client's, as nearly every nginx site sets it (`proxy_set_header Host $host`).
+ */
+export const UPSTREAM_DEFAULTS: Readonly<Omit<UpstreamConfig, 'pattern' | 'targets'>> = deepFreeze({
+  balance: 'round_robin',
   websockets: false,
   strip_prefix: '',
+  host_header: 'client',
+  connect_ms: 5_000,
+  timeout_ms: 60_000,
+  down_s: 10,
 });
 
 /** Keys a cache rule may leave out (pattern and ttl_s are required). */

@@ -11,6 +11,8 @@ export const ErrorCode = {
   UpstreamClosed: 'PG_ERR_UPSTREAM_CLOSED',
   UpstreamTimeout: 'PG_ERR_UPSTREAM_TIMEOUT',
   UpstreamHeaders: 'PG_ERR_UPSTREAM_HEADERS',
+  /** Every target of an HTTP upstream is marked down (nginx: "no live upstreams"). */
+  UpstreamUnavailable: 'PG_ERR_UPSTREAM_UNAVAILABLE',
   PoolSaturated: 'PG_ERR_POOL_SATURATED',
   PoolClosed: 'PG_ERR_POOL_CLOSED',
   FcgiProtocol: 'PG_ERR_FCGI_PROTOCOL',
@@ -57,5 +59,5 @@ export class FastCgiProtocolError extends PhpgateError {
   }
 }
 
-/** PHP could not be reached, went away mid-request, or answered something unusable. */
+/** PHP or an HTTP upstream could not be reached, went away mid-request, or answered something unusable. */
 export class UpstreamError extends PhpgateError {}

@@ -121,8 +121,13 @@ const upstream = obj(
   {
     pattern,
     targets: list(scalar(C.httpUrl), { nonEmpty: true }),
+    balance: scalar(C.upstreamBalance),
     websockets: flag,
     strip_prefix: scalar(C.stripPrefix),
+    host_header: scalar(C.upstreamHostHeader),
+    connect_ms: ms,
+    timeout_ms: ms,
+    down_s: scalar(C.numberAtLeast(0)),
   },
   ['pattern', 'targets'],
 );

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { compilePattern, hasWildcard, patternMatchesEverything, type PathMatcher } from './pattern.js';
 import type { Loc, ReadContext } from './reader.js';
-import type { GatewayConfig, PoolConfig, TlsConfig } from './types.js';
+import type { GatewayConfig, PoolConfig, TlsConfig, UpstreamConfig } from './types.js';
 
 /** The name of the implicit pool built from php.*; a named pool may not take it. */
 export const DEFAULT_POOL_NAME = 'default';
@@ -24,6 +24,8 @@ export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
   );
   checkReachable(cfg.cache.rules.map((r, i) => ({ pattern: r.pattern, path: `cache.rules[${i}].pattern` })), cx);
   checkReachable(cfg.headers.routes.map((r, i) => ({ pattern: r.pattern, path: `headers.routes[${i}].pattern` })), cx);
+  checkReachable(cfg.upstreams.map((u, i) => ({ pattern: u.pattern, path: `upstreams[${i}].pattern` })), cx);
+  checkStripPrefixes(cfg.upstreams, cx);
   checkProxyProtocol(cfg, cx);
   checkUrlLimit(cfg, cx);
 }
@@ -164,4 +166,25 @@ function reason(blocker: PlacedPattern, pattern: string, cx: ReadContext): strin
   }
   if (blocker.pattern === pattern) return `it already appears earlier (${at})`;
   return `the earlier "${blocker.pattern}" (${at}) already matches it`;
+}
+
+/**
+ * A strip_prefix that none of its pattern's paths can start with (it applies at a segment boundary only: "/api"
+ * strips "/api" and "/api/x", never "/apix") would forward every path unchanged: a typo, reported.
+ */
+function checkStripPrefixes(upstreams: readonly UpstreamConfig[], cx: ReadContext): void {
+  upstreams.forEach((u, i) => {
+    const path = `upstreams[${i}].strip_prefix`;
+    if (u.strip_prefix === '' || anyRejected(cx, path, `upstreams[${i}].pattern`)) return;
+    const prefix = u.strip_prefix.replace(/\/+$/, '');
+    if (prefix === '') return; // "/": strips nothing
+    const wild = u.pattern.search(/[*?]/);
+    const literal = wild < 0 ? u.pattern : u.pattern.slice(0, wild);
+    const applies = literal.length <= prefix.length
+      ? wild >= 0 ? prefix.startsWith(literal) : literal === prefix
+      : literal.startsWith(prefix) && literal.charCodeAt(prefix.length) === 47 /* '/' */;
+    if (applies) return;
+    cx.reportAt(path,
+      `${path} "${u.strip_prefix}" can never apply: no path that upstreams[${i}].pattern "${u.pattern}" matches starts with "${prefix}" followed by "/" or its end`);
+  });
 }

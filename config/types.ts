@@ -187,11 +187,31 @@ export interface CacheConfig {
   readonly bypass_cookies: readonly string[];
 }
 
+/** How an upstream picks a target: in turn, or the one with the fewest requests in flight (nginx least_conn). */
+export const UpstreamBalances = ['round_robin', 'least_conn'] as const;
+export type UpstreamBalance = (typeof UpstreamBalances)[number];
+
+/** The Host an upstream gets: the client's (nginx `proxy_set_header Host $http_host`) or the target's own ($proxy_host). */
+export const UpstreamHostHeaders = ['client', 'target'] as const;
+export type UpstreamHostHeader = (typeof UpstreamHostHeaders)[number];
+
+/** An HTTP upstream route (nginx `location … { proxy_pass …; }` with an `upstream {}` block). */
 export interface UpstreamConfig {
   readonly pattern: string;
+  /** http(s)://host[:port][/path]; a path is put in front of the forwarded one. */
   readonly targets: readonly string[];
+  readonly balance: UpstreamBalance;
+  /** HTTP/1.1 `Upgrade: websocket` requests are tunnelled to the target. */
   readonly websockets: boolean;
+  /** Removed from the front of the path before it is forwarded ("" keeps the request target as sent). */
   readonly strip_prefix: string;
+  readonly host_header: UpstreamHostHeader;
+  /** Longest wait for a TCP connection to a target (nginx proxy_connect_timeout). */
+  readonly connect_ms: number;
+  /** Longest silence from a target while it owes an answer (nginx proxy_read_timeout): then 504. */
+  readonly timeout_ms: number;
+  /** A target that refused or failed a connection is skipped for this long (nginx max_fails=1 fail_timeout); 0: never. */
+  readonly down_s: number;
 }
 
 export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -95,6 +95,22 @@ export class TrustedProxies {
     return { address, port, https };
   }
 
+  /**
+   * X-Forwarded-For for an HTTP upstream, as nginx's $proxy_add_x_forwarded_for: the list as received, then the
+   * address the request came from (a trusted peer's PROXY header names it; otherwise the TCP peer). The received
+   * list, and any other X-Forwarded-* header, is passed on only from a sender this gateway trusts (`believed`);
+   * from anyone else it is a claim the upstream must not see as ours, so the sender's address is the whole list.
+   */
+  forwardedChain(req: IncomingMessage): { readonly chain: string; readonly believed: boolean } {
+    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
+    if (this.#empty || !this.trusts(peer)) return { chain: peer, believed: false };
+    const fromProxyProtocol = proxiedPeerOf(req.socket);
+    const sender = fromProxyProtocol === undefined ? peer : unmapIPv4(fromProxyProtocol.address);
+    if (!this.trusts(sender)) return { chain: sender, believed: false };
+    const received = forwardedFor(req);
+    return { chain: received === null ? sender : `${received}, ${sender}`, believed: true };
+  }
+
   /** nginx real_ip_recursive: from the right, skip trusted addresses; all trusted → the leftmost. Garbage stops the walk. */
   #rightmostUntrusted(list: string): string | null {
     let end = list.length;

@@ -7,6 +7,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
 import { rememberProxiedPeer, unmapIPv4, type TrustedProxies } from './client-address.js';
 import type { Logger } from './log.js';
@@ -29,6 +30,9 @@ export interface ListenerSettings {
  */
 export type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
+/** An HTTP/1.1 request with an Upgrade header, handed over with its raw socket and what followed its head. */
+export type UpgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
 /** HTTP/2 header lists past this many name-value pairs are refused (node's default, 128, is below what real browsers with big cookies send). */
 const H2_MAX_HEADER_PAIRS = 512;
 
@@ -39,6 +43,7 @@ export class MainListener {
   /** Every open TCP connection: what a stop past its grace period cuts (the HTTP/2 server has no closeAllConnections). */
   readonly #sockets = new Set<Socket>();
   #closing = false;
+  #upgrade: UpgradeListener | null = null;
   readonly #log: Logger;
 
   constructor(s: ListenerSettings, onRequest: RequestListener) {
@@ -104,6 +109,17 @@ export class MainListener {
   address(): AddressInfo | null {
     const a = this.#server.address();
     return a === null || typeof a === 'string' ? null : a;
+  }
+
+  /**
+   * Who takes HTTP/1.1 Upgrade requests (websockets), or null: then node serves them as ordinary requests. Listened
+   * for only while set, since node hands every Upgrade request to a listener once there is one (h2c attempts too).
+   */
+  setUpgradeHandler(handler: UpgradeListener | null): void {
+    const server = this.#server as http.Server;
+    if (this.#upgrade !== null) server.removeListener('upgrade', this.#upgrade);
+    this.#upgrade = handler;
+    if (handler !== null) server.on('upgrade', handler);
   }
 
   /** New certificate files (renewals) for connections from now on. */

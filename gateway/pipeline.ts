@@ -22,6 +22,10 @@ import type { RateLimiter } from './rate-limit.js';
 import type { Compression } from './compression.js';
 import type { CacheFill, ResponseCache } from './response-cache.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
+import { ProxyExchange, responseOnSocket, WebSocketTunnel, type ProxyContext } from './proxy.js';
+import type { Upstream, Upstreams } from './upstreams.js';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export interface PipelineOptions {
   readonly router: Router;
@@ -52,6 +56,8 @@ export interface PipelineOptions {
   readonly cache: ResponseCache | null;
   /** rate_limit.rules, or null when there are none. */
   readonly rateLimit: RateLimiter | null;
+  /** upstreams[], matched before PHP and static files; null when there are none. */
+  readonly upstreams: Upstreams | null;
   /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
   readonly observers: readonly RequestObserver[];
   /**
@@ -74,11 +80,14 @@ export interface ErrorResponder {
 export class Pipeline implements ErrorResponder {
   readonly #o: PipelineOptions;
   readonly #exchange: ExchangeContext;
+  readonly #proxy: ProxyContext;
 
   constructor(o: PipelineOptions) {
     this.#o = o;
     this.#exchange = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy,
       compression: o.compression.enabled ? o.compression : null };
+    this.#proxy = { log: o.log, errors: this, clients: o.clients, sendTimeoutMs: o.sendTimeoutMs, maxBodyBytes: o.maxBodyBytes,
+      stripPoweredBy: o.securityHeaders.stripPoweredBy };
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -159,6 +168,12 @@ export class Pipeline implements ErrorResponder {
 
   /** `edge`: the security headers; static files put them in their head themselves, every other answer gets them set here. */
   #route(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, client: ClientInfo, edge: HeaderList, trace: RequestTrace | null): void {
+    // An upstream's pattern is an nginx `location … { proxy_pass …; }`: it takes the path before the docroot is asked.
+    const upstream = this.#o.upstreams === null ? null : this.#o.upstreams.match(target.path);
+    if (upstream !== null) {
+      this.#upstream(req, res, target, upstream, client, edge, trace);
+      return;
+    }
     const route = this.#o.router.resolve(target.path, target.query);
     if (route.kind === RouteKind.Static && !this.#overMaxBody(req)) {
       const refused = this.#o.static.serve(req, res, route.file, route.stat, target.path, edge);
@@ -275,6 +290,57 @@ export class Pipeline implements ErrorResponder {
     }
   }
 
+  #upstream(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, upstream: Upstream, client: ClientInfo, edge: HeaderList,
+    trace: RequestTrace | null): void {
+    setHeaders(res, edge);
+    if (this.#overMaxBody(req)) {
+      closeAfter(req, res);
+      this.answerError(req, res, 413, target);
+      return;
+    }
+    new ProxyExchange(req, res, upstream, target, client, this.#proxy, trace).start();
+  }
+
+  /**
+   * An HTTP/1.1 request with an Upgrade header, which node hands over raw with its socket: the listener does so only
+   * while some upstream takes websockets. A websocket handshake on such an upstream's path (after the rate limits)
+   * is tunnelled; anything else (h2c, a websocket to a PHP path) is answered as an ordinary request that ignores
+   * Upgrade, on a connection that closes afterwards.
+   */
+  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // node's server let go of the socket: a client that vanishes now must not become an uncaught error.
+    socket.on('error', ignoreUpgradeSocketError);
+    const url = req.url ?? '';
+    const target = url.length > this.#o.maxUrlBytes || hasSeveralHosts(req.rawHeaders) ? null : parseTarget(url);
+    const upstream = target === null || this.#o.upstreams === null ? null : this.#o.upstreams.match(target.path);
+    if (target === null || upstream === null || !upstream.websockets || !isWebSocketHandshake(req)) {
+      this.handle(req, responseOnSocket(req, socket));
+      return;
+    }
+    const client = this.#o.clients.resolve(req);
+    const tunnel = new WebSocketTunnel(req, socket as Socket, head, upstream, target, client, this.#proxy, this.#o.upstreams!.tunnels);
+    const verdict = this.#o.rateLimit === null ? null : this.#o.rateLimit.check(target.path, client.address, req);
+    if (verdict === null) {
+      tunnel.start();
+      return;
+    }
+    verdict.then(
+      (v) => {
+        if (v.allowed) {
+          tunnel.start();
+          return;
+        }
+        const res = responseOnSocket(req, socket);
+        setHeaders(res, v.headers);
+        this.answerError(req, res, 429, null);
+      },
+      (err: unknown) => {
+        this.#o.log.error({ err, url }, 'rate limiter failed; the websocket passes');
+        tunnel.start();
+      },
+    );
+  };
+
   #overMaxBody(req: IncomingMessage): boolean {
     const declared = req.headers['content-length'];
     return declared !== undefined && Number(declared) > this.#o.maxBodyBytes;
@@ -365,7 +431,7 @@ export class Pipeline implements ErrorResponder {
  * An HTTP/1.1 connection whose request body is left unread cannot carry another request. HTTP/2 has no such
  * header (the stream alone ends, and node forbids connection headers there).
  */
-function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+export function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   if (req.httpVersionMajor === 1) {
     res.setHeader('Connection', 'close');
     return;
@@ -407,3 +473,12 @@ function hasSeveralHosts(raw: readonly string[]): boolean {
   }
   return false;
 }
+
+/** RFC 6455 §4.1: a GET with `Upgrade: websocket` (h2c and other upgrades are not websockets). */
+function isWebSocketHandshake(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return req.method === 'GET' && upgrade !== undefined && upgrade.toLowerCase() === 'websocket';
+}
+
+/** The upgrade socket's errors end it (its 'close' follows); the answer or tunnel on it learns of that there. */
+function ignoreUpgradeSocketError(): void {}

@@ -254,7 +254,7 @@ function afterWellKnown(uriPath: string): string {
  * A decoded path as a URI path again, for Location: non-ASCII as UTF-8 escapes, and the characters that would end
  * or break a path (`?`, `#`, `%`, spaces) escaped, as nginx (≥ 1.21.1) escapes its redirects.
  */
-function encodePath(p: string): string {
+export function encodePath(p: string): string {
   return encodeURI(p).replace(/[?#]/g, (c) => (c === '?' ? '%3F' : '%23'));
 }
 

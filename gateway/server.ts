@@ -23,7 +23,8 @@ import type { Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './router.js';
 import { StaticFiles } from './static.js';
-import { http1Options, MainListener } from './listener.js';
+import { http1Options, MainListener, type UpgradeListener } from './listener.js';
+import { Upstreams, WebSocketTunnels } from './upstreams.js';
 import { loadTls } from './tls.js';
 import { TrustedProxies } from './client-address.js';
 import { RateLimiter } from './rate-limit.js';
@@ -45,6 +46,7 @@ interface Generation {
   readonly pipeline: Pipeline;
   readonly rateLimit: RateLimiter | null;
   readonly cache: ResponseCache | null;
+  readonly upstreams: Upstreams | null;
 }
 
 export class Gateway implements StatusSource {
@@ -61,6 +63,8 @@ export class Gateway implements StatusSource {
   #reloading: Promise<void> | null = null;
   /** Previous generations still finishing their requests after a reload. */
   readonly #retiring = new Set<Promise<unknown>>();
+  /** Websockets open through upstreams[], whichever generation opened them: a stop closes them. */
+  readonly #tunnels = new WebSocketTunnels();
 
   constructor(config: Readonly<GatewayConfig>, log: Logger) {
     this.#config = config;
@@ -100,7 +104,6 @@ export class Gateway implements StatusSource {
   async start(): Promise<void> {
     const c = this.#config;
     const tlsMaterial = c.server.tls.cert === '' ? null : loadTls(c.server.tls);
-    for (const what of notYetApplied(c)) this.#log.warn({ config: c.source }, `${what} is configured but not applied by this version yet`);
     reapStaleMasters(c.php.socket_dir, this.#log);
     const gen = await this.#startGeneration(c);
     try {
@@ -114,6 +117,7 @@ export class Gateway implements StatusSource {
         log: this.#log,
       }, this.#onRequest);
       this.#server = server;
+      server.setUpgradeHandler(gen.upstreams?.websockets === true ? this.#onUpgrade : null);
       await server.listen(c.server.port, c.server.host);
       if (tlsMaterial !== null && c.server.redirect_http_port > 0) {
         this.#redirect = http.createServer(http1Options(c.server.timeouts, c.server.limits), redirectToHttps(this.address().port, this.#onRequest));
@@ -131,6 +135,7 @@ export class Gateway implements StatusSource {
       this.#redirect?.close();
       await stopPools(gen.pools);
       await gen.rateLimit?.close();
+      gen.upstreams?.close();
       throw err;
     }
     fs.writeFileSync(path.join(c.php.socket_dir, PID_FILE), String(process.pid), { mode: 0o600 });
@@ -142,6 +147,10 @@ export class Gateway implements StatusSource {
   /** Requests go to whichever generation is in force when they arrive. */
   readonly #onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     this.#gen!.pipeline.handle(req, res);
+  };
+
+  readonly #onUpgrade: UpgradeListener = (req, socket, head) => {
+    this.#gen!.pipeline.upgrade(req, socket, head);
   };
 
   /**
@@ -174,10 +183,12 @@ export class Gateway implements StatusSource {
       // A stop arrived while the new pools started: they must not outlive it (nor a limiter of their own).
       await stopPools(gen.pools);
       if (gen.rateLimit !== old.rateLimit) await gen.rateLimit?.close();
+      gen.upstreams?.close();
       throw new Error('gateway stopped during the reload');
     }
     this.#gen = gen;
     this.#config = next;
+    this.#server?.setUpgradeHandler(gen.upstreams?.websockets === true ? this.#onUpgrade : null);
     this.#log.info({ pools: [...gen.pools.keys()], config: next.source }, 'reloaded: new requests go to the new pools');
     const retiring = this.#retire(old).catch((err: unknown) => this.#log.error({ err }, 'stopping the previous pools failed'));
     this.#retiring.add(retiring);
@@ -193,6 +204,8 @@ export class Gateway implements StatusSource {
     this.#draining = true;
     const server = this.#server;
     this.#server = null;
+    // Websockets never end by themselves: left open, they would hold the stop for all of drain_ms.
+    this.#tunnels.closeAll();
     if (server !== null) await server.close(this.#config.server.timeouts.drain_ms);
     // A reload under way finishes (or stops its new pools itself, seeing #draining); retiring pools stop too.
     await this.#reloading?.catch(() => undefined);
@@ -207,6 +220,7 @@ export class Gateway implements StatusSource {
     if (this.#gen !== null) {
       await stopPools(this.#gen.pools);
       await this.#gen.rateLimit?.close();
+      this.#gen.upstreams?.close();
     }
     fs.rmSync(path.join(this.#config.php.socket_dir, PID_FILE), { force: true });
   }
@@ -252,6 +266,8 @@ export class Gateway implements StatusSource {
     const sameCache = previous !== null && JSON.stringify([previous.config.cache, previous.config.compression]) === JSON.stringify([c.cache, c.compression]);
     const compression = new Compression(c.compression);
     const cache = sameCache ? previous.cache : ResponseCache.create({ config: c.cache, compression: compression.enabled ? compression : null, log: this.#log });
+    // Built anew: a reload forgets which targets were marked down.
+    const upstreams = c.upstreams.length === 0 ? null : new Upstreams(c.upstreams, this.#tunnels, this.#log);
     const observers = [this.#metrics, ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : [])];
     const pipeline = new Pipeline({
       router,
@@ -266,6 +282,7 @@ export class Gateway implements StatusSource {
       serverName: c.server.server_name,
       clients: new TrustedProxies(c.server.trusted_proxies),
       rateLimit,
+      upstreams,
       securityHeaders: new SecurityHeaders(c.headers),
       compression,
       cache,
@@ -275,7 +292,7 @@ export class Gateway implements StatusSource {
       health: c.admin.health_on_main ? this : null,
       log: this.#log,
     });
-    return { config: c, pools, pipeline, rateLimit, cache };
+    return { config: c, pools, pipeline, rateLimit, cache, upstreams };
   }
 
   /** The old generation's pools stop once their queued and running requests are done (bounded by drain_ms). */
@@ -284,6 +301,7 @@ export class Gateway implements StatusSource {
     for (const p of old.pools.values()) await p.drain(Math.max(0, deadline - Date.now()));
     await stopPools(old.pools);
     if (old.rateLimit !== this.#gen?.rateLimit) await old.rateLimit?.close();
+    old.upstreams?.retire();
     this.#log.info({ pools: [...old.pools.keys()] }, 'previous pools stopped after reload');
   }
 }
@@ -344,13 +362,6 @@ function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): R
   const basedir = ini['open_basedir'];
   if (basedir === undefined || basedir === '') return ini;
   return { ...ini, open_basedir: `${basedir}:${dir}` };
-}
-
-/** Configured sections whose features arrive in later releases: logged at start rather than silently ignored. */
-function notYetApplied(c: Readonly<GatewayConfig>): string[] {
-  const out: string[] = [];
-  if (c.upstreams.length > 0) out.push('upstreams');
-  return out;
 }
 
 /** error_pages URIs, parsed once (config/ checked they start with "/"). */

@@ -7,6 +7,9 @@ import { DEFAULTS } from '../config/defaults.js';
 import type { CacheControlRule, CacheRule, HeaderRoute, RateLimitRule, UpstreamConfig } from '../config/types.js';
 import { formatWarning, WarningKind, type Warning } from './report.js';
 
+/** An upstreams[] entry: what the nginx file says; the rest keeps phpgate's defaults (UPSTREAM_DEFAULTS). */
+export type UpstreamDraft = Pick<UpstreamConfig, 'pattern' | 'targets'> & { -readonly [K in Exclude<keyof UpstreamConfig, 'pattern' | 'targets'>]?: UpstreamConfig[K] };
+
 export interface PoolDraft {
   name: string;
   patterns: string[];
@@ -66,7 +69,7 @@ export interface Draft {
   compression: { gzip?: boolean; brotli?: boolean; min_bytes?: number; gzip_level?: number; brotli_level?: number };
   rate_limit: { rules: RateLimitRule[] };
   cache: { max_mb?: number; header?: string; lock_ms?: number; rules: CacheRuleDraft[]; bypass_cookies?: string[] };
-  upstreams: UpstreamConfig[];
+  upstreams: UpstreamDraft[];
   logging: { access?: boolean };
 }
 

@@ -191,7 +191,17 @@ describe('loadConfig: valid files', () => {
     assert.deepEqual(cfg.cache.rules, [{ pattern: '/blog/*', ttl_s: 1, statuses: [200, 301, 302], stale_s: 60, key: '$scheme$request_method$host$request_uri' }]);
     assert.equal(cfg.cache.header, 'X-Cache');
     assert.deepEqual(cfg.upstreams, [
-      { pattern: '/api/node/*', targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node' },
+      {
+        pattern: '/api/node/*',
+        targets: ['http://127.0.0.1:3000'],
+        balance: 'round_robin',
+        websockets: true,
+        strip_prefix: '/api/node',
+        host_header: 'client',
+        connect_ms: 5000,
+        timeout_ms: 60000,
+        down_s: 10,
+      },
     ]);
     assert.equal(cfg.logging.level, 'info');
   });
@@ -445,6 +455,12 @@ describe('loadConfig: reported problems', () => {
       'upstreams: [{ pattern: "/x/*", targets: ["ftp://h"] }]',
       'upstreams[0].targets[0]',
     ],
+    ['an upstream target with a query', 'upstreams: [{ pattern: "/x/*", targets: ["http://h:3000/?a=1"] }]', 'upstreams[0].targets[0]'],
+    ['an upstream target with credentials', 'upstreams: [{ pattern: "/x/*", targets: ["http://user:pw@h:3000"] }]', 'upstreams[0].targets[0]'],
+    ['an unknown upstream balance', 'upstreams: [{ pattern: "/x/*", targets: ["http://h"], balance: ip_hash }]', 'upstreams[0].balance'],
+    ['an unknown upstream host_header', 'upstreams: [{ pattern: "/x/*", targets: ["http://h"], host_header: "$host" }]', 'upstreams[0].host_header'],
+    ['a zero upstream connect_ms', 'upstreams: [{ pattern: "/x/*", targets: ["http://h"], connect_ms: 0 }]', 'upstreams[0].connect_ms'],
+    ['a negative upstream down_s', 'upstreams: [{ pattern: "/x/*", targets: ["http://h"], down_s: -1 }]', 'upstreams[0].down_s'],
     ['a rate-limit store that is neither memory nor redis', 'rate_limit: { store: mysql }', 'rate_limit.store'],
     ['a rate-limit key that is neither ip nor header:NAME', 'rate_limit: { rules: [{ pattern: "/*", points: 1, duration_s: 1, key: cookie }] }', 'rate_limit.rules[0].key'],
     ['a header value with a line break', 'headers: { set: { X-A: "a\\r\\nSet-Cookie: x" } }', 'headers.set.X-A'],
@@ -480,12 +496,44 @@ describe('loadConfig: reported problems', () => {
     ],
     ['a rate-limit rule keyed by a header, with a block time', 'rate_limit: { rules: [{ pattern: "/api/*", points: 5, duration_s: 1, block_s: 30, key: "header:X-Api-Key" }] }'],
     ['PROXY protocol with per-address connection limits', 'server: { proxy_protocol: true, trusted_proxies: ["10.0.0.0/8"], limits: { connections_per_ip: 50 } }'],
+    ['an upstream with every key', 'upstreams: [{ pattern: "/api/*", targets: ["http://10.0.0.1:3000", "https://api.internal/v2"], balance: least_conn, websockets: true, strip_prefix: /api/, host_header: target, connect_ms: 1000, timeout_ms: 120000, down_s: 0 }]'],
+    ['strip_prefix equal to a pattern without its star', 'upstreams: [{ pattern: "/api/node*", targets: ["http://h"], strip_prefix: /api/node }]'],
   ];
   for (const [name, yaml] of accepted) {
     test(`accepts ${name}`, () => {
       assert.doesNotThrow(() => load(yaml));
     });
   }
+
+  test('an upstream entry leaving keys out gets nginx-like defaults', () => {
+    const [u] = load('upstreams: [{ pattern: "/api/*", targets: ["http://127.0.0.1:3000"] }]').upstreams;
+    assert.deepEqual(u, {
+      pattern: '/api/*',
+      targets: ['http://127.0.0.1:3000'],
+      balance: 'round_robin',
+      websockets: false,
+      strip_prefix: '',
+      host_header: 'client',
+      connect_ms: 5000,
+      timeout_ms: 60000,
+      down_s: 10,
+    });
+  });
+
+  test('an upstream pattern after a catch-all upstream can never match (first match wins)', () => {
+    assert.match(
+      oneLine('upstreams:\n  - { pattern: "/*", targets: ["http://a"] }\n  - { pattern: "/api/*", targets: ["http://b"] }\n'),
+      /^gateway\.yaml:3:16: upstreams\[1\]\.pattern "\/api\/\*" can never match: the earlier catch-all "\/\*" \(upstreams\[0\]\.pattern, line 2\)/,
+    );
+  });
+
+  test('a strip_prefix that no path of its pattern starts with is refused, at the strip_prefix', () => {
+    assert.equal(
+      oneLine('upstreams:\n  - pattern: "/api/node/*"\n    targets: ["http://a"]\n    strip_prefix: /node\n'),
+      'gateway.yaml:4:19: upstreams[0].strip_prefix "/node" can never apply: no path that upstreams[0].pattern "/api/node/*" matches starts with "/node" followed by "/" or its end',
+    );
+    assert.match(oneLine('upstreams: [{ pattern: "/apix/*", targets: ["http://a"], strip_prefix: /api }]'), /strip_prefix "\/api" can never apply/);
+  });
 
   test('PROXY protocol without trusted proxies is refused: anyone could claim any address', () => {
     assert.match(oneLine('server:\n  proxy_protocol: true\n'), /^gateway\.yaml:2:19: server\.proxy_protocol needs server\.trusted_proxies/);

@@ -1,0 +1,568 @@
+/**
+ * One request through an HTTP upstream, with http-proxy-3 (1.23: 2.x needs Node 22), and websocket tunnels.
+ *
+ * http-proxy-3 makes the upstream request (target URL, path, body piped in) and tunnels websockets; the gateway
+ * keeps the rest, as nginx's proxy module does: which headers cross (proxy-headers.ts), the answer's head and body
+ * (selfHandleResponse: security headers under the upstream's, backpressure, send_ms), connect and read timeouts,
+ * marking a failed target down and trying the next one, and its own 502/504/408/413 with the error pages.
+ *
+ * One exchange object per request, its handlers bound once; http-proxy-3 hands each upstream request back through
+ * its shared 'proxyReq' event, with the exchange in the per-call options under a symbol of ours.
+ */
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
+import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
+import type { ClientInfo, TrustedProxies } from './client-address.js';
+import { sendError, statusForError } from './errors-http.js';
+import type { Logger } from './log.js';
+import { closeAfter, type ErrorResponder } from './pipeline.js';
+import { prepareRequestHeaders, responseHeaders } from './proxy-headers.js';
+import type { RequestTrace } from './trace.js';
+import type { Upstream, UpstreamTarget, WebSocketTunnels } from './upstreams.js';
+import type { ParsedTarget } from './uri.js';
+
+/** What every proxied request of one pipeline shares: built once, not per request. */
+export interface ProxyContext {
+  readonly log: Logger;
+  /** Answers the gateway's own errors with the configured error pages. */
+  readonly errors: ErrorResponder;
+  /** For X-Forwarded-For (server.trusted_proxies). */
+  readonly clients: TrustedProxies;
+  /** A client that takes nothing of an answer for this long is cut off (server.timeouts.send_ms). */
+  readonly sendTimeoutMs: number;
+  /** server.max_body_mb: also for bodies of unknown length, counted as they stream through. */
+  readonly maxBodyBytes: number;
+  /** headers.strip_powered_by holds for upstream answers too. */
+  readonly stripPoweredBy: boolean;
+}
+
+/** The per-call options key under which http-proxy-3's events find the exchange an upstream request belongs to. */
+const ATTEMPT = Symbol('phpgate.upstream-attempt');
+
+interface Attempt {
+  /** http-proxy-3 made the upstream request (its 'proxyReq' / 'proxyReqWs' event). */
+  onProxyRequest(proxyReq: ClientRequest): void;
+  /** The request body has no length: it must go out chunked. */
+  readonly chunked: boolean;
+}
+
+type AttemptOptions = ServerOptions & { readonly [ATTEMPT]: Attempt };
+
+function attemptOf(options: ServerOptions): Attempt {
+  return (options as AttemptOptions)[ATTEMPT];
+}
+
+/**
+ * The one http-proxy-3 instance of a configuration. Its options hold for every call: the gateway writes the
+ * answer itself (selfHandleResponse), and the path it passes is sent as it is (toProxy: http-proxy-3 would
+ * otherwise re-parse it as a WHATWG URL, which rewrites `%2e%2e` and `\`), after the target URL's own path.
+ */
+export function createProxy(log: Logger): ProxyServer {
+  const proxy = createProxyServer({ selfHandleResponse: true, toProxy: true, prependPath: true });
+  proxy.before('web', 'stream', keepChunkedFraming);
+  proxy.on('proxyReq', (proxyReq, _req, _res, options) => attemptOf(options).onProxyRequest(proxyReq));
+  proxy.on('proxyReqWs', (proxyReq, _req, _socket, options) => attemptOf(options).onProxyRequest(proxyReq));
+  // Every call passes its own error callback, so only a websocket client's socket errors arrive here (and
+  // http-proxy-3 would rethrow them without a listener). The tunnel closes with the socket.
+  proxy.on('error', (err, _req, socket) => {
+    log.debug({ err }, 'websocket client connection failed');
+    if (!(socket instanceof http.ServerResponse)) socket.destroy();
+  });
+  return proxy;
+}
+
+/**
+ * http-proxy-3's deleteLength pass gives a DELETE or OPTIONS without Content-Length a `Content-Length: 0` and drops
+ * Transfer-Encoding, even when a chunked body follows: that body would reach the upstream unframed, where it reads
+ * as the next request (request smuggling). Run just before the upstream request is made, this puts the framing back.
+ */
+function keepChunkedFraming(req: IncomingMessage, _res: ServerResponse, options: ServerOptions): void {
+  if (!attemptOf(options).chunked) return;
+  delete req.headers['content-length'];
+  req.headers['transfer-encoding'] = 'chunked';
+}
+
+/** What follows a request's head. Unsized: chunked HTTP/1.1, or HTTP/2 without Content-Length. */
+const Body = { None: 0, Sized: 1, Unsized: 2 } as const;
+type Body = (typeof Body)[keyof typeof Body];
+
+function bodyOf(req: IncomingMessage): Body {
+  const declared = req.headers['content-length'];
+  if (req.httpVersionMajor === 2) {
+    // HTTP/2 needs no Content-Length: a request without a body ends its stream with its headers.
+    if ((req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders || declared === '0') return Body.None;
+    return declared === undefined ? Body.Unsized : Body.Sized;
+  }
+  if (req.headers['transfer-encoding'] !== undefined) return Body.Unsized;
+  return declared === undefined || declared === '0' ? Body.None : Body.Sized;
+}
+
+/** RFC 9110 §9.2.2; nginx's proxy_next_upstream never resends POST, LOCK or PATCH. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** What node itself takes for `100-continue` (its checkContinue test). */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/** An upstream request given up on: errors it still reports (its destroy's own among them) concern nobody. */
+function ignoreAbandoned(): void {}
+
+export class ProxyExchange implements Attempt {
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #upstream: Upstream;
+  readonly #target: ParsedTarget;
+  readonly #client: ClientInfo;
+  readonly #cx: ProxyContext;
+  readonly #trace: RequestTrace | null;
+  readonly #forwardPath: string;
+  readonly #body: Body;
+  readonly chunked: boolean;
+  /**
+   * Sent again to the next target when one fails before answering: only idempotent requests without a body (a
+   * body streams through and is not kept; nginx can resend only because it buffers bodies first).
+   */
+  readonly #retriable: boolean;
+  /** The client waits for `100 Continue` before its body: sent once a target is chosen. */
+  #continue: boolean;
+  /** The target of the attempt under way; it counts this request in flight until released. */
+  #current: UpstreamTarget | null = null;
+  /** Targets that failed this request (null until one does). */
+  #tried: UpstreamTarget[] | null = null;
+  /** A keep-alive connection the target had already closed was retried once, not counted as the target's fault. */
+  #staleRetried = false;
+  #proxyReq: ClientRequest | null = null;
+  #proxyRes: IncomingMessage | null = null;
+  #connected = false;
+  #headSent = false;
+  #done = false;
+  /** The upstream's answer is paused until the client drains; send_ms runs meanwhile instead of timeout_ms. */
+  #paused = false;
+  #sendTimer: NodeJS.Timeout | null = null;
+  /** Body bytes of an unsized body so far, against max_body_mb. */
+  #bodyBytes = 0;
+
+  constructor(req: IncomingMessage, res: ServerResponse, upstream: Upstream, target: ParsedTarget, client: ClientInfo,
+    cx: ProxyContext, trace: RequestTrace | null) {
+    this.#req = req;
+    this.#res = res;
+    this.#upstream = upstream;
+    this.#target = target;
+    this.#client = client;
+    this.#cx = cx;
+    this.#trace = trace;
+    this.#forwardPath = upstream.forwardPath(target);
+    this.#body = bodyOf(req);
+    this.chunked = this.#body === Body.Unsized;
+    this.#retriable = this.#body === Body.None && IDEMPOTENT.has(req.method ?? '');
+    const expect = req.headers.expect;
+    this.#continue = this.#body !== Body.None && req.httpVersion !== '1.0' && expect !== undefined && CONTINUE.test(expect);
+  }
+
+  start(): void {
+    this.#res.once('close', this.#onClientClose);
+    forwardHeaders(this.#req, this.#client, this.#cx, false, this.chunked);
+    if (this.chunked) this.#req.on('data', this.#onBodyData);
+    const t = this.#upstream.pick(null);
+    if (t === null) this.#fail(new UpstreamError(ErrorCode.UpstreamUnavailable, 'every target of this upstream is marked down'));
+    else this.#attempt(t);
+  }
+
+  #attempt(t: UpstreamTarget): void {
+    t.inFlight++;
+    this.#current = t;
+    this.#connected = false;
+    this.#proxyReq = null;
+    if (this.#continue) {
+      this.#continue = false;
+      this.#res.writeContinue();
+    }
+    const trace = this.#trace;
+    if (trace !== null) {
+      trace.pool = t.label;
+      trace.upstreamStart = performance.now();
+    }
+    const options: AttemptOptions = { target: t.url, agent: t.agent, headers: t.hostHeader ?? undefined, [ATTEMPT]: this };
+    try {
+      send(this.#upstream.proxy, this.#req, this.#res, null, this.#forwardPath, options, this.#onProxyError);
+    } catch (err) {
+      this.#cx.log.error({ err, request: this.#label(t) }, 'could not make the upstream request');
+      this.#fail(new UpstreamError(ErrorCode.UpstreamConnect, `upstream request: ${String(err)}`, { cause: err }));
+    }
+  }
+
+  onProxyRequest(proxyReq: ClientRequest): void {
+    if (this.#done) {
+      // Answered meanwhile (a body over max_body_mb before the connection was made): never sent.
+      this.#abandon(proxyReq);
+      return;
+    }
+    this.#proxyReq = proxyReq;
+    proxyReq.on('response', this.#onResponse);
+    proxyReq.on('timeout', this.#onTimeout);
+    // node arms this once connected (and at once on a kept-alive connection); until then connect_ms holds.
+    proxyReq.setTimeout(this.#upstream.timeoutMs);
+    const socket = proxyReq.socket;
+    if (socket !== null && socket.connecting) {
+      socket.setTimeout(this.#upstream.connectMs);
+      socket.once('connect', this.#onConnect);
+    } else {
+      this.#connected = true;
+    }
+  }
+
+  readonly #onConnect = (): void => {
+    this.#connected = true;
+  };
+
+  /** An upstream request failed (its 'error'), or the client's request stream did (http-proxy-3 reports both). */
+  readonly #onProxyError = (err: Error): void => {
+    if (this.#done) return;
+    if (err === this.#req.errored) return; // the client's own: its response's 'close' ends the exchange
+    const t = this.#current;
+    if (t === null) return;
+    if (this.#headSent) {
+      this.#cx.log.error({ err, request: this.#label(t) }, 'upstream failed mid-answer');
+      this.#fail(new UpstreamError(ErrorCode.UpstreamClosed, err.message, { cause: err }));
+      return;
+    }
+    const proxyReq = this.#proxyReq;
+    // A kept-alive connection the target closed just as it was reused: the target is fine, ask again (once).
+    const stale = proxyReq !== null && proxyReq.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && !this.#staleRetried;
+    if (stale) this.#staleRetried = true;
+    const code = this.#connected ? ErrorCode.UpstreamClosed : ErrorCode.UpstreamConnect;
+    this.#upstreamFailed(new UpstreamError(code, `${t.url.origin}: ${err.message}`, { cause: err }), !stale);
+  };
+
+  /** Before any answer: the target is marked down (unless `down` is false), and the next one tried when allowed. */
+  #upstreamFailed(err: UpstreamError, down: boolean): void {
+    const t = this.#current!;
+    this.#release();
+    if (down) {
+      this.#upstream.markDown(t, err.message);
+      (this.#tried ??= []).push(t);
+    }
+    const next = this.#retriable ? this.#upstream.pick(this.#tried) : null;
+    if (next !== null) {
+      this.#cx.log.warn({ err, request: this.#label(t), next: next.url.origin }, 'upstream request failed; trying the next target');
+      this.#attempt(next);
+      return;
+    }
+    this.#cx.log.error({ err, request: this.#label(t) }, 'upstream request failed');
+    this.#fail(err);
+  }
+
+  readonly #onTimeout = (): void => {
+    const proxyReq = this.#proxyReq;
+    if (this.#done || proxyReq === null) return;
+    const t = this.#current!;
+    this.#abandon(proxyReq);
+    if (!this.#connected) {
+      // A target that swallows connection attempts is as dead as one that refuses them.
+      this.#upstreamFailed(new UpstreamError(ErrorCode.UpstreamConnect, `${t.url.origin}: no connection within connect_ms (${this.#upstream.connectMs} ms)`), true);
+      return;
+    }
+    // Silence past timeout_ms while the answer is owed. If the client's body is still arriving and the target takes
+    // all it is given, the client is the slow one (nginx's client_body_timeout: 408). A slow target is not a dead
+    // one: not marked down, nor asked twice.
+    const clientSlow = this.#body !== Body.None && !this.#req.complete && !proxyReq.writableNeedDrain;
+    const err = clientSlow
+      ? new PhpgateError(ErrorCode.ClientTimeout, `request body stalled while proxying to ${t.url.origin}`)
+      : new UpstreamError(ErrorCode.UpstreamTimeout, `${t.url.origin}: no answer within timeout_ms (${this.#upstream.timeoutMs} ms)`);
+    this.#cx.log.error({ err, request: this.#label(t), midAnswer: this.#headSent }, 'upstream request timed out');
+    this.#fail(err);
+  };
+
+  readonly #onResponse = (proxyRes: IncomingMessage): void => {
+    const t = this.#current;
+    if (this.#done || t === null) {
+      proxyRes.resume();
+      return;
+    }
+    this.#proxyRes = proxyRes;
+    this.#upstream.answered(t);
+    const res = this.#res;
+    const headers = responseHeaders(proxyRes.rawHeaders, this.#cx.stripPoweredBy);
+    try {
+      // Headers set before (security headers, rate-limit counts): the upstream's own replace them by name, and its
+      // repeated ones (Set-Cookie) stay apart, as PHP's do.
+      for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
+      for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i]!, headers[i + 1]!);
+      const status = proxyRes.statusCode ?? 502;
+      // HTTP/2 has no reason phrase.
+      if (this.#req.httpVersionMajor === 1 && proxyRes.statusMessage !== undefined && proxyRes.statusMessage !== '') res.writeHead(status, proxyRes.statusMessage);
+      else res.writeHead(status);
+    } catch (cause) {
+      for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
+      res.statusMessage = '';
+      const err = new UpstreamError(ErrorCode.UpstreamHeaders, `the upstream's answer cannot be sent on: ${String(cause)}`, { cause });
+      this.#cx.log.error({ err, request: this.#label(t) }, 'upstream sent an unusable head');
+      this.#abandon(this.#proxyReq!);
+      this.#fail(err);
+      return;
+    }
+    this.#headSent = true;
+    proxyRes.on('data', this.#onData);
+    proxyRes.on('end', this.#onEnd);
+    proxyRes.on('close', this.#onUpstreamClose);
+  };
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#trace !== null) this.#trace.bytes += chunk.length;
+    if (this.#res.write(chunk) || this.#paused) return;
+    // The client is full: the target waits (its socket is paused), and send_ms bounds how long.
+    this.#paused = true;
+    this.#proxyRes!.pause();
+    this.#proxyReq!.socket?.setTimeout(0);
+    this.#res.once('drain', this.#onDrain);
+    this.#sendTimer = setTimeout(this.#onSendTimeout, this.#cx.sendTimeoutMs);
+  };
+
+  readonly #onDrain = (): void => {
+    this.#paused = false;
+    this.#clearSendTimer();
+    if (this.#done) return;
+    this.#proxyReq!.socket?.setTimeout(this.#upstream.timeoutMs);
+    this.#proxyRes!.resume();
+  };
+
+  /** nginx's send_timeout: the client took nothing for send_ms. Its response's 'close' then ends the upstream request. */
+  readonly #onSendTimeout = (): void => {
+    this.#sendTimer = null;
+    this.#cx.log.warn({ request: this.#current === null ? '' : this.#label(this.#current), sendTimeoutMs: this.#cx.sendTimeoutMs },
+      'client took no data for send_ms; closing it');
+    this.#res.destroy();
+  };
+
+  readonly #onEnd = (): void => {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#trace !== null) this.#trace.upstreamMs = performance.now() - this.#trace.upstreamStart;
+    this.#release();
+    this.#res.end();
+  };
+
+  /** 'close' without 'end': the target went away mid-answer (nginx: "upstream prematurely closed connection"). */
+  readonly #onUpstreamClose = (): void => {
+    if (this.#done) return;
+    const t = this.#current;
+    this.#cx.log.error({ request: t === null ? '' : this.#label(t) }, 'upstream closed the connection before its answer was complete');
+    this.#fail(new UpstreamError(ErrorCode.UpstreamClosed, 'upstream answer cut short'));
+  };
+
+  /** Counts an unsized body as it streams through: past max_body_mb, 413 (nginx: "client intended to send too large chunked body"). */
+  readonly #onBodyData = (chunk: Buffer): void => {
+    this.#bodyBytes += chunk.length;
+    if (this.#bodyBytes <= this.#cx.maxBodyBytes || this.#done) return;
+    this.#req.removeListener('data', this.#onBodyData);
+    if (this.#proxyReq !== null) this.#abandon(this.#proxyReq);
+    this.#fail(new PhpgateError(ErrorCode.BodyTooLarge, `request body over max_body_mb (${this.#cx.maxBodyBytes} bytes)`));
+  };
+
+  readonly #onClientClose = (): void => {
+    // HTTP/2's response reports itself finished even when the client reset the stream, so `#done` tells the two apart.
+    if (this.#done && this.#res.writableFinished) return;
+    // The client went away before its answer was complete: the upstream request goes too.
+    this.#done = true;
+    this.#clearSendTimer();
+    if (this.#proxyReq !== null) this.#abandon(this.#proxyReq);
+    this.#release();
+  };
+
+  /**
+   * Ends the exchange with the gateway's own answer (error page) when nothing was sent yet; after the head went out,
+   * only cutting the connection shows the client that the answer is incomplete.
+   */
+  #fail(err: PhpgateError): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#clearSendTimer();
+    this.#release();
+    if (this.#headSent) {
+      this.#res.destroy();
+      return;
+    }
+    this.#headSent = true;
+    // An upload cut short leaves the rest of its body unread: the connection cannot carry another request.
+    if (this.#body !== Body.None && !this.#req.complete) closeAfter(this.#req, this.#res);
+    this.#cx.errors.answerError(this.#req, this.#res, statusForError(err.code), this.#target);
+  }
+
+  /** Gives an upstream request up: it is destroyed, and what it reports afterwards is no longer this exchange's. */
+  #abandon(proxyReq: ClientRequest): void {
+    proxyReq.removeListener('response', this.#onResponse);
+    proxyReq.removeListener('timeout', this.#onTimeout);
+    proxyReq.removeAllListeners('error');
+    proxyReq.on('error', ignoreAbandoned);
+    proxyReq.destroy();
+  }
+
+  #release(): void {
+    if (this.#current === null) return;
+    this.#current.inFlight--;
+    this.#current = null;
+  }
+
+  #clearSendTimer(): void {
+    if (this.#sendTimer !== null) clearTimeout(this.#sendTimer);
+    this.#sendTimer = null;
+  }
+
+  #label(t: UpstreamTarget): string {
+    return `${this.#req.method ?? ''} ${this.#target.requestUri} → ${t.url.origin}`;
+  }
+}
+
+/**
+ * A websocket handshake (HTTP/1.1 `Upgrade: websocket`) tunnelled to a target by http-proxy-3's `ws`: it relays the
+ * target's 101 and then pipes both sockets. A target that cannot be reached is marked down and the client gets 502
+ * (its reconnect then goes to the next target). The tunnel counts as in flight (least_conn) until it closes;
+ * established tunnels have no idle timeout, unlike nginx's proxy_read_timeout, which cuts quiet websockets.
+ * Websockets over HTTP/2 (RFC 8441 extended CONNECT) are not offered: browsers then open them over HTTP/1.1.
+ */
+export class WebSocketTunnel implements Attempt {
+  readonly chunked = false;
+  readonly #req: IncomingMessage;
+  readonly #socket: Socket;
+  readonly #head: Buffer;
+  readonly #upstream: Upstream;
+  readonly #target: ParsedTarget;
+  readonly #client: ClientInfo;
+  readonly #cx: ProxyContext;
+  readonly #tunnels: WebSocketTunnels;
+  #current: UpstreamTarget | null = null;
+  #proxyReq: ClientRequest | null = null;
+  #connected = false;
+  #upgraded = false;
+  #answered = false;
+
+  constructor(req: IncomingMessage, socket: Socket, head: Buffer, upstream: Upstream, target: ParsedTarget, client: ClientInfo,
+    cx: ProxyContext, tunnels: WebSocketTunnels) {
+    this.#req = req;
+    this.#socket = socket;
+    this.#head = head;
+    this.#upstream = upstream;
+    this.#target = target;
+    this.#client = client;
+    this.#cx = cx;
+    this.#tunnels = tunnels;
+  }
+
+  start(): void {
+    const t = this.#upstream.pick(null);
+    if (t === null) {
+      this.#answer(502);
+      return;
+    }
+    if (!this.#tunnels.add(this.#socket)) return; // the gateway is stopping
+    t.inFlight++;
+    this.#current = t;
+    this.#socket.once('close', this.#onClose);
+    forwardHeaders(this.#req, this.#client, this.#cx, true, false);
+    // No agent: a websocket holds its own connection for its whole life.
+    const options: AttemptOptions = { target: t.url, headers: t.hostHeader ?? undefined, [ATTEMPT]: this };
+    send(this.#upstream.proxy, this.#req, this.#socket, this.#head, this.#upstream.forwardPath(this.#target), options, this.#onError);
+  }
+
+  onProxyRequest(proxyReq: ClientRequest): void {
+    this.#proxyReq = proxyReq;
+    proxyReq.once('upgrade', this.#onUpgrade);
+    proxyReq.once('socket', this.#onSocket);
+  }
+
+  readonly #onSocket = (socket: Socket): void => {
+    // connect_ms while connecting, then timeout_ms for the target's answer to the handshake; once upgraded,
+    // http-proxy-3 clears the timeout.
+    socket.setTimeout(this.#upstream.connectMs);
+    socket.once('timeout', this.#onSocketTimeout);
+    socket.once('connect', this.#onConnect);
+  };
+
+  readonly #onConnect = (): void => {
+    this.#connected = true;
+    this.#proxyReq?.socket?.setTimeout(this.#upstream.timeoutMs);
+  };
+
+  readonly #onSocketTimeout = (): void => {
+    const t = this.#current;
+    if (this.#upgraded || t === null) return;
+    const err = this.#connected
+      ? new UpstreamError(ErrorCode.UpstreamTimeout, `${t.url.origin}: no answer to the websocket handshake within timeout_ms`)
+      : new UpstreamError(ErrorCode.UpstreamConnect, `${t.url.origin}: no connection within connect_ms (${this.#upstream.connectMs} ms)`);
+    this.#proxyReq?.destroy(err); // reported back through #onError
+  };
+
+  readonly #onUpgrade = (): void => {
+    this.#upgraded = true;
+    if (this.#current !== null) this.#upstream.answered(this.#current);
+  };
+
+  /** The handshake failed before the target's answer (after it, http-proxy-3 closes both sides and that is all). */
+  readonly #onError = (err: Error): void => {
+    const t = this.#current;
+    if (this.#upgraded || this.#answered || t === null) {
+      this.#cx.log.debug({ err }, 'websocket tunnel closed on an error');
+      return;
+    }
+    const failure = err instanceof UpstreamError ? err
+      : new UpstreamError(this.#connected ? ErrorCode.UpstreamClosed : ErrorCode.UpstreamConnect, `${t.url.origin}: ${err.message}`, { cause: err });
+    if (failure.code !== ErrorCode.UpstreamTimeout) this.#upstream.markDown(t, failure.message);
+    this.#cx.log.error({ err: failure, request: `websocket ${this.#target.requestUri} → ${t.url.origin}` }, 'websocket handshake failed');
+    this.#answer(statusForError(failure.code));
+  };
+
+  readonly #onClose = (): void => {
+    if (this.#current === null) return;
+    this.#current.inFlight--;
+    this.#current = null;
+  };
+
+  /** The gateway's own answer on the raw socket (http-proxy-3 ends the socket right after). */
+  #answer(status: number): void {
+    this.#answered = true;
+    sendError(this.#req, responseOnSocket(this.#req, this.#socket), status);
+  }
+}
+
+/** The request's headers made the upstream's (proxy-headers.ts), the client as server.trusted_proxies sees it. */
+function forwardHeaders(req: IncomingMessage, client: ClientInfo, cx: ProxyContext, upgrade: boolean, chunked: boolean): void {
+  const forwarded = cx.clients.forwardedChain(req);
+  prepareRequestHeaders(req.headers, {
+    chain: forwarded.chain,
+    believed: forwarded.believed,
+    clientAddress: client.address,
+    https: client.https,
+    upgrade,
+    chunked,
+  });
+}
+
+/**
+ * Has http-proxy-3 make the upstream request (`head` null) or the websocket handshake. It reads the path from
+ * req.url while doing so, synchronously; the access log reads req.url at the end and must see what the client asked for.
+ */
+function send(proxy: ProxyServer, req: IncomingMessage, to: ServerResponse | Socket, head: Buffer | null, path: string,
+  options: AttemptOptions, onError: (err: Error) => void): void {
+  const url = req.url;
+  req.url = path;
+  try {
+    if (head === null) proxy.web(req, to as ServerResponse, options, onError);
+    else proxy.ws(req, to, head, options, onError);
+  } finally {
+    req.url = url;
+  }
+}
+
+/**
+ * A response for a request node handed over raw with its socket (the 'upgrade' event), as node's own server would
+ * have made it; the connection closes once it is sent (whatever followed the head on the socket is not read).
+ */
+export function responseOnSocket(req: IncomingMessage, socket: Duplex): ServerResponse {
+  const res = new http.ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  // Left assigned: the socket's 'close' is then the response's (what the access log waits for).
+  res.once('finish', () => (socket as Socket).destroySoon());
+  return res;
+}
