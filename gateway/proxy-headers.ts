@@ -39,7 +39,7 @@ export interface Forwarding {
 /**
  * Turns a request's headers into the upstream's, in place: http-proxy-3 copies `req.headers` into the upstream
  * request (its own X-Forwarded pass works the same way). HTTP/2 pseudo-headers stay: node's compatibility request
- * reads its method and URL from them, and http-proxy-3 leaves them out of what it sends.
+ * reads its method and URL from them, and http-proxy-3 leaves them out of what it sends (it sends :authority as Host).
  */
 export function prepareRequestHeaders(h: IncomingHttpHeaders, f: Forwarding): void {
   const host = h.host ?? (h[':authority'] as string | undefined);
@@ -60,7 +60,6 @@ export function prepareRequestHeaders(h: IncomingHttpHeaders, f: Forwarding): vo
   h['x-forwarded-proto'] = f.https ? 'https' : 'http';
   if (h['x-forwarded-host'] === undefined && host !== undefined) h['x-forwarded-host'] = host;
   h['x-real-ip'] = f.clientAddress;
-  if (h.host === undefined && host !== undefined) h.host = host;
   if (f.upgrade && upgrade !== undefined) {
     h.connection = 'upgrade';
     h.upgrade = upgrade;

@@ -50,6 +50,10 @@ interface Seen {
 class Backend {
   readonly id: string;
   readonly seen: Seen[] = [];
+  /** KiB written so far by the answers of /big. */
+  bigKb = 0;
+  /** Answers whose connection was closed before they were complete. */
+  cut = 0;
   readonly server: http.Server;
   port = 0;
 
@@ -83,6 +87,7 @@ class Backend {
 
   #serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     const chunks: Buffer[] = [];
+    res.on('close', () => (res.writableFinished ? undefined : this.cut++));
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const rawNames: string[] = [];
@@ -99,6 +104,7 @@ class Backend {
         const more = (): void => {
           while (sent < kb) {
             sent++;
+            this.bigKb++;
             if (!res.write(Buffer.alloc(1024, 97 + (sent % 26)))) return void res.once('drain', more);
           }
           res.end();
@@ -378,6 +384,7 @@ describe('proxied requests', () => {
   test('Expect: 100-continue is answered by the gateway and not passed on', async () => {
     const seen = await new Promise<Seen>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: g.port, path: '/raw/expect', method: 'PUT', headers: { Expect: '100-continue', 'Content-Length': 5 }, agent: false });
+      req.setTimeout(5000, () => req.destroy(new Error('no answer within 5 s')));
       req.on('continue', () => req.end('hello'));
       req.on('response', (res) => {
         let text = '';
@@ -395,6 +402,7 @@ describe('proxied requests', () => {
     assert.equal(seenOf(await request(g.base, '/api/node')).url, '/');
     assert.equal(seenOf(await request(g.base, '/api/node/')).url, '/');
     assert.equal(seenOf(await request(g.base, '/api/node/a%20b/%C3%A9?q=%20')).url, '/a%20b/%C3%A9?q=%20');
+    assert.equal(seenOf(await request(g.base, '/api/node/100%25')).url, '/100%25');
     assert.equal(seenOf(await request(g.base, '/api/nodejs/x')).url, '/api/nodejs/x');
   });
 
@@ -433,24 +441,30 @@ describe('proxied requests', () => {
     assert.equal(res.headers['x-backend'], 'A');
   });
 
-  test('a large answer streams to a slow reader whole (backpressure to the upstream)', async () => {
-    const kb = 8 * 1024;
+  test('a large answer to a slow reader holds the upstream back (backpressure), then arrives whole', async () => {
+    const kb = 64 * 1024;
+    a.bigKb = 0;
+    let writtenWhilePaused = 0;
     const size = await new Promise<number>((resolve, reject) => {
       http.get({ host: '127.0.0.1', port: g.port, path: `/raw/big?kb=${kb}`, agent: false }, (res) => {
         res.pause();
         let n = 0;
         setTimeout(() => {
+          writtenWhilePaused = a.bigKb;
           res.on('data', (c: Buffer) => (n += c.length));
           res.on('end', () => resolve(n));
           res.resume();
-        }, 300);
+        }, 500);
       }).on('error', reject);
     });
     assert.equal(size, kb * 1024);
+    // Socket buffers on both sides hold a few MiB at most; without backpressure the gateway would take all 64 MiB.
+    assert.ok(writtenWhilePaused < kb / 2, `${writtenWhilePaused} KiB written while the client read nothing`);
   });
 
   test('an upstream that dies mid-answer cuts the client\'s connection (the answer is visibly incomplete)', async () => {
     const outcome = await new Promise<string>((resolve) => {
+      setTimeout(() => resolve('still open after 5 s'), 5000).unref();
       http.get({ host: '127.0.0.1', port: g.port, path: '/raw/cut', agent: false }, (res) => {
         res.on('data', () => undefined);
         res.on('end', () => resolve('ended'));
@@ -492,6 +506,24 @@ describe('proxied requests', () => {
     assert.equal(line['pool'], `upstream:127.0.0.1:${a.port}`);
     assert.equal(line['status'], 200);
     assert.equal(typeof line['upstreamMs'], 'number');
+  });
+});
+
+describe('a client that takes nothing', () => {
+  test('is cut off after send_ms, and the upstream request with it', async () => {
+    await withGateway(['A'], ([a]) => `server:\n  timeouts: { send_ms: 300 }\nupstreams:\n  - { pattern: "/*", targets: ["${a!.url}"] }\n`, async (g, [a]) => {
+      const t0 = Date.now();
+      const socket = net.connect(g.port, '127.0.0.1', () => socket.write(`GET /big?kb=${64 * 1024} HTTP/1.1\r\nHost: x\r\n\r\n`));
+      socket.pause(); // reads nothing, ever
+      try {
+        await eventually('the gateway gave up on the client', () => logsWith(g, 'client took no data for send_ms; closing it') === 1, 5000);
+        assert.ok(Date.now() - t0 >= 250, `${Date.now() - t0} ms`);
+        await eventually('the upstream request was closed', () => a!.cut === 1, 2000);
+        assert.ok(a!.bigKb < 64 * 1024, `${a!.bigKb} KiB`);
+      } finally {
+        socket.destroy();
+      }
+    });
   });
 });
 
@@ -756,6 +788,7 @@ describe('HTTP/2 clients', () => {
       assert.equal(seen.url, '/x?y=1');
       assert.equal(seen.headers['host'], `localhost:${g.port}`);
       assert.equal(seen.headers['x-forwarded-proto'], 'https');
+      assert.equal(seen.headers['x-forwarded-host'], `localhost:${g.port}`);
       assert.equal(seen.headers['x-test'], 'h2');
       assert.deepEqual(seen.rawNames.filter((n) => n.startsWith(':')), []);
       const headers = await h2({ ':path': '/api/headers' });
