@@ -15,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../config/load.js';
 import { prepareRequestHeaders, responseHeaders } from '../gateway/proxy-headers.js';
@@ -29,6 +30,7 @@ function site(): string {
   const dir = path.join(tmp, 'site');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'hello.php'), '<?php echo "php:" . $_SERVER["REQUEST_URI"];');
+  fs.writeFileSync(path.join(dir, 'echo.php'), '<?php echo "php:", $_SERVER["REQUEST_METHOD"], ":", file_get_contents("php://input");');
   fs.writeFileSync(path.join(dir, '50x.html'), 'our own 50x page\n');
   return dir;
 }
@@ -201,14 +203,16 @@ class WsClient {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
   }
 
-  static open(port: number, target: string, headers: Record<string, string> = {}): Promise<WsClient> {
+  /** `tls`: over TLS, as a browser opens wss:// (ALPN http/1.1). */
+  static open(port: number, target: string, opts: { tls?: boolean } = {}): Promise<WsClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1');
+      const socket = opts.tls === true
+        ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+        : net.connect(port, '127.0.0.1');
       const client = new WsClient(socket);
       const key = crypto.randomBytes(16).toString('base64');
-      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-      socket.once('connect', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: gateway.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`));
+      socket.once(opts.tls === true ? 'secureConnect' : 'connect', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: gateway.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
       let pending = Buffer.alloc(0);
       const onData = (d: Buffer): void => {
         if (client.status !== 0) return void client.#onFrames(d);
@@ -732,11 +736,31 @@ describe('websockets', () => {
     }
   });
 
-  test('an Upgrade request to a PHP path is served by PHP as an ordinary request', async () => {
+  test('an Upgrade request to a PHP path is served by PHP as an ordinary request, on a connection that stays open', async () => {
     const ws = await WsClient.open(g.port, '/hello.php');
-    assert.equal(ws.status, 200);
-    await ws.closed;
-    assert.match(ws.head, /connection: close/i);
+    try {
+      assert.equal(ws.status, 200);
+      assert.match(ws.head, /connection: keep-alive/i);
+    } finally {
+      ws.socket.destroy();
+    }
+  });
+
+  test('an h2c upgrade with a body (curl --http2 -d) reaches PHP with its body, and the next request on the connection is served', async () => {
+    const answers = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(g.port, '127.0.0.1', () => {
+        socket.write('POST /echo.php HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n' +
+          'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\nhello');
+        setTimeout(() => socket.write(' world' + 'GET /hello.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 50);
+      });
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      socket.setTimeout(5000, () => socket.destroy());
+    });
+    assert.match(answers, /php:POST:hello world/);
+    assert.match(answers, /php:\/hello\.php/);
   });
 
   test('a websocket to a dead target gets 502', async () => {
@@ -759,6 +783,22 @@ describe('websockets', () => {
     } finally {
       await b.close();
     }
+  });
+});
+
+describe('over TLS', () => {
+  test('a websocket over TLS (wss://, HTTP/1.1 by ALPN) echoes through the gateway', async () => {
+    const certs = selfSigned(tmp, 'wss');
+    await withGateway(['A'], ([a]) => `server:\n  tls: { cert: ${certs.cert}, key: ${certs.key} }\nupstreams:\n  - { pattern: "/ws/*", targets: ["${a!.url}"], websockets: true }\n`, async (g) => {
+      const ws = await WsClient.open(g.port, '/ws/secure', { tls: true });
+      try {
+        assert.equal(ws.status, 101);
+        ws.send('over tls');
+        assert.equal(await ws.next(), 'A:over tls');
+      } finally {
+        ws.socket.destroy();
+      }
+    });
   });
 });
 
@@ -808,11 +848,15 @@ describe('HTTP/2 clients', () => {
 });
 
 describe('with the rest of the edge', () => {
-  test('rate limits apply to upstream routes: the refused request never reaches the upstream', async () => {
-    const yaml = ([a]: Backend[]): string => `rate_limit:\n  rules: [{ pattern: "/api/*", points: 1, duration_s: 60 }]\nupstreams:\n  - { pattern: "/api/*", targets: ["${a!.url}"] }\n`;
+  test('rate limits apply to upstream routes and websocket handshakes: the refused ones never reach the upstream', async () => {
+    const yaml = ([a]: Backend[]): string => `rate_limit:\n  rules: [{ pattern: "/api/*", points: 1, duration_s: 60 }]\nupstreams:\n  - { pattern: "/api/*", targets: ["${a!.url}"], websockets: true }\n`;
     await withGateway(['A'], yaml, async (g, [a]) => {
       assert.equal((await request(g.base, '/api/1')).status, 200);
       assert.equal((await request(g.base, '/api/2')).status, 429);
+      const ws = await WsClient.open(g.port, '/api/ws');
+      assert.equal(ws.status, 429);
+      assert.match(ws.head, /retry-after: \d+/i);
+      await ws.closed;
       assert.equal(a!.hits(), 1);
     });
   });
