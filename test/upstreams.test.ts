@@ -861,13 +861,24 @@ describe('with the rest of the edge', () => {
     });
   });
 
-  test('a reload picks up changed upstreams', async () => {
-    const yaml = (target: string): string => `upstreams:\n  - { pattern: "/api/*", targets: ["${target}"] }\n`;
-    await withGateway(['A', 'B'], ([a]) => yaml(a!.url), async (g, [, b]) => {
+  test('a reload picks up changed upstreams, websockets included', async () => {
+    const yaml = (target: string, websockets: boolean): string => `upstreams:\n  - { pattern: "/api/*", targets: ["${target}"], websockets: ${websockets} }\n`;
+    await withGateway(['A', 'B'], ([a]) => yaml(a!.url, false), async (g, [, b]) => {
       assert.equal(seenOf(await request(g.base, '/api/x')).id, 'A');
-      const next = loadConfig({ text: yaml(b!.url), file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot: site() } });
+      const before = await WsClient.open(g.port, '/api/ws');
+      before.socket.destroy();
+      assert.equal(before.status, 200, 'no websockets yet: plain HTTP');
+      const next = loadConfig({ text: yaml(b!.url, true), file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot: site() } });
       await g.gateway.reload({ ...next, server: g.config.server, admin: g.config.admin, php: { ...next.php, socket_dir: g.config.php.socket_dir } });
       assert.equal(seenOf(await request(g.base, '/api/x')).id, 'B');
+      const ws = await WsClient.open(g.port, '/api/ws');
+      try {
+        assert.equal(ws.status, 101);
+        ws.send('after reload');
+        assert.equal(await ws.next(), 'B:after reload');
+      } finally {
+        ws.socket.destroy();
+      }
     });
   });
 });
