@@ -21,7 +21,8 @@ import { unmapIPv4, type ClientInfo, type TrustedProxies } from './client-addres
 import type { RateLimiter } from './rate-limit.js';
 import type { Compression } from './compression.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
-import { ProxyExchange, responseOnSocket, WebSocketTunnel, type ProxyContext } from './proxy.js';
+import { ProxyExchange, type ProxyContext } from './proxy.js';
+import { responseOnSocket, WebSocketTunnel } from './websocket-tunnel.js';
 import type { Upstream, Upstreams } from './upstreams.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
