@@ -283,7 +283,7 @@ export class ProxyExchange implements Attempt {
     this.#proxyRes = proxyRes;
     this.#upstream.answered(t);
     const res = this.#res;
-    const headers = responseHeaders(proxyRes.rawHeaders, this.#cx.stripPoweredBy);
+    const headers = responseHeaders(proxyRes.rawHeaders, this.#cx.stripPoweredBy, t.redirect);
     try {
       // Headers set before (security headers, rate-limit counts): the upstream's own replace them by name, and its
       // repeated ones (Set-Cookie) stay apart, as PHP's do.

@@ -87,6 +87,8 @@ export function proxyDirectives(cx: ImportContext, location: Directive, pass: Di
     else if (c.name === 'proxy_connect_timeout' || c.name === 'proxy_read_timeout') timeout(cx, c, into);
     else if (c.name === 'proxy_send_timeout') cx.report.note(c, 'covered by upstreams[].timeout_ms (a target that takes nothing of a request for that long gets 504)');
     else if (c.name === 'proxy_next_upstream') cx.report.note(c, 'phpgate tries the next target after a failed connection, for idempotent requests without a body (nginx\'s error timeout)');
+    else if (c.name === 'proxy_redirect' && c.args[0] === 'default') cx.report.note(c, 'phpgate rewrites a Location pointing at the target the same way');
+    else if (c.name === 'proxy_redirect') cx.report.warn(c, 'not translated: phpgate always rewrites as proxy_redirect default does');
     else if (c.name.startsWith('proxy_') && NOTES[c.name] === undefined) cx.report.warn(c, 'not translated: no upstreams[] key for it');
     else rest.push(c);
   }

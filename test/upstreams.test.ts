@@ -114,6 +114,11 @@ class Backend {
         more();
         return;
       }
+      if (u.pathname.endsWith('/redirect')) {
+        res.writeHead(302, { Location: u.searchParams.get('to') ?? `http://127.0.0.1:${this.port}/login?next=%2F` });
+        res.end();
+        return;
+      }
       if (u.pathname.endsWith('/cut')) {
         res.writeHead(200, { 'Content-Length': '1000' });
         res.write('only part of it');
@@ -436,6 +441,14 @@ describe('proxied requests', () => {
     for (const hidden of ['x-powered-by', 'x-accel-redirect', 'x-hop']) assert.equal(res.headers[hidden], undefined, hidden);
     assert.notEqual(res.headers['keep-alive'], 'timeout=5', 'the upstream\'s keep-alive is its own');
     assert.equal(seenOf(res).url, '/raw/headers');
+  });
+
+  test('a Location pointing at the target is made to point through the gateway (nginx proxy_redirect default); others stay', async () => {
+    assert.equal((await request(g.base, '/api/node/redirect')).headers['location'], '/api/node/login?next=%2F');
+    assert.equal((await request(g.base, '/raw/redirect')).headers['location'], '/login?next=%2F');
+    assert.equal((await request(g.base, '/based/redirect')).headers['location'], `http://127.0.0.1:${a.port}/login?next=%2F`, 'not under the target\'s /base/');
+    const elsewhere = `/raw/redirect?to=${encodeURIComponent('https://sso.example/login')}`;
+    assert.equal((await request(g.base, elsewhere)).headers['location'], 'https://sso.example/login');
   });
 
   test('HEAD gets the head only', async () => {
@@ -894,9 +907,11 @@ describe('proxy headers, on their own', () => {
   });
 
   test('the answer\'s headers: hop-by-hop, Connection-named, Date, Server and X-Accel-* dropped; the list is reused when nothing is', () => {
-    const clean = ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'];
-    assert.equal(responseHeaders(clean, true), clean);
-    assert.deepEqual(responseHeaders(['Connection', 'x-secret', 'X-Secret', '1', 'Date', 'd', 'Server', 's', 'X-Accel-Buffering', 'no', 'X-Powered-By', 'p', 'Keep-Alive', 'timeout=5', 'X-A', 'a'], true), ['X-A', 'a']);
-    assert.deepEqual(responseHeaders(['X-Powered-By', 'p'], false), ['X-Powered-By', 'p']);
+    const redirect = { from: 'http://t:1/x/', to: '/p/' };
+    const clean = ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Location', 'http://t:1/elsewhere'];
+    assert.equal(responseHeaders(clean, true, redirect), clean);
+    assert.deepEqual(responseHeaders(['Connection', 'x-secret', 'X-Secret', '1', 'Date', 'd', 'Server', 's', 'X-Accel-Buffering', 'no', 'X-Powered-By', 'p', 'Keep-Alive', 'timeout=5', 'X-A', 'a'], true, redirect), ['X-A', 'a']);
+    assert.deepEqual(responseHeaders(['X-Powered-By', 'p'], false, redirect), ['X-Powered-By', 'p']);
+    assert.deepEqual(responseHeaders(['Location', 'http://t:1/x/y'], true, redirect), ['Location', '/p/y']);
   });
 });
