@@ -30,8 +30,12 @@ export interface ListenerSettings {
  */
 export type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
-/** An HTTP/1.1 request with an Upgrade header, handed over with its raw socket and what followed its head. */
-export type UpgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+/**
+ * An HTTP/1.1 request with an Upgrade header, handed over with its raw socket and what followed its head. Returns
+ * true when it took the connection (a websocket tunnel, or a refusal); false: the request is served as an ordinary
+ * one, Upgrade ignored, as nginx does where nothing is configured for it.
+ */
+export type UpgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
 /** HTTP/2 header lists past this many name-value pairs are refused (node's default, 128, is below what real browsers with big cookies send). */
 const H2_MAX_HEADER_PAIRS = 512;
@@ -44,6 +48,8 @@ export class MainListener {
   readonly #sockets = new Set<Socket>();
   #closing = false;
   #upgrade: UpgradeListener | null = null;
+  /** node's own HTTP/1.1 connection handlers (before any guard): where an Upgrade request nobody takes is replayed. */
+  readonly #http: ReadonlyArray<(socket: Duplex) => void>;
   readonly #log: Logger;
 
   constructor(s: ListenerSettings, onRequest: RequestListener) {
@@ -79,6 +85,7 @@ export class MainListener {
       this.#server = server;
       this.#secure = server;
     }
+    this.#http = this.#server.listeners(this.#secure === null ? 'connection' : 'secureConnection') as Array<(socket: Duplex) => void>;
     if (s.proxyProtocol || s.limits.connections_per_ip > 0) guardConnections(this.#server, s);
     // Before the guard: a connection still sending its PROXY header is cut by a stop too.
     this.#server.prependListener('connection', (socket: Socket) => {
@@ -117,9 +124,29 @@ export class MainListener {
    */
   setUpgradeHandler(handler: UpgradeListener | null): void {
     const server = this.#server as http.Server;
-    if (this.#upgrade !== null) server.removeListener('upgrade', this.#upgrade);
+    if (handler === null) server.removeListener('upgrade', this.#onUpgrade);
+    else if (this.#upgrade === null) server.on('upgrade', this.#onUpgrade);
     this.#upgrade = handler;
-    if (handler !== null) server.on('upgrade', handler);
+  }
+
+  readonly #onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (this.#upgrade?.(req, socket, head) !== true) this.#replay(req, socket, head);
+  };
+
+  /**
+   * Gives an Upgrade request back to node's HTTP parser as an ordinary request: node stopped parsing at its head
+   * (what follows may be a body, or further requests), so the head is written again without Upgrade and put back
+   * in front of the rest, and the connection goes through node's own handlers once more (not the PROXY header and
+   * connection-limit guard: it passed that already). Its body, keep-alive and pipelining then work as without Upgrade.
+   */
+  #replay(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() !== 'upgrade') text += `${raw[i]!}: ${raw[i + 1]!}\r\n`;
+    socket.unshift(head);
+    // node hands header text over as latin1 strings: the same bytes go back.
+    socket.unshift(Buffer.from(`${text}\r\n`, 'latin1'));
+    for (const h of this.#http) h.call(this.#server, socket);
   }
 
   /** New certificate files (renewals) for connections from now on. */

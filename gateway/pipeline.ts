@@ -22,7 +22,8 @@ import type { RateLimiter } from './rate-limit.js';
 import type { Compression } from './compression.js';
 import type { CacheFill, ResponseCache } from './response-cache.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
-import { ProxyExchange, responseOnSocket, WebSocketTunnel, type ProxyContext } from './proxy.js';
+import { ProxyExchange, type ProxyContext } from './proxy.js';
+import { responseOnSocket, WebSocketTunnel } from './websocket-tunnel.js';
 import type { Upstream, Upstreams } from './upstreams.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -302,27 +303,24 @@ export class Pipeline implements ErrorResponder {
   }
 
   /**
-   * An HTTP/1.1 request with an Upgrade header, which node hands over raw with its socket: the listener does so only
-   * while some upstream takes websockets. A websocket handshake on such an upstream's path (after the rate limits)
-   * is tunnelled; anything else (h2c, a websocket to a PHP path) is answered as an ordinary request that ignores
-   * Upgrade, on a connection that closes afterwards.
+   * An HTTP/1.1 request with an Upgrade header, which node hands over raw with its socket (the listener asks only
+   * while some upstream takes websockets). A websocket handshake on such an upstream's path is taken: tunnelled,
+   * or refused by the rate limits. Anything else (h2c, a websocket to a PHP path) is not (false): the listener
+   * serves it as an ordinary request.
    */
-  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    // node's server let go of the socket: a client that vanishes now must not become an uncaught error.
-    socket.on('error', ignoreUpgradeSocketError);
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = req.url ?? '';
     const target = url.length > this.#o.maxUrlBytes || hasSeveralHosts(req.rawHeaders) ? null : parseTarget(url);
     const upstream = target === null || this.#o.upstreams === null ? null : this.#o.upstreams.match(target.path);
-    if (target === null || upstream === null || !upstream.websockets || !isWebSocketHandshake(req)) {
-      this.handle(req, responseOnSocket(req, socket));
-      return;
-    }
+    if (target === null || upstream === null || !upstream.websockets || !isWebSocketHandshake(req)) return false;
+    // node's server let go of the socket: a client that vanishes now must not become an uncaught error.
+    socket.on('error', ignoreUpgradeSocketError);
     const client = this.#o.clients.resolve(req);
     const tunnel = new WebSocketTunnel(req, socket as Socket, head, upstream, target, client, this.#proxy, this.#o.upstreams!.tunnels);
     const verdict = this.#o.rateLimit === null ? null : this.#o.rateLimit.check(target.path, client.address, req);
     if (verdict === null) {
       tunnel.start();
-      return;
+      return true;
     }
     verdict.then(
       (v) => {
@@ -339,7 +337,8 @@ export class Pipeline implements ErrorResponder {
         tunnel.start();
       },
     );
-  };
+    return true;
+  }
 
   #overMaxBody(req: IncomingMessage): boolean {
     const declared = req.headers['content-length'];

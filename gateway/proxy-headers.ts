@@ -5,7 +5,8 @@
  *                      Expect (the gateway answers 100-continue itself) and TE, as nginx sends them empty; the
  *                      upstream learns who the client is from X-Forwarded-For/-Proto/-Host and X-Real-IP.
  *   to the client:     hop-by-hop headers stay behind too, and so do the upstream's Date, Server and X-Accel-*
- *                      (nginx's proxy_hide_header defaults): the gateway's own Date and Server go out instead.
+ *                      (nginx's proxy_hide_header defaults): the gateway's own Date and Server go out instead;
+ *                      a Location pointing at the target is rewritten to point through the gateway (proxy_redirect).
  *
  * Pure functions over header objects and lists; no sockets.
  */
@@ -39,7 +40,7 @@ export interface Forwarding {
 /**
  * Turns a request's headers into the upstream's, in place: http-proxy-3 copies `req.headers` into the upstream
  * request (its own X-Forwarded pass works the same way). HTTP/2 pseudo-headers stay: node's compatibility request
- * reads its method and URL from them, and http-proxy-3 leaves them out of what it sends.
+ * reads its method and URL from them, and http-proxy-3 leaves them out of what it sends (it sends :authority as Host).
  */
 export function prepareRequestHeaders(h: IncomingHttpHeaders, f: Forwarding): void {
   const host = h.host ?? (h[':authority'] as string | undefined);
@@ -60,7 +61,6 @@ export function prepareRequestHeaders(h: IncomingHttpHeaders, f: Forwarding): vo
   h['x-forwarded-proto'] = f.https ? 'https' : 'http';
   if (h['x-forwarded-host'] === undefined && host !== undefined) h['x-forwarded-host'] = host;
   h['x-real-ip'] = f.clientAddress;
-  if (h.host === undefined && host !== undefined) h.host = host;
   if (f.upgrade && upgrade !== undefined) {
     h.connection = 'upgrade';
     h.upgrade = upgrade;
@@ -72,22 +72,36 @@ export function prepareRequestHeaders(h: IncomingHttpHeaders, f: Forwarding): vo
 }
 
 /**
- * The upstream's response headers (node's rawHeaders: alternating names and values, repeats kept apart) as the
- * client gets them. The list is reused when nothing is dropped.
+ * nginx's `proxy_redirect default`: a Location that points at the target itself (`http://127.0.0.1:3000/login`,
+ * made by an app that knows only its own address) is made to point through the gateway (`/api/node/login` with
+ * strip_prefix "/api/node").
  */
-export function responseHeaders(raw: string[], stripPoweredBy: boolean): string[] {
+export interface RedirectRewrite {
+  /** The target's origin and path, ending in "/". */
+  readonly from: string;
+  /** strip_prefix and "/", or "/". */
+  readonly to: string;
+}
+
+/**
+ * The upstream's response headers (node's rawHeaders: alternating names and values, repeats kept apart) as the
+ * client gets them. The list is reused when nothing changes.
+ */
+export function responseHeaders(raw: string[], stripPoweredBy: boolean, redirect: RedirectRewrite): string[] {
   let named: Set<string> | null = null;
-  let drop = false;
+  let change = false;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
     if (lower === 'connection') named = connectionTokens(raw[i + 1]!, named);
-    if (!drop) drop = isHidden(lower, stripPoweredBy);
+    if (!change) change = isHidden(lower, stripPoweredBy) || (lower === 'location' && raw[i + 1]!.startsWith(redirect.from));
   }
-  if (!drop && named === null) return raw;
+  if (!change && named === null) return raw;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (!isHidden(lower, stripPoweredBy) && (named === null || !named.has(lower))) out.push(raw[i]!, raw[i + 1]!);
+    if (isHidden(lower, stripPoweredBy) || (named !== null && named.has(lower))) continue;
+    const value = raw[i + 1]!;
+    out.push(raw[i]!, lower === 'location' && value.startsWith(redirect.from) ? redirect.to + value.slice(redirect.from.length) : value);
   }
   return out;
 }

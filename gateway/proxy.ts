@@ -1,5 +1,6 @@
 /**
- * One request through an HTTP upstream, with http-proxy-3 (1.23: 2.x needs Node 22), and websocket tunnels.
+ * One request through an HTTP upstream, with http-proxy-3 (1.23: 2.x needs Node 22), and what the websocket
+ * tunnels (websocket-tunnel.ts) share with it.
  *
  * http-proxy-3 makes the upstream request (target URL, path, body piped in) and tunnels websockets; the gateway
  * keeps the rest, as nginx's proxy module does: which headers cross (proxy-headers.ts), the answer's head and body
@@ -11,16 +12,15 @@
  */
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import type { ClientInfo, TrustedProxies } from './client-address.js';
-import { sendError, statusForError } from './errors-http.js';
+import { statusForError } from './errors-http.js';
 import type { Logger } from './log.js';
 import { closeAfter, type ErrorResponder } from './pipeline.js';
 import { prepareRequestHeaders, responseHeaders } from './proxy-headers.js';
 import type { RequestTrace } from './trace.js';
-import type { Upstream, UpstreamTarget, WebSocketTunnels } from './upstreams.js';
+import type { Upstream, UpstreamTarget } from './upstreams.js';
 import type { ParsedTarget } from './uri.js';
 
 /** What every proxied request of one pipeline shares: built once, not per request. */
@@ -39,16 +39,16 @@ export interface ProxyContext {
 }
 
 /** The per-call options key under which http-proxy-3's events find the exchange an upstream request belongs to. */
-const ATTEMPT = Symbol('phpgate.upstream-attempt');
+export const ATTEMPT = Symbol('phpgate.upstream-attempt');
 
-interface Attempt {
+export interface Attempt {
   /** http-proxy-3 made the upstream request (its 'proxyReq' / 'proxyReqWs' event). */
   onProxyRequest(proxyReq: ClientRequest): void;
   /** The request body has no length: it must go out chunked. */
   readonly chunked: boolean;
 }
 
-type AttemptOptions = ServerOptions & { readonly [ATTEMPT]: Attempt };
+export type AttemptOptions = ServerOptions & { readonly [ATTEMPT]: Attempt };
 
 function attemptOf(options: ServerOptions): Attempt {
   return (options as AttemptOptions)[ATTEMPT];
@@ -283,7 +283,7 @@ export class ProxyExchange implements Attempt {
     this.#proxyRes = proxyRes;
     this.#upstream.answered(t);
     const res = this.#res;
-    const headers = responseHeaders(proxyRes.rawHeaders, this.#cx.stripPoweredBy);
+    const headers = responseHeaders(proxyRes.rawHeaders, this.#cx.stripPoweredBy, t.redirect);
     try {
       // Headers set before (security headers, rate-limit counts): the upstream's own replace them by name, and its
       // repeated ones (Set-Cookie) stay apart, as PHP's do.
@@ -414,119 +414,8 @@ export class ProxyExchange implements Attempt {
   }
 }
 
-/**
- * A websocket handshake (HTTP/1.1 `Upgrade: websocket`) tunnelled to a target by http-proxy-3's `ws`: it relays the
- * target's 101 and then pipes both sockets. A target that cannot be reached is marked down and the client gets 502
- * (its reconnect then goes to the next target). The tunnel counts as in flight (least_conn) until it closes;
- * established tunnels have no idle timeout, unlike nginx's proxy_read_timeout, which cuts quiet websockets.
- * Websockets over HTTP/2 (RFC 8441 extended CONNECT) are not offered: browsers then open them over HTTP/1.1.
- */
-export class WebSocketTunnel implements Attempt {
-  readonly chunked = false;
-  readonly #req: IncomingMessage;
-  readonly #socket: Socket;
-  readonly #head: Buffer;
-  readonly #upstream: Upstream;
-  readonly #target: ParsedTarget;
-  readonly #client: ClientInfo;
-  readonly #cx: ProxyContext;
-  readonly #tunnels: WebSocketTunnels;
-  #current: UpstreamTarget | null = null;
-  #proxyReq: ClientRequest | null = null;
-  #connected = false;
-  #upgraded = false;
-  #answered = false;
-
-  constructor(req: IncomingMessage, socket: Socket, head: Buffer, upstream: Upstream, target: ParsedTarget, client: ClientInfo,
-    cx: ProxyContext, tunnels: WebSocketTunnels) {
-    this.#req = req;
-    this.#socket = socket;
-    this.#head = head;
-    this.#upstream = upstream;
-    this.#target = target;
-    this.#client = client;
-    this.#cx = cx;
-    this.#tunnels = tunnels;
-  }
-
-  start(): void {
-    const t = this.#upstream.pick(null);
-    if (t === null) {
-      this.#answer(502);
-      return;
-    }
-    if (!this.#tunnels.add(this.#socket)) return; // the gateway is stopping
-    t.inFlight++;
-    this.#current = t;
-    this.#socket.once('close', this.#onClose);
-    forwardHeaders(this.#req, this.#client, this.#cx, true, false);
-    // No agent: a websocket holds its own connection for its whole life.
-    const options: AttemptOptions = { target: t.url, headers: t.hostHeader ?? undefined, [ATTEMPT]: this };
-    send(this.#upstream.proxy, this.#req, this.#socket, this.#head, this.#upstream.forwardPath(this.#target), options, this.#onError);
-  }
-
-  onProxyRequest(proxyReq: ClientRequest): void {
-    this.#proxyReq = proxyReq;
-    proxyReq.once('upgrade', this.#onUpgrade);
-    proxyReq.once('socket', this.#onSocket);
-  }
-
-  readonly #onSocket = (socket: Socket): void => {
-    // connect_ms while connecting, then timeout_ms for the target's answer to the handshake; once upgraded,
-    // http-proxy-3 clears the timeout.
-    socket.setTimeout(this.#upstream.connectMs);
-    socket.once('timeout', this.#onSocketTimeout);
-    socket.once('connect', this.#onConnect);
-  };
-
-  readonly #onConnect = (): void => {
-    this.#connected = true;
-    this.#proxyReq?.socket?.setTimeout(this.#upstream.timeoutMs);
-  };
-
-  readonly #onSocketTimeout = (): void => {
-    const t = this.#current;
-    if (this.#upgraded || t === null) return;
-    const err = this.#connected
-      ? new UpstreamError(ErrorCode.UpstreamTimeout, `${t.url.origin}: no answer to the websocket handshake within timeout_ms`)
-      : new UpstreamError(ErrorCode.UpstreamConnect, `${t.url.origin}: no connection within connect_ms (${this.#upstream.connectMs} ms)`);
-    this.#proxyReq?.destroy(err); // reported back through #onError
-  };
-
-  readonly #onUpgrade = (): void => {
-    this.#upgraded = true;
-    if (this.#current !== null) this.#upstream.answered(this.#current);
-  };
-
-  /** The handshake failed before the target's answer (after it, http-proxy-3 closes both sides and that is all). */
-  readonly #onError = (err: Error): void => {
-    const t = this.#current;
-    if (this.#upgraded || this.#answered || t === null) {
-      this.#cx.log.debug({ err }, 'websocket tunnel closed on an error');
-      return;
-    }
-    const failure = err instanceof UpstreamError ? err
-      : new UpstreamError(this.#connected ? ErrorCode.UpstreamClosed : ErrorCode.UpstreamConnect, `${t.url.origin}: ${err.message}`, { cause: err });
-    if (failure.code !== ErrorCode.UpstreamTimeout) this.#upstream.markDown(t, failure.message);
-    this.#cx.log.error({ err: failure, request: `websocket ${this.#target.requestUri} → ${t.url.origin}` }, 'websocket handshake failed');
-    this.#answer(statusForError(failure.code));
-  };
-
-  readonly #onClose = (): void => {
-    if (this.#current === null) return;
-    this.#current.inFlight--;
-    this.#current = null;
-  };
-
-  /** The gateway's own answer on the raw socket (http-proxy-3 ends the socket right after). */
-  #answer(status: number): void {
-    this.#answered = true;
-    sendError(this.#req, responseOnSocket(this.#req, this.#socket), status);
-  }
-}
-
 /** The request's headers made the upstream's (proxy-headers.ts), the client as server.trusted_proxies sees it. */
-function forwardHeaders(req: IncomingMessage, client: ClientInfo, cx: ProxyContext, upgrade: boolean, chunked: boolean): void {
+export function forwardHeaders(req: IncomingMessage, client: ClientInfo, cx: ProxyContext, upgrade: boolean, chunked: boolean): void {
   const forwarded = cx.clients.forwardedChain(req);
   prepareRequestHeaders(req.headers, {
     chain: forwarded.chain,
@@ -542,7 +431,7 @@ function forwardHeaders(req: IncomingMessage, client: ClientInfo, cx: ProxyConte
  * Has http-proxy-3 make the upstream request (`head` null) or the websocket handshake. It reads the path from
  * req.url while doing so, synchronously; the access log reads req.url at the end and must see what the client asked for.
  */
-function send(proxy: ProxyServer, req: IncomingMessage, to: ServerResponse | Socket, head: Buffer | null, path: string,
+export function send(proxy: ProxyServer, req: IncomingMessage, to: ServerResponse | Socket, head: Buffer | null, path: string,
   options: AttemptOptions, onError: (err: Error) => void): void {
   const url = req.url;
   req.url = path;
@@ -552,17 +441,4 @@ function send(proxy: ProxyServer, req: IncomingMessage, to: ServerResponse | Soc
   } finally {
     req.url = url;
   }
-}
-
-/**
- * A response for a request node handed over raw with its socket (the 'upgrade' event), as node's own server would
- * have made it; the connection closes once it is sent (whatever followed the head on the socket is not read).
- */
-export function responseOnSocket(req: IncomingMessage, socket: Duplex): ServerResponse {
-  const res = new http.ServerResponse(req);
-  res.shouldKeepAlive = false;
-  res.assignSocket(socket as Socket);
-  // Left assigned: the socket's 'close' is then the response's (what the access log waits for).
-  res.once('finish', () => (socket as Socket).destroySoon());
-  return res;
 }

@@ -149,9 +149,7 @@ export class Gateway implements StatusSource {
     this.#gen!.pipeline.handle(req, res);
   };
 
-  readonly #onUpgrade: UpgradeListener = (req, socket, head) => {
-    this.#gen!.pipeline.upgrade(req, socket, head);
-  };
+  readonly #onUpgrade: UpgradeListener = (req, socket, head) => this.#gen!.pipeline.upgrade(req, socket, head);
 
   /**
    * Zero-downtime reload: a new generation (new php-cgi masters: new code, new php.ini) starts beside the old

@@ -12,6 +12,7 @@ import { compilePattern, type PathMatcher } from '../config/pattern.js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { Logger } from './log.js';
 import { createProxy } from './proxy.js';
+import type { RedirectRewrite } from './proxy-headers.js';
 import { encodePath } from './router.js';
 import type { ParsedTarget } from './uri.js';
 
@@ -30,17 +31,22 @@ export class UpstreamTarget {
   readonly agent: http.Agent;
   /** Host sent with host_header: target (nginx $proxy_host), else null. */
   readonly hostHeader: { readonly host: string } | null;
+  /** Its own URLs in a Location, and what they become (nginx's proxy_redirect default). */
+  readonly redirect: RedirectRewrite;
   /** Requests (and websockets) now being served by this target. */
   inFlight = 0;
   /** performance.now() until which this target is skipped; 0: up. */
   downUntil = 0;
 
-  constructor(url: string, hostFromTarget: boolean) {
+  /** `strip`: the route's strip_prefix without its trailing slash. */
+  constructor(url: string, hostFromTarget: boolean, strip: string) {
     this.url = new URL(url);
     this.label = `upstream:${this.url.host}`;
     const options = { keepAlive: true, timeout: KEEPALIVE_IDLE_MS };
     this.agent = this.url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
     this.hostHeader = hostFromTarget ? { host: this.url.host } : null;
+    const path = this.url.pathname.endsWith('/') ? this.url.pathname : `${this.url.pathname}/`;
+    this.redirect = { from: `${this.url.origin}${path}`, to: `${strip}/` };
   }
 }
 
@@ -64,13 +70,13 @@ export class Upstream {
   constructor(c: UpstreamConfig, proxy: ProxyServer, log: Logger) {
     this.matches = compilePattern(c.pattern);
     this.websockets = c.websockets;
-    this.targets = c.targets.map((t) => new UpstreamTarget(t, c.host_header === 'target'));
+    this.#strip = c.strip_prefix.replace(/\/+$/, '');
+    this.targets = c.targets.map((t) => new UpstreamTarget(t, c.host_header === 'target', this.#strip));
     this.connectMs = c.connect_ms;
     this.timeoutMs = c.timeout_ms;
     this.proxy = proxy;
     this.#leastConn = c.balance === 'least_conn';
     this.#downMs = c.down_s * 1000;
-    this.#strip = c.strip_prefix.replace(/\/+$/, '');
     this.#log = log;
   }
 

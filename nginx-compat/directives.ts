@@ -13,6 +13,7 @@ import { clientLimits, http2Streams, limitConn, limitConnStatus, limitReq, limit
 import { LocationKind } from './location.js';
 import { handleLocation } from './location-blocks.js';
 import { DEFERRED, NOTES } from './notes.js';
+import { proxySetHeader } from './proxy.js';
 import { isStockInclude, NGINX_CONF_DIR, type Directive } from './parse.js';
 import { MB, parseSize, parseTime } from './units.js';
 
@@ -142,6 +143,9 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
       return cx.report.warn(d, 'not translated: only a PHP location\'s "internal" has a phpgate equivalent');
     case 'proxy_pass':
       return cx.report.warn(d, 'not translated: proxy_pass outside a location');
+    case 'proxy_set_header':
+      // Outside a proxy_pass location: inherited by those that set none.
+      return proxySetHeader(cx, d);
   }
   if (d.children !== null) {
     cx.report.warn(d, `not translated: phpgate has no equivalent of the "${d.name}" block (nothing inside it is imported)`);

@@ -12,7 +12,7 @@ import type { PoolDraft } from './emit.js';
 import type { Handler, ImportContext, PhpTarget, Scope } from './context.js';
 import { headerInheritance } from './headers.js';
 import { isRegex, LocationKind, locationGlobs, locationMatches, rank, readLocation, type Location } from './location.js';
-import { NOTES, STANDARD_PROXY_HEADERS } from './notes.js';
+import { proxyDirectives, upstreamBlock, type ProxySettings } from './proxy.js';
 import type { Directive } from './parse.js';
 import { regexToGlobs } from './regex-glob.js';
 import { expiresToCacheControl } from './units.js';
@@ -174,31 +174,17 @@ function proxyLocation(cx: ImportContext, d: Directive, loc: Location, pass: Dir
     else notes.push(`nginx replaces ${loc.match} with ${uri}; phpgate can only strip a prefix, so paths reach the upstream unchanged`);
   }
   const websockets = (d.children ?? []).some((c) => c.name === 'proxy_set_header' && c.args[0]?.toLowerCase() === 'upgrade');
-  for (const pattern of globs.globs) cx.draft.upstreams.push({ pattern, targets, websockets, strip_prefix: strip });
+  const settings: ProxySettings = {};
+  const rest = proxyDirectives(cx, d, pass, scope, settings);
   const approx = globs.approximations.length > 0 ? `; approximately: ${globs.approximations.join('; ')}` : '';
-  const summary = `upstreams: ${globs.globs.join(', ')} → ${targets.join(', ')}${websockets ? ', websockets' : ''}${strip === '' ? '' : `, strip_prefix ${strip}`}${approx}`;
+  const host = settings.host_header === 'target' ? ', host_header target (no proxy_set_header Host: nginx sends the target\'s)' : '';
+  const summary = `upstreams: ${globs.globs.join(', ')} → ${targets.join(', ')}${websockets ? ', websockets' : ''}${strip === '' ? '' : `, strip_prefix ${strip}`}${host}${approx}`;
   if (notes.length > 0) cx.report.warn(d, `${summary}; ${notes.join('; ')}`);
   else cx.report.note(d, summary);
   cx.report.done(pass);
-  if (upstream !== undefined && !cx.report.isHandled(upstream.d)) {
-    const params = upstream.servers.some((s) => s.args.length > 1);
-    cx.report.note(upstream.d, `targets ${targets.join(', ')}${params ? ' (server parameters such as weight and max_fails are not kept)' : ''}`);
-    cx.report.doneTree(upstream.d);
-  }
-  for (const c of d.children ?? []) {
-    if (c === pass) continue;
-    if (c.name === 'proxy_set_header') {
-      const std = STANDARD_PROXY_HEADERS.get(c.args[0]?.toLowerCase() ?? '');
-      if (std !== undefined) cx.report.note(c, `standard forwarding header (${std})`);
-      else cx.report.warn(c, 'not translated: upstreams take no extra request headers');
-      continue;
-    }
-    if (c.name.startsWith('proxy_') && NOTES[c.name] === undefined) {
-      cx.report.warn(c, 'not translated: upstreams[] have pattern, targets, websockets and strip_prefix only');
-      continue;
-    }
-    handle(cx, c, scope);
-  }
+  if (upstream !== undefined) upstreamBlock(cx, upstream, settings);
+  for (const pattern of globs.globs) cx.draft.upstreams.push({ pattern, targets, websockets, strip_prefix: strip, ...settings });
+  for (const c of rest) handle(cx, c, scope);
   cx.report.done(d);
 }
 

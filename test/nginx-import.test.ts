@@ -438,8 +438,10 @@ describe('import: TLS site with a redirect server', () => {
     assert.equal(cfg.static.precompressed, undefined);
   });
 
-  test('the proxy location becomes an upstream with strip_prefix and websockets', () => {
-    assert.deepEqual(cfg.upstreams, [{ pattern: '/api/node/*', targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node' }]);
+  test('the proxy location becomes an upstream with strip_prefix, websockets and proxy_read_timeout', () => {
+    assert.deepEqual(cfg.upstreams, [{ pattern: '/api/node/*', targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node', timeout_ms: 3_600_000 }]);
+    assert.equal(notesAt(result.warnings, file, 'proxy_read_timeout'), 'upstreams[].timeout_ms: 3600000');
+    assert.match(notesAt(result.warnings, file, 'proxy_set_header Host'), /host_header: client/);
   });
 
   test('fastcgi_cache_path max_size, fastcgi_cache_valid 200 1s, use_stale with inactive=60m → cache; timeouts, env, deny, cache_control, error pages', () => {
@@ -456,9 +458,8 @@ describe('import: TLS site with a redirect server', () => {
     assert.match(notesAt(result.warnings, file, 'location /assets/'), /nginx sends none of the enclosing add_headers here .*phpgate still sends Strict-Transport-Security/);
   });
 
-  test('warnings for what upstreams cannot express; the cache\'s use_stale is translated, its missing key, lock and status header noted', () => {
-    assertWarned(result.warnings, file, 'proxy_read_timeout', 'proxy_read_timeout');
-    assert.equal(result.warnings.filter((w) => w.kind === 'warning').length, 1, JSON.stringify(result.warnings.filter((w) => w.kind === 'warning')));
+  test('no warnings: proxy_read_timeout and the cache\'s use_stale are translated, its missing key, lock and status header noted', () => {
+    assert.equal(result.warnings.filter((w) => w.kind === 'warning').length, 0, JSON.stringify(result.warnings.filter((w) => w.kind === 'warning')));
     assert.match(notesAt(result.warnings, file, 'fastcgi_cache_use_stale'), /^stale_s 3600, the zone's inactive: .*phpgate also serves it on invalid_header http_500 http_503/);
     const cache = notesAt(result.warnings, file, 'fastcgi_cache APP');
     assert.match(cache, /no fastcgi_cache_key .*key keeps phpgate's default \$scheme\$request_method\$host\$request_uri/);
@@ -707,6 +708,62 @@ describe('import: fastcgi_cache directives phpgate cannot take as written', () =
     const a = warningsAt(s.warnings, s.file, lineOf(s.file, 'location /a/'), 'note').map((w) => w.directive.split(' ')[0]);
     assert.deepEqual(a, ['fastcgi_cache_min_uses', 'fastcgi_cache_revalidate', 'fastcgi_cache_background_update', 'fastcgi_ignore_headers']);
     assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_lock_age'), /wait for it up to cache\.lock_ms/);
+  });
+});
+
+describe('import: an upstream block behind proxy_pass', () => {
+  const file = write('proxy/site.conf', `upstream api {
+    least_conn;
+    server 10.0.0.5:3000 max_fails=2 fail_timeout=30s;
+    server 10.0.0.6:3000 fail_timeout=30s weight=3;
+    keepalive 32;
+    ip_hash;
+}
+upstream solo {
+    server 10.0.0.9:8080 max_fails=0;
+}
+server {
+    listen 80;
+    root /var/www/html;
+    proxy_set_header Host $host;
+    location /api/ {
+        proxy_pass http://api/;
+        proxy_connect_timeout 2s;
+        proxy_set_header X-Custom yes;
+        proxy_buffering off;
+    }
+    location /solo/ {
+        proxy_pass http://solo;
+        proxy_set_header Host $proxy_host;
+    }
+    location /bare/ {
+        proxy_pass http://127.0.0.1:9000;
+    }
+}
+`);
+  const result = importNginx(file);
+  const cfg = parseYaml(result.yaml) as Record<string, any>;
+
+  test('least_conn, fail_timeout and proxy_connect_timeout carry over; Host follows nginx\'s proxy_set_header inheritance', () => {
+    // /api/ sets headers of its own, so it inherits none of the server's: nginx sends the target's host there.
+    // /bare/ sets none and inherits the server's `Host $host`.
+    assert.deepEqual(cfg.upstreams, [
+      { pattern: '/api/*', targets: ['http://10.0.0.5:3000', 'http://10.0.0.6:3000'], websockets: false, strip_prefix: '/api', connect_ms: 2000, host_header: 'target', balance: 'least_conn', down_s: 30 },
+      { pattern: '/solo/*', targets: ['http://10.0.0.9:8080'], websockets: false, strip_prefix: '', host_header: 'target', down_s: 0 },
+      { pattern: '/bare/*', targets: ['http://127.0.0.1:9000'], websockets: false, strip_prefix: '' },
+    ]);
+    assert.doesNotThrow(() => loadConfig({ text: result.yaml, file: 'proxy.yaml', env: {}, baseDir: tmp, overrides: { docroot: tmp } }));
+  });
+
+  test('what an upstream block says that phpgate does not do is a warning on its line', () => {
+    assertWarned(result.warnings, file, 'max_fails=2', 'server');
+    assertWarned(result.warnings, file, 'weight=3', 'server');
+    assertWarned(result.warnings, file, 'ip_hash', 'ip_hash');
+    assertWarned(result.warnings, file, 'X-Custom', 'proxy_set_header');
+    assert.match(notesAt(result.warnings, file, 'keepalive 32'), /keeps connections to targets alive/);
+    assert.match(notesAt(result.warnings, file, 'least_conn'), /balance: least_conn/);
+    assert.match(notesAt(result.warnings, file, 'proxy_buffering'), /streams/);
+    assert.match(notesAt(result.warnings, file, 'proxy_set_header Host $host'), /host_header: client/);
   });
 });
 

@@ -15,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../config/load.js';
 import { prepareRequestHeaders, responseHeaders } from '../gateway/proxy-headers.js';
@@ -29,6 +30,7 @@ function site(): string {
   const dir = path.join(tmp, 'site');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'hello.php'), '<?php echo "php:" . $_SERVER["REQUEST_URI"];');
+  fs.writeFileSync(path.join(dir, 'echo.php'), '<?php echo "php:", $_SERVER["REQUEST_METHOD"], ":", file_get_contents("php://input");');
   fs.writeFileSync(path.join(dir, '50x.html'), 'our own 50x page\n');
   return dir;
 }
@@ -50,6 +52,10 @@ interface Seen {
 class Backend {
   readonly id: string;
   readonly seen: Seen[] = [];
+  /** KiB written so far by the answers of /big. */
+  bigKb = 0;
+  /** Answers whose connection was closed before they were complete. */
+  cut = 0;
   readonly server: http.Server;
   port = 0;
 
@@ -83,6 +89,7 @@ class Backend {
 
   #serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     const chunks: Buffer[] = [];
+    res.on('close', () => (res.writableFinished ? undefined : this.cut++));
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const rawNames: string[] = [];
@@ -99,11 +106,17 @@ class Backend {
         const more = (): void => {
           while (sent < kb) {
             sent++;
+            this.bigKb++;
             if (!res.write(Buffer.alloc(1024, 97 + (sent % 26)))) return void res.once('drain', more);
           }
           res.end();
         };
         more();
+        return;
+      }
+      if (u.pathname.endsWith('/redirect')) {
+        res.writeHead(302, { Location: u.searchParams.get('to') ?? `http://127.0.0.1:${this.port}/login?next=%2F` });
+        res.end();
         return;
       }
       if (u.pathname.endsWith('/cut')) {
@@ -195,14 +208,16 @@ class WsClient {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
   }
 
-  static open(port: number, target: string, headers: Record<string, string> = {}): Promise<WsClient> {
+  /** `tls`: over TLS, as a browser opens wss:// (ALPN http/1.1). */
+  static open(port: number, target: string, opts: { tls?: boolean } = {}): Promise<WsClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1');
+      const socket = opts.tls === true
+        ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+        : net.connect(port, '127.0.0.1');
       const client = new WsClient(socket);
       const key = crypto.randomBytes(16).toString('base64');
-      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-      socket.once('connect', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: gateway.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`));
+      socket.once(opts.tls === true ? 'secureConnect' : 'connect', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: gateway.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
       let pending = Buffer.alloc(0);
       const onData = (d: Buffer): void => {
         if (client.status !== 0) return void client.#onFrames(d);
@@ -378,6 +393,7 @@ describe('proxied requests', () => {
   test('Expect: 100-continue is answered by the gateway and not passed on', async () => {
     const seen = await new Promise<Seen>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: g.port, path: '/raw/expect', method: 'PUT', headers: { Expect: '100-continue', 'Content-Length': 5 }, agent: false });
+      req.setTimeout(5000, () => req.destroy(new Error('no answer within 5 s')));
       req.on('continue', () => req.end('hello'));
       req.on('response', (res) => {
         let text = '';
@@ -395,6 +411,7 @@ describe('proxied requests', () => {
     assert.equal(seenOf(await request(g.base, '/api/node')).url, '/');
     assert.equal(seenOf(await request(g.base, '/api/node/')).url, '/');
     assert.equal(seenOf(await request(g.base, '/api/node/a%20b/%C3%A9?q=%20')).url, '/a%20b/%C3%A9?q=%20');
+    assert.equal(seenOf(await request(g.base, '/api/node/100%25')).url, '/100%25');
     assert.equal(seenOf(await request(g.base, '/api/nodejs/x')).url, '/api/nodejs/x');
   });
 
@@ -426,6 +443,14 @@ describe('proxied requests', () => {
     assert.equal(seenOf(res).url, '/raw/headers');
   });
 
+  test('a Location pointing at the target is made to point through the gateway (nginx proxy_redirect default); others stay', async () => {
+    assert.equal((await request(g.base, '/api/node/redirect')).headers['location'], '/api/node/login?next=%2F');
+    assert.equal((await request(g.base, '/raw/redirect')).headers['location'], '/login?next=%2F');
+    assert.equal((await request(g.base, '/based/redirect')).headers['location'], `http://127.0.0.1:${a.port}/login?next=%2F`, 'not under the target\'s /base/');
+    const elsewhere = `/raw/redirect?to=${encodeURIComponent('https://sso.example/login')}`;
+    assert.equal((await request(g.base, elsewhere)).headers['location'], 'https://sso.example/login');
+  });
+
   test('HEAD gets the head only', async () => {
     const res = await request(g.base, '/raw/headers', { method: 'HEAD' });
     assert.equal(res.status, 201);
@@ -433,24 +458,30 @@ describe('proxied requests', () => {
     assert.equal(res.headers['x-backend'], 'A');
   });
 
-  test('a large answer streams to a slow reader whole (backpressure to the upstream)', async () => {
-    const kb = 8 * 1024;
+  test('a large answer to a slow reader holds the upstream back (backpressure), then arrives whole', async () => {
+    const kb = 64 * 1024;
+    a.bigKb = 0;
+    let writtenWhilePaused = 0;
     const size = await new Promise<number>((resolve, reject) => {
       http.get({ host: '127.0.0.1', port: g.port, path: `/raw/big?kb=${kb}`, agent: false }, (res) => {
         res.pause();
         let n = 0;
         setTimeout(() => {
+          writtenWhilePaused = a.bigKb;
           res.on('data', (c: Buffer) => (n += c.length));
           res.on('end', () => resolve(n));
           res.resume();
-        }, 300);
+        }, 500);
       }).on('error', reject);
     });
     assert.equal(size, kb * 1024);
+    // Socket buffers on both sides hold a few MiB at most; without backpressure the gateway would take all 64 MiB.
+    assert.ok(writtenWhilePaused < kb / 2, `${writtenWhilePaused} KiB written while the client read nothing`);
   });
 
   test('an upstream that dies mid-answer cuts the client\'s connection (the answer is visibly incomplete)', async () => {
     const outcome = await new Promise<string>((resolve) => {
+      setTimeout(() => resolve('still open after 5 s'), 5000).unref();
       http.get({ host: '127.0.0.1', port: g.port, path: '/raw/cut', agent: false }, (res) => {
         res.on('data', () => undefined);
         res.on('end', () => resolve('ended'));
@@ -492,6 +523,24 @@ describe('proxied requests', () => {
     assert.equal(line['pool'], `upstream:127.0.0.1:${a.port}`);
     assert.equal(line['status'], 200);
     assert.equal(typeof line['upstreamMs'], 'number');
+  });
+});
+
+describe('a client that takes nothing', () => {
+  test('is cut off after send_ms, and the upstream request with it', async () => {
+    await withGateway(['A'], ([a]) => `server:\n  timeouts: { send_ms: 300 }\nupstreams:\n  - { pattern: "/*", targets: ["${a!.url}"] }\n`, async (g, [a]) => {
+      const t0 = Date.now();
+      const socket = net.connect(g.port, '127.0.0.1', () => socket.write(`GET /big?kb=${64 * 1024} HTTP/1.1\r\nHost: x\r\n\r\n`));
+      socket.pause(); // reads nothing, ever
+      try {
+        await eventually('the gateway gave up on the client', () => logsWith(g, 'client took no data for send_ms; closing it') === 1, 5000);
+        assert.ok(Date.now() - t0 >= 250, `${Date.now() - t0} ms`);
+        await eventually('the upstream request was closed', () => a!.cut === 1, 2000);
+        assert.ok(a!.bigKb < 64 * 1024, `${a!.bigKb} KiB`);
+      } finally {
+        socket.destroy();
+      }
+    });
   });
 });
 
@@ -700,11 +749,31 @@ describe('websockets', () => {
     }
   });
 
-  test('an Upgrade request to a PHP path is served by PHP as an ordinary request', async () => {
+  test('an Upgrade request to a PHP path is served by PHP as an ordinary request, on a connection that stays open', async () => {
     const ws = await WsClient.open(g.port, '/hello.php');
-    assert.equal(ws.status, 200);
-    await ws.closed;
-    assert.match(ws.head, /connection: close/i);
+    try {
+      assert.equal(ws.status, 200);
+      assert.match(ws.head, /connection: keep-alive/i);
+    } finally {
+      ws.socket.destroy();
+    }
+  });
+
+  test('an h2c upgrade with a body (curl --http2 -d) reaches PHP with its body, and the next request on the connection is served', async () => {
+    const answers = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(g.port, '127.0.0.1', () => {
+        socket.write('POST /echo.php HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n' +
+          'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\nhello');
+        setTimeout(() => socket.write(' world' + 'GET /hello.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 50);
+      });
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      socket.setTimeout(5000, () => socket.destroy());
+    });
+    assert.match(answers, /php:POST:hello world/);
+    assert.match(answers, /php:\/hello\.php/);
   });
 
   test('a websocket to a dead target gets 502', async () => {
@@ -727,6 +796,22 @@ describe('websockets', () => {
     } finally {
       await b.close();
     }
+  });
+});
+
+describe('over TLS', () => {
+  test('a websocket over TLS (wss://, HTTP/1.1 by ALPN) echoes through the gateway', async () => {
+    const certs = selfSigned(tmp, 'wss');
+    await withGateway(['A'], ([a]) => `server:\n  tls: { cert: ${certs.cert}, key: ${certs.key} }\nupstreams:\n  - { pattern: "/ws/*", targets: ["${a!.url}"], websockets: true }\n`, async (g) => {
+      const ws = await WsClient.open(g.port, '/ws/secure', { tls: true });
+      try {
+        assert.equal(ws.status, 101);
+        ws.send('over tls');
+        assert.equal(await ws.next(), 'A:over tls');
+      } finally {
+        ws.socket.destroy();
+      }
+    });
   });
 });
 
@@ -756,6 +841,7 @@ describe('HTTP/2 clients', () => {
       assert.equal(seen.url, '/x?y=1');
       assert.equal(seen.headers['host'], `localhost:${g.port}`);
       assert.equal(seen.headers['x-forwarded-proto'], 'https');
+      assert.equal(seen.headers['x-forwarded-host'], `localhost:${g.port}`);
       assert.equal(seen.headers['x-test'], 'h2');
       assert.deepEqual(seen.rawNames.filter((n) => n.startsWith(':')), []);
       const headers = await h2({ ':path': '/api/headers' });
@@ -775,22 +861,37 @@ describe('HTTP/2 clients', () => {
 });
 
 describe('with the rest of the edge', () => {
-  test('rate limits apply to upstream routes: the refused request never reaches the upstream', async () => {
-    const yaml = ([a]: Backend[]): string => `rate_limit:\n  rules: [{ pattern: "/api/*", points: 1, duration_s: 60 }]\nupstreams:\n  - { pattern: "/api/*", targets: ["${a!.url}"] }\n`;
+  test('rate limits apply to upstream routes and websocket handshakes: the refused ones never reach the upstream', async () => {
+    const yaml = ([a]: Backend[]): string => `rate_limit:\n  rules: [{ pattern: "/api/*", points: 1, duration_s: 60 }]\nupstreams:\n  - { pattern: "/api/*", targets: ["${a!.url}"], websockets: true }\n`;
     await withGateway(['A'], yaml, async (g, [a]) => {
       assert.equal((await request(g.base, '/api/1')).status, 200);
       assert.equal((await request(g.base, '/api/2')).status, 429);
+      const ws = await WsClient.open(g.port, '/api/ws');
+      assert.equal(ws.status, 429);
+      assert.match(ws.head, /retry-after: \d+/i);
+      await ws.closed;
       assert.equal(a!.hits(), 1);
     });
   });
 
-  test('a reload picks up changed upstreams', async () => {
-    const yaml = (target: string): string => `upstreams:\n  - { pattern: "/api/*", targets: ["${target}"] }\n`;
-    await withGateway(['A', 'B'], ([a]) => yaml(a!.url), async (g, [, b]) => {
+  test('a reload picks up changed upstreams, websockets included', async () => {
+    const yaml = (target: string, websockets: boolean): string => `upstreams:\n  - { pattern: "/api/*", targets: ["${target}"], websockets: ${websockets} }\n`;
+    await withGateway(['A', 'B'], ([a]) => yaml(a!.url, false), async (g, [, b]) => {
       assert.equal(seenOf(await request(g.base, '/api/x')).id, 'A');
-      const next = loadConfig({ text: yaml(b!.url), file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot: site() } });
+      const before = await WsClient.open(g.port, '/api/ws');
+      before.socket.destroy();
+      assert.equal(before.status, 200, 'no websockets yet: plain HTTP');
+      const next = loadConfig({ text: yaml(b!.url, true), file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot: site() } });
       await g.gateway.reload({ ...next, server: g.config.server, admin: g.config.admin, php: { ...next.php, socket_dir: g.config.php.socket_dir } });
       assert.equal(seenOf(await request(g.base, '/api/x')).id, 'B');
+      const ws = await WsClient.open(g.port, '/api/ws');
+      try {
+        assert.equal(ws.status, 101);
+        ws.send('after reload');
+        assert.equal(await ws.next(), 'B:after reload');
+      } finally {
+        ws.socket.destroy();
+      }
     });
   });
 });
@@ -806,9 +907,11 @@ describe('proxy headers, on their own', () => {
   });
 
   test('the answer\'s headers: hop-by-hop, Connection-named, Date, Server and X-Accel-* dropped; the list is reused when nothing is', () => {
-    const clean = ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'];
-    assert.equal(responseHeaders(clean, true), clean);
-    assert.deepEqual(responseHeaders(['Connection', 'x-secret', 'X-Secret', '1', 'Date', 'd', 'Server', 's', 'X-Accel-Buffering', 'no', 'X-Powered-By', 'p', 'Keep-Alive', 'timeout=5', 'X-A', 'a'], true), ['X-A', 'a']);
-    assert.deepEqual(responseHeaders(['X-Powered-By', 'p'], false), ['X-Powered-By', 'p']);
+    const redirect = { from: 'http://t:1/x/', to: '/p/' };
+    const clean = ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Location', 'http://t:1/elsewhere'];
+    assert.equal(responseHeaders(clean, true, redirect), clean);
+    assert.deepEqual(responseHeaders(['Connection', 'x-secret', 'X-Secret', '1', 'Date', 'd', 'Server', 's', 'X-Accel-Buffering', 'no', 'X-Powered-By', 'p', 'Keep-Alive', 'timeout=5', 'X-A', 'a'], true, redirect), ['X-A', 'a']);
+    assert.deepEqual(responseHeaders(['X-Powered-By', 'p'], false, redirect), ['X-Powered-By', 'p']);
+    assert.deepEqual(responseHeaders(['Location', 'http://t:1/x/y'], true, redirect), ['Location', '/p/y']);
   });
 });
