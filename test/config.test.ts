@@ -15,7 +15,7 @@ import {
 } from '../config/index.js';
 import type { ConfigIssue, GatewayConfig, LoadOptions } from '../config/index.js';
 
-/** /work/shared/gateway.example.yaml, verbatim: the configuration contract must load as written. */
+/** The team's shared gateway.example.yaml (the configuration contract), verbatim: it must load as written. */
 const EXAMPLE_YAML = `# phpgate — the configuration contract. Key names follow bakpiaRun's so its users can bring their config.
 # Every key has a default; a file with only \`php: { docroot: ./public }\` is valid.
 

@@ -1,6 +1,6 @@
 /**
  * Test harness: the reference nginx + php-fpm stack (test/anchors/*.conf, the same recipe as
- * /work/shared/anchors/start.sh) started over a docroot on a free loopback port, in a private temp dir.
+ * the shared anchors' start.sh) started over a docroot on a free loopback port, in a private temp dir.
  *
  * Only processes spawned here are ever signalled: each of nginx and php-fpm is spawned as the leader of its
  * own new process group (detached), so the SIGKILL fallback can also reach its workers by group id.
