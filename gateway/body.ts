@@ -11,6 +11,30 @@ import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode, PhpgateError } from '../config/errors.js';
 
+/** What follows a request's head. Unsized: chunked HTTP/1.1, or HTTP/2 without Content-Length. */
+export const BodyKind = { None: 0, Sized: 1, Unsized: 2 } as const;
+export type BodyKind = (typeof BodyKind)[keyof typeof BodyKind];
+
+export function bodyKind(req: IncomingMessage): BodyKind {
+  const declared = req.headers['content-length'];
+  if (req.httpVersionMajor === 2) {
+    // HTTP/2 needs no Content-Length: a request without a body ends its stream with its headers.
+    if ((req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders || declared === '0') return BodyKind.None;
+    return declared === undefined ? BodyKind.Unsized : BodyKind.Sized;
+  }
+  if (req.headers['transfer-encoding'] !== undefined) return BodyKind.Unsized;
+  return declared === undefined || declared === '0' ? BodyKind.None : BodyKind.Sized;
+}
+
+/** What node itself takes for `100-continue` (its checkContinue test). */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/** The client waits for `100 Continue` before sending its body (never an HTTP/1.0 client: it knows no 1xx). */
+export function expectsContinue(req: IncomingMessage): boolean {
+  const expect = req.headers.expect;
+  return req.httpVersion !== '1.0' && expect !== undefined && CONTINUE.test(expect);
+}
+
 /** Bodies up to this stay in memory (nginx's client_body_buffer_size is 8–16 KiB; PHP forms fit in this). */
 export const MEMORY_LIMIT = 256 * 1024;
 const READ_CHUNK = 64 * 1024;

@@ -7,7 +7,7 @@ import http2, { type Http2Stream } from 'node:http2';
 import { ErrorCode, type PhpgateError } from '../config/errors.js';
 import { buildCgiParams, type CgiRequest } from '../php/cgi-env.js';
 import type { Pool } from '../php/pool.js';
-import { EMPTY_BODY, readBody, type RequestBody } from './body.js';
+import { BodyKind, bodyKind, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './body.js';
 import { sendError, statusForError } from './errors-http.js';
 import type { Logger } from './log.js';
 import { PhpExchange, type ExchangeContext } from './php-exchange.js';
@@ -219,7 +219,7 @@ export class Pipeline implements ErrorResponder {
     const cache = this.#o.cache!;
     const rule = cache.ruleFor(target.path);
     if (rule === null) return false;
-    const v = cache.lookup(rule, req, target, client.https, requestHasBody(req), mayWait);
+    const v = cache.lookup(rule, req, target, client.https, bodyKind(req) !== BodyKind.None, mayWait);
     switch (v.kind) {
       case 'hit':
       case 'stale': {
@@ -369,13 +369,13 @@ export class Pipeline implements ErrorResponder {
     }
     const declared = req.headers['content-length'];
     const method = req.method ?? 'GET';
-    if (!requestHasBody(req)) {
+    if (bodyKind(req) === BodyKind.None) {
       this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0, client, trace, fill);
       return;
     }
     // With `Expect: 100-continue` the client waits for our go-ahead: given only now that the body will be read
     // (the gateway handles checkContinue itself, so a refused upload never gets a 100 first).
-    if (req.httpVersion !== '1.0' && req.headers.expect !== undefined && CONTINUE.test(req.headers.expect)) res.writeContinue();
+    if (expectsContinue(req)) res.writeContinue();
     readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
       (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, client, trace, null),
       (err: PhpgateError) => {
@@ -442,14 +442,6 @@ export function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   stream.once('finish', () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
 }
 
-function requestHasBody(req: IncomingMessage): boolean {
-  const declared = req.headers['content-length'];
-  return req.httpVersionMajor === 2
-    // HTTP/2 needs no Content-Length: a request without a body ends its stream with its headers.
-    ? declared !== '0' && !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
-    : (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;
-}
-
 const CONDITIONALS: ReadonlySet<string> = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range']);
 
 function withoutConditionals(raw: readonly string[]): string[] {
@@ -458,8 +450,6 @@ function withoutConditionals(raw: readonly string[]): string[] {
   return out;
 }
 
-/** What node itself takes for `100-continue` (its checkContinue test). */
-const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 function hasSeveralHosts(raw: readonly string[]): boolean {
   let seen = false;

@@ -14,6 +14,7 @@ import http, { type ClientRequest, type IncomingMessage, type ServerResponse } f
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
+import { BodyKind, bodyKind, expectsContinue } from './body.js';
 import type { ClientInfo, TrustedProxies } from './client-address.js';
 import { statusForError } from './errors-http.js';
 import type { Logger } from './log.js';
@@ -84,26 +85,10 @@ function keepChunkedFraming(req: IncomingMessage, _res: ServerResponse, options:
   req.headers['transfer-encoding'] = 'chunked';
 }
 
-/** What follows a request's head. Unsized: chunked HTTP/1.1, or HTTP/2 without Content-Length. */
-const Body = { None: 0, Sized: 1, Unsized: 2 } as const;
-type Body = (typeof Body)[keyof typeof Body];
-
-function bodyOf(req: IncomingMessage): Body {
-  const declared = req.headers['content-length'];
-  if (req.httpVersionMajor === 2) {
-    // HTTP/2 needs no Content-Length: a request without a body ends its stream with its headers.
-    if ((req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders || declared === '0') return Body.None;
-    return declared === undefined ? Body.Unsized : Body.Sized;
-  }
-  if (req.headers['transfer-encoding'] !== undefined) return Body.Unsized;
-  return declared === undefined || declared === '0' ? Body.None : Body.Sized;
-}
-
 /** RFC 9110 §9.2.2; nginx's proxy_next_upstream never resends POST, LOCK or PATCH. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** What node itself takes for `100-continue` (its checkContinue test). */
-const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 /** An upstream request given up on: errors it still reports (its destroy's own among them) concern nobody. */
 function ignoreAbandoned(): void {}
@@ -117,7 +102,7 @@ export class ProxyExchange implements Attempt {
   readonly #cx: ProxyContext;
   readonly #trace: RequestTrace | null;
   readonly #forwardPath: string;
-  readonly #body: Body;
+  readonly #body: BodyKind;
   readonly chunked: boolean;
   /**
    * Sent again to the next target when one fails before answering: only idempotent requests without a body (a
@@ -153,11 +138,10 @@ export class ProxyExchange implements Attempt {
     this.#cx = cx;
     this.#trace = trace;
     this.#forwardPath = upstream.forwardPath(target);
-    this.#body = bodyOf(req);
-    this.chunked = this.#body === Body.Unsized;
-    this.#retriable = this.#body === Body.None && IDEMPOTENT.has(req.method ?? '');
-    const expect = req.headers.expect;
-    this.#continue = this.#body !== Body.None && req.httpVersion !== '1.0' && expect !== undefined && CONTINUE.test(expect);
+    this.#body = bodyKind(req);
+    this.chunked = this.#body === BodyKind.Unsized;
+    this.#retriable = this.#body === BodyKind.None && IDEMPOTENT.has(req.method ?? '');
+    this.#continue = this.#body !== BodyKind.None && expectsContinue(req);
   }
 
   start(): void {
@@ -266,7 +250,7 @@ export class ProxyExchange implements Attempt {
     // Silence past timeout_ms while the answer is owed. If the client's body is still arriving and the target takes
     // all it is given, the client is the slow one (nginx's client_body_timeout: 408). A slow target is not a dead
     // one: not marked down, nor asked twice.
-    const clientSlow = this.#body !== Body.None && !this.#req.complete && !proxyReq.writableNeedDrain;
+    const clientSlow = this.#body !== BodyKind.None && !this.#req.complete && !proxyReq.writableNeedDrain;
     const err = clientSlow
       ? new PhpgateError(ErrorCode.ClientTimeout, `request body stalled while proxying to ${t.url.origin}`)
       : new UpstreamError(ErrorCode.UpstreamTimeout, `${t.url.origin}: no answer within timeout_ms (${this.#upstream.timeoutMs} ms)`);
@@ -385,7 +369,7 @@ export class ProxyExchange implements Attempt {
     }
     this.#headSent = true;
     // An upload cut short leaves the rest of its body unread: the connection cannot carry another request.
-    if (this.#body !== Body.None && !this.#req.complete) closeAfter(this.#req, this.#res);
+    if (this.#body !== BodyKind.None && !this.#req.complete) closeAfter(this.#req, this.#res);
     this.#cx.errors.answerError(this.#req, this.#res, statusForError(err.code), this.#target);
   }
 

@@ -20,6 +20,7 @@ import { compilePattern, type PathMatcher } from '../config/pattern.js';
 import type { CacheConfig, CacheRule } from '../config/types.js';
 import type { CgiHead } from '../php/response.js';
 import { compressedHeaders, type Compression } from './compression.js';
+import { matchesWeak, notAfter } from './conditional.js';
 import type { Logger } from './log.js';
 import { writeHeadOver } from './response-head.js';
 import type { HeaderList } from './security-headers.js';
@@ -44,12 +45,12 @@ interface Entry {
   readonly headers: readonly string[];
   /** Their lower-case names: a security header PHP also sent is not sent twice. */
   readonly names: ReadonlySet<string>;
-  readonly contentType: string;
   readonly identity: Representation;
   /** Made after storing, when the answer is compressible; null until then (or for good when it is not). */
   readonly variants: { br: Representation | null; gzip: Representation | null };
   readonly compressible: boolean;
-  readonly lastModified: string | null;
+  /** PHP's Last-Modified as a time (ms), for If-Modified-Since; null when none or unparsable. */
+  readonly lastModifiedMs: number | null;
   /** Date.now() values. */
   readonly storedAt: number;
   readonly freshUntil: number;
@@ -126,7 +127,6 @@ export class ResponseCache {
   readonly #fills = new Map<string, CacheFill>();
   readonly #bypassCookies: readonly PathMatcher[];
   readonly #maxEntryBytes: number;
-  readonly #lockMs: number;
   /** The X-Cache header's name, or '' for none. */
   readonly header: string;
   /** How long a miss waits for another request's fill (cache.lock_ms). */
@@ -145,7 +145,6 @@ export class ResponseCache {
     this.#lru = new LRUCache<string, Stored>({ maxSize: Math.max(1, Math.floor(c.max_mb * MiB)), allowStale: false, updateAgeOnGet: false });
     this.#bypassCookies = c.bypass_cookies.map(compilePattern);
     this.#maxEntryBytes = c.max_entry_kb * 1024;
-    this.#lockMs = c.lock_ms;
     this.lockMs = c.lock_ms;
     this.header = c.header;
     this.#compression = o.compression;
@@ -179,7 +178,7 @@ export class ResponseCache {
     const filling = this.#fills.get(key);
     if (filling !== undefined) {
       if (entry !== undefined && now < entry.updatingUntil) return { kind: 'stale', entry };
-      return mayWait && this.#lockMs > 0 ? { kind: 'wait', fill: filling } : PASS;
+      return mayWait && this.lockMs > 0 ? { kind: 'wait', fill: filling } : PASS;
     }
     // A HEAD has no body to store: it goes to PHP as it is (a GET fills the entry HEADs are then served from).
     if (method === 'HEAD') return PASS;
@@ -204,7 +203,7 @@ export class ResponseCache {
     for (let i = 0; i < edge.length; i += 2) if (!entry.names.has(edge[i]!.toLowerCase())) head.push(edge[i]!, edge[i + 1]!);
     const reason = req.httpVersionMajor === 1 ? entry.reason : '';
     const age = String(Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000)));
-    if (variant !== null && notModified(req, variant.etag, entry.lastModified)) {
+    if (variant !== null && notModified(req, variant.etag, entry.lastModifiedMs)) {
       for (let i = 0; i < variant.head.length; i += 2) {
         if (NOT_MODIFIED_HEADERS.has(variant.head[i]!.toLowerCase())) head.push(variant.head[i]!, variant.head[i + 1]!);
       }
@@ -332,11 +331,10 @@ export class ResponseCache {
       reason,
       headers: kept,
       names,
-      contentType: head.contentType,
       identity: { head: [...kept, 'Content-Length', String(body.length)], body, etag },
       variants: { br: null, gzip: null },
       compressible: this.#compression !== null && this.#compression.compressible(status, { contentType: head.contentType, contentLength: body.length }, kept),
-      lastModified,
+      lastModifiedMs: lastModified === null || Number.isNaN(Date.parse(lastModified)) ? null : Date.parse(lastModified),
       storedAt: now,
       freshUntil: now + life.freshMs,
       updatingUntil: now + life.freshMs + life.updatingMs,
@@ -649,23 +647,11 @@ function accelExpiresMs(value: string): number | null {
   return null;
 }
 
-/** RFC 9110 §13.1: If-None-Match (weak comparison) wins over If-Modified-Since. */
-function notModified(req: IncomingMessage, etag: string | null, lastModified: string | null): boolean {
+/** RFC 9110 §13.2.2: If-None-Match (weak comparison) wins over If-Modified-Since. */
+function notModified(req: IncomingMessage, etag: string | null, lastModifiedMs: number | null): boolean {
   const inm = req.headers['if-none-match'];
-  if (inm !== undefined) {
-    if (etag === null) return false;
-    const tag = etag.startsWith('W/') ? etag.slice(2) : etag;
-    for (const t of inm.split(',')) {
-      const given = t.trim();
-      if (given === '*' || (given.startsWith('W/') ? given.slice(2) : given) === tag) return true;
-    }
-    return false;
-  }
-  const ims = req.headers['if-modified-since'];
-  if (ims === undefined || lastModified === null) return false;
-  const since = Date.parse(ims);
-  const modified = Date.parse(lastModified);
-  return Number.isFinite(since) && Number.isFinite(modified) && modified <= since;
+  if (inm !== undefined) return etag !== null && matchesWeak(inm, etag);
+  return lastModifiedMs !== null && notAfter(req.headers['if-modified-since'], lastModifiedMs) === true;
 }
 
 function entrySize(e: Entry): number {

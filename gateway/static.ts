@@ -12,6 +12,7 @@ import { compilePattern, type PathMatcher } from '../config/pattern.js';
 import type { StaticConfig } from '../config/types.js';
 import type { DocrootGuard, FileInfoCache } from './file-cache.js';
 import { sendError } from './errors-http.js';
+import { matchesStrong, matchesWeak, notAfter } from './conditional.js';
 import { setHeaders, type HeaderList } from './security-headers.js';
 import type { Logger } from './log.js';
 
@@ -136,9 +137,9 @@ export class StaticFiles {
     // RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since; then If-None-Match, else If-Modified-Since.
     const ifMatch = h['if-match'];
     const ifNoneMatch = h['if-none-match'];
-    if (ifMatch !== undefined ? !matchesStrong(ifMatch, entry.etag) : notAfter(h['if-unmodified-since'], entry) === false) {
+    if (ifMatch !== undefined ? !matchesStrong(ifMatch, entry.etag) : notAfter(h['if-unmodified-since'], entry.mtimeS * 1000) === false) {
       status = 412;
-    } else if (ifNoneMatch !== undefined ? matchesWeak(ifNoneMatch, entry.etag) : notAfter(h['if-modified-since'], entry) === true) {
+    } else if (ifNoneMatch !== undefined ? matchesWeak(ifNoneMatch, entry.etag) : notAfter(h['if-modified-since'], entry.mtimeS * 1000) === true) {
       status = 304;
     } else {
       headers.push('Accept-Ranges', 'bytes');
@@ -286,31 +287,6 @@ export function qualityOf(acceptEncoding: string, coding: string): number {
     star = q;
   }
   return star === -1 ? 0 : star;
-}
-
-function etagList(header: string): string[] {
-  return header.split(',').map((t) => t.trim()).filter((t) => t !== '');
-}
-
-/** If-Match: strong comparison; `*` matches any current representation. */
-function matchesStrong(header: string, etag: string): boolean {
-  return etagList(header).some((t) => t === '*' || t === etag);
-}
-
-/** If-None-Match: weak comparison (W/ prefixes ignored). */
-function matchesWeak(header: string, etag: string): boolean {
-  return etagList(header).some((t) => t === '*' || (t.startsWith('W/') ? t.slice(2) : t) === etag);
-}
-
-/**
- * For If-Modified-Since / If-Unmodified-Since: true when the file was not modified after the given date,
- * false when it was, null when there is no (valid) date.
- */
-function notAfter(date: string | undefined, entry: FileEntry): boolean | null {
-  if (date === undefined) return null;
-  const t = Date.parse(date);
-  if (Number.isNaN(t)) return null;
-  return entry.mtimeS * 1000 <= t;
 }
 
 /** If-Range: the range applies only if the client's copy is current (strong ETag, or the exact date). */
