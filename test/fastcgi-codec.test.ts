@@ -20,6 +20,7 @@ import {
   encodeHeader,
   encodeNameValuePairs,
   encodeParams,
+  encodeRequestStart,
   encodeStreamRecords,
 } from '../php/fastcgi/record.js';
 
@@ -380,6 +381,35 @@ describe('name-value pairs', () => {
     assert.equal(records.length, 4, '150 KB over 65528-byte records → 3 data records + terminator');
     for (const r of records) assert.ok(r.content.length <= MAX_CONTENT_LEN);
     assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), pairs);
+  });
+
+  for (const c of roundTripCases) {
+    for (const endStdin of [true, false]) {
+      test(`encodeRequestStart is BEGIN_REQUEST + PARAMS records${endStdin ? ' + the empty STDIN' : ''} in one buffer: ${c.name}`, () => {
+        const start = encodeRequestStart(9, Role.Responder, Flags.KeepConn, c.pairs, endStdin);
+        const parts = [encodeBeginRequest(9, Role.Responder, Flags.KeepConn), ...encodeParams(9, c.pairs)];
+        if (endStdin) parts.push(...encodeStreamRecords(RecordType.Stdin, 9, Buffer.alloc(0)));
+        assert.ok(start.equals(Buffer.concat(parts)));
+      });
+    }
+  }
+
+  test('encodeRequestStart: no pairs, a Buffer value, and text longer than the short-text cut-off', () => {
+    for (const pairs of [[], [['HTTP_X', Buffer.from([0xff, 0x00, 0xe9])], ['LONG', 'é'.repeat(40) + 'x'.repeat(70)], ['ASCII', 'y'.repeat(65)]]] as Array<Array<[string, string | Buffer]>>) {
+      const start = encodeRequestStart(2, Role.Responder, 0, pairs, true);
+      const expected = Buffer.concat([encodeBeginRequest(2, Role.Responder, 0), ...encodeParams(2, pairs), ...encodeStreamRecords(RecordType.Stdin, 2, Buffer.alloc(0))]);
+      assert.ok(start.equals(expected), `pairs: ${pairs.length}`);
+    }
+  });
+
+  test('encodeRequestStart reads a one-shot iterator once, also past one record', () => {
+    function* gen(): Generator<readonly [string, string]> {
+      yield ['BIG', 'z'.repeat(70_000)];
+      yield ['B', '2'];
+    }
+    const records = decodeChunks([encodeRequestStart(1, Role.Responder, Flags.KeepConn, gen(), true)]);
+    assert.deepEqual(records.map((r) => r.type), [RecordType.BeginRequest, RecordType.Params, RecordType.Params, RecordType.Params, RecordType.Stdin]);
+    assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), [['BIG', 'z'.repeat(70_000)], ['B', '2']]);
   });
 
   test('encodeParams with no pairs is just the empty PARAMS record', () => {

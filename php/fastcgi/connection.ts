@@ -6,7 +6,7 @@ import net from 'node:net';
 import { ErrorCode, UpstreamError, type PhpgateError } from '../../config/errors.js';
 import { Flags, ProtocolStatus, RecordType, Role } from './constants.js';
 import { RecordDecoder, parseEndRequest, type RecordSink } from './decoder.js';
-import { encodeBeginRequest, encodeParams, encodeStreamRecords, type ParamValue } from './record.js';
+import { encodeRequestStart, encodeStreamRecords, type ParamValue } from './record.js';
 
 /** php-cgi serves one request per connection at a time, so every request on it can use the same id. */
 const REQUEST_ID = 1;
@@ -89,12 +89,7 @@ export class FcgiConnection implements RecordSink {
     if (this.#handler !== null || this.#closed) throw new Error('FcgiConnection.begin on a busy or closed connection');
     this.#handler = handler;
     this.#stdinOpen = !noBody;
-    const s = this.#socket;
-    s.cork();
-    s.write(encodeBeginRequest(REQUEST_ID, Role.Responder, Flags.KeepConn));
-    for (const part of encodeParams(REQUEST_ID, params)) s.write(part);
-    if (noBody) for (const part of encodeStreamRecords(RecordType.Stdin, REQUEST_ID, EMPTY)) s.write(part);
-    s.uncork();
+    this.#socket.write(encodeRequestStart(REQUEST_ID, Role.Responder, Flags.KeepConn, params, noBody));
   }
 
   /** Returns false when the socket's buffer is full: wait for the owner's onConnectionDrain. */

@@ -35,13 +35,13 @@ export function encodeHeader(type: RecordType, requestId: number, contentLength:
   return h;
 }
 
-function writeHeader(buf: Buffer, type: number, requestId: number, contentLength: number, paddingLength: number): void {
-  buf.writeUInt8(VERSION_1, 0);
-  buf.writeUInt8(type, 1);
-  buf.writeUInt16BE(requestId, 2);
-  buf.writeUInt16BE(contentLength, 4);
-  buf.writeUInt8(paddingLength, 6);
-  buf.writeUInt8(0, 7); // reserved
+function writeHeader(buf: Buffer, type: number, requestId: number, contentLength: number, paddingLength: number, at = 0): void {
+  buf.writeUInt8(VERSION_1, at);
+  buf.writeUInt8(type, at + 1);
+  buf.writeUInt16BE(requestId, at + 2);
+  buf.writeUInt16BE(contentLength, at + 4);
+  buf.writeUInt8(paddingLength, at + 6);
+  buf.writeUInt8(0, at + 7); // reserved
 }
 
 /** FCGI_BEGIN_REQUEST: header and FCGI_BeginRequestBody in one 16-byte buffer. */
@@ -93,6 +93,39 @@ export function encodeParams(requestId: number, pairs: Iterable<readonly [string
   return parts;
 }
 
+/**
+ * A request's opening in one buffer: BEGIN_REQUEST, the PARAMS stream and its end, and with `endStdin` the empty
+ * STDIN record too (a request without a body). One buffer is one socket write: the per-request path to PHP skips
+ * the stream machinery a write per record would cost.
+ */
+export function encodeRequestStart(requestId: number, role: number, flags: number, pairs: Iterable<readonly [string, ParamValue]>,
+  endStdin: boolean): Buffer {
+  const nv = measurePairs(pairs);
+  if (nv.total > MAX_ALIGNED_CONTENT_LEN) {
+    // Params over one record (huge cookies): rare enough for the general encoders and a copy.
+    const parts = [encodeBeginRequest(requestId, role, flags), ...encodeParams(requestId, pairsOf(nv))];
+    if (endStdin) parts.push(encodeHeader(RecordType.Stdin, requestId, 0, 0));
+    return Buffer.concat(parts);
+  }
+  const padding = paddingFor(nv.total);
+  const paramsRecord = nv.total === 0 ? 0 : HEADER_LEN + nv.total + padding;
+  const buf = Buffer.allocUnsafe(HEADER_LEN + BEGIN_REQUEST_BODY_LEN + paramsRecord + HEADER_LEN + (endStdin ? HEADER_LEN : 0));
+  writeHeader(buf, RecordType.BeginRequest, requestId, BEGIN_REQUEST_BODY_LEN, 0);
+  buf.writeUInt16BE(role, HEADER_LEN);
+  buf.writeUInt8(flags, HEADER_LEN + 2);
+  buf.fill(0, HEADER_LEN + 3, HEADER_LEN + BEGIN_REQUEST_BODY_LEN); // reserved
+  let pos = HEADER_LEN + BEGIN_REQUEST_BODY_LEN;
+  if (nv.total > 0) {
+    writeHeader(buf, RecordType.Params, requestId, nv.total, padding, pos);
+    pos = writePairs(buf, pos + HEADER_LEN, nv);
+    buf.fill(0, pos, pos + padding);
+    pos += padding;
+  }
+  writeHeader(buf, RecordType.Params, requestId, 0, 0, pos);
+  if (endStdin) writeHeader(buf, RecordType.Stdin, requestId, 0, 0, pos + HEADER_LEN);
+  return buf;
+}
+
 function lengthSize(byteLength: number): number {
   if (byteLength > NV_MAX_LEN) {
     throw new FastCgiProtocolError(`name-value length ${byteLength} exceeds the 31-bit FastCGI limit`);
@@ -115,28 +148,67 @@ function writeLength(buf: Buffer, pos: number, byteLength: number): number {
  */
 export type ParamValue = string | Buffer;
 
-/** FastCGI name-value pairs; lengths are byte counts (UTF-8 for text). One allocation for the whole block. */
-export function encodeNameValuePairs(pairs: Iterable<readonly [string, ParamValue]>): Buffer {
-  // Materialise once: `pairs` may be a one-shot iterator and we need two passes (size, then write).
-  const strings: ParamValue[] = [];
+/** Pairs flattened (name, value, name, value…) with the UTF-8 byte length of each, and the encoded size. */
+interface MeasuredPairs {
+  readonly items: ParamValue[];
+  readonly lengths: number[];
+  readonly total: number;
+}
+
+/** Below this many characters, text is counted and copied in JavaScript: cheaper than a call into C++ per string. */
+const SHORT_TEXT = 64;
+
+/** UTF-8 byte length; short ASCII text (nearly every CGI name and value) without leaving JavaScript. */
+function byteLengthOf(v: ParamValue): number {
+  if (typeof v !== 'string') return v.length;
+  if (v.length > SHORT_TEXT) return Buffer.byteLength(v, 'utf8');
+  for (let i = 0; i < v.length; i++) if (v.charCodeAt(i) > 0x7f) return Buffer.byteLength(v, 'utf8');
+  return v.length;
+}
+
+function measurePairs(pairs: Iterable<readonly [string, ParamValue]>): MeasuredPairs {
+  // Materialised once: `pairs` may be a one-shot iterator, and the sizes are needed before the first byte is written.
+  const items: ParamValue[] = [];
   const lengths: number[] = [];
   let total = 0;
   for (const [name, value] of pairs) {
-    const nameLen = Buffer.byteLength(name, 'utf8');
-    const valueLen = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+    const nameLen = byteLengthOf(name);
+    const valueLen = byteLengthOf(value);
     total += lengthSize(nameLen) + lengthSize(valueLen) + nameLen + valueLen;
-    strings.push(name, value);
+    items.push(name, value);
     lengths.push(nameLen, valueLen);
   }
-  const buf = Buffer.allocUnsafe(total);
-  let pos = 0;
-  for (let i = 0; i < strings.length; i += 2) {
-    pos = writeLength(buf, pos, lengths[i]!);
-    pos = writeLength(buf, pos, lengths[i + 1]!);
-    pos += buf.write(strings[i] as string, pos, 'utf8');
-    const value = strings[i + 1]!;
-    pos += typeof value === 'string' ? buf.write(value, pos, 'utf8') : value.copy(buf, pos);
+  return { items, lengths, total };
+}
+
+function* pairsOf(nv: MeasuredPairs): Iterable<readonly [string, ParamValue]> {
+  for (let i = 0; i < nv.items.length; i += 2) yield [nv.items[i] as string, nv.items[i + 1]!];
+}
+
+/** Writes the measured pairs from `pos`; returns the position after them. */
+function writePairs(buf: Buffer, pos: number, nv: MeasuredPairs): number {
+  const { items, lengths } = nv;
+  for (let i = 0; i < items.length; i++) {
+    if (i % 2 === 0) {
+      pos = writeLength(buf, pos, lengths[i]!);
+      pos = writeLength(buf, pos, lengths[i + 1]!);
+    }
+    const v = items[i]!;
+    const len = lengths[i]!;
+    if (typeof v !== 'string') pos += v.copy(buf, pos);
+    else if (len === v.length && len <= SHORT_TEXT) {
+      for (let j = 0; j < len; j++) buf[pos + j] = v.charCodeAt(j);
+      pos += len;
+    } else pos += buf.write(v, pos, len, 'utf8');
   }
+  return pos;
+}
+
+/** FastCGI name-value pairs; lengths are byte counts (UTF-8 for text). One allocation for the whole block. */
+export function encodeNameValuePairs(pairs: Iterable<readonly [string, ParamValue]>): Buffer {
+  const nv = measurePairs(pairs);
+  const buf = Buffer.allocUnsafe(nv.total);
+  writePairs(buf, 0, nv);
   return buf;
 }
 
