@@ -12,6 +12,7 @@ import type { AdminConfig } from '../config/types.js';
 import type { Logger } from '../gateway/log.js';
 import { healthAnswer } from '../gateway/admin/health.js';
 import { DURATION_BUCKETS_S, Metrics, NO_POOL_LABEL } from '../gateway/admin/metrics.js';
+import { PlainHistogram } from '../gateway/admin/plain-histogram.js';
 import { RECENT_WINDOW_S } from '../gateway/admin/recent.js';
 import { AdminServer } from '../gateway/admin/server.js';
 import type { GatewayStatus, RequestRecord, StatusSource } from '../gateway/status.js';
@@ -198,6 +199,23 @@ describe('metrics', () => {
     assert.equal(bucket('phpgate_upstream_duration_seconds', 'default', '0.001'), 1);
     assert.match(body, /^phpgate_request_duration_seconds_count\{pool="-"\} 1$/m);
     assert.doesNotMatch(body, /phpgate_upstream_duration_seconds_count\{pool="-"\}/, 'no upstream series for requests PHP never saw');
+  });
+
+  test('a histogram counts a value equal to a bound in that bound\'s bucket (le), and escapes label values', () => {
+    const h = new PlainHistogram('x_seconds', 'Help with a \\ backslash.', 'pool', [0.5, 1]);
+    const s = h.series('a"b\\c\nd');
+    for (const v of [0.5, 0.7, 1, 3]) s.observe(v);
+    h.series('never'); // no observation: no lines
+    assert.equal(h.render(), [
+      '# HELP x_seconds Help with a \\\\ backslash.',
+      '# TYPE x_seconds histogram',
+      'x_seconds_bucket{le="0.5",pool="a\\"b\\\\c\\nd"} 1',
+      'x_seconds_bucket{le="1",pool="a\\"b\\\\c\\nd"} 3',
+      'x_seconds_bucket{le="+Inf",pool="a\\"b\\\\c\\nd"} 4',
+      'x_seconds_sum{pool="a\\"b\\\\c\\nd"} 5.2',
+      'x_seconds_count{pool="a\\"b\\\\c\\nd"} 4',
+      '',
+    ].join('\n'));
   });
 
   test('pool gauges are read from the status source at scrape time, once per scrape', async () => {

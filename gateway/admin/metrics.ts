@@ -4,7 +4,8 @@
  * Per-request work is counting; everything about pools is read from the StatusSource when scraped.
  */
 import { performance } from 'node:perf_hooks';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { PlainHistogram, type Series } from './plain-histogram.js';
 import type { GatewayStatus, RequestObserver, RequestRecord, StatusSource } from '../status.js';
 import { RecentWindow, type RecentTraffic } from './recent.js';
 
@@ -24,24 +25,27 @@ export interface MetricsOptions {
   readonly clock?: () => number;
 }
 
-/** The prebuilt children of one pool's request series, so a request only looks its pool up. */
+/**
+ * One pool's request counts, in plain numbers: a request only looks its pool up. prom-client reads them when
+ * scraped (its own counters validate and hash labels on every call, too slow for each request).
+ */
 interface PoolSeries {
-  readonly duration: Histogram.Internal<'pool'>;
-  readonly upstream: Histogram.Internal<'pool'>;
-  readonly byStatus: Map<number, Counter.Internal>;
+  readonly duration: Series;
+  readonly upstream: Series;
+  readonly byStatus: Map<number, number>;
   readonly pool: string;
 }
+
+type CacheStatus = NonNullable<RequestRecord['cache']>;
 
 export class Metrics implements RequestObserver {
   readonly #registry = new Registry();
   readonly #source: StatusSource;
   readonly #clock: () => number;
   readonly #recent: RecentWindow;
-  readonly #requests: Counter<'pool' | 'status'>;
-  /** By cache status, resolved once: the hot path only increments. */
-  readonly #cache: Readonly<Record<NonNullable<RequestRecord['cache']>, Counter.Internal>>;
-  readonly #duration: Histogram<'pool'>;
-  readonly #upstream: Histogram<'pool'>;
+  readonly #cache: Record<CacheStatus, number> = { HIT: 0, MISS: 0, STALE: 0, BYPASS: 0 };
+  readonly #duration: PlainHistogram;
+  readonly #upstream: PlainHistogram;
   readonly #series = new Map<string, PoolSeries>();
   /** One status() per scrape, shared by every gauge's collect(); null between scrapes. */
   #scrape: GatewayStatus | null = null;
@@ -52,34 +56,32 @@ export class Metrics implements RequestObserver {
     this.#recent = new RecentWindow(this.#clock());
     const registers = [this.#registry];
 
-    this.#requests = new Counter({
+    const series = this.#series;
+    new Counter({
       name: 'phpgate_requests_total',
       help: `Finished requests by pool ("${NO_POOL_LABEL}": not served by PHP) and HTTP status.`,
       labelNames: ['pool', 'status'] as const,
       registers,
+      collect() {
+        this.reset();
+        for (const s of series.values()) for (const [status, n] of s.byStatus) this.labels(s.pool, String(status)).inc(n);
+      },
     });
-    const cache = new Counter({
+    const cacheCounts = this.#cache;
+    new Counter({
       name: 'phpgate_cache_requests_total',
       help: 'Requests a response-cache rule covers, by what the cache did (HIT, MISS, STALE, BYPASS).',
       labelNames: ['cache'] as const,
       registers,
+      collect() {
+        this.reset();
+        for (const [status, n] of Object.entries(cacheCounts)) this.labels(status).inc(n); // every series, from the first scrape
+      },
     });
-    this.#cache = { HIT: cache.labels('HIT'), MISS: cache.labels('MISS'), STALE: cache.labels('STALE'), BYPASS: cache.labels('BYPASS') };
-    for (const c of Object.values(this.#cache)) c.inc(0); // every series present from the first scrape
-    this.#duration = new Histogram({
-      name: 'phpgate_request_duration_seconds',
-      help: 'Time from request start to the end of the response, by pool.',
-      labelNames: ['pool'] as const,
-      buckets: [...DURATION_BUCKETS_S],
-      registers,
-    });
-    this.#upstream = new Histogram({
-      name: 'phpgate_upstream_duration_seconds',
-      help: 'Time from handing a request to PHP until its answer ended, by pool.',
-      labelNames: ['pool'] as const,
-      buckets: [...DURATION_BUCKETS_S],
-      registers,
-    });
+    this.#duration = new PlainHistogram('phpgate_request_duration_seconds', 'Time from request start to the end of the response, by pool.',
+      'pool', DURATION_BUCKETS_S);
+    this.#upstream = new PlainHistogram('phpgate_upstream_duration_seconds', 'Time from handing a request to PHP until its answer ended, by pool.',
+      'pool', DURATION_BUCKETS_S);
 
     const status = (): GatewayStatus => (this.#scrape ??= this.#source.status());
     new Gauge({
@@ -185,13 +187,8 @@ export class Metrics implements RequestObserver {
 
   onRequestDone(r: RequestRecord): void {
     const s = this.#seriesFor(r.pool ?? NO_POOL_LABEL);
-    let counter = s.byStatus.get(r.status);
-    if (counter === undefined) {
-      counter = this.#requests.labels(s.pool, String(r.status));
-      s.byStatus.set(r.status, counter);
-    }
-    counter.inc();
-    if (r.cache !== null) this.#cache[r.cache].inc();
+    s.byStatus.set(r.status, (s.byStatus.get(r.status) ?? 0) + 1);
+    if (r.cache !== null) this.#cache[r.cache]++;
     s.duration.observe(r.durationMs / 1000);
     if (r.upstreamMs !== null) s.upstream.observe(r.upstreamMs / 1000);
     this.#recent.record(r.durationMs, this.#clock());
@@ -201,7 +198,7 @@ export class Metrics implements RequestObserver {
   async render(): Promise<{ contentType: string; body: string }> {
     this.#scrape = null;
     try {
-      const body = await this.#registry.metrics();
+      const body = [await this.#registry.metrics(), this.#duration.render(), this.#upstream.render()].join('\n');
       return { contentType: this.#registry.contentType, body };
     } finally {
       this.#scrape = null;
@@ -216,7 +213,7 @@ export class Metrics implements RequestObserver {
   #seriesFor(pool: string): PoolSeries {
     let s = this.#series.get(pool);
     if (s === undefined) {
-      s = { pool, duration: this.#duration.labels(pool), upstream: this.#upstream.labels(pool), byStatus: new Map() };
+      s = { pool, duration: this.#duration.series(pool), upstream: this.#upstream.series(pool), byStatus: new Map() };
       this.#series.set(pool, s);
     }
     return s;
