@@ -15,6 +15,7 @@ import type { RequestBody } from './body.js';
 import { compressedHeaders, type Compression, type Encoding } from './compression.js';
 import { statusForError } from './errors-http.js';
 import { writeHeadOver } from './response-head.js';
+import { setHeaders, type HeaderList } from './security-headers.js';
 import type { CacheFill } from './response-cache.js';
 import type { ErrorResponder } from './pipeline.js';
 import type { ParsedTarget } from './uri.js';
@@ -81,9 +82,12 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   readonly #target: ParsedTarget | null;
   /** The response-cache entry this answer fills, or null. */
   readonly #fill: CacheFill | null;
+  /** Security headers not yet on the response: they join PHP's head (PHP's own win by name), or an error answer. */
+  readonly #edge: HeaderList;
 
   constructor(req: IncomingMessage, res: ServerResponse, pool: Pool, params: CgiParams, body: RequestBody, label: string,
-    cx: ExchangeContext, target: ParsedTarget | null, forceStatus = 0, trace: RequestTrace | null = null, fill: CacheFill | null = null) {
+    cx: ExchangeContext, target: ParsedTarget | null, forceStatus = 0, trace: RequestTrace | null = null, fill: CacheFill | null = null,
+    edge: HeaderList = []) {
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
@@ -96,6 +100,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#target = target;
     this.#trace = trace;
     this.#fill = fill;
+    this.#edge = edge;
   }
 
   start(): void {
@@ -292,6 +297,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     const encoding = compression === null ? null
       : compression.choose(this.#req.headers['accept-encoding'], this.#req.method, status, head, headers);
     if (encoding !== null) headers = compressedHeaders(headers, encoding);
+    if (this.#edge.length > 0) headers = withEdge(this.#edge, headers);
     try {
       // Headers set before PHP answered (security headers, rate-limit counts) are replaced by PHP's own, by name.
       // (The head parser already refused what node cannot send, so the preset ones are never half replaced.)
@@ -365,6 +371,7 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       void this.#body.dispose();
       return;
     }
+    setHeaders(this.#res, this.#edge);
     this.#cx.errors.answerError(this.#req, this.#res, statusForError(err.code), this.#target,
       err.code === ErrorCode.PoolSaturated ? { 'Retry-After': '1' } : undefined);
     void this.#body.dispose();
@@ -421,6 +428,21 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   };
 }
 
+
+/** The security headers PHP did not send itself, then PHP's own (the order they had when set on the response first). */
+function withEdge(edge: HeaderList, headers: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < edge.length; i += 2) if (!hasHeader(headers, edge[i]!)) out.push(edge[i]!, edge[i + 1]!);
+  for (let i = 0; i < headers.length; i++) out.push(headers[i]!);
+  return out;
+}
+
+function hasHeader(headers: readonly string[], name: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.length === name.length && headers[i]!.toLowerCase() === name.toLowerCase()) return true;
+  }
+  return false;
+}
 
 /** expose_php's advertisement, dropped as helmet's hidePoweredBy does; a copy only when PHP sent one. */
 function withoutPoweredBy(headers: string[]): string[] {
