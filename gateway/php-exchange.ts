@@ -72,6 +72,15 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   /** Body bytes still owed under PHP's own Content-Length; null when PHP sent none (node frames the body). */
   #remaining: number | null = null;
   #overflowed = false;
+  /**
+   * PHP's head, held while the socket read that brought it is delivered: if the answer ends in that same read
+   * (nearly every small page), it goes out with a Content-Length and the body in one end(), instead of chunked.
+   * Only for answers PHP gave no length, that are not compressed or cached. Sent at the read's end otherwise.
+   */
+  #deferred: { readonly status: number; readonly reason: string; readonly headers: string[] } | null = null;
+  /** Body held with #deferred. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
   /** An error page's status, sent instead of PHP's own (0: PHP's). */
   readonly #forceStatus: number;
 
@@ -201,6 +210,29 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     }
     if (this.#trace !== null) this.#trace.bytes += body.length;
     if (this.#fill !== null) this.#fill.onBody(body);
+    if (this.#deferred !== null) {
+      this.#pending.push(body);
+      this.#pendingBytes += body.length;
+      return true;
+    }
+    return this.#send(body);
+  }
+
+  /** The socket read is over and the answer goes on: a held head and body go out now (chunked). */
+  onReadEnd(): boolean {
+    const d = this.#deferred;
+    if (d === null || this.#done) return true;
+    this.#deferred = null;
+    if (!this.#sendHead(d.status, d.reason, d.headers)) return true;
+    const pending = this.#pending;
+    this.#pending = [];
+    if (this.#pendingBytes === 0) return true;
+    return this.#send(pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.#pendingBytes));
+  }
+
+  /** A body chunk to the client (through the encoder if any); false: the client is full, PHP must wait. */
+  #send(chunk: Buffer): boolean {
+    let body = chunk;
     if (this.#held !== null) {
       this.#held.push(body);
       this.#heldBytes += body.length;
@@ -243,6 +275,19 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       }
       if (!this.#writeHead(head)) return;
     }
+    const d = this.#deferred;
+    if (d !== null) {
+      // The whole answer came in this read: one head with its length, one write.
+      this.#deferred = null;
+      d.headers.push('Content-Length', String(this.#pendingBytes));
+      if (!this.#sendHead(d.status, d.reason, d.headers)) return;
+      this.#done = true;
+      const pending = this.#pending;
+      this.#pending = [];
+      this.#res.end(pending.length === 0 ? undefined : pending.length === 1 ? pending[0] : Buffer.concat(pending, this.#pendingBytes));
+      void this.#body.dispose();
+      return;
+    }
     this.#done = true;
     this.#resumePhp();
     const short = this.#remaining !== null && this.#remaining > 0;
@@ -279,11 +324,10 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   }
 
   /**
-   * Sends PHP's status and headers. Returns false (the exchange answered 502 instead) if node refuses them: a
-   * throw must never escape into the FastCGI decoder, which would take it for a broken connection to PHP.
+   * Takes PHP's status and headers: sent now, or held as #deferred. Returns false when the exchange answered
+   * otherwise (a stale cached answer, or 502 for a head node refuses).
    */
   #writeHead(head: CgiHead): boolean {
-    const res = this.#res;
     let headers = this.#cx.stripPoweredBy ? withoutPoweredBy(head.headers) : head.headers;
     const status = this.#forceStatus || head.status;
     if (this.#fill !== null && this.#fill.onHead(status, head.reason, head, headers)) {
@@ -298,19 +342,15 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       : compression.choose(this.#req.headers['accept-encoding'], this.#req.method, status, head, headers);
     if (encoding !== null) headers = compressedHeaders(headers, encoding);
     if (this.#edge.length > 0) headers = withEdge(this.#edge, headers);
-    try {
-      // Headers set before PHP answered (security headers, rate-limit counts) are replaced by PHP's own, by name.
-      // (The head parser already refused what node cannot send, so the preset ones are never half replaced.)
-      // HTTP/2 has no reason phrase (node would warn on each one).
-      writeHeadOver(res, status, this.#forceStatus !== 0 || this.#req.httpVersionMajor !== 1 ? '' : head.reason, headers);
-    } catch (cause) {
-      res.statusMessage = ''; // node keeps a reason set before it threw; the error page must not inherit it
-      const err = new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a response head node cannot send: ${String(cause)}`, { cause });
-      this.#log.error({ err, request: this.#label }, 'PHP sent an unusable header block');
-      this.#finishWithError(err);
-      return false;
+    // HTTP/2 has no reason phrase (node would warn on each one).
+    const reason = this.#forceStatus !== 0 || this.#req.httpVersionMajor !== 1 ? '' : head.reason;
+    const bodiless = this.#req.method === 'HEAD' || status === 204 || status === 304;
+    if (encoding === null && this.#fill === null && head.contentLength === null && !bodiless) {
+      this.#headSent = true; // taken: what follows is body
+      this.#deferred = { status, reason, headers };
+      return true;
     }
-    this.#headSent = true;
+    if (!this.#sendHead(status, reason, headers)) return false;
     if (encoding !== null) {
       this.#encoding = encoding;
       this.#sizeHint = head.contentLength;
@@ -319,8 +359,28 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
       if (this.#flushEach) this.#startEncoder(compression!.encoder(encoding, head.contentLength));
       else this.#held = [];
     }
-    const bodiless = this.#req.method === 'HEAD' || status === 204 || status === 304;
     this.#remaining = bodiless ? null : head.contentLength;
+    return true;
+  }
+
+  /**
+   * Writes the head. Returns false (the exchange answered 502 instead) if node refuses it: a throw must never
+   * escape into the FastCGI decoder, which would take it for a broken connection to PHP.
+   */
+  #sendHead(status: number, reason: string, headers: readonly string[]): boolean {
+    try {
+      // Headers set before PHP answered (rate-limit counts, X-Cache) are replaced by PHP's own, by name.
+      // (The head parser already refused what node cannot send, so the preset ones are never half replaced.)
+      writeHeadOver(this.#res, status, reason, headers);
+    } catch (cause) {
+      this.#res.statusMessage = ''; // node keeps a reason set before it threw; the error page must not inherit it
+      const err = new UpstreamError(ErrorCode.UpstreamHeaders, `PHP sent a response head node cannot send: ${String(cause)}`, { cause });
+      this.#log.error({ err, request: this.#label }, 'PHP sent an unusable header block');
+      this.#headSent = false; // nothing went out: the error is answered in full
+      this.#finishWithError(err);
+      return false;
+    }
+    this.#headSent = true;
     return true;
   }
 
@@ -350,6 +410,13 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
   /** Before any byte was sent: answer with the error's status. After: cut the connection (truncation shows). */
   #fail(err: PhpgateError): void {
     this.#resumePhp();
+    if (this.#deferred !== null) {
+      // PHP's head never went out: the client gets the error's answer instead of a cut-off one.
+      this.#deferred = null;
+      this.#pending = [];
+      this.#finishWithError(err);
+      return;
+    }
     if (this.#headSent) {
       this.#done = true;
       this.#held = null;
@@ -419,6 +486,8 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#done = true;
     this.#fill?.onEnd(false);
     this.#held = null;
+    this.#deferred = null;
+    this.#pending = [];
     this.onStdinDrain(); // a body upload waiting on STDIN drain must not hang
     this.#resumePhp();
     this.#encoder?.destroy();

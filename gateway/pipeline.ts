@@ -133,6 +133,11 @@ export class Pipeline implements ErrorResponder {
       this.answerError(req, res, 400, null);
       return;
     }
+    if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && req.headers['transfer-encoding'] !== undefined) {
+      // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing; the connection closes after this answer,
+      // whatever keep-alive the client asked for (what follows on it may be a smuggled request).
+      closeAfter(req, res);
+    }
     const client = this.#o.clients.resolve(req);
     const edge = this.#o.securityHeaders.for(target.path, client.https);
     const limiter = this.#o.rateLimit;

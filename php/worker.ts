@@ -246,13 +246,23 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   // FcgiResponseHandler: forwards to the current request, and keeps the books.
   onStdout(chunk: Buffer): boolean {
     if (this.#request === null || this.#request.onStdout(chunk)) return true;
-    // Waiting for the client is not PHP's time: stop the clock (nginx's fastcgi_read_timeout counts only PHP).
+    this.#stopClock();
+    return false;
+  }
+
+  onReadEnd(): boolean {
+    if (this.#request === null || this.#request.onReadEnd === undefined || this.#request.onReadEnd()) return true;
+    this.#stopClock();
+    return false;
+  }
+
+  /** Waiting for the client is not PHP's time: the clock stops (nginx's fastcgi_read_timeout counts only PHP). */
+  #stopClock(): void {
     if (this.#timer !== null) {
       this.#timeLeft = Math.max(1, this.#timerBudget - (Date.now() - this.#timerStart));
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    return false;
   }
 
   onStderr(chunk: Buffer): void {

@@ -74,6 +74,40 @@ function runsSince(): () => string[] {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The statuses of the responses in `text`, read by their framing (Content-Length, chunked, or up to the close), so
+ * a body that happens to hold "HTTP/1.1 200" is never taken for a response, nor one that follows a body directly.
+ */
+function responseStatuses(text: string): number[] {
+  const statuses: number[] = [];
+  let pos = 0;
+  while (pos < text.length) {
+    const headEnd = text.indexOf('\r\n\r\n', pos);
+    const m = /^HTTP\/1\.[01] (\d{3}) /.exec(text.slice(pos, pos + 13));
+    if (headEnd < 0 || m === null) break;
+    const status = Number(m[1]);
+    statuses.push(status);
+    const head = text.slice(pos, headEnd);
+    pos = headEnd + 4;
+    if (status < 200 || status === 204 || status === 304) continue; // no body
+    const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+    if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+      for (;;) {
+        const lineEnd = text.indexOf('\r\n', pos);
+        if (lineEnd < 0) return statuses;
+        const size = parseInt(text.slice(pos, lineEnd), 16);
+        pos = lineEnd + 2 + size + 2;
+        if (size === 0) break;
+      }
+    } else if (length !== null) {
+      pos += Number(length[1]);
+    } else {
+      break; // delimited by the close
+    }
+  }
+  return statuses;
+}
+
 /** A plain TCP client: writes exactly the bytes it is given, keeps every byte received, knows when the server closed. */
 class RawConn {
   readonly #socket: net.Socket;
@@ -128,7 +162,7 @@ class RawConn {
 
   /** The status code of every response (interim ones included) received so far. */
   statuses(): number[] {
-    return [...this.text.matchAll(/^HTTP\/1\.[01] (\d{3}) /gm)].map((m) => Number(m[1]));
+    return responseStatuses(this.text);
   }
 
   /** True when the server closed the connection within `ms` from now. */

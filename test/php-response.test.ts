@@ -34,6 +34,12 @@ function binaryExpected(): Buffer {
   return Buffer.alloc(256 * 1024, all);
 }
 
+/** Polls `done` every 10 ms for up to 3 s. */
+async function waitFor(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 300 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(done(), 'waited 3 s');
+}
+
 /** Header names in the order received, lower-cased (one entry per header line). */
 function headerNames(r: SimpleResponse): string[] {
   return r.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
@@ -325,6 +331,32 @@ describe('PHP responses through the real gateway and php-cgi', () => {
       const r = await get('/big.php?mb=8');
       assert.equal(r.status, 200);
       assertSameBytes(r.body, bigExpected(8), 'big.php?mb=8');
+    });
+
+    test('a small answer, whole in one read from PHP, goes out with a Content-Length instead of chunked', async () => {
+      const r = await get('/status.php?code=200');
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-length'], String(r.body.length));
+      assert.equal(r.headers['transfer-encoding'], undefined);
+      const streamed = await get('/stream.php?ms=200');
+      assert.equal(streamed.headers['transfer-encoding'], 'chunked', 'an answer PHP flushed in parts stays chunked');
+    });
+
+    test('an HTTP/1.0 keep-alive client keeps its connection across small PHP answers', async () => {
+      const sock = net.connect(gw.port, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      let received = '';
+      sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
+      const ask = 'GET /status.php?code=200 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n';
+      sock.write(ask);
+      await waitFor(() => /\r\n\r\n/.test(received) && received.length >= Number(/Content-Length: (\d+)/i.exec(received)?.[1] ?? 1e9) + received.indexOf('\r\n\r\n') + 4);
+      assert.match(received, /^HTTP\/1\.1 200 [^]*\r\nConnection: keep-alive\r\n/i);
+      assert.equal(sock.destroyed || sock.readyState !== 'open', false, 'still open after the first answer');
+      received = '';
+      sock.write(ask);
+      await waitFor(() => /\r\n\r\n/.test(received));
+      assert.match(received, /^HTTP\/1\.1 200 /);
+      sock.destroy();
     });
 
     test('HEAD on a PHP script has headers and no body', async () => {

@@ -19,6 +19,11 @@ export interface FcgiResponseHandler {
   onStderr(chunk: Buffer): void;
   onEnd(appStatus: number): void;
   onError(err: PhpgateError): void;
+  /**
+   * Every record of one socket read was delivered and the request goes on: what was held to see whether the
+   * answer ends in this read must go out now. Return false to stop reading, as from onStdout.
+   */
+  onReadEnd?(): boolean;
 }
 
 export interface ConnectionOwner {
@@ -169,6 +174,8 @@ export class FcgiConnection implements RecordSink {
   readonly #onData = (chunk: Buffer): void => {
     try {
       this.#decoder.push(chunk);
+      const h = this.#handler;
+      if (h !== null && h.onReadEnd !== undefined && !h.onReadEnd()) this.#socket.pause();
     } catch (err) {
       // The decoder threw a protocol error or a handler threw: the stream can't be trusted any more.
       this.#fail(err instanceof UpstreamError ? err : new UpstreamError(ErrorCode.FcgiProtocol, String(err), { cause: err }));
