@@ -4,7 +4,7 @@
  * Per-request work is counting; everything about pools is read from the StatusSource when scraped.
  */
 import { performance } from 'node:perf_hooks';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { PlainHistogram, type Series } from './plain-histogram.js';
 import type { GatewayStatus, RequestObserver, RequestRecord, StatusSource } from '../status.js';
 import { RecentWindow, type RecentTraffic } from './recent.js';
@@ -39,7 +39,11 @@ interface PoolSeries {
 type CacheStatus = NonNullable<RequestRecord['cache']>;
 
 export class Metrics implements RequestObserver {
-  readonly #registry = new Registry();
+  /**
+   * prom-client's registry, built at the first scrape: requests are counted without it, and a gateway nobody
+   * scrapes does not carry it (about 4 MB). Its default metrics (GC, event-loop lag) count from that scrape on.
+   */
+  #registry: Promise<Registry> | null = null;
   readonly #source: StatusSource;
   readonly #clock: () => number;
   readonly #recent: RecentWindow;
@@ -54,7 +58,16 @@ export class Metrics implements RequestObserver {
     this.#source = source;
     this.#clock = o.clock ?? (() => performance.now());
     this.#recent = new RecentWindow(this.#clock());
-    const registers = [this.#registry];
+    this.#duration = new PlainHistogram('phpgate_request_duration_seconds', 'Time from request start to the end of the response, by pool.',
+      'pool', DURATION_BUCKETS_S);
+    this.#upstream = new PlainHistogram('phpgate_upstream_duration_seconds', 'Time from handing a request to PHP until its answer ended, by pool.',
+      'pool', DURATION_BUCKETS_S);
+  }
+
+  /** The registry with every metric read at scrape time (the request counts from this object's plain numbers). */
+  #buildRegistry({ collectDefaultMetrics, Counter, Gauge, Registry }: typeof import('prom-client')): Registry {
+    const registry = new Registry();
+    const registers = [registry];
 
     const series = this.#series;
     new Counter({
@@ -78,11 +91,6 @@ export class Metrics implements RequestObserver {
         for (const [status, n] of Object.entries(cacheCounts)) this.labels(status).inc(n); // every series, from the first scrape
       },
     });
-    this.#duration = new PlainHistogram('phpgate_request_duration_seconds', 'Time from request start to the end of the response, by pool.',
-      'pool', DURATION_BUCKETS_S);
-    this.#upstream = new PlainHistogram('phpgate_upstream_duration_seconds', 'Time from handing a request to PHP until its answer ended, by pool.',
-      'pool', DURATION_BUCKETS_S);
-
     const status = (): GatewayStatus => (this.#scrape ??= this.#source.status());
     new Gauge({
       name: 'phpgate_pool_workers',
@@ -182,7 +190,8 @@ export class Metrics implements RequestObserver {
       },
     });
     // Process CPU, memory, event-loop lag, GC… Its observers live as long as the process: build one Metrics.
-    collectDefaultMetrics({ register: this.#registry });
+    collectDefaultMetrics({ register: registry });
+    return registry;
   }
 
   onRequestDone(r: RequestRecord): void {
@@ -198,8 +207,10 @@ export class Metrics implements RequestObserver {
   async render(): Promise<{ contentType: string; body: string }> {
     this.#scrape = null;
     try {
-      const body = [await this.#registry.metrics(), this.#duration.render(), this.#upstream.render()].join('\n');
-      return { contentType: this.#registry.contentType, body };
+      this.#registry ??= import('prom-client').then((prom) => this.#buildRegistry(prom));
+      const registry = await this.#registry;
+      const body = [await registry.metrics(), this.#duration.render(), this.#upstream.render()].join('\n');
+      return { contentType: registry.contentType, body };
     } finally {
       this.#scrape = null;
     }
