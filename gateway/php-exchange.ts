@@ -225,9 +225,11 @@ export class PhpExchange implements PoolWaiter, WorkerRequestHandler {
     this.#deferred = null;
     if (!this.#sendHead(d.status, d.reason, d.headers)) return true;
     const pending = this.#pending;
+    const bytes = this.#pendingBytes;
     this.#pending = [];
-    if (this.#pendingBytes === 0) return true;
-    return this.#send(pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.#pendingBytes));
+    this.#pendingBytes = 0;
+    if (bytes === 0) return true;
+    return this.#send(pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes));
   }
 
   /** A body chunk to the client (through the encoder if any); false: the client is full, PHP must wait. */
