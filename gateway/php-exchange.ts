@@ -517,9 +517,7 @@ function hasHeader(headers: readonly string[], name: string): boolean {
 
 /** expose_php's advertisement, dropped as helmet's hidePoweredBy does; a copy only when PHP sent one. */
 function withoutPoweredBy(headers: string[]): string[] {
-  let found = false;
-  for (let i = 0; i < headers.length && !found; i += 2) found = headers[i]!.length === 12 && headers[i]!.toLowerCase() === 'x-powered-by';
-  if (!found) return headers;
+  if (!hasHeader(headers, 'x-powered-by')) return headers;
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     if (headers[i]!.toLowerCase() !== 'x-powered-by') out.push(headers[i]!, headers[i + 1]!);

@@ -20,6 +20,7 @@ import { statusForError } from './errors-http.js';
 import type { Logger } from './log.js';
 import { closeAfter, type ErrorResponder } from './pipeline.js';
 import { prepareRequestHeaders, responseHeaders } from './proxy-headers.js';
+import { writeHeadOver } from './response-head.js';
 import type { RequestTrace } from './trace.js';
 import type { Upstream, UpstreamTarget } from './upstreams.js';
 import type { ParsedTarget } from './uri.js';
@@ -270,13 +271,8 @@ export class ProxyExchange implements Attempt {
     const headers = responseHeaders(proxyRes.rawHeaders, this.#cx.stripPoweredBy, t.redirect);
     try {
       // Headers set before (security headers, rate-limit counts): the upstream's own replace them by name, and its
-      // repeated ones (Set-Cookie) stay apart, as PHP's do.
-      for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
-      for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i]!, headers[i + 1]!);
-      const status = proxyRes.statusCode ?? 502;
-      // HTTP/2 has no reason phrase.
-      if (this.#req.httpVersionMajor === 1 && proxyRes.statusMessage !== undefined && proxyRes.statusMessage !== '') res.writeHead(status, proxyRes.statusMessage);
-      else res.writeHead(status);
+      // repeated ones (Set-Cookie) stay apart, as PHP's do. HTTP/2 has no reason phrase.
+      writeHeadOver(res, proxyRes.statusCode ?? 502, this.#req.httpVersionMajor === 1 ? proxyRes.statusMessage ?? '' : '', headers);
     } catch (cause) {
       for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
       res.statusMessage = '';

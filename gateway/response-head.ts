@@ -1,6 +1,6 @@
 /**
  * Writing a response head whose headers win over those already set on the response (security headers,
- * rate-limit counts, X-Cache), repeats kept: PHP's answers and cached answers both go out this way.
+ * rate-limit counts, X-Cache), repeats kept: PHP's answers, cached answers and upstream answers go out this way.
  */
 import type { ServerResponse } from 'node:http';
 

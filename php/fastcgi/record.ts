@@ -46,11 +46,18 @@ function writeHeader(buf: Buffer, type: number, requestId: number, contentLength
 
 /** FCGI_BEGIN_REQUEST: header and FCGI_BeginRequestBody in one 16-byte buffer. */
 export function encodeBeginRequest(requestId: number, role: number, flags: number): Buffer {
-  const buf = Buffer.alloc(HEADER_LEN + BEGIN_REQUEST_BODY_LEN); // zeroed: covers the 5 reserved bytes
+  const buf = Buffer.allocUnsafe(HEADER_LEN + BEGIN_REQUEST_BODY_LEN);
+  writeBeginRequest(buf, requestId, role, flags);
+  return buf;
+}
+
+/** FCGI_BEGIN_REQUEST at the start of `buf`; returns the position after it. */
+function writeBeginRequest(buf: Buffer, requestId: number, role: number, flags: number): number {
   writeHeader(buf, RecordType.BeginRequest, requestId, BEGIN_REQUEST_BODY_LEN, 0);
   buf.writeUInt16BE(role, HEADER_LEN);
   buf.writeUInt8(flags, HEADER_LEN + 2);
-  return buf;
+  buf.fill(0, HEADER_LEN + 3, HEADER_LEN + BEGIN_REQUEST_BODY_LEN); // reserved
+  return HEADER_LEN + BEGIN_REQUEST_BODY_LEN;
 }
 
 /** FCGI_END_REQUEST: what an application sends; used by tests and fake servers. */
@@ -110,11 +117,7 @@ export function encodeRequestStart(requestId: number, role: number, flags: numbe
   const padding = paddingFor(nv.total);
   const paramsRecord = nv.total === 0 ? 0 : HEADER_LEN + nv.total + padding;
   const buf = Buffer.allocUnsafe(HEADER_LEN + BEGIN_REQUEST_BODY_LEN + paramsRecord + HEADER_LEN + (endStdin ? HEADER_LEN : 0));
-  writeHeader(buf, RecordType.BeginRequest, requestId, BEGIN_REQUEST_BODY_LEN, 0);
-  buf.writeUInt16BE(role, HEADER_LEN);
-  buf.writeUInt8(flags, HEADER_LEN + 2);
-  buf.fill(0, HEADER_LEN + 3, HEADER_LEN + BEGIN_REQUEST_BODY_LEN); // reserved
-  let pos = HEADER_LEN + BEGIN_REQUEST_BODY_LEN;
+  let pos = writeBeginRequest(buf, requestId, role, flags);
   if (nv.total > 0) {
     writeHeader(buf, RecordType.Params, requestId, nv.total, padding, pos);
     pos = writePairs(buf, pos + HEADER_LEN, nv);
