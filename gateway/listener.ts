@@ -5,7 +5,8 @@
  * What happens to a request is the pipeline's business; this module owns sockets and sessions.
  */
 import http from 'node:http';
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
+import { createRequire } from 'node:module';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
@@ -37,6 +38,9 @@ export type RequestListener = (req: http.IncomingMessage, res: http.ServerRespon
  */
 export type UpgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
+/** node:http2 is loaded only for a TLS listener: a plain one does not pay its memory (about 2 MB). */
+const loadHttp2 = (): typeof http2 => createRequire(import.meta.url)('node:http2') as typeof http2;
+
 /** HTTP/2 header lists past this many name-value pairs are refused (node's default, 128, is below what real browsers with big cookies send). */
 const H2_MAX_HEADER_PAIRS = 512;
 
@@ -58,7 +62,7 @@ export class MainListener {
     if (s.tls === null) {
       this.#server = http.createServer(http1Options(s.timeouts, s.limits), onRequest);
     } else {
-      const server = http2.createSecureServer({
+      const server = loadHttp2().createSecureServer({
         cert: s.tls.cert,
         key: s.tls.key,
         allowHTTP1: true,

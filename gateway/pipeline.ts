@@ -3,7 +3,7 @@
  * Later stages (admin endpoints, rate limits, security headers, cache, compression) slot in here, in order.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import http2, { type Http2Stream } from 'node:http2';
+import type { Http2Stream } from 'node:http2';
 import { ErrorCode, type PhpgateError } from '../config/errors.js';
 import { buildCgiParams, type CgiRequest } from '../php/cgi-env.js';
 import type { Pool } from '../php/pool.js';
@@ -452,10 +452,13 @@ export function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   // what nobody reads, instead of uploading into a drained stream for as long as it likes.
   // (The stream's own 'finish': the compatibility response reports 'finish' only once the whole stream closed.)
   const stream = (req as unknown as { stream: Http2Stream }).stream;
-  stream.once('finish', () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+  stream.once('finish', () => stream.close(NGHTTP2_NO_ERROR));
 }
 
 const NO_HEADERS: HeaderList = [];
+
+/** RFC 9113 §7 NO_ERROR (node:http2's constant; this module does not load node:http2 for a plain listener). */
+const NGHTTP2_NO_ERROR = 0;
 
 const CONDITIONALS: ReadonlySet<string> = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range']);
 

@@ -12,7 +12,8 @@
  */
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
+import type { ProxyServer, ServerOptions } from 'http-proxy-3';
+import { createRequire } from 'node:module';
 import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
 import { BodyKind, bodyKind, expectsContinue } from './body.js';
 import type { ClientInfo, TrustedProxies } from './client-address.js';
@@ -62,6 +63,8 @@ function attemptOf(options: ServerOptions): Attempt {
  * otherwise re-parse it as a WHATWG URL, which rewrites `%2e%2e` and `\`), after the target URL's own path.
  */
 export function createProxy(log: Logger): ProxyServer {
+  // Loaded here, with the first upstream: a gateway without upstreams does not pay its memory.
+  const { createProxyServer } = createRequire(import.meta.url)('http-proxy-3') as typeof import('http-proxy-3');
   const proxy = createProxyServer({ selfHandleResponse: true, toProxy: true, prependPath: true });
   proxy.before('web', 'stream', keepChunkedFraming);
   proxy.on('proxyReq', (proxyReq, _req, _res, options) => attemptOf(options).onProxyRequest(proxyReq));
