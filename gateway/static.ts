@@ -14,6 +14,7 @@ import type { DocrootGuard, FileInfoCache } from './file-cache.js';
 import { sendError } from './errors-http.js';
 import { matchesStrong, matchesWeak, notAfter } from './conditional.js';
 import { setHeaders, type HeaderList } from './security-headers.js';
+import { writeHeadList } from './response-head.js';
 import type { Logger } from './log.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */
@@ -159,7 +160,7 @@ export class StaticFiles {
         headers.push('Content-Length', entry.size === 0 ? 0 : end - start + 1);
       }
     }
-    res.writeHead(status, headers);
+    writeHeadList(res, status, headers);
     const sendsBody = (status === 200 || status === 206) && req.method !== 'HEAD' && entry.size > 0;
     if (!sendsBody) {
       if (fd !== null) fs.close(fd, () => undefined); // nothing to read from it; a failed close changes nothing
@@ -178,7 +179,7 @@ export class StaticFiles {
    */
   sendPage(req: IncomingMessage, res: ServerResponse, file: string, stat: fs.Stats, status: number): void {
     const entry = this.#entry({ path: file, stat, encoding: '' });
-    res.writeHead(status, ['Content-Type', this.#contentType(file), 'Content-Length', entry.size]);
+    writeHeadList(res, status, ['Content-Type', this.#contentType(file), 'Content-Length', entry.size]);
     if (req.method === 'HEAD' || entry.size === 0) res.end();
     else if (entry.body !== null) res.end(entry.body);
     else this.#stream(res, file, null, 0, entry.size - 1);

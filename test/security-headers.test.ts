@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +34,23 @@ function getTls(port: number, target: string): Promise<{ status: number; headers
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
     }).on('error', reject);
+  });
+}
+
+/** One request over HTTP/2; node's client joins a repeated header into one value, Set-Cookie into an array. */
+function getH2(port: number, target: string): Promise<{ status: number; headers: http2.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    session.once('error', reject);
+    const stream = session.request({ ':path': target });
+    let headers: http2.IncomingHttpHeaders = {};
+    stream.on('response', (h) => (headers = h));
+    stream.resume();
+    stream.on('end', () => {
+      session.close();
+      resolve({ status: Number(headers[':status']), headers });
+    });
+    stream.on('error', reject);
   });
 }
 
@@ -137,6 +155,25 @@ describe('security headers: configured', () => {
     const r = await getTls(g.port, '/page.html');
     assert.match(String(r.headers['content-security-policy']), /default-src 'self'.*object-src 'none'/);
     assert.equal(r.headers['x-content-type-options'], undefined);
+  });
+
+  test('over HTTP/2 the same heads: PHP wins by name and keeps its repeats, static files and 502s carry the headers', async () => {
+    const own = await getH2(g.port, '/own.php');
+    assert.equal(own.status, 200);
+    assert.equal(own.headers['x-frame-options'], 'DENY', 'one X-Frame-Options, PHP\'s');
+    assert.equal(own.headers['referrer-policy'], 'no-referrer');
+    assert.deepEqual(own.headers['set-cookie'], ['a=1', 'b=2']);
+    assert.equal(own.headers['x-robots-tag'], 'noindex');
+    assert.equal(own.headers['strict-transport-security'], 'max-age=60');
+    const page = await getH2(g.port, '/page.html');
+    assert.equal(page.status, 200);
+    assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
+    assert.equal(page.headers['content-length'], String('<p>static</p>'.length));
+    assert.equal(page.headers['x-frame-options'], 'SAMEORIGIN');
+    assert.match(String(page.headers['content-security-policy']), /default-src 'self'/);
+    const bad = await getH2(g.port, '/bad.php');
+    assert.equal(bad.status, 502);
+    assert.equal(bad.headers['x-frame-options'], 'SAMEORIGIN');
   });
 
   test('strip_powered_by: false passes PHP\'s X-Powered-By on', async () => {
