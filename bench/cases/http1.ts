@@ -188,6 +188,33 @@ function tables(results: CaseResult[]): string[] {
     main,
     'Memory (the peak during the measured runs, sampled every 0.5 s; RSS summed over processes, so pages shared between PHP workers, opcache included, count once per worker on both sides) and CPU time per request (utime + stime over all rounds ÷ requests):',
     memory,
+    ...cpuBudgets(results),
+  ];
+}
+
+/**
+ * Why a PHP ratio target is missed, from this run's own numbers. The load generator shares the machine's cores, so
+ * once they are saturated requests per second follow the CPU a request costs: for phpgate to answer r× nginx's
+ * rate, gateway + PHP together may cost at most 1/r of nginx + php-fpm's (less still, as wrk's own CPU per request,
+ * not measured, is the same on both sides). What PHP costs on phpgate's side leaves the gateway its budget.
+ */
+function cpuBudgets(results: CaseResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    const t = r.c.target;
+    if (t === undefined || r.c.metric !== 'rps' || r.unavailable !== null || r.nginx.length === 0 || r.phpgate.length === 0) continue;
+    const [ng, np, gg, gp] = [cpuPerRequestUs(r.nginx, (m) => m.gatewayCpuS), cpuPerRequestUs(r.nginx, (m) => m.phpCpuS),
+      cpuPerRequestUs(r.phpgate, (m) => m.gatewayCpuS), cpuPerRequestUs(r.phpgate, (m) => m.phpCpuS)];
+    if (np === 0 || ratioOf(r, (m) => m.rps) >= t.ratio) continue; // a static case, or met
+    const budget = (ng + np) / t.ratio - gp;
+    lines.push(`- ${r.c.name}: nginx + php-fpm spend ${fmtUs(ng)} + ${fmtUs(np)} = ${fmtUs(ng + np)} of CPU per request, phpgate + php-cgi ${fmtUs(gg)} + ${fmtUs(gp)} = ${fmtUs(gg + gp)}. `
+      + `For ${t.ratio}× nginx's rate, phpgate's gateway could spend at most ${budget > 0 ? `about ${fmtUs(budget)}` : 'nothing'} per request (${fmtUs(ng + np)} ÷ ${t.ratio} − php-cgi's ${fmtUs(gp)}), `
+      + `against ${fmtUs(gg)} measured; nginx's own gateway work is ${fmtUs(ng)}.`);
+  }
+  if (lines.length === 0) return [];
+  return [
+    'Why the PHP targets are missed, in this run\'s CPU per request: the machine\'s cores are shared by the load generator, the gateway and PHP, and saturated, so a server\'s rate follows what a request costs all its processes together (wrk\'s own share, not measured, is the same on both sides and makes each budget below smaller still):',
+    lines.join('\n'),
   ];
 }
 

@@ -2,12 +2,13 @@
  * Memory at rest and with 1,000 idle keep-alive connections: each connection makes one request, then stays open
  * doing nothing (held by this process's http.Agent). RSS of the gateway and of the PHP workers, nginx and phpgate.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { Group } from '../lib/group.js';
 import { checkBody, request } from '../lib/http.js';
 import { fmtMB, mdTable, type Section, type Target } from '../lib/report.js';
-import { usage, type Usage } from '../lib/procfs.js';
+import { rssSplit, usage, type RssSplit, type Usage } from '../lib/procfs.js';
 import { startPair, type Context, type Side } from '../lib/servers.js';
 
 const CONNECTIONS = 1000;
@@ -54,6 +55,31 @@ async function withConnections(side: Side, ctx: Context): Promise<Usage> {
   }
 }
 
+/**
+ * The floor under phpgate's number: the same node binary running nothing (an idle timer), its RSS after SETTLE_S,
+ * with how much of it is file-backed (pages of the node binary and its libraries, mapped from the page cache).
+ */
+async function nodeAlone(): Promise<RssSplit | null> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+  try {
+    await sleep(SETTLE_S);
+    return child.pid === undefined ? null : rssSplit(child.pid);
+  } finally {
+    child.kill();
+  }
+}
+
+/** Why phpgate's idle RSS is what it is: node itself, then what phpgate loads on top (its code, dependencies, heap). */
+function idleNote(gw: RssSplit | null, bare: RssSplit | null): string[] {
+  if (gw === null || bare === null) return [];
+  const total = (r: RssSplit) => r.anonBytes + r.fileBytes;
+  return [
+    `What phpgate's idle RSS is made of: ${fmtMB(total(gw))} = ${fmtMB(gw.fileBytes)} file-backed (mostly pages of the node binary) + ${fmtMB(gw.anonBytes)} anonymous (V8's heap, code and phpgate's state). `
+    + `The same node binary running nothing takes ${fmtMB(total(bare))} here (${fmtMB(bare.fileBytes)} file-backed + ${fmtMB(bare.anonBytes)} anonymous), `
+    + `so phpgate's code, its dependencies and what they keep add ${fmtMB(total(gw) - total(bare))} to node's own.`,
+  ];
+}
+
 async function run(ctx: Context): Promise<Section> {
   const limit = openFilesLimit();
   if (limit < CONNECTIONS + 200) {
@@ -63,6 +89,7 @@ async function run(ctx: Context): Promise<Section> {
   console.log(`\nstarting nginx + php-fpm and phpgate (memory at rest and with ${CONNECTIONS} idle connections)`);
   const p = await startPair(ctx);
   const measures: Measure[] = [];
+  let gwSplit: RssSplit | null = null;
   await sleep(SETTLE_S);
   const fresh = p.sides.map((s) => usage(s.roots));
   for (const [i, side] of p.sides.entries()) {
@@ -70,12 +97,14 @@ async function run(ctx: Context): Promise<Section> {
     for (let i = 0; i < WARM_REQUESTS; i++) await Promise.all([request(side.port, '/index.php'), request(side.port, PATH), request(side.port, '/realistic.php')]);
     await sleep(SETTLE_S);
     const idle = usage(side.roots);
+    if (side.name === 'phpgate') gwSplit = rssSplit(p.gw.pid);
     const held = await withConnections(side, ctx);
     await side.check(`${CONNECTIONS} idle connections`);
     console.log(`  ${side.name.padEnd(8)} gateway ${fmtMB(fresh[i]!.gatewayRssBytes)} at start, ${fmtMB(idle.gatewayRssBytes)} idle after traffic → ${fmtMB(held.gatewayRssBytes)} with ${CONNECTIONS} connections; PHP ${fmtMB(idle.phpRssBytes)} → ${fmtMB(held.phpRssBytes)}`);
     measures.push({ fresh: fresh[i]!, idle, held });
   }
   await p.stop();
+  const bare = await nodeAlone();
 
   const rows = p.sides.map((s, i) => {
     const { fresh: start, idle, held } = measures[i]!;
@@ -99,9 +128,13 @@ async function run(ctx: Context): Promise<Section> {
     title: 'Memory: idle, and with 1,000 idle keep-alive connections',
     method: [
       `A fresh pair (defaults above); its RSS ${SETTLE_S} s after start ("just started": it has answered the start-up checks only). Then each server gets ${WARM_REQUESTS} rounds of \`/index.php\`, \`${PATH}\` and \`/realistic.php\`; ${SETTLE_S} s later its RSS is read ("idle after traffic", the one the target is judged on: a server in use has served requests). Then the bench opens ${CONNECTIONS} keep-alive connections to it (${BATCH} at a time, each makes one GET of \`${PATH}\` and then stays open, idle, each in an http.Agent of its own), waits ${SETTLE_S} s, reads RSS again, checks all ${CONNECTIONS} are still open, and closes them. One server at a time.`,
+      `The floor: after the pair has stopped, the same node binary is started with nothing to run (\`node -e 'setInterval(() => {}, 1 << 30)'\`) and its RSS read ${SETTLE_S} s later; phpgate's and its split into file-backed and anonymous pages come from /proc/PID/status (RssFile, RssAnon), read with its idle RSS.`,
       'RSS from /proc/PID/stat, summed over each side\'s processes: gateway (nginx master + workers; the phpgate node process) and PHP (php-fpm master + workers; php-cgi masters + children; shared pages such as opcache count once per process on both sides).',
     ],
-    results: [mdTable(['server', 'gateway RSS just started', 'gateway RSS idle after traffic', `gateway RSS with ${CONNECTIONS} connections`, 'per connection', 'PHP RSS idle', `PHP RSS with ${CONNECTIONS} connections`], rows, [1, 2, 3, 4, 5, 6])],
+    results: [
+      mdTable(['server', 'gateway RSS just started', 'gateway RSS idle after traffic', `gateway RSS with ${CONNECTIONS} connections`, 'per connection', 'PHP RSS idle', `PHP RSS with ${CONNECTIONS} connections`], rows, [1, 2, 3, 4, 5, 6]),
+      ...idleNote(gwSplit, bare),
+    ],
     rounds: [],
     targets,
     warnings: [],

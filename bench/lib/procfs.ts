@@ -103,6 +103,23 @@ export function usage(roots: readonly number[]): Usage {
   return u;
 }
 
+/** A process's resident memory split: anonymous (heap, stacks) and file-backed (mapped binaries and libraries). */
+export interface RssSplit {
+  anonBytes: number;
+  fileBytes: number;
+}
+
+export function rssSplit(pid: number): RssSplit | null {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return null; // gone
+  }
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { anonBytes: kb('RssAnon'), fileBytes: kb('RssFile') };
+}
+
 /** Peak resident memory while something runs: polls usage() every `intervalMs` until stopped. */
 export function watchPeakRss(roots: readonly number[], intervalMs = 500): () => { gatewayRssBytes: number; phpRssBytes: number } {
   const peak = { gatewayRssBytes: 0, phpRssBytes: 0 };
