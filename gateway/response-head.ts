@@ -16,7 +16,7 @@ type Http2Head = Record<string, string | number | string[]>;
  * (Set-Cookie, Link), so preset ones are replaced by name here first. Throws what writeHead throws.
  */
 export function writeHeadOver(res: ServerResponse, status: number, reason: string, headers: ReadonlyArray<string | number>): void {
-  if (res.req.httpVersionMajor === 2) {
+  if (isHttp2(res)) {
     // The compatibility layer takes a list as remove, append and set for each name (three rounds of checks and a
     // `delete` that leaves the head a slow dictionary); an object is one set per name, which still replaces a
     // preset header of that name.
@@ -38,8 +38,16 @@ export function writeHeadOver(res: ServerResponse, status: number, reason: strin
  * is; HTTP/2 gets it as an object, as above.
  */
 export function writeHeadList(res: ServerResponse, status: number, headers: ReadonlyArray<string | number>): void {
-  if (res.req.httpVersionMajor === 2) res.writeHead(status, http2Head(headers));
+  if (isHttp2(res)) res.writeHead(status, http2Head(headers));
   else res.writeHead(status, headers as Array<string | number> as string[]);
+}
+
+/**
+ * node's HTTP/2 compatibility response (it has the stream it answers on). Not `res.req`: that one is gone once the
+ * client has reset the stream, and writeHead must then be the no-op it is on a closed response, not a TypeError.
+ */
+function isHttp2(res: ServerResponse): boolean {
+  return (res as { stream?: unknown }).stream !== undefined;
 }
 
 function http2Head(headers: ReadonlyArray<string | number>): Http2Head {
