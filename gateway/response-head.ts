@@ -43,8 +43,8 @@ export function writeHeadList(res: ServerResponse, status: number, headers: Read
 }
 
 /**
- * node's HTTP/2 compatibility response (it has the stream it answers on). Not `res.req`: that one is gone once the
- * client has reset the stream, and writeHead must then be the no-op it is on a closed response, not a TypeError.
+ * node's HTTP/2 compatibility response: it has the stream it answers on, an http.ServerResponse has no `stream`.
+ * (A property read, without going through the request, which the response only reaches through its stream.)
  */
 function isHttp2(res: ServerResponse): boolean {
   return (res as { stream?: unknown }).stream !== undefined;
