@@ -101,10 +101,7 @@ function intFlag(name: string, value: string): number {
 
 function load(configFile: string | undefined, overrides: Overrides): Readonly<GatewayConfig> {
   try {
-    // No --config: the embedded default, whose docroot (./public) is the bundled example site.
-    return configFile === undefined
-      ? loadConfig({ overrides, baseDir: EXAMPLE_DIR })
-      : loadConfig({ file: configFile, overrides });
+    return reread(configFile, overrides);
   } catch (err) {
     if (err instanceof ConfigError) fail(2, err.message);
     throw err;
@@ -192,8 +189,9 @@ async function main(): Promise<void> {
   });
 }
 
-/** The configuration file read again (reload): throws ConfigError when it became invalid. */
+/** The configuration file read (again, on reload): throws ConfigError when it is invalid. */
 function reread(configFile: string | undefined, overrides: Overrides): Readonly<GatewayConfig> {
+  // No --config: the embedded default, whose docroot (./public) is the bundled example site.
   return configFile === undefined ? loadConfig({ overrides, baseDir: EXAMPLE_DIR }) : loadConfig({ file: configFile, overrides });
 }
 

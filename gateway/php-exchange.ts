@@ -509,8 +509,9 @@ function withEdge(edge: HeaderList, headers: string[]): string[] {
 }
 
 function hasHeader(headers: readonly string[], name: string): boolean {
+  const lower = name.toLowerCase();
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.length === name.length && headers[i]!.toLowerCase() === name.toLowerCase()) return true;
+    if (headers[i]!.length === lower.length && headers[i]!.toLowerCase() === lower) return true;
   }
   return false;
 }

@@ -24,7 +24,7 @@ import type { CacheFill, ResponseCache } from './response-cache.js';
 import { parseTarget, type ParsedTarget } from './uri.js';
 import { ProxyExchange, type ProxyContext } from './proxy.js';
 import { responseOnSocket, WebSocketTunnel } from './websocket-tunnel.js';
-import type { Upstream, Upstreams } from './upstreams.js';
+import type { Upstreams } from './upstreams.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
@@ -174,48 +174,45 @@ export class Pipeline implements ErrorResponder {
 
   /** `edge`: the security headers; static files put them in their head themselves, every other answer gets them set here. */
   #route(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, client: ClientInfo, edge: HeaderList, trace: RequestTrace | null): void {
-    // An upstream's pattern is an nginx `location … { proxy_pass …; }`: it takes the path before the docroot is asked.
-    const upstream = this.#o.upstreams === null ? null : this.#o.upstreams.match(target.path);
-    if (upstream !== null) {
-      this.#upstream(req, res, target, upstream, client, edge, trace);
-      return;
-    }
-    const route = this.#o.router.resolve(target.path, target.query);
-    const overMaxBody = this.#overMaxBody(req);
-    if (route.kind === RouteKind.Static && !overMaxBody) {
-      const refused = this.#o.static.serve(req, res, route.file, route.stat, target.path, edge);
-      if (refused !== 0) {
-        setHeaders(res, edge);
-        this.answerError(req, res, refused, target, { Allow: 'GET, HEAD' });
-      }
-      return;
-    }
-    if (route.kind === RouteKind.Php && !overMaxBody) {
-      if (this.#o.cache !== null && this.#fromCache(req, res, target, route, client, edge, trace, true)) return;
-      // PHP's answer takes the security headers into its own head, in one writeHead (set one by one beforehand,
-      // they cost about a tenth of a PHP hello's gateway CPU).
-      this.#php(req, res, target, route, client, trace, null, edge);
-      return;
-    }
-    setHeaders(res, edge);
-    if (overMaxBody) {
+    if (this.#overMaxBody(req)) {
       // nginx answers client_max_body_size before reading a byte of the body, whatever the location; so do we
       // (a static file or a 404 would otherwise read and discard any announced body, however large).
+      setHeaders(res, edge);
       closeAfter(req, res);
       this.answerError(req, res, 413, target);
       return;
     }
+    // An upstream's pattern is an nginx `location … { proxy_pass …; }`: it takes the path before the docroot is asked.
+    const upstream = this.#o.upstreams === null ? null : this.#o.upstreams.match(target.path);
+    if (upstream !== null) {
+      setHeaders(res, edge);
+      new ProxyExchange(req, res, upstream, target, client, this.#proxy, trace).start();
+      return;
+    }
+    const route = this.#o.router.resolve(target.path, target.query);
     switch (route.kind) {
+      case RouteKind.Static: {
+        const refused = this.#o.static.serve(req, res, route.file, route.stat, target.path, edge);
+        if (refused !== 0) {
+          setHeaders(res, edge);
+          this.answerError(req, res, refused, target, { Allow: 'GET, HEAD' });
+        }
+        return;
+      }
+      case RouteKind.Php:
+        if (this.#o.cache !== null && this.#fromCache(req, res, target, route, client, edge, trace, true)) return;
+        // PHP's answer takes the security headers into its own head, in one writeHead (set one by one beforehand,
+        // they cost about a tenth of a PHP hello's gateway CPU).
+        this.#php(req, res, target, route, client, trace, null, edge);
+        return;
       case RouteKind.Error:
+        setHeaders(res, edge);
         this.answerError(req, res, route.status, target);
         return;
       case RouteKind.Redirect:
+        setHeaders(res, edge);
         this.#redirect(req, res, route.location);
         return;
-      case RouteKind.Static:
-        return; // over max_body_mb: answered above
-      case RouteKind.Php:
-        return; // taken above
     }
   }
 
@@ -298,17 +295,6 @@ export class Pipeline implements ErrorResponder {
     } else {
       sendError(req, res, status);
     }
-  }
-
-  #upstream(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, upstream: Upstream, client: ClientInfo, edge: HeaderList,
-    trace: RequestTrace | null): void {
-    setHeaders(res, edge);
-    if (this.#overMaxBody(req)) {
-      closeAfter(req, res);
-      this.answerError(req, res, 413, target);
-      return;
-    }
-    new ProxyExchange(req, res, upstream, target, client, this.#proxy, trace).start();
   }
 
   /**

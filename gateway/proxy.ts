@@ -92,8 +92,6 @@ function keepChunkedFraming(req: IncomingMessage, _res: ServerResponse, options:
 /** RFC 9110 §9.2.2; nginx's proxy_next_upstream never resends POST, LOCK or PATCH. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** What node itself takes for `100-continue` (its checkContinue test). */
-
 /** An upstream request given up on: errors it still reports (its destroy's own among them) concern nobody. */
 function ignoreAbandoned(): void {}
 

@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { INVALID, urlPattern } from '../../config/checks.js';
 import type { AdminConfig } from '../../config/types.js';
 import { sendError } from '../errors-http.js';
 import type { Logger } from '../log.js';
@@ -178,7 +179,7 @@ export class AdminServer {
       return null;
     }
     const pattern = new URLSearchParams(query).get('pattern');
-    if (pattern === null || !(pattern.startsWith('/') || pattern.startsWith('*'))) {
+    if (pattern === null || urlPattern.parse(pattern) === INVALID) {
       send(req, res, 400, 'application/json', JSON.stringify({ error: 'pattern is required: a URL pattern starting with / or * (e.g. ?pattern=/blog/*)' }));
       return null;
     }

@@ -93,7 +93,11 @@ export function encodeStreamRecords(type: RecordType, requestId: number, data: B
 
 /** PARAMS records for `pairs`, then the empty PARAMS record that ends the stream. */
 export function encodeParams(requestId: number, pairs: Iterable<readonly [string, ParamValue]>): Buffer[] {
-  const body = encodeNameValuePairs(pairs);
+  return paramsRecords(requestId, encodeNameValuePairs(pairs));
+}
+
+/** Encoded pairs as PARAMS records, then the empty one that ends the stream. */
+function paramsRecords(requestId: number, body: Buffer): Buffer[] {
   // A pair may straddle two records: the spec treats PARAMS as one byte stream.
   const parts = body.length > 0 ? encodeStreamRecords(RecordType.Params, requestId, body) : [];
   parts.push(encodeHeader(RecordType.Params, requestId, 0, 0));
@@ -110,7 +114,9 @@ export function encodeRequestStart(requestId: number, role: number, flags: numbe
   const nv = measurePairs(pairs);
   if (nv.total > MAX_ALIGNED_CONTENT_LEN) {
     // Params over one record (huge cookies): rare enough for the general encoders and a copy.
-    const parts = [encodeBeginRequest(requestId, role, flags), ...encodeParams(requestId, pairsOf(nv))];
+    const body = Buffer.allocUnsafe(nv.total);
+    writePairs(body, 0, nv);
+    const parts = [encodeBeginRequest(requestId, role, flags), ...paramsRecords(requestId, body)];
     if (endStdin) parts.push(encodeHeader(RecordType.Stdin, requestId, 0, 0));
     return Buffer.concat(parts);
   }
@@ -182,10 +188,6 @@ function measurePairs(pairs: Iterable<readonly [string, ParamValue]>): MeasuredP
     lengths.push(nameLen, valueLen);
   }
   return { items, lengths, total };
-}
-
-function* pairsOf(nv: MeasuredPairs): Iterable<readonly [string, ParamValue]> {
-  for (let i = 0; i < nv.items.length; i += 2) yield [nv.items[i] as string, nv.items[i + 1]!];
 }
 
 /** Writes the measured pairs from `pos`; returns the position after them. */
