@@ -590,11 +590,12 @@ function headerValue(req: IncomingMessage, name: string): string {
   return v === undefined ? '' : Array.isArray(v) ? v.join(', ') : v;
 }
 
+/** `name` lower-case (as the key parser leaves it): nginx's $cookie_NAME matches the name in any letter case. */
 function cookieValue(cookie: string | undefined, name: string): string {
   if (cookie === undefined) return '';
   for (const pair of cookie.split(';')) {
     const eq = pair.indexOf('=');
-    if (eq !== -1 && pair.slice(0, eq).trim() === name) return pair.slice(eq + 1).trim();
+    if (eq !== -1 && pair.slice(0, eq).trim().toLowerCase() === name) return pair.slice(eq + 1).trim();
   }
   return '';
 }

@@ -230,6 +230,15 @@ describe('response cache: HIT, MISS, BYPASS', () => {
     assert.match(eur2.text, /cookie EUR/);
   });
 
+  test('$cookie_NAME in a key matches the cookie name in any letter case, as nginx does', async () => {
+    const eur = await request(g.base, '/other.php?k=case', { headers: { Cookie: 'Currency=EUR' } });
+    const usd = await request(g.base, '/other.php?k=case', { headers: { Cookie: 'CURRENCY=USD' } });
+    assert.equal(xcache(eur), 'MISS');
+    assert.equal(xcache(usd), 'MISS', 'another currency is another entry');
+    const eur2 = await request(g.base, '/other.php?k=case', { headers: { Cookie: 'currency=EUR' } });
+    assert.equal(xcache(eur2), 'HIT');
+  });
+
   test('HEAD is answered from the GET\'s entry, without a body', async () => {
     const get = await request(g.base, '/page.php?t=head');
     const head = await request(g.base, '/page.php?t=head', { method: 'HEAD' });
