@@ -1,6 +1,6 @@
 /** nginx's access_log and php-fpm's slowlog, as pino JSON lines: one per request, and one more when slow. */
-import type { Logger } from './log.js';
-import type { RequestObserver, RequestRecord } from './status.js';
+import type { Logger } from './http/log.js';
+import type { RequestObserver, RequestRecord } from './http/status.js';
 
 export class AccessLog implements RequestObserver {
   readonly #log: Logger | null;

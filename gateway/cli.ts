@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, PhpgateError, ErrorCode } from '../config/errors.js';
 import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
-import { createLogger } from './log.js';
+import { createLogger } from './http/log.js';
 import { Gateway, PID_FILE } from './server.js';
 import { configForProcess, onPurgeFromOthers, processCount, processSlot, runPrimary } from './processes.js';
 import cluster from 'node:cluster';

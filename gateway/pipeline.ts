@@ -3,28 +3,28 @@
  * Later stages (admin endpoints, rate limits, security headers, cache, compression) slot in here, in order.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Http2Stream } from 'node:http2';
 import { ErrorCode, type PhpgateError } from '../config/errors.js';
 import { buildCgiParams, type CgiRequest } from '../php/cgi-env.js';
 import type { Pool } from '../php/pool.js';
-import { BodyKind, bodyKind, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './body.js';
-import { sendError, statusForError } from './errors-http.js';
-import type { Logger } from './log.js';
-import { PhpExchange, type ExchangeContext } from './php-exchange.js';
-import { setHeaders, type HeaderList, type SecurityHeaders } from './security-headers.js';
-import { RouteKind, type PhpRoute, type Router } from './router.js';
-import type { StaticFiles } from './static.js';
+import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
+import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
+import type { Logger } from './http/log.js';
+import { PhpExchange, type ExchangeContext } from './handlers/php.js';
+import type { SecurityHeaders } from './filters/security-headers.js';
+import { setHeaders, type HeaderList } from './http/response-head.js';
+import { RouteKind, type PhpRoute, type Router } from './route/router.js';
+import type { StaticFiles } from './handlers/static.js';
 import { healthAnswer } from './admin/health.js';
-import type { RequestObserver, StatusSource } from './status.js';
-import { RequestTrace } from './trace.js';
-import { unmapIPv4, type ClientInfo, type TrustedProxies } from './client-address.js';
-import type { RateLimiter } from './rate-limit.js';
-import type { Compression } from './compression.js';
-import type { CacheFill, ResponseCache } from './response-cache.js';
-import { parseTarget, type ParsedTarget } from './uri.js';
-import { ProxyExchange, type ProxyContext } from './proxy.js';
-import { responseOnSocket, WebSocketTunnel } from './websocket-tunnel.js';
-import type { Upstreams } from './upstreams.js';
+import type { RequestObserver, StatusSource } from './http/status.js';
+import { RequestTrace } from './http/trace.js';
+import { unmapIPv4, type ClientInfo, type TrustedProxies } from './http/client-address.js';
+import type { RateLimiter } from './gates/rate-limit.js';
+import type { Compression } from './filters/compression.js';
+import type { CacheFill, ResponseCache } from './filters/cache/response-cache.js';
+import { parseTarget, type ParsedTarget } from './http/uri.js';
+import { ProxyExchange, type ProxyContext } from './handlers/upstream/proxy.js';
+import { responseOnSocket, WebSocketTunnel } from './handlers/upstream/websocket.js';
+import type { Upstreams } from './handlers/upstream/upstreams.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
@@ -70,12 +70,6 @@ export interface PipelineOptions {
   readonly health: StatusSource | null;
   readonly serverSoftware: string;
   readonly log: Logger;
-}
-
-/** Whoever answers the gateway's own errors (with the configured error pages). */
-export interface ErrorResponder {
-  /** `target` null: no error page (the request is itself an error page, or could not be parsed). */
-  answerError(req: IncomingMessage, res: ServerResponse, status: number, target: ParsedTarget | null, headers?: OutgoingHttpHeaders): void;
 }
 
 export class Pipeline implements ErrorResponder {
@@ -425,26 +419,7 @@ export class Pipeline implements ErrorResponder {
   }
 }
 
-/**
- * An HTTP/1.1 connection whose request body is left unread cannot carry another request. HTTP/2 has no such
- * header (the stream alone ends, and node forbids connection headers there).
- */
-export function closeAfter(req: IncomingMessage, res: ServerResponse): void {
-  if (req.httpVersionMajor === 1) {
-    res.setHeader('Connection', 'close');
-    return;
-  }
-  // The answer goes out whole, then the stream is reset with NO_ERROR (RFC 9113 §8.1): the client stops sending
-  // what nobody reads, instead of uploading into a drained stream for as long as it likes.
-  // (The stream's own 'finish': the compatibility response reports 'finish' only once the whole stream closed.)
-  const stream = (req as unknown as { stream: Http2Stream }).stream;
-  stream.once('finish', () => stream.close(NGHTTP2_NO_ERROR));
-}
-
 const NO_HEADERS: HeaderList = [];
-
-/** RFC 9113 §7 NO_ERROR (node:http2's constant; this module does not load node:http2 for a plain listener). */
-const NGHTTP2_NO_ERROR = 0;
 
 const CONDITIONALS: ReadonlySet<string> = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range']);
 

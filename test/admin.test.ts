@@ -9,13 +9,13 @@ import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { register as globalRegistry } from 'prom-client';
 import type { AdminConfig } from '../config/types.js';
-import type { Logger } from '../gateway/log.js';
+import type { Logger } from '../gateway/http/log.js';
 import { healthAnswer } from '../gateway/admin/health.js';
 import { DURATION_BUCKETS_S, Metrics, NO_POOL_LABEL } from '../gateway/admin/metrics.js';
 import { PlainHistogram } from '../gateway/admin/plain-histogram.js';
 import { RECENT_WINDOW_S } from '../gateway/admin/recent.js';
 import { AdminServer } from '../gateway/admin/server.js';
-import type { GatewayStatus, RequestRecord, StatusSource } from '../gateway/status.js';
+import type { GatewayStatus, RequestRecord, StatusSource } from '../gateway/http/status.js';
 import type { PoolStats, WorkerStats } from '../php/pool.js';
 import { chromiumSkip, launchChromium } from './support/browser.js';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { ErrorCode, UpstreamError } from '../config/errors.js';
 import { buildCgiParams, type CgiParams, type CgiRequest } from '../php/cgi-env.js';
 import { CgiHeadParser, type CgiHead } from '../php/response.js';
-import { parseTarget, type ParsedTarget } from '../gateway/uri.js';
+import { parseTarget, type ParsedTarget } from '../gateway/http/uri.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // CgiHeadParser

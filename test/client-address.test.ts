@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseProxyHeader, ProxyProtocolError } from '../gateway/proxy-protocol.js';
+import { parseProxyHeader, ProxyProtocolError } from '../gateway/http/proxy-protocol.js';
 import { ensureFixtureSite } from './fixtures/site.js';
 import { selfSigned } from './support/certs.js';
 import { dump, request, startGateway, type Dump, type RunningGateway } from './support/gateway.js';

@@ -18,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../config/load.js';
-import { prepareRequestHeaders, responseHeaders } from '../gateway/proxy-headers.js';
+import { prepareRequestHeaders, responseHeaders } from '../gateway/handlers/upstream/headers.js';
 import { selfSigned } from './support/certs.js';
 import { request, startGateway, type RunningGateway } from './support/gateway.js';
 import { eventually } from './support/proc.js';

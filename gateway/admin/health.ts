@@ -3,7 +3,7 @@
  * admin.health_on_main, by the main port too; never behind the admin token (a probe cannot send one), and so
  * saying nothing beyond pool names and why they cannot serve.
  */
-import type { GatewayStatus, StatusSource } from '../status.js';
+import type { GatewayStatus, StatusSource } from '../http/status.js';
 
 export const HealthPath = {
   /** Liveness: the process answers HTTP. Nothing else is checked, so a restart is never triggered by PHP trouble. */

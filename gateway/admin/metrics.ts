@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import { PlainHistogram, type Series } from './plain-histogram.js';
-import type { GatewayStatus, RequestObserver, RequestRecord, StatusSource } from '../status.js';
+import type { GatewayStatus, RequestObserver, RequestRecord, StatusSource } from '../http/status.js';
 import { RecentWindow, type RecentTraffic } from './recent.js';
 
 export type { RecentTraffic };

@@ -16,9 +16,9 @@ import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
-import { compilePattern, type PathMatcher } from '../config/pattern.js';
-import type { RateLimitConfig, RateLimitRule } from '../config/types.js';
-import type { Logger } from './log.js';
+import { compilePattern, type PathMatcher } from '../../config/pattern.js';
+import type { RateLimitConfig, RateLimitRule } from '../../config/types.js';
+import type { Logger } from '../http/log.js';
 
 export interface RateVerdict {
   readonly allowed: boolean;

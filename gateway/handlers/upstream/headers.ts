@@ -11,7 +11,7 @@
  * Pure functions over header objects and lists; no sockets.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { HOP_BY_HOP } from '../php/response.js';
+import { HOP_BY_HOP } from '../../../php/response.js';
 
 /** Request headers never forwarded besides the hop-by-hop ones. */
 const NOT_FORWARDED = new Set(['expect', 'http2-settings']);

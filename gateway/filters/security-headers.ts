@@ -5,11 +5,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet, { type HelmetOptions } from 'helmet';
-import { compilePattern, type PathMatcher } from '../config/pattern.js';
-import type { HeadersConfig, SecurityHeaders as RouteHeaders } from '../config/types.js';
-
-/** Alternating names and values. */
-export type HeaderList = readonly string[];
+import { compilePattern, type PathMatcher } from '../../config/pattern.js';
+import type { HeadersConfig, SecurityHeaders as RouteHeaders } from '../../config/types.js';
+import type { HeaderList } from '../http/response-head.js';
 
 interface CompiledRoute {
   readonly matches: PathMatcher;
@@ -43,11 +41,6 @@ export class SecurityHeaders {
     for (const r of this.#routes) if (r.matches(path)) return https ? r.tls : r.plain;
     return https ? this.#tls : this.#plain;
   }
-}
-
-/** Sets a list from SecurityHeaders.for() on a response not yet started (answers other than static files). */
-export function setHeaders(res: ServerResponse, list: HeaderList): void {
-  for (let i = 0; i < list.length; i += 2) res.setHeader(list[i]!, list[i + 1]!);
 }
 
 /** A route's keys present in the file; absent ones (undefined) must not hide the top level's. */

@@ -5,6 +5,9 @@
  */
 import type { ServerResponse } from 'node:http';
 
+/** Alternating names and values. */
+export type HeaderList = readonly string[];
+
 const NO_HEADERS: string[] = [];
 
 /** One HTTP/2 head: lower-case names, repeats gathered in an array (node sends each as its own field line). */
@@ -61,4 +64,9 @@ function http2Head(headers: ReadonlyArray<string | number>): Http2Head {
     else head[name] = [String(had), String(value)];
   }
   return head;
+}
+
+/** Sets a header list (the security headers) on a response not yet started (answers other than static files). */
+export function setHeaders(res: ServerResponse, list: HeaderList): void {
+  for (let i = 0; i < list.length; i += 2) res.setHeader(list[i]!, list[i + 1]!);
 }

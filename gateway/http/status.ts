@@ -2,7 +2,10 @@
  * What the gateway tells about itself: the shapes the admin endpoints (health, metrics, dashboard) read.
  * Produced by Gateway (pools, draining) and by the pipeline (one record per finished request).
  */
-import type { PoolStats } from '../php/pool.js';
+import type { PoolStats } from '../../php/pool.js';
+
+/** What the response cache did for a request, as the X-Cache header and the access log say it. */
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
 
 export interface GatewayStatus {
   readonly version: string;
@@ -33,7 +36,7 @@ export interface RequestRecord {
   /** From handing the request to PHP until PHP's answer ended (ms), or null when PHP was not involved. */
   readonly upstreamMs: number | null;
   /** What the response cache did (HIT, MISS, STALE, BYPASS), or null when no cache rule covers the request. */
-  readonly cache: 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | null;
+  readonly cache: CacheStatus | null;
 }
 
 export interface RequestObserver {

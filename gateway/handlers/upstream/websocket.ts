@@ -5,12 +5,13 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, UpstreamError } from '../config/errors.js';
-import type { ClientInfo } from './client-address.js';
-import { sendError, statusForError } from './errors-http.js';
-import { ATTEMPT, forwardHeaders, send, type Attempt, type AttemptOptions, type ProxyContext } from './proxy.js';
+import { ErrorCode, UpstreamError } from '../../../config/errors.js';
+import type { ClientInfo } from '../../http/client-address.js';
+import { sendError, statusForError } from '../../http/errors-http.js';
+import { ATTEMPT, type Attempt, type AttemptOptions } from './http-proxy.js';
+import { forwardHeaders, send, type ProxyContext } from './proxy.js';
 import type { Upstream, UpstreamTarget, WebSocketTunnels } from './upstreams.js';
-import type { ParsedTarget } from './uri.js';
+import type { ParsedTarget } from '../../http/uri.js';
 
 /**
  * A websocket handshake (HTTP/1.1 `Upgrade: websocket`) tunnelled to a target by http-proxy-3's `ws`: it relays the

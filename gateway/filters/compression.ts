@@ -5,7 +5,7 @@
  * encoder with backpressure (and flushes every chunk when PHP asked for no buffering).
  */
 import zlib from 'node:zlib';
-import type { CompressionConfig } from '../config/types.js';
+import type { CompressionConfig } from '../../config/types.js';
 
 export type Encoding = 'br' | 'gzip';
 

@@ -8,14 +8,13 @@ import { pipeline } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import mime from 'mime-types';
-import { compilePattern, type PathMatcher } from '../config/pattern.js';
-import type { StaticConfig } from '../config/types.js';
-import type { DocrootGuard, FileInfoCache } from './file-cache.js';
-import { sendError } from './errors-http.js';
-import { matchesStrong, matchesWeak, notAfter } from './conditional.js';
-import { setHeaders, type HeaderList } from './security-headers.js';
-import { writeHeadList } from './response-head.js';
-import type { Logger } from './log.js';
+import { compilePattern, type PathMatcher } from '../../config/pattern.js';
+import type { StaticConfig } from '../../config/types.js';
+import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
+import { sendError } from '../http/errors-http.js';
+import { matchesStrong, matchesWeak, notAfter } from '../http/conditional.js';
+import { setHeaders, writeHeadList, type HeaderList } from '../http/response-head.js';
+import type { Logger } from '../http/log.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */
 interface Representation {

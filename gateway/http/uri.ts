@@ -99,3 +99,11 @@ function normalise(p: string): string | null {
   }
   return '/' + out.join('/');
 }
+
+/**
+ * A decoded path as a URI path again, for Location: non-ASCII as UTF-8 escapes, and the characters that would end
+ * or break a path (`?`, `#`, `%`, spaces) escaped, as nginx (≥ 1.21.1) escapes its redirects.
+ */
+export function encodePath(p: string): string {
+  return encodeURI(p).replace(/[?#]/g, (c) => (c === '?' ? '%3F' : '%23'));
+}

@@ -3,8 +3,7 @@
  * When the response closes it becomes a RequestRecord for the observers (metrics, access log, slow log).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CacheStatus } from './response-cache.js';
-import type { RequestObserver } from './status.js';
+import type { CacheStatus, RequestObserver } from './status.js';
 
 export class RequestTrace {
   readonly #req: IncomingMessage;

@@ -4,22 +4,20 @@
  * chunk; exactly one ending (response ended, or error answered / connection cut).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
-import type { CgiParams } from '../php/cgi-env.js';
-import { logLines, type Logger } from '../php/logger.js';
-import type { Pool, PoolWaiter } from '../php/pool.js';
-import { CgiHeadParser, type CgiHead } from '../php/response.js';
-import type { Worker, WorkerRequestHandler } from '../php/worker.js';
+import { ErrorCode, PhpgateError, UpstreamError } from '../../config/errors.js';
+import type { CgiParams } from '../../php/cgi-env.js';
+import { logLines, type Logger } from '../../php/logger.js';
+import type { Pool, PoolWaiter } from '../../php/pool.js';
+import { CgiHeadParser, type CgiHead } from '../../php/response.js';
+import type { Worker, WorkerRequestHandler } from '../../php/worker.js';
 import type { BrotliCompress, Gzip } from 'node:zlib';
-import type { RequestBody } from './body.js';
-import { compressedHeaders, type Compression, type Encoding } from './compression.js';
-import { statusForError } from './errors-http.js';
-import { writeHeadOver } from './response-head.js';
-import { setHeaders, type HeaderList } from './security-headers.js';
-import type { CacheFill } from './response-cache.js';
-import type { ErrorResponder } from './pipeline.js';
-import type { ParsedTarget } from './uri.js';
-import type { RequestTrace } from './trace.js';
+import type { RequestBody } from '../http/body.js';
+import { compressedHeaders, type Compression, type Encoding } from '../filters/compression.js';
+import { statusForError, type ErrorResponder } from '../http/errors-http.js';
+import { setHeaders, writeHeadOver, type HeaderList } from '../http/response-head.js';
+import type { CacheFill } from '../filters/cache/response-cache.js';
+import type { ParsedTarget } from '../http/uri.js';
+import type { RequestTrace } from '../http/trace.js';
 
 /** Bodies up to this size are compressed whole, in one call (typical pages, about 1 ms at most); bigger ones stream through zlib. */
 const WHOLE_BODY_MAX = 64 * 1024;

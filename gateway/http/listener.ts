@@ -9,7 +9,7 @@ import type http2 from 'node:http2';
 import { createRequire } from 'node:module';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { LimitsConfig, TimeoutsConfig } from '../config/types.js';
+import type { LimitsConfig, TimeoutsConfig } from '../../config/types.js';
 import { rememberProxiedPeer, unmapIPv4, type TrustedProxies } from './client-address.js';
 import type { Logger } from './log.js';
 import { readProxyHeader } from './proxy-protocol.js';

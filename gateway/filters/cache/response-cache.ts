@@ -15,19 +15,19 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
-import { parseCacheKey, type CacheKeyPart } from '../config/cache-key.js';
-import { compilePattern, type PathMatcher } from '../config/pattern.js';
-import type { CacheConfig, CacheRule } from '../config/types.js';
-import type { CgiHead } from '../php/response.js';
-import { compressedHeaders, type Compression } from './compression.js';
-import { matchesWeak, notAfter } from './conditional.js';
-import type { Logger } from './log.js';
-import { writeHeadOver } from './response-head.js';
-import type { HeaderList } from './security-headers.js';
-import type { ParsedTarget } from './uri.js';
+import { parseCacheKey, type CacheKeyPart } from '../../../config/cache-key.js';
+import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
+import type { CacheConfig, CacheRule } from '../../../config/types.js';
+import type { CgiHead } from '../../../php/response.js';
+import { compressedHeaders, type Compression } from '../compression.js';
+import { matchesWeak, notAfter } from '../../http/conditional.js';
+import type { Logger } from '../../http/log.js';
+import { writeHeadOver, type HeaderList } from '../../http/response-head.js';
+import type { CacheStatus } from '../../http/status.js';
+import type { ParsedTarget } from '../../http/uri.js';
 
-/** What the cache did for a request, as the X-Cache header and the access log say it. */
-export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
+export type { CacheStatus };
+
 
 /** One way a cached answer is sent: its head (Content-Length included) and bytes. */
 interface Representation {

@@ -10,21 +10,20 @@
  * One exchange object per request, its handlers bound once; http-proxy-3 hands each upstream request back through
  * its shared 'proxyReq' event, with the exchange in the per-call options under a symbol of ours.
  */
-import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ProxyServer, ServerOptions } from 'http-proxy-3';
-import { createRequire } from 'node:module';
-import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
-import { BodyKind, bodyKind, expectsContinue } from './body.js';
-import type { ClientInfo, TrustedProxies } from './client-address.js';
-import { statusForError } from './errors-http.js';
-import type { Logger } from './log.js';
-import { closeAfter, type ErrorResponder } from './pipeline.js';
-import { prepareRequestHeaders, responseHeaders } from './proxy-headers.js';
-import { writeHeadOver } from './response-head.js';
-import type { RequestTrace } from './trace.js';
+import type { ProxyServer } from 'http-proxy-3';
+import { ErrorCode, PhpgateError, UpstreamError } from '../../../config/errors.js';
+import { BodyKind, bodyKind, closeAfter, expectsContinue } from '../../http/body.js';
+import type { ClientInfo, TrustedProxies } from '../../http/client-address.js';
+import { statusForError, type ErrorResponder } from '../../http/errors-http.js';
+import type { Logger } from '../../http/log.js';
+import { prepareRequestHeaders, responseHeaders } from './headers.js';
+import { ATTEMPT, type Attempt, type AttemptOptions } from './http-proxy.js';
+import { writeHeadOver } from '../../http/response-head.js';
+import type { RequestTrace } from '../../http/trace.js';
 import type { Upstream, UpstreamTarget } from './upstreams.js';
-import type { ParsedTarget } from './uri.js';
+import type { ParsedTarget } from '../../http/uri.js';
 
 /** What every proxied request of one pipeline shares: built once, not per request. */
 export interface ProxyContext {
@@ -39,54 +38,6 @@ export interface ProxyContext {
   readonly maxBodyBytes: number;
   /** headers.strip_powered_by holds for upstream answers too. */
   readonly stripPoweredBy: boolean;
-}
-
-/** The per-call options key under which http-proxy-3's events find the exchange an upstream request belongs to. */
-export const ATTEMPT = Symbol('phpgate.upstream-attempt');
-
-export interface Attempt {
-  /** http-proxy-3 made the upstream request (its 'proxyReq' / 'proxyReqWs' event). */
-  onProxyRequest(proxyReq: ClientRequest): void;
-  /** The request body has no length: it must go out chunked. */
-  readonly chunked: boolean;
-}
-
-export type AttemptOptions = ServerOptions & { readonly [ATTEMPT]: Attempt };
-
-function attemptOf(options: ServerOptions): Attempt {
-  return (options as AttemptOptions)[ATTEMPT];
-}
-
-/**
- * The one http-proxy-3 instance of a configuration. Its options hold for every call: the gateway writes the
- * answer itself (selfHandleResponse), and the path it passes is sent as it is (toProxy: http-proxy-3 would
- * otherwise re-parse it as a WHATWG URL, which rewrites `%2e%2e` and `\`), after the target URL's own path.
- */
-export function createProxy(log: Logger): ProxyServer {
-  // Loaded here, with the first upstream: a gateway without upstreams does not pay its memory.
-  const { createProxyServer } = createRequire(import.meta.url)('http-proxy-3') as typeof import('http-proxy-3');
-  const proxy = createProxyServer({ selfHandleResponse: true, toProxy: true, prependPath: true });
-  proxy.before('web', 'stream', keepChunkedFraming);
-  proxy.on('proxyReq', (proxyReq, _req, _res, options) => attemptOf(options).onProxyRequest(proxyReq));
-  proxy.on('proxyReqWs', (proxyReq, _req, _socket, options) => attemptOf(options).onProxyRequest(proxyReq));
-  // Every call passes its own error callback, so only a websocket client's socket errors arrive here (and
-  // http-proxy-3 would rethrow them without a listener). The tunnel closes with the socket.
-  proxy.on('error', (err, _req, socket) => {
-    log.debug({ err }, 'websocket client connection failed');
-    if (!(socket instanceof http.ServerResponse)) socket.destroy();
-  });
-  return proxy;
-}
-
-/**
- * http-proxy-3's deleteLength pass gives a DELETE or OPTIONS without Content-Length a `Content-Length: 0` and drops
- * Transfer-Encoding, even when a chunked body follows: that body would reach the upstream unframed, where it reads
- * as the next request (request smuggling). Run just before the upstream request is made, this puts the framing back.
- */
-function keepChunkedFraming(req: IncomingMessage, _res: ServerResponse, options: ServerOptions): void {
-  if (!attemptOf(options).chunked) return;
-  delete req.headers['content-length'];
-  req.headers['transfer-encoding'] = 'chunked';
 }
 
 /** RFC 9110 §9.2.2; nginx's proxy_next_upstream never resends POST, LOCK or PATCH. */

@@ -5,8 +5,8 @@
  */
 import fs from 'node:fs';
 import tls from 'node:tls';
-import { ErrorCode, PhpgateError } from '../config/errors.js';
-import type { TlsConfig } from '../config/types.js';
+import { ErrorCode, PhpgateError } from '../../config/errors.js';
+import type { TlsConfig } from '../../config/types.js';
 
 export interface TlsMaterial {
   readonly cert: Buffer;

@@ -1,6 +1,6 @@
 /** The gateway's logger (pino), built once from logging.* and handed to every component. */
 import { pino, type Logger } from 'pino';
-import type { LoggingConfig } from '../config/types.js';
+import type { LoggingConfig } from '../../config/types.js';
 
 export type { Logger };
 

@@ -6,10 +6,11 @@
  */
 import fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2Stream } from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
-import { ErrorCode, PhpgateError } from '../config/errors.js';
+import { ErrorCode, PhpgateError } from '../../config/errors.js';
 
 /** What follows a request's head. Unsized: chunked HTTP/1.1, or HTTP/2 without Content-Length. */
 export const BodyKind = { None: 0, Sized: 1, Unsized: 2 } as const;
@@ -156,3 +157,22 @@ async function openSpool(tmpDir: string): Promise<FileHandle> {
   await fs.unlink(name);
   return fh;
 }
+
+/**
+ * An HTTP/1.1 connection whose request body is left unread cannot carry another request. HTTP/2 has no such
+ * header (the stream alone ends, and node forbids connection headers there).
+ */
+export function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor === 1) {
+    res.setHeader('Connection', 'close');
+    return;
+  }
+  // The answer goes out whole, then the stream is reset with NO_ERROR (RFC 9113 §8.1): the client stops sending
+  // what nobody reads, instead of uploading into a drained stream for as long as it likes.
+  // (The stream's own 'finish': the compatibility response reports 'finish' only once the whole stream closed.)
+  const stream = (req as unknown as { stream: Http2Stream }).stream;
+  stream.once('finish', () => stream.close(NGHTTP2_NO_ERROR));
+}
+
+/** RFC 9113 §7 NO_ERROR (node:http2's constant; this module does not load node:http2 for a plain listener). */
+const NGHTTP2_NO_ERROR = 0;

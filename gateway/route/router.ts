@@ -13,9 +13,10 @@
  */
 import type fs from 'node:fs';
 import path from 'node:path';
-import { compileDenyPattern, compilePattern, type PathMatcher } from '../config/pattern.js';
-import type { PhpConfig, PoolConfig, StaticConfig } from '../config/types.js';
-import type { DocrootGuard, FileInfoCache } from './file-cache.js';
+import { compileDenyPattern, compilePattern, type PathMatcher } from '../../config/pattern.js';
+import type { PhpConfig, PoolConfig, StaticConfig } from '../../config/types.js';
+import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
+import { encodePath } from '../http/uri.js';
 
 export const RouteKind = { Php: 'php', Static: 'static', Redirect: 'redirect', Error: 'error' } as const;
 
@@ -248,14 +249,6 @@ function afterWellKnown(uriPath: string): string {
   if (!uriPath.startsWith(WELL_KNOWN)) return uriPath;
   if (uriPath.length === WELL_KNOWN.length) return '';
   return uriPath.charCodeAt(WELL_KNOWN.length) === 47 /* '/' */ ? uriPath.slice(WELL_KNOWN.length) : uriPath;
-}
-
-/**
- * A decoded path as a URI path again, for Location: non-ASCII as UTF-8 escapes, and the characters that would end
- * or break a path (`?`, `#`, `%`, spaces) escaped, as nginx (≥ 1.21.1) escapes its redirects.
- */
-export function encodePath(p: string): string {
-  return encodeURI(p).replace(/[?#]/g, (c) => (c === '?' ? '%3F' : '%23'));
 }
 
 function substituteArgs(template: string, args: string): string {

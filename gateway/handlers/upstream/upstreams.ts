@@ -8,13 +8,12 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { ProxyServer } from 'http-proxy-3';
-import { compilePattern, type PathMatcher } from '../config/pattern.js';
-import type { UpstreamConfig } from '../config/types.js';
-import type { Logger } from './log.js';
-import { createProxy } from './proxy.js';
-import type { RedirectRewrite } from './proxy-headers.js';
-import { encodePath } from './router.js';
-import type { ParsedTarget } from './uri.js';
+import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
+import type { UpstreamConfig } from '../../../config/types.js';
+import type { Logger } from '../../http/log.js';
+import { createProxy } from './http-proxy.js';
+import type { RedirectRewrite } from './headers.js';
+import { encodePath, type ParsedTarget } from '../../http/uri.js';
 
 /**
  * Idle keep-alive connections to a target are closed after this (nginx's upstream keepalive_timeout is 60 s). A

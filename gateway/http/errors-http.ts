@@ -1,6 +1,7 @@
 /** The one place error codes become HTTP statuses, and the short plain error pages nginx users know. */
 import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import { ErrorCode } from '../config/errors.js';
+import { ErrorCode } from '../../config/errors.js';
+import type { ParsedTarget } from './uri.js';
 
 export function statusForError(code: ErrorCode): number {
   switch (code) {
@@ -40,4 +41,10 @@ export function sendError(req: IncomingMessage, res: ServerResponse, status: num
   const body = page(status);
   res.writeHead(status, { 'Content-Type': 'text/html', 'Content-Length': body.length, ...extra });
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** Whoever answers the gateway's own errors (with the configured error pages). */
+export interface ErrorResponder {
+  /** `target` null: no error page (the request is itself an error page, or could not be parsed). */
+  answerError(req: IncomingMessage, res: ServerResponse, status: number, target: ParsedTarget | null, headers?: OutgoingHttpHeaders): void;
 }
