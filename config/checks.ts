@@ -140,6 +140,10 @@ export const stripPrefix = check('"" or a path starting with /', (v) =>
   typeof v === 'string' && (v === '' || v.startsWith('/')) ? v : INVALID,
 );
 
+export const internalPrefix = check('a path starting and ending with / (e.g. /protected/)', (v) =>
+  typeof v === 'string' && v.length > 1 && v.startsWith('/') && v.endsWith('/') && !v.includes('..') && !v.includes('//') ? v : INVALID,
+);
+
 export const fileName = check('a file name without "/"', (v) =>
   typeof v === 'string' && v !== '' && v !== '.' && v !== '..' && !/[/\0]/.test(v) ? v : INVALID,
 );

@@ -57,6 +57,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     hot_cache_file_kb: 1024,
     hot_cache_mb: 64,
     error_pages: {},
+    internal: [],
   },
   // What helmet sends by default, minus what breaks ordinary PHP sites: CSP, cross-origin isolation (COOP/CORP
   // break payment and login pop-ups and hot-linked images), Origin-Agent-Cluster (document.domain) and

@@ -96,7 +96,10 @@ function build(raw: RawConfig, source: string, baseDir: string, searchPath: stri
     admin: withDefaults(DEFAULTS.admin, raw.admin),
     php: resolvedPhp,
     pools: (raw.pools ?? []).map((pool) => inheritPool(pool, resolvedPhp)),
-    static: withDefaults(DEFAULTS.static, raw.static),
+    static: (() => {
+      const s = withDefaults(DEFAULTS.static, raw.static);
+      return { ...s, internal: s.internal.map((l) => ({ prefix: l.prefix, alias: fromBase(l.alias) })) };
+    })(),
     headers: withDefaults(DEFAULTS.headers, raw.headers),
     compression: withDefaults(DEFAULTS.compression, raw.compression),
     rate_limit: {

@@ -73,6 +73,7 @@ const staticFiles = obj({
   hot_cache_file_kb: scalar(C.int(0, 1024)),
   hot_cache_mb: scalar(C.numberAtLeast(0)),
   error_pages: stringMap(C.errorPageStatus, C.errorPageUri),
+  internal: list(obj({ prefix: scalar(C.internalPrefix), alias: scalar(C.nonEmptyString) }, ['prefix', 'alias'])),
 });
 
 const rateLimit = obj({

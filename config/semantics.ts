@@ -13,6 +13,7 @@ export const DEFAULT_POOL_NAME = 'default';
 
 export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
   checkDocroot(cfg.php.docroot, cx);
+  cfg.static.internal.forEach((l, i) => checkExisting(`static.internal[${i}].alias`, l.alias, 'directory', cx));
   checkTls(cfg.server.tls, cx);
   checkListeners(cfg, cx);
   checkPoolNames(cfg.pools, cx);

@@ -97,6 +97,15 @@ export interface StaticConfig {
   readonly hot_cache_mb: number;
   /** nginx error_page: status → URI of a static page or PHP script answering the gateway's own errors. */
   readonly error_pages: Readonly<Record<string, string>>;
+  /** nginx `location PREFIX { internal; alias DIR; }`: files reachable only by X-Accel-Redirect (404 when asked for directly). */
+  readonly internal: readonly InternalLocation[];
+}
+
+export interface InternalLocation {
+  /** A path prefix starting and ending with "/". */
+  readonly prefix: string;
+  /** The directory the rest of the path is looked up in (absolute once loaded). */
+  readonly alias: string;
 }
 
 /** Security headers one route gets; `false` leaves a header out. */

@@ -1,32 +1,48 @@
 /**
- * A request's journey, top to bottom: parse the target → route → answer (error, redirect, static file, PHP).
- * Later stages (admin endpoints, rate limits, security headers, cache, compression) slot in here, in order.
+ * A request's journey, top to bottom: parse the target → gates (health, limits, rate limits) → route → a handler
+ * producing into its sink chain. The only file that knows both handlers/ and filters/: it composes them.
+ *
+ *   producer (PHP, upstream, static file, cached entry)
+ *     → [cache fill] → [X-Accel-Redirect] → [compression] → Exchange (security headers, framing, the client)
+ *
+ * A filter is in the chain only when it can act: no cache rule, no fill; compression off or no Accept-Encoding, no
+ * compressor.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { ErrorCode, type PhpgateError } from '../config/errors.js';
-import { buildCgiParams, type CgiRequest } from '../php/cgi-env.js';
-import type { Pool } from '../php/pool.js';
-import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
-import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
-import type { Logger } from './http/log.js';
-import { PhpExchange, type ExchangeContext } from './handlers/php.js';
-import type { SecurityHeaders } from './filters/security-headers.js';
-import { setHeaders, type HeaderList } from './http/response-head.js';
-import { RouteKind, type PhpRoute, type Router } from './route/router.js';
-import type { StaticFiles } from './handlers/static.js';
-import { healthAnswer } from './admin/health.js';
-import type { RequestObserver, StatusSource } from './http/status.js';
-import { RequestTrace } from './http/trace.js';
-import { unmapIPv4, type ClientInfo, type TrustedProxies } from './http/client-address.js';
-import type { RateLimiter } from './gates/rate-limit.js';
-import type { Compression } from './filters/compression.js';
-import type { CacheFill, ResponseCache } from './filters/cache/response-cache.js';
-import { parseTarget, type ParsedTarget } from './http/uri.js';
-import { ProxyExchange, type ProxyContext } from './handlers/upstream/proxy.js';
-import { responseOnSocket, WebSocketTunnel } from './handlers/upstream/websocket.js';
-import type { Upstreams } from './handlers/upstream/upstreams.js';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { ErrorCode, type PhpgateError } from '../config/errors.js';
+import type { InternalLocation } from '../config/types.js';
+import type { Pool } from '../php/pool.js';
+import { healthAnswer } from './admin/health.js';
+import { AccelRedirectFilter, type InternalRedirects } from './filters/accel-redirect.js';
+import type { CacheFill } from './filters/cache/fill.js';
+import { serveEntry } from './filters/cache/serve.js';
+import type { ResponseCache } from './filters/cache/store.js';
+import { CompressFilter } from './filters/compress.js';
+import type { Compression } from './filters/compression.js';
+import type { SecurityHeaders } from './filters/security-headers.js';
+import type { RateLimiter } from './gates/rate-limit.js';
+import { PhpRequest } from './handlers/php.js';
+import { phpParams, type PhpScript, type PhpSite } from './handlers/php-params.js';
+import type { StaticFiles } from './handlers/static.js';
+import { ProxyExchange, type ProxyContext } from './handlers/upstream/proxy.js';
+import type { Upstream, Upstreams } from './handlers/upstream/upstreams.js';
+import { responseOnSocket, WebSocketTunnel } from './handlers/upstream/websocket.js';
+import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
+import type { ClientInfo, TrustedProxies } from './http/client-address.js';
+import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
+import { Exchange, type ExchangeContext } from './http/exchange.js';
+import type { Logger } from './http/log.js';
+import { hasSeveralHosts, isWebSocketHandshake } from './http/request.js';
+import { setHeaders, type HeaderList } from './http/response-head.js';
+import type { ResponseSink } from './http/sink.js';
+import type { RequestObserver, StatusSource } from './http/status.js';
+import { RequestTrace } from './http/trace.js';
+import { parseTarget, type ParsedTarget } from './http/uri.js';
+import { RouteKind, type PhpRoute, type Router } from './route/router.js';
 
 export interface PipelineOptions {
   readonly router: Router;
@@ -51,8 +67,10 @@ export interface PipelineOptions {
   readonly clients: TrustedProxies;
   /** headers.*: on every answer but health checks and unparsable requests (static files take them in their head). */
   readonly securityHeaders: SecurityHeaders;
-  /** compression.*: gzip/brotli of PHP's answers. */
+  /** compression.*: gzip/brotli of PHP's and upstreams' answers. */
   readonly compression: Compression;
+  /** static.internal: prefixes reachable only by internal redirect (X-Accel-Redirect), and their directories. */
+  readonly internal: readonly InternalLocation[];
   /** The response cache (cache.rules), or null when nothing is cached. */
   readonly cache: ResponseCache | null;
   /** rate_limit.rules, or null when there are none. */
@@ -72,17 +90,23 @@ export interface PipelineOptions {
   readonly log: Logger;
 }
 
-export class Pipeline implements ErrorResponder {
+/** What a request is sent to once routed: a PHP script or an HTTP upstream (both may be cached). */
+type Job = { readonly kind: 'php'; readonly route: PhpRoute } | { readonly kind: 'upstream'; readonly upstream: Upstream };
+
+/** nginx stops internal redirects after 10 (ngx_http_internal_redirect: "rewrite or internal redirection cycle"). */
+const NO_HEADERS: HeaderList = [];
+
+export class Pipeline implements ErrorResponder, InternalRedirects {
   readonly #o: PipelineOptions;
-  readonly #exchange: ExchangeContext;
+  readonly #cx: ExchangeContext;
   readonly #proxy: ProxyContext;
+  readonly #site: PhpSite;
 
   constructor(o: PipelineOptions) {
     this.#o = o;
-    this.#exchange = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy,
-      compression: o.compression.enabled ? o.compression : null };
-    this.#proxy = { log: o.log, errors: this, clients: o.clients, sendTimeoutMs: o.sendTimeoutMs, maxBodyBytes: o.maxBodyBytes,
-      stripPoweredBy: o.securityHeaders.stripPoweredBy };
+    this.#cx = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy };
+    this.#proxy = { log: o.log, clients: o.clients, maxBodyBytes: o.maxBodyBytes };
+    this.#site = { documentRoot: o.router.documentRoot, serverName: o.serverName, serverSoftware: o.serverSoftware };
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -123,7 +147,6 @@ export class Pipeline implements ErrorResponder {
     }
     const target = parseTarget(url);
     if (target === null || (req.httpVersionMajor === 1 && hasSeveralHosts(req.rawHeaders))) {
-      // RFC 9112 §3.2: more than one Host is a 400 (nginx: "client sent duplicate host header").
       this.answerError(req, res, 400, null);
       return;
     }
@@ -133,23 +156,19 @@ export class Pipeline implements ErrorResponder {
       closeAfter(req, res);
     }
     const client = this.#o.clients.resolve(req);
-    const edge = this.#o.securityHeaders.for(target.path, client.https);
+    const x = new Exchange(req, res, this.#cx, target, this.#o.securityHeaders.for(target.path, client.https), trace);
     const limiter = this.#o.rateLimit;
     const verdict = limiter === null ? null : limiter.check(target.path, client.address, req);
     if (verdict === null) {
-      this.#route(req, res, target, client, edge, trace);
+      this.#route(x, client);
       return;
     }
     verdict.then(
       (v) => {
         try {
           setHeaders(res, v.headers);
-          if (v.allowed) {
-            this.#route(req, res, target, client, edge, trace);
-          } else {
-            setHeaders(res, edge);
-            this.answerError(req, res, 429, target);
-          }
+          if (v.allowed) this.#route(x, client);
+          else x.refuse(429);
         } catch (err) {
           this.#failed(req, res, err);
         }
@@ -158,7 +177,7 @@ export class Pipeline implements ErrorResponder {
         // The limiter has its own fallback (memory when Redis is down); a failure here is a bug, not a reason to refuse.
         this.#o.log.error({ err, url }, 'rate limiter failed; the request passes');
         try {
-          this.#route(req, res, target, client, edge, trace);
+          this.#route(x, client);
         } catch (routeErr) {
           this.#failed(req, res, routeErr);
         }
@@ -166,104 +185,210 @@ export class Pipeline implements ErrorResponder {
     );
   }
 
-  /** `edge`: the security headers; static files put them in their head themselves, every other answer gets them set here. */
-  #route(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, client: ClientInfo, edge: HeaderList, trace: RequestTrace | null): void {
+  #route(x: Exchange, client: ClientInfo): void {
+    const req = x.req;
+    const target = x.target!;
     if (this.#overMaxBody(req)) {
       // nginx answers client_max_body_size before reading a byte of the body, whatever the location; so do we
       // (a static file or a 404 would otherwise read and discard any announced body, however large).
-      setHeaders(res, edge);
-      closeAfter(req, res);
-      this.answerError(req, res, 413, target);
+      closeAfter(req, x.res);
+      x.refuse(413);
+      return;
+    }
+    // nginx's `internal`: such a location answers a client as if it did not exist.
+    if (this.#internalFor(target.path) !== null) {
+      x.refuse(404);
       return;
     }
     // An upstream's pattern is an nginx `location … { proxy_pass …; }`: it takes the path before the docroot is asked.
     const upstream = this.#o.upstreams === null ? null : this.#o.upstreams.match(target.path);
     if (upstream !== null) {
-      setHeaders(res, edge);
-      new ProxyExchange(req, res, upstream, target, client, this.#proxy, trace).start();
+      this.#job(x, client, { kind: 'upstream', upstream }, true);
       return;
     }
     const route = this.#o.router.resolve(target.path, target.query);
     switch (route.kind) {
       case RouteKind.Static: {
-        const refused = this.#o.static.serve(req, res, route.file, route.stat, target.path, edge);
-        if (refused !== 0) {
-          setHeaders(res, edge);
-          this.answerError(req, res, refused, target, { Allow: 'GET, HEAD' });
-        }
+        const refused = this.#o.static.serve(x, x, route.file, route.stat, target.path);
+        if (refused !== 0) x.refuse(refused, { Allow: 'GET, HEAD' });
         return;
       }
       case RouteKind.Php:
-        if (this.#o.cache !== null && this.#fromCache(req, res, target, route, client, edge, trace, true)) return;
-        // PHP's answer takes the security headers into its own head, in one writeHead (set one by one beforehand,
-        // they cost about a tenth of a PHP hello's gateway CPU).
-        this.#php(req, res, target, route, client, trace, null, edge);
+        this.#job(x, client, { kind: 'php', route }, true);
         return;
       case RouteKind.Error:
-        setHeaders(res, edge);
-        this.answerError(req, res, route.status, target);
+        x.refuse(route.status);
         return;
       case RouteKind.Redirect:
-        setHeaders(res, edge);
-        this.#redirect(req, res, route.location);
+        // A relative Location (RFC 9110 §10.2.2 allows it): nginx builds an absolute one from the Host header and
+        // its own listen port, which is wrong behind a load balancer and echoes an unchecked Host back.
+        x.refuse(301, { Location: route.location });
         return;
     }
   }
 
   /**
-   * The response cache's turn (a PHP route, body within limits). Returns true when it took the request: answered
-   * from the cache, sent to PHP to fill an entry, or waiting for another request's fill. `mayWait` false: this
-   * request already waited once.
+   * The response cache's turn, then the job. A cached answer is served without it; a miss runs it to fill an
+   * entry; a miss while another request fills the same entry waits for that one (`mayWait` false: waited once).
    */
-  #fromCache(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, client: ClientInfo, edge: HeaderList,
-    trace: RequestTrace | null, mayWait: boolean): boolean {
-    const cache = this.#o.cache!;
-    const rule = cache.ruleFor(target.path);
-    if (rule === null) return false;
-    const v = cache.lookup(rule, req, target, client.https, bodyKind(req) !== BodyKind.None, mayWait);
+  #job(x: Exchange, client: ClientInfo, job: Job, mayWait: boolean): void {
+    const cache = this.#o.cache;
+    const rule = cache === null ? null : cache.ruleFor(x.target!.path);
+    if (rule === null) {
+      this.#produce(x, client, job, null);
+      return;
+    }
+    const trace = x.trace;
+    const v = cache!.lookup(rule, x.req, x.target!, client.https, bodyKind(x.req) !== BodyKind.None, mayWait);
     switch (v.kind) {
       case 'hit':
       case 'stale': {
         const status = v.kind === 'hit' ? 'HIT' : 'STALE';
         if (trace !== null) trace.cache = status;
-        cache.serve(req, res, v.entry, status, edge);
-        return true;
+        serveEntry(cache!, x.req, v.entry, status, this.#compressing(x));
+        return;
       }
       case 'miss':
         if (trace !== null) trace.cache = 'MISS';
-        setHeaders(res, edge);
-        cache.mark(res, 'MISS');
-        v.fill.attach(req, res, edge);
         try {
-          this.#php(req, res, target, route, client, trace, v.fill, NO_HEADERS);
+          this.#produce(x, client, job, v.fill);
         } catch (err) {
-          v.fill.onEnd(false); // a fill left open would hold every later miss of its key for lock_ms
+          v.fill.abandon(); // a fill left open would hold every later miss of its key for lock_ms
           throw err;
         }
-        return true;
-      case 'wait': {
-        // (HTTP/2's compatibility response has no `destroyed`: its 'close' tells that the client left.)
-        let gone = false;
-        res.once('close', () => (gone = true));
-        v.fill.wait(cache.lockMs, () => {
-          if (gone) return; // the client left while it waited
+        return;
+      case 'wait':
+        v.fill.wait(cache!.lockMs, () => {
+          if (x.gone) return; // the client left while it waited
           try {
-            if (this.#fromCache(req, res, target, route, client, edge, trace, false)) return;
-            this.#php(req, res, target, route, client, trace, null, edge);
+            this.#job(x, client, job, false);
           } catch (err) {
-            this.#failed(req, res, err);
+            this.#failed(x.req, x.res, err);
           }
         });
-        return true;
-      }
+        return;
       case 'pass':
       case 'bypass': {
         const status = v.kind === 'pass' ? 'MISS' : 'BYPASS';
         if (trace !== null) trace.cache = status;
-        cache.mark(res, status);
-        return false;
+        if (cache!.header !== '') x.res.setHeader(cache!.header, status);
+        this.#produce(x, client, job, null);
+        return;
       }
     }
+  }
+
+  /** The job's answer through its filters: [fill] → X-Accel-Redirect → [compression] → the exchange. */
+  #produce(x: Exchange, client: ClientInfo, job: Job, fill: CacheFill | null): void {
+    let sink: ResponseSink = new AccelRedirectFilter(this.#compressing(x), x, this);
+    if (fill !== null) {
+      fill.attach(x.req, sink);
+      x.watch(fill);
+      sink = fill;
+    }
+    if (job.kind === 'upstream') new ProxyExchange(x, sink, job.upstream, client, this.#proxy).start();
+    else this.#php(x, client, job.route, sink, fill);
+  }
+
+  /** The exchange, behind a compressor when this client accepts an encoding and compression is on. */
+  #compressing(x: Exchange): ResponseSink {
+    const compression = this.#o.compression;
+    const accept = x.req.headers['accept-encoding'];
+    if (!compression.enabled || accept === undefined || accept === '' || x.req.method === 'HEAD') return x;
+    const filter = new CompressFilter(x, compression, accept, x.req.method, this.#o.log);
+    x.watch(filter);
+    return filter;
+  }
+
+  #php(x: Exchange, client: ClientInfo, route: PhpRoute, sink: ResponseSink, fill: CacheFill | null): void {
+    const req = x.req;
+    const pool = this.#pool(route.pool);
+    if (pool === undefined) {
+      // config/ validated pool names; a miss here is a bug worth a loud log, not a crash.
+      this.#o.log.error({ pool: route.pool }, 'route names a pool that does not exist');
+      fill?.abandon();
+      x.refuse(500);
+      return;
+    }
+    const declared = req.headers['content-length'];
+    const method = req.method ?? 'GET';
+    if (bodyKind(req) === BodyKind.None) {
+      this.#startPhp(x, x.target!, client, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, sink, fill !== null);
+      return;
+    }
+    // With `Expect: 100-continue` the client waits for our go-ahead: given only now that the body will be read
+    // (the gateway handles checkContinue itself, so a refused upload never gets a 100 first).
+    if (expectsContinue(req)) x.res.writeContinue();
+    readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
+      (body) => this.#startPhp(x, x.target!, client, route, pool, body, String(body.length), method, sink, false),
+      (err: PhpgateError) => {
+        if (err.code === ErrorCode.ClientAborted) return; // nobody left to answer
+        // The rest of the body is unread: the connection can't carry another request.
+        closeAfter(req, x.res);
+        x.refuse(statusForError(err.code));
+      },
+    );
+  }
+
+  #startPhp(x: Exchange, target: ParsedTarget, client: ClientInfo, script: PhpScript & { readonly pool: string }, pool: Pool,
+    body: RequestBody, contentLength: string, method: string, sink: ResponseSink, forFill: boolean): void {
+    // Looked up again: the body may have arrived after a reload replaced the pool this request was routed to.
+    const current = this.#pool(pool.poolName) ?? pool;
+    const params = phpParams(x, target, script, this.#site, client, method, contentLength, forFill);
+    const label = `${method} ${target.requestUri} → ${script.scriptName}`;
+    new PhpRequest(x, sink, current, params, body, label, this.#o.log).start();
+  }
+
+  /**
+   * nginx's internal redirect for X-Accel-Redirect: the URI is answered for this request as a GET (a HEAD stays a
+   * HEAD), from an internal location or as any file or script of the site; REQUEST_URI stays the client's. An
+   * unsafe URI (dot segments, a NUL) is a 404, as nginx's ngx_http_parse_unsafe_uri makes it.
+   */
+  redirect(x: Exchange, uri: string, carried: string[], sink: ResponseSink): void {
+    const target = /(?:^|\/)\.\.?(?:\/|\?|$)|%2e|%00|\\/i.test(uri.split('?', 1)[0]!) ? null : parseTarget(uri);
+    if (target === null || !uri.startsWith('/')) {
+      this.#o.log.warn({ uri, url: x.req.url }, 'X-Accel-Redirect to an unusable URI; answered 404');
+      x.refuse(404);
+      return;
+    }
+    const method = x.req.method === 'HEAD' ? 'HEAD' : 'GET';
+    const internal = this.#internalFor(target.path);
+    if (internal !== null) {
+      const file = path.join(internal.alias, target.path.slice(internal.prefix.length));
+      let stat: fs.Stats | null = null;
+      try {
+        stat = fs.statSync(file);
+      } catch {
+        stat = null; // no such file: the answer is 404, as below
+      }
+      if (stat === null || !stat.isFile()) x.refuse(404);
+      else this.#o.static.serve(x, sink, file, stat, target.path, carried, method);
+      return;
+    }
+    const route = this.#o.router.resolve(target.path, target.query);
+    switch (route.kind) {
+      case RouteKind.Static:
+        this.#o.static.serve(x, sink, route.file, route.stat, target.path, carried, method);
+        return;
+      case RouteKind.Php: {
+        const pool = this.#pool(route.pool);
+        if (pool === undefined) x.refuse(500);
+        // The script's own X-Accel-Redirect is not followed again (its sink has no such filter): no loops.
+        else this.#startPhp(x, x.target!, this.#o.clients.resolve(x.req), route, pool, EMPTY_BODY, '', method, sink, false);
+        return;
+      }
+      case RouteKind.Error:
+        x.refuse(route.status);
+        return;
+      case RouteKind.Redirect:
+        x.refuse(301, { Location: route.location });
+        return;
+    }
+  }
+
+  #internalFor(uriPath: string): InternalLocation | null {
+    for (const l of this.#o.internal) if (uriPath.startsWith(l.prefix)) return l;
+    return null;
   }
 
   /**
@@ -283,20 +408,19 @@ export class Pipeline implements ErrorResponder {
       this.#o.static.sendPage(req, res, route.file, route.stat, status);
     } else if (route.kind === RouteKind.Php) {
       const pool = this.#pool(route.pool);
-      if (pool === undefined) sendError(req, res, status);
-      // The client's body (if any) is not for the error page; node discards it once the answer is sent.
-      else this.#startPhp(req, res, target, route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', status, this.#o.clients.resolve(req), null, null, NO_HEADERS);
+      if (pool === undefined) {
+        sendError(req, res, status);
+        return;
+      }
+      // The client's body (if any) is not for the error page; node discards it once the answer is sent. No target:
+      // an error page that fails gets the built-in page, never another round of error pages.
+      const x = new Exchange(req, res, this.#cx, null, NO_HEADERS, null, status);
+      this.#startPhp(x, target, this.#o.clients.resolve(req), route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', x, false);
     } else {
       sendError(req, res, status);
     }
   }
 
-  /**
-   * An HTTP/1.1 request with an Upgrade header, which node hands over raw with its socket (the listener asks only
-   * while some upstream takes websockets). A websocket handshake on such an upstream's path is taken: tunnelled,
-   * or refused by the rate limits. Anything else (h2c, a websocket to a PHP path) is not (false): the listener
-   * serves it as an ordinary request.
-   */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = req.url ?? '';
     const target = url.length > this.#o.maxUrlBytes || hasSeveralHosts(req.rawHeaders) ? null : parseTarget(url);
@@ -337,115 +461,6 @@ export class Pipeline implements ErrorResponder {
   #pool(name: string): Pool | undefined {
     return this.#o.poolsNow().get(name) ?? this.#o.pools.get(name);
   }
-
-  /**
-   * A relative Location (RFC 9110 §10.2.2 allows it): nginx builds an absolute one from the Host header and its
-   * own listen port, which is wrong behind a load balancer and echoes an unchecked Host back to the client.
-   */
-  #redirect(req: IncomingMessage, res: ServerResponse, location: string): void {
-    sendError(req, res, 301, { Location: location });
-  }
-
-  /** `edge`: security headers not yet on the response; PHP's head (or an error answer) gets them. */
-  #php(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, client: ClientInfo, trace: RequestTrace | null,
-    fill: CacheFill | null, edge: HeaderList): void {
-    const pool = this.#pool(route.pool);
-    if (pool === undefined) {
-      setHeaders(res, edge);
-      // config/ validated pool names; a miss here is a bug worth a loud log, not a crash.
-      this.#o.log.error({ pool: route.pool }, 'route names a pool that does not exist');
-      fill?.onEnd(false);
-      sendError(req, res, 500);
-      return;
-    }
-    const declared = req.headers['content-length'];
-    const method = req.method ?? 'GET';
-    if (bodyKind(req) === BodyKind.None) {
-      this.#startPhp(req, res, target, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, 0, client, trace, fill, edge);
-      return;
-    }
-    // With `Expect: 100-continue` the client waits for our go-ahead: given only now that the body will be read
-    // (the gateway handles checkContinue itself, so a refused upload never gets a 100 first).
-    if (expectsContinue(req)) res.writeContinue();
-    readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
-      (body) => this.#startPhp(req, res, target, route, pool, body, String(body.length), method, 0, client, trace, null, edge),
-      (err: PhpgateError) => {
-        if (err.code === ErrorCode.ClientAborted) return; // nobody left to answer
-        setHeaders(res, edge);
-        // The rest of the body is unread: the connection can't carry another request.
-        closeAfter(req, res);
-        this.answerError(req, res, statusForError(err.code), target);
-      },
-    );
-  }
-
-  /** `forceStatus` (an error page's status) replaces PHP's own, as nginx's error_page without `=` does. */
-  #startPhp(req: IncomingMessage, res: ServerResponse, target: ParsedTarget, route: PhpRoute, pool: Pool, body: RequestBody,
-    contentLength: string, method: string, forceStatus: number, client: ClientInfo, trace: RequestTrace | null, fill: CacheFill | null,
-    edge: HeaderList): void {
-    // Looked up again: the body may have arrived after a reload replaced the pool this request was routed to.
-    pool = this.#pool(pool.poolName) ?? pool;
-    const socket = req.socket;
-    const cgi: CgiRequest = {
-      method,
-      requestUri: target.requestUri,
-      queryString: route.queryString,
-      scriptName: route.scriptName,
-      pathInfo: route.pathInfo,
-      // nginx's `try_files $fastcgi_script_name` sets $uri to the script, so DOCUMENT_URI is the script name.
-      documentUri: route.scriptName,
-      documentRoot: this.#o.router.documentRoot,
-      scriptFilename: route.scriptFilename,
-      serverProtocol: `HTTP/${req.httpVersion}`,
-      https: client.https,
-      remoteAddr: client.address,
-      remotePort: client.port,
-      serverAddr: unmapIPv4(socket.localAddress ?? ''),
-      serverPort: socket.localPort ?? 0,
-      serverName: this.#o.serverName,
-      contentType: req.headers['content-type'] ?? '',
-      contentLength,
-      // Filling the cache, PHP must answer in full (a 304 or 206 for this client's validators is nothing to store),
-      // as nginx does not pass conditional headers to a cached upstream.
-      rawHeaders: fill === null ? req.rawHeaders : withoutConditionals(req.rawHeaders),
-      authority: target.authority,
-    };
-    const params = buildCgiParams(cgi, this.#o.serverSoftware);
-    const label = `${cgi.method} ${target.requestUri} → ${route.scriptName}`;
-    // An error page that fails itself gets the built-in page (no target), never another round of error pages.
-    if (trace !== null) trace.pool = pool.poolName;
-    new PhpExchange(req, res, pool, params, body, label, this.#exchange, forceStatus === 0 ? target : null, forceStatus, trace, fill, edge)
-      .start();
-  }
-}
-
-const NO_HEADERS: HeaderList = [];
-
-const CONDITIONALS: ReadonlySet<string> = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range']);
-
-function withoutConditionals(raw: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if (!CONDITIONALS.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
-  return out;
-}
-
-
-function hasSeveralHosts(raw: readonly string[]): boolean {
-  let seen = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
-      if (seen) return true;
-      seen = true;
-    }
-  }
-  return false;
-}
-
-/** RFC 6455 §4.1: a GET with `Upgrade: websocket` (h2c and other upgrades are not websockets). */
-function isWebSocketHandshake(req: IncomingMessage): boolean {
-  const upgrade = req.headers.upgrade;
-  return req.method === 'GET' && upgrade !== undefined && upgrade.toLowerCase() === 'websocket';
 }
 
 /** The upgrade socket's errors end it (its 'close' follows); the answer or tunnel on it learns of that there. */

@@ -30,7 +30,7 @@ import { TrustedProxies } from './http/client-address.js';
 import { RateLimiter } from './gates/rate-limit.js';
 import { SecurityHeaders } from './filters/security-headers.js';
 import { Compression } from './filters/compression.js';
-import { ResponseCache } from './filters/cache/response-cache.js';
+import { ResponseCache } from './filters/cache/store.js';
 import { broadcastPurge } from './processes.js';
 import type { GatewayStatus, StatusSource } from './http/status.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
@@ -271,6 +271,7 @@ export class Gateway implements StatusSource {
       router,
       static: new StaticFiles({ config: c.static, files, guard, log: this.#log }),
       errorPages: compileErrorPages(c.static.error_pages),
+      internal: c.static.internal,
       pools,
       poolsNow: () => this.pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),

@@ -17,6 +17,8 @@ export interface CgiHead {
   readonly contentType: string;
   /** `X-Accel-Expires` (seconds, or `@` unix time): the response cache's freshness, over Cache-Control; null when none. */
   readonly accelExpires: string | null;
+  /** `X-Accel-Redirect`: the URI the gateway answers with instead of this response (nginx's internal redirect), or null. */
+  readonly accelRedirect: string | null;
   /**
    * PHP's own Content-Length, or null. The body must be held to it (as nginx does): bytes past it are dropped,
    * and a body that ends short must cut the connection, or a keep-alive client would read the next response
@@ -105,6 +107,7 @@ function parseHead(text: string): CgiHead {
   let noBuffering = false;
   let contentType = '';
   let accelExpires: string | null = null;
+  let accelRedirect: string | null = null;
   let contentLength: number | null = null;
   for (const rawLine of text.split('\n')) {
     const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
@@ -127,6 +130,8 @@ function parseHead(text: string): CgiHead {
       noBuffering = value.toLowerCase() === 'no';
     } else if (lower === 'x-accel-expires') {
       accelExpires = value;
+    } else if (lower === 'x-accel-redirect') {
+      accelRedirect = value;
     } else if (lower === 'location') {
       hasLocation = true;
     } else if (lower === 'content-type') {
@@ -153,5 +158,5 @@ function parseHead(text: string): CgiHead {
   }
   // CGI: a Location without a Status is a redirect. nginx answers it with 302, and so do we.
   if (status === 0) status = hasLocation ? 302 : 200;
-  return { status, reason, headers, noBuffering, contentType, accelExpires, contentLength };
+  return { status, reason, headers, noBuffering, contentType, accelExpires, accelRedirect, contentLength };
 }

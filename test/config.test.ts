@@ -224,6 +224,7 @@ describe('loadConfig: valid files', () => {
       hot_cache_file_kb: 1024,
       hot_cache_mb: 64,
       error_pages: {},
+      internal: [],
     });
     assert.deepEqual(cfg.rate_limit.rules, []);
     assert.deepEqual(cfg.cache.rules, []);

@@ -4,17 +4,18 @@
  * path, and a hot-file cache of small files kept in memory with their headers.
  */
 import fs from 'node:fs';
-import { pipeline } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import mime from 'mime-types';
 import { compilePattern, type PathMatcher } from '../../config/pattern.js';
 import type { StaticConfig } from '../../config/types.js';
 import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
-import { sendError } from '../http/errors-http.js';
+import type { PhpgateError } from '../../config/errors.js';
 import { matchesStrong, matchesWeak, notAfter } from '../http/conditional.js';
-import { setHeaders, writeHeadList, type HeaderList } from '../http/response-head.js';
+import type { Exchange } from '../http/exchange.js';
+import { writeHeadList } from '../http/response-head.js';
 import type { Logger } from '../http/log.js';
+import { headerIndex, NO_SOURCE, plainHead, type ClientCloseListener, type ResponseSink, type Source } from '../http/sink.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */
 interface Representation {
@@ -78,16 +79,18 @@ export class StaticFiles {
   }
 
   /**
-   * Answers a request for `file` (found by the router at `uriPath`). Returns 0 when answered, or the error
-   * status the caller must answer (with its error page): 405 for methods other than GET and HEAD, as nginx.
+   * Answers a request for `file` (found by the router at `uriPath`) into `sink`. Returns 0 when answered, or the
+   * error status the caller must answer (with its error page): 405 for methods other than GET and HEAD, as nginx.
+   * `carried`: headers of an answer that redirected here (X-Accel-Redirect), which replace the file's own by name.
    */
-  serve(req: IncomingMessage, res: ServerResponse, file: string, stat: fs.Stats, uriPath: string, edge: HeaderList): StaticResult {
-    const method = req.method;
+  serve(x: Exchange, sink: ResponseSink, file: string, stat: fs.Stats, uriPath: string, carried: readonly string[] | null = null,
+    method = x.req.method): StaticResult {
+    const req = x.req;
     if (method !== 'GET' && method !== 'HEAD') return 405;
     const { rep, vary } = this.#choose(file, stat, req.headers['accept-encoding']);
     const entry = this.#entry(rep);
     if (entry.body !== null || method === 'HEAD') {
-      this.#answer(req, res, file, rep, entry, vary, uriPath, null, edge);
+      this.#answer(x, sink, file, rep, entry, vary, uriPath, null, carried, method);
       return 0;
     }
     // Streamed from disk: open first and describe the file that was opened, so headers and bytes always come
@@ -96,22 +99,22 @@ export class StaticFiles {
     fs.open(rep.path, 'r', (openErr, fd) => {
       if (openErr !== null) {
         this.#log.debug({ err: openErr, file: rep.path }, 'static file vanished before it could be opened');
-        setHeaders(res, edge);
-        sendError(req, res, 404);
+        x.refuse(404);
         return;
       }
       fs.fstat(fd, (statErr, st) => {
-        if (res.destroyed) {
+        if (x.gone) {
           fs.close(fd, () => undefined); // the client left while we opened the file: nothing to send
           return;
         }
         if (statErr !== null) {
           fs.close(fd, () => undefined); // the answer is the error; a failed close changes nothing
-          res.destroy(statErr);
+          this.#log.warn({ err: statErr, file: rep.path }, 'static file could not be read');
+          x.refuse(500);
           return;
         }
         const current = st.size === entry.size && st.mtimeMs === entry.mtimeMs ? entry : this.#describe(st, null);
-        this.#answer(req, res, file, rep, current, vary, uriPath, fd, edge);
+        this.#answer(x, sink, file, rep, current, vary, uriPath, fd, carried, method);
       });
     });
     return 0;
@@ -121,11 +124,13 @@ export class StaticFiles {
    * Validators, conditionals and ranges, then the bytes: from memory, or streamed from `fd` (which this closes
    * whatever the answer).
    */
-  #answer(req: IncomingMessage, res: ServerResponse, file: string, rep: Representation, entry: FileEntry, vary: boolean,
-    uriPath: string, fd: number | null, edge: HeaderList): void {
+  #answer(x: Exchange, sink: ResponseSink, file: string, rep: Representation, entry: FileEntry, vary: boolean,
+    uriPath: string, fd: number | null, carried: readonly string[] | null, method: string | undefined): void {
+    const req = x.req;
     const h = req.headers;
-    const headers: Array<string | number> = edge.slice();
-    headers.push('Content-Type', this.#contentType(file), 'Last-Modified', entry.lastModified, 'ETag', entry.etag);
+    const headers: string[] = [];
+    const contentType = this.#contentType(file);
+    headers.push('Content-Type', contentType, 'Last-Modified', entry.lastModified, 'ETag', entry.etag);
     const cacheControl = this.#cacheControlFor(uriPath);
     if (cacheControl !== null) headers.push('Cache-Control', cacheControl);
     if (vary) headers.push('Vary', 'Accept-Encoding');
@@ -148,7 +153,7 @@ export class StaticFiles {
         ? null : parseRange(h.range, entry.size);
       if (range === 'unsatisfiable') {
         status = 416;
-        headers.push('Content-Range', `bytes */${entry.size}`, 'Content-Length', 0);
+        headers.push('Content-Range', `bytes */${entry.size}`, 'Content-Length', '0');
       } else {
         if (range !== null) {
           status = 206;
@@ -156,19 +161,20 @@ export class StaticFiles {
           end = range.end;
           headers.push('Content-Range', `bytes ${start}-${end}/${entry.size}`);
         }
-        headers.push('Content-Length', entry.size === 0 ? 0 : end - start + 1);
+        headers.push('Content-Length', String(entry.size === 0 ? 0 : end - start + 1));
       }
     }
-    writeHeadList(res, status, headers);
-    const sendsBody = (status === 200 || status === 206) && req.method !== 'HEAD' && entry.size > 0;
+    const sendsBody = (status === 200 || status === 206) && method !== 'HEAD' && entry.size > 0;
+    const length = status === 200 || status === 206 ? (entry.size === 0 ? 0 : end - start + 1) : status === 416 ? 0 : null;
+    const head = plainHead(status, '', carried === null ? headers : withCarried(headers, carried), contentType, length);
     if (!sendsBody) {
       if (fd !== null) fs.close(fd, () => undefined); // nothing to read from it; a failed close changes nothing
-      res.end();
+      if (sink.start(head, NO_SOURCE)) sink.end();
     } else if (entry.body !== null) {
       if (fd !== null) fs.close(fd, () => undefined);
-      res.end(status === 200 ? entry.body : entry.body.subarray(start, end + 1));
+      if (sink.start(head, NO_SOURCE)) sink.end(status === 200 ? entry.body : entry.body.subarray(start, end + 1));
     } else {
-      this.#stream(res, rep.path, fd, start, end);
+      new FileStream(x, sink, this.#log, rep.path, fd, start, end).start(head);
     }
   }
 
@@ -181,7 +187,12 @@ export class StaticFiles {
     writeHeadList(res, status, ['Content-Type', this.#contentType(file), 'Content-Length', entry.size]);
     if (req.method === 'HEAD' || entry.size === 0) res.end();
     else if (entry.body !== null) res.end(entry.body);
-    else this.#stream(res, file, null, 0, entry.size - 1);
+    else {
+      fs.createReadStream(file, { highWaterMark: STREAM_CHUNK }).on('error', (err) => {
+        this.#log.warn({ err, file }, 'error page read failed mid-response');
+        res.destroy();
+      }).pipe(res);
+    }
   }
 
   /** Picks the precompressed sibling the client accepts best (br before gzip on a tie), else the file itself. */
@@ -256,19 +267,6 @@ export class StaticFiles {
     for (const rule of this.#cacheControl) if (rule.match(uriPath)) return rule.value;
     return null;
   }
-
-  /** Large files: streamed from disk with backpressure (pipe pauses the file while the client is slow). */
-  #stream(res: ServerResponse, path: string, fd: number | null, start: number, end: number): void {
-    const stream = fd === null
-      ? fs.createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK })
-      : fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK });
-    // pipeline() closes the file whichever side ends first, also when the client is already gone.
-    pipeline(stream, res, (err) => {
-      if (err !== undefined && err !== null && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-        this.#log.warn({ err, file: path }, 'static file read failed mid-response');
-      }
-    });
-  }
 }
 
 /** The q-value the client gives `coding` in Accept-Encoding (RFC 9110 §12.5.3), 0 when not acceptable. */
@@ -319,4 +317,61 @@ export function parseRange(header: string, size: number): { start: number; end: 
   if (last !== '' && Number(last) < start) return null; // invalid range-spec: ignored
   if (start >= size) return 'unsatisfiable';
   return { start, end };
+}
+
+/** Headers of a redirecting answer (X-Accel-Redirect) replace the file's own of the same name, as nginx copies them. */
+function withCarried(headers: string[], carried: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if (headerIndex(carried, headers[i]!) === -1) out.push(headers[i]!, headers[i + 1]!);
+  for (let i = 0; i < carried.length; i++) out.push(carried[i]!);
+  return out;
+}
+
+/** A large file, read from disk into a sink with backpressure: paused while the client is full, closed with it. */
+class FileStream implements Source, ClientCloseListener {
+  readonly #sink: ResponseSink;
+  readonly #log: Logger;
+  readonly #path: string;
+  readonly #stream: fs.ReadStream;
+
+  constructor(x: Exchange, sink: ResponseSink, log: Logger, path: string, fd: number | null, start: number, end: number) {
+    this.#sink = sink;
+    this.#log = log;
+    this.#path = path;
+    this.#stream = fd === null
+      ? fs.createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK })
+      : fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK });
+    x.watch(this);
+  }
+
+  start(head: ReturnType<typeof plainHead>): void {
+    if (!this.#sink.start(head, this)) {
+      this.#stream.destroy();
+      return;
+    }
+    this.#stream.on('data', this.#onData);
+    this.#stream.once('end', this.#onEnd);
+    this.#stream.once('error', this.#onError);
+  }
+
+  resume(): void {
+    this.#stream.resume();
+  }
+
+  clientClosed(): void {
+    this.#stream.destroy();
+  }
+
+  readonly #onData = (chunk: Buffer | string): void => {
+    if (!this.#sink.data(chunk as Buffer)) this.#stream.pause();
+  };
+
+  readonly #onEnd = (): void => {
+    this.#sink.end();
+  };
+
+  readonly #onError = (err: Error): void => {
+    this.#log.warn({ err, file: this.#path }, 'static file read failed mid-response');
+    this.#sink.error(err as PhpgateError);
+  };
 }

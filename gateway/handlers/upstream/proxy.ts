@@ -16,28 +16,21 @@ import type { ProxyServer } from 'http-proxy-3';
 import { ErrorCode, PhpgateError, UpstreamError } from '../../../config/errors.js';
 import { BodyKind, bodyKind, closeAfter, expectsContinue } from '../../http/body.js';
 import type { ClientInfo, TrustedProxies } from '../../http/client-address.js';
-import { statusForError, type ErrorResponder } from '../../http/errors-http.js';
 import type { Logger } from '../../http/log.js';
-import { prepareRequestHeaders, responseHeaders } from './headers.js';
+import { prepareRequestHeaders, responseHeaders, type RedirectRewrite } from './headers.js';
 import { ATTEMPT, type Attempt, type AttemptOptions } from './http-proxy.js';
-import { writeHeadOver } from '../../http/response-head.js';
-import type { RequestTrace } from '../../http/trace.js';
+import type { Exchange } from '../../http/exchange.js';
+import type { ClientCloseListener, ResponseHead, ResponseSink, Source } from '../../http/sink.js';
 import type { Upstream, UpstreamTarget } from './upstreams.js';
 import type { ParsedTarget } from '../../http/uri.js';
 
 /** What every proxied request of one pipeline shares: built once, not per request. */
 export interface ProxyContext {
   readonly log: Logger;
-  /** Answers the gateway's own errors with the configured error pages. */
-  readonly errors: ErrorResponder;
   /** For X-Forwarded-For (server.trusted_proxies). */
   readonly clients: TrustedProxies;
-  /** A client that takes nothing of an answer for this long is cut off (server.timeouts.send_ms). */
-  readonly sendTimeoutMs: number;
   /** server.max_body_mb: also for bodies of unknown length, counted as they stream through. */
   readonly maxBodyBytes: number;
-  /** headers.strip_powered_by holds for upstream answers too. */
-  readonly stripPoweredBy: boolean;
 }
 
 /** RFC 9110 §9.2.2; nginx's proxy_next_upstream never resends POST, LOCK or PATCH. */
@@ -46,14 +39,19 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** An upstream request given up on: errors it still reports (its destroy's own among them) concern nobody. */
 function ignoreAbandoned(): void {}
 
-export class ProxyExchange implements Attempt {
+/**
+ * One request to an HTTP upstream: pick a target, stream the body there, and produce the target's answer into a
+ * ResponseSink (so upstream answers are compressed and cached by the same filters as PHP's).
+ */
+export class ProxyExchange implements Attempt, Source, ClientCloseListener {
+  readonly #x: Exchange;
+  readonly #sink: ResponseSink;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #upstream: Upstream;
   readonly #target: ParsedTarget;
   readonly #client: ClientInfo;
   readonly #cx: ProxyContext;
-  readonly #trace: RequestTrace | null;
   readonly #forwardPath: string;
   readonly #body: BodyKind;
   readonly chunked: boolean;
@@ -75,22 +73,22 @@ export class ProxyExchange implements Attempt {
   #connected = false;
   #headSent = false;
   #done = false;
-  /** The upstream's answer is paused until the client drains; send_ms runs meanwhile instead of timeout_ms. */
+  /** The upstream's answer is paused until the client drains; send_ms runs meanwhile (the exchange's) instead of timeout_ms. */
   #paused = false;
-  #sendTimer: NodeJS.Timeout | null = null;
   /** Body bytes of an unsized body so far, against max_body_mb. */
   #bodyBytes = 0;
 
-  constructor(req: IncomingMessage, res: ServerResponse, upstream: Upstream, target: ParsedTarget, client: ClientInfo,
-    cx: ProxyContext, trace: RequestTrace | null) {
+  constructor(x: Exchange, sink: ResponseSink, upstream: Upstream, client: ClientInfo, cx: ProxyContext) {
+    this.#x = x;
+    this.#sink = sink;
+    const req = x.req;
     this.#req = req;
-    this.#res = res;
+    this.#res = x.res;
     this.#upstream = upstream;
-    this.#target = target;
+    this.#target = x.target!;
     this.#client = client;
     this.#cx = cx;
-    this.#trace = trace;
-    this.#forwardPath = upstream.forwardPath(target);
+    this.#forwardPath = upstream.forwardPath(this.#target);
     this.#body = bodyKind(req);
     this.chunked = this.#body === BodyKind.Unsized;
     this.#retriable = this.#body === BodyKind.None && IDEMPOTENT.has(req.method ?? '');
@@ -98,7 +96,7 @@ export class ProxyExchange implements Attempt {
   }
 
   start(): void {
-    this.#res.once('close', this.#onClientClose);
+    this.#x.watch(this);
     forwardHeaders(this.#req, this.#client, this.#cx, false, this.chunked);
     if (this.chunked) this.#req.on('data', this.#onBodyData);
     const t = this.#upstream.pick(null);
@@ -115,7 +113,7 @@ export class ProxyExchange implements Attempt {
       this.#continue = false;
       this.#res.writeContinue();
     }
-    const trace = this.#trace;
+    const trace = this.#x.trace;
     if (trace !== null) {
       trace.pool = t.label;
       trace.upstreamStart = performance.now();
@@ -219,60 +217,44 @@ export class ProxyExchange implements Attempt {
     }
     this.#proxyRes = proxyRes;
     this.#upstream.answered(t);
-    const res = this.#res;
-    const headers = responseHeaders(proxyRes.rawHeaders, this.#cx.stripPoweredBy, t.redirect);
-    try {
-      // Headers set before (security headers, rate-limit counts): the upstream's own replace them by name, and its
-      // repeated ones (Set-Cookie) stay apart, as PHP's do. HTTP/2 has no reason phrase.
-      writeHeadOver(res, proxyRes.statusCode ?? 502, this.#req.httpVersionMajor === 1 ? proxyRes.statusMessage ?? '' : '', headers);
-    } catch (cause) {
-      for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i]!);
-      res.statusMessage = '';
-      const err = new UpstreamError(ErrorCode.UpstreamHeaders, `the upstream's answer cannot be sent on: ${String(cause)}`, { cause });
-      this.#cx.log.error({ err, request: this.#label(t) }, 'upstream sent an unusable head');
+    this.#headSent = true;
+    if (!this.#sink.start(upstreamHead(proxyRes, this.#req.httpVersionMajor, t.redirect), this)) {
+      // Answered otherwise (a stale cached answer, an internal redirect, a head node refused): the rest is dropped.
+      this.#done = true;
+      this.#release();
       this.#abandon(this.#proxyReq!);
-      this.#fail(err);
       return;
     }
-    this.#headSent = true;
     proxyRes.on('data', this.#onData);
     proxyRes.on('end', this.#onEnd);
     proxyRes.on('close', this.#onUpstreamClose);
   };
 
   readonly #onData = (chunk: Buffer): void => {
-    if (this.#trace !== null) this.#trace.bytes += chunk.length;
-    if (this.#res.write(chunk) || this.#paused) return;
-    // The client is full: the target waits (its socket is paused), and send_ms bounds how long.
+    // Each chunk is one read from the target: what the exchange holds to learn the length goes out now.
+    if ((this.#sink.data(chunk) && this.#sink.flush()) || this.#paused || this.#done) return;
+    // The client is full: the target waits (its socket is paused) while the exchange's send_ms runs.
     this.#paused = true;
     this.#proxyRes!.pause();
     this.#proxyReq!.socket?.setTimeout(0);
-    this.#res.once('drain', this.#onDrain);
-    this.#sendTimer = setTimeout(this.#onSendTimeout, this.#cx.sendTimeoutMs);
   };
 
-  readonly #onDrain = (): void => {
+  // Source: the client took what it was given.
+  resume(): void {
+    if (!this.#paused) return;
     this.#paused = false;
-    this.#clearSendTimer();
     if (this.#done) return;
     this.#proxyReq!.socket?.setTimeout(this.#upstream.timeoutMs);
     this.#proxyRes!.resume();
-  };
-
-  /** nginx's send_timeout: the client took nothing for send_ms. Its response's 'close' then ends the upstream request. */
-  readonly #onSendTimeout = (): void => {
-    this.#sendTimer = null;
-    this.#cx.log.warn({ request: this.#current === null ? '' : this.#label(this.#current), sendTimeoutMs: this.#cx.sendTimeoutMs },
-      'client took no data for send_ms; closing it');
-    this.#res.destroy();
-  };
+  }
 
   readonly #onEnd = (): void => {
     if (this.#done) return;
     this.#done = true;
-    if (this.#trace !== null) this.#trace.upstreamMs = performance.now() - this.#trace.upstreamStart;
+    const trace = this.#x.trace;
+    if (trace !== null) trace.upstreamMs = performance.now() - trace.upstreamStart;
     this.#release();
-    this.#res.end();
+    this.#sink.end();
   };
 
   /** 'close' without 'end': the target went away mid-answer (nginx: "upstream prematurely closed connection"). */
@@ -292,15 +274,13 @@ export class ProxyExchange implements Attempt {
     this.#fail(new PhpgateError(ErrorCode.BodyTooLarge, `request body over max_body_mb (${this.#cx.maxBodyBytes} bytes)`));
   };
 
-  readonly #onClientClose = (): void => {
-    // HTTP/2's response reports itself finished even when the client reset the stream, so `#done` tells the two apart.
-    if (this.#done && this.#res.writableFinished) return;
-    // The client went away before its answer was complete: the upstream request goes too.
+  // ClientCloseListener: the client went away before its answer was complete; the upstream request goes too.
+  clientClosed(): void {
+    if (this.#done) return;
     this.#done = true;
-    this.#clearSendTimer();
     if (this.#proxyReq !== null) this.#abandon(this.#proxyReq);
     this.#release();
-  };
+  }
 
   /**
    * Ends the exchange with the gateway's own answer (error page) when nothing was sent yet; after the head went out,
@@ -309,16 +289,10 @@ export class ProxyExchange implements Attempt {
   #fail(err: PhpgateError): void {
     if (this.#done) return;
     this.#done = true;
-    this.#clearSendTimer();
     this.#release();
-    if (this.#headSent) {
-      this.#res.destroy();
-      return;
-    }
-    this.#headSent = true;
     // An upload cut short leaves the rest of its body unread: the connection cannot carry another request.
-    if (this.#body !== BodyKind.None && !this.#req.complete) closeAfter(this.#req, this.#res);
-    this.#cx.errors.answerError(this.#req, this.#res, statusForError(err.code), this.#target);
+    if (!this.#headSent && this.#body !== BodyKind.None && !this.#req.complete) closeAfter(this.#req, this.#res);
+    this.#sink.error(err);
   }
 
   /** Gives an upstream request up: it is destroyed, and what it reports afterwards is no longer this exchange's. */
@@ -336,14 +310,38 @@ export class ProxyExchange implements Attempt {
     this.#current = null;
   }
 
-  #clearSendTimer(): void {
-    if (this.#sendTimer !== null) clearTimeout(this.#sendTimer);
-    this.#sendTimer = null;
-  }
-
   #label(t: UpstreamTarget): string {
     return `${this.#req.method ?? ''} ${this.#target.requestUri} → ${t.url.origin}`;
   }
+}
+
+/** The target's answer as a response head: its headers as the client gets them, X-Accel-Expires and -Buffering apart. */
+function upstreamHead(proxyRes: IncomingMessage, httpMajor: number, redirect: RedirectRewrite): ResponseHead {
+  const raw = proxyRes.rawHeaders;
+  let noBuffering = false;
+  let accelExpires: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length < 14 || (name.charCodeAt(0) | 32) !== 120 /* x */) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'x-accel-buffering') noBuffering = raw[i + 1]!.toLowerCase() === 'no';
+    else if (lower === 'x-accel-expires') accelExpires = raw[i + 1]!;
+  }
+  const length = proxyRes.headers['content-length'];
+  const type = proxyRes.headers['content-type'];
+  return {
+    status: proxyRes.statusCode ?? 502,
+    // HTTP/2 has no reason phrase.
+    reason: httpMajor === 1 ? proxyRes.statusMessage ?? '' : '',
+    headers: responseHeaders(raw, false, redirect),
+    contentType: type ?? '',
+    contentLength: length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : null,
+    noBuffering,
+    accelExpires,
+    // An upstream's X-Accel-Redirect is hidden, not followed: only PHP answers hand files back to the gateway (an
+    // upstream is often another party's application, which must not read the gateway's internal locations).
+    accelRedirect: null,
+  };
 }
 
 /** The request's headers made the upstream's (proxy-headers.ts), the client as server.trusted_proxies sees it. */

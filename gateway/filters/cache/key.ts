@@ -1,0 +1,91 @@
+/**
+ * Cache rules compiled at load: which paths a rule covers and the key an answer is stored under (nginx's
+ * fastcgi_cache_key variables), plus the request values a Vary splits entries by.
+ */
+import type { IncomingMessage } from 'node:http';
+import { parseCacheKey, type CacheKeyPart } from '../../../config/cache-key.js';
+import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
+import type { CacheRule } from '../../../config/types.js';
+import type { ParsedTarget } from '../../http/uri.js';
+
+export type KeyFn = (req: IncomingMessage, target: ParsedTarget, https: boolean) => string;
+
+export interface CompiledRule {
+  readonly match: PathMatcher;
+  readonly ttlMs: number;
+  readonly staleMs: number;
+  readonly statuses: ReadonlySet<number>;
+  readonly key: KeyFn;
+}
+
+export function compileRule(r: CacheRule): CompiledRule {
+  return {
+    match: compilePattern(r.pattern),
+    ttlMs: r.ttl_s * 1000,
+    staleMs: r.stale_s * 1000,
+    statuses: new Set(r.statuses),
+    key: compileKey(parseCacheKey(r.key)!),
+  };
+}
+
+function compileKey(parts: readonly CacheKeyPart[]): KeyFn {
+  return (req, target, https) => {
+    let key = '';
+    for (const p of parts) key += keyPart(p, req, target, https);
+    return key;
+  };
+}
+
+function keyPart(p: CacheKeyPart, req: IncomingMessage, target: ParsedTarget, https: boolean): string {
+  switch (p.kind) {
+    case 'text':
+      return p.text;
+    case 'scheme':
+      return https ? 'https' : 'http';
+    // A HEAD is answered from the GET's entry.
+    case 'method':
+      return req.method === 'HEAD' ? 'GET' : req.method ?? '';
+    case 'host':
+      return hostOf(req, target);
+    case 'request_uri':
+      return target.requestUri;
+    case 'uri':
+      return target.path;
+    case 'args':
+      return target.query;
+    case 'is_args':
+      return target.query === '' ? '' : '?';
+    case 'header':
+      return headerValue(req, p.name);
+    case 'cookie':
+      return cookieValue(req.headers.cookie, p.name);
+  }
+}
+
+/** nginx's $host: the request's host name, lower-case, without the port. */
+function hostOf(req: IncomingMessage, target: ParsedTarget): string {
+  const h = target.authority ?? req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
+  const end = h.startsWith('[') ? h.indexOf(']') + 1 : h.lastIndexOf(':');
+  return (end > 0 ? h.slice(0, end) : h).toLowerCase();
+}
+
+export function headerValue(req: IncomingMessage, name: string): string {
+  const v = req.headers[name];
+  return v === undefined ? '' : Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** `name` lower-case (as the key parser leaves it): nginx's $cookie_NAME matches the name in any letter case. */
+function cookieValue(cookie: string | undefined, name: string): string {
+  if (cookie === undefined) return '';
+  for (const pair of cookie.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq !== -1 && pair.slice(0, eq).trim().toLowerCase() === name) return pair.slice(eq + 1).trim();
+  }
+  return '';
+}
+
+export function varySuffix(names: readonly string[], req: IncomingMessage): string {
+  let s = '';
+  for (const n of names) s += '\n' + headerValue(req, n).trim();
+  return s;
+}

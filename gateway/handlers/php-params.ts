@@ -1,0 +1,56 @@
+/** The CGI environment of one PHP request, from what the front and the router know (php/cgi-env.ts builds it). */
+import { buildCgiParams, type CgiParams, type CgiRequest } from '../../php/cgi-env.js';
+import { unmapIPv4, type ClientInfo } from '../http/client-address.js';
+import type { Exchange } from '../http/exchange.js';
+import { withoutConditionals } from '../http/request.js';
+import type { ParsedTarget } from '../http/uri.js';
+
+/** The script a request runs, as the router resolved it. */
+export interface PhpScript {
+  readonly scriptName: string;
+  readonly pathInfo: string;
+  readonly scriptFilename: string;
+  /** nginx's $args after any rewrite. */
+  readonly queryString: string;
+}
+
+/** What every PHP request of one configuration shares. */
+export interface PhpSite {
+  readonly documentRoot: string;
+  readonly serverName: string;
+  readonly serverSoftware: string;
+}
+
+/**
+ * `target`: the request as the client sent it (REQUEST_URI stays the original after an error page or an internal
+ * redirect, as nginx's $request_uri does). `method` and `contentLength` as PHP must see them (an error page or internal redirect runs as a GET without a
+ * body); `forFill`: the answer fills a cache entry, so PHP gets no validators and must answer in full.
+ */
+export function phpParams(x: Exchange, target: ParsedTarget, script: PhpScript, site: PhpSite, client: ClientInfo, method: string,
+  contentLength: string, forFill: boolean): CgiParams {
+  const req = x.req;
+  const socket = req.socket;
+  const cgi: CgiRequest = {
+    method,
+    requestUri: target.requestUri,
+    queryString: script.queryString,
+    scriptName: script.scriptName,
+    pathInfo: script.pathInfo,
+    // nginx's `try_files $fastcgi_script_name` sets $uri to the script, so DOCUMENT_URI is the script name.
+    documentUri: script.scriptName,
+    documentRoot: site.documentRoot,
+    scriptFilename: script.scriptFilename,
+    serverProtocol: `HTTP/${req.httpVersion}`,
+    https: client.https,
+    remoteAddr: client.address,
+    remotePort: client.port,
+    serverAddr: unmapIPv4(socket.localAddress ?? ''),
+    serverPort: socket.localPort ?? 0,
+    serverName: site.serverName,
+    contentType: req.headers['content-type'] ?? '',
+    contentLength,
+    rawHeaders: forFill ? withoutConditionals(req.rawHeaders) : req.rawHeaders,
+    authority: target.authority,
+  };
+  return buildCgiParams(cgi, site.serverSoftware);
+}

@@ -1,0 +1,316 @@
+/**
+ * The client side of one request: the last ResponseSink of every response (see sink.ts). It owns what every handler
+ * used to do for itself: the security headers in the head (PHP's own win by name), X-Powered-By stripping, the head
+ * held until the body's length is known, backpressure and send_ms, the client going away, the error answer before
+ * the head and the cut after it. One state value, not a flag per way of ending; terminal calls are asserted.
+ *
+ * (HTTP/1.1 and HTTP/2 both arrive here as node's response objects today; what differs between them is decided here
+ * and in response-head.ts.)
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ErrorCode, type PhpgateError, UpstreamError } from '../../config/errors.js';
+import { statusForError, type ErrorResponder } from './errors-http.js';
+import type { Logger } from './log.js';
+import { setHeaders, writeHeadOver, type HeaderList } from './response-head.js';
+import { headerIndex, type ClientCloseListener, type ResponseHead, type ResponseSink, type Source } from './sink.js';
+import type { RequestTrace } from './trace.js';
+import type { ParsedTarget } from './uri.js';
+
+/** What every exchange of one pipeline shares: built once, not per request. */
+export interface ExchangeContext {
+  readonly log: Logger;
+  /** Answers failures (502/503/504…) with the configured error pages. */
+  readonly errors: ErrorResponder;
+  /** Longest wait for a slow client to take more of a response (server.timeouts.send_ms). */
+  readonly sendTimeoutMs: number;
+  /** headers.strip_powered_by: a producer's X-Powered-By is not passed on. */
+  readonly stripPoweredBy: boolean;
+}
+
+/** Nothing sent yet. */
+const IDLE = 0;
+/** The head is held until the body's length is known (the end) or the producer's read ends (flush). */
+const HELD = 1;
+/** The head went out; body chunks follow. */
+const SENDING = 2;
+/** Ended by a terminal call. */
+const DONE = 3;
+/** The client went away first. */
+const GONE = 4;
+type State = typeof IDLE | typeof HELD | typeof SENDING | typeof DONE | typeof GONE;
+
+const STATE_NAMES = ['idle', 'head held', 'sending', 'done', 'client gone'] as const;
+
+export class Exchange implements ResponseSink {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** For the error page of a failure; null when this exchange is itself an error page (or the target was unusable). */
+  readonly target: ParsedTarget | null;
+  readonly trace: RequestTrace | null;
+  readonly #cx: ExchangeContext;
+  /** Security headers not yet on the response: they join the head (the producer's own win by name), or an error answer. */
+  readonly #edge: HeaderList;
+  /** An error page's status, sent instead of the producer's own (0: the producer's). */
+  readonly #forceStatus: number;
+  #state: State = IDLE;
+  #source: Source | null = null;
+  #watcher: ClientCloseListener | null = null;
+  #watchers: ClientCloseListener[] | null = null;
+  /** The held head (state HELD) and the body that came with it. */
+  #held: { readonly status: number; readonly reason: string; readonly headers: string[] } | null = null;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #bodiless = false;
+  /** The head carried a Content-Length: a cut answer can still end gracefully (a short body shows). */
+  #lengthFramed = false;
+  #waiting = false;
+  #sendTimer: NodeJS.Timeout | null = null;
+
+  constructor(req: IncomingMessage, res: ServerResponse, cx: ExchangeContext, target: ParsedTarget | null, edge: HeaderList,
+    trace: RequestTrace | null, forceStatus = 0) {
+    this.req = req;
+    this.res = res;
+    this.target = target;
+    this.trace = trace;
+    this.#cx = cx;
+    this.#edge = edge;
+    this.#forceStatus = forceStatus;
+    res.once('close', this.#onClose);
+  }
+
+  /** `l` is told if the client goes away before the response ended. */
+  watch(l: ClientCloseListener): void {
+    if (this.#watcher === null) this.#watcher = l;
+    else (this.#watchers ??= []).push(l);
+  }
+
+  /** The client went away before the response ended. */
+  get gone(): boolean {
+    return this.#state === GONE;
+  }
+
+  start(head: ResponseHead, source: Source): boolean {
+    if (this.#state === GONE) return false;
+    this.#expect(IDLE, 'start');
+    this.#source = source;
+    let headers = this.#cx.stripPoweredBy ? withoutPoweredBy(head.headers) : head.headers;
+    if (this.#edge.length > 0) headers = withEdge(this.#edge, headers);
+    const status = this.#forceStatus || head.status;
+    // HTTP/2 has no reason phrase (node would warn on each one).
+    const reason = this.#forceStatus !== 0 || this.req.httpVersionMajor !== 1 ? '' : head.reason;
+    this.#bodiless = this.req.method === 'HEAD' || status === 204 || status === 304;
+    if (head.contentLength === null && !this.#bodiless) {
+      // Held while the producer's read is delivered: an answer that ends in it (nearly every small page) goes out
+      // with a Content-Length and its body in one end(), instead of chunked.
+      this.#state = HELD;
+      // Its Content-Length is added at the end: never to the producer's own list.
+      this.#held = { status, reason, headers: headers === head.headers ? headers.slice() : headers };
+      return true;
+    }
+    if (!this.#sendHead(status, reason, headers)) return false;
+    this.#lengthFramed = head.contentLength !== null;
+    this.#state = SENDING;
+    return true;
+  }
+
+  data(chunk: Buffer): boolean {
+    const state = this.#state;
+    if (state === GONE) return true;
+    if (state === HELD) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      return true;
+    }
+    this.#expect(SENDING, 'data');
+    if (this.trace !== null) this.trace.bytes += chunk.length;
+    if (this.#bodiless || chunk.length === 0) return true;
+    if (this.res.write(chunk)) return true;
+    // Several chunks of one read may each find the client full: one drain to wait for, not one per chunk.
+    if (!this.#waiting) {
+      this.#waiting = true;
+      this.res.once('drain', this.#onDrain);
+      this.#sendTimer = setTimeout(this.#onSendTimeout, this.#cx.sendTimeoutMs);
+    }
+    return false;
+  }
+
+  flush(): boolean {
+    if (this.#state !== HELD) return true;
+    const held = this.#held!;
+    this.#held = null;
+    if (!this.#sendHead(held.status, held.reason, held.headers)) return true;
+    this.#state = SENDING;
+    const pending = this.#pending;
+    const bytes = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return bytes === 0 || this.data(pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes));
+  }
+
+  end(last?: Buffer): void {
+    const state = this.#state;
+    if (state === GONE) return;
+    if (state === HELD) {
+      // The whole answer is here: one head with its length, one write.
+      const held = this.#held!;
+      this.#held = null;
+      let body: Buffer | undefined = last;
+      if (this.#pendingBytes > 0) {
+        if (last !== undefined && last.length > 0) this.#pending.push(last);
+        body = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
+      }
+      this.#pending = [];
+      held.headers.push('Content-Length', String(body === undefined ? 0 : body.length));
+      if (!this.#sendHead(held.status, held.reason, held.headers)) return;
+      this.#state = DONE;
+      if (this.trace !== null && body !== undefined) this.trace.bytes += body.length;
+      this.res.end(body);
+      return;
+    }
+    this.#expect(SENDING, 'end');
+    this.#state = DONE;
+    this.#stopWaiting();
+    if (last !== undefined && last.length > 0 && !this.#bodiless) {
+      if (this.trace !== null) this.trace.bytes += last.length;
+      this.res.end(last);
+    } else {
+      this.res.end();
+    }
+  }
+
+  error(err: PhpgateError): void {
+    const state = this.#state;
+    if (state === GONE) return;
+    this.#expect(state === SENDING ? SENDING : state === HELD ? HELD : IDLE, 'error');
+    this.#state = DONE;
+    this.#stopWaiting();
+    if (state === SENDING) {
+      this.#cut(err);
+      return;
+    }
+    // Nothing went out: the client gets the error's answer instead of a cut-off one.
+    this.#held = null;
+    this.#pending = [];
+    this.#answerError(err);
+  }
+
+  /**
+   * The gateway's own answer with `status` (an error page when configured), instead of a producer's: a terminal
+   * call like error(), for refusals known before any head (a vanished file, 404 of an internal redirect).
+   */
+  refuse(status: number, headers?: Readonly<Record<string, string>>): void {
+    if (this.#state === GONE) return;
+    this.#expect(IDLE, 'refuse');
+    this.#state = DONE;
+    setHeaders(this.res, this.#edge);
+    this.#cx.errors.answerError(this.req, this.res, status, this.target, headers);
+  }
+
+  /** After the head: the truncation must show. A body framed by Content-Length can end early and gracefully (what
+   * came still reaches the client, then FIN, as nginx does); a chunked or HTTP/2 one is reset. */
+  #cut(err: PhpgateError): void {
+    const socket = this.#lengthFramed && this.req.httpVersionMajor === 1 ? this.res.socket : null;
+    if (socket === null) {
+      this.res.destroy(err);
+      return;
+    }
+    this.res.end();
+    socket.end();
+  }
+
+  #answerError(err: PhpgateError): void {
+    const res = this.res;
+    if (res.headersSent) {
+      res.destroy(err);
+      return;
+    }
+    setHeaders(res, this.#edge);
+    this.#cx.errors.answerError(this.req, res, statusForError(err.code), this.target,
+      err.code === ErrorCode.PoolSaturated ? { 'Retry-After': '1' } : undefined);
+  }
+
+  /**
+   * Writes the head. Returns false (the exchange answered 502 instead) if node refuses it: a throw must never
+   * escape into a producer (the FastCGI decoder would take it for a broken connection to PHP).
+   */
+  #sendHead(status: number, reason: string, headers: readonly string[]): boolean {
+    try {
+      // Headers set before (rate-limit counts): the head's own replace them by name.
+      writeHeadOver(this.res, status, reason, headers);
+      return true;
+    } catch (cause) {
+      this.res.statusMessage = ''; // node keeps a reason set before it threw; the error page must not inherit it
+      for (let i = 0; i < headers.length; i += 2) this.res.removeHeader(headers[i]!);
+      const err = new UpstreamError(ErrorCode.UpstreamHeaders, `a response head node cannot send: ${String(cause)}`, { cause });
+      this.#cx.log.error({ err, url: this.req.url }, 'unusable response head');
+      this.#state = DONE;
+      this.#held = null;
+      this.#pending = [];
+      this.#answerError(err);
+      return false;
+    }
+  }
+
+  /** A terminal call or a chunk out of turn is a bug in a producer or filter: loud, never a silently broken answer. */
+  #expect(state: State, call: string): void {
+    if (this.#state !== state) {
+      throw new Error(`response sink: ${call}() while ${STATE_NAMES[this.#state]} (a producer or filter broke the one-ending contract)`);
+    }
+  }
+
+  readonly #onDrain = (): void => {
+    this.#waiting = false;
+    this.#clearSendTimer();
+    if (this.#state === SENDING) this.#source!.resume();
+  };
+
+  /** nginx's send_timeout: the client took nothing for too long. Its 'close' then tells the producer. */
+  readonly #onSendTimeout = (): void => {
+    this.#sendTimer = null;
+    this.#cx.log.warn({ url: this.req.url, sendTimeoutMs: this.#cx.sendTimeoutMs }, 'client took no data for send_ms; closing it');
+    this.res.destroy();
+  };
+
+  #stopWaiting(): void {
+    if (!this.#waiting) return;
+    this.#waiting = false;
+    this.#clearSendTimer();
+    this.res.removeListener('drain', this.#onDrain);
+  }
+
+  #clearSendTimer(): void {
+    if (this.#sendTimer !== null) clearTimeout(this.#sendTimer);
+    this.#sendTimer = null;
+  }
+
+  readonly #onClose = (): void => {
+    // Ended by us (whatever node says of a reset HTTP/2 stream, whose response reports itself finished), or told already.
+    if (this.#state === DONE || this.#state === GONE) return;
+    this.#state = GONE;
+    this.#stopWaiting();
+    this.#held = null;
+    this.#pending = [];
+    const one = this.#watcher;
+    if (one !== null) one.clientClosed();
+    const more = this.#watchers;
+    if (more !== null) for (const l of more) l.clientClosed();
+  };
+}
+
+/** The security headers the producer did not send itself, then the producer's own. */
+function withEdge(edge: HeaderList, headers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < edge.length; i += 2) if (headerIndex(headers, edge[i]!) === -1) out.push(edge[i]!, edge[i + 1]!);
+  for (let i = 0; i < headers.length; i++) out.push(headers[i]!);
+  return out;
+}
+
+/** expose_php's advertisement, dropped as helmet's hidePoweredBy does; a copy only when one was sent. */
+function withoutPoweredBy(headers: string[]): string[] {
+  if (headerIndex(headers, 'x-powered-by') === -1) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() !== 'x-powered-by') out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
+}
