@@ -1,11 +1,14 @@
 /**
  * HTTP/1.1 with wrk, nginx + php-fpm against phpgate on one pair of servers: static files, PHP pages, a JSON POST,
  * a multipart upload, and a PHP page both answer from their response cache (nginx fastcgi_cache, phpgate cache).
+ * The small file is measured against a ceiling too: a bare node:http server answering the same bytes from memory.
  */
 import path from 'node:path';
+import { checkSameHeaders, copiedHeaders, keepAliveTimeoutMs, startBare, type BareServer } from '../lib/bare.js';
 import type { Group } from '../lib/group.js';
 import { checkBody, header, request, type Got } from '../lib/http.js';
 import {
+  columnsTable,
   fmtErrors,
   fmtMB,
   fmtMBs,
@@ -17,10 +20,11 @@ import {
   mdTable,
   medianOf,
   best,
+  type Column,
   type Section,
   type Target,
 } from '../lib/report.js';
-import { cpuPerRequestUs, fmtRound, interleave, measureWrk, startPair, type Context, type Measured, type Side } from '../lib/servers.js';
+import { bareSide, cpuPerRequestUs, fmtRound, interleave, measureWrk, startPair, type Context, type Measured, type ServerName, type Side } from '../lib/servers.js';
 import { LUA_DIR, type Body, type Site } from '../lib/site.js';
 import { wrkCommandLine, type WrkOptions } from '../lib/wrk.js';
 
@@ -34,6 +38,8 @@ interface Http1Case {
   target?: { ratio: number; p99?: boolean };
   /** The issue's target on phpgate's own median rps. */
   minRps?: number;
+  /** The target on phpgate's rps over the bare node:http server's (the ceiling), which is then measured too. */
+  ceiling?: number;
   /** Sent with every request (bench/lua/body.lua). */
   body?: (site: Site) => Body;
   /** What both must answer (200 and these bytes), or 'same': 200 and the same bytes from both. */
@@ -43,7 +49,7 @@ interface Http1Case {
 }
 
 const CASES: readonly Http1Case[] = [
-  { id: 'small', name: 'small file (2.7 KB)', path: '/small.css', metric: 'rps', target: { ratio: 1.0 }, expect: (s) => s.files['/small.css']! },
+  { id: 'small', name: 'small file (2.7 KB)', path: '/small.css', metric: 'rps', target: { ratio: 1.0 }, ceiling: 0.85, expect: (s) => s.files['/small.css']! },
   { id: 'big', name: '1 MB file', path: '/big.bin', metric: 'throughput', target: { ratio: 0.9 }, expect: (s) => s.files['/big.bin']! },
   { id: 'php', name: 'PHP hello', path: '/index.php', metric: 'rps', target: { ratio: 1.25, p99: true }, expect: () => 'hello' },
   { id: 'realistic', name: 'realistic PHP page (~20 KB)', path: '/realistic.php', metric: 'rps', target: { ratio: 1.1 }, expect: () => 'same' },
@@ -72,11 +78,17 @@ const CACHE_HEADER = { nginx: 'X-Cache-Status', phpgate: 'X-Cache' } as const;
 
 const THREADS = 2;
 const CONNECTIONS = 32;
+/** How the tables name the ceiling server. */
+const BARE = 'bare node:http';
 
 interface CaseResult {
   c: Http1Case;
   nginx: Measured[];
   phpgate: Measured[];
+  /** The ceiling's runs; empty unless the case has one. */
+  bare: Measured[];
+  /** The header names the ceiling copied from phpgate's answer; empty without one. */
+  copied: string[];
   /** Why phpgate was not measured (its cache is not there yet), or null. */
   unavailable: string | null;
   /** Response body size, for the table. */
@@ -109,13 +121,34 @@ async function checkAnswers(sides: readonly Side[], c: Http1Case, site: Site): P
 }
 
 /** The cache header after up to three requests (the first fills the cache): 'HIT' when the server caches. */
-async function cacheStatus(side: Side, c: Http1Case): Promise<string> {
+async function cacheStatus(side: Side<keyof typeof CACHE_HEADER>, c: Http1Case): Promise<string> {
   let last = '';
   for (let i = 0; i < 3 && last !== 'HIT'; i++) last = header(await request(side.port, c.path), CACHE_HEADER[side.name]);
   return last;
 }
 
+/**
+ * The ceiling for `c`: a bare node:http server (its own node process) answering `c.path` from memory with the
+ * headers phpgate sends for it, copied from phpgate's answer and checked equal (Date apart).
+ */
+async function startCeiling(ctx: Context, gwPort: number, c: Http1Case): Promise<{ bare: BareServer; copied: string[] }> {
+  const model = await request(gwPort, c.path);
+  const headers = copiedHeaders(model);
+  const bare = await ctx.started(startBare({
+    protocol: 'http1',
+    urlPath: c.path,
+    file: path.join(ctx.site.docroot, c.path),
+    headers,
+    keepAliveTimeoutMs: keepAliveTimeoutMs(model),
+    tls: null,
+  }));
+  checkSameHeaders(BARE, c.path, await request(bare.port, c.path), model);
+  console.log(`${BARE} on 127.0.0.1:${bare.port} (pid ${bare.pid}), the ceiling for ${c.path}`);
+  return { bare, copied: headers.map(([name]) => name) };
+}
+
 const ratioOf = (r: CaseResult, field: (m: Measured) => number) => medianOf(r.phpgate, field) / medianOf(r.nginx, field);
+const ceilingRatio = (r: CaseResult) => medianOf(r.phpgate, (m) => m.rps) / medianOf(r.bare, (m) => m.rps);
 const metricOf = (c: Http1Case) => (c.metric === 'rps' ? (m: Measured) => m.rps : (m: Measured) => m.bytesPerSec);
 
 function targets(results: CaseResult[]): Target[] {
@@ -136,6 +169,9 @@ function targets(results: CaseResult[]): Target[] {
         met: ratio >= c.target.ratio && (c.target.p99 !== true || gp99 <= np99),
       });
     }
+    if (c.ceiling !== undefined && r.bare.length > 0) {
+      out.push({ what: `${c.name}: phpgate/${BARE} rps ≥ ${c.ceiling}×`, value: `${fmtRatio(ceilingRatio(r))} (medians)`, met: ceilingRatio(r) >= c.ceiling });
+    }
     if (c.minRps !== undefined) {
       const rps = medianOf(r.phpgate, (m) => m.rps);
       out.push({ what: `${c.name}: phpgate ≥ ${fmtRps(c.minRps)} rps`, value: `${fmtRps(rps)} rps (median; ${fmtRatio(ratioOf(r, (m) => m.rps))} nginx with fastcgi_cache)`, met: rps >= c.minRps });
@@ -144,50 +180,44 @@ function targets(results: CaseResult[]): Target[] {
   return out;
 }
 
-const pair = (n: string, g: string) => `${n} / ${g}`;
 const p50p99 = (runs: Measured[]) => (runs.length === 0 ? '–' : `${fmtMs(medianOf(runs, (m) => m.p50Ms))} / ${fmtMs(medianOf(runs, (m) => m.p99Ms))}`);
 const med = (runs: Measured[], f: (m: Measured) => number, fmt: (n: number) => string) => (runs.length === 0 ? '–' : fmt(medianOf(runs, f)));
+const errs = (runs: Measured[]) => (runs.length === 0 ? '–' : String(runs.reduce((a, m) => a + m.errors, 0)));
+const peak = (runs: Measured[], f: (m: Measured) => number) => (runs.length === 0 ? '–' : fmtMB(Math.max(...runs.map(f))));
+const cpu = (runs: Measured[], f: (m: Measured) => number) => (runs.length === 0 ? '–' : fmtUs(cpuPerRequestUs(runs, f)));
 
 function tables(results: CaseResult[]): string[] {
-  const main = mdTable(
-    ['case', 'nginx rps', 'phpgate rps', 'ratio (medians)', 'ratio (best rounds)', 'p50 / p99 nginx', 'p50 / p99 phpgate', 'MB/s nginx / phpgate', 'errors (all rounds) nginx / phpgate'],
-    results.map((r) => {
-      const metric = metricOf(r.c);
-      const errs = (runs: Measured[]) => String(runs.reduce((a, m) => a + m.errors, 0));
-      return [
-        `${r.c.name} \`${r.c.path}\` (answer ${r.bytes < 1024 ? `${r.bytes} B` : `${(r.bytes / 1024).toFixed(1)} KB`})`,
-        med(r.nginx, (m) => m.rps, fmtRps),
-        r.unavailable ?? med(r.phpgate, (m) => m.rps, fmtRps),
-        r.unavailable === null ? `**${fmtRatio(ratioOf(r, metric))}**${r.c.metric === 'throughput' ? ' (MB/s)' : ''}` : '–',
-        r.unavailable === null ? fmtRatio(metric(best(r.phpgate)) / metric(best(r.nginx))) : '–',
-        p50p99(r.nginx),
-        p50p99(r.phpgate),
-        pair(med(r.nginx, (m) => m.bytesPerSec, fmtMBs), med(r.phpgate, (m) => m.bytesPerSec, fmtMBs)),
-        pair(errs(r.nginx), errs(r.phpgate)),
-      ];
-    }),
-    [1, 2, 5, 6, 7, 8],
-  );
-  const memory = mdTable(
-    ['case', 'gateway RSS nginx / phpgate', 'PHP workers RSS php-fpm / php-cgi', 'gateway CPU per request nginx / phpgate', 'PHP CPU per request php-fpm / php-cgi'],
-    results.map((r) => {
-      const peak = (runs: Measured[], f: (m: Measured) => number) => (runs.length === 0 ? '–' : fmtMB(Math.max(...runs.map(f))));
-      const cpu = (runs: Measured[], f: (m: Measured) => number) => (runs.length === 0 ? '–' : fmtUs(cpuPerRequestUs(runs, f)));
-      return [
-        `${r.c.name}`,
-        pair(peak(r.nginx, (m) => m.gatewayRssBytes), peak(r.phpgate, (m) => m.gatewayRssBytes)),
-        pair(peak(r.nginx, (m) => m.phpRssBytes), peak(r.phpgate, (m) => m.phpRssBytes)),
-        pair(cpu(r.nginx, (m) => m.gatewayCpuS), cpu(r.phpgate, (m) => m.gatewayCpuS)),
-        pair(cpu(r.nginx, (m) => m.phpCpuS), cpu(r.phpgate, (m) => m.phpCpuS)),
-      ];
-    }),
-    [1, 2, 3, 4],
-  );
+  const withBare = results.some((r) => r.bare.length > 0);
+  /** The servers' runs of a row, nginx / phpgate (/ the ceiling, when a row has one), each formatted by `f`. */
+  const each = (r: CaseResult, f: (runs: Measured[]) => string) => [r.nginx, r.phpgate, ...(withBare ? [r.bare] : [])].map(f).join(' / ');
+  const who = withBare ? `nginx / phpgate / ${BARE}` : 'nginx / phpgate';
+  const ceiling = (r: CaseResult, cell: (r: CaseResult) => string) => (r.bare.length > 0 && r.unavailable === null ? cell(r) : '–');
+  const main: Array<Column<CaseResult>> = [
+    { head: 'case', cell: (r) => `${r.c.name} \`${r.c.path}\` (answer ${r.bytes < 1024 ? `${r.bytes} B` : `${(r.bytes / 1024).toFixed(1)} KB`})` },
+    { head: 'nginx rps', cell: (r) => med(r.nginx, (m) => m.rps, fmtRps), right: true },
+    { head: 'phpgate rps', cell: (r) => r.unavailable ?? med(r.phpgate, (m) => m.rps, fmtRps), right: true },
+    ...(withBare ? [{ head: `${BARE} rps`, cell: (r: CaseResult) => med(r.bare, (m) => m.rps, fmtRps), right: true }] : []),
+    { head: 'phpgate/nginx (medians)', cell: (r) => (r.unavailable === null ? `**${fmtRatio(ratioOf(r, metricOf(r.c)))}**${r.c.metric === 'throughput' ? ' (MB/s)' : ''}` : '–') },
+    ...(withBare ? [{ head: `phpgate/${BARE} (medians)`, cell: (r: CaseResult) => ceiling(r, (x) => `**${fmtRatio(ceilingRatio(x))}**`) }] : []),
+    { head: 'phpgate/nginx (best rounds)', cell: (r) => (r.unavailable === null ? fmtRatio(metricOf(r.c)(best(r.phpgate)) / metricOf(r.c)(best(r.nginx))) : '–') },
+    { head: 'p50 / p99 nginx', cell: (r) => p50p99(r.nginx), right: true },
+    { head: 'p50 / p99 phpgate', cell: (r) => p50p99(r.phpgate), right: true },
+    ...(withBare ? [{ head: `p50 / p99 ${BARE}`, cell: (r: CaseResult) => p50p99(r.bare), right: true }] : []),
+    { head: `MB/s ${who}`, cell: (r) => each(r, (runs) => med(runs, (m) => m.bytesPerSec, fmtMBs)), right: true },
+    { head: `errors (all rounds) ${who}`, cell: (r) => each(r, errs), right: true },
+  ];
+  const memory: Array<Column<CaseResult>> = [
+    { head: 'case', cell: (r) => r.c.name },
+    { head: `gateway RSS ${who}`, cell: (r) => each(r, (runs) => peak(runs, (m) => m.gatewayRssBytes)), right: true },
+    { head: 'PHP workers RSS php-fpm / php-cgi', cell: (r) => `${peak(r.nginx, (m) => m.phpRssBytes)} / ${peak(r.phpgate, (m) => m.phpRssBytes)}`, right: true },
+    { head: `gateway CPU per request ${who}`, cell: (r) => each(r, (runs) => cpu(runs, (m) => m.gatewayCpuS)), right: true },
+    { head: 'PHP CPU per request php-fpm / php-cgi', cell: (r) => `${cpu(r.nginx, (m) => m.phpCpuS)} / ${cpu(r.phpgate, (m) => m.phpCpuS)}`, right: true },
+  ];
   return [
-    'Medians of the rounds (p50 and p99: the medians of the rounds\' percentiles).',
-    main,
-    'Memory (the peak during the measured runs, sampled every 0.5 s; RSS summed over processes, so pages shared between PHP workers, opcache included, count once per worker on both sides) and CPU time per request (utime + stime over all rounds ÷ requests):',
-    memory,
+    `Medians of the rounds (p50 and p99: the medians of the rounds' percentiles).${withBare ? ` ${BARE}: the ceiling, node's own HTTP server answering the same bytes with the same headers from memory (its own process; measured for the small file only).` : ''}`,
+    columnsTable(main, results),
+    `Memory (the peak during the measured runs, sampled every 0.5 s; RSS summed over processes, so pages shared between PHP workers, opcache included, count once per worker on both sides) and CPU time per request (utime + stime over all rounds ÷ requests)${withBare ? `; the ${BARE} server is one node process, counted as a gateway` : ''}:`,
+    columnsTable(memory, results),
     ...cpuBudgets(results),
   ];
 }
@@ -220,8 +250,8 @@ function cpuBudgets(results: CaseResult[]): string[] {
 
 function roundsTable(results: CaseResult[]): string {
   const rows = results.flatMap((r) =>
-    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate]]).map(({ round, who, run: m }) => [
-      r.c.name, String(round), who, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtMB(m.gatewayRssBytes), fmtMB(m.phpRssBytes), fmtErrors(m),
+    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate], [BARE, r.bare]]).map(({ round, who, run: m }) => [
+      r.c.name, String(round), who, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtMB(m.gatewayRssBytes), who === BARE ? '–' : fmtMB(m.phpRssBytes), fmtErrors(m),
     ]),
   );
   return mdTable(['case', 'round', 'server', 'rps', 'p50', 'p99', 'MB/s', 'gateway RSS', 'PHP RSS', 'errors'], rows, [1, 3, 4, 5, 6, 7, 8]);
@@ -240,8 +270,13 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
   const results: CaseResult[] = [];
   const warnings: string[] = [];
   for (const c of cases) {
-    const bytes = await checkAnswers(p.sides, c, ctx.site);
     let sides: readonly Side[] = p.sides;
+    let ceiling: { bare: BareServer; copied: string[] } | null = null;
+    if (c.ceiling !== undefined) {
+      ceiling = await startCeiling(ctx, p.gw.port, c);
+      sides = [...p.sides, bareSide(ceiling.bare)];
+    }
+    const bytes = await checkAnswers(sides, c, ctx.site);
     let unavailable: string | null = null;
     if (c.cached === true) {
       const [n, g] = await Promise.all(p.sides.map((s) => cacheStatus(s, c)));
@@ -260,8 +295,10 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
       console.log(fmtRound(round, s.name, m.rps, `p99 ${fmtMs(m.p99Ms)}  ${fmtMBs(m.bytesPerSec)} MB/s${m.errors > 0 ? `, errors: ${m.errorDetail}` : ''}`));
       return m;
     });
-    const result: CaseResult = { c, nginx: runs[0]!, phpgate: runs[1] ?? [], unavailable, bytes };
-    if ([...result.nginx, ...result.phpgate].some((m) => m.errors > 0)) warnings.push(`${c.name}: the load generator saw errors (see every round)`);
+    await ceiling?.bare.stop();
+    const runsOf = (name: ServerName) => runs[sides.findIndex((s) => s.name === name)] ?? [];
+    const result: CaseResult = { c, nginx: runsOf('nginx'), phpgate: runsOf('phpgate'), bare: runsOf('bare'), copied: ceiling?.copied ?? [], unavailable, bytes };
+    if ([...result.nginx, ...result.phpgate, ...result.bare].some((m) => m.errors > 0)) warnings.push(`${c.name}: the load generator saw errors (see every round)`);
     results.push(result);
   }
   await p.stop();
@@ -273,6 +310,13 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
     `Each case: ${ctx.warmupS} s wrk warm-up of each server, then ${ctx.rounds} rounds interleaved (nginx, phpgate, nginx, phpgate, …) so drift hits both alike. Command: \`${plain}\`${bodies.length > 0 ? `; the POST cases send their body with bench/lua/body.lua (${bodies.join('; ')})` : ''}. MB/s is wrk's Transfer/sec (headers + bodies, MB = 1024² bytes).`,
     'Before measuring, each case checks both servers answer 200 with the same bytes (the file\'s, "hello", upload.php\'s report of the file\'s size and md5, or each other\'s for the generated pages).',
   ];
+  for (const r of results.filter((x) => x.bare.length > 0)) {
+    method.push(
+      `Ceiling for the ${r.c.name}: a bare \`node:http\` server (\`bench/lib/bare-server.ts\`, no framework), a node process of its own on 127.0.0.1 (the same node binary; compiled to plain JavaScript, no loader), answering \`${r.c.path}\` from memory (the file read once at start; other paths 404). `
+      + `Its headers are the ones phpgate sent for the file in this run, copied from phpgate's answer and checked equal (Date apart) before measuring: ${r.copied.join(', ')}; node writes Date, Connection and Keep-Alive itself, its keep-alive timeout set to phpgate's so that the Keep-Alive line is the same too. `
+      + `It runs in the same rounds (nginx, phpgate, ${BARE}, nginx, …) with the same wrk command, its CPU time and RSS measured as phpgate's. Target: phpgate ≥ ${r.c.ceiling}× its rps (medians).`,
+    );
+  }
   if (cases.some((c) => c.id === 'realistic')) {
     method.push('Realistic page (`bench/site/realistic.php`): 112 products built with mt_rand, sorted with usort, grouped, escaped and formatted into ~20 KB of HTML.');
   }
@@ -284,9 +328,12 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
   return { title: 'HTTP/1.1 (wrk)', method, results: tables(results), rounds: [roundsTable(results)], targets: targets(results), warnings };
 }
 
+/** nginx and phpgate, and the ceiling where the case has one. */
+const serversIn = (id: string) => (CASES.find((c) => c.id === id)?.ceiling === undefined ? 2 : 3);
+
 export const http1: Group = {
   cases: [
-    { id: 'small', help: 'a 2.7 KB CSS file' },
+    { id: 'small', help: 'a 2.7 KB CSS file (also against a bare node:http server, the ceiling)' },
     { id: 'big', help: 'a 1 MB file (throughput)' },
     { id: 'php', help: 'PHP hello' },
     { id: 'realistic', help: 'a ~20 KB PHP page with some work' },
@@ -296,6 +343,6 @@ export const http1: Group = {
   ],
   tool: 'wrk',
   nginx: true,
-  expectedS: (ids, o) => ids.length * 2 * (o.warmupS + 1 + o.rounds * (o.durationS + 1)),
+  expectedS: (ids, o) => ids.reduce((a, id) => a + serversIn(id) * (o.warmupS + 1 + o.rounds * (o.durationS + 1)), 0),
   run,
 };

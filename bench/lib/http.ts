@@ -5,6 +5,8 @@ import http2 from 'node:http2';
 export interface Got {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  /** The header lines as they came, in order: name, value, name, value, … (HTTP/2: lower case, pseudo-headers first). */
+  rawHeaders: string[];
   body: Buffer;
   /** The ALPN protocol of an HTTPS request ('h2'), '' for plain HTTP. */
   alpn: string;
@@ -26,7 +28,7 @@ export function request(port: number, urlPath: string, o: RequestOptions = {}): 
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), alpn: '' }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks), alpn: '' }));
         res.on('error', reject);
       },
     );
@@ -56,7 +58,9 @@ export function getH2(port: number, urlPath: string, ca: Buffer): Promise<Got> {
       clearTimeout(timer);
       const alpn = session.alpnProtocol ?? '';
       session.close();
-      resolve({ status: Number(headers[':status'] ?? 0), headers, body: Buffer.concat(chunks), alpn });
+      // node hands HTTP/2 headers over as an object; its keys keep the order they came in.
+      const rawHeaders = Object.entries(headers).flatMap(([name, v]) => (Array.isArray(v) ? v.flatMap((x) => [name, x]) : [name, String(v ?? '')]));
+      resolve({ status: Number(headers[':status'] ?? 0), headers, rawHeaders, body: Buffer.concat(chunks), alpn });
     });
   });
 }

@@ -91,6 +91,18 @@ export function mdTable(head: readonly string[], rows: ReadonlyArray<readonly st
   return [head, align, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
 
+/** A table column: its head, its cell in a row, and whether it holds numbers (right-aligned). */
+export interface Column<R> {
+  head: string;
+  cell: (row: R) => string;
+  right?: boolean;
+}
+
+/** A markdown table of `rows`, one cell per column. */
+export function columnsTable<R>(columns: ReadonlyArray<Column<R>>, rows: readonly R[]): string {
+  return mdTable(columns.map((c) => c.head), rows.map((r) => columns.map((c) => c.cell(r))), columns.flatMap((c, i) => (c.right === true ? [i] : [])));
+}
+
 /** "0" for a clean run, else wrk's or h2load's error counts. */
 export const fmtErrors = (r: { errors: number; errorDetail: string }) => (r.errors === 0 ? '0' : r.errorDetail);
 

@@ -1,9 +1,10 @@
 /**
  * What the cases share: the run's context, nginx + php-fpm and phpgate started side by side on the site with the
- * same PHP settings (checked, not assumed), interleaved rounds, and a wrk run measured with the servers' CPU time
- * and peak memory.
+ * same PHP settings (checked, not assumed), the bare ceiling server beside them where a case measures it,
+ * interleaved rounds, and a wrk run measured with the servers' CPU time and peak memory.
  */
 import { startNginxFpm, type NginxFpm, type NginxFpmOptions } from '../../test/support/nginx-fpm.js';
+import type { BareServer } from './bare.js';
 import { request } from './http.js';
 import { startPhpgate, type Phpgate, type PhpgateOptions } from './phpgate.js';
 import { usage, watchPeakRss } from './procfs.js';
@@ -38,13 +39,14 @@ export interface Context {
   phpDifferences: string[] | null;
 }
 
-export type ServerName = 'nginx' | 'phpgate';
+/** 'bare': the ceiling, node's own HTTP server answering the small file from memory (./bare-server.ts). */
+export type ServerName = 'nginx' | 'phpgate' | 'bare';
 
 /** One server under test, as the cases drive and measure it. */
-export interface Side {
-  name: ServerName;
+export interface Side<N extends ServerName = ServerName> {
+  name: N;
   port: number;
-  /** Its processes' roots for procfs.usage(): phpgate's node process; nginx's and php-fpm's masters. */
+  /** Its processes' roots for procfs.usage(): phpgate's or the bare server's node process; nginx's and php-fpm's masters. */
   roots: number[];
   /** Rejects if the server died (during `what`). */
   check(what: string): Promise<void>;
@@ -54,18 +56,22 @@ export interface Pair {
   nginx: NginxFpm;
   gw: Phpgate;
   /** nginx first, as the rounds run: nginx, phpgate, nginx, phpgate, … */
-  sides: readonly [Side, Side];
+  sides: readonly [Side<'nginx'>, Side<'phpgate'>];
   stop(): Promise<void>;
 }
 
-export function phpgateSide(gw: Phpgate): Side {
+/** A server that is one node process the bench started (phpgate, the bare server): dead means its log is the story. */
+function nodeProcessSide<N extends ServerName>(name: N, label: string, p: Phpgate | BareServer): Side<N> {
   return {
-    name: 'phpgate',
-    port: gw.port,
-    roots: [gw.pid],
-    check: (what) => (gw.alive() ? Promise.resolve() : gw.logTail().then((log) => Promise.reject(new Error(`phpgate died during ${what}; its log:\n${log}`)))),
+    name,
+    port: p.port,
+    roots: [p.pid],
+    check: (what) => (p.alive() ? Promise.resolve() : p.logTail().then((log) => Promise.reject(new Error(`${label} died during ${what}; its log:\n${log}`)))),
   };
 }
+
+export const phpgateSide = (gw: Phpgate): Side<'phpgate'> => nodeProcessSide('phpgate', 'phpgate', gw);
+export const bareSide = (b: BareServer): Side<'bare'> => nodeProcessSide('bare', 'the bare node server', b);
 
 /** The settings both PHPs report through /php-settings.php: every ini value, and whether opcache is really on. */
 async function phpSettings(port: number, who: string): Promise<{ ini: Record<string, unknown>; opcache_enabled: boolean }> {
@@ -112,7 +118,7 @@ export async function startPair(
     const differences = await comparePhp(nginx.port, gw.port);
     ctx.phpDifferences ??= differences;
   }
-  const nginxSide: Side = { name: 'nginx', port: nginx.port, roots: [nginx.nginxPid, nginx.fpmPid], check: () => Promise.resolve() };
+  const nginxSide: Side<'nginx'> = { name: 'nginx', port: nginx.port, roots: [nginx.nginxPid, nginx.fpmPid], check: () => Promise.resolve() };
   return {
     nginx,
     gw,
