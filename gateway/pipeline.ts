@@ -3,7 +3,7 @@
  * Later stages (admin endpoints, rate limits, security headers, cache, compression) slot in here, in order.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { ErrorCode, type PhpgateError } from '../config/errors.js';
+import { ErrorCode, type PhpgateError } from '../core/errors.js';
 import { buildCgiParams, type CgiRequest } from '../php/cgi-env.js';
 import type { Pool } from '../php/pool.js';
 import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, PhpgateError } from '../config/errors.js';
+import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { logLines, type Logger } from './logger.js';
 import { commandLine, isAlive, killGroup } from './process.js';
 

@@ -4,7 +4,7 @@
  * chunk; exactly one ending (response ended, or error answered / connection cut).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, PhpgateError, UpstreamError } from '../../config/errors.js';
+import { ErrorCode, PhpgateError, UpstreamError } from '../../core/errors.js';
 import type { CgiParams } from '../../php/cgi-env.js';
 import { logLines, type Logger } from '../../php/logger.js';
 import type { Pool, PoolWaiter } from '../../php/pool.js';

@@ -3,7 +3,7 @@
  * Owns the socket, deadlines and backpressure; the bytes are the codec's business.
  */
 import net from 'node:net';
-import { ErrorCode, UpstreamError, type PhpgateError } from '../../config/errors.js';
+import { ErrorCode, UpstreamError, type PhpgateError } from '../../core/errors.js';
 import { Flags, ProtocolStatus, RecordType, Role } from './constants.js';
 import { RecordDecoder, parseEndRequest, type RecordSink } from './decoder.js';
 import { encodeRequestStart, encodeStreamRecords, type ParamValue } from './record.js';

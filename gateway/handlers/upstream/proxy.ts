@@ -13,7 +13,7 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ProxyServer } from 'http-proxy-3';
-import { ErrorCode, PhpgateError, UpstreamError } from '../../../config/errors.js';
+import { ErrorCode, PhpgateError, UpstreamError } from '../../../core/errors.js';
 import { BodyKind, bodyKind, closeAfter, expectsContinue } from '../../http/body.js';
 import type { ClientInfo, TrustedProxies } from '../../http/client-address.js';
 import { statusForError, type ErrorResponder } from '../../http/errors-http.js';
