@@ -1,8 +1,8 @@
 /**
  * The project's error classes: one base with a stable code, a few named subclasses, a cause.
  * Lives in core/, the bottom room: every other room imports it, it imports nothing of ours. Subclasses that
- * belong to one room live there (ConfigError in config/, the importer's in nginx-compat/).
- * Only gateway/ maps codes to HTTP statuses.
+ * belong to one room live there (ConfigError in config/, FastCgiProtocolError in php/fastcgi/, the importer's
+ * in nginx-compat/). Only gateway/ maps codes to HTTP statuses.
  */
 
 export const ErrorCode = {
@@ -35,10 +35,3 @@ export class PhpgateError extends Error {
 
 /** PHP or an HTTP upstream could not be reached, went away mid-request, or answered something unusable. */
 export class UpstreamError extends PhpgateError {}
-
-/** FastCGI stream broke its own rules (bad version, impossible lengths). */
-export class FastCgiProtocolError extends PhpgateError {
-  constructor(message: string) {
-    super(ErrorCode.FcgiProtocol, message);
-  }
-}

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { FastCgiProtocolError } from '../core/errors.js';
+import { FastCgiProtocolError } from '../php/fastcgi/errors.js';
 import {
   Flags,
   HEADER_LEN,

@@ -4,7 +4,7 @@
  * that chunk (zero copy); only a record spanning chunks is copied, into one buffer of its exact length.
  */
 
-import { FastCgiProtocolError } from '../../core/errors.js';
+import { FastCgiProtocolError } from './errors.js';
 import { END_REQUEST_BODY_LEN, HEADER_LEN, VERSION_1 } from './constants.js';
 
 export interface RecordSink {

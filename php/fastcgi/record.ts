@@ -3,7 +3,7 @@
  * Stream encoders return lists of buffers for socket.writev/cork so payloads are never copied.
  */
 
-import { FastCgiProtocolError } from '../../core/errors.js';
+import { FastCgiProtocolError } from './errors.js';
 import {
   BEGIN_REQUEST_BODY_LEN,
   END_REQUEST_BODY_LEN,
