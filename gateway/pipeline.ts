@@ -8,7 +8,7 @@ import { buildCgiParams, type CgiRequest } from '../php/cgi-env.js';
 import type { Pool } from '../php/pool.js';
 import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
 import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
-import type { Logger } from './http/log.js';
+import type { Logger } from '../core/log.js';
 import { PhpExchange, type ExchangeContext } from './handlers/php.js';
 import type { SecurityHeaders } from './filters/security-headers.js';
 import { setHeaders, type HeaderList } from './http/response-head.js';

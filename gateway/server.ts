@@ -20,7 +20,7 @@ import { AccessLog } from './access-log.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
 import { DocrootGuard, FileInfoCache } from './http/file-cache.js';
-import type { Logger } from './http/log.js';
+import type { Logger } from '../core/log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './route/router.js';
 import { StaticFiles } from './handlers/static.js';

@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, PhpgateError } from '../core/errors.js';
-import { logLines, type Logger } from './logger.js';
+import type { Logger } from '../core/log.js';
+import { logLines } from './logger.js';
 import { commandLine, isAlive, killGroup } from './process.js';
 
 export interface MasterOptions {

@@ -4,7 +4,7 @@
  */
 import { ErrorCode, PhpgateError } from '../core/errors.js';
 import type { PoolSettings } from '../config/types.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../core/log.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
 import { handshakeParams as probeParams, probeScriptBeside, ScriptAnswer } from './handshake.js';

@@ -8,7 +8,7 @@ import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from '
 import { handshake } from './handshake.js';
 import { parentOf, signalPid } from './process.js';
 import type { ParamValue } from './fastcgi/record.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../core/log.js';
 
 export interface WorkerRequestHandler extends FcgiResponseHandler {
   /** STDIN may be written again after writeStdin returned false. */

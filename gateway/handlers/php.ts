@@ -6,7 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, PhpgateError, UpstreamError } from '../../core/errors.js';
 import type { CgiParams } from '../../php/cgi-env.js';
-import { logLines, type Logger } from '../../php/logger.js';
+import type { Logger } from '../../core/log.js';
+import { logLines } from '../../php/logger.js';
 import type { Pool, PoolWaiter } from '../../php/pool.js';
 import { CgiHeadParser, type CgiHead } from '../../php/response.js';
 import type { Worker, WorkerRequestHandler } from '../../php/worker.js';

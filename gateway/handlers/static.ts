@@ -14,7 +14,7 @@ import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
 import { sendError } from '../http/errors-http.js';
 import { matchesStrong, matchesWeak, notAfter } from '../http/conditional.js';
 import { setHeaders, writeHeadList, type HeaderList } from '../http/response-head.js';
-import type { Logger } from '../http/log.js';
+import type { Logger } from '../../core/log.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */
 interface Representation {

@@ -21,7 +21,7 @@ import type { CacheConfig, CacheRule } from '../../../config/types.js';
 import type { CgiHead } from '../../../php/response.js';
 import { compressedHeaders, type Compression } from '../compression.js';
 import { matchesWeak, notAfter } from '../../http/conditional.js';
-import type { Logger } from '../../http/log.js';
+import type { Logger } from '../../../core/log.js';
 import { writeHeadOver, type HeaderList } from '../../http/response-head.js';
 import type { CacheStatus } from '../../http/status.js';
 import type { ParsedTarget } from '../../http/uri.js';

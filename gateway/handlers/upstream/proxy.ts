@@ -17,7 +17,7 @@ import { ErrorCode, PhpgateError, UpstreamError } from '../../../core/errors.js'
 import { BodyKind, bodyKind, closeAfter, expectsContinue } from '../../http/body.js';
 import type { ClientInfo, TrustedProxies } from '../../http/client-address.js';
 import { statusForError, type ErrorResponder } from '../../http/errors-http.js';
-import type { Logger } from '../../http/log.js';
+import type { Logger } from '../../../core/log.js';
 import { prepareRequestHeaders, responseHeaders } from './headers.js';
 import { ATTEMPT, type Attempt, type AttemptOptions } from './http-proxy.js';
 import { writeHeadOver } from '../../http/response-head.js';
