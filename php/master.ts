@@ -61,19 +61,6 @@ export class Master {
     return this.#socketPath;
   }
 
-  /** Pids of the master's current children, read from /proc (the kernel's own list). */
-  childPids(): number[] {
-    const pid = this.pid;
-    if (pid === null) return [];
-    try {
-      const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-      return text === '' ? [] : text.split(/\s+/).map(Number);
-    } catch (err) {
-      this.#o.log.debug({ err, pool: this.#o.poolName }, 'could not read the master\'s children list');
-      return [];
-    }
-  }
-
   /** Starts the first master and resolves once its socket is listening; rejects if php-cgi can't run at all. */
   async start(): Promise<void> {
     fs.mkdirSync(this.#o.socketDir, { recursive: true, mode: 0o700 });
