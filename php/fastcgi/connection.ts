@@ -45,6 +45,7 @@ export class FcgiConnection implements RecordSink {
   #reusable = true;
   #lastError: Error | null = null;
 
+  /** Through connect() only. TypeScript's `private`: ECMAScript has no private constructor. */
   private constructor(socket: net.Socket, owner: ConnectionOwner) {
     this.#socket = socket;
     this.#owner = owner;
