@@ -97,7 +97,7 @@ export class ReadContext {
   }
 }
 
-export function describeNode(node: Node | null): string {
+function describeNode(node: Node | null): string {
   if (isMap(node)) return 'a mapping';
   if (isSeq(node)) return 'a list';
   return describeValue(isScalar(node) ? node.value : null);

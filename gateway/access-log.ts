@@ -1,5 +1,5 @@
 /** nginx's access_log and php-fpm's slowlog, as pino JSON lines: one per request, and one more when slow. */
-import type { Logger } from './http/log.js';
+import type { Logger } from '../core/log.js';
 import type { RequestObserver, RequestRecord } from './http/status.js';
 
 export class AccessLog implements RequestObserver {

@@ -4,7 +4,8 @@
  * validates a configuration. Exit codes: 0 fine, 1 could not start, 2 bad configuration or usage.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, PhpgateError, ErrorCode } from '../config/errors.js';
+import { ConfigError } from '../config/errors.js';
+import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { createLogger } from './http/log.js';

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, type PhpgateError } from '../config/errors.js';
+import { ErrorCode, type PhpgateError } from '../core/errors.js';
 import type { InternalLocation } from '../config/types.js';
 import type { Pool } from '../php/pool.js';
 import { healthAnswer } from './admin/health.js';
@@ -35,7 +35,7 @@ import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, 
 import type { ClientInfo, TrustedProxies } from './http/client-address.js';
 import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
 import { Exchange, type ExchangeContext } from './http/exchange.js';
-import type { Logger } from './http/log.js';
+import type { Logger } from '../core/log.js';
 import { hasSeveralHosts, isWebSocketHandshake } from './http/request.js';
 import { setHeaders, type HeaderList } from './http/response-head.js';
 import type { ResponseSink } from './http/sink.js';

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { GatewayConfig, PoolConfig } from '../config/types.js';
-import type { Logger } from './http/log.js';
+import type { Logger } from '../core/log.js';
 
 /** Environment of a gateway process: its index among `count`. */
 export const PROCESS_INDEX_ENV = 'PHPGATE_PROCESS_INDEX';

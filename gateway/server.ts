@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { patternMatchesEverything } from '../config/pattern.js';
+import { DEFAULT_POOL_NAME } from '../config/semantics.js';
 import type { GatewayConfig, PoolSettings } from '../config/types.js';
 import { writeHandshakeScript } from '../php/handshake.js';
 import { reapStaleMasters } from '../php/master.js';
@@ -19,7 +20,7 @@ import { AccessLog } from './access-log.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
 import { DocrootGuard, FileInfoCache } from './http/file-cache.js';
-import type { Logger } from './http/log.js';
+import type { Logger } from '../core/log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './route/router.js';
 import { StaticFiles } from './handlers/static.js';
@@ -36,7 +37,6 @@ import type { GatewayStatus, StatusSource } from './http/status.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
 import { VERSION } from './version.js';
 
-export const DEFAULT_POOL = 'default';
 /** Beside the pools' sockets: where `phpgate reload` finds the running gateway. */
 export const PID_FILE = 'phpgate.pid';
 
@@ -228,7 +228,7 @@ export class Gateway implements StatusSource {
     // The default pool (php.*) exists unless the named pools already cover every path.
     const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
     const specs: Array<{ name: string; settings: PoolSettings }> = c.pools.map((p) => ({ name: p.name, settings: p }));
-    if (needsDefault) specs.push({ name: DEFAULT_POOL, settings: c.php });
+    if (needsDefault) specs.push({ name: DEFAULT_POOL_NAME, settings: c.php });
     const pools = new Map<string, Pool>();
     for (const { name, settings } of specs) {
       pools.set(name, new Pool({
@@ -252,7 +252,7 @@ export class Gateway implements StatusSource {
       php: c.php,
       pools: c.pools,
       static: c.static,
-      defaultPool: needsDefault ? DEFAULT_POOL : c.pools[c.pools.length - 1]!.name,
+      defaultPool: needsDefault ? DEFAULT_POOL_NAME : c.pools[c.pools.length - 1]!.name,
       files,
       guard,
     });

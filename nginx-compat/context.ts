@@ -77,7 +77,7 @@ export interface CacheZone {
 export type Handler = (cx: ImportContext, d: Directive, scope: Scope) => void;
 
 /** Every path: what server-wide directives, and the main PHP location's, apply to. */
-export const ALL: GlobResult = { ok: true, globs: ['/*'], approximations: [] };
+const ALL: GlobResult = { ok: true, globs: ['/*'], approximations: [] };
 
 export function isMainPhp(scope: Scope): boolean {
   return scope.php?.kind === 'default' && scope.php.main;

@@ -2,7 +2,7 @@
  * The importer's errors. Both carry PG_ERR_CONFIG_INVALID: an nginx file phpgate cannot read, or one that does
  * not say which site to import, is a configuration problem for the user to fix (the CLI exits 2).
  */
-import { ErrorCode, PhpgateError } from '../config/errors.js';
+import { ErrorCode, PhpgateError } from '../core/errors.js';
 
 /** The nginx file itself is malformed or unreadable: `file:line: what`, as nginx -t reports it. */
 export class NginxSyntaxError extends PhpgateError {

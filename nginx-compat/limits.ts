@@ -157,7 +157,7 @@ const TIMEOUT_KEYS = {
 } as const;
 export type TimeoutDirective = keyof typeof TIMEOUT_KEYS;
 
-export function isTimeoutDirective(name: string): name is TimeoutDirective {
+function isTimeoutDirective(name: string): name is TimeoutDirective {
   return Object.hasOwn(TIMEOUT_KEYS, name);
 }
 

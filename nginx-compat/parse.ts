@@ -160,7 +160,7 @@ const GLOB_CHARS = /[*?[]/;
  * The files an include names: a glob's matches (possibly none), or the one file (null when it exists neither
  * beside the including file nor under /etc/nginx).
  */
-export function resolveInclude(arg: string, baseDir: string): string[] | null {
+function resolveInclude(arg: string, baseDir: string): string[] | null {
   const bases = path.isAbsolute(arg) ? [''] : [baseDir, NGINX_CONF_DIR];
   if (!GLOB_CHARS.test(arg)) {
     for (const base of bases) {

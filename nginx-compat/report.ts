@@ -24,7 +24,7 @@ export interface Warning {
 
 const DIRECTIVE_TEXT_MAX = 72;
 
-export function directiveText(d: Directive): string {
+function directiveText(d: Directive): string {
   const args = d.args.map((a) => (a === '' || /[\s;{}"']/.test(a) ? JSON.stringify(a) : a));
   const text = [d.name, ...args].join(' ');
   return text.length > DIRECTIVE_TEXT_MAX ? `${text.slice(0, DIRECTIVE_TEXT_MAX - 1)}…` : text;

@@ -30,7 +30,7 @@ export interface ServerBlock {
 }
 
 /** nginx listens on *:80 when a server has no listen directive (and runs as root). */
-export const DEFAULT_LISTEN_PORT = 80;
+const DEFAULT_LISTEN_PORT = 80;
 const WILDCARD_HOSTS = new Set(['*', '0.0.0.0', '::', '[::]']);
 
 export function parseListen(d: Directive): Listen | { readonly error: string } {
@@ -104,7 +104,7 @@ function redirectOnly(children: readonly Directive[]): Directive | null {
 }
 
 /** Whether nginx's server_name `pattern` answers `host`. */
-export function nameMatches(pattern: string, host: string): boolean {
+function nameMatches(pattern: string, host: string): boolean {
   const h = host.toLowerCase();
   const p = pattern.toLowerCase();
   if (p.startsWith('~')) {
@@ -126,7 +126,7 @@ function catchAll(s: ServerBlock): boolean {
 }
 
 /** Whether two servers answer (some of) the same names. */
-export function sameSite(a: ServerBlock, b: ServerBlock): boolean {
+function sameSite(a: ServerBlock, b: ServerBlock): boolean {
   if (catchAll(a) || catchAll(b)) return true;
   return a.names.some((n) => b.names.some((m) => n.toLowerCase() === m.toLowerCase()));
 }
@@ -138,7 +138,7 @@ export function describeServerNames(s: ServerBlock): string {
   return `server_name ${names} (listen ${listens})`;
 }
 
-export function describeServer(s: ServerBlock): string {
+function describeServer(s: ServerBlock): string {
   return `${s.d.file}:${s.d.line}: ${describeServerNames(s)}`;
 }
 

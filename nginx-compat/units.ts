@@ -35,7 +35,7 @@ export function parseSize(text: string): number | null {
 export const MB = 1024 * 1024;
 
 /** A year: what `expires max` becomes (nginx writes ten years; RFC 9111 caches treat anything past a year alike). */
-export const ONE_YEAR_S = 31_536_000;
+const ONE_YEAR_S = 31_536_000;
 
 export type ExpiresValue = { readonly value: string } | { readonly off: true } | { readonly unsupported: string };
 

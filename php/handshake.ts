@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, PhpgateError, UpstreamError } from '../config/errors.js';
+import { ErrorCode, PhpgateError, UpstreamError } from '../core/errors.js';
 import type { FcgiConnection, FcgiResponseHandler } from './fastcgi/connection.js';
 import { CgiHeadParser } from './response.js';
 

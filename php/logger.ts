@@ -1,7 +1,6 @@
-/** The logging surface php/ needs; pino's Logger satisfies it. Handed in when things are built. */
-export interface LogFn {
-  (obj: object, msg?: string): void;
-}
+/** What php/ adds to the project's Logger (core/log.ts): PHP's own output, line by line. */
+import type { Logger } from '../core/log.js';
+
 /**
  * Logs each non-blank line of what PHP wrote to stderr as its own warning (nginx's "FastCGI sent in stderr").
  * `prefix` says who wrote it; `context` ties it to a pool, a process or a request.
@@ -11,11 +10,4 @@ export function logLines(log: Logger, context: object, prefix: string, chunk: Bu
     const text = line.trim();
     if (text !== '') log.warn(context, `${prefix}${text}`);
   }
-}
-
-export interface Logger {
-  readonly error: LogFn;
-  readonly warn: LogFn;
-  readonly info: LogFn;
-  readonly debug: LogFn;
 }

@@ -6,8 +6,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, PhpgateError } from '../config/errors.js';
-import { logLines, type Logger } from './logger.js';
+import { ErrorCode, PhpgateError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { logLines } from './logger.js';
 import { commandLine, isAlive, killGroup } from './process.js';
 
 export interface MasterOptions {
@@ -58,19 +59,6 @@ export class Master {
 
   get socketPath(): string {
     return this.#socketPath;
-  }
-
-  /** Pids of the master's current children, read from /proc (the kernel's own list). */
-  childPids(): number[] {
-    const pid = this.pid;
-    if (pid === null) return [];
-    try {
-      const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-      return text === '' ? [] : text.split(/\s+/).map(Number);
-    } catch (err) {
-      this.#o.log.debug({ err, pool: this.#o.poolName }, 'could not read the master\'s children list');
-      return [];
-    }
   }
 
   /** Starts the first master and resolves once its socket is listening; rejects if php-cgi can't run at all. */

@@ -2,9 +2,9 @@
  * A pool: one php-cgi master, `worker_count` workers (one per child), an idle list and a FIFO wait queue.
  * A request gets an idle worker or waits; it never lands on a busy child.
  */
-import { ErrorCode, PhpgateError } from '../config/errors.js';
+import { ErrorCode, PhpgateError } from '../core/errors.js';
 import type { PoolSettings } from '../config/types.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../core/log.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
 import { handshakeParams as probeParams, probeScriptBeside, ScriptAnswer } from './handshake.js';

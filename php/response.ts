@@ -3,7 +3,7 @@
  * Incremental: STDOUT arrives in arbitrary chunks and the blank line may straddle two of them.
  */
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { ErrorCode, UpstreamError } from '../config/errors.js';
+import { ErrorCode, UpstreamError } from '../core/errors.js';
 
 export interface CgiHead {
   readonly status: number;

@@ -3,12 +3,12 @@
  * the handshake). Supervises by pid: timeout kill, recycle after max_requests. Reconnects itself when the
  * connection goes (the master forks a replacement child for the one that left).
  */
-import { ErrorCode, UpstreamError, type PhpgateError } from '../config/errors.js';
+import { ErrorCode, UpstreamError, type PhpgateError } from '../core/errors.js';
 import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from './fastcgi/connection.js';
 import { handshake } from './handshake.js';
 import { parentOf, signalPid } from './process.js';
 import type { ParamValue } from './fastcgi/record.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../core/log.js';
 
 export interface WorkerRequestHandler extends FcgiResponseHandler {
   /** STDIN may be written again after writeStdin returned false. */

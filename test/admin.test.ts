@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { register as globalRegistry } from 'prom-client';
 import type { AdminConfig } from '../config/types.js';
-import type { Logger } from '../gateway/http/log.js';
+import type { Logger } from '../core/log.js';
 import { healthAnswer } from '../gateway/admin/health.js';
 import { DURATION_BUCKETS_S, Metrics, NO_POOL_LABEL } from '../gateway/admin/metrics.js';
 import { PlainHistogram } from '../gateway/admin/plain-histogram.js';

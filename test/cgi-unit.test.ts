@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCode, UpstreamError } from '../config/errors.js';
+import { ErrorCode, UpstreamError } from '../core/errors.js';
 import { buildCgiParams, type CgiParams, type CgiRequest } from '../php/cgi-env.js';
 import { CgiHeadParser, type CgiHead } from '../php/response.js';
 import { parseTarget, type ParsedTarget } from '../gateway/http/uri.js';

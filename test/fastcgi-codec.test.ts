@@ -1,8 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { FastCgiProtocolError } from '../config/errors.js';
+import { FastCgiProtocolError } from '../php/fastcgi/errors.js';
 import {
+  BEGIN_REQUEST_BODY_LEN,
   Flags,
   HEADER_LEN,
   MAX_CONTENT_LEN,
@@ -14,14 +15,11 @@ import type { RecordSink } from '../php/fastcgi/decoder.js';
 import { RecordDecoder, parseEndRequest } from '../php/fastcgi/decoder.js';
 import {
   decodeNameValuePairs,
-  encodeAbortRequest,
-  encodeBeginRequest,
   encodeEndRequest,
   encodeHeader,
-  encodeNameValuePairs,
-  encodeParams,
   encodeRequestStart,
   encodeStreamRecords,
+  type ParamValue,
 } from '../php/fastcgi/record.js';
 
 interface Rec {
@@ -83,6 +81,39 @@ function joinContent(records: readonly Rec[], type: number): Buffer {
   return Buffer.concat(records.filter((r) => r.type === type).map((r) => r.content));
 }
 
+const BEGIN_REQUEST_LEN = HEADER_LEN + BEGIN_REQUEST_BODY_LEN;
+const EMPTY = Buffer.alloc(0);
+
+/** BEGIN_REQUEST as a request's opening starts: encodeRequestStart's first record. */
+function beginRequest(requestId: number, role: number, flags: number): Buffer {
+  return encodeRequestStart(requestId, role, flags, [], false).subarray(0, BEGIN_REQUEST_LEN);
+}
+
+/** The PARAMS stream of a request's opening (what follows its BEGIN_REQUEST), ended by the empty PARAMS record. */
+function paramsStream(requestId: number, pairs: Iterable<readonly [string, ParamValue]>): Buffer {
+  return encodeRequestStart(requestId, Role.Responder, Flags.KeepConn, pairs, false).subarray(BEGIN_REQUEST_LEN);
+}
+
+/** The name-value bytes of `pairs` as they go to PHP: the content of that PARAMS stream. */
+function pairsBytes(pairs: Iterable<readonly [string, ParamValue]>): Buffer {
+  return joinContent(decodeChunks([paramsStream(1, pairs)]), RecordType.Params);
+}
+
+/**
+ * A request's opening put together from the general stream encoder, record by record: what encodeRequestStart's
+ * single buffer must equal.
+ */
+function openingFromStreamRecords(requestId: number, role: number, flags: number, pairs: ReadonlyArray<readonly [string, ParamValue]>,
+  endStdin: boolean): Buffer {
+  const nv = pairsBytes(pairs);
+  return Buffer.concat([
+    beginRequest(requestId, role, flags),
+    ...(nv.length > 0 ? encodeStreamRecords(RecordType.Params, requestId, nv) : []),
+    ...encodeStreamRecords(RecordType.Params, requestId, EMPTY),
+    ...(endStdin ? encodeStreamRecords(RecordType.Stdin, requestId, EMPTY) : []),
+  ]);
+}
+
 /**
  * A realistic conversation on one connection, as the application would see it and answer it:
  * begin, params, stdin, then stdout of awkward sizes, stderr, end. Returns the wire bytes and the
@@ -102,9 +133,10 @@ function conversation(): { wire: Buffer; expected: Rec[] } {
     return recs;
   };
 
-  const begin = encodeBeginRequest(7, Role.Responder, Flags.KeepConn);
+  const begin = beginRequest(7, Role.Responder, Flags.KeepConn);
   add([begin], [{ type: RecordType.BeginRequest, requestId: 7, content: begin.subarray(HEADER_LEN) }]);
-  const params = encodeNameValuePairs([['SCRIPT_FILENAME', '/srv/index.php'], ['QUERY_STRING', 'a=é']]);
+  // SCRIPT_FILENAME=/srv/index.php and QUERY_STRING=a=é as name-value pairs (lengths in bytes: é is two).
+  const params = Buffer.concat([Buffer.from([15, 14]), Buffer.from('SCRIPT_FILENAME/srv/index.php'), Buffer.from([12, 4]), Buffer.from('QUERY_STRINGa=é')]);
   add(encodeStreamRecords(RecordType.Params, 7, params), streamRecs(RecordType.Params, 7, params));
   add(encodeStreamRecords(RecordType.Params, 7, Buffer.alloc(0)), streamRecs(RecordType.Params, 7, Buffer.alloc(0)));
   for (const [i, len] of [0, 1, 7, 8, 9, 15, 16, 1000, 65528, 65529, 70_001].entries()) {
@@ -123,6 +155,7 @@ describe('fixed-layout records: exact bytes', () => {
     { name: 'params, big-endian id and length', args: [RecordType.Params, 0x1234, 0xabcd, 0], bytes: [1, 4, 0x12, 0x34, 0xab, 0xcd, 0, 0] },
     { name: 'stdin, maximal content length', args: [RecordType.Stdin, 0xffff, MAX_CONTENT_LEN, 255], bytes: [1, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 0] },
     { name: 'empty terminator', args: [RecordType.Stdin, 1, 0, 0], bytes: [1, 5, 0, 1, 0, 0, 0, 0] },
+    { name: 'ABORT_REQUEST is a bare header', args: [RecordType.AbortRequest, 9, 0, 0], bytes: [1, 2, 0, 9, 0, 0, 0, 0] },
   ];
   for (const c of headerCases) {
     test(`encodeHeader: ${c.name}`, () => {
@@ -134,15 +167,15 @@ describe('fixed-layout records: exact bytes', () => {
     assert.throws(() => encodeHeader(RecordType.Stdout, 1, MAX_CONTENT_LEN + 1, 0), RangeError);
   });
 
-  test('encodeBeginRequest: responder with keep-conn', () => {
+  test('BEGIN_REQUEST: responder with keep-conn', () => {
     assert.deepEqual(
-      [...encodeBeginRequest(1, Role.Responder, Flags.KeepConn)],
+      [...beginRequest(1, Role.Responder, Flags.KeepConn)],
       [1, 1, 0, 1, 0, 8, 0, 0, /* body */ 0, 1, 1, 0, 0, 0, 0, 0],
     );
   });
 
-  test('encodeBeginRequest: filter role, no flags, id 258', () => {
-    assert.deepEqual([...encodeBeginRequest(258, Role.Filter, 0)], [1, 1, 1, 2, 0, 8, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0]);
+  test('BEGIN_REQUEST: filter role, no flags, id 258', () => {
+    assert.deepEqual([...beginRequest(258, Role.Filter, 0)], [1, 1, 1, 2, 0, 8, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0]);
   });
 
   test('encodeEndRequest: app status is 32-bit big-endian, then protocol status', () => {
@@ -150,10 +183,6 @@ describe('fixed-layout records: exact bytes', () => {
       [...encodeEndRequest(3, 0x01020304, ProtocolStatus.Overloaded)],
       [1, 3, 0, 3, 0, 8, 0, 0, 1, 2, 3, 4, 2, 0, 0, 0],
     );
-  });
-
-  test('encodeAbortRequest is a bare header', () => {
-    assert.deepEqual([...encodeAbortRequest(9)], [1, 2, 0, 9, 0, 0, 0, 0]);
   });
 });
 
@@ -325,29 +354,29 @@ describe('parseEndRequest', () => {
 
 describe('name-value pairs', () => {
   test('short lengths use one byte: exact bytes', () => {
-    assert.deepEqual([...encodeNameValuePairs([['a', 'bc']])], [1, 2, 0x61, 0x62, 0x63]);
+    assert.deepEqual([...pairsBytes([['a', 'bc']])], [1, 2, 0x61, 0x62, 0x63]);
   });
 
   test('127-byte value uses a 1-byte length, 128-byte value a 4-byte length with the high bit set', () => {
-    const v127 = encodeNameValuePairs([['N', 'x'.repeat(127)]]);
+    const v127 = pairsBytes([['N', 'x'.repeat(127)]]);
     assert.deepEqual([...v127.subarray(0, 3)], [1, 127, 0x4e]);
     assert.equal(v127.length, 2 + 1 + 127);
-    const v128 = encodeNameValuePairs([['N', 'x'.repeat(128)]]);
+    const v128 = pairsBytes([['N', 'x'.repeat(128)]]);
     assert.deepEqual([...v128.subarray(0, 6)], [1, 0x80, 0, 0, 0x80, 0x4e]);
     assert.equal(v128.length, 1 + 4 + 1 + 128);
   });
 
   test('128-byte name uses a 4-byte length too', () => {
-    const buf = encodeNameValuePairs([['n'.repeat(128), '']]);
+    const buf = pairsBytes([['n'.repeat(128), '']]);
     assert.deepEqual([...buf.subarray(0, 5)], [0x80, 0, 0, 0x80, 0]);
   });
 
   test('lengths count UTF-8 bytes, not characters', () => {
     // 'é' = 2 bytes, '日本' = 6 bytes, '😀' = 4 bytes (2 UTF-16 units).
-    assert.deepEqual([...encodeNameValuePairs([['é', '日本']]).subarray(0, 2)], [2, 6]);
-    assert.deepEqual([...encodeNameValuePairs([['😀', '']]).subarray(0, 2)], [4, 0]);
+    assert.deepEqual([...pairsBytes([['é', '日本']]).subarray(0, 2)], [2, 6]);
+    assert.deepEqual([...pairsBytes([['😀', '']]).subarray(0, 2)], [4, 0]);
     const value = 'é'.repeat(64); // 64 characters, 128 bytes → long form
-    assert.deepEqual([...encodeNameValuePairs([['V', value]]).subarray(0, 5)], [1, 0x80, 0, 0, 0x80]);
+    assert.deepEqual([...pairsBytes([['V', value]]).subarray(0, 5)], [1, 0x80, 0, 0, 0x80]);
   });
 
   const roundTripCases: Array<{ name: string; pairs: Array<[string, string]> }> = [
@@ -360,10 +389,10 @@ describe('name-value pairs', () => {
   ];
   for (const c of roundTripCases) {
     test(`round trip: ${c.name}`, () => {
-      assert.deepEqual(decodeNameValuePairs(encodeNameValuePairs(c.pairs)), c.pairs);
+      assert.deepEqual(decodeNameValuePairs(pairsBytes(c.pairs)), c.pairs);
     });
-    test(`round trip via encodeParams → decoder (random chunks) → decodeNameValuePairs: ${c.name}`, () => {
-      const wire = Buffer.concat(encodeParams(11, c.pairs));
+    test(`round trip via the PARAMS stream → decoder (random chunks) → decodeNameValuePairs: ${c.name}`, () => {
+      const wire = paramsStream(11, c.pairs);
       const rand = prng(c.pairs.length + 1);
       for (let i = 0; i < 20; i++) {
         const records = decodeChunks(randomChunks(wire, rand, 1 + (i % 4) * 5000));
@@ -375,9 +404,9 @@ describe('name-value pairs', () => {
     });
   }
 
-  test('encodeParams splits large params across records; a pair may straddle a boundary', () => {
+  test('large params are split across PARAMS records; a pair may straddle a boundary', () => {
     const pairs: Array<[string, string]> = [['BIG', 'z'.repeat(150_000)], ['SMALL', 'ok']];
-    const records = decodeChunks(encodeParams(1, pairs));
+    const records = decodeChunks([paramsStream(1, pairs)]);
     assert.equal(records.length, 4, '150 KB over 65528-byte records → 3 data records + terminator');
     for (const r of records) assert.ok(r.content.length <= MAX_CONTENT_LEN);
     assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), pairs);
@@ -387,9 +416,7 @@ describe('name-value pairs', () => {
     for (const endStdin of [true, false]) {
       test(`encodeRequestStart is BEGIN_REQUEST + PARAMS records${endStdin ? ' + the empty STDIN' : ''} in one buffer: ${c.name}`, () => {
         const start = encodeRequestStart(9, Role.Responder, Flags.KeepConn, c.pairs, endStdin);
-        const parts = [encodeBeginRequest(9, Role.Responder, Flags.KeepConn), ...encodeParams(9, c.pairs)];
-        if (endStdin) parts.push(...encodeStreamRecords(RecordType.Stdin, 9, Buffer.alloc(0)));
-        assert.ok(start.equals(Buffer.concat(parts)));
+        assert.ok(start.equals(openingFromStreamRecords(9, Role.Responder, Flags.KeepConn, c.pairs, endStdin)));
       });
     }
   }
@@ -397,8 +424,7 @@ describe('name-value pairs', () => {
   test('encodeRequestStart: no pairs, a Buffer value, and text longer than the short-text cut-off', () => {
     for (const pairs of [[], [['HTTP_X', Buffer.from([0xff, 0x00, 0xe9])], ['LONG', 'é'.repeat(40) + 'x'.repeat(70)], ['ASCII', 'y'.repeat(65)]]] as Array<Array<[string, string | Buffer]>>) {
       const start = encodeRequestStart(2, Role.Responder, 0, pairs, true);
-      const expected = Buffer.concat([encodeBeginRequest(2, Role.Responder, 0), ...encodeParams(2, pairs), ...encodeStreamRecords(RecordType.Stdin, 2, Buffer.alloc(0))]);
-      assert.ok(start.equals(expected), `pairs: ${pairs.length}`);
+      assert.ok(start.equals(openingFromStreamRecords(2, Role.Responder, 0, pairs, true)), `pairs: ${pairs.length}`);
     }
   });
 
@@ -412,27 +438,26 @@ describe('name-value pairs', () => {
     assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), [['BIG', 'z'.repeat(70_000)], ['B', '2']]);
   });
 
-  test('encodeParams with no pairs is just the empty PARAMS record', () => {
-    const parts = encodeParams(3, []);
-    assert.deepEqual([...Buffer.concat(parts)], [1, 4, 0, 3, 0, 0, 0, 0]);
+  test('no pairs is just the empty PARAMS record', () => {
+    assert.deepEqual([...paramsStream(3, [])], [1, 4, 0, 3, 0, 0, 0, 0]);
   });
 
-  test('encodeNameValuePairs accepts a one-shot iterator', () => {
+  test('the pairs encoder reads a one-shot iterator', () => {
     function* gen(): Generator<readonly [string, string]> {
       yield ['A', '1'];
       yield ['B', '2'];
     }
-    assert.deepEqual(decodeNameValuePairs(encodeNameValuePairs(gen())), [['A', '1'], ['B', '2']]);
+    assert.deepEqual(decodeNameValuePairs(pairsBytes(gen())), [['A', '1'], ['B', '2']]);
   });
 
-  const full = encodeNameValuePairs([['NAME', 'v'.repeat(200)]]);
+  const full = pairsBytes([['NAME', 'v'.repeat(200)]]);
   const truncations: Array<{ name: string; bytes: Buffer }> = [
     { name: 'value length missing', bytes: Buffer.from([4]) },
     { name: 'long name length cut after 2 of 4 bytes', bytes: Buffer.from([0x80, 0]) },
     { name: 'long value length cut after 3 of 4 bytes', bytes: full.subarray(0, 4) },
     { name: 'name cut short', bytes: full.subarray(0, 7) },
     { name: 'value cut short by one byte', bytes: full.subarray(0, full.length - 1) },
-    { name: 'second pair truncated', bytes: Buffer.concat([encodeNameValuePairs([['A', 'b']]), Buffer.from([1, 1, 0x41])]) },
+    { name: 'second pair truncated', bytes: Buffer.concat([pairsBytes([['A', 'b']]), Buffer.from([1, 1, 0x41])]) },
   ];
   for (const t of truncations) {
     test(`truncated input throws FastCgiProtocolError: ${t.name}`, () => {
@@ -443,7 +468,7 @@ describe('name-value pairs', () => {
 
 describe('byte-valued params', () => {
   test('a Buffer value is written as its bytes, not re-encoded (a non-UTF-8 header reaches PHP as sent)', () => {
-    const encoded = encodeNameValuePairs([['HTTP_X', Buffer.from([0x63, 0x61, 0x66, 0xe9])]]);
+    const encoded = pairsBytes([['HTTP_X', Buffer.from([0x63, 0x61, 0x66, 0xe9])]]);
     assert.deepEqual([...encoded], [6, 4, ...Buffer.from('HTTP_X'), 0x63, 0x61, 0x66, 0xe9]);
   });
 });

@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { PhpgateError } from '../config/errors.js';
+import type { PhpgateError } from '../core/errors.js';
 import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from '../php/fastcgi/connection.js';
 import { ProtocolStatus, RecordType } from '../php/fastcgi/constants.js';
 import { RecordDecoder } from '../php/fastcgi/decoder.js';

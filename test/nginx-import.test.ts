@@ -12,7 +12,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, parseDocument } from 'yaml';
-import { ConfigError, ErrorCode, PhpgateError } from '../config/errors.js';
+import { ConfigError } from '../config/errors.js';
+import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { loadConfig } from '../config/load.js';
 import {
   importNginx,

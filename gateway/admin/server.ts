@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { INVALID, urlPattern } from '../../config/checks.js';
 import type { AdminConfig } from '../../config/types.js';
 import { sendError } from '../http/errors-http.js';
-import type { Logger } from '../http/log.js';
+import type { Logger } from '../../core/log.js';
 import type { StatusSource } from '../http/status.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { HEALTH_CONTENT_TYPE, healthAnswer, HealthPath } from './health.js';

@@ -7,7 +7,7 @@
  * `redirect` flag in ngx_http_upstream_headers_in) are carried here too: Content-Type, Content-Disposition,
  * Cache-Control, Expires, Set-Cookie, Accept-Ranges.
  */
-import type { PhpgateError } from '../../config/errors.js';
+import type { PhpgateError } from '../../core/errors.js';
 import type { Exchange } from '../http/exchange.js';
 import type { ResponseHead, ResponseSink, Source } from '../http/sink.js';
 

@@ -5,8 +5,8 @@
  * (X-Accel-Buffering: no, server-sent events) is flushed through the encoder chunk by chunk.
  */
 import type { BrotliCompress, Gzip } from 'node:zlib';
-import type { PhpgateError } from '../../config/errors.js';
-import type { Logger } from '../http/log.js';
+import type { PhpgateError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
 import { withHeaders, type ClientCloseListener, type ResponseHead, type ResponseSink, type Source } from '../http/sink.js';
 import { compressedHeaders, type Compression, type Encoding } from './compression.js';
 

@@ -18,7 +18,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { compilePattern, type PathMatcher } from '../../config/pattern.js';
 import type { RateLimitConfig, RateLimitRule } from '../../config/types.js';
-import type { Logger } from '../http/log.js';
+import type { Logger } from '../../core/log.js';
 
 export interface RateVerdict {
   readonly allowed: boolean;

@@ -4,9 +4,10 @@
  * (compression, the cache, X-Accel-Redirect, security headers) is the sink chain's business, not this file's.
  * One object per request, no closure per chunk.
  */
-import { ErrorCode, PhpgateError, UpstreamError } from '../../config/errors.js';
+import { ErrorCode, PhpgateError, UpstreamError } from '../../core/errors.js';
 import type { CgiParams } from '../../php/cgi-env.js';
-import { logLines, type Logger } from '../../php/logger.js';
+import type { Logger } from '../../core/log.js';
+import { logLines } from '../../php/logger.js';
 import type { Pool, PoolWaiter } from '../../php/pool.js';
 import { CgiHeadParser, type CgiHead } from '../../php/response.js';
 import type { Worker, WorkerRequestHandler } from '../../php/worker.js';

@@ -10,11 +10,11 @@ import mime from 'mime-types';
 import { compilePattern, type PathMatcher } from '../../config/pattern.js';
 import type { StaticConfig } from '../../config/types.js';
 import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
-import type { PhpgateError } from '../../config/errors.js';
+import type { PhpgateError } from '../../core/errors.js';
 import { matchesStrong, matchesWeak, notAfter } from '../http/conditional.js';
 import type { Exchange } from '../http/exchange.js';
 import { writeHeadList } from '../http/response-head.js';
-import type { Logger } from '../http/log.js';
+import type { Logger } from '../../core/log.js';
 import { headerIndex, NO_SOURCE, plainHead, type ClientCloseListener, type ResponseSink, type Source } from '../http/sink.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */

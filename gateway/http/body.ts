@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2Stream } from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
-import { ErrorCode, PhpgateError } from '../../config/errors.js';
+import { ErrorCode, PhpgateError } from '../../core/errors.js';
 
 /** What follows a request's head. Unsized: chunked HTTP/1.1, or HTTP/2 without Content-Length. */
 export const BodyKind = { None: 0, Sized: 1, Unsized: 2 } as const;

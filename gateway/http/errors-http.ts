@@ -1,6 +1,6 @@
 /** The one place error codes become HTTP statuses, and the short plain error pages nginx users know. */
 import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import { ErrorCode } from '../../config/errors.js';
+import { ErrorCode } from '../../core/errors.js';
 import type { ParsedTarget } from './uri.js';
 
 export function statusForError(code: ErrorCode): number {

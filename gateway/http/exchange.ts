@@ -8,9 +8,9 @@
  * and in response-head.ts.)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, type PhpgateError, UpstreamError } from '../../config/errors.js';
+import { ErrorCode, type PhpgateError, UpstreamError } from '../../core/errors.js';
 import { statusForError, type ErrorResponder } from './errors-http.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../core/log.js';
 import { setHeaders, writeHeadOver, type HeaderList } from './response-head.js';
 import { headerIndex, type ClientCloseListener, type ResponseHead, type ResponseSink, type Source } from './sink.js';
 import type { RequestTrace } from './trace.js';

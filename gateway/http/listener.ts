@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { LimitsConfig, TimeoutsConfig } from '../../config/types.js';
 import { rememberProxiedPeer, unmapIPv4, type TrustedProxies } from './client-address.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../../core/log.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { TlsMaterial } from './tls.js';
 

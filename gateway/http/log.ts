@@ -1,8 +1,7 @@
-/** The gateway's logger (pino), built once from logging.* and handed to every component. */
-import { pino, type Logger } from 'pino';
+/** The gateway's logger (pino), built once from logging.* and handed to every component as core's Logger. */
+import { pino } from 'pino';
 import type { LoggingConfig } from '../../config/types.js';
-
-export type { Logger };
+import type { Logger } from '../../core/log.js';
 
 export function createLogger(cfg: LoggingConfig): Logger {
   const dest = cfg.file === '' ? pino.destination(1) : pino.destination({ dest: cfg.file, mkdir: true, sync: false });

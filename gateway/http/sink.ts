@@ -16,7 +16,7 @@
  * Exactly one terminal call per response; the Exchange asserts it. A client that goes away is told to whoever
  * watches the Exchange (ClientCloseListener), producers and filters alike; after that their calls are ignored.
  */
-import type { PhpgateError } from '../../config/errors.js';
+import type { PhpgateError } from '../../core/errors.js';
 
 /** A response head as a producer gives it: what the filters decide by is read once, where the head is parsed. */
 export interface ResponseHead {

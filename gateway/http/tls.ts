@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import tls from 'node:tls';
-import { ErrorCode, PhpgateError } from '../../config/errors.js';
+import { ErrorCode, PhpgateError } from '../../core/errors.js';
 import type { TlsConfig } from '../../config/types.js';
 
 export interface TlsMaterial {

@@ -3,9 +3,10 @@
  * Owns the socket, deadlines and backpressure; the bytes are the codec's business.
  */
 import net from 'node:net';
-import { ErrorCode, UpstreamError, type PhpgateError } from '../../config/errors.js';
+import { ErrorCode, UpstreamError, type PhpgateError } from '../../core/errors.js';
 import { Flags, ProtocolStatus, RecordType, Role } from './constants.js';
 import { RecordDecoder, parseEndRequest, type RecordSink } from './decoder.js';
+import { FastCgiProtocolError } from './errors.js';
 import { encodeRequestStart, encodeStreamRecords, type ParamValue } from './record.js';
 
 /** php-cgi serves one request per connection at a time, so every request on it can use the same id. */
@@ -44,6 +45,7 @@ export class FcgiConnection implements RecordSink {
   #reusable = true;
   #lastError: Error | null = null;
 
+  /** Through connect() only. TypeScript's `private`: ECMAScript has no private constructor. */
   private constructor(socket: net.Socket, owner: ConnectionOwner) {
     this.#socket = socket;
     this.#owner = owner;
@@ -127,7 +129,7 @@ export class FcgiConnection implements RecordSink {
     const h = this.#handler;
     if (h === null || requestId !== REQUEST_ID) {
       // php-cgi never sends unsolicited records; one that arrives means the stream is out of step.
-      this.#fail(new UpstreamError(ErrorCode.FcgiProtocol, `unexpected FastCGI record type ${type} for request ${requestId}`));
+      this.#fail(new FastCgiProtocolError(`unexpected FastCGI record type ${type} for request ${requestId}`));
       return;
     }
     switch (type) {
@@ -177,8 +179,9 @@ export class FcgiConnection implements RecordSink {
       const h = this.#handler;
       if (h !== null && h.onReadEnd !== undefined && !h.onReadEnd()) this.#socket.pause();
     } catch (err) {
-      // The decoder threw a protocol error or a handler threw: the stream can't be trusted any more.
-      this.#fail(err instanceof UpstreamError ? err : new UpstreamError(ErrorCode.FcgiProtocol, String(err), { cause: err }));
+      // The decoder threw a protocol error or a handler threw: the stream can't be trusted any more. The decoder's
+      // FastCgiProtocolError is an UpstreamError and goes on as it is; anything else is wrapped in one.
+      this.#fail(err instanceof UpstreamError ? err : new FastCgiProtocolError(String(err), { cause: err }));
     }
   };
 

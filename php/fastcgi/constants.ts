@@ -13,9 +13,6 @@ export const HEADER_LEN = 8;
 /** contentLength is a 16-bit field. */
 export const MAX_CONTENT_LEN = 65535;
 
-/** Largest padding the 8-bit paddingLength field can carry. */
-export const MAX_PADDING_LEN = 255;
-
 /** The spec recommends 8-byte aligned records; we always pad to this. */
 export const RECORD_ALIGN = 8;
 
@@ -33,9 +30,6 @@ export const NV_LONG_LEN_FLAG = 0x80000000;
 export const NV_MAX_LEN = 0x7fffffff;
 export const NV_SHORT_LEN_SIZE = 1;
 export const NV_LONG_LEN_SIZE = 4;
-
-/** FCGI_NULL_REQUEST_ID: management records (GET_VALUES, UNKNOWN_TYPE) use request id 0. */
-export const NULL_REQUEST_ID = 0;
 
 export const RecordType = {
   BeginRequest: 1,

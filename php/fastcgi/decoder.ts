@@ -4,7 +4,7 @@
  * that chunk (zero copy); only a record spanning chunks is copied, into one buffer of its exact length.
  */
 
-import { FastCgiProtocolError } from '../../config/errors.js';
+import { FastCgiProtocolError } from './errors.js';
 import { END_REQUEST_BODY_LEN, HEADER_LEN, VERSION_1 } from './constants.js';
 
 export interface RecordSink {
@@ -20,24 +20,24 @@ const PHASE_PADDING = 2;
 const EMPTY = Buffer.alloc(0);
 
 export class RecordDecoder {
-  private readonly sink: RecordSink;
+  readonly #sink: RecordSink;
   /** Holds a header only while it is split across chunks. */
-  private readonly headerBuf: Buffer;
+  readonly #headerBuf: Buffer;
   // Every field initialised at its declaration, in one order, so all instances share one hidden class.
-  private headerFill = 0;
-  private phase = PHASE_HEADER;
-  private type = 0;
-  private requestId = 0;
-  private contentLength = 0;
-  private paddingLength = 0;
+  #headerFill = 0;
+  #phase = PHASE_HEADER;
+  #type = 0;
+  #requestId = 0;
+  #contentLength = 0;
+  #paddingLength = 0;
   /** The current record's content: a view of a chunk, or a buffer being filled across chunks. */
-  private content: Buffer = EMPTY;
-  private contentFill = 0;
-  private paddingLeft = 0;
+  #content: Buffer = EMPTY;
+  #contentFill = 0;
+  #paddingLeft = 0;
 
   constructor(sink: RecordSink) {
-    this.sink = sink;
-    this.headerBuf = Buffer.alloc(HEADER_LEN);
+    this.#sink = sink;
+    this.#headerBuf = Buffer.alloc(HEADER_LEN);
   }
 
   /**
@@ -45,27 +45,27 @@ export class RecordDecoder {
    * Non-zero when the peer closes means the stream was cut mid-record.
    */
   get buffered(): number {
-    switch (this.phase) {
+    switch (this.#phase) {
       case PHASE_CONTENT:
-        return HEADER_LEN + this.contentFill;
+        return HEADER_LEN + this.#contentFill;
       case PHASE_PADDING:
-        return HEADER_LEN + this.contentLength + this.paddingLength - this.paddingLeft;
+        return HEADER_LEN + this.#contentLength + this.#paddingLength - this.#paddingLeft;
       default:
-        return this.headerFill;
+        return this.#headerFill;
     }
   }
 
   /** Drops any partial record, e.g. before reusing the decoder on a fresh connection. */
   reset(): void {
-    this.headerFill = 0;
-    this.phase = PHASE_HEADER;
-    this.type = 0;
-    this.requestId = 0;
-    this.contentLength = 0;
-    this.paddingLength = 0;
-    this.content = EMPTY;
-    this.contentFill = 0;
-    this.paddingLeft = 0;
+    this.#headerFill = 0;
+    this.#phase = PHASE_HEADER;
+    this.#type = 0;
+    this.#requestId = 0;
+    this.#contentLength = 0;
+    this.#paddingLength = 0;
+    this.#content = EMPTY;
+    this.#contentFill = 0;
+    this.#paddingLeft = 0;
   }
 
   /**
@@ -77,87 +77,87 @@ export class RecordDecoder {
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
-      if (this.phase === PHASE_HEADER) {
-        if (this.headerFill === 0 && end - pos >= HEADER_LEN) {
-          this.readHeader(chunk, pos);
+      if (this.#phase === PHASE_HEADER) {
+        if (this.#headerFill === 0 && end - pos >= HEADER_LEN) {
+          this.#readHeader(chunk, pos);
           pos += HEADER_LEN;
           const contentStart = pos;
-          const contentEnd = contentStart + this.contentLength;
-          if (contentEnd + this.paddingLength <= end) {
+          const contentEnd = contentStart + this.#contentLength;
+          if (contentEnd + this.#paddingLength <= end) {
             // Fast path: the whole record is in this chunk; state is already at a clean boundary.
-            pos = contentEnd + this.paddingLength;
-            this.sink.onRecord(this.type, this.requestId, chunk.subarray(contentStart, contentEnd));
+            pos = contentEnd + this.#paddingLength;
+            this.#sink.onRecord(this.#type, this.#requestId, chunk.subarray(contentStart, contentEnd));
             continue;
           }
         } else {
-          const n = Math.min(HEADER_LEN - this.headerFill, end - pos);
-          chunk.copy(this.headerBuf, this.headerFill, pos, pos + n);
-          this.headerFill += n;
+          const n = Math.min(HEADER_LEN - this.#headerFill, end - pos);
+          chunk.copy(this.#headerBuf, this.#headerFill, pos, pos + n);
+          this.#headerFill += n;
           pos += n;
-          if (this.headerFill < HEADER_LEN) return;
-          this.headerFill = 0;
-          this.readHeader(this.headerBuf, 0);
+          if (this.#headerFill < HEADER_LEN) return;
+          this.#headerFill = 0;
+          this.#readHeader(this.#headerBuf, 0);
         }
-        this.contentFill = 0;
-        this.paddingLeft = this.paddingLength;
-        if (this.contentLength > 0) {
-          this.phase = PHASE_CONTENT;
+        this.#contentFill = 0;
+        this.#paddingLeft = this.#paddingLength;
+        if (this.#contentLength > 0) {
+          this.#phase = PHASE_CONTENT;
           continue;
         }
-        this.content = EMPTY;
-        this.phase = PHASE_PADDING;
-        if (this.paddingLeft === 0) this.deliver();
+        this.#content = EMPTY;
+        this.#phase = PHASE_PADDING;
+        if (this.#paddingLeft === 0) this.#deliver();
         continue;
       }
 
-      if (this.phase === PHASE_CONTENT) {
+      if (this.#phase === PHASE_CONTENT) {
         const avail = end - pos;
-        if (this.contentFill === 0 && avail >= this.contentLength) {
+        if (this.#contentFill === 0 && avail >= this.#contentLength) {
           // Content starts at a chunk boundary and fits: keep a view, wait for the padding.
-          this.content = chunk.subarray(pos, pos + this.contentLength);
-          pos += this.contentLength;
+          this.#content = chunk.subarray(pos, pos + this.#contentLength);
+          pos += this.#contentLength;
         } else {
-          if (this.contentFill === 0) this.content = Buffer.allocUnsafe(this.contentLength); // filled fully before use
-          const n = Math.min(this.contentLength - this.contentFill, avail);
-          chunk.copy(this.content, this.contentFill, pos, pos + n);
-          this.contentFill += n;
+          if (this.#contentFill === 0) this.#content = Buffer.allocUnsafe(this.#contentLength); // filled fully before use
+          const n = Math.min(this.#contentLength - this.#contentFill, avail);
+          chunk.copy(this.#content, this.#contentFill, pos, pos + n);
+          this.#contentFill += n;
           pos += n;
-          if (this.contentFill < this.contentLength) return;
+          if (this.#contentFill < this.#contentLength) return;
         }
-        this.contentFill = this.contentLength;
-        this.phase = PHASE_PADDING;
-        if (this.paddingLeft === 0) this.deliver();
+        this.#contentFill = this.#contentLength;
+        this.#phase = PHASE_PADDING;
+        if (this.#paddingLeft === 0) this.#deliver();
         continue;
       }
 
       // PHASE_PADDING: skip it; the bytes carry nothing.
-      const n = Math.min(this.paddingLeft, end - pos);
-      this.paddingLeft -= n;
+      const n = Math.min(this.#paddingLeft, end - pos);
+      this.#paddingLeft -= n;
       pos += n;
-      if (this.paddingLeft === 0) this.deliver();
+      if (this.#paddingLeft === 0) this.#deliver();
     }
   }
 
-  private readHeader(buf: Buffer, off: number): void {
+  #readHeader(buf: Buffer, off: number): void {
     const version = buf[off]!;
     if (version !== VERSION_1) {
       // The stream is unframed from here on; nothing after this byte can be trusted.
       this.reset();
       throw new FastCgiProtocolError(`unsupported FastCGI record version ${version} (expected ${VERSION_1})`);
     }
-    this.type = buf[off + 1]!;
-    this.requestId = buf.readUInt16BE(off + 2);
-    this.contentLength = buf.readUInt16BE(off + 4);
-    this.paddingLength = buf[off + 6]!;
+    this.#type = buf[off + 1]!;
+    this.#requestId = buf.readUInt16BE(off + 2);
+    this.#contentLength = buf.readUInt16BE(off + 4);
+    this.#paddingLength = buf[off + 6]!;
   }
 
   /** Completes the current record: state back to a clean boundary first, then the sink. */
-  private deliver(): void {
-    const content = this.content;
-    this.content = EMPTY;
-    this.contentFill = 0;
-    this.phase = PHASE_HEADER;
-    this.sink.onRecord(this.type, this.requestId, content);
+  #deliver(): void {
+    const content = this.#content;
+    this.#content = EMPTY;
+    this.#contentFill = 0;
+    this.#phase = PHASE_HEADER;
+    this.#sink.onRecord(this.#type, this.#requestId, content);
   }
 }
 

@@ -3,7 +3,7 @@
  * Stream encoders return lists of buffers for socket.writev/cork so payloads are never copied.
  */
 
-import { FastCgiProtocolError } from '../../config/errors.js';
+import { FastCgiProtocolError } from './errors.js';
 import {
   BEGIN_REQUEST_BODY_LEN,
   END_REQUEST_BODY_LEN,
@@ -24,11 +24,14 @@ const ZERO_PADDING = Buffer.alloc(RECORD_ALIGN);
 const PADDING_VIEWS: readonly Buffer[] = Array.from({ length: RECORD_ALIGN }, (_, n) => ZERO_PADDING.subarray(0, n));
 
 /** Padding that brings a record's content up to the next RECORD_ALIGN boundary (the header is already aligned). */
-export function paddingFor(contentLength: number): number {
+function paddingFor(contentLength: number): number {
   return (RECORD_ALIGN - (contentLength % RECORD_ALIGN)) % RECORD_ALIGN;
 }
 
-/** FCGI_Header. The writeUInt* calls range-check every field, so nothing is silently truncated. */
+/**
+ * FCGI_Header. The writeUInt* calls range-check every field, so nothing is silently truncated.
+ * Exported for the codec's tests: they pin the layout at field limits no stream encoder reaches.
+ */
 export function encodeHeader(type: RecordType, requestId: number, contentLength: number, paddingLength: number): Buffer {
   const h = Buffer.allocUnsafe(HEADER_LEN);
   writeHeader(h, type, requestId, contentLength, paddingLength);
@@ -45,7 +48,7 @@ function writeHeader(buf: Buffer, type: number, requestId: number, contentLength
 }
 
 /** FCGI_BEGIN_REQUEST: header and FCGI_BeginRequestBody in one 16-byte buffer. */
-export function encodeBeginRequest(requestId: number, role: number, flags: number): Buffer {
+function encodeBeginRequest(requestId: number, role: number, flags: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_LEN + BEGIN_REQUEST_BODY_LEN);
   writeBeginRequest(buf, requestId, role, flags);
   return buf;
@@ -60,18 +63,13 @@ function writeBeginRequest(buf: Buffer, requestId: number, role: number, flags: 
   return HEADER_LEN + BEGIN_REQUEST_BODY_LEN;
 }
 
-/** FCGI_END_REQUEST: what an application sends; used by tests and fake servers. */
+/** FCGI_END_REQUEST: what an application sends. The gateway never does: exported for the tests' FastCGI peers. */
 export function encodeEndRequest(requestId: number, appStatus: number, protocolStatus: number): Buffer {
   const buf = Buffer.alloc(HEADER_LEN + END_REQUEST_BODY_LEN); // zeroed: covers the 3 reserved bytes
   writeHeader(buf, RecordType.EndRequest, requestId, END_REQUEST_BODY_LEN, 0);
   buf.writeUInt32BE(appStatus, HEADER_LEN);
   buf.writeUInt8(protocolStatus, HEADER_LEN + 4);
   return buf;
-}
-
-/** FCGI_ABORT_REQUEST: header only. */
-export function encodeAbortRequest(requestId: number): Buffer {
-  return encodeHeader(RecordType.AbortRequest, requestId, 0, 0);
 }
 
 /**
@@ -89,11 +87,6 @@ export function encodeStreamRecords(type: RecordType, requestId: number, data: B
     if (padding > 0) parts.push(PADDING_VIEWS[padding]!);
   }
   return parts;
-}
-
-/** PARAMS records for `pairs`, then the empty PARAMS record that ends the stream. */
-export function encodeParams(requestId: number, pairs: Iterable<readonly [string, ParamValue]>): Buffer[] {
-  return paramsRecords(requestId, encodeNameValuePairs(pairs));
 }
 
 /** Encoded pairs as PARAMS records, then the empty one that ends the stream. */
@@ -209,15 +202,11 @@ function writePairs(buf: Buffer, pos: number, nv: MeasuredPairs): number {
   return pos;
 }
 
-/** FastCGI name-value pairs; lengths are byte counts (UTF-8 for text). One allocation for the whole block. */
-export function encodeNameValuePairs(pairs: Iterable<readonly [string, ParamValue]>): Buffer {
-  const nv = measurePairs(pairs);
-  const buf = Buffer.allocUnsafe(nv.total);
-  writePairs(buf, 0, nv);
-  return buf;
-}
-
-/** Inverse of encodeNameValuePairs. Throws FastCgiProtocolError when a length or body runs past the end. */
+/**
+ * Name-value pairs back from a PARAMS stream's bytes: the application's side, which the gateway never needs.
+ * Exported for the tests: their FastCGI peers read requests with it, and it checks what encodeRequestStart writes.
+ * Throws FastCgiProtocolError when a length or body runs past the end.
+ */
 export function decodeNameValuePairs(buf: Buffer): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   let pos = 0;

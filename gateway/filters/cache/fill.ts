@@ -4,7 +4,7 @@
  * answer (stale-if-error). Exactly one ending: stored, not storable, or failed. Requests waiting on it resume then.
  */
 import type { IncomingMessage } from 'node:http';
-import type { PhpgateError } from '../../../config/errors.js';
+import type { PhpgateError } from '../../../core/errors.js';
 import { headerIndex, withHeaders, type ClientCloseListener, type ResponseHead, type ResponseSink, type Source } from '../../http/sink.js';
 import type { Entry } from './entry.js';
 import type { CompiledRule } from './key.js';

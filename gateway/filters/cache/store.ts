@@ -18,7 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
 import type { CacheConfig } from '../../../config/types.js';
-import type { Logger } from '../../http/log.js';
+import type { Logger } from '../../../core/log.js';
 import type { ResponseHead } from '../../http/sink.js';
 import type { ParsedTarget } from '../../http/uri.js';
 import { compressedHeaders, type Compression, type Encoding } from '../compression.js';

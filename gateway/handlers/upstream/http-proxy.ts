@@ -4,7 +4,7 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { ProxyServer, ServerOptions } from 'http-proxy-3';
 import { createRequire } from 'node:module';
-import type { Logger } from '../../http/log.js';
+import type { Logger } from '../../../core/log.js';
 
 /** The per-call options key under which http-proxy-3's events find the exchange an upstream request belongs to. */
 export const ATTEMPT = Symbol('phpgate.upstream-attempt');

@@ -13,10 +13,10 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ProxyServer } from 'http-proxy-3';
-import { ErrorCode, PhpgateError, UpstreamError } from '../../../config/errors.js';
+import { ErrorCode, PhpgateError, UpstreamError } from '../../../core/errors.js';
 import { BodyKind, bodyKind, closeAfter, expectsContinue } from '../../http/body.js';
 import type { ClientInfo, TrustedProxies } from '../../http/client-address.js';
-import type { Logger } from '../../http/log.js';
+import type { Logger } from '../../../core/log.js';
 import { prepareRequestHeaders, responseHeaders, type RedirectRewrite } from './headers.js';
 import { ATTEMPT, type Attempt, type AttemptOptions } from './http-proxy.js';
 import type { Exchange } from '../../http/exchange.js';

@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import type { ProxyServer } from 'http-proxy-3';
 import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
 import type { UpstreamConfig } from '../../../config/types.js';
-import type { Logger } from '../../http/log.js';
+import type { Logger } from '../../../core/log.js';
 import { createProxy } from './http-proxy.js';
 import type { RedirectRewrite } from './headers.js';
 import { encodePath, type ParsedTarget } from '../../http/uri.js';

@@ -5,7 +5,7 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, UpstreamError } from '../../../config/errors.js';
+import { ErrorCode, UpstreamError } from '../../../core/errors.js';
 import type { ClientInfo } from '../../http/client-address.js';
 import { sendError, statusForError } from '../../http/errors-http.js';
 import { ATTEMPT, type Attempt, type AttemptOptions } from './http-proxy.js';
