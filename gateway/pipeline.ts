@@ -9,15 +9,12 @@
  * compressor.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import fs from 'node:fs';
-import path from 'node:path';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, type PhpgateError } from '../core/errors.js';
 import type { InternalLocation } from '../config/types.js';
 import type { Pool } from '../php/pool.js';
 import { healthAnswer } from './admin/health.js';
-import { AccelRedirectFilter, type InternalRedirects } from './filters/accel-redirect.js';
+import { AccelRedirectFilter } from './filters/accel-redirect.js';
 import type { CacheFill } from './filters/cache/fill.js';
 import { serveEntry } from './filters/cache/serve.js';
 import type { ResponseCache } from './filters/cache/store.js';
@@ -30,19 +27,20 @@ import { phpParams, type PhpScript, type PhpSite } from './handlers/php-params.j
 import type { StaticFiles } from './handlers/static.js';
 import { ProxyExchange, type ProxyContext } from './handlers/upstream/proxy.js';
 import type { Upstream, Upstreams } from './handlers/upstream/upstreams.js';
-import { responseOnSocket, WebSocketTunnel } from './handlers/upstream/websocket.js';
 import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
 import type { ClientInfo, TrustedProxies } from './http/client-address.js';
 import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
 import { Exchange, type ExchangeContext } from './http/exchange.js';
 import type { Logger } from '../core/log.js';
-import { hasSeveralHosts, isWebSocketHandshake } from './http/request.js';
-import { setHeaders, type HeaderList } from './http/response-head.js';
+import { hasSeveralHosts } from './http/request.js';
+import { setHeaders } from './http/response-head.js';
 import type { ResponseSink } from './http/sink.js';
 import type { RequestObserver, StatusSource } from './http/status.js';
 import { RequestTrace } from './http/trace.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
 import { RouteKind, type PhpRoute, type Router } from './route/router.js';
+import { Upgrades } from './upgrade.js';
+import { InternalRequests } from './internal.js';
 
 export interface PipelineOptions {
   readonly router: Router;
@@ -93,20 +91,21 @@ export interface PipelineOptions {
 /** What a request is sent to once routed: a PHP script or an HTTP upstream (both may be cached). */
 type Job = { readonly kind: 'php'; readonly route: PhpRoute } | { readonly kind: 'upstream'; readonly upstream: Upstream };
 
-/** nginx stops internal redirects after 10 (ngx_http_internal_redirect: "rewrite or internal redirection cycle"). */
-const NO_HEADERS: HeaderList = [];
-
-export class Pipeline implements ErrorResponder, InternalRedirects {
+export class Pipeline implements ErrorResponder {
   readonly #o: PipelineOptions;
   readonly #cx: ExchangeContext;
   readonly #proxy: ProxyContext;
   readonly #site: PhpSite;
+  readonly #upgrades: Upgrades;
+  readonly #internal: InternalRequests;
 
   constructor(o: PipelineOptions) {
     this.#o = o;
     this.#cx = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy };
     this.#proxy = { log: o.log, clients: o.clients, maxBodyBytes: o.maxBodyBytes };
     this.#site = { documentRoot: o.router.documentRoot, serverName: o.serverName, serverSoftware: o.serverSoftware };
+    this.#upgrades = new Upgrades({ ...o, proxy: this.#proxy, errors: this });
+    this.#internal = new InternalRequests({ ...o, cx: this.#cx, php: this.#internalPhp });
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -196,7 +195,7 @@ export class Pipeline implements ErrorResponder, InternalRedirects {
       return;
     }
     // nginx's `internal`: such a location answers a client as if it did not exist.
-    if (this.#internalFor(target.path) !== null) {
+    if (this.#internal.isInternal(target.path)) {
       x.refuse(404);
       return;
     }
@@ -280,7 +279,7 @@ export class Pipeline implements ErrorResponder, InternalRedirects {
 
   /** The job's answer through its filters: [fill] → X-Accel-Redirect → [compression] → the exchange. */
   #produce(x: Exchange, client: ClientInfo, job: Job, fill: CacheFill | null): void {
-    let sink: ResponseSink = new AccelRedirectFilter(this.#compressing(x), x, this);
+    let sink: ResponseSink = new AccelRedirectFilter(this.#compressing(x), x, this.#internal);
     if (fill !== null) {
       fill.attach(x.req, sink);
       x.watch(fill);
@@ -339,118 +338,21 @@ export class Pipeline implements ErrorResponder, InternalRedirects {
     new PhpRequest(x, sink, current, params, body, label, this.#o.log).start();
   }
 
-  /**
-   * nginx's internal redirect for X-Accel-Redirect: the URI is answered for this request as a GET (a HEAD stays a
-   * HEAD), from an internal location or as any file or script of the site; REQUEST_URI stays the client's. An
-   * unsafe URI (dot segments, a NUL) is a 404, as nginx's ngx_http_parse_unsafe_uri makes it.
-   */
-  redirect(x: Exchange, uri: string, carried: string[], sink: ResponseSink): void {
-    const target = /(?:^|\/)\.\.?(?:\/|\?|$)|%2e|%00|\\/i.test(uri.split('?', 1)[0]!) ? null : parseTarget(uri);
-    if (target === null || !uri.startsWith('/')) {
-      this.#o.log.warn({ uri, url: x.req.url }, 'X-Accel-Redirect to an unusable URI; answered 404');
-      x.refuse(404);
-      return;
-    }
-    const method = x.req.method === 'HEAD' ? 'HEAD' : 'GET';
-    const internal = this.#internalFor(target.path);
-    if (internal !== null) {
-      const file = path.join(internal.alias, target.path.slice(internal.prefix.length));
-      let stat: fs.Stats | null = null;
-      try {
-        stat = fs.statSync(file);
-      } catch {
-        stat = null; // no such file: the answer is 404, as below
-      }
-      if (stat === null || !stat.isFile()) x.refuse(404);
-      else this.#o.static.serve(x, sink, file, stat, target.path, carried, method);
-      return;
-    }
-    const route = this.#o.router.resolve(target.path, target.query);
-    switch (route.kind) {
-      case RouteKind.Static:
-        this.#o.static.serve(x, sink, route.file, route.stat, target.path, carried, method);
-        return;
-      case RouteKind.Php: {
-        const pool = this.#pool(route.pool);
-        if (pool === undefined) x.refuse(500);
-        // The script's own X-Accel-Redirect is not followed again (its sink has no such filter): no loops.
-        else this.#startPhp(x, x.target!, this.#o.clients.resolve(x.req), route, pool, EMPTY_BODY, '', method, sink, false);
-        return;
-      }
-      case RouteKind.Error:
-        x.refuse(route.status);
-        return;
-      case RouteKind.Redirect:
-        x.refuse(301, { Location: route.location });
-        return;
-    }
-  }
-
-  #internalFor(uriPath: string): InternalLocation | null {
-    for (const l of this.#o.internal) if (uriPath.startsWith(l.prefix)) return l;
-    return null;
-  }
-
-  /**
-   * The gateway's own error answer: the configured error page (nginx `error_page 404 /404.html;`), served under
-   * the error's status, or the short built-in page. A PHP error page runs as a GET with the original
-   * REQUEST_URI, as nginx's internal redirect does; an error page that itself fails gets the built-in page.
-   */
-  answerError(req: IncomingMessage, res: ServerResponse, status: number, target: ParsedTarget | null, headers?: OutgoingHttpHeaders): void {
-    const page = target === null ? undefined : this.#o.errorPages.get(status);
-    if (page === undefined || target === null) {
-      sendError(req, res, status, headers);
-      return;
-    }
-    if (headers !== undefined) for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v);
-    const route = this.#o.router.resolve(page.path, page.query);
-    if (route.kind === RouteKind.Static) {
-      this.#o.static.sendPage(req, res, route.file, route.stat, status);
-    } else if (route.kind === RouteKind.Php) {
-      const pool = this.#pool(route.pool);
-      if (pool === undefined) {
-        sendError(req, res, status);
-        return;
-      }
-      // The client's body (if any) is not for the error page; node discards it once the answer is sent. No target:
-      // an error page that fails gets the built-in page, never another round of error pages.
-      const x = new Exchange(req, res, this.#cx, null, NO_HEADERS, null, status);
-      this.#startPhp(x, target, this.#o.clients.resolve(req), route, pool, EMPTY_BODY, '', req.method === 'HEAD' ? 'HEAD' : 'GET', x, false);
-    } else {
-      sendError(req, res, status);
-    }
-  }
-
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = req.url ?? '';
-    const target = url.length > this.#o.maxUrlBytes || hasSeveralHosts(req.rawHeaders) ? null : parseTarget(url);
-    const upstream = target === null || this.#o.upstreams === null ? null : this.#o.upstreams.match(target.path);
-    if (target === null || upstream === null || !upstream.websockets || !isWebSocketHandshake(req)) return false;
-    // node's server let go of the socket: a client that vanishes now must not become an uncaught error.
-    socket.on('error', ignoreUpgradeSocketError);
-    const client = this.#o.clients.resolve(req);
-    const tunnel = new WebSocketTunnel(req, socket as Socket, head, upstream, target, client, this.#proxy, this.#o.upstreams!.tunnels);
-    const verdict = this.#o.rateLimit === null ? null : this.#o.rateLimit.check(target.path, client.address, req);
-    if (verdict === null) {
-      tunnel.start();
-      return true;
-    }
-    verdict.then(
-      (v) => {
-        if (v.allowed) {
-          tunnel.start();
-          return;
-        }
-        const res = responseOnSocket(req, socket);
-        setHeaders(res, v.headers);
-        this.answerError(req, res, 429, null);
-      },
-      (err: unknown) => {
-        this.#o.log.error({ err, url }, 'rate limiter failed; the websocket passes');
-        tunnel.start();
-      },
-    );
+  /** Internal requests run PHP through here: as a GET or HEAD without a body, into `sink`; false when the pool is gone. */
+  #internalPhp = (x: Exchange, target: ParsedTarget, route: PhpRoute, method: string, sink: ResponseSink): boolean => {
+    const pool = this.#pool(route.pool);
+    if (pool === undefined) return false;
+    this.#startPhp(x, target, this.#o.clients.resolve(x.req), route, pool, EMPTY_BODY, '', method, sink, false);
     return true;
+  };
+
+  answerError(req: IncomingMessage, res: ServerResponse, status: number, target: ParsedTarget | null, headers?: OutgoingHttpHeaders): void {
+    this.#internal.answerError(req, res, status, target, headers);
+  }
+
+  /** An HTTP/1.1 request with an Upgrade header (see upgrade.ts): true when it was taken. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    return this.#upgrades.take(req, socket, head);
   }
 
   #overMaxBody(req: IncomingMessage): boolean {
@@ -462,6 +364,3 @@ export class Pipeline implements ErrorResponder, InternalRedirects {
     return this.#o.poolsNow().get(name) ?? this.#o.pools.get(name);
   }
 }
-
-/** The upgrade socket's errors end it (its 'close' follows); the answer or tunnel on it learns of that there. */
-function ignoreUpgradeSocketError(): void {}

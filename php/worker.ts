@@ -7,6 +7,7 @@ import { ErrorCode, UpstreamError, type PhpgateError } from '../core/errors.js';
 import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from './fastcgi/connection.js';
 import { handshake } from './handshake.js';
 import { parentOf, signalPid } from './process.js';
+import { RequestClock } from './request-clock.js';
 import type { ParamValue } from './fastcgi/record.js';
 import type { Logger } from '../core/log.js';
 
@@ -77,12 +78,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   #request: WorkerRequestHandler | null = null;
   #label = '';
   #startedAt = 0;
-  #timer: NodeJS.Timeout | null = null;
-  /** Time left of timeout_ms while the clock is stopped (PHP paused for a slow client); -1 while it runs. */
-  #timeLeft = -1;
-  /** When the running timer was (re)started, and with how much of timeout_ms left then. */
-  #timerStart = 0;
-  #timerBudget = 0;
+  /** timeout_ms of the request being served, stopped while PHP waits for its client. */
+  readonly #clock = new RequestClock(() => this.#onTimeout());
   #reconnectDelay = RECONNECT_MIN_MS;
   #reconnectTimer: NodeJS.Timeout | null = null;
   /** Private memory (bytes) at the last sample; 0 before the first. */
@@ -185,7 +182,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
       this.#requests++;
       this.#requestsTotal++;
     }
-    this.#startTimer(this.#host.timeoutMs);
+    this.#clock.start(this.#host.timeoutMs);
     conn.begin(params, this, noBody);
   }
 
@@ -199,7 +196,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
 
   /** The client caught up: read from PHP again, and restart PHP's clock where it stopped. */
   resume(): void {
-    if (this.#timeLeft >= 0 && this.#state === WorkerState.Busy) this.#startTimer(this.#timeLeft);
+    if (this.#state === WorkerState.Busy) this.#clock.resume();
     this.#conn?.resume();
   }
 
@@ -215,8 +212,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     const conn = this.#conn;
     const pid = this.#pid;
     const bodyCut = conn !== null && conn.stdinOpen;
-    const left = this.#timer === null ? this.#timeLeft : this.#timerBudget - (Date.now() - this.#timerStart);
-    this.#finishTimer();
+    const left = this.#clock.remaining();
+    this.#clock.finish();
     this.#state = WorkerState.Recycling;
     this.#host.onRestart(RestartReason.ClientAbort);
     // Let go of the child now: until its connection's close arrives this slot would still claim it (servedBy).
@@ -237,7 +234,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
 
   stop(): void {
     this.#state = WorkerState.Stopped;
-    this.#finishTimer();
+    this.#clock.finish();
     if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = null;
     this.#conn?.destroy();
@@ -246,23 +243,14 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   // FcgiResponseHandler: forwards to the current request, and keeps the books.
   onStdout(chunk: Buffer): boolean {
     if (this.#request === null || this.#request.onStdout(chunk)) return true;
-    this.#stopClock();
+    this.#clock.stop();
     return false;
   }
 
   onReadEnd(): boolean {
     if (this.#request === null || this.#request.onReadEnd === undefined || this.#request.onReadEnd()) return true;
-    this.#stopClock();
+    this.#clock.stop();
     return false;
-  }
-
-  /** Waiting for the client is not PHP's time: the clock stops (nginx's fastcgi_read_timeout counts only PHP). */
-  #stopClock(): void {
-    if (this.#timer !== null) {
-      this.#timeLeft = Math.max(1, this.#timerBudget - (Date.now() - this.#timerStart));
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
   }
 
   onStderr(chunk: Buffer): void {
@@ -272,7 +260,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   onEnd(appStatus: number): void {
     const req = this.#request;
     this.#request = null;
-    this.#finishTimer();
+    this.#clock.finish();
     if (this.#state === WorkerState.Busy) {
       this.#host.afterRequest(this);
       if (this.#overMemory) {
@@ -299,7 +287,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   onError(err: PhpgateError): void {
     const req = this.#request;
     this.#request = null;
-    this.#finishTimer();
+    this.#clock.finish();
     if (req !== null) req.onError(err);
   }
 
@@ -325,8 +313,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     }
   }
 
-  readonly #onTimeout = (): void => {
-    this.#timer = null;
+  #onTimeout(): void {
     const req = this.#request;
     this.#request = null;
     const elapsedMs = Date.now() - this.#startedAt;
@@ -338,20 +325,6 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     if (req !== null) {
       req.onError(new UpstreamError(ErrorCode.UpstreamTimeout, `PHP did not answer within ${this.#host.timeoutMs} ms`));
     }
-  };
-
-  #startTimer(ms: number): void {
-    this.#timeLeft = -1;
-    if (this.#host.timeoutMs <= 0) return;
-    this.#timerStart = Date.now();
-    this.#timerBudget = ms;
-    this.#timer = setTimeout(this.#onTimeout, ms);
-  }
-
-  #finishTimer(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#timeLeft = -1;
   }
 
   /**

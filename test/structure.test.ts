@@ -94,6 +94,16 @@ test('the rooms of gateway/ import in one direction: http ← route, gates, hand
   assert.deepEqual(wrong, []);
 });
 
+test('pipeline.ts is the only file that composes handlers/ and filters/ (server.ts only builds them per configuration)', () => {
+  const composers = new Set([path.join('gateway', 'pipeline.ts'), path.join('gateway', 'server.ts')]);
+  const both: string[] = [];
+  for (const [file, deps] of importGraph(['gateway'])) {
+    const rooms = new Set(deps.map(room));
+    if (rooms.has('handlers') && rooms.has('filters') && !composers.has(file)) both.push(file);
+  }
+  assert.deepEqual(both, []);
+});
+
 test('no file of gateway/, php/, config/ or core/ is longer than one sitting (400 lines)', () => {
   const long: string[] = [];
   for (const file of ['gateway', 'php', 'config', 'core'].flatMap(sources)) {

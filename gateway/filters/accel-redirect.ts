@@ -8,14 +8,8 @@
  * Cache-Control, Expires, Set-Cookie, Accept-Ranges.
  */
 import type { PhpgateError } from '../../core/errors.js';
-import type { Exchange } from '../http/exchange.js';
+import type { Exchange, InternalRedirects } from '../http/exchange.js';
 import type { ResponseHead, ResponseSink, Source } from '../http/sink.js';
-
-/** Who answers an internal redirect (the pipeline). */
-export interface InternalRedirects {
-  /** Answers `uri` (path and query, as the header gave it) for the exchange's request into `sink`. */
-  redirect(x: Exchange, uri: string, carried: string[], sink: ResponseSink): void;
-}
 
 const CARRIED: ReadonlySet<string> = new Set(['content-type', 'content-disposition', 'cache-control', 'expires', 'set-cookie', 'accept-ranges']);
 

@@ -16,6 +16,12 @@ import { headerIndex, type ClientCloseListener, type ResponseHead, type Response
 import type { RequestTrace } from './trace.js';
 import type { ParsedTarget } from './uri.js';
 
+/** Who answers an internal redirect (X-Accel-Redirect's targets). */
+export interface InternalRedirects {
+  /** Answers `uri` (path and query, as the header gave it) for the exchange's request into `sink`. */
+  redirect(x: Exchange, uri: string, carried: string[], sink: ResponseSink): void;
+}
+
 /** What every exchange of one pipeline shares: built once, not per request. */
 export interface ExchangeContext {
   readonly log: Logger;

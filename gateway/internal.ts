@@ -1,0 +1,118 @@
+/**
+ * Requests the gateway makes itself for a client's request, as nginx's internal redirects: the configured error
+ * pages (error_page) and the targets of X-Accel-Redirect, with `static.internal` locations reachable only this way.
+ */
+import fs from 'node:fs';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import path from 'node:path';
+import type { Logger } from '../core/log.js';
+import type { InternalLocation } from '../config/types.js';
+import type { StaticFiles } from './handlers/static.js';
+import { sendError, type ErrorResponder } from './http/errors-http.js';
+import { Exchange, type ExchangeContext, type InternalRedirects } from './http/exchange.js';
+import type { HeaderList } from './http/response-head.js';
+import type { ResponseSink } from './http/sink.js';
+import { parseTarget, type ParsedTarget } from './http/uri.js';
+import { RouteKind, type PhpRoute, type Router } from './route/router.js';
+
+export interface InternalRequestsOptions {
+  readonly router: Router;
+  readonly static: StaticFiles;
+  /** nginx error_page: status → URI answering the gateway's own errors. */
+  readonly errorPages: ReadonlyMap<number, ParsedTarget>;
+  /** static.internal: prefixes reachable only by internal redirect, and their directories. */
+  readonly internal: readonly InternalLocation[];
+  readonly cx: ExchangeContext;
+  /** Runs `route` for the exchange as `method` without a body into `sink`; false when its pool does not exist. */
+  readonly php: (x: Exchange, target: ParsedTarget, route: PhpRoute, method: string, sink: ResponseSink) => boolean;
+  readonly log: Logger;
+}
+
+const NO_HEADERS: HeaderList = [];
+
+export class InternalRequests implements ErrorResponder, InternalRedirects {
+  readonly #o: InternalRequestsOptions;
+
+  constructor(o: InternalRequestsOptions) {
+    this.#o = o;
+  }
+
+  /**
+   * nginx's internal redirect for X-Accel-Redirect: the URI is answered for this request as a GET (a HEAD stays a
+   * HEAD), from an internal location or as any file or script of the site; REQUEST_URI stays the client's. An
+   * unsafe URI (dot segments, a NUL) is a 404, as nginx's ngx_http_parse_unsafe_uri makes it.
+   */
+  redirect(x: Exchange, uri: string, carried: string[], sink: ResponseSink): void {
+    const target = /(?:^|\/)\.\.?(?:\/|\?|$)|%2e|%00|\\/i.test(uri.split('?', 1)[0]!) ? null : parseTarget(uri);
+    if (target === null || !uri.startsWith('/')) {
+      this.#o.log.warn({ uri, url: x.req.url }, 'X-Accel-Redirect to an unusable URI; answered 404');
+      x.refuse(404);
+      return;
+    }
+    const method = x.req.method === 'HEAD' ? 'HEAD' : 'GET';
+    const internal = this.#internalFor(target.path);
+    if (internal !== null) {
+      const file = path.join(internal.alias, target.path.slice(internal.prefix.length));
+      let stat: fs.Stats | null = null;
+      try {
+        stat = fs.statSync(file);
+      } catch {
+        stat = null; // no such file: the answer is 404, as below
+      }
+      if (stat === null || !stat.isFile()) x.refuse(404);
+      else this.#o.static.serve(x, sink, file, stat, target.path, carried, method);
+      return;
+    }
+    const route = this.#o.router.resolve(target.path, target.query);
+    switch (route.kind) {
+      case RouteKind.Static:
+        this.#o.static.serve(x, sink, route.file, route.stat, target.path, carried, method);
+        return;
+      case RouteKind.Php:
+        // The script's own X-Accel-Redirect is not followed again (its sink has no such filter): no loops.
+        if (!this.#o.php(x, x.target!, route, method, sink)) x.refuse(500);
+        return;
+      case RouteKind.Error:
+        x.refuse(route.status);
+        return;
+      case RouteKind.Redirect:
+        x.refuse(301, { Location: route.location });
+        return;
+    }
+  }
+
+  /** nginx's `internal`: such a location answers a client as if it did not exist. */
+  isInternal(uriPath: string): boolean {
+    return this.#internalFor(uriPath) !== null;
+  }
+
+  #internalFor(uriPath: string): InternalLocation | null {
+    for (const l of this.#o.internal) if (uriPath.startsWith(l.prefix)) return l;
+    return null;
+  }
+
+  /**
+   * The gateway's own error answer: the configured error page (nginx `error_page 404 /404.html;`), served under
+   * the error's status, or the short built-in page. A PHP error page runs as a GET with the original
+   * REQUEST_URI, as nginx's internal redirect does; an error page that itself fails gets the built-in page.
+   */
+  answerError(req: IncomingMessage, res: ServerResponse, status: number, target: ParsedTarget | null, headers?: OutgoingHttpHeaders): void {
+    const page = target === null ? undefined : this.#o.errorPages.get(status);
+    if (page === undefined || target === null) {
+      sendError(req, res, status, headers);
+      return;
+    }
+    if (headers !== undefined) for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v);
+    const route = this.#o.router.resolve(page.path, page.query);
+    if (route.kind === RouteKind.Static) {
+      this.#o.static.sendPage(req, res, route.file, route.stat, status);
+    } else if (route.kind === RouteKind.Php) {
+      // The client's body (if any) is not for the error page; node discards it once the answer is sent. No target:
+      // an error page that fails gets the built-in page, never another round of error pages.
+      const x = new Exchange(req, res, this.#o.cx, null, NO_HEADERS, null, status);
+      if (!this.#o.php(x, target, route, req.method === 'HEAD' ? 'HEAD' : 'GET', x)) sendError(req, res, status);
+    } else {
+      sendError(req, res, status);
+    }
+  }
+}
