@@ -13,6 +13,7 @@ import type { StaticConfig } from '../../config/types.js';
 import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
 import { sendError } from '../http/errors-http.js';
 import { matchesStrong, matchesWeak, notAfter } from '../http/conditional.js';
+import { qualityOf } from '../http/accept-encoding.js';
 import { setHeaders, writeHeadList, type HeaderList } from '../http/response-head.js';
 import type { Logger } from '../http/log.js';
 
@@ -269,24 +270,6 @@ export class StaticFiles {
       }
     });
   }
-}
-
-/** The q-value the client gives `coding` in Accept-Encoding (RFC 9110 §12.5.3), 0 when not acceptable. */
-export function qualityOf(acceptEncoding: string, coding: string): number {
-  let star = -1;
-  for (const part of acceptEncoding.split(',')) {
-    const semi = part.indexOf(';');
-    const name = (semi === -1 ? part : part.slice(0, semi)).trim().toLowerCase();
-    if (name !== coding && name !== '*') continue;
-    let q = 1;
-    if (semi !== -1) {
-      const m = /(?:^|;)\s*q\s*=\s*([0-9.]+)/i.exec(part.slice(semi));
-      if (m !== null) q = Math.min(1, Number(m[1]) || 0);
-    }
-    if (name === coding) return q;
-    star = q;
-  }
-  return star === -1 ? 0 : star;
 }
 
 /** If-Range: the range applies only if the client's copy is current (strong ETag, or the exact date). */
