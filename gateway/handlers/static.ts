@@ -294,7 +294,9 @@ export function parseRange(header: string, size: number): { start: number; end: 
   if (first === '' && last === '') return null;
   if (first === '') {
     const n = Number(last);
-    if (n === 0 || size === 0) return 'unsatisfiable';
+    if (n === 0) return 'unsatisfiable';
+    // §14.1.1: on an empty file a non-zero suffix is satisfiable, but no 206 can describe zero bytes: send it whole.
+    if (size === 0) return null;
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(first);
