@@ -97,6 +97,9 @@ export function tokenize(text: string, file: string): Token[] {
     // An unquoted word: runs to whitespace, `;` or a `{` that does not follow `$`.
     const start = line;
     let value = '';
+    // nginx's `variable`: the last character read was a `$` as written. An escaped `\$` is not one (its `{` opens a
+    // block), and a `{` keeps it set (`${{` stays in the word).
+    let variable = false;
     while (i < n) {
       const c = text[i]!;
       if (c === '\\' && i + 1 < n) {
@@ -104,10 +107,12 @@ export function tokenize(text: string, file: string): Token[] {
         if (next === '\n') line += 1;
         value += unescape(next);
         i += 2;
+        variable = false;
         continue;
       }
       if (SPACE.has(c) || c === ';') break;
-      if (c === '{' && !value.endsWith('$')) break;
+      if (c === '{' && !variable) break;
+      if (c !== '{') variable = c === '$';
       value += c;
       i += 1;
     }

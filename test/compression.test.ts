@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
-import { Compression, compressedHeaders, parseAcceptEncoding } from '../gateway/filters/compression.js';
+import { Compression, compressedHeaders } from '../gateway/filters/compression.js';
+import { parseAcceptEncoding } from '../gateway/http/accept-encoding.js';
 import { request, startGateway, type RunningGateway } from './support/gateway.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-gzip-'));

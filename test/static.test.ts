@@ -425,7 +425,7 @@ describe('static files', () => {
       assert.equal(res.status, 200);
     });
 
-    test('an empty file → 200 with Content-Length: 0; any byte range on it → 416 bytes */0', async () => {
+    test('an empty file → 200 with Content-Length: 0; a range from a position on it → 416 bytes */0', async () => {
       const res = await get('/empty.txt');
       assert.equal(res.status, 200);
       assert.equal(res.headers['content-length'], '0');
@@ -433,6 +433,14 @@ describe('static files', () => {
       const range = await get('/empty.txt', { Range: 'bytes=0-' });
       assert.equal(range.status, 416);
       assert.equal(range.headers['content-range'], 'bytes */0');
+    });
+
+    test('an empty file with a non-zero suffix range (satisfiable, RFC 9110 §14.1.1) → 200 whole, not 416', async () => {
+      const res = await get('/empty.txt', { Range: 'bytes=-5' });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['content-length'], '0');
+      assert.equal(res.headers['content-range'], undefined);
+      assertEmptyBody(res, 'empty file, suffix range');
     });
 
     test('HEAD → the headers with Content-Length and validators, no body', async () => {

@@ -6,6 +6,7 @@
  */
 import zlib from 'node:zlib';
 import type { CompressionConfig } from '../../config/types.js';
+import { parseAcceptEncoding, weightOf } from '../http/accept-encoding.js';
 
 export type Encoding = 'br' | 'gzip';
 
@@ -91,34 +92,14 @@ export class Compression {
     if (accept === undefined || accept === '') return null;
     const cached = this.#choices.get(accept);
     if (cached !== undefined) return cached;
-    const q = parseAcceptEncoding(accept);
-    const br = this.#cfg.brotli ? q.get('br') ?? q.get('*') ?? 0 : 0;
-    const gzip = this.#cfg.gzip ? q.get('gzip') ?? q.get('x-gzip') ?? q.get('*') ?? 0 : 0;
+    const accepted = parseAcceptEncoding(accept);
+    const br = this.#cfg.brotli ? weightOf(accepted, 'br') : 0;
+    const gzip = this.#cfg.gzip ? weightOf(accepted, 'gzip') : 0;
     // Brotli when the client likes it at least as much: smaller for the same CPU.
     const choice: Encoding | null = br > 0 && br >= gzip ? 'br' : gzip > 0 ? 'gzip' : null;
     if (this.#choices.size < CHOICE_CACHE_MAX) this.#choices.set(accept, choice);
     return choice;
   }
-}
-
-/** Codings and their q-values (RFC 9110 §12.5.3); a malformed q counts as 0, as a refusal. */
-export function parseAcceptEncoding(accept: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const part of accept.split(',')) {
-    const [coding, ...params] = part.split(';');
-    const name = coding!.trim().toLowerCase();
-    if (name === '') continue;
-    let q = 1;
-    for (const p of params) {
-      const [k, v] = p.split('=');
-      if (k!.trim().toLowerCase() === 'q') {
-        const n = Number(v?.trim());
-        q = /^\s*(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\s*$/.test(v ?? '') ? n : 0;
-      }
-    }
-    out.set(name, q);
-  }
-  return out;
 }
 
 /**

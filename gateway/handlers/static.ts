@@ -12,6 +12,7 @@ import type { StaticConfig } from '../../config/types.js';
 import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
 import type { PhpgateError } from '../../core/errors.js';
 import { matchesStrong, matchesWeak, notAfter } from '../http/conditional.js';
+import { qualityOf } from '../http/accept-encoding.js';
 import type { Exchange } from '../http/exchange.js';
 import { writeHeadList } from '../http/response-head.js';
 import type { Logger } from '../../core/log.js';
@@ -269,24 +270,6 @@ export class StaticFiles {
   }
 }
 
-/** The q-value the client gives `coding` in Accept-Encoding (RFC 9110 §12.5.3), 0 when not acceptable. */
-export function qualityOf(acceptEncoding: string, coding: string): number {
-  let star = -1;
-  for (const part of acceptEncoding.split(',')) {
-    const semi = part.indexOf(';');
-    const name = (semi === -1 ? part : part.slice(0, semi)).trim().toLowerCase();
-    if (name !== coding && name !== '*') continue;
-    let q = 1;
-    if (semi !== -1) {
-      const m = /(?:^|;)\s*q\s*=\s*([0-9.]+)/i.exec(part.slice(semi));
-      if (m !== null) q = Math.min(1, Number(m[1]) || 0);
-    }
-    if (name === coding) return q;
-    star = q;
-  }
-  return star === -1 ? 0 : star;
-}
-
 /** If-Range: the range applies only if the client's copy is current (strong ETag, or the exact date). */
 function ifRangeHolds(ifRange: string | undefined, entry: FileEntry): boolean {
   if (ifRange === undefined) return true;
@@ -309,7 +292,9 @@ export function parseRange(header: string, size: number): { start: number; end: 
   if (first === '' && last === '') return null;
   if (first === '') {
     const n = Number(last);
-    if (n === 0 || size === 0) return 'unsatisfiable';
+    if (n === 0) return 'unsatisfiable';
+    // §14.1.1: on an empty file a non-zero suffix is satisfiable, but no 206 can describe zero bytes: send it whole.
+    if (size === 0) return null;
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(first);

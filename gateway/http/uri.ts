@@ -20,6 +20,8 @@ const VALID_AUTHORITY = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-F
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const NON_ASCII = /[^\x00-\x7f]/;
+/** node hands the target over one latin1 character per byte; anything above U+00FF did not come off the wire. */
+const NOT_A_BYTE = /[^\x00-\xff]/;
 
 /** Returns null when the target is invalid: the caller answers 400. */
 export function parseTarget(target: string): ParsedTarget | null {
@@ -50,6 +52,9 @@ export function parseTarget(target: string): ParsedTarget | null {
 function decodePath(raw: string): string | null {
   // Fast path: nothing to decode. Raw non-ASCII still needs the UTF-8 re-read below.
   if (raw.indexOf('%') === -1 && !NON_ASCII.test(raw)) return raw.indexOf('\0') === -1 ? raw : null;
+  // Buffer.from(…, 'latin1') would keep only the low byte: `Ł` (U+0141) would read as `A`, `Į` (U+012E) as `.`.
+  // Such a target (a config string, never a request from node's parsers) is refused rather than misread.
+  if (NOT_A_BYTE.test(raw)) return null;
   const bytes = Buffer.from(raw, 'latin1');
   const out = Buffer.allocUnsafe(bytes.length);
   let n = 0;

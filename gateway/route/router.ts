@@ -174,6 +174,9 @@ export class Router {
     // Only an existing regular file whose own name ends in .php ever runs: /uploads/x.jpg/y.php splits to
     // nothing (no ".php/" in it), so x.jpg is never handed to PHP (php-cgi has no security.limit_extensions).
     if (!this.#isFile(file)) return { kind: RouteKind.Error, status: 404, why: 'no such script' };
+    // Without follow_symlinks a script is held to the rule files are: one that resolves out of the docroot is
+    // never run (nginx's try_files refuses it too under disable_symlinks).
+    if (!this.#guard.allows(file)) return this.#denied;
     return { kind: RouteKind.Php, pool: this.poolFor(requestPath), scriptName, pathInfo, scriptFilename: file, queryString: args };
   }
 

@@ -55,28 +55,47 @@ export interface CacheControl {
   staleIfError: number | null;
 }
 
-/** The response directives the cache acts on (RFC 9111 §5.2.2, RFC 5861); a malformed number is ignored. */
+/**
+ * Directives split on commas outside quoted strings: a quoted argument may hold commas (`no-cache="a, b"`), and
+ * what it holds is not a directive.
+ */
+const DIRECTIVES = /(?:[^,"]|"(?:[^"\\]|\\.)*"?)+/g;
+
+/** RFC 9111 §1.2.2: a delta-seconds too large to represent is taken as 2^31. */
+const DELTA_SECONDS_MAX = 2 ** 31;
+
+/**
+ * The response directives the cache acts on (RFC 9111 §5.2.2, RFC 5861). A malformed number (`max-age=-1`,
+ * `max-age=abc`) and a directive repeated with another value make that directive 0, stale: RFC 9111 §4.2.1
+ * encourages treating invalid freshness as stale and allows it for duplicates (nginx refuses to cache a malformed
+ * one); ignoring it would fall back to Expires or the rule's ttl and store what PHP never allowed.
+ */
 export function parseCacheControl(value: string): CacheControl {
   const cc: CacheControl = { noStore: false, private: false, noCache: false, mustRevalidate: false, maxAge: null, sMaxage: null, staleWhileRevalidate: null, staleIfError: null };
   if (value === '') return cc;
-  for (const part of value.split(',')) {
+  for (const part of value.match(DIRECTIVES) ?? []) {
     const eq = part.indexOf('=');
     const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
     const arg = eq === -1 ? '' : part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
-    const n = /^\d{1,10}$/.test(arg) ? Number(arg) : null;
+    const n = /^\d+$/.test(arg) ? Math.min(Number(arg), DELTA_SECONDS_MAX) : 0;
     switch (name) {
       case 'no-store': cc.noStore = true; break;
       case 'private': cc.private = true; break;
       case 'no-cache': cc.noCache = true; break;
       case 'must-revalidate':
       case 'proxy-revalidate': cc.mustRevalidate = true; break;
-      case 'max-age': cc.maxAge = n; break;
-      case 's-maxage': cc.sMaxage = n; break;
-      case 'stale-while-revalidate': cc.staleWhileRevalidate = n; break;
-      case 'stale-if-error': cc.staleIfError = n; break;
+      case 'max-age': cc.maxAge = once(cc.maxAge, n); break;
+      case 's-maxage': cc.sMaxage = once(cc.sMaxage, n); break;
+      case 'stale-while-revalidate': cc.staleWhileRevalidate = once(cc.staleWhileRevalidate, n); break;
+      case 'stale-if-error': cc.staleIfError = once(cc.staleIfError, n); break;
     }
   }
   return cc;
+}
+
+/** A delta-seconds directive seen again: the same value stands, another one makes it stale (0). */
+function once(previous: number | null, n: number): number {
+  return previous === null || previous === n ? n : 0;
 }
 
 /** nginx's X-Accel-Expires: seconds from now, or `@` and a unix time; 0 disables caching. null: unusable. */
