@@ -214,7 +214,7 @@ export function obj<F extends Fields, R extends keyof F & string = never>(
           unknownKey(e, allowed, at, cx);
           continue;
         }
-        const reader = fields[e.key];
+        const reader = fields[e.key]!;
         const path = keyPath(at.path, e.key);
         cx.place(path, e.valueLoc);
         const value = reader.read(e.value, { path, spath: keyPath(at.spath, e.key), loc: e.valueLoc }, cx);
@@ -265,7 +265,7 @@ function unknownKey(e: Entry, allowed: readonly string[], at: At, cx: ReadContex
 function newName(key: string | null, at: At, cx: ReadContext): string | undefined {
   const spath = key === null ? '' : keyPath(at.spath, key);
   if (!Object.hasOwn(cx.renamed, spath)) return undefined;
-  const renamedTo = cx.renamed[spath];
+  const renamedTo = cx.renamed[spath]!;
   return renamedTo.slice(renamedTo.lastIndexOf('.') + 1);
 }
 
@@ -285,12 +285,12 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      const substitution = prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
-      row.push(Math.min(prev[j] + 1, row[j - 1] + 1, substitution));
+      const substitution = prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, substitution));
     }
     prev = row;
   }
-  return prev[b.length];
+  return prev[b.length]!;
 }
 
 /** A mapping of free-form names to strings (php.ini, php.env): every name and value checked. */
