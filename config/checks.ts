@@ -12,7 +12,7 @@ export type Invalid = typeof INVALID;
 export interface Check<T> {
   /** Completes "KEY must be …", e.g. "an integer from 1 to 65535". */
   readonly expected: string;
-  parse(value: unknown): T | Invalid;
+  parse(this: void, value: unknown): T | Invalid;
 }
 
 function check<T>(expected: string, parse: (value: unknown) => T | Invalid): Check<T> {
@@ -183,6 +183,7 @@ export const envKey = check('an environment variable name matching /^[A-Za-z_][A
 export function describeValue(v: unknown): string {
   if (v === null || v === undefined) return 'an empty value';
   if (typeof v === 'string') return JSON.stringify(v);
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- YAML scalars and override strings: never objects
   return String(v);
 }
 

@@ -183,6 +183,7 @@ function entries(node: Node | null, at: At, cx: ReadContext): Entry[] {
     const keyLoc = cx.locOf(keyNode, at.loc);
     const value = cx.deref(pair.value);
     const rawKey = isScalar(keyNode) ? keyNode.value : undefined;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a scalar's value: string, number, boolean or bigint
     const key = isScalar(keyNode) && rawKey !== null ? String(rawKey) : null;
     return { key, keyLoc, value, valueLoc: cx.locOf(value, keyLoc), rawKey };
   });

@@ -91,7 +91,7 @@ function parseCli(argv: string[]): { command: Command; args: string[]; config: s
   if (values.docroot !== undefined) overrides.docroot = values.docroot;
   if (values.port !== undefined) overrides.port = intFlag('--port', values.port);
   if (values.workers !== undefined) overrides.workers = intFlag('--workers', values.workers);
-  return { command: command as Command, args: rest, config: values.config, overrides };
+  return { command, args: rest, config: values.config, overrides };
 }
 
 function intFlag(name: string, value: string): number {

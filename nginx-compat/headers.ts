@@ -135,7 +135,7 @@ export function addHeader(cx: ImportContext, d: Directive, scope: Scope): void {
   if ('reason' in target) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${target.reason})`);
 
   let origins = cx.headerOrigins.get(target.keys);
-  if (origins === undefined) cx.headerOrigins.set(target.keys, (origins = new Map()));
+  if (origins === undefined) cx.headerOrigins.set(target.keys, (origins = new Map<string, Directive>()));
   const slot = slotOf(a);
   const earlier = origins.get(slot);
   if (earlier !== undefined) {

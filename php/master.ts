@@ -100,8 +100,8 @@ export class Master {
     this.#socketPath = socketPath;
     this.#startedAt = Date.now();
     const logLine = (chunk: Buffer): void => logLines(o.log, { pool: o.poolName, pid: proc.pid }, 'php-cgi: ', chunk);
-    proc.stdout!.on('data', logLine);
-    proc.stderr!.on('data', logLine);
+    proc.stdout.on('data', logLine);
+    proc.stderr.on('data', logLine);
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;

@@ -8,7 +8,7 @@ import type { Logger } from './logger.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
 import { handshakeParams as probeParams, probeScriptBeside, ScriptAnswer } from './handshake.js';
-import { RestartReason, Worker, WorkerState, type WorkerHost } from './worker.js';
+import { type RestartReason, Worker, WorkerState, type WorkerHost } from './worker.js';
 
 /** Someone waiting for a worker. Exactly one of the two is called, unless the wait is cancelled first. */
 export interface PoolWaiter {

@@ -99,8 +99,8 @@ async function startCli(socketDir: string, workers: number): Promise<CliGateway>
     env: { ...process.env, PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const deadline = Date.now() + 20_000;
   while (!output.includes('phpgate listening')) {
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`gateway did not start:\n${output}`);
@@ -135,7 +135,7 @@ describe('embedded default: the bundled example site', () => {
     const api = await request(base, '/api.php?x=1');
     assert.equal(api.status, 200);
     assert.match(String(api.headers['content-type']), /application\/json/);
-    assert.deepEqual(JSON.parse(api.text).query, { x: '1' });
+    assert.deepEqual((JSON.parse(api.text) as { query: unknown }).query, { x: '1' });
     const form = await request(base, '/form.php', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'name=Ada+%3Cb%3E&message=hi' });
     assert.equal(form.status, 200);
     assert.ok(form.text.includes('Ada &lt;b&gt;'), 'posted value shown, escaped');

@@ -58,7 +58,7 @@ function ipv6Bytes(a: string): Buffer {
   const [head, tail] = a.split('::') as [string, string | undefined];
   const h = head === '' ? [] : head.split(':');
   const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
   return Buffer.concat(groups.map((g) => u16(parseInt(g, 16))));
 }
 
@@ -236,7 +236,7 @@ describe('connections per client address', () => {
       const s = net.connect(g.port, '127.0.0.1', () => s.write(`PROXY TCP4 ${client} 10.0.0.1 1000 80\r\nGET /static.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`));
       let got = '';
       s.on('data', (d: Buffer) => (got += d.toString()));
-      s.on('error', () => undefined);
+      s.on('error', () => undefined); // a refused connection may be reset: the close is the verdict
       s.on('close', () => resolve(got === ''));
     });
   }
@@ -273,7 +273,7 @@ describe('connections per address without a balancer', () => {
         });
         resolve({ socket, closedEarly });
       });
-      socket.on('error', () => undefined);
+      socket.on('error', () => undefined); // a connection over the limit may be reset: the close is the verdict
     })));
   }
 

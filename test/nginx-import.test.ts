@@ -31,6 +31,8 @@ import { rateKey } from '../nginx-compat/limits.js';
 import { expiresToCacheControl, parseSize, parseTime } from '../nginx-compat/units.js';
 import { request, startGateway } from './support/gateway.js';
 
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call,
+   @typescript-eslint/no-unsafe-return -- the imported YAML is read by path (cfg.cache.rules[0].ttl_s) and the assertions check it */
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = path.join(root, 'test/fixtures/nginx');
 const fixture = (name: string): string => path.join(fixtures, name);

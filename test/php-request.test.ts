@@ -332,7 +332,7 @@ describe('PHP request environment through the gateway', () => {
       }));
       assert.deepEqual(d.post, { title: 'Grüße', tags: ['x', 'y'] });
       assert.equal(d.server['CONTENT_LENGTH'], String(body.length));
-      const files = d.files as Record<string, unknown>;
+      const files = d.files;
       assert.deepEqual(files['doc'], { name: 'a.bin', type: 'application/octet-stream', size: a.length, error: 0, sha256: sha256(a) });
       assert.deepEqual(files['many'], [
         { name: 'b.bin', type: 'application/octet-stream', size: 1, error: 0, sha256: sha256(b) },

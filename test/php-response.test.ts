@@ -521,9 +521,13 @@ describe('PHP responses through the real gateway and php-cgi', () => {
       const logged = () => gw.logs().filter((l) => typeof l.msg === 'string' && l.msg.includes('send_ms')).length;
       const before = logged();
       const req = http.get({ host: '127.0.0.1', port: gw.port, path: '/big.php?mb=64', agent: false }, (res) => {
-        res.on('error', () => {}); // never read: PHP blocks on a full socket until the client is cut off
+        res.on('error', () => {
+          // never read: PHP blocks on a full socket until the client is cut off, which ends here
+        });
       });
-      req.on('error', () => {});
+      req.on('error', () => {
+        // the same cut-off, seen from the request
+      });
       try {
         const until = Date.now() + SEND_MS + 5000;
         while (logged() === before) {
@@ -573,7 +577,9 @@ describe('PHP responses through the real gateway and php-cgi', () => {
             req.destroy();
             resolve();
           });
-          res.on('error', () => {});
+          res.on('error', () => {
+            // the request was destroyed after its first chunk
+          });
         });
         req.on('error', (err) => {
           if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(err);

@@ -12,7 +12,7 @@ const docroot = fileURLToPath(new URL('./fixtures/pools/', import.meta.url));
 
 async function getJson(g: RunningGateway, target: string): Promise<{ status: number; body: { pid: number; value?: unknown } }> {
   const res = await request(g.base, target);
-  return { status: res.status, body: res.status === 200 ? JSON.parse(res.text) : { pid: 0 } };
+  return { status: res.status, body: res.status === 200 ? (JSON.parse(res.text) as { pid: number; value?: unknown }) : { pid: 0 } };
 }
 
 function workerPids(g: RunningGateway, pool: string): number[] {

@@ -37,7 +37,7 @@ describe('requests and workers', () => {
     await new Promise((r) => sock.once('connect', r));
     let received = '';
     sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
-    sock.on('error', () => undefined);
+    sock.on('error', () => undefined); // what was answered is checked in `received`; a reset only shows there as an answer missing
     const one = 'GET /sleep.php?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n';
     sock.write(one + one + one);
     await new Promise((r) => setTimeout(r, 150));
@@ -150,13 +150,16 @@ describe('start and stop', () => {
   test('stop() with a keep-alive client finishes the request in flight, then returns promptly, not after the grace', async () => {
     const g = await startGateway('php:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
     const agent = new http.Agent({ keepAlive: true });
-    let stopping: Promise<void> | null = null;
+    // Set by the timer below; the `as` keeps TypeScript from narrowing it to null at the await.
+    let stopping = null as Promise<void> | null;
     const status = await new Promise<number>((resolve, reject) => {
       http.get({ host: '127.0.0.1', port: g.port, path: '/sleep.php?ms=300', agent }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       }).on('error', reject);
-      setTimeout(() => (stopping = g.stop()), 100);
+      setTimeout(() => {
+        stopping = g.stop();
+      }, 100);
     });
     assert.equal(status, 200, 'the request in flight was answered');
     const t0 = Date.now();
@@ -196,7 +199,7 @@ describe('request limits', () => {
     assert.equal(r.status, 200);
     await eventually('access line', () => g.logs().some((l) => l['log'] === 'access' && l['uri'] === '/static.txt'));
     const line = g.logs().find((l) => l['log'] === 'access' && l['uri'] === '/static.txt')!;
-    assert.ok(Number(line['bytes']) > r.body.length, `bytes ${line['bytes']} covers the head and the ${r.body.length}-byte body`);
+    assert.ok(Number(line['bytes']) > r.body.length, `bytes ${String(line['bytes'])} covers the head and the ${r.body.length}-byte body`);
   });
 
   test('a request target over server.limits.url_kb gets 414 and PHP never runs', async () => {
@@ -222,7 +225,7 @@ describe('aborts, reloads and early resets', () => {
     const body = Buffer.alloc(3 * 1024 * 1024, 0x61);
     const sock = net.connect(g.port, '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));
-    sock.on('error', () => undefined);
+    sock.on('error', () => undefined); // the client aborts on purpose below
     sock.write(`PUT /slowread.php?ms=1200&marker=${encodeURIComponent(marker)} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
     sock.write(body);
     await new Promise((r) => setTimeout(r, 500));
@@ -250,7 +253,7 @@ describe('aborts, reloads and early resets', () => {
     await new Promise((r) => sock.once('connect', r));
     let received = '';
     sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
-    sock.on('error', () => undefined);
+    sock.on('error', () => undefined); // what was answered is checked in `received`; a reset only shows there as an answer missing
     sock.write('POST /slowread.php?ms=0 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n01234');
     await new Promise((r) => setTimeout(r, 100));
     await g.gateway.reload(g.config);
@@ -273,7 +276,7 @@ describe('aborts, reloads and early resets', () => {
     }).length;
     for (let i = 0; i < 30; i++) {
       const s = net.connect(g.port, '127.0.0.1');
-      s.on('error', () => undefined);
+      s.on('error', () => undefined); // resetAndDestroy() below: the error is the point
       s.write('GET /uploads/photo.txt HTTP/1.1\r\nHost: x\r\n\r\n');
       s.resetAndDestroy();
     }

@@ -197,7 +197,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Calls `probe` every `intervalMs` until it returns true or `deadlineMs` passed since the call; returns the ms
  * it took, or null when the deadline passed.
  */
-async function pollUntil(deadlineMs: number, probe: () => Promise<boolean>, intervalMs = 50): Promise<number | null> {
+async function pollUntil(deadlineMs: number, probe: () => boolean | Promise<boolean>, intervalMs = 50): Promise<number | null> {
   const start = Date.now();
   for (;;) {
     if (await probe()) return Date.now() - start;
@@ -1129,7 +1129,9 @@ describe('static files', () => {
         req.on('response', (res) => {
           let got = 0;
           let paused = false;
-          res.on('error', () => {}); // destroyed by us below
+          res.on('error', () => {
+            // destroyed by us below
+          });
           res.on('data', (c: Buffer) => {
             got += c.length;
             if (paused || got < MB) return;
@@ -1156,7 +1158,7 @@ describe('static files', () => {
       assert.ok(result.m2.rss - m0.rss < 64 * MB, `rss grew by ${((result.m2.rss - m0.rss) / MB).toFixed(1)} MB over the whole request`);
       assert.ok(result.m2.arrayBuffers - m0.arrayBuffers < 64 * MB, 'arrayBuffers over the whole request');
       // The aborted response must not keep the file open.
-      const closed = await pollUntil(2000, async () => openDescriptorsOn(huge).length === 0);
+      const closed = await pollUntil(2000, () => openDescriptorsOn(huge).length === 0);
       assert.notEqual(closed, null, `huge.bin still open after the client went away: fds ${openDescriptorsOn(huge).join(',')}`);
     });
 

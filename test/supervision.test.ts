@@ -30,11 +30,15 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-supervision-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 type LogEntry = Record<string, unknown> & { msg?: string; level?: number };
+/** What the browser-side callbacks use of a DOM element (tsconfig has no DOM lib). */
+interface DomElement {
+  getAttribute(name: string): string | null;
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls an async condition, bounded. */
-async function eventuallyAsync(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function eventuallyAsync(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
@@ -186,8 +190,8 @@ async function startCli(configFile: string, env: Record<string, string>): Promis
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => resolve({ code, signal }));
   });
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const logs = (): LogEntry[] => {
     const out: LogEntry[] = [];
     for (const line of output.split('\n')) {
@@ -233,8 +237,8 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
     const proc = spawn(cli[0]!, [...cli.slice(1), ...args], { cwd: tmp, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`phpgate ${args.join(' ')} did not finish within 30 s`));
@@ -632,7 +636,7 @@ logging:
     const masters = recordedMasters(socketDir);
     assert.equal(masters.length, 1);
     const masterPid = masters[0]!.pid;
-    await eventuallyAsync('three children forked', async () => childrenOf(masterPid).length === 3, 5_000);
+    await eventuallyAsync('three children forked', () => childrenOf(masterPid).length === 3, 5_000);
     const children = childrenOf(masterPid);
 
     let slowDoneAt = 0;
@@ -702,7 +706,7 @@ logging:
     const base = `http://127.0.0.1:${port}`;
     const admin = `http://127.0.0.1:${adminPort}`;
     const masterPid = recordedMasters(socketDir)[0]!.pid;
-    await eventuallyAsync('the child forked', async () => childrenOf(masterPid).length === 1, 5_000);
+    await eventuallyAsync('the child forked', () => childrenOf(masterPid).length === 1, 5_000);
     const child = childrenOf(masterPid)[0]!;
     let exitedFirst = false;
     void g.exited.then(() => (exitedFirst = true));
@@ -881,7 +885,7 @@ describe('observability through the real gateway', () => {
           throw new Error(`dashboard never showed worker ${pid}; #error: ${await page.locator('#error').innerText()}; ${problems.join('; ')}`, { cause: err });
         });
       }
-      const shown = await page.locator('#pools [data-pool="default"] tr[data-pid]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-pid'))));
+      const shown = await page.locator('#pools [data-pool="default"] tr[data-pid]').evaluateAll((rows: DomElement[]) => rows.map((r) => Number(r.getAttribute('data-pid'))));
       assert.deepEqual(shown.sort(), [...real].sort(), 'the rows are the real children');
       assert.equal(await page.locator('#pools [data-pool="default"]').getAttribute('data-ready'), 'true');
 

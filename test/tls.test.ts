@@ -99,7 +99,7 @@ describe('the TLS + redirect nginx recipe, imported and served', () => {
     try {
       const r = await get(`https://127.0.0.1:${g.port}/`);
       assert.equal(r.status, 200);
-      assert.equal(JSON.parse(r.text).https, 'on');
+      assert.equal((JSON.parse(r.text) as { https: unknown }).https, 'on');
       const plain = await get(`http://127.0.0.1:${redirectPort}/shop?x=1`, { Host: 'example.com' });
       assert.equal(plain.status, 301);
       assert.equal(plain.headers.location, `https://example.com:${g.port}/shop?x=1`);

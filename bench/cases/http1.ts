@@ -37,6 +37,7 @@ interface Http1Case {
   /** Sent with every request (bench/lua/body.lua). */
   body?: (site: Site) => Body;
   /** What both must answer (200 and these bytes), or 'same': 200 and the same bytes from both. */
+  // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents -- 'same' named for the reader
   expect: (site: Site) => Buffer | string | 'same';
   /** Answered from the servers' response caches: checked to be cache hits before it is measured. */
   cached?: boolean;

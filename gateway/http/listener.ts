@@ -265,4 +265,6 @@ function guardConnections(server: http.Server | http2.Http2SecureServer, s: List
   });
 }
 
-function ignore(): void {}
+function ignore(): void {
+  // An error is followed by 'close', which fails readProxyHeader: its rejection handler logs and destroys the socket.
+}

@@ -19,6 +19,7 @@ export interface ParsedTarget {
 const VALID_AUTHORITY = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+// eslint-disable-next-line no-control-regex -- the ASCII range's lower bound, not a search for control characters
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Returns null when the target is invalid: the caller answers 400. */

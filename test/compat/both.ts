@@ -161,11 +161,11 @@ function send(base: string, r: Req): Promise<SimpleResponse> {
 
 export interface Stacks {
   /** The same request to both stacks, at the same time; returns [nginx+fpm, phpgate]. */
-  both(r: Req): Promise<[SimpleResponse, SimpleResponse]>;
+  both(this: void, r: Req): Promise<[SimpleResponse, SimpleResponse]>;
   /** Skips (locally) or fails (CI) when nginx + php-fpm are not installed; false: the test must return. */
-  ready(t: TestContext): boolean;
+  ready(this: void, t: TestContext): boolean;
   /** nginx's listen port (it shows in its absolute redirects). */
-  refPort(): number;
+  refPort(this: void): number;
 }
 
 /**

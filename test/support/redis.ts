@@ -30,8 +30,8 @@ export async function startRedis(opts: { port?: number } = {}): Promise<RunningR
     '--dir', dir,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
   let exited = false;
   child.once('exit', () => (exited = true));
   const spawned = await new Promise<Error | null>((resolve) => {
@@ -48,7 +48,7 @@ export async function startRedis(opts: { port?: number } = {}): Promise<RunningR
   } catch (err) {
     await stopChild(child, pid, 'SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
-    throw new Error(`redis-server on port ${port} did not come up: ${(err as Error).message}\n${output}`);
+    throw new Error(`redis-server on port ${port} did not come up: ${(err as Error).message}\n${output}`, { cause: err });
   }
   return {
     port,
