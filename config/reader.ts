@@ -191,19 +191,14 @@ function entries(node: Node | null, at: At, cx: ReadContext): Entry[] {
 
 type Fields = Record<string, Reader<unknown>>;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
-export type ObjOf<F extends Fields, R extends keyof F> = Simplify<
-  { [K in Exclude<keyof F, R>]?: ReadType<F[K]> } & { [K in R]: ReadType<F[K]> }
->;
+export type ObjOf<F extends Fields, R extends keyof F> = Simplify<{ [K in Exclude<keyof F, R>]?: ReadType<F[K]> } & { [K in R]: ReadType<F[K]> }>;
 
 /**
  * A mapping with a fixed set of keys (fastify's additionalProperties: false): unknown keys are errors that
  * list what is allowed, suggest a near miss, or name a key's new name. Invalid only when a required key is
  * missing or invalid; otherwise returns the valid keys present.
  */
-export function obj<F extends Fields, R extends keyof F & string = never>(
-  fields: F,
-  required: readonly R[] = [],
-): Reader<ObjOf<F, R>> {
+export function obj<F extends Fields, R extends keyof F & string = never>(fields: F, required: readonly R[] = []): Reader<ObjOf<F, R>> {
   const allowed = Object.keys(fields);
   return {
     expected: 'a mapping',
@@ -226,13 +221,7 @@ export function obj<F extends Fields, R extends keyof F & string = never>(
   };
 }
 
-function requireKeys(
-  out: Record<string, unknown>,
-  node: Node | null,
-  required: readonly string[],
-  at: At,
-  cx: ReadContext,
-): boolean {
+function requireKeys(out: Record<string, unknown>, node: Node | null, required: readonly string[], at: At, cx: ReadContext): boolean {
   // A retired name for a required key was already reported as renamed; "missing" would say it twice.
   const present = new Set(entries(node, at, cx).map((e) => newName(e.key, at, cx) ?? e.key));
   let ok = true;

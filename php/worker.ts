@@ -125,8 +125,16 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#privateBytes = bytes;
     if (limitBytes <= 0 || bytes <= limitBytes || this.#overMemory) return;
     this.#overMemory = true;
-    this.#host.log.warn({ pool: this.#host.poolName, pid: this.#pid, privateMb: Math.round(bytes / 1048576), limitMb: Math.round(limitBytes / 1048576), request: this.#label },
-      'worker over memory_limit_mb; replacing it (request = the script that pushed it over)');
+    this.#host.log.warn(
+      {
+        pool: this.#host.poolName,
+        pid: this.#pid,
+        privateMb: Math.round(bytes / 1048576),
+        limitMb: Math.round(limitBytes / 1048576),
+        request: this.#label,
+      },
+      'worker over memory_limit_mb; replacing it (request = the script that pushed it over)',
+    );
     if (this.#state === WorkerState.Idle) {
       this.#host.onWorkerLost(this);
       this.#host.onRestart(RestartReason.Memory);
@@ -330,8 +338,10 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     const req = this.#request;
     this.#request = null;
     const elapsedMs = Date.now() - this.#startedAt;
-    this.#host.log.error({ pool: this.#host.poolName, pid: this.#pid, request: this.#label, elapsedMs },
-      `request exceeded timeout_ms (${this.#host.timeoutMs}); killing the worker`);
+    this.#host.log.error(
+      { pool: this.#host.poolName, pid: this.#pid, request: this.#label, elapsedMs },
+      `request exceeded timeout_ms (${this.#host.timeoutMs}); killing the worker`,
+    );
     this.#state = WorkerState.Recycling;
     this.#host.onRestart(RestartReason.Timeout);
     this.#kill();

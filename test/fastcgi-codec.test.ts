@@ -2,14 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { FastCgiProtocolError } from '../config/errors.js';
-import {
-  Flags,
-  HEADER_LEN,
-  MAX_CONTENT_LEN,
-  ProtocolStatus,
-  RecordType,
-  Role,
-} from '../php/fastcgi/constants.js';
+import { Flags, HEADER_LEN, MAX_CONTENT_LEN, ProtocolStatus, RecordType, Role } from '../php/fastcgi/constants.js';
 import type { RecordSink } from '../php/fastcgi/decoder.js';
 import { RecordDecoder, parseEndRequest } from '../php/fastcgi/decoder.js';
 import {
@@ -104,7 +97,10 @@ function conversation(): { wire: Buffer; expected: Rec[] } {
 
   const begin = encodeBeginRequest(7, Role.Responder, Flags.KeepConn);
   add([begin], [{ type: RecordType.BeginRequest, requestId: 7, content: begin.subarray(HEADER_LEN) }]);
-  const params = encodeNameValuePairs([['SCRIPT_FILENAME', '/srv/index.php'], ['QUERY_STRING', 'a=é']]);
+  const params = encodeNameValuePairs([
+    ['SCRIPT_FILENAME', '/srv/index.php'],
+    ['QUERY_STRING', 'a=é'],
+  ]);
   add(encodeStreamRecords(RecordType.Params, 7, params), streamRecs(RecordType.Params, 7, params));
   add(encodeStreamRecords(RecordType.Params, 7, Buffer.alloc(0)), streamRecs(RecordType.Params, 7, Buffer.alloc(0)));
   for (const [i, len] of [0, 1, 7, 8, 9, 15, 16, 1000, 65528, 65529, 70_001].entries()) {
@@ -135,10 +131,7 @@ describe('fixed-layout records: exact bytes', () => {
   });
 
   test('encodeBeginRequest: responder with keep-conn', () => {
-    assert.deepEqual(
-      [...encodeBeginRequest(1, Role.Responder, Flags.KeepConn)],
-      [1, 1, 0, 1, 0, 8, 0, 0, /* body */ 0, 1, 1, 0, 0, 0, 0, 0],
-    );
+    assert.deepEqual([...encodeBeginRequest(1, Role.Responder, Flags.KeepConn)], [1, 1, 0, 1, 0, 8, 0, 0, /* body */ 0, 1, 1, 0, 0, 0, 0, 0]);
   });
 
   test('encodeBeginRequest: filter role, no flags, id 258', () => {
@@ -146,10 +139,7 @@ describe('fixed-layout records: exact bytes', () => {
   });
 
   test('encodeEndRequest: app status is 32-bit big-endian, then protocol status', () => {
-    assert.deepEqual(
-      [...encodeEndRequest(3, 0x01020304, ProtocolStatus.Overloaded)],
-      [1, 3, 0, 3, 0, 8, 0, 0, 1, 2, 3, 4, 2, 0, 0, 0],
-    );
+    assert.deepEqual([...encodeEndRequest(3, 0x01020304, ProtocolStatus.Overloaded)], [1, 3, 0, 3, 0, 8, 0, 0, 1, 2, 3, 4, 2, 0, 0, 0]);
   });
 
   test('encodeAbortRequest is a bare header', () => {
@@ -178,7 +168,10 @@ describe('encodeStreamRecords', () => {
         assert.ok(contentLen <= MAX_CONTENT_LEN);
         assert.equal((HEADER_LEN + contentLen + padLen) % 8, 0, 'record length is a multiple of 8');
         const pad = wire.subarray(pos + HEADER_LEN + contentLen, pos + HEADER_LEN + contentLen + padLen);
-        assert.ok(pad.every((b) => b === 0), 'padding is zero bytes');
+        assert.ok(
+          pad.every((b) => b === 0),
+          'padding is zero bytes',
+        );
         pos += HEADER_LEN + contentLen + padLen;
       }
       assert.equal(pos, wire.length);
@@ -353,10 +346,37 @@ describe('name-value pairs', () => {
   const roundTripCases: Array<{ name: string; pairs: Array<[string, string]> }> = [
     { name: 'no pairs', pairs: [] },
     { name: 'empty name and value', pairs: [['', '']] },
-    { name: 'typical CGI params', pairs: [['SCRIPT_FILENAME', '/srv/www/index.php'], ['REQUEST_METHOD', 'GET'], ['QUERY_STRING', '']] },
-    { name: '127 vs 128 byte values', pairs: [['A', 'a'.repeat(127)], ['B', 'b'.repeat(128)]] },
-    { name: 'a 70 KB value', pairs: [['HTTP_COOKIE', 'c'.repeat(70_000)], ['AFTER', 'x']] },
-    { name: 'non-ASCII names and values', pairs: [['é', 'café'], ['日本', '語'], ['HTTP_X_EMOJI', '😀🎉'], ['😀', 'ü'.repeat(100)]] },
+    {
+      name: 'typical CGI params',
+      pairs: [
+        ['SCRIPT_FILENAME', '/srv/www/index.php'],
+        ['REQUEST_METHOD', 'GET'],
+        ['QUERY_STRING', ''],
+      ],
+    },
+    {
+      name: '127 vs 128 byte values',
+      pairs: [
+        ['A', 'a'.repeat(127)],
+        ['B', 'b'.repeat(128)],
+      ],
+    },
+    {
+      name: 'a 70 KB value',
+      pairs: [
+        ['HTTP_COOKIE', 'c'.repeat(70_000)],
+        ['AFTER', 'x'],
+      ],
+    },
+    {
+      name: 'non-ASCII names and values',
+      pairs: [
+        ['é', 'café'],
+        ['日本', '語'],
+        ['HTTP_X_EMOJI', '😀🎉'],
+        ['😀', 'ü'.repeat(100)],
+      ],
+    },
   ];
   for (const c of roundTripCases) {
     test(`round trip: ${c.name}`, () => {
@@ -376,7 +396,10 @@ describe('name-value pairs', () => {
   }
 
   test('encodeParams splits large params across records; a pair may straddle a boundary', () => {
-    const pairs: Array<[string, string]> = [['BIG', 'z'.repeat(150_000)], ['SMALL', 'ok']];
+    const pairs: Array<[string, string]> = [
+      ['BIG', 'z'.repeat(150_000)],
+      ['SMALL', 'ok'],
+    ];
     const records = decodeChunks(encodeParams(1, pairs));
     assert.equal(records.length, 4, '150 KB over 65528-byte records → 3 data records + terminator');
     for (const r of records) assert.ok(r.content.length <= MAX_CONTENT_LEN);
@@ -395,9 +418,20 @@ describe('name-value pairs', () => {
   }
 
   test('encodeRequestStart: no pairs, a Buffer value, and text longer than the short-text cut-off', () => {
-    for (const pairs of [[], [['HTTP_X', Buffer.from([0xff, 0x00, 0xe9])], ['LONG', 'é'.repeat(40) + 'x'.repeat(70)], ['ASCII', 'y'.repeat(65)]]] as Array<Array<[string, string | Buffer]>>) {
+    for (const pairs of [
+      [],
+      [
+        ['HTTP_X', Buffer.from([0xff, 0x00, 0xe9])],
+        ['LONG', 'é'.repeat(40) + 'x'.repeat(70)],
+        ['ASCII', 'y'.repeat(65)],
+      ],
+    ] as Array<Array<[string, string | Buffer]>>) {
       const start = encodeRequestStart(2, Role.Responder, 0, pairs, true);
-      const expected = Buffer.concat([encodeBeginRequest(2, Role.Responder, 0), ...encodeParams(2, pairs), ...encodeStreamRecords(RecordType.Stdin, 2, Buffer.alloc(0))]);
+      const expected = Buffer.concat([
+        encodeBeginRequest(2, Role.Responder, 0),
+        ...encodeParams(2, pairs),
+        ...encodeStreamRecords(RecordType.Stdin, 2, Buffer.alloc(0)),
+      ]);
       assert.ok(start.equals(expected), `pairs: ${pairs.length}`);
     }
   });
@@ -408,8 +442,14 @@ describe('name-value pairs', () => {
       yield ['B', '2'];
     }
     const records = decodeChunks([encodeRequestStart(1, Role.Responder, Flags.KeepConn, gen(), true)]);
-    assert.deepEqual(records.map((r) => r.type), [RecordType.BeginRequest, RecordType.Params, RecordType.Params, RecordType.Params, RecordType.Stdin]);
-    assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), [['BIG', 'z'.repeat(70_000)], ['B', '2']]);
+    assert.deepEqual(
+      records.map((r) => r.type),
+      [RecordType.BeginRequest, RecordType.Params, RecordType.Params, RecordType.Params, RecordType.Stdin],
+    );
+    assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), [
+      ['BIG', 'z'.repeat(70_000)],
+      ['B', '2'],
+    ]);
   });
 
   test('encodeParams with no pairs is just the empty PARAMS record', () => {
@@ -422,7 +462,10 @@ describe('name-value pairs', () => {
       yield ['A', '1'];
       yield ['B', '2'];
     }
-    assert.deepEqual(decodeNameValuePairs(encodeNameValuePairs(gen())), [['A', '1'], ['B', '2']]);
+    assert.deepEqual(decodeNameValuePairs(encodeNameValuePairs(gen())), [
+      ['A', '1'],
+      ['B', '2'],
+    ]);
   });
 
   const full = encodeNameValuePairs([['NAME', 'v'.repeat(200)]]);

@@ -21,7 +21,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-robust-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function idleWorkers(g: RunningGateway): number {
-  return g.gateway.pools.get('default')!.stats().workers.filter((w) => w.state === 'idle').length;
+  return g.gateway.pools
+    .get('default')!
+    .stats()
+    .workers.filter((w) => w.state === 'idle').length;
 }
 
 describe('requests and workers', () => {
@@ -71,11 +74,13 @@ describe('requests and workers', () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       const first = await new Promise<http.IncomingMessage & { text: string }>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: g.port, path: '/hop.php', agent }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve(Object.assign(res, { text })));
-        }).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port: g.port, path: '/hop.php', agent }, (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve(Object.assign(res, { text })));
+          })
+          .on('error', reject);
       });
       assert.equal(first.text, 'ok');
       assert.equal(first.headers['x-kept'], 'yes');
@@ -83,10 +88,12 @@ describe('requests and workers', () => {
       assert.notEqual(first.headers['connection'], 'close');
       assert.notEqual(first.headers['keep-alive'], 'timeout=1');
       const second = await new Promise<number>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: g.port, path: '/status.php?code=200', agent }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        }).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port: g.port, path: '/status.php?code=200', agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          })
+          .on('error', reject);
       });
       assert.equal(second, 200);
     } finally {
@@ -134,14 +141,28 @@ describe('start and stop', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const port = (blocker.address() as net.AddressInfo).port;
     const socketDir = path.join(tmp, 'sock-taken');
-    const loaded = loadConfig({ text: 'php:\n  worker_count: 1\n', file: 't.yaml', baseDir: tmp, env: { PATH: process.env['PATH'] }, overrides: { docroot: ensureFixtureSite() } });
-    const config = { ...loaded, server: { ...loaded.server, host: '127.0.0.1', port }, admin: { ...loaded.admin, port: 0 }, php: { ...loaded.php, socket_dir: socketDir } };
+    const loaded = loadConfig({
+      text: 'php:\n  worker_count: 1\n',
+      file: 't.yaml',
+      baseDir: tmp,
+      env: { PATH: process.env['PATH'] },
+      overrides: { docroot: ensureFixtureSite() },
+    });
+    const config = {
+      ...loaded,
+      server: { ...loaded.server, host: '127.0.0.1', port },
+      admin: { ...loaded.admin, port: 0 },
+      php: { ...loaded.php, socket_dir: socketDir },
+    };
     const gw = new Gateway(config, (await import('pino')).pino({ level: 'silent' }));
     try {
       await assert.rejects(gw.start(), /EADDRINUSE/);
       const masterPid = gw.pools.get('default')!.masterPid;
       assert.equal(masterPid, null, 'the master was stopped');
-      assert.deepEqual(fs.readdirSync(socketDir).filter((n) => n.endsWith('.sock.pid')), []);
+      assert.deepEqual(
+        fs.readdirSync(socketDir).filter((n) => n.endsWith('.sock.pid')),
+        [],
+      );
     } finally {
       blocker.close();
     }
@@ -153,10 +174,12 @@ describe('start and stop', () => {
     // Set by the timer below; the `as` keeps TypeScript from narrowing it to null at the await.
     let stopping = null as Promise<void> | null;
     const status = await new Promise<number>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: g.port, path: '/sleep.php?ms=300', agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: g.port, path: '/sleep.php?ms=300', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        })
+        .on('error', reject);
       setTimeout(() => {
         stopping = g.stop();
       }, 100);
@@ -267,13 +290,14 @@ describe('aborts, reloads and early resets', () => {
 
   test('clients that reset while a large static file is being opened leave no file open', async () => {
     const big = path.join(ensureFixtureSite(), 'uploads', 'photo.txt'); // streamed: hot cache is off here
-    const openFds = (): number => fs.readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return fs.readlinkSync(`/proc/self/fd/${fd}`) === big;
-      } catch {
-        return false; // closed while listing
-      }
-    }).length;
+    const openFds = (): number =>
+      fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`) === big;
+        } catch {
+          return false; // closed while listing
+        }
+      }).length;
     for (let i = 0; i < 30; i++) {
       const s = net.connect(g.port, '127.0.0.1');
       s.on('error', () => undefined); // resetAndDestroy() below: the error is the point

@@ -42,7 +42,17 @@ const ratio = (r: CaseResult) => medianOf(r.phpgate, (x) => x.rps) / medianOf(r.
 
 function table(results: CaseResult[]): string {
   return mdTable(
-    ['case', 'nginx rps', 'phpgate rps', 'ratio (medians)', 'ratio (best rounds)', 'nginx latency mean ± sd (max), best round', 'phpgate latency, best round', 'MB/s nginx / phpgate', 'failed (all rounds) nginx / phpgate'],
+    [
+      'case',
+      'nginx rps',
+      'phpgate rps',
+      'ratio (medians)',
+      'ratio (best rounds)',
+      'nginx latency mean ± sd (max), best round',
+      'phpgate latency, best round',
+      'MB/s nginx / phpgate',
+      'failed (all rounds) nginx / phpgate',
+    ],
     results.map((r) => {
       const [n, g] = [best(r.nginx), best(r.phpgate)];
       const failed = (runs: H2loadResult[]) => String(runs.reduce((a, x) => a + x.errors, 0));
@@ -64,11 +74,28 @@ function table(results: CaseResult[]): string {
 
 function roundsTable(results: CaseResult[]): string {
   const rows = results.flatMap((r) =>
-    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate]]).map(({ round, who, run: x }) => [
-      r.c.name, String(round), who, fmtRps(x.rps), fmtMs(x.meanMs), fmtMs(x.sdMs), fmtMs(x.maxMs), fmtMBs(x.bytesPerSec), fmtRps(x.succeeded), `${x.failed} (${x.errored}, ${x.timeout})`, `${x.tls}, ${x.protocol}`,
+    inRoundOrder([
+      ['nginx', r.nginx],
+      ['phpgate', r.phpgate],
+    ]).map(({ round, who, run: x }) => [
+      r.c.name,
+      String(round),
+      who,
+      fmtRps(x.rps),
+      fmtMs(x.meanMs),
+      fmtMs(x.sdMs),
+      fmtMs(x.maxMs),
+      fmtMBs(x.bytesPerSec),
+      fmtRps(x.succeeded),
+      `${x.failed} (${x.errored}, ${x.timeout})`,
+      `${x.tls}, ${x.protocol}`,
     ]),
   );
-  return mdTable(['case', 'round', 'server', 'rps', 'mean', 'sd', 'max', 'MB/s', 'succeeded', 'failed (errored, timeout)', 'TLS, ALPN'], rows, [1, 3, 4, 5, 6, 7, 8]);
+  return mdTable(
+    ['case', 'round', 'server', 'rps', 'mean', 'sd', 'max', 'MB/s', 'succeeded', 'failed (errored, timeout)', 'TLS, ALPN'],
+    rows,
+    [1, 3, 4, 5, 6, 7, 8],
+  );
 }
 
 async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
@@ -79,12 +106,16 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
     const ca = await readFile(tls.cert);
     console.log(`\nstarting nginx + php-fpm with a TLS + HTTP/2 listener and phpgate with server.tls`);
     const p = await startPair(ctx, { nginx: { tls, keepaliveRequests: NGINX_H2_KEEPALIVE_REQUESTS }, phpgate: { tls } });
-    const sides = [
-      { ...p.sides[0], port: p.nginx.tlsPort! },
-      p.sides[1],
-    ] as const;
+    const sides = [{ ...p.sides[0], port: p.nginx.tlsPort! }, p.sides[1]] as const;
     console.log(`nginx on https://127.0.0.1:${p.nginx.tlsPort}, phpgate on https://127.0.0.1:${p.gw.port} (pid ${p.gw.pid})`);
-    const o: H2loadOptions = { threads: 2, connections: 32, streams: 10, durationS: ctx.durationS, warmupS: H2_RUN_WARMUP_S, tls13Cipher: TLS13_CIPHER };
+    const o: H2loadOptions = {
+      threads: 2,
+      connections: 32,
+      streams: 10,
+      durationS: ctx.durationS,
+      warmupS: H2_RUN_WARMUP_S,
+      tls13Cipher: TLS13_CIPHER,
+    };
 
     const results: CaseResult[] = [];
     for (const c of cases) {
@@ -102,20 +133,33 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
       for (const s of sides) await once(s, { ...o, durationS: ctx.warmupS });
       const [nginx, phpgate] = await interleave(sides, ctx.rounds, async (s, round) => {
         const r = await once(s, o);
-        console.log(fmtRound(round, s.name, r.rps, `mean ${fmtMs(r.meanMs)} ± ${fmtMs(r.sdMs)} (max ${fmtMs(r.maxMs)})  ${fmtMBs(r.bytesPerSec)} MB/s${r.errors > 0 ? `, errors: ${r.errorDetail}` : ''}`));
+        console.log(
+          fmtRound(
+            round,
+            s.name,
+            r.rps,
+            `mean ${fmtMs(r.meanMs)} ± ${fmtMs(r.sdMs)} (max ${fmtMs(r.maxMs)})  ${fmtMBs(r.bytesPerSec)} MB/s${r.errors > 0 ? `, errors: ${r.errorDetail}` : ''}`,
+          ),
+        );
         return r;
       });
       results.push({ c, nginx: nginx!, phpgate: phpgate! });
     }
     await p.stop();
 
-    const targets: Target[] = results.map((r) => ({ what: `${r.c.name}: phpgate/nginx rps ≥ ${r.c.target}×`, value: `${fmtRatio(ratio(r))} (medians)`, met: ratio(r) >= r.c.target }));
-    const warnings = results.filter((r) => [...r.nginx, ...r.phpgate].some((x) => x.errors > 0)).map((r) => `${r.c.name}: h2load counted failed requests (see every round)`);
+    const targets: Target[] = results.map((r) => ({
+      what: `${r.c.name}: phpgate/nginx rps ≥ ${r.c.target}×`,
+      value: `${fmtRatio(ratio(r))} (medians)`,
+      met: ratio(r) >= r.c.target,
+    }));
+    const warnings = results
+      .filter((r) => [...r.nginx, ...r.phpgate].some((x) => x.errors > 0))
+      .map((r) => `${r.c.name}: h2load counted failed requests (see every round)`);
     const method = [
       `A self-signed RSA-2048 certificate made with openssl at run time, the same files for both. nginx gets a second listener \`listen 127.0.0.1:PORT ssl http2;\` (nginx 1.22 syntax) with it, \`ssl_protocols TLSv1.2 TLSv1.3\` (1.22's default stops at TLSv1.2; later nginx versions have this default) and \`keepalive_requests ${NGINX_H2_KEEPALIVE_REQUESTS}\` instead of the anchor's 100000 (nginx closes an HTTP/2 connection with GOAWAY after that many requests; h2load would count the cut streams). phpgate gets \`server.tls\` (HTTP/2 by ALPN, HTTP/1.1 fallback). h2load offers one TLS 1.3 cipher suite, so both servers do the same crypto (left to choose, nginx takes the client's first, AES-128-GCM, and node its own first, AES-256-GCM); each run is checked to have got h2 over TLS 1.3 with it (rounds table). Otherwise TLS settings are both servers' defaults.`,
       `${ctx.warmupS} s h2load warm-up of each server, then ${ctx.rounds} rounds interleaved. Command: \`${h2loadCommandLine(o)}\` (2 threads and 32 connections as the wrk cases, 10 concurrent streams per connection: up to 320 requests in flight; duration mode, so only what completes within the measured seconds counts). The warm-up time inside each run (connections and TLS handshakes) is not measured.`,
       'rps is successful (2xx/3xx) requests per second of the measured duration; h2load reports no percentiles, so the latency shown is its "time for request" mean ± sd and max. MB/s is h2load\'s traffic rate (frames, headers and bodies). Failed requests (non-2xx/3xx, resets, timeouts) are counted for both servers.',
-      'PHP queueing: phpgate\'s `php.queue_limit` is 511, php-fpm\'s default `listen.backlog`, so both queue the 320 requests in flight instead of phpgate answering 503 past its default 200 (which a closed-loop load generator turns into a flood of instant retries).',
+      "PHP queueing: phpgate's `php.queue_limit` is 511, php-fpm's default `listen.backlog`, so both queue the 320 requests in flight instead of phpgate answering 503 past its default 200 (which a closed-loop load generator turns into a flood of instant retries).",
     ];
     return { title: 'HTTP/2 over TLS (h2load)', method, results: [table(results)], rounds: [roundsTable(results)], targets, warnings };
   } finally {

@@ -96,7 +96,11 @@ function wrkOptions(c: Http1Case, site: Site, durationS: number): WrkOptions {
 
 function send(side: Side, c: Http1Case, site: Site): Promise<Got> {
   const body = c.body?.(site);
-  return request(side.port, c.path, body === undefined ? {} : { method: body.method, headers: { 'content-type': body.contentType }, body: body.bytes });
+  return request(
+    side.port,
+    c.path,
+    body === undefined ? {} : { method: body.method, headers: { 'content-type': body.contentType }, body: body.bytes },
+  );
 }
 
 /** Both answer what the case expects; returns the body size. */
@@ -139,19 +143,34 @@ function targets(results: CaseResult[]): Target[] {
     }
     if (c.minRps !== undefined) {
       const rps = medianOf(r.phpgate, (m) => m.rps);
-      out.push({ what: `${c.name}: phpgate ≥ ${fmtRps(c.minRps)} rps`, value: `${fmtRps(rps)} rps (median; ${fmtRatio(ratioOf(r, (m) => m.rps))} nginx with fastcgi_cache)`, met: rps >= c.minRps });
+      out.push({
+        what: `${c.name}: phpgate ≥ ${fmtRps(c.minRps)} rps`,
+        value: `${fmtRps(rps)} rps (median; ${fmtRatio(ratioOf(r, (m) => m.rps))} nginx with fastcgi_cache)`,
+        met: rps >= c.minRps,
+      });
     }
   }
   return out;
 }
 
 const pair = (n: string, g: string) => `${n} / ${g}`;
-const p50p99 = (runs: Measured[]) => (runs.length === 0 ? '–' : `${fmtMs(medianOf(runs, (m) => m.p50Ms))} / ${fmtMs(medianOf(runs, (m) => m.p99Ms))}`);
+const p50p99 = (runs: Measured[]) =>
+  runs.length === 0 ? '–' : `${fmtMs(medianOf(runs, (m) => m.p50Ms))} / ${fmtMs(medianOf(runs, (m) => m.p99Ms))}`;
 const med = (runs: Measured[], f: (m: Measured) => number, fmt: (n: number) => string) => (runs.length === 0 ? '–' : fmt(medianOf(runs, f)));
 
 function tables(results: CaseResult[]): string[] {
   const main = mdTable(
-    ['case', 'nginx rps', 'phpgate rps', 'ratio (medians)', 'ratio (best rounds)', 'p50 / p99 nginx', 'p50 / p99 phpgate', 'MB/s nginx / phpgate', 'errors (all rounds) nginx / phpgate'],
+    [
+      'case',
+      'nginx rps',
+      'phpgate rps',
+      'ratio (medians)',
+      'ratio (best rounds)',
+      'p50 / p99 nginx',
+      'p50 / p99 phpgate',
+      'MB/s nginx / phpgate',
+      'errors (all rounds) nginx / phpgate',
+    ],
     results.map((r) => {
       const metric = metricOf(r.c);
       const errs = (runs: Measured[]) => String(runs.reduce((a, m) => a + m.errors, 0));
@@ -163,29 +182,50 @@ function tables(results: CaseResult[]): string[] {
         r.unavailable === null ? fmtRatio(metric(best(r.phpgate)) / metric(best(r.nginx))) : '–',
         p50p99(r.nginx),
         p50p99(r.phpgate),
-        pair(med(r.nginx, (m) => m.bytesPerSec, fmtMBs), med(r.phpgate, (m) => m.bytesPerSec, fmtMBs)),
+        pair(
+          med(r.nginx, (m) => m.bytesPerSec, fmtMBs),
+          med(r.phpgate, (m) => m.bytesPerSec, fmtMBs),
+        ),
         pair(errs(r.nginx), errs(r.phpgate)),
       ];
     }),
     [1, 2, 5, 6, 7, 8],
   );
   const memory = mdTable(
-    ['case', 'gateway RSS nginx / phpgate', 'PHP workers RSS php-fpm / php-cgi', 'gateway CPU per request nginx / phpgate', 'PHP CPU per request php-fpm / php-cgi'],
+    [
+      'case',
+      'gateway RSS nginx / phpgate',
+      'PHP workers RSS php-fpm / php-cgi',
+      'gateway CPU per request nginx / phpgate',
+      'PHP CPU per request php-fpm / php-cgi',
+    ],
     results.map((r) => {
       const peak = (runs: Measured[], f: (m: Measured) => number) => (runs.length === 0 ? '–' : fmtMB(Math.max(...runs.map(f))));
       const cpu = (runs: Measured[], f: (m: Measured) => number) => (runs.length === 0 ? '–' : fmtUs(cpuPerRequestUs(runs, f)));
       return [
         `${r.c.name}`,
-        pair(peak(r.nginx, (m) => m.gatewayRssBytes), peak(r.phpgate, (m) => m.gatewayRssBytes)),
-        pair(peak(r.nginx, (m) => m.phpRssBytes), peak(r.phpgate, (m) => m.phpRssBytes)),
-        pair(cpu(r.nginx, (m) => m.gatewayCpuS), cpu(r.phpgate, (m) => m.gatewayCpuS)),
-        pair(cpu(r.nginx, (m) => m.phpCpuS), cpu(r.phpgate, (m) => m.phpCpuS)),
+        pair(
+          peak(r.nginx, (m) => m.gatewayRssBytes),
+          peak(r.phpgate, (m) => m.gatewayRssBytes),
+        ),
+        pair(
+          peak(r.nginx, (m) => m.phpRssBytes),
+          peak(r.phpgate, (m) => m.phpRssBytes),
+        ),
+        pair(
+          cpu(r.nginx, (m) => m.gatewayCpuS),
+          cpu(r.phpgate, (m) => m.gatewayCpuS),
+        ),
+        pair(
+          cpu(r.nginx, (m) => m.phpCpuS),
+          cpu(r.phpgate, (m) => m.phpCpuS),
+        ),
       ];
     }),
     [1, 2, 3, 4],
   );
   return [
-    'Medians of the rounds (p50 and p99: the medians of the rounds\' percentiles).',
+    "Medians of the rounds (p50 and p99: the medians of the rounds' percentiles).",
     main,
     'Memory (the peak during the measured runs, sampled every 0.5 s; RSS summed over processes, so pages shared between PHP workers, opcache included, count once per worker on both sides) and CPU time per request (utime + stime over all rounds ÷ requests):',
     memory,
@@ -204,25 +244,43 @@ function cpuBudgets(results: CaseResult[]): string[] {
   for (const r of results) {
     const t = r.c.target;
     if (t === undefined || r.c.metric !== 'rps' || r.unavailable !== null || r.nginx.length === 0 || r.phpgate.length === 0) continue;
-    const [ng, np, gg, gp] = [cpuPerRequestUs(r.nginx, (m) => m.gatewayCpuS), cpuPerRequestUs(r.nginx, (m) => m.phpCpuS),
-      cpuPerRequestUs(r.phpgate, (m) => m.gatewayCpuS), cpuPerRequestUs(r.phpgate, (m) => m.phpCpuS)];
+    const [ng, np, gg, gp] = [
+      cpuPerRequestUs(r.nginx, (m) => m.gatewayCpuS),
+      cpuPerRequestUs(r.nginx, (m) => m.phpCpuS),
+      cpuPerRequestUs(r.phpgate, (m) => m.gatewayCpuS),
+      cpuPerRequestUs(r.phpgate, (m) => m.phpCpuS),
+    ];
     if (np === 0 || ratioOf(r, (m) => m.rps) >= t.ratio) continue; // a static case, or met
     const budget = (ng + np) / t.ratio - gp;
-    lines.push(`- ${r.c.name}: nginx + php-fpm spend ${fmtUs(ng)} + ${fmtUs(np)} = ${fmtUs(ng + np)} of CPU per request, phpgate + php-cgi ${fmtUs(gg)} + ${fmtUs(gp)} = ${fmtUs(gg + gp)}. `
-      + `For ${t.ratio}× nginx's rate, phpgate's gateway could spend at most ${budget > 0 ? `about ${fmtUs(budget)}` : 'nothing'} per request (${fmtUs(ng + np)} ÷ ${t.ratio} − php-cgi's ${fmtUs(gp)}), `
-      + `against ${fmtUs(gg)} measured; nginx's own gateway work is ${fmtUs(ng)}.`);
+    lines.push(
+      `- ${r.c.name}: nginx + php-fpm spend ${fmtUs(ng)} + ${fmtUs(np)} = ${fmtUs(ng + np)} of CPU per request, phpgate + php-cgi ${fmtUs(gg)} + ${fmtUs(gp)} = ${fmtUs(gg + gp)}. ` +
+        `For ${t.ratio}× nginx's rate, phpgate's gateway could spend at most ${budget > 0 ? `about ${fmtUs(budget)}` : 'nothing'} per request (${fmtUs(ng + np)} ÷ ${t.ratio} − php-cgi's ${fmtUs(gp)}), ` +
+        `against ${fmtUs(gg)} measured; nginx's own gateway work is ${fmtUs(ng)}.`,
+    );
   }
   if (lines.length === 0) return [];
   return [
-    'Why the PHP targets are missed, in this run\'s CPU per request: the machine\'s cores are shared by the load generator, the gateway and PHP, and saturated, so a server\'s rate follows what a request costs all its processes together (wrk\'s own share, not measured, is the same on both sides and makes each budget below smaller still):',
+    "Why the PHP targets are missed, in this run's CPU per request: the machine's cores are shared by the load generator, the gateway and PHP, and saturated, so a server's rate follows what a request costs all its processes together (wrk's own share, not measured, is the same on both sides and makes each budget below smaller still):",
     lines.join('\n'),
   ];
 }
 
 function roundsTable(results: CaseResult[]): string {
   const rows = results.flatMap((r) =>
-    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate]]).map(({ round, who, run: m }) => [
-      r.c.name, String(round), who, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtMB(m.gatewayRssBytes), fmtMB(m.phpRssBytes), fmtErrors(m),
+    inRoundOrder([
+      ['nginx', r.nginx],
+      ['phpgate', r.phpgate],
+    ]).map(({ round, who, run: m }) => [
+      r.c.name,
+      String(round),
+      who,
+      fmtRps(m.rps),
+      fmtMs(m.p50Ms),
+      fmtMs(m.p99Ms),
+      fmtMBs(m.bytesPerSec),
+      fmtMB(m.gatewayRssBytes),
+      fmtMB(m.phpRssBytes),
+      fmtErrors(m),
     ]),
   );
   return mdTable(['case', 'round', 'server', 'rps', 'p50', 'p99', 'MB/s', 'gateway RSS', 'PHP RSS', 'errors'], rows, [1, 3, 4, 5, 6, 7, 8]);
@@ -258,7 +316,9 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
     for (const s of sides) await measureWrk(s, c.path, { ...o, durationS: ctx.warmupS });
     const runs = await interleave(sides, ctx.rounds, async (s, round) => {
       const m = await measureWrk(s, c.path, o);
-      console.log(fmtRound(round, s.name, m.rps, `p99 ${fmtMs(m.p99Ms)}  ${fmtMBs(m.bytesPerSec)} MB/s${m.errors > 0 ? `, errors: ${m.errorDetail}` : ''}`));
+      console.log(
+        fmtRound(round, s.name, m.rps, `p99 ${fmtMs(m.p99Ms)}  ${fmtMBs(m.bytesPerSec)} MB/s${m.errors > 0 ? `, errors: ${m.errorDetail}` : ''}`),
+      );
       return m;
     });
     const result: CaseResult = { c, nginx: runs[0]!, phpgate: runs[1] ?? [], unavailable, bytes };
@@ -268,18 +328,30 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
   await p.stop();
 
   const plain = wrkCommandLine({ threads: THREADS, connections: CONNECTIONS, durationS: ctx.durationS });
-  const bodies = cases.filter((c) => c.body !== undefined).map((c) => `${c.name}: \`${wrkCommandLine(wrkOptions(c, ctx.site, ctx.durationS)).replace(/ -- POST .*/, ' -- POST <content-type> <body file>')}\``);
+  const bodies = cases
+    .filter((c) => c.body !== undefined)
+    .map(
+      (c) => `${c.name}: \`${wrkCommandLine(wrkOptions(c, ctx.site, ctx.durationS)).replace(/ -- POST .*/, ' -- POST <content-type> <body file>')}\``,
+    );
   const method = [
     `Cases: ${cases.map((c) => `${c.name} \`${c.path}\``).join('; ')}.`,
     `Each case: ${ctx.warmupS} s wrk warm-up of each server, then ${ctx.rounds} rounds interleaved (nginx, phpgate, nginx, phpgate, …) so drift hits both alike. Command: \`${plain}\`${bodies.length > 0 ? `; the POST cases send their body with bench/lua/body.lua (${bodies.join('; ')})` : ''}. MB/s is wrk's Transfer/sec (headers + bodies, MB = 1024² bytes).`,
-    'Before measuring, each case checks both servers answer 200 with the same bytes (the file\'s, "hello", upload.php\'s report of the file\'s size and md5, or each other\'s for the generated pages).',
+    "Before measuring, each case checks both servers answer 200 with the same bytes (the file's, \"hello\", upload.php's report of the file's size and md5, or each other's for the generated pages).",
   ];
   if (cases.some((c) => c.id === 'realistic')) {
-    method.push('Realistic page (`bench/site/realistic.php`): 112 products built with mt_rand, sorted with usort, grouped, escaped and formatted into ~20 KB of HTML.');
+    method.push(
+      'Realistic page (`bench/site/realistic.php`): 112 products built with mt_rand, sorted with usort, grouped, escaped and formatted into ~20 KB of HTML.',
+    );
   }
   if (withCache) {
     method.push(
-      `Cached page: \`/cached.php\` (the realistic page). nginx: \`${NGINX_CACHE_HTTP[0]}\` and \`location = /cached.php { … ${NGINX_CACHE_LOCATION.filter((l) => /cache/i.test(l) && !l.startsWith('location')).map((l) => l.trim()).join(' ')} }\`. phpgate: \`cache: ${JSON.stringify(PHPGATE_CACHE)}\`. Both are checked to answer from cache before measuring (nginx \`X-Cache-Status: HIT\`, phpgate \`X-Cache: HIT\`); if phpgate does not, it is reported as not available and only nginx is measured. Target: phpgate ≥ 20,000 rps on this machine.`,
+      `Cached page: \`/cached.php\` (the realistic page). nginx: \`${NGINX_CACHE_HTTP[0]}\` and \`location = /cached.php { … ${NGINX_CACHE_LOCATION.filter(
+        (l) => /cache/i.test(l) && !l.startsWith('location'),
+      )
+        .map((l) => l.trim())
+        .join(
+          ' ',
+        )} }\`. phpgate: \`cache: ${JSON.stringify(PHPGATE_CACHE)}\`. Both are checked to answer from cache before measuring (nginx \`X-Cache-Status: HIT\`, phpgate \`X-Cache: HIT\`); if phpgate does not, it is reported as not available and only nginx is measured. Target: phpgate ≥ 20,000 rps on this machine.`,
     );
   }
   return { title: 'HTTP/1.1 (wrk)', method, results: tables(results), rounds: [roundsTable(results)], targets: targets(results), warnings };

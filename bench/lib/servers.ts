@@ -63,7 +63,8 @@ export function phpgateSide(gw: Phpgate): Side {
     name: 'phpgate',
     port: gw.port,
     roots: [gw.pid],
-    check: (what) => (gw.alive() ? Promise.resolve() : gw.logTail().then((log) => Promise.reject(new Error(`phpgate died during ${what}; its log:\n${log}`)))),
+    check: (what) =>
+      gw.alive() ? Promise.resolve() : gw.logTail().then((log) => Promise.reject(new Error(`phpgate died during ${what}; its log:\n${log}`))),
   };
 }
 
@@ -143,7 +144,13 @@ export interface Measured extends WrkResult {
 
 /** CPU time per request in µs: all the runs' CPU seconds (`field`) over all their requests. */
 export function cpuPerRequestUs(runs: readonly Measured[], field: (m: Measured) => number): number {
-  return (1e6 * runs.reduce((a, m) => a + field(m), 0)) / Math.max(1, runs.reduce((a, m) => a + m.requests, 0));
+  return (
+    (1e6 * runs.reduce((a, m) => a + field(m), 0)) /
+    Math.max(
+      1,
+      runs.reduce((a, m) => a + m.requests, 0),
+    )
+  );
 }
 
 export async function measureWrk(side: Side, urlPath: string, o: WrkOptions): Promise<Measured> {
