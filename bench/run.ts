@@ -46,7 +46,9 @@ const ALIASES: Record<string, string[]> = {
 const USAGE = `Usage: npm run bench [-- --only CASE[,CASE…]] [--duration SECONDS] [--rounds N] [--no-install]
   --only        cases to run (default: all):
 ${GROUPS.flatMap((g) => g.cases.map((c) => `                  ${c.id.padEnd(10)} ${c.help}`)).join('\n')}
-${Object.entries(ALIASES).map(([a, ids]) => `                  ${a.padEnd(10)} ${a === 'all' ? 'every case' : ids.join(',')}`).join('\n')}
+${Object.entries(ALIASES)
+  .map(([a, ids]) => `                  ${a.padEnd(10)} ${a === 'all' ? 'every case' : ids.join(',')}`)
+  .join('\n')}
   --duration    seconds per measured run (default ${DEFAULT_DURATION_S}), after a ${WARMUP_S} s warm-up per server and case
   --rounds      measured runs per server and case, interleaved (default ${DEFAULT_ROUNDS})
   --no-install  never run apt-get for missing programs (as root it otherwise installs them)
@@ -119,7 +121,11 @@ function shutdown(code: number, why?: string): Promise<never> {
   return shuttingDown;
 }
 
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+] as const) {
   process.on(sig, () => void shutdown(code, `${sig}: stopping everything`));
 }
 
@@ -148,7 +154,8 @@ async function main(): Promise<void> {
   const source = phpgateSource();
   console.log('compiling the gateway (tsconfig.build.json) …');
   const complaints = buildGateway();
-  if (complaints !== '') process.stderr.write(`bench: tsc reported errors (work in progress elsewhere in the tree?); measuring what it emitted:\n${complaints}\n`);
+  if (complaints !== '')
+    process.stderr.write(`bench: tsc reported errors (work in progress elsewhere in the tree?); measuring what it emitted:\n${complaints}\n`);
 
   const timing = { durationS: cli.durationS, rounds: cli.rounds, warmupS: WARMUP_S };
   // Bounded: each group's own estimate, plus start-up and shut-down allowance; then whatever still runs is stopped.
@@ -173,12 +180,21 @@ async function main(): Promise<void> {
   const sections: Section[] = [];
   for (const { g, ids } of plan) sections.push(await g.run(ctx, ids));
 
-  const differences = ctx.phpDifferences === null ? '' : ctx.phpDifferences.length === 0 ? ' Every other php.ini setting is equal too (checked through `/php-settings.php`).' : ` Other php.ini settings that differ between the two SAPIs (checked through \`/php-settings.php\`): ${ctx.phpDifferences.join('; ')}.`;
+  const differences =
+    ctx.phpDifferences === null
+      ? ''
+      : ctx.phpDifferences.length === 0
+        ? ' Every other php.ini setting is equal too (checked through `/php-settings.php`).'
+        : ` Other php.ini settings that differ between the two SAPIs (checked through \`/php-settings.php\`): ${ctx.phpDifferences.join('; ')}.`;
   const method = [
     'All servers on 127.0.0.1, on the same machine as the load generator (so it, nginx, PHP and node share the CPUs above). Each group of cases starts its own servers and stops them when it is done.',
     `nginx + php-fpm: \`test/anchors/\` configs through \`test/support/nginx-fpm.ts\` (nginx \`worker_processes 2\`, \`sendfile on\`, access log off; php-fpm \`pm = static\`, ${WORKERS} workers), plus what a case adds (named in its method). One change to the anchor: nginx connects to php-fpm per request, as a stock Debian site does, instead of keeping FastCGI connections (\`keepalive 8\` + \`fastcgi_keep_conn on\`). php-fpm ties a worker to each kept connection, so once one nginx worker holds idle connections to all ${WORKERS} php-fpm workers, requests reaching the other nginx worker wait up to the upstream keepalive timeout (60 s): with the anchor as it is, nginx's PHP cases showed p99 of 1.5–1.8 s and wrk timeouts.`,
     `phpgate: compiled from the working tree with \`tsc -p tsconfig.build.json\` at the start of the run and started as \`node …/gateway/cli.js --config FILE\` (as \`npm start\` runs it; one process), \`php: { worker_count: ${WORKERS}, max_requests: 0, queue_limit: 511 }\` (511: php-fpm's default listen backlog), \`compression\` off unless the case is about it (gzip is off in the nginx anchor), \`logging: { level: warn }\`, plus what a case adds.`,
-    `Same PHP settings: php-fpm and php-cgi read the same Debian php.ini and conf.d (opcache on, JIT off), and both get these on their command line as \`-d\` (php-fpm directly, phpgate through \`php.ini\`): ${Object.entries(PHP_INI).map(([k, v]) => `\`${k}=${v}\``).join(', ')}. Each pair of servers is checked to have opcache on and these values equal.${differences}`,
+    `Same PHP settings: php-fpm and php-cgi read the same Debian php.ini and conf.d (opcache on, JIT off), and both get these on their command line as \`-d\` (php-fpm directly, phpgate through \`php.ini\`): ${Object.entries(
+      PHP_INI,
+    )
+      .map(([k, v]) => `\`${k}=${v}\``)
+      .join(', ')}. Each pair of servers is checked to have opcache on and these values equal.${differences}`,
     `Rounds: after a ${WARMUP_S} s warm-up of each server, ${cli.rounds} measured runs of ${cli.durationS} s per server, interleaved (nginx, phpgate, nginx, phpgate, …; where a case also measures the bare node server, the ceiling, it runs third in each round), so drift hits all alike. Reported: the median of the rounds (every round is listed at the end); ratios are phpgate's medians over nginx's (phpgate/nginx) or over the bare node server's (phpgate/bare).`,
     'Memory: RSS from /proc/PID/stat of the gateway processes (nginx master + workers; the phpgate node process) and, apart, of all PHP processes (php-fpm master + children; the php-cgi masters + children), summed over each process tree.',
   ];

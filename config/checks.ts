@@ -12,7 +12,7 @@ export type Invalid = typeof INVALID;
 export interface Check<T> {
   /** Completes "KEY must be …", e.g. "an integer from 1 to 65535". */
   readonly expected: string;
-  parse(value: unknown): T | Invalid;
+  parse(this: void, value: unknown): T | Invalid;
 }
 
 function check<T>(expected: string, parse: (value: unknown) => T | Invalid): Check<T> {
@@ -21,9 +21,7 @@ function check<T>(expected: string, parse: (value: unknown) => T | Invalid): Che
 
 export function int(min: number, max?: number): Check<number> {
   const expected = max === undefined ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`;
-  return check(expected, (v) =>
-    typeof v === 'number' && Number.isInteger(v) && v >= min && (max === undefined || v <= max) ? v : INVALID,
-  );
+  return check(expected, (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && (max === undefined || v <= max) ? v : INVALID));
 }
 
 export function numberAbove(min: number): Check<number> {
@@ -45,14 +43,12 @@ export const nonEmptyString = check('a non-empty string', (v) => (typeof v === '
 
 export function oneOf<const T extends string>(values: readonly T[]): Check<T> {
   const expected = `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`;
-  return check(expected, (v) => (values.find((x) => x === v) ?? INVALID));
+  return check(expected, (v) => values.find((x) => x === v) ?? INVALID);
 }
 
 export const logLevel: Check<LogLevel> = oneOf(LogLevels);
 
-export const processes = check<number | 'auto'>('an integer ≥ 1 or "auto"', (v) =>
-  v === 'auto' ? 'auto' : int(1).parse(v),
-);
+export const processes = check<number | 'auto'>('an integer ≥ 1 or "auto"', (v) => (v === 'auto' ? 'auto' : int(1).parse(v)));
 
 /** A header's exact value as an alternative to true/false: one line (a YAML `|` block would split the head). */
 export const boolOrHeaderValue = check<boolean | string>('true, false or a header value on one line (no line breaks)', (v) =>
@@ -98,21 +94,27 @@ export const frameOptions = check<'SAMEORIGIN' | 'DENY' | false>('"SAMEORIGIN", 
   v === 'SAMEORIGIN' || v === 'DENY' || v === false ? v : INVALID,
 );
 
-const REFERRER_POLICIES = ['no-referrer', 'no-referrer-when-downgrade', 'same-origin', 'origin', 'strict-origin',
-  'origin-when-cross-origin', 'strict-origin-when-cross-origin', 'unsafe-url'];
+const REFERRER_POLICIES = [
+  'no-referrer',
+  'no-referrer-when-downgrade',
+  'same-origin',
+  'origin',
+  'strict-origin',
+  'origin-when-cross-origin',
+  'strict-origin-when-cross-origin',
+  'unsafe-url',
+];
 
 export const referrerPolicy = check<string | false>(`false or a Referrer-Policy (${REFERRER_POLICIES.join(', ')})`, (v) =>
   v === false || (typeof v === 'string' && v.split(',').every((p) => REFERRER_POLICIES.includes(p.trim()))) ? v : INVALID,
 );
 
 /** RFC 9110 token characters: what a header name may be made of. */
-export const headerName = check('a header name (letters, digits and !#$%&\'*+-.^_`|~)', (v) =>
+export const headerName = check("a header name (letters, digits and !#$%&'*+-.^_`|~)", (v) =>
   typeof v === 'string' && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? v : INVALID,
 );
 
-export const headerNameOrEmpty = check(`"" (none) or ${headerName.expected}`, (v) =>
-  v === '' ? v : headerName.parse(v),
-);
+export const headerNameOrEmpty = check(`"" (none) or ${headerName.expected}`, (v) => (v === '' ? v : headerName.parse(v)));
 
 /** Visible characters, spaces and tabs: no CR/LF, which would split the response head. */
 export const headerValue = check('a header value without control characters', (v) =>
@@ -124,9 +126,8 @@ export const urlPattern = check('a URL pattern starting with / or * (request pat
   typeof v === 'string' && (v.startsWith('/') || v.startsWith('*')) ? v : INVALID,
 );
 
-export const denyPattern = check(
-  'a URL pattern starting with / or *, or a file-name glob without / (e.g. "*.sql")',
-  (v) => (typeof v === 'string' && v !== '' && (urlPattern.parse(v) !== INVALID || !v.includes('/')) ? v : INVALID),
+export const denyPattern = check('a URL pattern starting with / or *, or a file-name glob without / (e.g. "*.sql")', (v) =>
+  typeof v === 'string' && v !== '' && (urlPattern.parse(v) !== INVALID || !v.includes('/')) ? v : INVALID,
 );
 
 export const cacheKey = check(`a key template of text and ${CACHE_KEY_VARIABLES}`, (v) =>
@@ -136,9 +137,7 @@ export const cacheKey = check(`a key template of text and ${CACHE_KEY_VARIABLES}
 /** A status a cache rule may store: a final answer (1xx never is one). */
 export const cacheableStatus = int(200, 599);
 
-export const stripPrefix = check('"" or a path starting with /', (v) =>
-  typeof v === 'string' && (v === '' || v.startsWith('/')) ? v : INVALID,
-);
+export const stripPrefix = check('"" or a path starting with /', (v) => (typeof v === 'string' && (v === '' || v.startsWith('/')) ? v : INVALID));
 
 export const internalPrefix = check('a path starting and ending with / (e.g. /protected/)', (v) =>
   typeof v === 'string' && v.length > 1 && v.startsWith('/') && v.endsWith('/') && !v.includes('..') && !v.includes('//') ? v : INVALID,
@@ -187,6 +186,7 @@ export const envKey = check('an environment variable name matching /^[A-Za-z_][A
 export function describeValue(v: unknown): string {
   if (v === null || v === undefined) return 'an empty value';
   if (typeof v === 'string') return JSON.stringify(v);
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- YAML scalars and override strings: never objects
   return String(v);
 }
 

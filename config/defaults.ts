@@ -107,11 +107,7 @@ export const CACHE_RULE_DEFAULTS: Readonly<Pick<CacheRule, 'statuses' | 'stale_s
 /** Keys a rate-limit rule may leave out. */
 export const RATE_RULE_DEFAULTS: Readonly<Pick<RateLimitRule, 'block_s' | 'key'>> = deepFreeze({ block_s: 0, key: 'ip' });
 
-type DeepPartial<T> = T extends readonly unknown[]
-  ? T
-  : T extends object
-    ? { readonly [K in keyof T]?: DeepPartial<T[K]> }
-    : T;
+type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> } : T;
 
 function isPlainObject(v: unknown): v is object {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -3,13 +3,6 @@ export { loadConfig, ENV_VARS, EMBEDDED_SOURCE } from './load.js';
 export type { LoadOptions, Overrides, EnvVar } from './load.js';
 export { DEFAULTS } from './defaults.js';
 export { DEFAULT_POOL_NAME } from './semantics.js';
-export {
-  compilePattern,
-  compileDenyPattern,
-  patternMatchesEverything,
-  isBasenameGlob,
-  hasWildcard,
-  type PathMatcher,
-} from './pattern.js';
+export { compilePattern, compileDenyPattern, patternMatchesEverything, isBasenameGlob, hasWildcard, type PathMatcher } from './pattern.js';
 export * from './errors.js';
 export * from './types.js';

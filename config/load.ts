@@ -32,13 +32,7 @@ export interface LoadOptions {
   baseDir?: string;
 }
 
-export function loadConfig({
-  file,
-  text,
-  env = process.env,
-  overrides = {},
-  baseDir,
-}: LoadOptions = {}): Readonly<GatewayConfig> {
+export function loadConfig({ file, text, env = process.env, overrides = {}, baseDir }: LoadOptions = {}): Readonly<GatewayConfig> {
   const source = file ?? (text === undefined ? EMBEDDED_SOURCE : INLINE_SOURCE);
   const { raw, cx } = readYaml(source, text ?? (file === undefined ? '' : readText(file)));
   applyEnv(raw, env, cx);
@@ -52,8 +46,7 @@ export function loadConfig({
 
 /** File issues top to bottom (cross-key checks run last but belong where they point), then env, then flags. */
 function inReadingOrder(issues: readonly ConfigIssue[]): ConfigIssue[] {
-  const rank = (i: ConfigIssue): number =>
-    i.line > 0 ? 0 : i.file.startsWith('env ') ? 2 : i.file.startsWith('--') ? 3 : 1;
+  const rank = (i: ConfigIssue): number => (i.line > 0 ? 0 : i.file.startsWith('env ') ? 2 : i.file.startsWith('--') ? 3 : 1);
   // Array.prototype.sort is stable, so issues at the same place keep the order they were found in.
   return [...issues].sort((a, b) => rank(a) - rank(b) || a.line - b.line || a.col - b.col);
 }

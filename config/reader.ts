@@ -183,6 +183,7 @@ function entries(node: Node | null, at: At, cx: ReadContext): Entry[] {
     const keyLoc = cx.locOf(keyNode, at.loc);
     const value = cx.deref(pair.value);
     const rawKey = isScalar(keyNode) ? keyNode.value : undefined;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a scalar's value: string, number, boolean or bigint
     const key = isScalar(keyNode) && rawKey !== null ? String(rawKey) : null;
     return { key, keyLoc, value, valueLoc: cx.locOf(value, keyLoc), rawKey };
   });
@@ -190,19 +191,14 @@ function entries(node: Node | null, at: At, cx: ReadContext): Entry[] {
 
 type Fields = Record<string, Reader<unknown>>;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
-export type ObjOf<F extends Fields, R extends keyof F> = Simplify<
-  { [K in Exclude<keyof F, R>]?: ReadType<F[K]> } & { [K in R]: ReadType<F[K]> }
->;
+export type ObjOf<F extends Fields, R extends keyof F> = Simplify<{ [K in Exclude<keyof F, R>]?: ReadType<F[K]> } & { [K in R]: ReadType<F[K]> }>;
 
 /**
  * A mapping with a fixed set of keys (fastify's additionalProperties: false): unknown keys are errors that
  * list what is allowed, suggest a near miss, or name a key's new name. Invalid only when a required key is
  * missing or invalid; otherwise returns the valid keys present.
  */
-export function obj<F extends Fields, R extends keyof F & string = never>(
-  fields: F,
-  required: readonly R[] = [],
-): Reader<ObjOf<F, R>> {
+export function obj<F extends Fields, R extends keyof F & string = never>(fields: F, required: readonly R[] = []): Reader<ObjOf<F, R>> {
   const allowed = Object.keys(fields);
   return {
     expected: 'a mapping',
@@ -214,7 +210,7 @@ export function obj<F extends Fields, R extends keyof F & string = never>(
           unknownKey(e, allowed, at, cx);
           continue;
         }
-        const reader = fields[e.key];
+        const reader = fields[e.key]!;
         const path = keyPath(at.path, e.key);
         cx.place(path, e.valueLoc);
         const value = reader.read(e.value, { path, spath: keyPath(at.spath, e.key), loc: e.valueLoc }, cx);
@@ -225,13 +221,7 @@ export function obj<F extends Fields, R extends keyof F & string = never>(
   };
 }
 
-function requireKeys(
-  out: Record<string, unknown>,
-  node: Node | null,
-  required: readonly string[],
-  at: At,
-  cx: ReadContext,
-): boolean {
+function requireKeys(out: Record<string, unknown>, node: Node | null, required: readonly string[], at: At, cx: ReadContext): boolean {
   // A retired name for a required key was already reported as renamed; "missing" would say it twice.
   const present = new Set(entries(node, at, cx).map((e) => newName(e.key, at, cx) ?? e.key));
   let ok = true;
@@ -265,7 +255,7 @@ function unknownKey(e: Entry, allowed: readonly string[], at: At, cx: ReadContex
 function newName(key: string | null, at: At, cx: ReadContext): string | undefined {
   const spath = key === null ? '' : keyPath(at.spath, key);
   if (!Object.hasOwn(cx.renamed, spath)) return undefined;
-  const renamedTo = cx.renamed[spath];
+  const renamedTo = cx.renamed[spath]!;
   return renamedTo.slice(renamedTo.lastIndexOf('.') + 1);
 }
 
@@ -285,12 +275,12 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      const substitution = prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
-      row.push(Math.min(prev[j] + 1, row[j - 1] + 1, substitution));
+      const substitution = prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, substitution));
     }
     prev = row;
   }
-  return prev[b.length];
+  return prev[b.length]!;
 }
 
 /** A mapping of free-form names to strings (php.ini, php.env): every name and value checked. */

@@ -59,10 +59,7 @@ const php = obj({
   socket_dir: scalar(C.nonEmptyString),
 });
 
-const pool = obj(
-  { name: scalar(C.poolName), patterns: list(pattern, { nonEmpty: true }), ...poolSettings },
-  ['name', 'patterns'],
-);
+const pool = obj({ name: scalar(C.poolName), patterns: list(pattern, { nonEmpty: true }), ...poolSettings }, ['name', 'patterns']);
 
 const staticFiles = obj({
   cache_control: list(obj({ pattern, value: scalar(C.nonEmptyString) }, ['pattern', 'value'])),
@@ -80,17 +77,16 @@ const rateLimit = obj({
   store: scalar(C.rateLimitStore),
   headers: scalar(C.oneOf(['refused', 'always'] as const)),
   rules: list(
-    obj({
-      pattern,
-      points: scalar(C.int(1)),
-      duration_s: scalar(C.numberAbove(0)),
-      block_s: scalar(C.numberAtLeast(0)),
-      key: scalar(C.rateLimitKey),
-    }, [
-      'pattern',
-      'points',
-      'duration_s',
-    ]),
+    obj(
+      {
+        pattern,
+        points: scalar(C.int(1)),
+        duration_s: scalar(C.numberAbove(0)),
+        block_s: scalar(C.numberAtLeast(0)),
+        key: scalar(C.rateLimitKey),
+      },
+      ['pattern', 'points', 'duration_s'],
+    ),
   ),
 });
 
@@ -108,13 +104,18 @@ const cache = obj({
   max_entry_kb: scalar(C.int(1)),
   header: scalar(C.headerNameOrEmpty),
   lock_ms: scalar(C.int(0)),
-  rules: list(obj({
-    pattern,
-    ttl_s: scalar(C.numberAbove(0)),
-    statuses: list(scalar(C.cacheableStatus), { nonEmpty: true }),
-    stale_s: scalar(C.numberAtLeast(0)),
-    key: scalar(C.cacheKey),
-  }, ['pattern', 'ttl_s'])),
+  rules: list(
+    obj(
+      {
+        pattern,
+        ttl_s: scalar(C.numberAbove(0)),
+        statuses: list(scalar(C.cacheableStatus), { nonEmpty: true }),
+        stale_s: scalar(C.numberAtLeast(0)),
+        key: scalar(C.cacheKey),
+      },
+      ['pattern', 'ttl_s'],
+    ),
+  ),
   bypass_cookies: list(scalar(C.nonEmptyString)),
 });
 
@@ -139,7 +140,12 @@ export const ROOT = obj({
   php,
   pools: list(pool),
   static: staticFiles,
-  headers: obj({ ...securityHeaders, server: scalar(C.headerValue), strip_powered_by: flag, routes: list(obj({ pattern, ...securityHeaders }, ['pattern'])) }),
+  headers: obj({
+    ...securityHeaders,
+    server: scalar(C.headerValue),
+    strip_powered_by: flag,
+    routes: list(obj({ pattern, ...securityHeaders }, ['pattern'])),
+  }),
   compression: obj({ gzip: flag, brotli: flag, min_bytes: scalar(C.int(0)), gzip_level: scalar(C.int(1, 9)), brotli_level: scalar(C.int(0, 11)) }),
   rate_limit: rateLimit,
   cache,

@@ -23,9 +23,18 @@ export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
     cfg.static.cache_control.map((r, i) => ({ pattern: r.pattern, path: `static.cache_control[${i}].pattern` })),
     cx,
   );
-  checkReachable(cfg.cache.rules.map((r, i) => ({ pattern: r.pattern, path: `cache.rules[${i}].pattern` })), cx);
-  checkReachable(cfg.headers.routes.map((r, i) => ({ pattern: r.pattern, path: `headers.routes[${i}].pattern` })), cx);
-  checkReachable(cfg.upstreams.map((u, i) => ({ pattern: u.pattern, path: `upstreams[${i}].pattern` })), cx);
+  checkReachable(
+    cfg.cache.rules.map((r, i) => ({ pattern: r.pattern, path: `cache.rules[${i}].pattern` })),
+    cx,
+  );
+  checkReachable(
+    cfg.headers.routes.map((r, i) => ({ pattern: r.pattern, path: `headers.routes[${i}].pattern` })),
+    cx,
+  );
+  checkReachable(
+    cfg.upstreams.map((u, i) => ({ pattern: u.pattern, path: `upstreams[${i}].pattern` })),
+    cx,
+  );
   checkStripPrefixes(cfg.upstreams, cx);
   checkProxyProtocol(cfg, cx);
   checkUrlLimit(cfg, cx);
@@ -34,8 +43,10 @@ export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
 /** node counts the request line against the header limit: a url_kb at or over header_kb could never answer 414. */
 function checkUrlLimit({ server }: GatewayConfig, cx: ReadContext): void {
   if (server.limits.url_kb < server.limits.header_kb || anyRejected(cx, 'server.limits.url_kb', 'server.limits.header_kb')) return;
-  cx.reportAt('server.limits.url_kb',
-    `server.limits.url_kb (${server.limits.url_kb}) must be below server.limits.header_kb (${server.limits.header_kb}): the request line counts against the header limit, so a longer URL would get 431, never 414`);
+  cx.reportAt(
+    'server.limits.url_kb',
+    `server.limits.url_kb (${server.limits.url_kb}) must be below server.limits.header_kb (${server.limits.header_kb}): the request line counts against the header limit, so a longer URL would get 431, never 414`,
+  );
 }
 
 /** "line 7" in the same file, otherwise the whole place ("env PHPGATE_PORT"). */
@@ -62,8 +73,7 @@ function checkExisting(path: string, file: string, kind: 'directory' | 'file', c
   const st = stat(file);
   const ok = typeof st === 'object' && (kind === 'directory' ? st.isDirectory() : st.isFile());
   if (ok) return;
-  const why =
-    st === undefined ? 'does not exist' : typeof st === 'string' ? `cannot be read (${st})` : `is not a ${kind}`;
+  const why = st === undefined ? 'does not exist' : typeof st === 'string' ? `cannot be read (${st})` : `is not a ${kind}`;
   cx.reportAt(path, `${path} must be an existing ${kind}; ${file} ${why}`);
 }
 
@@ -107,8 +117,10 @@ function checkListeners({ server, admin }: GatewayConfig, cx: ReadContext): void
 /** A PROXY header is believed only from a trusted peer; with none configured it would be believed from no one. */
 function checkProxyProtocol({ server }: GatewayConfig, cx: ReadContext): void {
   if (!server.proxy_protocol || server.trusted_proxies.length > 0 || cx.wasRejected('server.proxy_protocol')) return;
-  cx.reportAt('server.proxy_protocol',
-    'server.proxy_protocol needs server.trusted_proxies: the load balancers whose PROXY header (the client address) is believed');
+  cx.reportAt(
+    'server.proxy_protocol',
+    'server.proxy_protocol needs server.trusted_proxies: the load balancers whose PROXY header (the client address) is believed',
+  );
 }
 
 function checkPoolNames(pools: readonly PoolConfig[], cx: ReadContext): void {
@@ -135,9 +147,7 @@ interface PlacedPattern {
 }
 
 function poolPatterns(pools: readonly PoolConfig[]): PlacedPattern[] {
-  return pools.flatMap((pool, i) =>
-    pool.patterns.map((pattern, j) => ({ pattern, path: `pools[${i}].patterns[${j}]` })),
-  );
+  return pools.flatMap((pool, i) => pool.patterns.map((pattern, j) => ({ pattern, path: `pools[${i}].patterns[${j}]` })));
 }
 
 /**
@@ -181,11 +191,16 @@ function checkStripPrefixes(upstreams: readonly UpstreamConfig[], cx: ReadContex
     if (prefix === '') return; // "/": strips nothing
     const wild = u.pattern.search(/[*?]/);
     const literal = wild < 0 ? u.pattern : u.pattern.slice(0, wild);
-    const applies = literal.length <= prefix.length
-      ? wild >= 0 ? prefix.startsWith(literal) : literal === prefix
-      : literal.startsWith(prefix) && literal.charCodeAt(prefix.length) === 47 /* '/' */;
+    const applies =
+      literal.length <= prefix.length
+        ? wild >= 0
+          ? prefix.startsWith(literal)
+          : literal === prefix
+        : literal.startsWith(prefix) && literal.charCodeAt(prefix.length) === 47; /* '/' */
     if (applies) return;
-    cx.reportAt(path,
-      `${path} "${u.strip_prefix}" can never apply: no path that upstreams[${i}].pattern "${u.pattern}" matches starts with "${prefix}" followed by "/" or its end`);
+    cx.reportAt(
+      path,
+      `${path} "${u.strip_prefix}" can never apply: no path that upstreams[${i}].pattern "${u.pattern}" matches starts with "${prefix}" followed by "/" or its end`,
+    );
   });
 }

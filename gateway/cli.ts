@@ -92,7 +92,7 @@ function parseCli(argv: string[]): { command: Command; args: string[]; config: s
   if (values.docroot !== undefined) overrides.docroot = values.docroot;
   if (values.port !== undefined) overrides.port = intFlag('--port', values.port);
   if (values.workers !== undefined) overrides.workers = intFlag('--workers', values.workers);
-  return { command: command as Command, args: rest, config: values.config, overrides };
+  return { command, args: rest, config: values.config, overrides };
 }
 
 function intFlag(name: string, value: string): number {
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     process.exit(code);
   }
   const slot = processSlot();
-  const forThisProcess = (c: Readonly<GatewayConfig>): Readonly<GatewayConfig> => slot === null ? c : configForProcess(c, slot.index, slot.count);
+  const forThisProcess = (c: Readonly<GatewayConfig>): Readonly<GatewayConfig> => (slot === null ? c : configForProcess(c, slot.index, slot.count));
   const config = forThisProcess(loaded);
   const log = slot === null ? createLogger(config.logging) : createLogger(config.logging).child({ process: slot.index });
   const gateway = new Gateway(config, log);
@@ -169,10 +169,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    gateway.stop().then(() => process.exit(0), (err: unknown) => {
-      log.error({ err }, 'error while stopping');
-      process.exit(1);
-    });
+    gateway.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -223,7 +226,10 @@ async function purgeRunning(config: Readonly<GatewayConfig>, pattern: string): P
   try {
     res = await fetch(url, { method: 'POST', headers: token === '' ? {} : { Authorization: `Bearer ${token}` } });
   } catch (err) {
-    fail(1, `phpgate cache purge: no running gateway answered on ${host}:${port} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message})`);
+    fail(
+      1,
+      `phpgate cache purge: no running gateway answered on ${host}:${port} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message})`,
+    );
   }
   const body = await res.text();
   if (!res.ok) {
@@ -282,7 +288,9 @@ async function importNginxCommand(argv: string[]): Promise<void> {
   const warnings = result.warnings.filter((w) => w.kind === 'warning');
   for (const w of result.warnings) process.stderr.write(`${w.kind}: ${formatWarning(w)}\n`);
   const where = values.output === undefined ? 'stdout' : values.output;
-  process.stderr.write(`phpgate import-nginx: ${file} → ${where}: ${warnings.length} warning(s) to review, ${result.warnings.length - warnings.length} note(s)\n`);
+  process.stderr.write(
+    `phpgate import-nginx: ${file} → ${where}: ${warnings.length} warning(s) to review, ${result.warnings.length - warnings.length} note(s)\n`,
+  );
 }
 
 void main();

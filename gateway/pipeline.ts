@@ -136,7 +136,11 @@ export class Pipeline implements ErrorResponder {
     if (this.#o.health !== null && (url === '/healthz' || url === '/readyz')) {
       // Health for load balancers: answered here, never routed to PHP, whatever the docroot holds.
       const h = healthAnswer(url, this.#o.health)!;
-      res.writeHead(h.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(h.body), 'Cache-Control': 'no-store' });
+      res.writeHead(h.status, {
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Content-Length': Buffer.byteLength(h.body),
+        'Cache-Control': 'no-store',
+      });
       res.end(req.method === 'HEAD' ? undefined : h.body);
       return;
     }
@@ -329,8 +333,18 @@ export class Pipeline implements ErrorResponder {
     );
   }
 
-  #startPhp(x: Exchange, target: ParsedTarget, client: ClientInfo, script: PhpScript & { readonly pool: string }, pool: Pool,
-    body: RequestBody, contentLength: string, method: string, sink: ResponseSink, forFill: boolean): void {
+  #startPhp(
+    x: Exchange,
+    target: ParsedTarget,
+    client: ClientInfo,
+    script: PhpScript & { readonly pool: string },
+    pool: Pool,
+    body: RequestBody,
+    contentLength: string,
+    method: string,
+    sink: ResponseSink,
+    forFill: boolean,
+  ): void {
     // Looked up again: the body may have arrived after a reload replaced the pool this request was routed to.
     const current = this.#pool(pool.poolName) ?? pool;
     const params = phpParams(x, target, script, this.#site, client, method, contentLength, forFill);

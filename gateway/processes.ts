@@ -63,9 +63,14 @@ interface Slot {
  * The primary: forks `count` gateway processes running this same command line and supervises them until a stop
  * signal. Resolves with the exit code: 0 after a clean stop, or the code of a process that could not start.
  */
-export function runPrimary(o: { config: Readonly<GatewayConfig>; count: number; pidFile: string; log: Logger;
+export function runPrimary(o: {
+  config: Readonly<GatewayConfig>;
+  count: number;
+  pidFile: string;
+  log: Logger;
   /** Checks the file again before a reload is forwarded (an invalid one is refused here, once). */
-  validate: () => string | null; }): Promise<number> {
+  validate: () => string | null;
+}): Promise<number> {
   const { count, log } = o;
   const slots: Slot[] = Array.from({ length: count }, () => ({ worker: null, startedAt: 0, failures: 0, timer: null }));
   let stopping = false;
@@ -166,7 +171,8 @@ export function runPrimary(o: { config: Readonly<GatewayConfig>; count: number; 
 /** Limits that each process keeps on its own: said at start, since N processes allow N times as much. */
 function perProcess(c: Readonly<GatewayConfig>): string[] {
   const out: string[] = [];
-  if (c.rate_limit.rules.length > 0 && c.rate_limit.store === 'memory') out.push('rate_limit with store "memory" (use a redis:// store to count across processes)');
+  if (c.rate_limit.rules.length > 0 && c.rate_limit.store === 'memory')
+    out.push('rate_limit with store "memory" (use a redis:// store to count across processes)');
   if (c.server.limits.connections_per_ip > 0) out.push('server.limits.connections_per_ip');
   return out;
 }

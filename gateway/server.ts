@@ -25,6 +25,7 @@ import { Pipeline } from './pipeline.js';
 import { Router } from './route/router.js';
 import { StaticFiles } from './handlers/static.js';
 import { http1Options, MainListener, type UpgradeListener } from './http/listener.js';
+import { listen, redirectToHttps } from './http/https-redirect.js';
 import { Upstreams, WebSocketTunnels } from './handlers/upstream/upstreams.js';
 import { loadTls } from './http/tls.js';
 import { TrustedProxies } from './http/client-address.js';
@@ -108,14 +109,17 @@ export class Gateway implements StatusSource {
     const gen = await this.#startGeneration(c);
     try {
       this.#gen = gen;
-      const server = new MainListener({
-        tls: tlsMaterial,
-        timeouts: c.server.timeouts,
-        limits: c.server.limits,
-        proxyProtocol: c.server.proxy_protocol,
-        trusted: new TrustedProxies(c.server.trusted_proxies),
-        log: this.#log,
-      }, this.#onRequest);
+      const server = new MainListener(
+        {
+          tls: tlsMaterial,
+          timeouts: c.server.timeouts,
+          limits: c.server.limits,
+          proxyProtocol: c.server.proxy_protocol,
+          trusted: new TrustedProxies(c.server.trusted_proxies),
+          log: this.#log,
+        },
+        this.#onRequest,
+      );
       this.#server = server;
       server.setUpgradeHandler(gen.upstreams?.websockets === true ? this.#onUpgrade : null);
       await server.listen(c.server.port, c.server.host);
@@ -123,11 +127,17 @@ export class Gateway implements StatusSource {
         this.#redirect = http.createServer(http1Options(c.server.timeouts, c.server.limits), redirectToHttps(this.address().port, this.#onRequest));
         await listen(this.#redirect, c.server.redirect_http_port, c.server.host);
       }
-      this.#admin = new AdminServer({ config: c.admin, source: this, metrics: this.#metrics, purge: (pattern) => {
-        const purged = this.purgeCache(pattern);
-        if (purged !== null) broadcastPurge(pattern); // the other gateway processes' caches (server.processes)
-        return purged;
-      }, log: this.#log });
+      this.#admin = new AdminServer({
+        config: c.admin,
+        source: this,
+        metrics: this.#metrics,
+        purge: (pattern) => {
+          const purged = this.purgeCache(pattern);
+          if (purged !== null) broadcastPurge(pattern); // the other gateway processes' caches (server.processes)
+          return purged;
+        },
+        log: this.#log,
+      });
       await this.#admin.start();
     } catch (err) {
       // Pools that started must not outlive a gateway that could not (EADDRINUSE on either port …).
@@ -140,8 +150,17 @@ export class Gateway implements StatusSource {
     }
     fs.writeFileSync(path.join(c.php.socket_dir, PID_FILE), String(process.pid), { mode: 0o600 });
     const a = this.address();
-    this.#log.info({ host: a.address, port: a.port, admin: this.adminAddress()?.port ?? null, docroot: c.php.docroot,
-      pools: [...gen.pools.keys()], config: c.source }, 'phpgate listening');
+    this.#log.info(
+      {
+        host: a.address,
+        port: a.port,
+        admin: this.adminAddress()?.port ?? null,
+        docroot: c.php.docroot,
+        pools: [...gen.pools.keys()],
+        config: c.source,
+      },
+      'phpgate listening',
+    );
   }
 
   /** Requests go to whichever generation is in force when they arrive. */
@@ -231,14 +250,17 @@ export class Gateway implements StatusSource {
     if (needsDefault) specs.push({ name: DEFAULT_POOL_NAME, settings: c.php });
     const pools = new Map<string, Pool>();
     for (const { name, settings } of specs) {
-      pools.set(name, new Pool({
+      pools.set(
         name,
-        settings: { ...settings, ini: withHandshakeDir(settings.ini, c.php.socket_dir) },
-        binary: c.php.binary,
-        socketDir: c.php.socket_dir,
-        handshakeScript,
-        log: this.#log,
-      }));
+        new Pool({
+          name,
+          settings: { ...settings, ini: withHandshakeDir(settings.ini, c.php.socket_dir) },
+          binary: c.php.binary,
+          socketDir: c.php.socket_dir,
+          handshakeScript,
+          log: this.#log,
+        }),
+      );
     }
     try {
       await Promise.all([...pools.values()].map((p) => p.start()));
@@ -261,12 +283,18 @@ export class Gateway implements StatusSource {
     const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log);
     // The cache outlives a reload that leaves cache.* and compression.* as they were (nginx keeps its cache too);
     // `phpgate cache purge` drops what a deploy made stale.
-    const sameCache = previous !== null && JSON.stringify([previous.config.cache, previous.config.compression]) === JSON.stringify([c.cache, c.compression]);
+    const sameCache =
+      previous !== null && JSON.stringify([previous.config.cache, previous.config.compression]) === JSON.stringify([c.cache, c.compression]);
     const compression = new Compression(c.compression);
-    const cache = sameCache ? previous.cache : ResponseCache.create({ config: c.cache, compression: compression.enabled ? compression : null, log: this.#log });
+    const cache = sameCache
+      ? previous.cache
+      : ResponseCache.create({ config: c.cache, compression: compression.enabled ? compression : null, log: this.#log });
     // Built anew: a reload forgets which targets were marked down.
     const upstreams = c.upstreams.length === 0 ? null : new Upstreams(c.upstreams, this.#tunnels, this.#log);
-    const observers = [this.#metrics, ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : [])];
+    const observers = [
+      this.#metrics,
+      ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : []),
+    ];
     const pipeline = new Pipeline({
       router,
       static: new StaticFiles({ config: c.static, files, guard, log: this.#log }),
@@ -305,37 +333,8 @@ export class Gateway implements StatusSource {
   }
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
-}
-
 async function stopPools(pools: ReadonlyMap<string, Pool>): Promise<void> {
   await Promise.all([...pools.values()].map((p) => p.stop()));
-}
-
-/**
- * server.redirect_http_port: every plain-HTTP request gets a 301 to the same path and query over HTTPS, except
- * ACME http-01 challenges (/.well-known/acme-challenge/), which certificate renewal needs over plain HTTP: those
- * are served from the docroot as on the main port.
- */
-function redirectToHttps(httpsPort: number, serve: http.RequestListener): http.RequestListener {
-  return (req, res) => {
-    const url = req.url ?? '/';
-    if (url.startsWith('/.well-known/acme-challenge/')) {
-      serve(req, res);
-      return;
-    }
-    const host = (req.headers.host ?? 'localhost').replace(/:\d+$/, '');
-    const port = httpsPort === 443 ? '' : `:${httpsPort}`;
-    res.writeHead(301, { Location: `https://${host}${port}${url.startsWith('/') ? url : '/'}`, 'Content-Length': 0 });
-    res.end();
-  };
 }
 
 /** Settings a reload cannot apply to a socket already listening. */
@@ -347,7 +346,8 @@ function listenerChanges(a: Readonly<GatewayConfig>, b: Readonly<GatewayConfig>)
   if (a.server.timeouts.header_ms !== b.server.timeouts.header_ms) out.push('server.timeouts.header_ms');
   if (a.server.timeouts.keepalive_ms !== b.server.timeouts.keepalive_ms) out.push('server.timeouts.keepalive_ms');
   if (a.server.proxy_protocol !== b.server.proxy_protocol) out.push('server.proxy_protocol');
-  if (a.server.trusted_proxies.join() !== b.server.trusted_proxies.join()) out.push('server.trusted_proxies (for PROXY headers and connection limits; X-Forwarded-For follows the reload)');
+  if (a.server.trusted_proxies.join() !== b.server.trusted_proxies.join())
+    out.push('server.trusted_proxies (for PROXY headers and connection limits; X-Forwarded-For follows the reload)');
   if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
   if (a.php.socket_dir !== b.php.socket_dir) out.push('php.socket_dir');
   return out;

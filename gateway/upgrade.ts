@@ -68,5 +68,6 @@ export class Upgrades {
   }
 }
 
-/** The upgrade socket's errors end it (its 'close' follows); the answer or tunnel on it learns of that there. */
-function ignoreUpgradeSocketError(): void {}
+function ignoreUpgradeSocketError(): void {
+  // The upgrade socket's errors end it (its 'close' follows); the answer or tunnel on it learns of that there.
+}

@@ -52,7 +52,7 @@ export function readCacheZone(d: Directive): { name: string; zone: CacheZone } |
 /** `fastcgi_cache ZONE`: a cache rule for each pattern of the location, built from what nginx reads there. */
 export function fastcgiCache(cx: ImportContext, d: Directive, scope: Scope): void {
   const name = d.args[0] ?? '';
-  if (name === 'off') return cx.report.note(d, 'no caching here, as phpgate\'s default');
+  if (name === 'off') return cx.report.note(d, "no caching here, as phpgate's default");
   const zone = cx.cacheZones.get(name);
   if (zone === undefined) return cx.report.warn(d, `not translated: no fastcgi_cache_path with keys_zone=${name}`);
   const globs = cx.patterns(scope);
@@ -61,7 +61,7 @@ export function fastcgiCache(cx: ImportContext, d: Directive, scope: Scope): voi
   const validity = cacheValid(cx, valid);
   if (validity === null) {
     for (const v of valid) if (!cx.report.isHandled(v)) cx.report.note(v, `no time for 200 responses: see ${d.file}:${d.line}`);
-    return cx.report.warn(d, 'not translated: no fastcgi_cache_valid for 200 responses; phpgate\'s cache rules need a ttl');
+    return cx.report.warn(d, "not translated: no fastcgi_cache_valid for 200 responses; phpgate's cache rules need a ttl");
   }
   cx.firstCache ??= d;
   const key = cacheKey(cx, d, scope);
@@ -78,9 +78,13 @@ export function fastcgiCache(cx: ImportContext, d: Directive, scope: Scope): voi
     ...(key === CACHE_RULE_DEFAULTS.key ? {} : { key }),
   };
   const at = scope.d ?? d;
-  for (const pattern of globs.globs) cx.cacheRules.push({ rank: isMainPhp(scope) ? rank(null, 0) : rank(scope.loc, cx.orderOf(at)), pattern, d, value });
+  for (const pattern of globs.globs)
+    cx.cacheRules.push({ rank: isMainPhp(scope) ? rank(null, 0) : rank(scope.loc, cx.orderOf(at)), pattern, d, value });
   const approx = globs.approximations.length > 0 ? ` (approximately: ${globs.approximations.join('; ')})` : '';
-  cx.report.note(d, `cache.rules ${globs.globs.join(', ')}: ttl_s ${ttl_s}, statuses [${statuses.join(', ')}], stale_s ${stale}, key "${key}"${approx}`);
+  cx.report.note(
+    d,
+    `cache.rules ${globs.globs.join(', ')}: ttl_s ${ttl_s}, statuses [${statuses.join(', ')}], stale_s ${stale}, key "${key}"${approx}`,
+  );
 }
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {
@@ -124,10 +128,13 @@ function cacheValid(cx: ImportContext, valid: readonly Directive[]): { ttl_s: nu
     const codes = l.codes.filter((c): c is number => c !== 'any');
     const refused = codes.filter((c) => cacheableStatus.parse(c) === INVALID);
     const listed = codes.filter((c) => !refused.includes(c)).join(' ');
-    const implied = l.d.args.length === 1 ? ' (nginx\'s codes for a time alone)' : '';
+    const implied = l.d.args.length === 1 ? " (nginx's codes for a time alone)" : '';
     if (refused.length > 0) cx.report.warn(l.d, `not translated: ${refused.join(' ')} (statuses take ${cacheableStatus.expected})`);
     if (l.codes.includes('any')) {
-      cx.report.warn(l.d, `any: nginx stores every status for ${l.ttlS} s; phpgate stores the statuses listed only (statuses [${statuses.join(', ')}], ttl_s ${ttl})`);
+      cx.report.warn(
+        l.d,
+        `any: nginx stores every status for ${l.ttlS} s; phpgate stores the statuses listed only (statuses [${statuses.join(', ')}], ttl_s ${ttl})`,
+      );
     } else if (listed === '') {
       continue;
     } else if (l.ttlS === 0) {
@@ -135,7 +142,10 @@ function cacheValid(cx: ImportContext, valid: readonly Directive[]): { ttl_s: nu
     } else if (l.ttlS === ttl) {
       cx.report.note(l.d, `ttl_s ${ttl}, statuses ${listed}${implied}`);
     } else {
-      cx.report.warn(l.d, `${listed} stored for ${l.ttlS} s under nginx; phpgate has one ttl per rule: statuses ${listed} with ttl_s ${ttl} (200's time)`);
+      cx.report.warn(
+        l.d,
+        `${listed} stored for ${l.ttlS} s under nginx; phpgate has one ttl per rule: statuses ${listed} with ttl_s ${ttl} (200's time)`,
+      );
     }
   }
   return { ttl_s: ttl, statuses };
@@ -153,7 +163,10 @@ function cacheKey(cx: ImportContext, d: Directive, scope: Scope): string {
   const usable = keyD.args.length === 1 && template !== '' && parseCacheKey(template) !== null;
   if (cx.report.isHandled(keyD)) return usable ? template : DEFAULT_CACHE_KEY;
   if (!usable) {
-    cx.report.warn(keyD, `not translated: phpgate's cache keys take text and ${CACHE_KEY_VARIABLES}; key keeps phpgate's default ${DEFAULT_CACHE_KEY}`);
+    cx.report.warn(
+      keyD,
+      `not translated: phpgate's cache keys take text and ${CACHE_KEY_VARIABLES}; key keeps phpgate's default ${DEFAULT_CACHE_KEY}`,
+    );
     return DEFAULT_CACHE_KEY;
   }
   const renamed = template === written ? '' : ' ($query_string is $args)';
@@ -182,7 +195,10 @@ function staleSeconds(cx: ImportContext, d: Directive, scope: Scope, zone: Cache
   const others = args.filter((a) => a !== 'updating' && a !== 'off' && !PHP_FAILURES.includes(a));
   if (others.length > 0) {
     const kept = stale === 0 ? '; stale_s 0' : '';
-    cx.report.warn(use, `not translated: ${others.join(' ')} (phpgate serves a stale answer only while refreshing it and instead of PHP's errors, timeouts and 5xx)${kept}`);
+    cx.report.warn(
+      use,
+      `not translated: ${others.join(' ')} (phpgate serves a stale answer only while refreshing it and instead of PHP's errors, timeouts and 5xx)${kept}`,
+    );
   }
   if (stale === 0) {
     if (args.includes('off')) cx.report.note(use, 'stale_s 0, as nginx (no stale answers)');
@@ -192,7 +208,7 @@ function staleSeconds(cx: ImportContext, d: Directive, scope: Scope, zone: Cache
   const differences: string[] = [
     `the zone's inactive: nginx serves a stale entry with no time limit until it goes unrequested for ${inactive} s, phpgate for stale_s past its freshness`,
   ];
-  if (!updating) differences.push('phpgate also serves it while one request refreshes the entry (nginx\'s updating)');
+  if (!updating) differences.push("phpgate also serves it while one request refreshes the entry (nginx's updating)");
   const missing = PHP_FAILURES.filter((a) => !failures.includes(a));
   if (missing.length > 0) differences.push(`phpgate also serves it on ${missing.join(' ')}: it treats PHP's errors, timeouts and 5xx alike`);
   cx.report.note(use, `stale_s ${stale}, ${differences.join('; ')}`);
@@ -213,17 +229,27 @@ function cacheLock(cx: ImportContext, d: Directive, scope: Scope): void {
   else if (on) ms = (timeout === undefined ? NGINX_LOCK_TIMEOUT_MS : parseTime(timeout.args[0] ?? '')) ?? NGINX_LOCK_TIMEOUT_MS;
   const first = cx.cacheLock;
   if (first !== null && first.ms !== ms) {
-    cx.report.warn(lock ?? d, `phpgate has one cache.lock_ms for every rule: ${first.ms} from ${first.d.file}:${first.d.line} is kept (here it would be ${ms})`);
+    cx.report.warn(
+      lock ?? d,
+      `phpgate has one cache.lock_ms for every rule: ${first.ms} from ${first.d.file}:${first.d.line} is kept (here it would be ${ms})`,
+    );
   } else if (first === null) {
     cx.cacheLock = { ms, d: lock ?? d };
     cx.draft.cache.lock_ms = ms;
   }
   if (lock === undefined && first === null) {
-    cx.report.note(d, `no fastcgi_cache_lock: nginx sends every simultaneous miss to PHP; phpgate keeps cache.lock_ms ${ms} (misses of one key wait for the one request filling it, at most ${ms / 1000} s, then go to PHP uncached: it only spares PHP; lock_ms 0 is nginx's behaviour)`);
+    cx.report.note(
+      d,
+      `no fastcgi_cache_lock: nginx sends every simultaneous miss to PHP; phpgate keeps cache.lock_ms ${ms} (misses of one key wait for the one request filling it, at most ${ms / 1000} s, then go to PHP uncached: it only spares PHP; lock_ms 0 is nginx's behaviour)`,
+    );
   }
   if (lock !== undefined && !cx.report.isHandled(lock)) {
     if (lock.args[0] === 'off') cx.report.note(lock, 'cache.lock_ms: 0 (every simultaneous miss goes to PHP, as nginx)');
-    else if (on) cx.report.note(lock, `cache.lock_ms: ${ms} (simultaneous misses of one key wait for the one request filling it, then go to PHP uncached, as nginx)`);
+    else if (on)
+      cx.report.note(
+        lock,
+        `cache.lock_ms: ${ms} (simultaneous misses of one key wait for the one request filling it, then go to PHP uncached, as nginx)`,
+      );
     else cx.report.warn(lock, `not translated: expected on or off; cache.lock_ms keeps ${ms}`);
   }
   if (timeout !== undefined && !cx.report.isHandled(timeout)) {
@@ -268,7 +294,10 @@ function bypassCookies(cx: ImportContext, scope: Scope): void {
     if (authorization) notes.push('phpgate never caches requests with Authorization');
     if (notes.length > 0) cx.report.note(d, notes.join('; '));
     if (others.length > 0) {
-      cx.report.warn(d, `not translated: ${others.join(' ')} (phpgate skips the cache for the cookies in cache.bypass_cookies, $cookie_NAME, and for Authorization only)`);
+      cx.report.warn(
+        d,
+        `not translated: ${others.join(' ')} (phpgate skips the cache for the cookies in cache.bypass_cookies, $cookie_NAME, and for Authorization only)`,
+      );
     }
     if (notes.length === 0 && others.length === 0) cx.report.warn(d, 'not translated: expected variables such as $cookie_NAME');
   }
@@ -281,7 +310,7 @@ function reportZone(cx: ImportContext, zone: CacheZone): void {
     cx.draft.cache.max_mb = Math.round((zone.maxBytes / MB) * 1000) / 1000;
     cx.report.note(zone.d, `cache.max_mb: ${cx.draft.cache.max_mb} (phpgate caches in memory; the path and levels are not used)`);
   } else {
-    cx.report.note(zone.d, 'no max_size: cache.max_mb keeps phpgate\'s default (phpgate caches in memory; the path is not used)');
+    cx.report.note(zone.d, "no max_size: cache.max_mb keeps phpgate's default (phpgate caches in memory; the path is not used)");
   }
 }
 
@@ -293,19 +322,29 @@ export function usesCacheStatus(d: Directive): boolean {
 /** `add_header NAME $upstream_cache_status [always]` → cache.header: NAME. */
 export function cacheStatusHeader(cx: ImportContext, d: Directive): void {
   const [name = '', value = '', flag] = d.args;
-  const whole = /^\$(upstream_cache_status|\{upstream_cache_status\})$/.test(value) && d.args.length <= 3 && (flag === undefined || flag === 'always');
+  const whole =
+    /^\$(upstream_cache_status|\{upstream_cache_status\})$/.test(value) && d.args.length <= 3 && (flag === undefined || flag === 'always');
   if (!whole) {
-    return cx.report.warn(d, 'not translated: phpgate\'s cache status header (cache.header) holds the status alone: add_header NAME $upstream_cache_status');
+    return cx.report.warn(
+      d,
+      "not translated: phpgate's cache status header (cache.header) holds the status alone: add_header NAME $upstream_cache_status",
+    );
   }
   if (headerName.parse(name) === INVALID) return cx.report.warn(d, `not translated: "${name}" is not ${headerName.expected}`);
   const earlier = cx.cacheHeader;
   if (earlier !== null) {
     if (earlier.args[0]?.toLowerCase() === name.toLowerCase()) return cx.report.note(d, `the same as ${earlier.file}:${earlier.line}`);
-    return cx.report.warn(d, `not translated: phpgate sends one cache status header, cache.header ${earlier.args[0] ?? ''} from ${earlier.file}:${earlier.line}`);
+    return cx.report.warn(
+      d,
+      `not translated: phpgate sends one cache status header, cache.header ${earlier.args[0] ?? ''} from ${earlier.file}:${earlier.line}`,
+    );
   }
   cx.cacheHeader = d;
   cx.draft.cache.header = name;
-  cx.report.note(d, `cache.header: ${name} (HIT, MISS, STALE or BYPASS on answers a cache rule covers; nginx's EXPIRED shows as MISS, UPDATING as STALE)`);
+  cx.report.note(
+    d,
+    `cache.header: ${name} (HIT, MISS, STALE or BYPASS on answers a cache rule covers; nginx's EXPIRED shows as MISS, UPDATING as STALE)`,
+  );
 }
 
 /** nginx's cache tuning other than the rule's keys: what phpgate does instead. */
@@ -314,17 +353,17 @@ export function cacheTuning(cx: ImportContext, d: Directive): void {
   switch (d.name) {
     case 'fastcgi_cache_methods':
       if (args.every((m) => m.toUpperCase() === 'GET' || m.toUpperCase() === 'HEAD')) {
-        return cx.report.note(d, 'phpgate caches GET and answers HEAD from its entry, as nginx\'s default GET HEAD');
+        return cx.report.note(d, "phpgate caches GET and answers HEAD from its entry, as nginx's default GET HEAD");
       }
       return cx.report.warn(d, 'not translated: phpgate caches GET (and HEAD) only, never requests with a body');
     case 'fastcgi_cache_min_uses':
-      if (args[0] === '1') return cx.report.note(d, 'phpgate stores an answer at its first miss, as nginx\'s default');
+      if (args[0] === '1') return cx.report.note(d, "phpgate stores an answer at its first miss, as nginx's default");
       return cx.report.warn(d, 'not translated: phpgate stores an answer at its first miss');
     case 'fastcgi_cache_background_update':
       if (args[0] === 'off') return cx.report.note(d, 'as phpgate: the request that finds an entry stale waits for PHP, the others get STALE');
-      return cx.report.warn(d, 'not translated: phpgate\'s request that finds an entry stale waits for PHP to refresh it (the others get STALE)');
+      return cx.report.warn(d, "not translated: phpgate's request that finds an entry stale waits for PHP to refresh it (the others get STALE)");
     case 'fastcgi_cache_revalidate':
-      if (args[0] === 'off') return cx.report.note(d, 'phpgate refreshes an entry with a full request to PHP, as nginx\'s default');
+      if (args[0] === 'off') return cx.report.note(d, "phpgate refreshes an entry with a full request to PHP, as nginx's default");
       return cx.report.warn(d, 'not translated: phpgate refreshes an entry with a full request to PHP (no If-Modified-Since / If-None-Match to PHP)');
     default: {
       // fastcgi_ignore_headers: what PHP says about caching is always honoured by phpgate.
@@ -332,7 +371,10 @@ export function cacheTuning(cx: ImportContext, d: Directive): void {
       const accel = args.filter((h) => !honoured.includes(h));
       if (accel.length > 0) cx.report.note(d, `${accel.join(' ')}: phpgate removes X-Accel-* headers without acting on them`);
       if (honoured.length > 0) {
-        cx.report.warn(d, `not translated: ${honoured.join(' ')} (phpgate always honours PHP's Cache-Control, Expires, X-Accel-Expires and Vary, and never stores an answer with Set-Cookie: such answers are not cached)`);
+        cx.report.warn(
+          d,
+          `not translated: ${honoured.join(' ')} (phpgate always honours PHP's Cache-Control, Expires, X-Accel-Expires and Vary, and never stores an answer with Set-Cookie: such answers are not cached)`,
+        );
       }
     }
   }

@@ -116,7 +116,12 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
     case 'deny':
       return access(cx, d, scope);
     case 'return':
-      return cx.report.warn(d, scope.level === 'location' ? 'not translated: phpgate has no per-location return (redirects and fixed answers come from PHP or try_files)' : 'not translated: phpgate has no server-wide return');
+      return cx.report.warn(
+        d,
+        scope.level === 'location'
+          ? 'not translated: phpgate has no per-location return (redirects and fixed answers come from PHP or try_files)'
+          : 'not translated: phpgate has no server-wide return',
+      );
     case 'rewrite':
       return cx.report.warn(d, 'not translated: phpgate has no rewrite rules (php.try_files sends unknown paths to the front controller)');
     case 'if':
@@ -128,7 +133,10 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
       }
       return cx.report.warn(d, 'not translated: phpgate has no nginx variables');
     case 'charset':
-      return cx.report.warn(d, 'not translated: phpgate adds charset=utf-8 to the text files it serves; PHP responses carry PHP\'s own (default_charset)');
+      return cx.report.warn(
+        d,
+        "not translated: phpgate adds charset=utf-8 to the text files it serves; PHP responses carry PHP's own (default_charset)",
+      );
     case 'autoindex':
       if (d.args[0] === 'off') return cx.report.note(d, 'phpgate never lists directories (403 without an index file)');
       return cx.report.warn(d, 'not translated: phpgate never lists directories (403 without an index file)');
@@ -164,12 +172,15 @@ function serverName(cx: ImportContext, d: Directive): void {
   }
   cx.draft.server.server_name = first;
   const others = d.args.filter((n) => n !== first);
-  cx.report.note(d, `server.server_name: ${first} (SERVER_NAME for PHP)${others.length > 0 ? `; phpgate answers every Host, ${others.join(' ')} included` : ''}`);
+  cx.report.note(
+    d,
+    `server.server_name: ${first} (SERVER_NAME for PHP)${others.length > 0 ? `; phpgate answers every Host, ${others.join(' ')} included` : ''}`,
+  );
 }
 
 function root(cx: ImportContext, d: Directive, scope: Scope): void {
   // The server's root (else http's) became php.docroot in docroot() (translate.ts), and is reported there.
-  if (scope.level !== 'location') return cx.report.note(d, 'overridden by the server\'s root');
+  if (scope.level !== 'location') return cx.report.note(d, "overridden by the server's root");
   const same = (p: string): string => path.normalize(p).replace(/(.)\/$/, '$1');
   if (cx.serverRoot !== null && same(d.args[0] ?? '') === same(cx.serverRoot)) {
     cx.report.note(d, 'the same root as the server');
@@ -217,7 +228,7 @@ function tryFiles(cx: ImportContext, d: Directive, scope: Scope): void {
 
 function errorPage(cx: ImportContext, d: Directive, scope: Scope): void {
   if (scope.level === 'location') {
-    cx.report.warn(d, 'not translated: phpgate\'s error pages (static.error_pages) are server-wide');
+    cx.report.warn(d, "not translated: phpgate's error pages (static.error_pages) are server-wide");
     return;
   }
   const uri = d.args[d.args.length - 1] ?? '';
@@ -241,7 +252,10 @@ function errorPage(cx: ImportContext, d: Directive, scope: Scope): void {
     }
   }
   if (taken.length > 0) {
-    cx.report.note(d, `static.error_pages: ${taken.join(', ')} → ${uri} (the gateway's own errors; PHP's error responses pass through as with fastcgi_intercept_errors off)`);
+    cx.report.note(
+      d,
+      `static.error_pages: ${taken.join(', ')} → ${uri} (the gateway's own errors; PHP's error responses pass through as with fastcgi_intercept_errors off)`,
+    );
   }
   if (refused.length > 0) cx.report.warn(d, `not translated for ${refused.join(', ')}: static.error_pages takes ${errorPageStatus.expected}`);
 }
@@ -268,7 +282,7 @@ function maxBody(cx: ImportContext, d: Directive, scope: Scope): void {
 
 function compression(cx: ImportContext, d: Directive, scope: Scope): void {
   if (scope.level === 'location') {
-    cx.report.warn(d, 'not translated: phpgate\'s compression settings (compression.*, static.precompressed) are server-wide');
+    cx.report.warn(d, "not translated: phpgate's compression settings (compression.*, static.precompressed) are server-wide");
     return;
   }
   const arg = d.args[0] ?? '';
@@ -318,12 +332,20 @@ function realIp(cx: ImportContext, d: Directive, scope: Scope): void {
   if (scope.level === 'location') return cx.report.warn(d, 'not translated: trusted proxies are server-wide');
   if (d.name === 'real_ip_header') {
     const header = d.args[0]?.toLowerCase();
-    if (header === 'x-forwarded-for') return cx.report.note(d, 'phpgate takes the client address from X-Forwarded-For sent by server.trusted_proxies');
+    if (header === 'x-forwarded-for')
+      return cx.report.note(d, 'phpgate takes the client address from X-Forwarded-For sent by server.trusted_proxies');
     if (header === 'proxy_protocol') {
-      if (cx.proxyProtocol !== null) return cx.report.note(d, 'phpgate takes the client address from the PROXY header of connections from server.trusted_proxies (server.proxy_protocol)');
+      if (cx.proxyProtocol !== null)
+        return cx.report.note(
+          d,
+          'phpgate takes the client address from the PROXY header of connections from server.trusted_proxies (server.proxy_protocol)',
+        );
       return cx.report.warn(d, 'not translated: the imported server has no "listen … proxy_protocol", so there is no PROXY header to read');
     }
-    return cx.report.warn(d, 'not translated: phpgate reads the client address from the PROXY header (server.proxy_protocol) or X-Forwarded-For only');
+    return cx.report.warn(
+      d,
+      'not translated: phpgate reads the client address from the PROXY header (server.proxy_protocol) or X-Forwarded-For only',
+    );
   }
   const cidr = d.args[0] ?? '';
   if (addressOrCidr.parse(cidr) === INVALID) return cx.report.warn(d, `not translated: server.trusted_proxies takes ${addressOrCidr.expected}`);
@@ -334,7 +356,7 @@ function realIp(cx: ImportContext, d: Directive, scope: Scope): void {
 function logging(cx: ImportContext, d: Directive, scope: Scope): void {
   if (d.name === 'log_not_found') {
     if (d.args[0] === 'on') return cx.report.note(d, 'phpgate logs every request');
-    return cx.report.warn(d, 'not translated: phpgate\'s access log records every request, 404s included (no per-location switch)');
+    return cx.report.warn(d, "not translated: phpgate's access log records every request, 404s included (no per-location switch)");
   }
   if (d.name === 'error_log') return cx.report.note(d, 'phpgate logs to logging.file (stdout by default) at logging.level');
   if (d.args[0] === 'off') {
@@ -379,18 +401,27 @@ function fastcgi(cx: ImportContext, d: Directive, scope: Scope): void {
       if (ms === null || ms < 1) return cx.report.warn(d, 'not translated: not an nginx time');
       if (pool !== null) pool.timeout_ms = ms;
       else cx.draft.php.timeout_ms = ms;
-      return cx.report.note(d, `${pool === null ? 'php' : `pools[${pool.name}]`}.timeout_ms: ${ms} (past it phpgate answers 504 and replaces the worker)`);
+      return cx.report.note(
+        d,
+        `${pool === null ? 'php' : `pools[${pool.name}]`}.timeout_ms: ${ms} (past it phpgate answers 504 and replaces the worker)`,
+      );
     }
     case 'fastcgi_hide_header':
       if (d.args[0]?.toLowerCase() === 'x-powered-by') {
         // strip_powered_by (the default) drops the header; expose_php keeps PHP from making it in the first place.
         cx.draft.php.ini['expose_php'] = '0';
-        return cx.report.note(d, 'headers.strip_powered_by: true (phpgate\'s default drops X-Powered-By), and php.ini expose_php: "0" (PHP does not send it)');
+        return cx.report.note(
+          d,
+          'headers.strip_powered_by: true (phpgate\'s default drops X-Powered-By), and php.ini expose_php: "0" (PHP does not send it)',
+        );
       }
-      return cx.report.warn(d, 'not translated: phpgate passes PHP\'s response headers on (except X-Accel-*)');
+      return cx.report.warn(d, "not translated: phpgate passes PHP's response headers on (except X-Accel-*)");
     case 'fastcgi_intercept_errors':
-      if (d.args[0] === 'off') return cx.report.note(d, 'PHP\'s error responses pass through, as phpgate does');
-      return cx.report.warn(d, 'not translated: phpgate passes PHP\'s own error responses through; static.error_pages answer the gateway\'s own errors');
+      if (d.args[0] === 'off') return cx.report.note(d, "PHP's error responses pass through, as phpgate does");
+      return cx.report.warn(
+        d,
+        "not translated: phpgate passes PHP's own error responses through; static.error_pages answer the gateway's own errors",
+      );
     default: {
       const [name = '', value = ''] = d.args;
       const v = classifyParam(name, value);
@@ -404,7 +435,10 @@ function fastcgi(cx: ImportContext, d: Directive, scope: Scope): void {
         case 'env': {
           const env = pool === null ? cx.draft.php.env : pool.env;
           env[v.key] = v.value;
-          return cx.report.note(d, `${pool === null ? 'php' : `pools[${pool.name}]`}.env.${v.key} (php-cgi's environment: in $_SERVER and getenv(), as the parameter was)`);
+          return cx.report.note(
+            d,
+            `${pool === null ? 'php' : `pools[${pool.name}]`}.env.${v.key} (php-cgi's environment: in $_SERVER and getenv(), as the parameter was)`,
+          );
         }
       }
     }
@@ -419,7 +453,10 @@ function access(cx: ImportContext, d: Directive, scope: Scope): void {
   }
   // `allow 10.0.0.0/8; deny all;`: a location open to some addresses only. One warning, on the location.
   if (!cx.report.isHandled(scope.d)) {
-    cx.report.warn(scope.d, 'not translated: access restricted by client address (allow/deny); phpgate has no address rules, so these paths are served to everyone');
+    cx.report.warn(
+      scope.d,
+      'not translated: access restricted by client address (allow/deny); phpgate has no address rules, so these paths are served to everyone',
+    );
   }
   cx.report.done(d);
 }

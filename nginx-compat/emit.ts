@@ -8,7 +8,9 @@ import type { CacheControlRule, CacheRule, HeaderRoute, RateLimitRule, UpstreamC
 import { formatWarning, WarningKind, type Warning } from './report.js';
 
 /** An upstreams[] entry: what the nginx file says; the rest keeps phpgate's defaults (UPSTREAM_DEFAULTS). */
-export type UpstreamDraft = Pick<UpstreamConfig, 'pattern' | 'targets'> & { -readonly [K in Exclude<keyof UpstreamConfig, 'pattern' | 'targets'>]?: UpstreamConfig[K] };
+export type UpstreamDraft = Pick<UpstreamConfig, 'pattern' | 'targets'> & {
+  -readonly [K in Exclude<keyof UpstreamConfig, 'pattern' | 'targets'>]?: UpstreamConfig[K];
+};
 
 export interface PoolDraft {
   name: string;
@@ -141,7 +143,7 @@ export interface YamlHeader {
 export function renderYaml(config: Record<string, unknown>, warnings: readonly Warning[], header: YamlHeader): string {
   const lines = [
     `# gateway.yaml imported from ${header.source} by \`phpgate import-nginx\` (${header.server}).`,
-    '# Only keys that differ from phpgate\'s defaults are written; see gateway.example.yaml for the rest.',
+    "# Only keys that differ from phpgate's defaults are written; see gateway.example.yaml for the rest.",
   ];
   const warned = warnings.filter((w) => w.kind === WarningKind.Warning);
   const noted = warnings.filter((w) => w.kind === WarningKind.Note);

@@ -118,7 +118,8 @@ function assign(keys: HeaderKeysDraft, a: HeaderAssignment): void {
 /** add_header (and expires, where cacheHeaders could not make a static.cache_control rule). */
 export function addHeader(cx: ImportContext, d: Directive, scope: Scope): void {
   if (isCacheHeader(d)) {
-    const where = scope.php !== null ? 'on PHP responses: send Cache-Control from PHP' : 'here: static.cache_control rules come from server and location blocks';
+    const where =
+      scope.php !== null ? 'on PHP responses: send Cache-Control from PHP' : 'here: static.cache_control rules come from server and location blocks';
     return cx.report.warn(d, `not translated: caching headers ${where}`);
   }
   const [name = '', value = '', flag] = d.args;
@@ -135,21 +136,24 @@ export function addHeader(cx: ImportContext, d: Directive, scope: Scope): void {
   if ('reason' in target) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${target.reason})`);
 
   let origins = cx.headerOrigins.get(target.keys);
-  if (origins === undefined) cx.headerOrigins.set(target.keys, (origins = new Map()));
+  if (origins === undefined) cx.headerOrigins.set(target.keys, (origins = new Map<string, Directive>()));
   const slot = slotOf(a);
   const earlier = origins.get(slot);
   if (earlier !== undefined) {
     if (currentValue(target.keys, a, earlier) === a.value) return cx.report.note(d, `the same as ${earlier.file}:${earlier.line}`);
-    return cx.report.warn(d, `not translated: ${target.label}${describe(a, target.top)} — ${earlier.file}:${earlier.line} already gave ${name} another value, and phpgate sends one`);
+    return cx.report.warn(
+      d,
+      `not translated: ${target.label}${describe(a, target.top)} — ${earlier.file}:${earlier.line} already gave ${name} another value, and phpgate sends one`,
+    );
   }
   origins.set(slot, d);
   assign(target.keys, a);
 
   const extras: string[] = [];
-  if (target.top && a.key !== 'set' && DEFAULTS.headers[a.key] === a.value) extras.push('phpgate\'s default already');
+  if (target.top && a.key !== 'set' && DEFAULTS.headers[a.key] === a.value) extras.push("phpgate's default already");
   if (a.key === 'hsts') extras.push('phpgate sends it over TLS only');
   if (flag !== 'always') extras.push('without "always" nginx adds it to 2xx and 3xx responses only, phpgate to every response');
-  if (isMainPhp(scope)) extras.push('in the PHP location nginx adds it to PHP\'s responses only, phpgate to every response');
+  if (isMainPhp(scope)) extras.push("in the PHP location nginx adds it to PHP's responses only, phpgate to every response");
   if (target.approximations.length > 0) extras.push(`approximately: ${target.approximations.join('; ')}`);
   cx.report.note(d, `${target.label}${describe(a, target.top)}${extras.length > 0 ? ` (${extras.join('; ')})` : ''}`);
 }
@@ -176,7 +180,7 @@ export function headerInheritance(cx: ImportContext, scope: Scope): void {
   if (names.length === 0) return;
   cx.report.note(
     scope.d,
-    `nginx sends none of the enclosing add_headers here (this location has add_header of its own); phpgate still sends ${names.join(', ')} (${scope.d === cx.mainPhp ? 'this location\'s headers join the top level' : 'a route takes what it leaves out from the top level'})`,
+    `nginx sends none of the enclosing add_headers here (this location has add_header of its own); phpgate still sends ${names.join(', ')} (${scope.d === cx.mainPhp ? "this location's headers join the top level" : 'a route takes what it leaves out from the top level'})`,
   );
 }
 
@@ -204,7 +208,7 @@ export function clearHeaders(cx: ImportContext, d: Directive, scope: Scope): voi
       cx.draft.headers.server = '';
       done.push('headers.server: "" (no Server header)');
     } else if (lower === 'x-powered-by') {
-      done.push('headers.strip_powered_by: true (phpgate\'s default)');
+      done.push("headers.strip_powered_by: true (phpgate's default)");
     } else {
       others.push(arg);
     }

@@ -79,7 +79,9 @@ export function limitReq(cx: ImportContext, d: Directive, scope: Scope): void {
   // A key phpgate cannot count by is warned about on the zone (below); the rule still limits per address.
   const key = zone.counts ?? 'ip';
   for (const pattern of globs.globs) {
-    const dup = cx.draft.rate_limit.rules.some((r) => r.pattern === pattern && r.points === zone.points && r.duration_s === zone.duration_s && r.key === key);
+    const dup = cx.draft.rate_limit.rules.some(
+      (r) => r.pattern === pattern && r.points === zone.points && r.duration_s === zone.duration_s && r.key === key,
+    );
     // block_s 0: nginx refuses only while over the rate, as phpgate does until the window ends.
     if (!dup) cx.draft.rate_limit.rules.push({ pattern, points: zone.points, duration_s: zone.duration_s, block_s: 0, key });
   }
@@ -92,7 +94,10 @@ export function limitReq(cx: ImportContext, d: Directive, scope: Scope): void {
   if (cx.inherited('limit_req_status', scope).length === 0) {
     extras.push(`refused with ${PHPGATE_RATE_LIMIT_STATUS}, where nginx answers 503 without limit_req_status`);
   }
-  cx.report.note(d, `rate_limit.rules: ${globs.globs.join(', ')} ${zone.points} per ${zone.duration_s}s ${describeKey(key)}${extras.length > 0 ? ` (${extras.join('; ')})` : ''}`);
+  cx.report.note(
+    d,
+    `rate_limit.rules: ${globs.globs.join(', ')} ${zone.points} per ${zone.duration_s}s ${describeKey(key)}${extras.length > 0 ? ` (${extras.join('; ')})` : ''}`,
+  );
   if (cx.report.isHandled(zone.d)) return;
   const rate = `rate ${zone.points}r/${zone.duration_s === 1 ? 's' : 'm'}: points ${zone.points}, duration_s ${zone.duration_s}`;
   if (zone.counts === null) {
@@ -104,7 +109,8 @@ export function limitReq(cx: ImportContext, d: Directive, scope: Scope): void {
 }
 
 export function limitReqStatus(cx: ImportContext, d: Directive): void {
-  if (d.args[0] === PHPGATE_RATE_LIMIT_STATUS) return cx.report.note(d, `phpgate refuses rate-limited requests with ${PHPGATE_RATE_LIMIT_STATUS} too`);
+  if (d.args[0] === PHPGATE_RATE_LIMIT_STATUS)
+    return cx.report.note(d, `phpgate refuses rate-limited requests with ${PHPGATE_RATE_LIMIT_STATUS} too`);
   cx.report.warn(d, `not translated: phpgate refuses rate-limited requests with ${PHPGATE_RATE_LIMIT_STATUS}`);
 }
 
@@ -163,7 +169,7 @@ function isTimeoutDirective(name: string): name is TimeoutDirective {
 
 /** keepalive_timeout, client_header_timeout, client_body_timeout, send_timeout, large_client_header_buffers. */
 export function clientLimits(cx: ImportContext, d: Directive, scope: Scope): void {
-  if (scope.level === 'location') return cx.report.warn(d, 'not translated: phpgate\'s client limits are server-wide');
+  if (scope.level === 'location') return cx.report.warn(d, "not translated: phpgate's client limits are server-wide");
   if (d.name === 'large_client_header_buffers') {
     const n = Number(d.args[0]);
     const size = parseSize(d.args[1] ?? '');
@@ -174,7 +180,10 @@ export function clientLimits(cx: ImportContext, d: Directive, scope: Scope): voi
     const urlKb = Math.max(1, Math.ceil(size / 1024));
     cx.draft.server.limits.header_kb = headerKb;
     cx.draft.server.limits.url_kb = urlKb;
-    return cx.report.note(d, `server.limits.header_kb ${headerKb} (all buffers: phpgate bounds the whole head, nginx each line), server.limits.url_kb ${urlKb} (one buffer)`);
+    return cx.report.note(
+      d,
+      `server.limits.header_kb ${headerKb} (all buffers: phpgate bounds the whole head, nginx each line), server.limits.url_kb ${urlKb} (one buffer)`,
+    );
   }
   if (!isTimeoutDirective(d.name)) return cx.report.warn(d, 'not translated: phpgate has no equivalent');
   const ms = parseTime(d.args[0] ?? '');

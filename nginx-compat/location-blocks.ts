@@ -41,7 +41,7 @@ export function handleLocation(cx: ImportContext, d: Directive, parent: Scope, h
   cacheHeaders(cx, children, scope);
   for (const c of children) handle(cx, c, scope);
   if (!cx.report.isHandled(d)) {
-    if (children.length === 0) cx.report.note(d, 'empty location: phpgate\'s routing (static files, php.try_files) applies');
+    if (children.length === 0) cx.report.note(d, "empty location: phpgate's routing (static files, php.try_files) applies");
     else cx.report.done(d);
   }
 }
@@ -90,7 +90,12 @@ function phpLocation(cx: ImportContext, d: Directive, loc: Location, pass: Direc
       cx.frontController = { d, loc };
       cx.report.done(d);
     }
-    cx.report.note(pass, main ? `the default pool: phpgate runs its own php-cgi workers (php.worker_count; size it like php-fpm's pm.max_children) in place of ${target}` : 'the default pool');
+    cx.report.note(
+      pass,
+      main
+        ? `the default pool: phpgate runs its own php-cgi workers (php.worker_count; size it like php-fpm's pm.max_children) in place of ${target}`
+        : 'the default pool',
+    );
   } else {
     const globs = locationGlobs(loc);
     if (!globs.ok) {
@@ -102,7 +107,10 @@ function phpLocation(cx: ImportContext, d: Directive, loc: Location, pass: Direc
     php = { kind: 'pool', pool };
     const approx = globs.approximations.length > 0 ? ` (approximately: ${globs.approximations.join('; ')})` : '';
     cx.report.note(d, `pools[${pool.name}].patterns: ${globs.globs.join(', ')}${approx}`);
-    cx.report.note(pass, `pool ${pool.name}: its own php-cgi workers (worker_count inherits php.worker_count; size it like that php-fpm pool's pm.max_children) in place of ${target}`);
+    cx.report.note(
+      pass,
+      `pool ${pool.name}: its own php-cgi workers (worker_count inherits php.worker_count; size it like that php-fpm pool's pm.max_children) in place of ${target}`,
+    );
   }
   if (upstream !== undefined && !cx.report.isHandled(upstream.d)) {
     const addrs = upstream.servers.map((s) => s.args[0] ?? '').join(', ');
@@ -126,13 +134,18 @@ function internal(cx: ImportContext, d: Directive, loc: Location): void {
   if (!globs.ok) return cx.report.warn(d, `not translated: ${globs.reason}`);
   cx.addDeny(globs.globs.map(asDenyGlob));
   cx.refusals.push({ d, status: 404 });
-  cx.report.note(d, `static.deny: ${globs.globs.join(', ')} (refuses direct requests with 404; php.try_files still reaches the script, as nginx's internal)`);
+  cx.report.note(
+    d,
+    `static.deny: ${globs.globs.join(', ')} (refuses direct requests with 404; php.try_files still reaches the script, as nginx's internal)`,
+  );
 }
 
 function poolFor(cx: ImportContext, key: string, target: string): PoolDraft {
   const existing = cx.pools.get(key);
   if (existing !== undefined) return existing;
-  const base = (cx.upstreams.has(target) ? target : target.startsWith('unix:') ? path.basename(target).replace(/\.sock$/, '') : `pool-${target.split(':').at(-1)}`)
+  const base = (
+    cx.upstreams.has(target) ? target : target.startsWith('unix:') ? path.basename(target).replace(/\.sock$/, '') : `pool-${target.split(':').at(-1)}`
+  )
     .replace(/[^A-Za-z0-9_-]+/g, '-')
     .replace(/^[^A-Za-z0-9]+/, '');
   const stem = poolName.parse(base) === INVALID || base.toLowerCase() === DEFAULT_POOL_NAME ? 'pool' : base;
@@ -177,7 +190,7 @@ function proxyLocation(cx: ImportContext, d: Directive, loc: Location, pass: Dir
   const settings: ProxySettings = {};
   const rest = proxyDirectives(cx, d, pass, scope, settings);
   const approx = globs.approximations.length > 0 ? `; approximately: ${globs.approximations.join('; ')}` : '';
-  const host = settings.host_header === 'target' ? ', host_header target (no proxy_set_header Host: nginx sends the target\'s)' : '';
+  const host = settings.host_header === 'target' ? ", host_header target (no proxy_set_header Host: nginx sends the target's)" : '';
   const summary = `upstreams: ${globs.globs.join(', ')} → ${targets.join(', ')}${websockets ? ', websockets' : ''}${strip === '' ? '' : `, strip_prefix ${strip}`}${host}${approx}`;
   if (notes.length > 0) cx.report.warn(d, `${summary}; ${notes.join('; ')}`);
   else cx.report.note(d, summary);
@@ -199,7 +212,7 @@ export function cacheHeaders(cx: ImportContext, children: readonly Directive[], 
     if ('unsupported' in v) {
       cx.report.warn(expires, `not translated: ${v.unsupported}`);
     } else if ('off' in v) {
-      cx.report.note(expires, 'no Cache-Control, as phpgate\'s default');
+      cx.report.note(expires, "no Cache-Control, as phpgate's default");
     } else {
       parts.push(v.value);
     }

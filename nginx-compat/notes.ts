@@ -19,7 +19,7 @@ export const NOTES: Readonly<Record<string, string>> = {
   map_hash_bucket_size: 'nginx hash tuning: not needed',
   default_type: 'phpgate picks Content-Type from its own MIME table',
   log_format: 'phpgate writes JSON access lines (logging.access); nginx log formats do not apply',
-  gzip_vary: 'Vary: Accept-Encoding is phpgate\'s to send',
+  gzip_vary: "Vary: Accept-Encoding is phpgate's to send",
   gzip_proxied: 'compression tuning: phpgate decides (compression.*)',
   gzip_buffers: 'compression tuning: phpgate decides (compression.*)',
   gzip_http_version: 'compression tuning: phpgate decides (compression.*)',
@@ -49,7 +49,7 @@ export const NOTES: Readonly<Record<string, string>> = {
   fastcgi_connect_timeout: "phpgate's workers are local; php.timeout_ms bounds the whole request",
   fastcgi_send_timeout: "phpgate's workers are local; php.timeout_ms bounds the whole request",
   fastcgi_keep_conn: 'phpgate always keeps one FastCGI connection per php-cgi child',
-  fastcgi_index: "ignored: php.index names the directory index files",
+  fastcgi_index: 'ignored: php.index names the directory index files',
   fastcgi_cache_lock_age: 'phpgate lets one request fill an entry; the others wait for it up to cache.lock_ms, then go to PHP uncached',
   client_body_buffer_size: 'phpgate keeps bodies up to 256 KiB in memory, larger ones in an unlinked temp file',
   client_body_temp_path: 'phpgate spools large bodies to an unlinked temp file',
@@ -57,10 +57,10 @@ export const NOTES: Readonly<Record<string, string>> = {
   uwsgi_temp_path: 'not used by phpgate',
   scgi_temp_path: 'not used by phpgate',
   client_header_buffer_size: 'see server.limits.header_kb',
-  open_file_cache: "phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)",
-  open_file_cache_valid: "phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)",
-  open_file_cache_min_uses: "phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)",
-  open_file_cache_errors: "phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)",
+  open_file_cache: 'phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)',
+  open_file_cache_valid: 'phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)',
+  open_file_cache_min_uses: 'phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)',
+  open_file_cache_errors: 'phpgate keeps its own file-info and hot-file caches (static.hot_cache_*)',
   // headers.server "" would send none, where nginx still sends "nginx": phpgate's name without a version is the match.
   server_tokens: 'phpgate sends "Server: phpgate", never a version (headers.server; "" sends none)',
   pid: 'phpgate keeps its pid file in php.socket_dir',
@@ -90,10 +90,10 @@ export const NOTES: Readonly<Record<string, string>> = {
   output_buffers: 'file I/O tuning: not needed',
   postpone_output: 'file I/O tuning: not needed',
   sendfile_max_chunk: 'file I/O tuning: not needed',
-  if_modified_since: 'phpgate answers If-Modified-Since exactly, as nginx\'s default',
-  server_name_in_redirect: 'phpgate builds redirects from the request\'s Host',
-  port_in_redirect: 'phpgate builds redirects from the request\'s Host',
-  absolute_redirect: 'phpgate builds redirects from the request\'s Host',
+  if_modified_since: "phpgate answers If-Modified-Since exactly, as nginx's default",
+  server_name_in_redirect: "phpgate builds redirects from the request's Host",
+  port_in_redirect: "phpgate builds redirects from the request's Host",
+  absolute_redirect: "phpgate builds redirects from the request's Host",
 };
 
 /** Directives that take effect where they are used: reported then, or at the end as unused. */
@@ -113,15 +113,23 @@ export const DEFERRED: ReadonlySet<string> = new Set([
 ]);
 
 /** Response headers phpgate writes itself (identity and framing): add_header cannot become headers.set for them. */
-export const GATEWAY_OWN_HEADERS: ReadonlySet<string> = new Set(['server', 'date', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive']);
+export const GATEWAY_OWN_HEADERS: ReadonlySet<string> = new Set([
+  'server',
+  'date',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+]);
 
 /** proxy_set_header lines that only say what a reverse proxy sends anyway. */
 export const STANDARD_PROXY_HEADERS: ReadonlyMap<string, string> = new Map([
-  ['host', 'the client\'s Host'],
+  ['host', "the client's Host"],
   ['x-real-ip', 'the client address'],
   ['x-forwarded-for', 'the client address chain'],
   ['x-forwarded-proto', 'the scheme'],
-  ['x-forwarded-host', 'the client\'s Host'],
+  ['x-forwarded-host', "the client's Host"],
   ['upgrade', 'websocket upgrade (upstreams[].websockets)'],
   ['connection', 'websocket upgrade (upstreams[].websockets)'],
 ]);

@@ -140,14 +140,16 @@ class Parser {
     if (d.args.length !== 1) throw new NginxSyntaxError(d.file, d.line, `"include" takes one file name, got ${d.args.length}`);
     const arg = d.args[0]!;
     if (isStockInclude(arg)) return [d];
-    if (this.#depth >= MAX_INCLUDE_DEPTH) throw new NginxSyntaxError(d.file, d.line, `includes nested deeper than ${MAX_INCLUDE_DEPTH} (an include cycle?)`);
+    if (this.#depth >= MAX_INCLUDE_DEPTH)
+      throw new NginxSyntaxError(d.file, d.line, `includes nested deeper than ${MAX_INCLUDE_DEPTH} (an include cycle?)`);
     const files = resolveInclude(arg, path.dirname(this.#file));
     if (files === null) {
       throw new NginxSyntaxError(d.file, d.line, `include "${arg}": no such file (looked in ${path.dirname(this.#file)} and ${NGINX_CONF_DIR})`);
     }
     const out: Directive[] = [];
     for (const f of files) {
-      if (this.#stack.includes(path.resolve(f))) throw new NginxSyntaxError(d.file, d.line, `include "${arg}" includes ${f} again (an include cycle)`);
+      if (this.#stack.includes(path.resolve(f)))
+        throw new NginxSyntaxError(d.file, d.line, `include "${arg}" includes ${f} again (an include cycle)`);
       out.push(...parseFile(f, this.#stack, this.#depth + 1, d));
     }
     return out;
@@ -221,7 +223,10 @@ function componentRegExp(part: string): RegExp {
       const close = part.indexOf(']', i + 2);
       if (close === -1) src += '\\[';
       else {
-        const body = part.slice(i + 1, close).replace(/^!/, '^').replace(/\\/g, '\\\\');
+        const body = part
+          .slice(i + 1, close)
+          .replace(/^!/, '^')
+          .replace(/\\/g, '\\\\');
         src += `[${body}]`;
         i = close;
       }

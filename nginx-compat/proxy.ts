@@ -38,7 +38,7 @@ export function upstreamBlock(cx: ImportContext, upstream: UpstreamDef, into: Pr
       case 'keepalive_timeout':
       case 'keepalive_requests':
       case 'keepalive_time':
-        say(c, 'note', 'phpgate keeps connections to targets alive (for as long as the target\'s Keep-Alive allows, up to 60 s)');
+        say(c, 'note', "phpgate keeps connections to targets alive (for as long as the target's Keep-Alive allows, up to 60 s)");
         break;
       case 'zone':
         say(c, 'note', 'not needed: phpgate is one process');
@@ -50,7 +50,8 @@ export function upstreamBlock(cx: ImportContext, upstream: UpstreamDef, into: Pr
   const [down, ...others] = [...downs];
   if (down !== undefined && down !== 10) into.down_s = down;
   if (report) {
-    if (others.length > 0) cx.report.warn(upstream.d, `servers with different fail_timeout/max_fails: phpgate has one down_s per upstream (${down ?? 10} s taken)`);
+    if (others.length > 0)
+      cx.report.warn(upstream.d, `servers with different fail_timeout/max_fails: phpgate has one down_s per upstream (${down ?? 10} s taken)`);
     cx.report.done(upstream.d);
   }
 }
@@ -85,9 +86,12 @@ export function proxyDirectives(cx: ImportContext, location: Directive, pass: Di
     if (c === pass) continue;
     if (c.name === 'proxy_set_header') proxySetHeader(cx, c);
     else if (c.name === 'proxy_connect_timeout' || c.name === 'proxy_read_timeout') timeout(cx, c, into);
-    else if (c.name === 'proxy_send_timeout') cx.report.note(c, 'covered by upstreams[].timeout_ms (a target that takes nothing of a request for that long gets 504)');
-    else if (c.name === 'proxy_next_upstream') cx.report.note(c, 'phpgate tries the next target after a failed connection, for idempotent requests without a body (nginx\'s error timeout)');
-    else if (c.name === 'proxy_redirect' && c.args[0] === 'default') cx.report.note(c, 'phpgate rewrites a Location pointing at the target the same way');
+    else if (c.name === 'proxy_send_timeout')
+      cx.report.note(c, 'covered by upstreams[].timeout_ms (a target that takes nothing of a request for that long gets 504)');
+    else if (c.name === 'proxy_next_upstream')
+      cx.report.note(c, "phpgate tries the next target after a failed connection, for idempotent requests without a body (nginx's error timeout)");
+    else if (c.name === 'proxy_redirect' && c.args[0] === 'default')
+      cx.report.note(c, 'phpgate rewrites a Location pointing at the target the same way');
     else if (c.name === 'proxy_redirect') cx.report.warn(c, 'not translated: phpgate always rewrites as proxy_redirect default does');
     else if (c.name.startsWith('proxy_') && NOTES[c.name] === undefined) cx.report.warn(c, 'not translated: no upstreams[] key for it');
     else rest.push(c);
@@ -105,7 +109,7 @@ export function proxySetHeader(cx: ImportContext, c: Directive): void {
   const value = c.args[1] ?? '';
   if (name === 'host') {
     if (value === '$proxy_host') return cx.report.note(c, 'upstreams[].host_header: target');
-    if (CLIENT_HOST.has(value)) return cx.report.note(c, 'upstreams[].host_header: client (phpgate\'s default: the Host the client sent)');
+    if (CLIENT_HOST.has(value)) return cx.report.note(c, "upstreams[].host_header: client (phpgate's default: the Host the client sent)");
     return cx.report.warn(c, `not translated: upstreams[].host_header is the client's Host or the target's, not "${value}" (the client's is sent)`);
   }
   const std = STANDARD_PROXY_HEADERS.get(name);

@@ -157,7 +157,9 @@ export function chooseServer(servers: readonly ServerBlock[], file: string, want
   if (wanted !== undefined) {
     candidates = candidates.filter((s) => s.names.some((n) => nameMatches(n, wanted)));
     if (candidates.length === 0) {
-      throw new NginxImportError(`${file}: no server block answers "${wanted}"; the server blocks are:\n${servers.map((s) => `  ${describeServer(s)}`).join('\n')}`);
+      throw new NginxImportError(
+        `${file}: no server block answers "${wanted}"; the server blocks are:\n${servers.map((s) => `  ${describeServer(s)}`).join('\n')}`,
+      );
     }
   }
   // The same names on plain HTTP and on TLS, both full sites: phpgate serves one port, the TLS one.
@@ -166,7 +168,9 @@ export function chooseServer(servers: readonly ServerBlock[], file: string, want
   }
   if (candidates.length > 1) {
     const how = wanted === undefined ? 'choose one with --server NAME' : `"${wanted}" matches several; make NAME more specific`;
-    throw new NginxImportError(`${file} has ${candidates.length} server blocks; ${how}:\n${candidates.map((s) => `  ${describeServer(s)}`).join('\n')}`);
+    throw new NginxImportError(
+      `${file} has ${candidates.length} server blocks; ${how}:\n${candidates.map((s) => `  ${describeServer(s)}`).join('\n')}`,
+    );
   }
   const chosen = candidates[0]!;
   const redirectFrom = chosen.ssl ? (redirects.find((r) => sameSite(r, chosen)) ?? null) : null;

@@ -86,7 +86,7 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   cacheHeaders(cx, serverChildren, serverScope);
   for (const d of serverChildren) handleDirective(cx, d, serverScope);
   if (![...serverChildren, ...http].some((d) => d.name === 'index')) {
-    cx.report.note(server.d, 'no index: nginx\'s default is index.html; php.index keeps phpgate\'s default [index.php, index.html]');
+    cx.report.note(server.d, "no index: nginx's default is index.html; php.index keeps phpgate's default [index.php, index.html]");
   }
 
   finishTryFiles(cx, server.d);
@@ -207,14 +207,22 @@ function listen(cx: ImportContext, server: ServerBlock): void {
   for (const l of listens) {
     const extras = listenParams(cx, l, l === primary);
     if (l === primary) {
-      const what = [`server.port ${l.port}`, l.host === null ? '' : `server.host ${l.host}`, l.ssl ? 'TLS (server.tls)' : '', l.http2 ? 'HTTP/2 by ALPN' : '']
+      const what = [
+        `server.port ${l.port}`,
+        l.host === null ? '' : `server.host ${l.host}`,
+        l.ssl ? 'TLS (server.tls)' : '',
+        l.http2 ? 'HTTP/2 by ALPN' : '',
+      ]
         .filter((x) => x !== '')
         .join(', ');
       cx.report.note(l.d, [what, ...extras.notes].join('; '));
     } else if (l.port === primary.port) {
       cx.report.note(l.d, `same port on another address: phpgate listens on server.host (${primary.host ?? '0.0.0.0'}) only`);
     } else {
-      cx.report.warn(l.d, `not translated: phpgate listens on one port (server.port ${primary.port})${!l.ssl && primary.ssl ? '; redirect_http_port would redirect this port to https instead of serving the site' : ''}`);
+      cx.report.warn(
+        l.d,
+        `not translated: phpgate listens on one port (server.port ${primary.port})${!l.ssl && primary.ssl ? '; redirect_http_port would redirect this port to https instead of serving the site' : ''}`,
+      );
     }
     for (const w of extras.warnings) cx.report.warn(l.d, w);
   }
@@ -254,7 +262,10 @@ function finishTryFiles(cx: ImportContext, serverD: Directive): void {
   const main = cx.rootTryFiles ?? cx.serverTryFiles;
   if (main === null) {
     cx.draft.php.try_files = ['$uri', '$uri/', '=404'];
-    cx.report.note(serverD, 'no try_files for /: nginx serves files and directory indexes only, so php.try_files is [$uri, $uri/, =404] (no front controller)');
+    cx.report.note(
+      serverD,
+      'no try_files for /: nginx serves files and directory indexes only, so php.try_files is [$uri, $uri/, =404] (no front controller)',
+    );
   } else {
     const r = translateTryFiles(main.args, cx.named);
     if ('reason' in r) {
@@ -302,7 +313,10 @@ function finishTls(cx: ImportContext, server: ServerBlock): void {
     return;
   }
   if (cx.cert === null || cx.key === null) {
-    cx.report.warn(server.d, 'an ssl listener without ssl_certificate and ssl_certificate_key: server.tls is not set, phpgate will serve plain HTTP on that port');
+    cx.report.warn(
+      server.d,
+      'an ssl listener without ssl_certificate and ssl_certificate_key: server.tls is not set, phpgate will serve plain HTTP on that port',
+    );
     // redirect_http_port needs server.tls (config/ refuses it alone).
     delete cx.draft.server.redirect_http_port;
     return;
@@ -320,11 +334,17 @@ function finishProxyProtocol(cx: ImportContext, serverScope: Scope): void {
   const d = cx.proxyProtocol;
   if (d === null) return;
   if (cx.draft.server.trusted_proxies.length === 0) {
-    cx.report.warn(d, 'server.proxy_protocol needs server.trusted_proxies (the load balancers\' addresses), and there is no set_real_ip_from: gateway.yaml does not load until they are added');
+    cx.report.warn(
+      d,
+      "server.proxy_protocol needs server.trusted_proxies (the load balancers' addresses), and there is no set_real_ip_from: gateway.yaml does not load until they are added",
+    );
   }
   const realIp = cx.inherited('real_ip_header', serverScope).at(-1);
   if (realIp?.args[0]?.toLowerCase() !== 'proxy_protocol') {
-    cx.report.note(d, 'nginx takes the client address from the PROXY header only with real_ip_header proxy_protocol; phpgate always does, for connections from server.trusted_proxies');
+    cx.report.note(
+      d,
+      'nginx takes the client address from the PROXY header only with real_ip_header proxy_protocol; phpgate always does, for connections from server.trusted_proxies',
+    );
   }
 }
 
@@ -347,7 +367,10 @@ function finishDeny(cx: ImportContext, serverD: Directive): void {
     }
   }
   if (cx.mainKey === null) {
-    cx.report.warn(serverD, 'no PHP location (fastcgi_pass): nginx sends .php files as they are; phpgate runs any existing .php file in the docroot (never sends PHP source)');
+    cx.report.warn(
+      serverD,
+      'no PHP location (fastcgi_pass): nginx sends .php files as they are; phpgate runs any existing .php file in the docroot (never sends PHP source)',
+    );
   }
   if (cx.frontController !== null) {
     const { d, loc } = cx.frontController;
@@ -401,13 +424,18 @@ function ordered<T>(entries: readonly Ranked<T>[], report: Report): Ranked<T>[] 
   const sorted = [...entries].sort((a, b) => compareRank(a.rank, b.rank));
   const kept: Ranked<T>[] = [];
   for (const e of sorted) {
-    const earlier = kept.find((k) => patternMatchesEverything(k.pattern) || k.pattern === e.pattern || (!hasWildcard(e.pattern) && compilePattern(k.pattern)(e.pattern)));
+    const earlier = kept.find(
+      (k) => patternMatchesEverything(k.pattern) || k.pattern === e.pattern || (!hasWildcard(e.pattern) && compilePattern(k.pattern)(e.pattern)),
+    );
     if (earlier === undefined) {
       kept.push(e);
       continue;
     }
     if (earlier.pattern !== e.pattern || JSON.stringify(earlier.value) !== JSON.stringify(e.value)) {
-      report.warn(e.d, `${e.pattern}: phpgate takes the first matching pattern, and ${earlier.pattern} (${earlier.d.file}:${earlier.d.line}) always comes first; dropped`);
+      report.warn(
+        e.d,
+        `${e.pattern}: phpgate takes the first matching pattern, and ${earlier.pattern} (${earlier.d.file}:${earlier.d.line}) always comes first; dropped`,
+      );
     }
   }
   return kept;

@@ -132,7 +132,7 @@ function appendHeaderParams(params: CgiParams, raw: readonly string[], authority
     }
     const cgi = httpName(name);
     if (cgi === null) continue;
-    let value = headerValue(raw[i + 1]!);
+    const value = headerValue(raw[i + 1]!);
     if (cgi === 'HTTP_HOST') {
       if (authority !== null) continue; // the target's authority wins (added below)
       hostSeen = true;

@@ -39,8 +39,10 @@ export function writeHandshakeScript(socketDir: string): string {
   const st = fs.lstatSync(socketDir);
   const uid = process.getuid?.() ?? st.uid;
   if (!st.isDirectory() || st.uid !== uid) {
-    throw new PhpgateError(ErrorCode.ConfigInvalid,
-      `php.socket_dir ${socketDir} is not a directory owned by this user (uid ${uid}); remove it or choose another`);
+    throw new PhpgateError(
+      ErrorCode.ConfigInvalid,
+      `php.socket_dir ${socketDir} is not a directory owned by this user (uid ${uid}); remove it or choose another`,
+    );
   }
   // Ours but too open (made by hand, or an old umask): close it rather than refuse.
   if ((st.mode & 0o077) !== 0) fs.chmodSync(socketDir, 0o700);

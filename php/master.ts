@@ -88,8 +88,8 @@ export class Master {
     this.#socketPath = socketPath;
     this.#startedAt = Date.now();
     const logLine = (chunk: Buffer): void => logLines(o.log, { pool: o.poolName, pid: proc.pid }, 'php-cgi: ', chunk);
-    proc.stdout!.on('data', logLine);
-    proc.stderr!.on('data', logLine);
+    proc.stdout.on('data', logLine);
+    proc.stderr.on('data', logLine);
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -100,10 +100,12 @@ export class Master {
         else reject(err);
       };
       proc.once('error', (err: NodeJS.ErrnoException) => {
-        const e = err.code === 'ENOENT'
-          ? new PhpgateError(ErrorCode.PhpBinaryMissing,
-            `php-cgi not found (php.binary: "${o.binary}"). Install it: apt-get install -y php-cgi`, { cause: err })
-          : new PhpgateError(ErrorCode.UpstreamConnect, `could not start ${o.binary}: ${err.message}`, { cause: err });
+        const e =
+          err.code === 'ENOENT'
+            ? new PhpgateError(ErrorCode.PhpBinaryMissing, `php-cgi not found (php.binary: "${o.binary}"). Install it: apt-get install -y php-cgi`, {
+                cause: err,
+              })
+            : new PhpgateError(ErrorCode.UpstreamConnect, `could not start ${o.binary}: ${err.message}`, { cause: err });
         settle(e);
         // 'exit' may not follow a spawn error. A missing binary won't come back: stop for good. Anything else
         // (EAGAIN, EMFILE) may pass: try again with backoff.
@@ -112,14 +114,14 @@ export class Master {
       });
       proc.once('exit', (code, signal) => {
         this.#onExit(proc, socketPath, code, signal);
-        settle(new PhpgateError(ErrorCode.UpstreamConnect,
-          `php-cgi for pool "${o.poolName}" exited at start (${signal ?? `code ${code}`})`));
+        settle(new PhpgateError(ErrorCode.UpstreamConnect, `php-cgi for pool "${o.poolName}" exited at start (${signal ?? `code ${code}`})`));
       });
       void waitForSocket(socketPath, SOCKET_WAIT_MS, () => settled).then((ok) => {
         if (settled) return;
         if (!ok) {
-          settle(new PhpgateError(ErrorCode.UpstreamConnect,
-            `php-cgi for pool "${o.poolName}" did not open ${socketPath} within ${SOCKET_WAIT_MS} ms`));
+          settle(
+            new PhpgateError(ErrorCode.UpstreamConnect, `php-cgi for pool "${o.poolName}" did not open ${socketPath} within ${SOCKET_WAIT_MS} ms`),
+          );
           // A socketless master serves nobody: end it, and its exit schedules the next try.
           killGroup(proc.pid);
           return;
@@ -148,10 +150,12 @@ export class Master {
     this.#consecutiveFailures++;
     const reason = signal ?? `exit code ${code}`;
     const level = this.#consecutiveFailures >= 3 ? 'error' : 'warn';
-    o.log[level]({ pool: o.poolName, pid: proc.pid, reason, restartInMs: this.#backoff, failures: this.#consecutiveFailures },
+    o.log[level](
+      { pool: o.poolName, pid: proc.pid, reason, restartInMs: this.#backoff, failures: this.#consecutiveFailures },
       this.#consecutiveFailures >= 3
         ? `php-cgi master for pool "${o.poolName}" keeps dying (${reason}); check php.ini, extensions and the log above`
-        : `php-cgi master for pool "${o.poolName}" died (${reason}); restarting`);
+        : `php-cgi master for pool "${o.poolName}" died (${reason}); restarting`,
+    );
     this.#listener.onMasterDown(String(reason));
     const delay = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, BACKOFF_MAX_MS);

@@ -8,7 +8,7 @@ import type { Logger } from '../core/log.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
 import { handshakeParams as probeParams, probeScriptBeside, ScriptAnswer } from './handshake.js';
-import { RestartReason, Worker, WorkerState, type WorkerHost } from './worker.js';
+import { type RestartReason, Worker, WorkerState, type WorkerHost } from './worker.js';
 
 /** Someone waiting for a worker. Exactly one of the two is called, unless the wait is cancelled first. */
 export interface PoolWaiter {
@@ -112,7 +112,15 @@ export class Pool implements WorkerHost {
     this.#probeScript = probeScriptBeside(o.handshakeScript);
     this.log = o.log;
     this.#master = new Master(
-      { poolName: o.name, binary: o.binary, children: o.settings.worker_count, ini: o.settings.ini, env: o.settings.env, socketDir: o.socketDir, log: o.log },
+      {
+        poolName: o.name,
+        binary: o.binary,
+        children: o.settings.worker_count,
+        ini: o.settings.ini,
+        env: o.settings.env,
+        socketDir: o.socketDir,
+        log: o.log,
+      },
       {
         onMasterReady: (socketPath) => {
           this.#socketPath = socketPath;
@@ -307,7 +315,11 @@ export class Pool implements WorkerHost {
     const i = this.#queue.indexOf(entry);
     if (i === -1) return;
     this.#queue.splice(i, 1);
-    entry.waiter.onPoolError(new PhpgateError(ErrorCode.PoolSaturated,
-      `pool "${this.poolName}": waited ${this.#settings.queue_timeout_ms} ms for a worker (queue_timeout_ms)`));
+    entry.waiter.onPoolError(
+      new PhpgateError(
+        ErrorCode.PoolSaturated,
+        `pool "${this.poolName}": waited ${this.#settings.queue_timeout_ms} ms for a worker (queue_timeout_ms)`,
+      ),
+    );
   }
 }

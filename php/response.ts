@@ -40,7 +40,15 @@ function isHidden(lower: string): boolean {
  * `Transfer-Encoding` or `Connection: close` from PHP would break the framing node chooses. nginx drops them too, except `Upgrade`
  * (1.22 passes it on), which no FastCGI response can honour.
  */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'te',
+  'trailer',
+]);
 
 const CR = 13;
 const LF = 10;

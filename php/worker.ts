@@ -8,6 +8,7 @@ import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from '
 import { handshake } from './handshake.js';
 import { parentOf, signalPid } from './process.js';
 import { RequestClock } from './request-clock.js';
+import { RestartReason, WorkerState } from './worker-state.js';
 import type { ParamValue } from './fastcgi/record.js';
 import type { Logger } from '../core/log.js';
 
@@ -38,25 +39,7 @@ export interface WorkerHost {
   afterRequest(w: Worker): void;
 }
 
-/** Why a child was replaced: what /metrics counts and the log says. */
-export const RestartReason = {
-  Crash: 'crash',
-  Memory: 'memory',
-  MaxRequests: 'max_requests',
-  Timeout: 'timeout',
-  ClientAbort: 'client_abort',
-  Reload: 'reload',
-} as const;
-export type RestartReason = (typeof RestartReason)[keyof typeof RestartReason];
-
-export const WorkerState = {
-  Connecting: 'connecting',
-  Idle: 'idle',
-  Busy: 'busy',
-  Recycling: 'recycling',
-  Stopped: 'stopped',
-} as const;
-export type WorkerState = (typeof WorkerState)[keyof typeof WorkerState];
+export { RestartReason, WorkerState } from './worker-state.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -122,8 +105,16 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#privateBytes = bytes;
     if (limitBytes <= 0 || bytes <= limitBytes || this.#overMemory) return;
     this.#overMemory = true;
-    this.#host.log.warn({ pool: this.#host.poolName, pid: this.#pid, privateMb: Math.round(bytes / 1048576), limitMb: Math.round(limitBytes / 1048576), request: this.#label },
-      'worker over memory_limit_mb; replacing it (request = the script that pushed it over)');
+    this.#host.log.warn(
+      {
+        pool: this.#host.poolName,
+        pid: this.#pid,
+        privateMb: Math.round(bytes / 1048576),
+        limitMb: Math.round(limitBytes / 1048576),
+        request: this.#label,
+      },
+      'worker over memory_limit_mb; replacing it (request = the script that pushed it over)',
+    );
     if (this.#state === WorkerState.Idle) {
       this.#host.onWorkerLost(this);
       this.#host.onRestart(RestartReason.Memory);
@@ -317,8 +308,10 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     const req = this.#request;
     this.#request = null;
     const elapsedMs = Date.now() - this.#startedAt;
-    this.#host.log.error({ pool: this.#host.poolName, pid: this.#pid, request: this.#label, elapsedMs },
-      `request exceeded timeout_ms (${this.#host.timeoutMs}); killing the worker`);
+    this.#host.log.error(
+      { pool: this.#host.poolName, pid: this.#pid, request: this.#label, elapsedMs },
+      `request exceeded timeout_ms (${this.#host.timeoutMs}); killing the worker`,
+    );
     this.#state = WorkerState.Recycling;
     this.#host.onRestart(RestartReason.Timeout);
     this.#kill();

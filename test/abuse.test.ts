@@ -63,7 +63,12 @@ after(async () => {
 
 /** Lines count.php has written so far. */
 function runs(): string[] {
-  return fs.existsSync(runLog) ? fs.readFileSync(runLog, 'utf8').split('\n').filter((l) => l !== '') : [];
+  return fs.existsSync(runLog)
+    ? fs
+        .readFileSync(runLog, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+    : [];
 }
 
 /** PHP runs between two calls: `const since = runsSince(); …; since()`. */
@@ -123,10 +128,12 @@ class RawConn {
     // The server may reset while we are still writing (it refused the head and closed): what the tests look at is
     // what arrived and that the connection ended; the error is kept for failure messages.
     socket.on('error', (err) => (this.#error = err));
-    this.#closed = new Promise((resolve) => socket.once('close', () => {
-      this.#closedAt = Date.now();
-      resolve();
-    }));
+    this.#closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.#closedAt = Date.now();
+        resolve();
+      }),
+    );
   }
 
   static open(port: number): Promise<RawConn> {
@@ -204,7 +211,10 @@ describe('slow and idle connections (header_ms 1000, keepalive_ms 500)', () => {
     const silent = await RawConn.open(g.port);
     try {
       await sleep(300);
-      assert.ok([...slow, silent].every((c) => c.isOpen), 'the slow clients are hanging when the normal one arrives');
+      assert.ok(
+        [...slow, silent].every((c) => c.isOpen),
+        'the slow clients are hanging when the normal one arrives',
+      );
       const normal = await request(g.base, '/count.php?normal', { timeoutMs: 2000 });
       assert.equal(normal.status, 200);
       assert.equal(normal.text, 'ran 0');
@@ -278,8 +288,10 @@ describe('oversize heads and bodies (header_kb 4, max_body_mb 1, body_ms 1000)',
 
   test('Expect: 100-continue with a Content-Length over max_body_mb gets 413 without a 100 Continue first', async () => {
     const since = runsSince();
-    const conn = await RawConn.exchange(g.port,
-      `POST /count.php?expect HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${MAX_BODY_BYTES + 1}\r\n\r\n`);
+    const conn = await RawConn.exchange(
+      g.port,
+      `POST /count.php?expect HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${MAX_BODY_BYTES + 1}\r\n\r\n`,
+    );
     assert.equal(conn.isOpen, false, conn.summary());
     assert.deepEqual(conn.statuses(), [413], conn.summary());
     assert.deepEqual(since(), []);
@@ -287,8 +299,20 @@ describe('oversize heads and bodies (header_kb 4, max_body_mb 1, body_ms 1000)',
 
   test('Expect: 100-continue within the limit gets 100 Continue once the body will be read, then PHP runs', async () => {
     const since = runsSince();
-    const { stdout, stderr } = await run('curl', ['-sv', '--max-time', '10', '-H', 'Expect: 100-continue', '--data-binary', 'x'.repeat(1000),
-      '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${g.port}/count.php?continue`]);
+    const { stdout, stderr } = await run('curl', [
+      '-sv',
+      '--max-time',
+      '10',
+      '-H',
+      'Expect: 100-continue',
+      '--data-binary',
+      'x'.repeat(1000),
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `http://127.0.0.1:${g.port}/count.php?continue`,
+    ]);
     assert.equal(stdout, '200');
     assert.match(stderr, /< HTTP\/1\.1 100 Continue/);
     assert.equal(since().length, 1);
@@ -339,66 +363,87 @@ describe('request smuggling: refused with 400 and a close, the smuggled request 
   }
 
   const corpus: SmuggleCase[] = [
-    { name: 'CL.TE: Content-Length covering everything, then Transfer-Encoding: chunked',
-      bytes: `${FRONT}Content-Length: ${ENDS_EARLY.length}\r\nTransfer-Encoding: chunked\r\n\r\n${ENDS_EARLY}` },
-    { name: 'TE.CL: Transfer-Encoding: chunked, then a Content-Length covering only the chunk-size line',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\nContent-Length: ${sizeLine.length}\r\n\r\n${CARRIES}` },
-    { name: 'two different Content-Length headers',
-      bytes: `${FRONT}Content-Length: 0\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}` },
-    { name: 'a Content-Length list of two different values',
-      bytes: `${FRONT}Content-Length: 0, ${SMUGGLED.length}\r\n\r\n${SMUGGLED}` },
-    { name: 'a Content-Length with a plus sign',
-      bytes: `${FRONT}Content-Length: +0\r\n\r\n${SMUGGLED}` },
-    { name: 'Transfer-Encoding: xchunked beside a Content-Length',
-      bytes: `${FRONT}Content-Length: ${ENDS_EARLY.length}\r\nTransfer-Encoding: xchunked\r\n\r\n${ENDS_EARLY}` },
-    { name: 'Transfer-Encoding: xchunked alone',
-      bytes: `${FRONT}Transfer-Encoding: xchunked\r\n\r\n${ENDS_EARLY}` },
-    { name: 'Transfer-Encoding: chunked, identity (chunked not last)',
-      bytes: `${FRONT}Transfer-Encoding: chunked, identity\r\n\r\n${ENDS_EARLY}` },
-    { name: 'Transfer-Encoding: chunked and Transfer-Encoding: identity on two lines',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n${ENDS_EARLY}` },
-    { name: 'Transfer-Encoding folded onto a continuation line (obs-fold) beside a Content-Length',
-      bytes: `${FRONT}Content-Length: ${ENDS_EARLY.length}\r\nTransfer-Encoding:\r\n chunked\r\n\r\n${ENDS_EARLY}` },
-    { name: 'a space before the colon: "Transfer-Encoding : chunked" beside a Content-Length',
-      bytes: `${FRONT}Content-Length: ${ENDS_EARLY.length}\r\nTransfer-Encoding : chunked\r\n\r\n${ENDS_EARLY}` },
-    { name: 'a header line starting with a space right after the request line (" Content-Length")',
-      bytes: `POST /count.php?front HTTP/1.1\r\n Content-Length: 0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${CARRIES}` },
-    { name: 'a bare LF hiding Transfer-Encoding inside the Host line, beside a Content-Length',
-      bytes: `POST /count.php?front HTTP/1.1\r\nHost: x\nTransfer-Encoding: chunked\r\nContent-Length: ${ENDS_EARLY.length}\r\n\r\n${ENDS_EARLY}` },
-    { name: 'bare LF line endings throughout',
-      bytes: `POST /count.php?front HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n0\n\n${SMUGGLED}` },
-    { name: 'a bare CR ending the request line',
-      bytes: `POST /count.php?front HTTP/1.1\rHost: x\r\nContent-Length: 0\r\n\r\n${SMUGGLED}` },
-    { name: 'a chunk size that overflows 64 bits to 5',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n1${'0'.repeat(15)}5\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
-    { name: 'a negative chunk size',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n-5\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
-    { name: 'a chunk size with a 0x prefix',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
-    { name: 'a chunk-size line ended by a bare LF',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n5\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
-    { name: 'chunk data longer than its size',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n3\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
-    { name: 'a chunk extension ended by a bare LF',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n5;a=b\nxx\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
-    { name: 'a chunk extension with an unterminated quoted string',
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n5;a="\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
+    {
+      name: 'CL.TE: Content-Length covering everything, then Transfer-Encoding: chunked',
+      bytes: `${FRONT}Content-Length: ${ENDS_EARLY.length}\r\nTransfer-Encoding: chunked\r\n\r\n${ENDS_EARLY}`,
+    },
+    {
+      name: 'TE.CL: Transfer-Encoding: chunked, then a Content-Length covering only the chunk-size line',
+      bytes: `${FRONT}Transfer-Encoding: chunked\r\nContent-Length: ${sizeLine.length}\r\n\r\n${CARRIES}`,
+    },
+    { name: 'two different Content-Length headers', bytes: `${FRONT}Content-Length: 0\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}` },
+    { name: 'a Content-Length list of two different values', bytes: `${FRONT}Content-Length: 0, ${SMUGGLED.length}\r\n\r\n${SMUGGLED}` },
+    { name: 'a Content-Length with a plus sign', bytes: `${FRONT}Content-Length: +0\r\n\r\n${SMUGGLED}` },
+    {
+      name: 'Transfer-Encoding: xchunked beside a Content-Length',
+      bytes: `${FRONT}Content-Length: ${ENDS_EARLY.length}\r\nTransfer-Encoding: xchunked\r\n\r\n${ENDS_EARLY}`,
+    },
+    { name: 'Transfer-Encoding: xchunked alone', bytes: `${FRONT}Transfer-Encoding: xchunked\r\n\r\n${ENDS_EARLY}` },
+    { name: 'Transfer-Encoding: chunked, identity (chunked not last)', bytes: `${FRONT}Transfer-Encoding: chunked, identity\r\n\r\n${ENDS_EARLY}` },
+    {
+      name: 'Transfer-Encoding: chunked and Transfer-Encoding: identity on two lines',
+      bytes: `${FRONT}Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n${ENDS_EARLY}`,
+    },
+    {
+      name: 'Transfer-Encoding folded onto a continuation line (obs-fold) beside a Content-Length',
+      bytes: `${FRONT}Content-Length: ${ENDS_EARLY.length}\r\nTransfer-Encoding:\r\n chunked\r\n\r\n${ENDS_EARLY}`,
+    },
+    {
+      name: 'a space before the colon: "Transfer-Encoding : chunked" beside a Content-Length',
+      bytes: `${FRONT}Content-Length: ${ENDS_EARLY.length}\r\nTransfer-Encoding : chunked\r\n\r\n${ENDS_EARLY}`,
+    },
+    {
+      name: 'a header line starting with a space right after the request line (" Content-Length")',
+      bytes: `POST /count.php?front HTTP/1.1\r\n Content-Length: 0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${CARRIES}`,
+    },
+    {
+      name: 'a bare LF hiding Transfer-Encoding inside the Host line, beside a Content-Length',
+      bytes: `POST /count.php?front HTTP/1.1\r\nHost: x\nTransfer-Encoding: chunked\r\nContent-Length: ${ENDS_EARLY.length}\r\n\r\n${ENDS_EARLY}`,
+    },
+    { name: 'bare LF line endings throughout', bytes: `POST /count.php?front HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n0\n\n${SMUGGLED}` },
+    { name: 'a bare CR ending the request line', bytes: `POST /count.php?front HTTP/1.1\rHost: x\r\nContent-Length: 0\r\n\r\n${SMUGGLED}` },
+    {
+      name: 'a chunk size that overflows 64 bits to 5',
+      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n1${'0'.repeat(15)}5\r\nabcde\r\n0\r\n\r\n${SMUGGLED}`,
+    },
+    { name: 'a negative chunk size', bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n-5\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
+    { name: 'a chunk size with a 0x prefix', bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
+    { name: 'a chunk-size line ended by a bare LF', bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n5\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
+    { name: 'chunk data longer than its size', bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n3\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
+    { name: 'a chunk extension ended by a bare LF', bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n5;a=b\nxx\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
+    {
+      name: 'a chunk extension with an unterminated quoted string',
+      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n5;a="\r\nabcde\r\n0\r\n\r\n${SMUGGLED}`,
+    },
     // node's guard against unbounded chunk extensions (CVE-2024-22019) answers 413, a fine answer too.
-    { name: 'a chunk extension over 16 KiB', statuses: [413],
-      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n5;${'e'.repeat(20_000)}\r\nabcde\r\n0\r\n\r\n${SMUGGLED}` },
+    {
+      name: 'a chunk extension over 16 KiB',
+      statuses: [413],
+      bytes: `${FRONT}Transfer-Encoding: chunked\r\n\r\n5;${'e'.repeat(20_000)}\r\nabcde\r\n0\r\n\r\n${SMUGGLED}`,
+    },
     // The message may be processed, then the connection must close (RFC 9112 §6.1): node processes it and answers
     // the bytes behind it with 400; what matters is that they never become a request.
-    { name: 'HTTP/1.0 with Transfer-Encoding: chunked and a request behind it', statuses: [400], frontMayRun: true,
-      bytes: `POST /count.php?front HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${ENDS_EARLY}` },
-    { name: 'HTTP/1.0 keep-alive with Transfer-Encoding: chunked and a request behind it', statuses: [200], frontMayRun: true,
-      bytes: `POST /count.php?front HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n${ENDS_EARLY}` },
-    { name: 'two Host headers',
-      bytes: `GET /count.php?twohosts HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n` },
+    {
+      name: 'HTTP/1.0 with Transfer-Encoding: chunked and a request behind it',
+      statuses: [400],
+      frontMayRun: true,
+      bytes: `POST /count.php?front HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${ENDS_EARLY}`,
+    },
+    {
+      name: 'HTTP/1.0 keep-alive with Transfer-Encoding: chunked and a request behind it',
+      statuses: [200],
+      frontMayRun: true,
+      bytes: `POST /count.php?front HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n${ENDS_EARLY}`,
+    },
+    { name: 'two Host headers', bytes: `GET /count.php?twohosts HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n` },
   ];
 
   test('control: a well-framed POST with a GET pipelined behind it runs both (the run log sees every run)', async () => {
     const since = runsSince();
-    const conn = await RawConn.exchange(g.port, `${FRONT}Content-Length: 5\r\n\r\nabcdeGET /count.php?second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const conn = await RawConn.exchange(
+      g.port,
+      `${FRONT}Content-Length: 5\r\n\r\nabcdeGET /count.php?second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    );
     assert.equal(conn.isOpen, false, conn.summary());
     assert.deepEqual(conn.statuses(), [200, 200], conn.summary());
     assert.deepEqual(since(), ['/count.php?front x', '/count.php?second x']);
@@ -412,12 +457,16 @@ describe('request smuggling: refused with 400 and a close, the smuggled request 
       assert.equal(conn.isOpen, false, `connection left open; ${conn.summary()}`);
       assert.deepEqual(conn.statuses(), statuses, `one answer, ${statuses.join('/')}; ${conn.summary()}`);
       const ran = since();
-      assert.deepEqual(ran.filter((l) => l.startsWith('/count.php?smuggled')), [], 'the smuggled request ran');
+      assert.deepEqual(
+        ran.filter((l) => l.startsWith('/count.php?smuggled')),
+        [],
+        'the smuggled request ran',
+      );
       if (c.frontMayRun !== true) assert.deepEqual(ran, [], 'PHP ran on a refused request');
     });
   }
 
-  test('an absolute-form target with a different Host is served, with the target\'s authority as the host (RFC 9112 §3.2.2)', async () => {
+  test("an absolute-form target with a different Host is served, with the target's authority as the host (RFC 9112 §3.2.2)", async () => {
     const since = runsSince();
     const conn = await RawConn.exchange(g.port, 'GET http://other.example/count.php?absolute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.deepEqual(conn.statuses(), [200], conn.summary());
@@ -426,6 +475,9 @@ describe('request smuggling: refused with 400 and a close, the smuggled request 
 
   test('after the corpus the gateway still serves, and no smuggled request ran late', async () => {
     assert.equal((await request(g.base, '/count.php?after')).status, 200);
-    assert.deepEqual(runs().filter((l) => l.startsWith('/count.php?smuggled')), []);
+    assert.deepEqual(
+      runs().filter((l) => l.startsWith('/count.php?smuggled')),
+      [],
+    );
   });
 });

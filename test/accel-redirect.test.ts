@@ -28,18 +28,24 @@ fs.writeFileSync(path.join(vault, 'big.bin'), BIG);
 fs.writeFileSync(path.join(docroot, 'public.txt'), 'a public file\n');
 const PHP_BODY = 'THE SCRIPT BODY MUST NEVER REACH THE CLIENT';
 // The download script: only ?user=ok may have the file; the redirect target comes from ?to.
-fs.writeFileSync(path.join(docroot, 'download.php'), `<?php
+fs.writeFileSync(
+  path.join(docroot, 'download.php'),
+  `<?php
 if (($_GET['user'] ?? '') !== 'ok') { http_response_code(403); echo 'forbidden'; return; }
 header('Content-Type: application/pdf');
 header('Content-Disposition: attachment; filename="report.pdf"');
 header('X-Accel-Redirect: ' . ($_GET['to'] ?? '/protected/report.pdf'));
 header('X-Secret-Script-Header: nope');
 echo '${PHP_BODY}';
-`);
-fs.writeFileSync(path.join(docroot, 'target.php'), `<?php
+`,
+);
+fs.writeFileSync(
+  path.join(docroot, 'target.php'),
+  `<?php
 header('Content-Type: application/json');
 echo json_encode(['method' => $_SERVER['REQUEST_METHOD'], 'query' => $_SERVER['QUERY_STRING'], 'uri' => $_SERVER['REQUEST_URI'], 'script' => $_SERVER['SCRIPT_NAME']]);
-`);
+`,
+);
 const certs = selfSigned(tmp, 'accel');
 
 const YAML = `php:\n  worker_count: 2\nstatic:\n  internal:\n    - prefix: /protected/\n      alias: ${vault}\n`;
@@ -51,17 +57,17 @@ describe('X-Accel-Redirect from PHP (HTTP/1.1)', () => {
   });
   after(() => g.stop());
 
-  test('a protected file is served through an internal location: its bytes, PHP\'s carried headers, never PHP\'s body', async () => {
+  test("a protected file is served through an internal location: its bytes, PHP's carried headers, never PHP's body", async () => {
     const r = await request(g.base, '/download.php?user=ok');
     assert.equal(r.status, 200);
-    assert.ok(r.body.equals(REPORT), 'the file\'s bytes');
-    assert.ok(!r.text.includes(PHP_BODY), 'the script\'s own body is dropped');
+    assert.ok(r.body.equals(REPORT), "the file's bytes");
+    assert.ok(!r.text.includes(PHP_BODY), "the script's own body is dropped");
     assert.equal(r.headers['content-type'], 'application/pdf', 'Content-Type carried from the script (nginx copies it)');
     assert.equal(r.headers['content-disposition'], 'attachment; filename="report.pdf"');
     assert.equal(r.headers['content-length'], String(REPORT.length));
     assert.equal(r.headers['x-accel-redirect'], undefined, 'the instruction is not passed on');
     assert.equal(r.headers['x-secret-script-header'], undefined, 'headers nginx does not carry stay behind');
-    assert.match(String(r.headers['etag']), /^"[0-9a-f]+-[0-9a-f]+"$/, 'the file\'s validators');
+    assert.match(String(r.headers['etag']), /^"[0-9a-f]+-[0-9a-f]+"$/, "the file's validators");
     assert.ok(r.headers['last-modified'] !== undefined);
     assert.equal(r.headers['x-content-type-options'], 'nosniff', 'security headers as on any answer');
   });
@@ -72,7 +78,7 @@ describe('X-Accel-Redirect from PHP (HTTP/1.1)', () => {
     assert.equal(r.text, 'forbidden');
   });
 
-  test('an internal location asked for directly is a 404, as nginx\'s `internal`', async () => {
+  test("an internal location asked for directly is a 404, as nginx's `internal`", async () => {
     assert.equal((await request(g.base, '/protected/report.pdf')).status, 404);
     assert.equal((await request(g.base, '/protected/')).status, 404);
   });
@@ -108,15 +114,19 @@ describe('X-Accel-Redirect from PHP (HTTP/1.1)', () => {
     assert.equal((await request(g.base, `/download.php?user=ok&to=${encodeURIComponent('/protected/%2e%2e/public.txt')}`)).status, 404);
   });
 
-  test('HEAD gets the file\'s head and no body', async () => {
+  test("HEAD gets the file's head and no body", async () => {
     const r = await request(g.base, '/download.php?user=ok', { method: 'HEAD' });
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-length'], String(REPORT.length));
     assert.equal(r.body.length, 0);
   });
 
-  test('a POST is answered as a GET of the target, as nginx\'s internal redirect does', async () => {
-    const r = await request(g.base, '/download.php?user=ok', { method: 'POST', body: 'a=1', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  test("a POST is answered as a GET of the target, as nginx's internal redirect does", async () => {
+    const r = await request(g.base, '/download.php?user=ok', {
+      method: 'POST',
+      body: 'a=1',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
     assert.equal(r.status, 200);
     assert.ok(r.body.equals(REPORT));
   });
@@ -125,10 +135,10 @@ describe('X-Accel-Redirect from PHP (HTTP/1.1)', () => {
     const r = await request(g.base, '/download.php?user=ok&to=/public.txt');
     assert.equal(r.status, 200);
     assert.equal(r.text, 'a public file\n');
-    assert.equal(r.headers['content-type'], 'application/pdf', 'the script\'s Content-Type still wins');
+    assert.equal(r.headers['content-type'], 'application/pdf', "the script's Content-Type still wins");
   });
 
-  test('the target may be a script: it runs as a GET with the target\'s query, REQUEST_URI stays the client\'s', async () => {
+  test("the target may be a script: it runs as a GET with the target's query, REQUEST_URI stays the client's", async () => {
     const r = await request(g.base, `/download.php?user=ok&to=${encodeURIComponent('/target.php?from=accel')}`, { method: 'POST', body: 'x' });
     assert.equal(r.status, 200);
     const seen = JSON.parse(r.text) as Record<string, string>;
@@ -138,7 +148,7 @@ describe('X-Accel-Redirect from PHP (HTTP/1.1)', () => {
     assert.equal(seen['uri'], `/download.php?user=ok&to=${encodeURIComponent('/target.php?from=accel')}`);
   });
 
-  test('the script\'s worker is free at once: a pool of two serves ten downloads in a row', async () => {
+  test("the script's worker is free at once: a pool of two serves ten downloads in a row", async () => {
     const all = await Promise.all(Array.from({ length: 10 }, () => request(g.base, '/download.php?user=ok&to=/protected/big.bin')));
     for (const r of all) assert.equal(r.body.length, BIG.length);
   });

@@ -109,7 +109,15 @@ describe('Accept-Encoding weights (RFC 9110 §12.4.2, §12.5.3)', () => {
   }
 
   test('the parsed map keeps the header order, lower-cases names and stores x-gzip as gzip', () => {
-    assert.deepEqual([...parseAcceptEncoding('BR;q=0.8, X-Gzip, *;q=0, identity')], [['br', 0.8], ['gzip', 1], ['*', 0], ['identity', 1]]);
+    assert.deepEqual(
+      [...parseAcceptEncoding('BR;q=0.8, X-Gzip, *;q=0, identity')],
+      [
+        ['br', 0.8],
+        ['gzip', 1],
+        ['*', 0],
+        ['identity', 1],
+      ],
+    );
   });
 });
 
@@ -178,10 +186,12 @@ async function startStatic(): Promise<{ port: number; stop: () => Promise<void> 
 
 function contentEncoding(port: number, acceptEncoding: string): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/app.css', headers: { 'Accept-Encoding': acceptEncoding }, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.headers['content-encoding']));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: '/app.css', headers: { 'Accept-Encoding': acceptEncoding }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.headers['content-encoding']));
+      })
+      .on('error', reject);
   });
 }
 

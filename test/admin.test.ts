@@ -63,7 +63,18 @@ class Status implements StatusSource {
 }
 
 function record(over: Partial<RequestRecord> = {}): RequestRecord {
-  return { method: 'GET', uri: '/index.php', status: 200, bytes: 12, durationMs: 4, pool: 'default', workerPid: 101, upstreamMs: 3, cache: null, ...over };
+  return {
+    method: 'GET',
+    uri: '/index.php',
+    status: 200,
+    bytes: 12,
+    durationMs: 4,
+    pool: 'default',
+    workerPid: 101,
+    upstreamMs: 3,
+    cache: null,
+    ...over,
+  };
 }
 
 /** Log lines written by the component under test, parsed. */
@@ -135,7 +146,9 @@ describe('health answers', () => {
   });
 
   test('/readyz names a failing pool and why, one line per problem', () => {
-    const s = new Status([pool('default'), pool('heavy', { ready: false, failing: true }), pool('boot', { ready: false, starting: 2 })], { draining: true });
+    const s = new Status([pool('default'), pool('heavy', { ready: false, failing: true }), pool('boot', { ready: false, starting: 2 })], {
+      draining: true,
+    });
     const h = healthAnswer('/readyz', s)!;
     assert.equal(h.status, 503);
     assert.deepEqual(h.body.split('\n'), [
@@ -152,7 +165,7 @@ describe('health answers', () => {
 });
 
 describe('metrics', () => {
-  test('uses its own registry, never prom-client\'s global one', async () => {
+  test("uses its own registry, never prom-client's global one", async () => {
     const m = new Metrics(new Status([pool('default')]));
     m.onRequestDone(record());
     assert.doesNotMatch(await globalRegistry.metrics(), /phpgate_/);
@@ -201,21 +214,24 @@ describe('metrics', () => {
     assert.doesNotMatch(body, /phpgate_upstream_duration_seconds_count\{pool="-"\}/, 'no upstream series for requests PHP never saw');
   });
 
-  test('a histogram counts a value equal to a bound in that bound\'s bucket (le), and escapes label values', () => {
+  test("a histogram counts a value equal to a bound in that bound's bucket (le), and escapes label values", () => {
     const h = new PlainHistogram('x_seconds', 'Help with a \\ backslash.', 'pool', [0.5, 1]);
     const s = h.series('a"b\\c\nd');
     for (const v of [0.5, 0.7, 1, 3]) s.observe(v);
     h.series('never'); // no observation: no lines
-    assert.equal(h.render(), [
-      '# HELP x_seconds Help with a \\\\ backslash.',
-      '# TYPE x_seconds histogram',
-      'x_seconds_bucket{le="0.5",pool="a\\"b\\\\c\\nd"} 1',
-      'x_seconds_bucket{le="1",pool="a\\"b\\\\c\\nd"} 3',
-      'x_seconds_bucket{le="+Inf",pool="a\\"b\\\\c\\nd"} 4',
-      'x_seconds_sum{pool="a\\"b\\\\c\\nd"} 5.2',
-      'x_seconds_count{pool="a\\"b\\\\c\\nd"} 4',
-      '',
-    ].join('\n'));
+    assert.equal(
+      h.render(),
+      [
+        '# HELP x_seconds Help with a \\\\ backslash.',
+        '# TYPE x_seconds histogram',
+        'x_seconds_bucket{le="0.5",pool="a\\"b\\\\c\\nd"} 1',
+        'x_seconds_bucket{le="1",pool="a\\"b\\\\c\\nd"} 3',
+        'x_seconds_bucket{le="+Inf",pool="a\\"b\\\\c\\nd"} 4',
+        'x_seconds_sum{pool="a\\"b\\\\c\\nd"} 5.2',
+        'x_seconds_count{pool="a\\"b\\\\c\\nd"} 4',
+        '',
+      ].join('\n'),
+    );
   });
 
   test('pool gauges are read from the status source at scrape time, once per scrape', async () => {
@@ -299,7 +315,10 @@ describe('metrics', () => {
 describe('admin server', () => {
   const s = new Status([
     pool('default', {
-      workers: [worker(101), worker(102, { state: 'busy', privateBytes: 5 * 1048576, current: { label: 'index.php GET /shop', startedAt: Date.now() - 1500 } })],
+      workers: [
+        worker(101),
+        worker(102, { state: 'busy', privateBytes: 5 * 1048576, current: { label: 'index.php GET /shop', startedAt: Date.now() - 1500 } }),
+      ],
     }),
     pool('heavy', { ready: false, failing: true, restarts: { ...NO_RESTARTS, crash: 3 } }),
   ]);
@@ -386,7 +405,10 @@ describe('admin server', () => {
     assert.equal(body.draining, false);
     assert.equal(typeof body.startedAt, 'number');
     assert.ok(Math.abs(body.now - Date.now()) < 5_000);
-    assert.deepEqual(body.pools.map((p) => p.name), ['default', 'heavy']);
+    assert.deepEqual(
+      body.pools.map((p) => p.name),
+      ['default', 'heavy'],
+    );
     assert.deepEqual(body.pools[0]!.workers[1], s.current.pools[0]!.workers[1]);
     assert.deepEqual(body.pools[1]!.restarts, { ...NO_RESTARTS, crash: 3 });
     assert.deepEqual(Object.keys(body.recent).sort(), ['p50Ms', 'p99Ms', 'rps', 'windowS']);
@@ -454,10 +476,12 @@ describe('admin server', () => {
     const agent = new http.Agent({ keepAlive: true });
     try {
       await new Promise<void>((resolve, reject) => {
-        http.get(`${b.base}/healthz`, { agent }, (res) => {
-          res.resume();
-          res.on('end', resolve);
-        }).on('error', reject);
+        http
+          .get(`${b.base}/healthz`, { agent }, (res) => {
+            res.resume();
+            res.on('end', resolve);
+          })
+          .on('error', reject);
       });
       const t0 = Date.now();
       await b.server.stop();
@@ -486,7 +510,11 @@ describe('dashboard in headless Chromium', () => {
       pool('default', {
         workers: [
           worker(101),
-          worker(102, { state: 'busy', privateBytes: 12 * 1048576, current: { label: '<img src=x onerror="window.pwned=1">/x.php', startedAt: Date.now() - 2_000 } }),
+          worker(102, {
+            state: 'busy',
+            privateBytes: 12 * 1048576,
+            current: { label: '<img src=x onerror="window.pwned=1">/x.php', startedAt: Date.now() - 2_000 },
+          }),
         ],
         queued: 3,
         queueLimit: 20,
@@ -507,7 +535,9 @@ describe('dashboard in headless Chromium', () => {
       await page.goto(`${admin.base}/status?token=${TOKEN}`, { timeout: 10_000 });
 
       await page.waitForSelector('#pools [data-pool="default"] tr[data-pid="102"]', { timeout: 5_000 }).catch(async (err: unknown) => {
-        throw new Error(`dashboard never showed the pools; #error: ${await page.locator('#error').innerText()}; ${problems.join('; ')}`, { cause: err });
+        throw new Error(`dashboard never showed the pools; #error: ${await page.locator('#error').innerText()}; ${problems.join('; ')}`, {
+          cause: err,
+        });
       });
       assert.equal(await page.locator('#pools [data-pool]').count(), 2);
       assert.equal(await page.locator('#pools [data-pool="default"] tr[data-pid]').count(), 2);
@@ -529,7 +559,12 @@ describe('dashboard in headless Chromium', () => {
 
       // The page polls with the token it was opened with; the worker flips state and the page follows.
       const firstUpdate = await page.locator('#updated').innerText();
-      s.set({ pools: [pool('default', { workers: [worker(101, { state: 'busy', current: { label: 'slow.php', startedAt: Date.now() } }), worker(102)] }), s.current.pools[1]!] });
+      s.set({
+        pools: [
+          pool('default', { workers: [worker(101, { state: 'busy', current: { label: 'slow.php', startedAt: Date.now() } }), worker(102)] }),
+          s.current.pools[1]!,
+        ],
+      });
       await page.waitForSelector('#pools [data-pool="default"] tr[data-pid="101"][data-state="busy"]', { timeout: 3_000 });
       await page.waitForFunction(`document.getElementById('updated').textContent !== ${JSON.stringify(firstUpdate)}`, undefined, { timeout: 3_000 });
       assert.equal(await page.locator('#pools [data-pool="default"] tr[data-pid="102"]').getAttribute('data-state'), 'idle');

@@ -55,7 +55,11 @@ describe('CgiHeadParser', () => {
     Buffer.from('Status: 201 Created\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\nX-Accel-Buffering: no\r\nSet-Cookie: b=2\r\n\r\n', 'latin1'),
     Buffer.from([0x00, 0x0d, 0x0a, 0x0d, 0x0a, 0xff, 0x62, 0x6f, 0x64, 0x79]), // body with its own CRLFCRLF and binary
   ]);
-  const EXPECTED_HEADERS: Array<[string, string]> = [['Content-Type', 'text/plain'], ['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2']];
+  const EXPECTED_HEADERS: Array<[string, string]> = [
+    ['Content-Type', 'text/plain'],
+    ['Set-Cookie', 'a=1'],
+    ['Set-Cookie', 'b=2'],
+  ];
 
   test('a header block split across two chunks at every byte position parses the same', () => {
     const whole = parseAll(RESPONSE);
@@ -101,7 +105,10 @@ describe('CgiHeadParser', () => {
     const r = parseAll('Status: 404 Not Found\nContent-Type: text/html\nX-A: 1\n\nbody\n');
     assert.equal(r.head.status, 404);
     assert.equal(r.head.reason, 'Not Found');
-    assert.deepEqual(pairs(r.head), [['Content-Type', 'text/html'], ['X-A', '1']]);
+    assert.deepEqual(pairs(r.head), [
+      ['Content-Type', 'text/html'],
+      ['X-A', '1'],
+    ]);
     assert.equal(r.body.toString(), 'body\n');
   });
 
@@ -109,7 +116,14 @@ describe('CgiHeadParser', () => {
     const text = Buffer.from('X-A: 1\nX-B: 2\n\nrest', 'latin1');
     for (let i = 1; i < text.length; i++) {
       const r = parseChunks([text.subarray(0, i), text.subarray(i)]);
-      assert.deepEqual(pairs(r.head), [['X-A', '1'], ['X-B', '2']], `split at ${i}`);
+      assert.deepEqual(
+        pairs(r.head),
+        [
+          ['X-A', '1'],
+          ['X-B', '2'],
+        ],
+        `split at ${i}`,
+      );
       assert.equal(r.body.toString(), 'rest', `split at ${i}`);
     }
   });
@@ -177,7 +191,10 @@ describe('CgiHeadParser', () => {
     assert.deepEqual(pairs(one), [['Content-Length', '42']]);
     const twice = parseAll('Content-Length: 5\r\nX-A: 1\r\ncontent-length: 5\r\n\r\n').head;
     assert.equal(twice.contentLength, 5);
-    assert.deepEqual(pairs(twice), [['Content-Length', '5'], ['X-A', '1']]);
+    assert.deepEqual(pairs(twice), [
+      ['Content-Length', '5'],
+      ['X-A', '1'],
+    ]);
     assert.equal(parseAll('Content-Length: 0\r\n\r\n').head.contentLength, 0);
     for (const bad of ['abc', '-1', '1e3', '0x10', '', '5, 5', '1.0', '9999999999999999']) {
       assert.throws(() => parseAll(`Content-Length: ${bad}\r\n\r\n`), isHeaderError, `Content-Length: ${JSON.stringify(bad)}`);
@@ -190,7 +207,10 @@ describe('CgiHeadParser', () => {
       'status: 200\r\nX-Accel-Redirect: /secret\r\nx-accel-expires: 10\r\nX-ACCEL-BUFFERING: yes\r\nX-Accel-Charset: utf-8\r\n' +
         'X-Accel-Limit-Rate: 1024\r\nX-Accelerated: stays\r\nContent-Type: text/plain\r\n\r\n',
     );
-    assert.deepEqual(pairs(r.head), [['X-Accelerated', 'stays'], ['Content-Type', 'text/plain']]);
+    assert.deepEqual(pairs(r.head), [
+      ['X-Accelerated', 'stays'],
+      ['Content-Type', 'text/plain'],
+    ]);
     assert.equal(r.head.noBuffering, false);
   });
 
@@ -213,7 +233,10 @@ describe('CgiHeadParser', () => {
 
   test('header names keep their case, values are trimmed, colons inside values kept', () => {
     const r = parseAll('content-TYPE:   text/html; charset=UTF-8  \r\nX-Url: http://a:8080/b\r\n\r\n');
-    assert.deepEqual(pairs(r.head), [['content-TYPE', 'text/html; charset=UTF-8'], ['X-Url', 'http://a:8080/b']]);
+    assert.deepEqual(pairs(r.head), [
+      ['content-TYPE', 'text/html; charset=UTF-8'],
+      ['X-Url', 'http://a:8080/b'],
+    ]);
   });
 
   test('an oversize header block throws, in one chunk or spread over many', () => {
@@ -361,7 +384,10 @@ describe('buildCgiParams', () => {
   });
 
   test('header names with underscores (or other invalid characters) are dropped', () => {
-    const p = buildCgiParams(cgiRequest({ rawHeaders: ['Host', 'h', 'X_Forwarded_For', '6.6.6.6', 'X-Forwarded-For', '1.2.3.4', 'X.Dot', 'd', 'X-Ok', 'y'] }), 'x');
+    const p = buildCgiParams(
+      cgiRequest({ rawHeaders: ['Host', 'h', 'X_Forwarded_For', '6.6.6.6', 'X-Forwarded-For', '1.2.3.4', 'X.Dot', 'd', 'X-Ok', 'y'] }),
+      'x',
+    );
     assert.equal(param(p, 'HTTP_X_FORWARDED_FOR'), '1.2.3.4');
     assert.equal(param(p, 'HTTP_X_OK'), 'y');
     assert.ok(!names(p).some((n) => n.includes('.')));
@@ -415,7 +441,12 @@ describe('buildCgiParams', () => {
 
   test('CONTENT_TYPE and CONTENT_LENGTH are passed when present (and not duplicated as HTTP_*… as nginx does)', () => {
     const p = buildCgiParams(
-      cgiRequest({ method: 'POST', contentType: 'application/json', contentLength: '12', rawHeaders: ['Host', 'h', 'Content-Type', 'application/json', 'Content-Length', '12'] }),
+      cgiRequest({
+        method: 'POST',
+        contentType: 'application/json',
+        contentLength: '12',
+        rawHeaders: ['Host', 'h', 'Content-Type', 'application/json', 'Content-Length', '12'],
+      }),
       'x',
     );
     assert.equal(param(p, 'CONTENT_TYPE'), 'application/json');
@@ -423,7 +454,7 @@ describe('buildCgiParams', () => {
     assert.equal(param(p, 'REQUEST_METHOD'), 'POST');
   });
 
-  test('the returned list is fresh per call (joining one request\'s headers never touches another\'s)', () => {
+  test("the returned list is fresh per call (joining one request's headers never touches another's)", () => {
     const a = buildCgiParams(cgiRequest({ rawHeaders: ['X-A', '1', 'X-A', '2'] }), 'x');
     const b = buildCgiParams(cgiRequest({ rawHeaders: ['X-A', '3'] }), 'x');
     assert.equal(param(a, 'HTTP_X_A'), '1, 2');

@@ -34,7 +34,20 @@ describe('phpgate command line', () => {
   test('--help lists every flag and the check command', () => {
     const r = run(['--help']);
     assert.equal(r.status, 0);
-    for (const flag of ['--config', '--port', '--host', '--docroot', '--workers', '--help', '--version', 'check', 'PHPGATE_PORT', 'PHPGATE_DOCROOT', 'PHPGATE_WORKERS', 'PHPGATE_HOST']) {
+    for (const flag of [
+      '--config',
+      '--port',
+      '--host',
+      '--docroot',
+      '--workers',
+      '--help',
+      '--version',
+      'check',
+      'PHPGATE_PORT',
+      'PHPGATE_DOCROOT',
+      'PHPGATE_WORKERS',
+      'PHPGATE_HOST',
+    ]) {
       assert.ok(r.stdout.includes(flag), `--help mentions ${flag}`);
     }
   });
@@ -47,14 +60,17 @@ describe('phpgate command line', () => {
     assert.match(r.stdout, /ok/);
   });
 
-  test('the repository\'s gateway.example.yaml (the full configuration contract) passes check', () => {
+  test("the repository's gateway.example.yaml (the full configuration contract) passes check", () => {
     const r = run(['check', '--config', path.join(root, 'gateway.example.yaml')]);
     assert.equal(r.status, 0, r.stderr);
   });
 
   test('a wrong config is refused with file:line:col and exit code 2', () => {
     const file = writeConfig('bad.yaml', 'server:\n  port: 8080\nphp:\n  docroot: ./public\n  worker_cont: 2\n');
-    for (const args of [['check', '--config', file], ['--config', file]]) {
+    for (const args of [
+      ['check', '--config', file],
+      ['--config', file],
+    ]) {
       const r = run(args);
       assert.equal(r.status, 2);
       assert.match(r.stderr, /bad\.yaml:5:3: .*worker_cont/);
@@ -77,7 +93,10 @@ describe('phpgate command line', () => {
   });
 
   test('a missing php-cgi says how to install it and exits 1', async () => {
-    const r = run(['--port', String(await freePort())], { PHPGATE_PHP_BINARY: 'php-cgi-that-does-not-exist', PHPGATE_SOCKET_DIR: path.join(tmp, 'sock-missing') });
+    const r = run(['--port', String(await freePort())], {
+      PHPGATE_PHP_BINARY: 'php-cgi-that-does-not-exist',
+      PHPGATE_SOCKET_DIR: path.join(tmp, 'sock-missing'),
+    });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /apt-get install -y php-cgi/);
   });
@@ -99,8 +118,8 @@ async function startCli(socketDir: string, workers: number): Promise<CliGateway>
     env: { ...process.env, PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const deadline = Date.now() + 20_000;
   while (!output.includes('phpgate listening')) {
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`gateway did not start:\n${output}`);
@@ -135,8 +154,12 @@ describe('embedded default: the bundled example site', () => {
     const api = await request(base, '/api.php?x=1');
     assert.equal(api.status, 200);
     assert.match(String(api.headers['content-type']), /application\/json/);
-    assert.deepEqual(JSON.parse(api.text).query, { x: '1' });
-    const form = await request(base, '/form.php', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'name=Ada+%3Cb%3E&message=hi' });
+    assert.deepEqual((JSON.parse(api.text) as { query: unknown }).query, { x: '1' });
+    const form = await request(base, '/form.php', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'name=Ada+%3Cb%3E&message=hi',
+    });
     assert.equal(form.status, 200);
     assert.ok(form.text.includes('Ada &lt;b&gt;'), 'posted value shown, escaped');
     const boundary = 'phpgateboundary';

@@ -41,9 +41,10 @@ const GET_DUMP = 'GET /dump.php HTTP/1.0\r\nHost: t\r\n\r\n';
 
 function v2Header(family: 'ipv4' | 'ipv6', src: string, srcPort: number, command = 0x21): Buffer {
   const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-  const addrs = family === 'ipv4'
-    ? Buffer.concat([Buffer.from(src.split('.').map(Number)), Buffer.from([10, 0, 0, 1]), u16(srcPort), u16(443)])
-    : Buffer.concat([ipv6Bytes(src), ipv6Bytes('::1'), u16(srcPort), u16(443)]);
+  const addrs =
+    family === 'ipv4'
+      ? Buffer.concat([Buffer.from(src.split('.').map(Number)), Buffer.from([10, 0, 0, 1]), u16(srcPort), u16(443)])
+      : Buffer.concat([ipv6Bytes(src), ipv6Bytes('::1'), u16(srcPort), u16(443)]);
   const tlv = Buffer.from([0x04, 0x00, 0x02, 0xaa, 0xbb]); // a TLV (NOOP) the parser must skip
   return Buffer.concat([sig, Buffer.from([command, family === 'ipv4' ? 0x11 : 0x21]), u16(addrs.length + tlv.length), addrs, tlv]);
 }
@@ -58,7 +59,7 @@ function ipv6Bytes(a: string): Buffer {
   const [head, tail] = a.split('::') as [string, string | undefined];
   const h = head === '' ? [] : head.split(':');
   const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
   return Buffer.concat(groups.map((g) => u16(parseInt(g, 16))));
 }
 
@@ -109,7 +110,9 @@ describe('trusted proxies (X-Forwarded-For, X-Forwarded-Proto)', () => {
   let trusted: RunningGateway;
   let untrusted: RunningGateway;
   before(async () => {
-    trusted = await startGateway('server:\n  trusted_proxies: ["127.0.0.1", "10.0.0.0/8"]\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
+    trusted = await startGateway('server:\n  trusted_proxies: ["127.0.0.1", "10.0.0.0/8"]\nphp:\n  worker_count: 1\n', {
+      docroot: ensureFixtureSite(),
+    });
     untrusted = await startGateway('server:\n  trusted_proxies: ["10.0.0.0/8"]\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
   });
   after(async () => {
@@ -124,9 +127,25 @@ describe('trusted proxies (X-Forwarded-For, X-Forwarded-Proto)', () => {
   });
 
   test('several X-Forwarded-For headers are one list; all-trusted chains give the leftmost', async () => {
-    const d = dump(await request(trusted.base, '/dump.php', { headers: [['Host', 't'], ['X-Forwarded-For', '10.9.9.9'], ['X-Forwarded-For', '10.1.1.1']] }));
+    const d = dump(
+      await request(trusted.base, '/dump.php', {
+        headers: [
+          ['Host', 't'],
+          ['X-Forwarded-For', '10.9.9.9'],
+          ['X-Forwarded-For', '10.1.1.1'],
+        ],
+      }),
+    );
     assert.equal(d.server['REMOTE_ADDR'], '10.9.9.9');
-    const e = dump(await request(trusted.base, '/dump.php', { headers: [['Host', 't'], ['X-Forwarded-For', '192.0.2.5'], ['X-Forwarded-For', '10.1.1.1']] }));
+    const e = dump(
+      await request(trusted.base, '/dump.php', {
+        headers: [
+          ['Host', 't'],
+          ['X-Forwarded-For', '192.0.2.5'],
+          ['X-Forwarded-For', '10.1.1.1'],
+        ],
+      }),
+    );
     assert.equal(e.server['REMOTE_ADDR'], '192.0.2.5');
   });
 
@@ -156,7 +175,8 @@ describe('PROXY protocol on the listener', () => {
   let ignoring: RunningGateway;
   let secure: RunningGateway;
   before(async () => {
-    const yaml = (proxies: string, extra = ''): string => `server:\n  proxy_protocol: true\n  trusted_proxies: [${proxies}]\n${extra}  timeouts:\n    header_ms: 1000\nphp:\n  worker_count: 1\n`;
+    const yaml = (proxies: string, extra = ''): string =>
+      `server:\n  proxy_protocol: true\n  trusted_proxies: [${proxies}]\n${extra}  timeouts:\n    header_ms: 1000\nphp:\n  worker_count: 1\n`;
     g = await startGateway(yaml('"127.0.0.1"'), { docroot: ensureFixtureSite() });
     ignoring = await startGateway(yaml('"10.0.0.0/8"'), { docroot: ensureFixtureSite() });
     const c = selfSigned(tmp, 'pp');
@@ -190,7 +210,7 @@ describe('PROXY protocol on the listener', () => {
     assert.ok(Date.now() - started < 10_000);
   });
 
-  test('an untrusted peer\'s PROXY header is read and ignored: REMOTE_ADDR stays the peer', async () => {
+  test("an untrusted peer's PROXY header is read and ignored: REMOTE_ADDR stays the peer", async () => {
     const d = bodyOf(await rawExchange(ignoring.port, `PROXY TCP4 203.0.113.7 10.0.0.1 51234 80\r\n${GET_DUMP}`));
     assert.equal(d.server['REMOTE_ADDR'], '127.0.0.1');
   });
@@ -215,7 +235,10 @@ describe('PROXY protocol on the listener', () => {
 describe('connections per client address', () => {
   let g: RunningGateway;
   before(async () => {
-    g = await startGateway('server:\n  proxy_protocol: true\n  trusted_proxies: ["127.0.0.1"]\n  limits:\n    connections_per_ip: 3\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
+    g = await startGateway(
+      'server:\n  proxy_protocol: true\n  trusted_proxies: ["127.0.0.1"]\n  limits:\n    connections_per_ip: 3\nphp:\n  worker_count: 1\n',
+      { docroot: ensureFixtureSite() },
+    );
   });
   after(() => g.stop());
 
@@ -233,15 +256,17 @@ describe('connections per client address', () => {
 
   function refused(client: string): Promise<boolean> {
     return new Promise((resolve) => {
-      const s = net.connect(g.port, '127.0.0.1', () => s.write(`PROXY TCP4 ${client} 10.0.0.1 1000 80\r\nGET /static.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`));
+      const s = net.connect(g.port, '127.0.0.1', () =>
+        s.write(`PROXY TCP4 ${client} 10.0.0.1 1000 80\r\nGET /static.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`),
+      );
       let got = '';
       s.on('data', (d: Buffer) => (got += d.toString()));
-      s.on('error', () => undefined);
+      s.on('error', () => undefined); // a refused connection may be reset: the close is the verdict
       s.on('close', () => resolve(got === ''));
     });
   }
 
-  test('past connections_per_ip a client\'s new connection is closed; others are served; a freed slot is reusable', async () => {
+  test("past connections_per_ip a client's new connection is closed; others are served; a freed slot is reusable", async () => {
     const held = [await hold('192.0.2.1'), await hold('192.0.2.1'), await hold('192.0.2.1')];
     try {
       assert.equal(await refused('192.0.2.1'), true, 'a fourth connection from the same client is refused');
@@ -261,25 +286,33 @@ describe('connections per client address', () => {
 
 describe('connections per address without a balancer', () => {
   function openConnections(port: number, n: number): Promise<Array<{ socket: net.Socket; closedEarly: Promise<boolean> }>> {
-    return Promise.all(Array.from({ length: n }, () => new Promise<{ socket: net.Socket; closedEarly: Promise<boolean> }>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        // Closed by the gateway within a moment, or still open: that is the verdict.
-        const closedEarly = new Promise<boolean>((done) => {
-          const t = setTimeout(() => done(false), 500);
-          socket.once('close', () => {
-            clearTimeout(t);
-            done(true);
-          });
-        });
-        resolve({ socket, closedEarly });
-      });
-      socket.on('error', () => undefined);
-    })));
+    return Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<{ socket: net.Socket; closedEarly: Promise<boolean> }>((resolve) => {
+            const socket = net.connect(port, '127.0.0.1', () => {
+              // Closed by the gateway within a moment, or still open: that is the verdict.
+              const closedEarly = new Promise<boolean>((done) => {
+                const t = setTimeout(() => done(false), 500);
+                socket.once('close', () => {
+                  clearTimeout(t);
+                  done(true);
+                });
+              });
+              resolve({ socket, closedEarly });
+            });
+            socket.on('error', () => undefined); // a connection over the limit may be reset: the close is the verdict
+          }),
+      ),
+    );
   }
 
   test('the TCP peer is counted; a trusted proxy is exempt (it carries many clients)', async () => {
     const counted = await startGateway('server:\n  limits:\n    connections_per_ip: 2\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
-    const exempt = await startGateway('server:\n  trusted_proxies: ["127.0.0.1"]\n  limits:\n    connections_per_ip: 2\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
+    const exempt = await startGateway('server:\n  trusted_proxies: ["127.0.0.1"]\n  limits:\n    connections_per_ip: 2\nphp:\n  worker_count: 1\n', {
+      docroot: ensureFixtureSite(),
+    });
     try {
       const a = await openConnections(counted.port, 4);
       const verdicts = await Promise.all(a.map((c) => c.closedEarly));

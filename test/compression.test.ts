@@ -27,19 +27,25 @@ function site(): string {
   // 300 KB in 10 KB flushes: past what is compressed whole, so the answer switches to a stream midway.
   fs.writeFileSync(path.join(dir, 'long.php'), '<?php for ($i = 0; $i < 30; $i++) { echo str_repeat("line $i of a long page\\n", 420); flush(); }');
   fs.writeFileSync(path.join(dir, 'sized.php'), '<?php $b = str_repeat("x", 500); header("Content-Length: " . strlen($b)); echo $b;');
-  fs.writeFileSync(path.join(dir, 'json.php'), "<?php header('Content-Type: application/json'); echo json_encode(array_fill(0, 300, ['k' => 'value']));");
+  fs.writeFileSync(
+    path.join(dir, 'json.php'),
+    "<?php header('Content-Type: application/json'); echo json_encode(array_fill(0, 300, ['k' => 'value']));",
+  );
   fs.writeFileSync(path.join(dir, 'png.php'), "<?php header('Content-Type: image/png'); echo str_repeat('p', 5000);");
   fs.writeFileSync(path.join(dir, 'own.php'), "<?php ob_start('ob_gzhandler'); echo str_repeat('already compressed by PHP ', 300);");
   fs.writeFileSync(path.join(dir, 'notransform.php'), "<?php header('Cache-Control: no-transform'); echo str_repeat('keep me as I am ', 300);");
   fs.writeFileSync(path.join(dir, 'vary.php'), "<?php header('Vary: Cookie'); echo str_repeat('varies ', 500);");
-  fs.writeFileSync(path.join(dir, 'notmod.php'), "<?php http_response_code(304);");
+  fs.writeFileSync(path.join(dir, 'notmod.php'), '<?php http_response_code(304);');
   // Three events a second apart, each flushed by PHP: each must reach the client when PHP flushes it.
-  fs.writeFileSync(path.join(dir, 'events.php'), `<?php
+  fs.writeFileSync(
+    path.join(dir, 'events.php'),
+    `<?php
 header('Content-Type: text/event-stream');
 header('X-Accel-Buffering: no');
 while (ob_get_level()) ob_end_flush();
 for ($i = 1; $i <= 3; $i++) { echo "data: event $i " . str_repeat('.', 2000) . "\\n\\n"; flush(); usleep(400000); }
-`);
+`,
+  );
   return dir;
 }
 
@@ -52,11 +58,14 @@ interface Raw {
 /** The bytes as sent (node's client never decodes). */
 function raw(port: number, target: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Raw> {
   return new Promise((resolve, reject) => {
-    http.request({ host: '127.0.0.1', port, path: target, method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    }).on('error', reject).end();
+    http
+      .request({ host: '127.0.0.1', port, path: target, method, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -151,7 +160,7 @@ describe('compression of PHP answers', () => {
     assert.equal(r.headers['content-encoding'], undefined);
   });
 
-  test('PHP\'s own Vary is extended, not replaced', async () => {
+  test("PHP's own Vary is extended, not replaced", async () => {
     const r = await raw(g.port, '/vary.php', { 'Accept-Encoding': 'br' });
     assert.equal(r.headers['vary'], 'Cookie, Accept-Encoding');
     assert.equal(decode(r), 'varies '.repeat(500));
@@ -168,18 +177,20 @@ describe('compression of PHP answers', () => {
   test('server-sent events with X-Accel-Buffering: no stay flushed: each event arrives, decodable, before the next is written', async () => {
     const arrivals: number[] = [];
     const text = await new Promise<string>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: g.port, path: '/events.php', headers: { 'Accept-Encoding': 'gzip' }, agent: false }, (res) => {
-        assert.equal(res.headers['content-encoding'], 'gzip');
-        const gunzip = zlib.createGunzip();
-        let out = '';
-        gunzip.on('data', (c: Buffer) => {
-          out += c.toString();
-          arrivals.push(Date.now());
-        });
-        gunzip.on('end', () => resolve(out));
-        gunzip.on('error', reject);
-        res.pipe(gunzip);
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: g.port, path: '/events.php', headers: { 'Accept-Encoding': 'gzip' }, agent: false }, (res) => {
+          assert.equal(res.headers['content-encoding'], 'gzip');
+          const gunzip = zlib.createGunzip();
+          let out = '';
+          gunzip.on('data', (c: Buffer) => {
+            out += c.toString();
+            arrivals.push(Date.now());
+          });
+          gunzip.on('end', () => resolve(out));
+          gunzip.on('error', reject);
+          res.pipe(gunzip);
+        })
+        .on('error', reject);
     });
     assert.equal((text.match(/data: event \d/g) ?? []).length, 3);
     // Flushed per event: the decoded text came in several pieces spread over the ~0.8 s PHP took.
@@ -191,21 +202,23 @@ describe('compression of PHP answers', () => {
 describe('compression under backpressure and over HTTP/2', () => {
   test('a large streamed answer to a slow reader arrives whole (PHP paused through the encoder, then resumed)', async () => {
     const dir = site();
-    fs.writeFileSync(path.join(dir, 'big.php'), "<?php for ($i = 0; $i < 4000; $i++) { echo str_pad((string) $i, 1000, '.'), \"\\n\"; }");
+    fs.writeFileSync(path.join(dir, 'big.php'), '<?php for ($i = 0; $i < 4000; $i++) { echo str_pad((string) $i, 1000, \'.\'), "\\n"; }');
     const g = await startGateway('php:\n  worker_count: 1\n', { docroot: dir });
     try {
       const text = await new Promise<string>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: g.port, path: '/big.php', headers: { 'Accept-Encoding': 'br' }, agent: false }, (res) => {
-          assert.equal(res.headers['content-encoding'], 'br');
-          res.pause();
-          const decoder = zlib.createBrotliDecompress();
-          let out = '';
-          decoder.on('data', (c: Buffer) => (out += c.toString()));
-          decoder.on('end', () => resolve(out));
-          decoder.on('error', reject);
-          // Start reading only after a while: the gateway must hold PHP back meanwhile, not fail or buffer without end.
-          setTimeout(() => res.pipe(decoder), 300);
-        }).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port: g.port, path: '/big.php', headers: { 'Accept-Encoding': 'br' }, agent: false }, (res) => {
+            assert.equal(res.headers['content-encoding'], 'br');
+            res.pause();
+            const decoder = zlib.createBrotliDecompress();
+            let out = '';
+            decoder.on('data', (c: Buffer) => (out += c.toString()));
+            decoder.on('end', () => resolve(out));
+            decoder.on('error', reject);
+            // Start reading only after a while: the gateway must hold PHP back meanwhile, not fail or buffer without end.
+            setTimeout(() => res.pipe(decoder), 300);
+          })
+          .on('error', reject);
       });
       const lines = text.split('\n').filter((l) => l !== '');
       assert.equal(lines.length, 4000);
@@ -252,8 +265,10 @@ describe('compression levels', () => {
       assert.equal(gz.body[8], 4, 'XFL says level 1');
       const br = await raw(g.port, '/page.php', { 'Accept-Encoding': 'br' });
       assert.equal(decode(br), expected);
-      const q = (n: number): number => zlib.brotliCompressSync(expected, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: n,
-        [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT } }).length;
+      const q = (n: number): number =>
+        zlib.brotliCompressSync(expected, {
+          params: { [zlib.constants.BROTLI_PARAM_QUALITY]: n, [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT },
+        }).length;
       assert.notEqual(q(9), q(4), 'the page tells the two qualities apart');
       assert.equal(br.body.length, q(9));
     } finally {
@@ -290,7 +305,15 @@ describe('compression decisions', () => {
   const typed = (contentType: string): { contentType: string; contentLength: null } => ({ contentType, contentLength: null });
 
   test('q-values parse as RFC 9110 says; a malformed q refuses', () => {
-    assert.deepEqual([...parseAcceptEncoding('gzip;q=0.8, br ; q=1.0, *;q=0, x;q=abc')], [['gzip', 0.8], ['br', 1], ['*', 0], ['x', 0]]);
+    assert.deepEqual(
+      [...parseAcceptEncoding('gzip;q=0.8, br ; q=1.0, *;q=0, x;q=abc')],
+      [
+        ['gzip', 0.8],
+        ['br', 1],
+        ['*', 0],
+        ['x', 0],
+      ],
+    );
   });
 
   test('status, method and type rules', () => {
@@ -305,8 +328,14 @@ describe('compression decisions', () => {
   });
 
   test('the compressed head drops Content-Length, weakens a strong ETag, keeps a weak one, and adds Vary once', () => {
-    assert.deepEqual(compressedHeaders(['Content-Length', '9', 'ETag', '"a"', 'Vary', 'accept-encoding'], 'br'),
-      ['ETag', 'W/"a"', 'Vary', 'accept-encoding', 'Content-Encoding', 'br']);
+    assert.deepEqual(compressedHeaders(['Content-Length', '9', 'ETag', '"a"', 'Vary', 'accept-encoding'], 'br'), [
+      'ETag',
+      'W/"a"',
+      'Vary',
+      'accept-encoding',
+      'Content-Encoding',
+      'br',
+    ]);
     assert.deepEqual(compressedHeaders(['ETag', 'W/"a"'], 'gzip'), ['ETag', 'W/"a"', 'Vary', 'Accept-Encoding', 'Content-Encoding', 'gzip']);
   });
 });

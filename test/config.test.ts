@@ -4,15 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import {
-  ConfigError,
-  DEFAULTS,
-  ENV_VARS,
-  compileDenyPattern,
-  compilePattern,
-  loadConfig,
-  patternMatchesEverything,
-} from '../config/index.js';
+import { ConfigError, DEFAULTS, ENV_VARS, compileDenyPattern, compilePattern, loadConfig, patternMatchesEverything } from '../config/index.js';
 import type { ConfigIssue, GatewayConfig, LoadOptions } from '../config/index.js';
 
 /** The team's shared gateway.example.yaml (the configuration contract), verbatim: it must load as written. */
@@ -188,7 +180,9 @@ describe('loadConfig: valid files', () => {
     assert.deepEqual(cfg.static.deny, ['/vendor/*', '*.sql', '*.bak', '/composer.*']);
     assert.deepEqual(cfg.static.cache_control, [{ pattern: '/assets/*', value: 'public, max-age=31536000, immutable' }]);
     assert.equal(cfg.rate_limit.rules.length, 2);
-    assert.deepEqual(cfg.cache.rules, [{ pattern: '/blog/*', ttl_s: 1, statuses: [200, 301, 302], stale_s: 60, key: '$scheme$request_method$host$request_uri' }]);
+    assert.deepEqual(cfg.cache.rules, [
+      { pattern: '/blog/*', ttl_s: 1, statuses: [200, 301, 302], stale_s: 60, key: '$scheme$request_method$host$request_uri' },
+    ]);
     assert.equal(cfg.cache.header, 'X-Cache');
     assert.deepEqual(cfg.upstreams, [
       {
@@ -309,10 +303,7 @@ describe('loadConfig: pools', () => {
 
   test('a second pool with the same name is reported at its name, citing the first pool line', () => {
     const text = 'pools:\n  - name: heavy\n    patterns: ["/a"]\n  - name: heavy\n    patterns: ["/b"]\n';
-    assert.equal(
-      oneLine(text),
-      'gateway.yaml:4:11: pools[1].name "heavy" is already the name of the pool at line 2; pool names must be unique',
-    );
+    assert.equal(oneLine(text), 'gateway.yaml:4:11: pools[1].name "heavy" is already the name of the pool at line 2; pool names must be unique');
   });
 
   test('the pool name "default" is reserved for the implicit php.* pool', () => {
@@ -334,13 +325,7 @@ describe('loadConfig: patterns that can never match', () => {
   });
 
   test('a pool pattern after an earlier catch-all "/*" is rejected, naming the catch-all line', () => {
-    const text = [
-      'pools:',
-      '  - name: fast',
-      '    patterns: ["/*"]',
-      '  - name: heavy',
-      '    patterns: ["/export/*"]',
-    ].join('\n');
+    const text = ['pools:', '  - name: fast', '    patterns: ["/*"]', '  - name: heavy', '    patterns: ["/export/*"]'].join('\n');
     assert.equal(
       oneLine(text),
       'gateway.yaml:5:16: pools[1].patterns[0] "/export/*" can never match: ' +
@@ -367,17 +352,12 @@ describe('loadConfig: patterns that can never match', () => {
   });
 
   test('static.cache_control is first-match-wins, so shadowed rules are rejected too', () => {
-    const text =
-      'static:\n  cache_control:\n    - { pattern: "/*", value: no-store }\n    - { pattern: "/assets/*", value: immutable }\n';
+    const text = 'static:\n  cache_control:\n    - { pattern: "/*", value: no-store }\n    - { pattern: "/assets/*", value: immutable }\n';
     assert.match(oneLine(text), /^gateway\.yaml:4:18: static\.cache_control\[1\]\.pattern .* catch-all "\/\*"/);
   });
 
   test('static.deny accepts file-name globs but rejects a relative path', () => {
-    assert.deepEqual(load('static: { deny: ["*.sql", "composer.json", "/vendor/*"] }').static.deny, [
-      '*.sql',
-      'composer.json',
-      '/vendor/*',
-    ]);
+    assert.deepEqual(load('static: { deny: ["*.sql", "composer.json", "/vendor/*"] }').static.deny, ['*.sql', 'composer.json', '/vendor/*']);
     assert.match(oneLine('static: { deny: ["vendor/*"] }'), /static\.deny\[0\] must be .*file-name glob without \//);
   });
 });
@@ -399,18 +379,12 @@ describe('loadConfig: reported problems', () => {
   });
 
   test('a key within two edits of an allowed one gets a "did you mean"', () => {
-    assert.match(
-      oneLine('php:\n  wokrer_count: 4\n'),
-      /^gateway\.yaml:2:3: unknown key "php\.wokrer_count" \(did you mean "worker_count"\?\)/,
-    );
+    assert.match(oneLine('php:\n  wokrer_count: 4\n'), /^gateway\.yaml:2:3: unknown key "php\.wokrer_count" \(did you mean "worker_count"\?\)/);
   });
 
   test('a renamed key names its new name', () => {
     assert.equal(oneLine('php:\n  workers: 4\n'), 'gateway.yaml:2:3: php.workers: `workers` was renamed to `worker_count`');
-    assert.equal(
-      oneLine('pools:\n  - name: a\n    pattern: "/a"\n'),
-      'gateway.yaml:3:5: pools[0].pattern: `pattern` was renamed to `patterns`',
-    );
+    assert.equal(oneLine('pools:\n  - name: a\n    pattern: "/a"\n'), 'gateway.yaml:3:5: pools[0].pattern: `pattern` was renamed to `patterns`');
   });
 
   test('a wrong type is reported at the value with what is allowed', () => {
@@ -421,10 +395,7 @@ describe('loadConfig: reported problems', () => {
   });
 
   test('an empty value is reported at its key', () => {
-    assert.equal(
-      oneLine('server:\n  port:\n'),
-      'gateway.yaml:2:3: server.port must be an integer from 1 to 65535, got an empty value',
-    );
+    assert.equal(oneLine('server:\n  port:\n'), 'gateway.yaml:2:3: server.port must be an integer from 1 to 65535, got an empty value');
   });
 
   test('a section that is not a mapping is reported', () => {
@@ -451,11 +422,7 @@ describe('loadConfig: reported problems', () => {
     ['an env name with a dash', 'php: { env: { APP-ENV: x } }', 'php.env key'],
     ['an ini value that is a list', 'php: { ini: { memory_limit: [1] } }', 'php.ini.memory_limit'],
     ['an unknown log level', 'logging: { level: verbose }', 'logging.level'],
-    [
-      'an upstream target that is not http(s)',
-      'upstreams: [{ pattern: "/x/*", targets: ["ftp://h"] }]',
-      'upstreams[0].targets[0]',
-    ],
+    ['an upstream target that is not http(s)', 'upstreams: [{ pattern: "/x/*", targets: ["ftp://h"] }]', 'upstreams[0].targets[0]'],
     ['an upstream target with a query', 'upstreams: [{ pattern: "/x/*", targets: ["http://h:3000/?a=1"] }]', 'upstreams[0].targets[0]'],
     ['an upstream target with credentials', 'upstreams: [{ pattern: "/x/*", targets: ["http://user:pw@h:3000"] }]', 'upstreams[0].targets[0]'],
     ['an unknown upstream balance', 'upstreams: [{ pattern: "/x/*", targets: ["http://h"], balance: ip_hash }]', 'upstreams[0].balance'],
@@ -463,7 +430,11 @@ describe('loadConfig: reported problems', () => {
     ['a zero upstream connect_ms', 'upstreams: [{ pattern: "/x/*", targets: ["http://h"], connect_ms: 0 }]', 'upstreams[0].connect_ms'],
     ['a negative upstream down_s', 'upstreams: [{ pattern: "/x/*", targets: ["http://h"], down_s: -1 }]', 'upstreams[0].down_s'],
     ['a rate-limit store that is neither memory nor redis', 'rate_limit: { store: mysql }', 'rate_limit.store'],
-    ['a rate-limit key that is neither ip nor header:NAME', 'rate_limit: { rules: [{ pattern: "/*", points: 1, duration_s: 1, key: cookie }] }', 'rate_limit.rules[0].key'],
+    [
+      'a rate-limit key that is neither ip nor header:NAME',
+      'rate_limit: { rules: [{ pattern: "/*", points: 1, duration_s: 1, key: cookie }] }',
+      'rate_limit.rules[0].key',
+    ],
     ['a header value with a line break', 'headers: { set: { X-A: "a\\r\\nSet-Cookie: x" } }', 'headers.set.X-A'],
     ['a CSP written as a multi-line block', 'headers: { csp: "default-src \'self\';\\nimg-src *" }', 'headers.csp'],
     ['a frame option that is not SAMEORIGIN or DENY', 'headers: { frame_options: ALLOWALL }', 'headers.frame_options'],
@@ -484,10 +455,7 @@ describe('loadConfig: reported problems', () => {
     ['admin.port 0 (admin off)', 'admin: { port: 0 }'],
     ['processes "auto"', 'server: { processes: auto }'],
     ['max_requests 0 (never recycle)', 'php: { max_requests: 0 }'],
-    [
-      'IPv6 and IPv4 proxies with and without prefix',
-      'server: { trusted_proxies: ["10.0.0.0/8", "::1", "fd00::/8", "1.2.3.4"] }',
-    ],
+    ['IPv6 and IPv4 proxies with and without prefix', 'server: { trusted_proxies: ["10.0.0.0/8", "::1", "fd00::/8", "1.2.3.4"] }'],
     ['try_files ending in =404', 'php: { try_files: ["$uri", "=404"] }'],
     ['a redis rate-limit store', 'rate_limit: { store: "redis://127.0.0.1:6379" }'],
     ['csp as a policy string', `headers: { csp: "default-src 'self'" }`],
@@ -495,9 +463,18 @@ describe('loadConfig: reported problems', () => {
       'header routes, extra headers and a hidden Server header',
       `headers: { server: "", set: { X-Robots-Tag: noindex }, routes: [{ pattern: "/admin/*", frame_options: DENY, csp: "default-src 'self'" }] }`,
     ],
-    ['a rate-limit rule keyed by a header, with a block time', 'rate_limit: { rules: [{ pattern: "/api/*", points: 5, duration_s: 1, block_s: 30, key: "header:X-Api-Key" }] }'],
-    ['PROXY protocol with per-address connection limits', 'server: { proxy_protocol: true, trusted_proxies: ["10.0.0.0/8"], limits: { connections_per_ip: 50 } }'],
-    ['an upstream with every key', 'upstreams: [{ pattern: "/api/*", targets: ["http://10.0.0.1:3000", "https://api.internal/v2"], balance: least_conn, websockets: true, strip_prefix: /api/, host_header: target, connect_ms: 1000, timeout_ms: 120000, down_s: 0 }]'],
+    [
+      'a rate-limit rule keyed by a header, with a block time',
+      'rate_limit: { rules: [{ pattern: "/api/*", points: 5, duration_s: 1, block_s: 30, key: "header:X-Api-Key" }] }',
+    ],
+    [
+      'PROXY protocol with per-address connection limits',
+      'server: { proxy_protocol: true, trusted_proxies: ["10.0.0.0/8"], limits: { connections_per_ip: 50 } }',
+    ],
+    [
+      'an upstream with every key',
+      'upstreams: [{ pattern: "/api/*", targets: ["http://10.0.0.1:3000", "https://api.internal/v2"], balance: least_conn, websockets: true, strip_prefix: /api/, host_header: target, connect_ms: 1000, timeout_ms: 120000, down_s: 0 }]',
+    ],
     ['strip_prefix equal to a pattern without its star', 'upstreams: [{ pattern: "/api/node*", targets: ["http://h"], strip_prefix: /api/node }]'],
   ];
   for (const [name, yaml] of accepted) {
@@ -541,11 +518,17 @@ describe('loadConfig: reported problems', () => {
   });
 
   test('url_kb at or over header_kb is refused: the request line counts against the header limit', () => {
-    assert.match(oneLine('server:\n  limits:\n    url_kb: 16\n'), /^gateway\.yaml:3:13: server\.limits\.url_kb \(16\) must be below server\.limits\.header_kb \(16\)/);
+    assert.match(
+      oneLine('server:\n  limits:\n    url_kb: 16\n'),
+      /^gateway\.yaml:3:13: server\.limits\.url_kb \(16\) must be below server\.limits\.header_kb \(16\)/,
+    );
   });
 
   test('a header route after a catch-all can never match', () => {
-    assert.match(oneLine('headers:\n  routes:\n    - pattern: "/*"\n    - pattern: "/admin/*"\n'), /headers\.routes\[1\]\.pattern "\/admin\/\*" can never match/);
+    assert.match(
+      oneLine('headers:\n  routes:\n    - pattern: "/*"\n    - pattern: "/admin/*"\n'),
+      /headers\.routes\[1\]\.pattern "\/admin\/\*" can never match/,
+    );
   });
 
   test('a missing docroot is reported at the docroot value', () => {
@@ -562,17 +545,11 @@ describe('loadConfig: reported problems', () => {
 
   test('a TLS cert without a key is rejected', () => {
     fs.writeFileSync(path.join(dir, 'only-cert.pem'), 'x');
-    assert.equal(
-      oneLine('server:\n  tls: { cert: only-cert.pem }\n'),
-      'gateway.yaml:2:16: server.tls.key is required when server.tls.cert is set',
-    );
+    assert.equal(oneLine('server:\n  tls: { cert: only-cert.pem }\n'), 'gateway.yaml:2:16: server.tls.key is required when server.tls.cert is set');
   });
 
   test('admin.port equal to server.port is rejected', () => {
-    assert.match(
-      oneLine('server: { port: 9000 }\nadmin: { port: 9000 }\n'),
-      /^gateway\.yaml:2:16: admin\.port must differ from server\.port/,
-    );
+    assert.match(oneLine('server: { port: 9000 }\nadmin: { port: 9000 }\n'), /^gateway\.yaml:2:16: admin\.port must differ from server\.port/);
   });
 
   test('every problem in a file comes out in one ConfigError, in file order', () => {

@@ -2,15 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { FastCgiProtocolError } from '../php/fastcgi/errors.js';
-import {
-  BEGIN_REQUEST_BODY_LEN,
-  Flags,
-  HEADER_LEN,
-  MAX_CONTENT_LEN,
-  ProtocolStatus,
-  RecordType,
-  Role,
-} from '../php/fastcgi/constants.js';
+import { BEGIN_REQUEST_BODY_LEN, Flags, HEADER_LEN, MAX_CONTENT_LEN, ProtocolStatus, RecordType, Role } from '../php/fastcgi/constants.js';
 import type { RecordSink } from '../php/fastcgi/decoder.js';
 import { RecordDecoder, parseEndRequest } from '../php/fastcgi/decoder.js';
 import {
@@ -103,8 +95,13 @@ function pairsBytes(pairs: Iterable<readonly [string, ParamValue]>): Buffer {
  * A request's opening put together from the general stream encoder, record by record: what encodeRequestStart's
  * single buffer must equal.
  */
-function openingFromStreamRecords(requestId: number, role: number, flags: number, pairs: ReadonlyArray<readonly [string, ParamValue]>,
-  endStdin: boolean): Buffer {
+function openingFromStreamRecords(
+  requestId: number,
+  role: number,
+  flags: number,
+  pairs: ReadonlyArray<readonly [string, ParamValue]>,
+  endStdin: boolean,
+): Buffer {
   const nv = pairsBytes(pairs);
   return Buffer.concat([
     beginRequest(requestId, role, flags),
@@ -136,7 +133,12 @@ function conversation(): { wire: Buffer; expected: Rec[] } {
   const begin = beginRequest(7, Role.Responder, Flags.KeepConn);
   add([begin], [{ type: RecordType.BeginRequest, requestId: 7, content: begin.subarray(HEADER_LEN) }]);
   // SCRIPT_FILENAME=/srv/index.php and QUERY_STRING=a=é as name-value pairs (lengths in bytes: é is two).
-  const params = Buffer.concat([Buffer.from([15, 14]), Buffer.from('SCRIPT_FILENAME/srv/index.php'), Buffer.from([12, 4]), Buffer.from('QUERY_STRINGa=é')]);
+  const params = Buffer.concat([
+    Buffer.from([15, 14]),
+    Buffer.from('SCRIPT_FILENAME/srv/index.php'),
+    Buffer.from([12, 4]),
+    Buffer.from('QUERY_STRINGa=é'),
+  ]);
   add(encodeStreamRecords(RecordType.Params, 7, params), streamRecs(RecordType.Params, 7, params));
   add(encodeStreamRecords(RecordType.Params, 7, Buffer.alloc(0)), streamRecs(RecordType.Params, 7, Buffer.alloc(0)));
   for (const [i, len] of [0, 1, 7, 8, 9, 15, 16, 1000, 65528, 65529, 70_001].entries()) {
@@ -168,10 +170,7 @@ describe('fixed-layout records: exact bytes', () => {
   });
 
   test('BEGIN_REQUEST: responder with keep-conn', () => {
-    assert.deepEqual(
-      [...beginRequest(1, Role.Responder, Flags.KeepConn)],
-      [1, 1, 0, 1, 0, 8, 0, 0, /* body */ 0, 1, 1, 0, 0, 0, 0, 0],
-    );
+    assert.deepEqual([...beginRequest(1, Role.Responder, Flags.KeepConn)], [1, 1, 0, 1, 0, 8, 0, 0, /* body */ 0, 1, 1, 0, 0, 0, 0, 0]);
   });
 
   test('BEGIN_REQUEST: filter role, no flags, id 258', () => {
@@ -179,10 +178,7 @@ describe('fixed-layout records: exact bytes', () => {
   });
 
   test('encodeEndRequest: app status is 32-bit big-endian, then protocol status', () => {
-    assert.deepEqual(
-      [...encodeEndRequest(3, 0x01020304, ProtocolStatus.Overloaded)],
-      [1, 3, 0, 3, 0, 8, 0, 0, 1, 2, 3, 4, 2, 0, 0, 0],
-    );
+    assert.deepEqual([...encodeEndRequest(3, 0x01020304, ProtocolStatus.Overloaded)], [1, 3, 0, 3, 0, 8, 0, 0, 1, 2, 3, 4, 2, 0, 0, 0]);
   });
 });
 
@@ -207,7 +203,10 @@ describe('encodeStreamRecords', () => {
         assert.ok(contentLen <= MAX_CONTENT_LEN);
         assert.equal((HEADER_LEN + contentLen + padLen) % 8, 0, 'record length is a multiple of 8');
         const pad = wire.subarray(pos + HEADER_LEN + contentLen, pos + HEADER_LEN + contentLen + padLen);
-        assert.ok(pad.every((b) => b === 0), 'padding is zero bytes');
+        assert.ok(
+          pad.every((b) => b === 0),
+          'padding is zero bytes',
+        );
         pos += HEADER_LEN + contentLen + padLen;
       }
       assert.equal(pos, wire.length);
@@ -382,10 +381,37 @@ describe('name-value pairs', () => {
   const roundTripCases: Array<{ name: string; pairs: Array<[string, string]> }> = [
     { name: 'no pairs', pairs: [] },
     { name: 'empty name and value', pairs: [['', '']] },
-    { name: 'typical CGI params', pairs: [['SCRIPT_FILENAME', '/srv/www/index.php'], ['REQUEST_METHOD', 'GET'], ['QUERY_STRING', '']] },
-    { name: '127 vs 128 byte values', pairs: [['A', 'a'.repeat(127)], ['B', 'b'.repeat(128)]] },
-    { name: 'a 70 KB value', pairs: [['HTTP_COOKIE', 'c'.repeat(70_000)], ['AFTER', 'x']] },
-    { name: 'non-ASCII names and values', pairs: [['é', 'café'], ['日本', '語'], ['HTTP_X_EMOJI', '😀🎉'], ['😀', 'ü'.repeat(100)]] },
+    {
+      name: 'typical CGI params',
+      pairs: [
+        ['SCRIPT_FILENAME', '/srv/www/index.php'],
+        ['REQUEST_METHOD', 'GET'],
+        ['QUERY_STRING', ''],
+      ],
+    },
+    {
+      name: '127 vs 128 byte values',
+      pairs: [
+        ['A', 'a'.repeat(127)],
+        ['B', 'b'.repeat(128)],
+      ],
+    },
+    {
+      name: 'a 70 KB value',
+      pairs: [
+        ['HTTP_COOKIE', 'c'.repeat(70_000)],
+        ['AFTER', 'x'],
+      ],
+    },
+    {
+      name: 'non-ASCII names and values',
+      pairs: [
+        ['é', 'café'],
+        ['日本', '語'],
+        ['HTTP_X_EMOJI', '😀🎉'],
+        ['😀', 'ü'.repeat(100)],
+      ],
+    },
   ];
   for (const c of roundTripCases) {
     test(`round trip: ${c.name}`, () => {
@@ -405,7 +431,10 @@ describe('name-value pairs', () => {
   }
 
   test('large params are split across PARAMS records; a pair may straddle a boundary', () => {
-    const pairs: Array<[string, string]> = [['BIG', 'z'.repeat(150_000)], ['SMALL', 'ok']];
+    const pairs: Array<[string, string]> = [
+      ['BIG', 'z'.repeat(150_000)],
+      ['SMALL', 'ok'],
+    ];
     const records = decodeChunks([paramsStream(1, pairs)]);
     assert.equal(records.length, 4, '150 KB over 65528-byte records → 3 data records + terminator');
     for (const r of records) assert.ok(r.content.length <= MAX_CONTENT_LEN);
@@ -422,7 +451,14 @@ describe('name-value pairs', () => {
   }
 
   test('encodeRequestStart: no pairs, a Buffer value, and text longer than the short-text cut-off', () => {
-    for (const pairs of [[], [['HTTP_X', Buffer.from([0xff, 0x00, 0xe9])], ['LONG', 'é'.repeat(40) + 'x'.repeat(70)], ['ASCII', 'y'.repeat(65)]]] as Array<Array<[string, string | Buffer]>>) {
+    for (const pairs of [
+      [],
+      [
+        ['HTTP_X', Buffer.from([0xff, 0x00, 0xe9])],
+        ['LONG', 'é'.repeat(40) + 'x'.repeat(70)],
+        ['ASCII', 'y'.repeat(65)],
+      ],
+    ] as Array<Array<[string, string | Buffer]>>) {
       const start = encodeRequestStart(2, Role.Responder, 0, pairs, true);
       assert.ok(start.equals(openingFromStreamRecords(2, Role.Responder, 0, pairs, true)), `pairs: ${pairs.length}`);
     }
@@ -434,8 +470,14 @@ describe('name-value pairs', () => {
       yield ['B', '2'];
     }
     const records = decodeChunks([encodeRequestStart(1, Role.Responder, Flags.KeepConn, gen(), true)]);
-    assert.deepEqual(records.map((r) => r.type), [RecordType.BeginRequest, RecordType.Params, RecordType.Params, RecordType.Params, RecordType.Stdin]);
-    assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), [['BIG', 'z'.repeat(70_000)], ['B', '2']]);
+    assert.deepEqual(
+      records.map((r) => r.type),
+      [RecordType.BeginRequest, RecordType.Params, RecordType.Params, RecordType.Params, RecordType.Stdin],
+    );
+    assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), [
+      ['BIG', 'z'.repeat(70_000)],
+      ['B', '2'],
+    ]);
   });
 
   test('no pairs is just the empty PARAMS record', () => {
@@ -447,7 +489,10 @@ describe('name-value pairs', () => {
       yield ['A', '1'];
       yield ['B', '2'];
     }
-    assert.deepEqual(decodeNameValuePairs(pairsBytes(gen())), [['A', '1'], ['B', '2']]);
+    assert.deepEqual(decodeNameValuePairs(pairsBytes(gen())), [
+      ['A', '1'],
+      ['B', '2'],
+    ]);
   });
 
   const full = pairsBytes([['NAME', 'v'.repeat(200)]]);

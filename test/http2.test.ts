@@ -138,7 +138,7 @@ describe('HTTP/2 over TLS', () => {
     }
   });
 
-  test('the gateway\'s own errors work over HTTP/2 (404, 413 without a Connection header) and keep the session usable', async () => {
+  test("the gateway's own errors work over HTTP/2 (404, 413 without a Connection header) and keep the session usable", async () => {
     const s = await connect(g.port);
     try {
       assert.equal((await h2request(s, { ':path': '/.env' })).status, 404);
@@ -160,9 +160,13 @@ describe('HTTP/2 over TLS', () => {
   test('30 streams multiplexed on one connection are all answered, PHP and static mixed', async () => {
     const s = await connect(g.port);
     try {
-      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) =>
-        h2request(s, { ':path': i % 2 === 0 ? `/sleep.php?ms=20&i=${i}` : '/static.txt' })));
-      assert.deepEqual(answers.map((a) => a.status), Array(30).fill(200));
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => h2request(s, { ':path': i % 2 === 0 ? `/sleep.php?ms=20&i=${i}` : '/static.txt' })),
+      );
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        Array(30).fill(200),
+      );
       assert.equal(answers.filter((a) => a.body.toString() === 'slept').length, 15);
     } finally {
       s.close();
@@ -194,7 +198,7 @@ describe('HTTP/2 and request bodies past max_body_mb', () => {
       const stream = s.request({ ':method': 'POST', ':path': '/dump.php' }, { endStream: false });
       let status = 0;
       stream.on('response', (h) => (status = Number(h[':status'])));
-      stream.on('error', () => undefined);
+      stream.on('error', () => undefined); // the gateway cuts the stream after its 413: the test checks the status and the cut
       stream.resume();
       const chunk = Buffer.alloc(64 * 1024, 'u');
       let sent = 0;
@@ -234,7 +238,10 @@ describe('HTTP/2 limits', () => {
     try {
       assert.equal(s.remoteSettings.maxConcurrentStreams, 3);
       const answers = await Promise.all(Array.from({ length: 8 }, () => h2request(s, { ':path': '/sleep.php?ms=50' })));
-      assert.deepEqual(answers.map((a) => a.status), Array(8).fill(200));
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        Array(8).fill(200),
+      );
     } finally {
       s.close();
     }
@@ -280,8 +287,11 @@ describe('HTTP/2 and a graceful stop', () => {
   test('past drain_ms a stop cuts the HTTP/2 requests still running instead of waiting for them', async () => {
     const g = await startGateway(tlsYaml('  timeouts:\n    drain_ms: 500\n'), { docroot: ensureFixtureSite() });
     const s = await connect(g.port);
-    s.on('error', () => undefined);
-    const slow = h2request(s, { ':path': '/sleep.php?ms=8000' }).then((r) => (r.status === 200 ? 'answered' : 'cut'), () => 'cut');
+    s.on('error', () => undefined); // the stop cuts the session: that is what the test checks
+    const slow = h2request(s, { ':path': '/sleep.php?ms=8000' }).then(
+      (r) => (r.status === 200 ? 'answered' : 'cut'),
+      () => 'cut',
+    );
     await new Promise((r) => setTimeout(r, 300));
     const started = Date.now();
     await g.stop();
@@ -290,7 +300,7 @@ describe('HTTP/2 and a graceful stop', () => {
     assert.equal(await slow, 'cut');
   });
 
-  test('the access log counts an HTTP/2 response\'s body bytes (streams share one connection)', async () => {
+  test("the access log counts an HTTP/2 response's body bytes (streams share one connection)", async () => {
     const g = await startGateway(tlsYaml(), { docroot: ensureFixtureSite() });
     const s = await connect(g.port);
     try {
@@ -298,7 +308,10 @@ describe('HTTP/2 and a graceful stop', () => {
       await h2request(s, { ':path': '/sleep.php?ms=1' });
       await new Promise((resolve) => setTimeout(resolve, 100));
       const lines = g.logs().filter((l) => l['uri'] === '/static.txt' || l['uri'] === '/sleep.php?ms=1');
-      assert.deepEqual(lines.map((l) => l['bytes']), [r.body.length, 'slept'.length]);
+      assert.deepEqual(
+        lines.map((l) => l['bytes']),
+        [r.body.length, 'slept'.length],
+      );
     } finally {
       s.close();
       await g.stop();

@@ -32,6 +32,8 @@ import { rateKey } from '../nginx-compat/limits.js';
 import { expiresToCacheControl, parseSize, parseTime } from '../nginx-compat/units.js';
 import { request, startGateway } from './support/gateway.js';
 
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call,
+   @typescript-eslint/no-unsafe-return -- the imported YAML is read by path (cfg.cache.rules[0].ttl_s) and the assertions check it */
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = path.join(root, 'test/fixtures/nginx');
 const fixture = (name: string): string => path.join(fixtures, name);
@@ -63,12 +65,17 @@ function warningsAt(ws: readonly Warning[], file: string, line: number, kind: Wa
 function assertWarned(ws: readonly Warning[], file: string, text: string, directive: string, nth = 1): void {
   const line = lineOf(file, text, nth);
   const found = warningsAt(ws, file, line).filter((w) => w.directive.startsWith(directive));
-  assert.ok(found.length > 0, `a warning for ${directive} at ${path.basename(file)}:${line}; got ${JSON.stringify(ws.filter((w) => w.line === line))}`);
+  assert.ok(
+    found.length > 0,
+    `a warning for ${directive} at ${path.basename(file)}:${line}; got ${JSON.stringify(ws.filter((w) => w.line === line))}`,
+  );
 }
 
 /** The notes on the `nth` line holding `text`, joined: what the report says about a translated directive. */
 function notesAt(ws: readonly Warning[], file: string, text: string, nth = 1): string {
-  return warningsAt(ws, file, lineOf(file, text, nth), 'note').map((w) => w.message).join(' | ');
+  return warningsAt(ws, file, lineOf(file, text, nth), 'note')
+    .map((w) => w.message)
+    .join(' | ');
 }
 
 function syntaxError(fn: () => unknown): NginxSyntaxError {
@@ -87,7 +94,8 @@ function syntaxError(fn: () => unknown): NginxSyntaxError {
 function makeDocroot(name: string): string {
   const dir = path.join(tmp, name);
   const files: Record<string, string> = {
-    'index.php': "<?php\nif (isset($_GET['pid'])) { echo getmypid(); return; }\nif (isset($_GET['env'])) { echo getenv($_GET['env']); return; }\necho 'app';\n",
+    'index.php':
+      "<?php\nif (isset($_GET['pid'])) { echo getmypid(); return; }\nif (isset($_GET['env'])) { echo getenv($_GET['env']); return; }\necho 'app';\n",
     'other.php': "<?php echo 'other script';\n",
     'style.css': 'body { color: teal }\n',
     '.htaccess': 'Deny from all\n',
@@ -156,17 +164,34 @@ describe('nginx tokenizer', () => {
 
   test('a backslash keeps ";" and "{" inside a word, and stays in the text (as nginx)', () => {
     const toks = tokenize('set $a x\\;y\\{z;', 'e.conf');
-    assert.deepEqual(toks.map((t) => t.text), ['set', '$a', 'x\\;y\\{z', ';']);
+    assert.deepEqual(
+      toks.map((t) => t.text),
+      ['set', '$a', 'x\\;y\\{z', ';'],
+    );
   });
 
   test('# comments run to the end of the line, only at the start of a token', () => {
     const toks = tokenize('# heading\nlisten 80; # trailing ; { }\nreturn 200 a#b;\n', 'c.conf');
-    assert.deepEqual(toks.map((t) => [t.text, t.line]), [['listen', 2], ['80', 2], [';', 2], ['return', 3], ['200', 3], ['a#b', 3], [';', 3]]);
+    assert.deepEqual(
+      toks.map((t) => [t.text, t.line]),
+      [
+        ['listen', 2],
+        ['80', 2],
+        [';', 2],
+        ['return', 3],
+        ['200', 3],
+        ['a#b', 3],
+        [';', 3],
+      ],
+    );
   });
 
   test('$var and ${var} stay as text; a `}` inside a word does not close a block', () => {
     const toks = tokenize('root /srv/${host}/www$uri;', 'v.conf');
-    assert.deepEqual(toks.map((t) => t.text), ['root', '/srv/${host}/www$uri', ';']);
+    assert.deepEqual(
+      toks.map((t) => t.text),
+      ['root', '/srv/${host}/www$uri', ';'],
+    );
   });
 
   test('a quoted string spanning lines keeps its start line; the next token has the right line', () => {
@@ -184,7 +209,10 @@ describe('nginx tokenizer', () => {
 
   test('an if condition: a ")" may follow a quoted string and starts the next word', () => {
     const toks = tokenize("if ($host = 'a.example') { return 404; }", 'i.conf');
-    assert.deepEqual(toks.map((t) => t.text), ['if', '($host', '=', 'a.example', ')', '{', 'return', '404', ';', '}']);
+    assert.deepEqual(
+      toks.map((t) => t.text),
+      ['if', '($host', '=', 'a.example', ')', '{', 'return', '404', ';', '}'],
+    );
   });
 
   test('a quoted string glued to the next word is refused', () => {
@@ -208,9 +236,18 @@ describe('nginx parser', () => {
 
   test('unbalanced braces and a directive without ";" at the end of the file are errors with file:line', () => {
     assert.match(syntaxError(() => parseNginx('server {\n  listen 80;\n}\n}\n', 'b.conf')).message, /^b\.conf:4: unexpected "}"/);
-    assert.match(syntaxError(() => parseNginx('http {\n  server {\n    listen 80;\n  }\n', 'b.conf')).message, /^b\.conf:1: unexpected end of file, expecting "}"/);
-    assert.match(syntaxError(() => parseNginx('server {\n  listen 80;\n}\nworker_processes 2\n', 'b.conf')).message, /^b\.conf:4: unexpected end of file, expecting ";"/);
-    assert.match(syntaxError(() => parseNginx('server {\n  listen 80\n}\n', 'b.conf')).message, /^b\.conf:3: unexpected "}" \("listen" is missing its ";"\)/);
+    assert.match(
+      syntaxError(() => parseNginx('http {\n  server {\n    listen 80;\n  }\n', 'b.conf')).message,
+      /^b\.conf:1: unexpected end of file, expecting "}"/,
+    );
+    assert.match(
+      syntaxError(() => parseNginx('server {\n  listen 80;\n}\nworker_processes 2\n', 'b.conf')).message,
+      /^b\.conf:4: unexpected end of file, expecting ";"/,
+    );
+    assert.match(
+      syntaxError(() => parseNginx('server {\n  listen 80\n}\n', 'b.conf')).message,
+      /^b\.conf:3: unexpected "}" \("listen" is missing its ";"\)/,
+    );
     assert.match(syntaxError(() => parseNginx('listen 80;\n;\n', 'b.conf')).message, /^b\.conf:2: unexpected ";"/);
   });
 
@@ -222,11 +259,14 @@ describe('nginx parser', () => {
     write('inc/extra.conf', '\n\nclient_max_body_size 1m;\n');
     const tree = parseNginxFile(main);
     const children = tree[0]!.children!;
-    assert.deepEqual(children.map((d) => [d.name, d.args[0], path.relative(tmp, d.file), d.line]), [
-      ['location', '/a', 'inc/parts/a.conf', 1],
-      ['location', '/b', 'inc/parts/b.conf', 2],
-      ['client_max_body_size', '1m', 'inc/extra.conf', 3],
-    ]);
+    assert.deepEqual(
+      children.map((d) => [d.name, d.args[0], path.relative(tmp, d.file), d.line]),
+      [
+        ['location', '/a', 'inc/parts/a.conf', 1],
+        ['location', '/b', 'inc/parts/b.conf', 2],
+        ['client_max_body_size', '1m', 'inc/extra.conf', 3],
+      ],
+    );
     assert.equal(children[0]!.children![0]!.line, 2);
   });
 
@@ -237,7 +277,10 @@ describe('nginx parser', () => {
     assert.equal(err.line, 4);
     assert.match(err.message, /include "missing\.conf": no such file/);
     const ok = parseNginxFile(write('inc2/ok.conf', 'server {\n  include fastcgi_params;\n}\n'));
-    assert.deepEqual(ok[0]!.children!.map((d: Directive) => [d.name, d.args]), [['include', ['fastcgi_params']]]);
+    assert.deepEqual(
+      ok[0]!.children!.map((d: Directive) => [d.name, d.args]),
+      [['include', ['fastcgi_params']]],
+    );
   });
 
   test('an include cycle is an error, not a hang', () => {
@@ -302,10 +345,13 @@ describe('import: WordPress (nginx.org recipe)', () => {
   });
 
   test('expires max on the static location: one cache_control rule per extension', () => {
-    assert.deepEqual(cfg.static.cache_control, ['js', 'css', 'png', 'jpg', 'jpeg', 'gif', 'ico'].map((ext) => ({ pattern: `*.${ext}`, value: 'public, max-age=31536000' })));
+    assert.deepEqual(
+      cfg.static.cache_control,
+      ['js', 'css', 'png', 'jpg', 'jpeg', 'gif', 'ico'].map((ext) => ({ pattern: `*.${ext}`, value: 'public, max-age=31536000' })),
+    );
   });
 
-  test('deny .ht is covered by the dotfile rule (a note, no deny entry); nginx\'s 403 becomes deny_status', () => {
+  test("deny .ht is covered by the dotfile rule (a note, no deny entry); nginx's 403 becomes deny_status", () => {
     assert.equal(cfg.static.deny, undefined);
     assert.equal(cfg.static.deny_status, 403);
     const line = lineOf(file, 'location ~ /\\.ht');
@@ -339,7 +385,7 @@ describe('import: Laravel (deployment docs)', () => {
     assert.deepEqual(cfg.php.ini, { expose_php: '0' });
     assert.equal(cfg.server.port, 80);
     assert.equal(cfg.static.deny_status, 403);
-    assert.equal(cfg.static.deny, undefined, 'the (?!well-known) dotfile rule is phpgate\'s own');
+    assert.equal(cfg.static.deny, undefined, "the (?!well-known) dotfile rule is phpgate's own");
   });
 
   test('warnings: charset and the front-controller-only PHP location', () => {
@@ -348,11 +394,14 @@ describe('import: Laravel (deployment docs)', () => {
     assertWarned(result.warnings, file, 'location = /favicon.ico', 'log_not_found off');
   });
 
-  test('the security add_headers are phpgate\'s defaults already: notes saying nginx sends them on 2xx/3xx only', () => {
+  test("the security add_headers are phpgate's defaults already: notes saying nginx sends them on 2xx/3xx only", () => {
     assert.equal(cfg.headers, undefined);
-    for (const [text, key] of [['X-Frame-Options', 'headers.frame_options: "SAMEORIGIN"'], ['X-Content-Type-Options', 'headers.nosniff: true']] as const) {
+    for (const [text, key] of [
+      ['X-Frame-Options', 'headers.frame_options: "SAMEORIGIN"'],
+      ['X-Content-Type-Options', 'headers.nosniff: true'],
+    ] as const) {
       const note = notesAt(result.warnings, file, text);
-      assert.ok(note.includes(key) && note.includes('phpgate\'s default already'), note);
+      assert.ok(note.includes(key) && note.includes("phpgate's default already"), note);
       assert.match(note, /without "always" nginx adds it to 2xx and 3xx responses only, phpgate to every response/);
     }
   });
@@ -367,7 +416,7 @@ describe('import: Symfony (web server docs)', () => {
     assert.deepEqual(cfg.php.try_files, ['$uri', '/index.php?$query_string']);
     assert.deepEqual(cfg.php.env, { APP_ENV: 'prod', DATABASE_URL: 'mysql://db_user:db_pass@127.0.0.1:3306/db_name' });
     assert.deepEqual(cfg.static.deny, ['/index.php/*', '/index.php', '*.php']);
-    assert.equal(cfg.static.deny_status, undefined, '404, phpgate\'s default');
+    assert.equal(cfg.static.deny_status, undefined, "404, phpgate's default");
     assert.equal(cfg.server.port, 80, 'no listen: *:80');
   });
 
@@ -423,7 +472,10 @@ describe('import: TLS site with a redirect server', () => {
   test('the ssl server is chosen; the port-80 redirect server becomes redirect_http_port', () => {
     assert.equal(cfg.server.port, 443);
     assert.equal(cfg.server.redirect_http_port, 80);
-    assert.deepEqual(cfg.server.tls, { cert: '/etc/letsencrypt/live/example.com/fullchain.pem', key: '/etc/letsencrypt/live/example.com/privkey.pem' });
+    assert.deepEqual(cfg.server.tls, {
+      cert: '/etc/letsencrypt/live/example.com/fullchain.pem',
+      key: '/etc/letsencrypt/live/example.com/privkey.pem',
+    });
     assert.equal(cfg.server.server_name, 'example.com');
   });
 
@@ -440,7 +492,9 @@ describe('import: TLS site with a redirect server', () => {
   });
 
   test('the proxy location becomes an upstream with strip_prefix, websockets and proxy_read_timeout', () => {
-    assert.deepEqual(cfg.upstreams, [{ pattern: '/api/node/*', targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node', timeout_ms: 3_600_000 }]);
+    assert.deepEqual(cfg.upstreams, [
+      { pattern: '/api/node/*', targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node', timeout_ms: 3_600_000 },
+    ]);
     assert.equal(notesAt(result.warnings, file, 'proxy_read_timeout'), 'upstreams[].timeout_ms: 3600000');
     assert.match(notesAt(result.warnings, file, 'proxy_set_header Host'), /host_header: client/);
   });
@@ -455,18 +509,24 @@ describe('import: TLS site with a redirect server', () => {
     assert.deepEqual(cfg.static.error_pages, { '404': '/404.html', '500': '/50x.html', '502': '/50x.html', '503': '/50x.html', '504': '/50x.html' });
   });
 
-  test('add_header Cache-Control in /assets/ drops the server\'s HSTS under nginx: the note says phpgate still sends it', () => {
-    assert.match(notesAt(result.warnings, file, 'location /assets/'), /nginx sends none of the enclosing add_headers here .*phpgate still sends Strict-Transport-Security/);
+  test("add_header Cache-Control in /assets/ drops the server's HSTS under nginx: the note says phpgate still sends it", () => {
+    assert.match(
+      notesAt(result.warnings, file, 'location /assets/'),
+      /nginx sends none of the enclosing add_headers here .*phpgate still sends Strict-Transport-Security/,
+    );
   });
 
-  test('no warnings: proxy_read_timeout and the cache\'s use_stale are translated, its missing key, lock and status header noted', () => {
+  test("no warnings: proxy_read_timeout and the cache's use_stale are translated, its missing key, lock and status header noted", () => {
     assert.equal(result.warnings.filter((w) => w.kind === 'warning').length, 0, JSON.stringify(result.warnings.filter((w) => w.kind === 'warning')));
-    assert.match(notesAt(result.warnings, file, 'fastcgi_cache_use_stale'), /^stale_s 3600, the zone's inactive: .*phpgate also serves it on invalid_header http_500 http_503/);
+    assert.match(
+      notesAt(result.warnings, file, 'fastcgi_cache_use_stale'),
+      /^stale_s 3600, the zone's inactive: .*phpgate also serves it on invalid_header http_500 http_503/,
+    );
     const cache = notesAt(result.warnings, file, 'fastcgi_cache APP');
     assert.match(cache, /no fastcgi_cache_key .*key keeps phpgate's default \$scheme\$request_method\$host\$request_uri/);
     assert.match(cache, /no fastcgi_cache_lock: nginx sends every simultaneous miss to PHP; phpgate keeps cache\.lock_ms 5000/);
     assert.match(cache, /no add_header … \$upstream_cache_status: nginx sends no cache status header; phpgate sends X-Cache/);
-    assert.equal(cfg.cache.lock_ms, undefined, 'phpgate\'s coalescing kept');
+    assert.equal(cfg.cache.lock_ms, undefined, "phpgate's coalescing kept");
     assert.equal(cfg.cache.header, undefined);
   });
 });
@@ -477,13 +537,19 @@ describe('import: a microcaching shop (the fastcgi_cache family)', () => {
   const cfg = parseYaml(result.yaml) as Record<string, any>;
   const rule = (): Record<string, any> => cfg.cache.rules[0];
 
-  test('fastcgi_cache in the PHP location → one rule for every path, its zone\'s max_size → cache.max_mb', () => {
-    assert.deepEqual(cfg.cache.rules.map((r: Record<string, any>) => r.pattern), ['/*']);
+  test("fastcgi_cache in the PHP location → one rule for every path, its zone's max_size → cache.max_mb", () => {
+    assert.deepEqual(
+      cfg.cache.rules.map((r: Record<string, any>) => r.pattern),
+      ['/*'],
+    );
     assert.equal(cfg.cache.max_mb, 512);
-    assert.match(notesAt(result.warnings, file, 'fastcgi_cache SHOP'), /cache\.rules \/\*: ttl_s 5, statuses \[200, 301, 302, 404\], stale_s 300, key "/);
+    assert.match(
+      notesAt(result.warnings, file, 'fastcgi_cache SHOP'),
+      /cache\.rules \/\*: ttl_s 5, statuses \[200, 301, 302, 404\], stale_s 300, key "/,
+    );
   });
 
-  test('fastcgi_cache_valid codes → statuses with 200\'s ttl; 404 with another time is a warning naming both', () => {
+  test("fastcgi_cache_valid codes → statuses with 200's ttl; 404 with another time is a warning naming both", () => {
     assert.equal(rule().ttl_s, 5);
     assert.deepEqual(rule().statuses, [200, 301, 302, 404]);
     assert.match(notesAt(result.warnings, file, 'fastcgi_cache_valid 200 301 302 5s'), /ttl_s 5, statuses 200 301 302/);
@@ -491,7 +557,7 @@ describe('import: a microcaching shop (the fastcgi_cache family)', () => {
     assert.match(ws[0]?.message ?? '', /404 stored for 60 s under nginx; phpgate has one ttl per rule: statuses 404 with ttl_s 5/);
   });
 
-  test('fastcgi_cache_key at http level with $cookie_currency → the rule\'s key', () => {
+  test("fastcgi_cache_key at http level with $cookie_currency → the rule's key", () => {
     assert.equal(rule().key, '$scheme$request_method$host$request_uri$cookie_currency');
     assert.match(notesAt(result.warnings, file, 'fastcgi_cache_key'), /^key: \$scheme\$request_method\$host\$request_uri\$cookie_currency$/);
   });
@@ -511,7 +577,7 @@ describe('import: a microcaching shop (the fastcgi_cache family)', () => {
     assert.doesNotMatch(note, /updating/, 'updating is listed: nothing to say about it');
   });
 
-  test('$cookie_NAME in fastcgi_cache_bypass and fastcgi_no_cache → bypass_cookies after phpgate\'s own; $http_authorization a note, $skip_cache a warning', () => {
+  test("$cookie_NAME in fastcgi_cache_bypass and fastcgi_no_cache → bypass_cookies after phpgate's own; $http_authorization a note, $skip_cache a warning", () => {
     assert.deepEqual(cfg.cache.bypass_cookies, ['PHPSESSID', 'wordpress_logged_in_*', 'woocommerce_items_in_cart', 'woocommerce_cart_hash']);
     for (const text of ['fastcgi_cache_bypass', 'fastcgi_no_cache']) {
       const note = notesAt(result.warnings, file, text);
@@ -533,45 +599,61 @@ describe('import: a microcaching shop (the fastcgi_cache family)', () => {
   test('cache tuning: methods GET HEAD is a note; background_update on and ignore_headers are warnings', () => {
     assert.match(notesAt(result.warnings, file, 'fastcgi_cache_methods'), /phpgate caches GET and answers HEAD from its entry/);
     assert.match(warningsAt(result.warnings, file, lineOf(file, 'fastcgi_cache_background_update'))[0]?.message ?? '', /waits for PHP to refresh it/);
-    assert.match(warningsAt(result.warnings, file, lineOf(file, 'fastcgi_ignore_headers'))[0]?.message ?? '', /^not translated: Cache-Control Expires Set-Cookie \(phpgate always honours/);
+    assert.match(
+      warningsAt(result.warnings, file, lineOf(file, 'fastcgi_ignore_headers'))[0]?.message ?? '',
+      /^not translated: Cache-Control Expires Set-Cookie \(phpgate always honours/,
+    );
   });
 
   test('six warnings, all reviewed above (with the map phpgate has no equivalent of)', () => {
     const warned = result.warnings.filter((w) => w.kind === 'warning').map((w) => w.directive.split(' ')[0]);
-    assert.deepEqual(warned, ['map', 'fastcgi_cache_valid', 'fastcgi_cache_background_update', 'fastcgi_cache_bypass', 'fastcgi_no_cache', 'fastcgi_ignore_headers']);
+    assert.deepEqual(warned, [
+      'map',
+      'fastcgi_cache_valid',
+      'fastcgi_cache_background_update',
+      'fastcgi_cache_bypass',
+      'fastcgi_no_cache',
+      'fastcgi_ignore_headers',
+    ]);
   });
 });
 
 describe('import: fastcgi_cache directives phpgate cannot take as written', () => {
   /** A server whose PHP location caches in zone Z, with `extra` lines there and `http` lines above the server. */
   function cached(name: string, extra: readonly string[], http: readonly string[] = []): ReturnType<typeof site> {
-    return site(`cache-${name}`, [
-      'fastcgi_cache_path /var/cache/nginx/z keys_zone=Z:10m;',
-      ...http,
-      'server {',
-      '  root /srv/c;',
-      '  location ~ \\.php$ {',
-      '    fastcgi_pass unix:/run/php.sock;',
-      '    fastcgi_cache Z;',
-      ...extra.map((l) => `    ${l}`),
-      '  }',
-      '}',
-      '',
-    ].join('\n'));
+    return site(
+      `cache-${name}`,
+      [
+        'fastcgi_cache_path /var/cache/nginx/z keys_zone=Z:10m;',
+        ...http,
+        'server {',
+        '  root /srv/c;',
+        '  location ~ \\.php$ {',
+        '    fastcgi_pass unix:/run/php.sock;',
+        '    fastcgi_cache Z;',
+        ...extra.map((l) => `    ${l}`),
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
   }
 
-  test('a time alone stands for 200 301 302 (phpgate\'s default statuses, not written)', () => {
+  test("a time alone stands for 200 301 302 (phpgate's default statuses, not written)", () => {
     const s = cached('time-alone', ['fastcgi_cache_valid 10s;']);
     assert.deepEqual(s.cfg.cache.rules[0], { pattern: '/*', ttl_s: 10, stale_s: 0 });
     assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_valid'), /ttl_s 10, statuses 200 301 302 \(nginx's codes for a time alone\)/);
     assert.deepEqual(load(s.yaml).cache.rules[0]?.statuses, [200, 301, 302]);
   });
 
-  test('fastcgi_cache_valid any: a warning; the statuses stay those nginx names for a time alone, with 200\'s ttl', () => {
+  test("fastcgi_cache_valid any: a warning; the statuses stay those nginx names for a time alone, with 200's ttl", () => {
     const s = cached('any', ['fastcgi_cache_valid 200 2s;', 'fastcgi_cache_valid 404 2s;', 'fastcgi_cache_valid any 1m;']);
     assert.equal(s.cfg.cache.rules[0].ttl_s, 2);
     assert.deepEqual(s.cfg.cache.rules[0].statuses, [200, 301, 302, 404]);
-    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'any 1m'))[0]?.message ?? '', /^any: nginx stores every status for 60 s; phpgate stores the statuses listed only \(statuses \[200, 301, 302, 404\], ttl_s 2\)/);
+    assert.match(
+      warningsAt(s.warnings, s.file, lineOf(s.file, 'any 1m'))[0]?.message ?? '',
+      /^any: nginx stores every status for 60 s; phpgate stores the statuses listed only \(statuses \[200, 301, 302, 404\], ttl_s 2\)/,
+    );
     assert.match(notesAt(s.warnings, s.file, '404 2s'), /ttl_s 2, statuses 404/);
     load(s.yaml);
   });
@@ -580,7 +662,10 @@ describe('import: fastcgi_cache directives phpgate cannot take as written', () =
     const s = cached('zero', ['fastcgi_cache_valid 200 5s;', 'fastcgi_cache_valid 404 0;', 'fastcgi_cache_valid 101 5s;']);
     assert.deepEqual(s.cfg.cache.rules[0].statuses, [200]);
     assert.match(notesAt(s.warnings, s.file, '404 0'), /404 not stored \(time 0\), as nginx/);
-    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, '101 5s'))[0]?.message ?? '', /not translated: 101 \(statuses take an integer from 200 to 599\)/);
+    assert.match(
+      warningsAt(s.warnings, s.file, lineOf(s.file, '101 5s'))[0]?.message ?? '',
+      /not translated: 101 \(statuses take an integer from 200 to 599\)/,
+    );
     load(s.yaml);
   });
 
@@ -593,8 +678,11 @@ describe('import: fastcgi_cache directives phpgate cannot take as written', () =
 
   test('fastcgi_cache_key with variables phpgate does not have: a warning, the default key kept; $query_string becomes $args', () => {
     const bad = cached('key-bad', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_key "$scheme$host$request_uri$is_mobile";']);
-    assert.equal(bad.cfg.cache.rules[0].key, undefined, 'phpgate\'s default');
-    assert.match(warningsAt(bad.warnings, bad.file, lineOf(bad.file, 'fastcgi_cache_key'))[0]?.message ?? '', /not translated: phpgate's cache keys take text and \$scheme, .*; key keeps phpgate's default/);
+    assert.equal(bad.cfg.cache.rules[0].key, undefined, "phpgate's default");
+    assert.match(
+      warningsAt(bad.warnings, bad.file, lineOf(bad.file, 'fastcgi_cache_key'))[0]?.message ?? '',
+      /not translated: phpgate's cache keys take text and \$scheme, .*; key keeps phpgate's default/,
+    );
     const qs = cached('key-qs', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_key $host$uri$is_args$query_string$http_accept_language;']);
     assert.equal(qs.cfg.cache.rules[0].key, '$host$uri$is_args$args$http_accept_language');
     assert.match(notesAt(qs.warnings, qs.file, 'fastcgi_cache_key'), /\(\$query_string is \$args\)/);
@@ -609,40 +697,52 @@ describe('import: fastcgi_cache directives phpgate cannot take as written', () =
     assert.equal(load(s.yaml).cache.lock_ms, 0);
   });
 
-  test('fastcgi_cache_lock on without a timeout → nginx\'s 5 s, phpgate\'s default lock_ms (not written)', () => {
+  test("fastcgi_cache_lock on without a timeout → nginx's 5 s, phpgate's default lock_ms (not written)", () => {
     const s = cached('lock-on', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_lock on;']);
     assert.equal(s.cfg.cache.lock_ms, undefined);
     assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_lock on'), /cache\.lock_ms: 5000/);
   });
 
   test('two cached locations with different locks: phpgate has one lock_ms, the first is kept and the other warned', () => {
-    const s = site('cache-two-locks', [
-      'fastcgi_cache_path /var/cache/nginx/z keys_zone=Z:10m;',
-      'server {',
-      '  root /srv/c;',
-      '  fastcgi_cache_valid 200 1s;',
-      '  location ~ \\.php$ { fastcgi_pass unix:/run/php.sock; fastcgi_cache Z; fastcgi_cache_lock off; }',
-      '  location /feed/ { fastcgi_pass unix:/run/php.sock; fastcgi_cache Z; fastcgi_cache_lock on; }',
-      '}',
-      '',
-    ].join('\n'));
+    const s = site(
+      'cache-two-locks',
+      [
+        'fastcgi_cache_path /var/cache/nginx/z keys_zone=Z:10m;',
+        'server {',
+        '  root /srv/c;',
+        '  fastcgi_cache_valid 200 1s;',
+        '  location ~ \\.php$ { fastcgi_pass unix:/run/php.sock; fastcgi_cache Z; fastcgi_cache_lock off; }',
+        '  location /feed/ { fastcgi_pass unix:/run/php.sock; fastcgi_cache Z; fastcgi_cache_lock on; }',
+        '}',
+        '',
+      ].join('\n'),
+    );
     assert.equal(s.cfg.cache.lock_ms, 0);
-    assert.deepEqual(s.cfg.cache.rules.map((r: Record<string, any>) => r.pattern), ['/feed/*', '/*']);
-    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'fastcgi_cache_lock on'))[0]?.message ?? '', /one cache\.lock_ms for every rule: 0 from .*:5 is kept \(here it would be 5000\)/);
+    assert.deepEqual(
+      s.cfg.cache.rules.map((r: Record<string, any>) => r.pattern),
+      ['/feed/*', '/*'],
+    );
+    assert.match(
+      warningsAt(s.warnings, s.file, lineOf(s.file, 'fastcgi_cache_lock on'))[0]?.message ?? '',
+      /one cache\.lock_ms for every rule: 0 from .*:5 is kept \(here it would be 5000\)/,
+    );
     load(s.yaml);
   });
 
   test('no fastcgi_cache_use_stale → stale_s 0 (nginx never serves stale), noted; "off" too', () => {
     const none = cached('stale-none', ['fastcgi_cache_valid 200 1s;']);
     assert.equal(none.cfg.cache.rules[0].stale_s, 0);
-    assert.match(notesAt(none.warnings, none.file, 'fastcgi_cache Z'), /no fastcgi_cache_use_stale: stale_s 0 \(nginx never serves a stale answer without it\)/);
+    assert.match(
+      notesAt(none.warnings, none.file, 'fastcgi_cache Z'),
+      /no fastcgi_cache_use_stale: stale_s 0 \(nginx never serves a stale answer without it\)/,
+    );
     assert.equal(load(none.yaml).cache.rules[0]?.stale_s, 0);
     const off = cached('stale-off', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_use_stale off;']);
     assert.equal(off.cfg.cache.rules[0].stale_s, 0);
     assert.match(notesAt(off.warnings, off.file, 'fastcgi_cache_use_stale'), /stale_s 0, as nginx/);
   });
 
-  test('use_stale updating alone: nginx\'s default inactive (10m) → stale_s 600; the note says phpgate also serves it on PHP\'s failures', () => {
+  test("use_stale updating alone: nginx's default inactive (10m) → stale_s 600; the note says phpgate also serves it on PHP's failures", () => {
     const s = cached('stale-updating', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_use_stale updating;']);
     assert.equal(s.cfg.cache.rules[0].stale_s, 600);
     assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_use_stale'), /phpgate also serves it on error timeout invalid_header http_500 http_503/);
@@ -651,13 +751,19 @@ describe('import: fastcgi_cache directives phpgate cannot take as written', () =
   test('use_stale error alone: the note says phpgate also serves it while refreshing (updating)', () => {
     const s = cached('stale-error', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_use_stale error;'], []);
     assert.equal(s.cfg.cache.rules[0].stale_s, 600);
-    assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_use_stale'), /phpgate also serves it while one request refreshes the entry \(nginx's updating\)/);
+    assert.match(
+      notesAt(s.warnings, s.file, 'fastcgi_cache_use_stale'),
+      /phpgate also serves it while one request refreshes the entry \(nginx's updating\)/,
+    );
   });
 
   test('use_stale http_404 / http_429: a warning; alone they give stale_s 0', () => {
     const s = cached('stale-404', ['fastcgi_cache_valid 200 1s;', 'fastcgi_cache_use_stale http_404 http_429;']);
     assert.equal(s.cfg.cache.rules[0].stale_s, 0);
-    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'fastcgi_cache_use_stale'))[0]?.message ?? '', /not translated: http_404 http_429 .*; stale_s 0$/);
+    assert.match(
+      warningsAt(s.warnings, s.file, lineOf(s.file, 'fastcgi_cache_use_stale'))[0]?.message ?? '',
+      /not translated: http_404 http_429 .*; stale_s 0$/,
+    );
   });
 
   test('fastcgi_cache_bypass with other variables or literal text: a warning; ${cookie_NAME} beside them still becomes a bypass cookie', () => {
@@ -675,37 +781,47 @@ describe('import: fastcgi_cache directives phpgate cannot take as written', () =
 
   test('$upstream_cache_status inside a longer value, or a second cache status header: warnings; the first header is kept', () => {
     const s = cached('status-header', ['fastcgi_cache_valid 200 1s;'], []);
-    const t = site('cache-status-header', [
-      'server {',
-      '  root /srv/h;',
-      '  add_header X-Cache "$upstream_cache_status from edge";',
-      '  add_header X-Cache-Status $upstream_cache_status always;',
-      '  add_header X-Cached $upstream_cache_status;',
-      '  add_header x-cache-status $upstream_cache_status;',
-      '}',
-      '',
-    ].join('\n'));
+    const t = site(
+      'cache-status-header',
+      [
+        'server {',
+        '  root /srv/h;',
+        '  add_header X-Cache "$upstream_cache_status from edge";',
+        '  add_header X-Cache-Status $upstream_cache_status always;',
+        '  add_header X-Cached $upstream_cache_status;',
+        '  add_header x-cache-status $upstream_cache_status;',
+        '}',
+        '',
+      ].join('\n'),
+    );
     assert.equal(s.cfg.cache.header, undefined);
     assert.equal(t.cfg.cache.header, 'X-Cache-Status');
     assert.match(warningsAt(t.warnings, t.file, lineOf(t.file, 'from edge'))[0]?.message ?? '', /holds the status alone/);
-    assert.match(warningsAt(t.warnings, t.file, lineOf(t.file, 'X-Cached'))[0]?.message ?? '', /one cache status header, cache\.header X-Cache-Status from .*:4/);
+    assert.match(
+      warningsAt(t.warnings, t.file, lineOf(t.file, 'X-Cached'))[0]?.message ?? '',
+      /one cache status header, cache\.header X-Cache-Status from .*:4/,
+    );
     assert.match(notesAt(t.warnings, t.file, 'x-cache-status'), /the same as .*:4/);
     assert.equal(load(t.yaml).cache.header, 'X-Cache-Status');
   });
 
   test('cache tuning phpgate does not have: min_uses 3, methods POST, revalidate on are warnings; their nginx defaults notes', () => {
-    const s = site('cache-tuning', [
-      'server {',
-      '  root /srv/t;',
-      '  fastcgi_cache_min_uses 3;',
-      '  fastcgi_cache_methods GET POST;',
-      '  fastcgi_cache_revalidate on;',
-      '  fastcgi_cache_lock_age 5s;',
-      '  location /a/ { fastcgi_cache_min_uses 1; fastcgi_cache_revalidate off; fastcgi_cache_background_update off; fastcgi_ignore_headers X-Accel-Redirect; }',
-      '}',
-      '',
-    ].join('\n'));
-    for (const text of ['min_uses 3', 'GET POST', 'revalidate on']) assert.equal(warningsAt(s.warnings, s.file, lineOf(s.file, text)).length, 1, text);
+    const s = site(
+      'cache-tuning',
+      [
+        'server {',
+        '  root /srv/t;',
+        '  fastcgi_cache_min_uses 3;',
+        '  fastcgi_cache_methods GET POST;',
+        '  fastcgi_cache_revalidate on;',
+        '  fastcgi_cache_lock_age 5s;',
+        '  location /a/ { fastcgi_cache_min_uses 1; fastcgi_cache_revalidate off; fastcgi_cache_background_update off; fastcgi_ignore_headers X-Accel-Redirect; }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    for (const text of ['min_uses 3', 'GET POST', 'revalidate on'])
+      assert.equal(warningsAt(s.warnings, s.file, lineOf(s.file, text)).length, 1, text);
     const a = warningsAt(s.warnings, s.file, lineOf(s.file, 'location /a/'), 'note').map((w) => w.directive.split(' ')[0]);
     assert.deepEqual(a, ['fastcgi_cache_min_uses', 'fastcgi_cache_revalidate', 'fastcgi_cache_background_update', 'fastcgi_ignore_headers']);
     assert.match(notesAt(s.warnings, s.file, 'fastcgi_cache_lock_age'), /wait for it up to cache\.lock_ms/);
@@ -713,7 +829,9 @@ describe('import: fastcgi_cache directives phpgate cannot take as written', () =
 });
 
 describe('import: an upstream block behind proxy_pass', () => {
-  const file = write('proxy/site.conf', `upstream api {
+  const file = write(
+    'proxy/site.conf',
+    `upstream api {
     least_conn;
     server 10.0.0.5:3000 max_fails=2 fail_timeout=30s;
     server 10.0.0.6:3000 fail_timeout=30s weight=3;
@@ -741,15 +859,25 @@ server {
         proxy_pass http://127.0.0.1:9000;
     }
 }
-`);
+`,
+  );
   const result = importNginx(file);
   const cfg = parseYaml(result.yaml) as Record<string, any>;
 
-  test('least_conn, fail_timeout and proxy_connect_timeout carry over; Host follows nginx\'s proxy_set_header inheritance', () => {
+  test("least_conn, fail_timeout and proxy_connect_timeout carry over; Host follows nginx's proxy_set_header inheritance", () => {
     // /api/ sets headers of its own, so it inherits none of the server's: nginx sends the target's host there.
     // /bare/ sets none and inherits the server's `Host $host`.
     assert.deepEqual(cfg.upstreams, [
-      { pattern: '/api/*', targets: ['http://10.0.0.5:3000', 'http://10.0.0.6:3000'], websockets: false, strip_prefix: '/api', connect_ms: 2000, host_header: 'target', balance: 'least_conn', down_s: 30 },
+      {
+        pattern: '/api/*',
+        targets: ['http://10.0.0.5:3000', 'http://10.0.0.6:3000'],
+        websockets: false,
+        strip_prefix: '/api',
+        connect_ms: 2000,
+        host_header: 'target',
+        balance: 'least_conn',
+        down_s: 30,
+      },
       { pattern: '/solo/*', targets: ['http://10.0.0.9:8080'], websockets: false, strip_prefix: '', host_header: 'target', down_s: 0 },
       { pattern: '/bare/*', targets: ['http://127.0.0.1:9000'], websockets: false, strip_prefix: '' },
     ]);
@@ -774,7 +902,10 @@ describe('import: the edge (security headers, PROXY protocol, limits)', () => {
   const cfg = parseYaml(result.yaml) as Record<string, any>;
 
   test('the recipe imports without a warning', () => {
-    assert.deepEqual(result.warnings.filter((w) => w.kind === 'warning'), []);
+    assert.deepEqual(
+      result.warnings.filter((w) => w.kind === 'warning'),
+      [],
+    );
   });
 
   test('server-level add_headers become headers.*: HSTS as written, CSP, X-Frame-Options DENY, Referrer-Policy, others in set', () => {
@@ -782,9 +913,12 @@ describe('import: the edge (security headers, PROXY protocol, limits)', () => {
     assert.equal(cfg.headers.csp, "default-src 'self'");
     assert.equal(cfg.headers.frame_options, 'DENY');
     assert.equal(cfg.headers.referrer_policy, 'no-referrer');
-    assert.equal(cfg.headers.nosniff, undefined, 'nosniff is phpgate\'s default');
+    assert.equal(cfg.headers.nosniff, undefined, "nosniff is phpgate's default");
     assert.deepEqual(cfg.headers.set, { 'Permissions-Policy': 'camera=(), microphone=()' });
-    assert.match(notesAt(result.warnings, file, 'Strict-Transport-Security'), /headers\.hsts: "max-age=63072000; includeSubDomains; preload" \(phpgate sends it over TLS only\)/);
+    assert.match(
+      notesAt(result.warnings, file, 'Strict-Transport-Security'),
+      /headers\.hsts: "max-age=63072000; includeSubDomains; preload" \(phpgate sends it over TLS only\)/,
+    );
     // `always`: nginx sends them on every response too, nothing to say about it.
     assert.doesNotMatch(notesAt(result.warnings, file, 'add_header X-Frame-Options DENY'), /always/);
   });
@@ -794,31 +928,46 @@ describe('import: the edge (security headers, PROXY protocol, limits)', () => {
       { pattern: '/embed/*', frame_options: 'SAMEORIGIN', csp: 'frame-ancestors https://partner.example' },
       { pattern: '/api/*', set: { 'X-Robots-Tag': 'noindex' } },
     ]);
-    assert.match(notesAt(result.warnings, file, 'X-Robots-Tag'), /headers\.routes \/api\/\*: set X-Robots-Tag: "noindex" \(without "always" nginx adds it to 2xx and 3xx responses only, phpgate to every response\)/);
+    assert.match(
+      notesAt(result.warnings, file, 'X-Robots-Tag'),
+      /headers\.routes \/api\/\*: set X-Robots-Tag: "noindex" \(without "always" nginx adds it to 2xx and 3xx responses only, phpgate to every response\)/,
+    );
   });
 
-  test('a location with add_header inherits none of the server\'s under nginx: the note names what phpgate still sends there', () => {
+  test("a location with add_header inherits none of the server's under nginx: the note names what phpgate still sends there", () => {
     const embed = notesAt(result.warnings, file, 'location /embed/');
     assert.match(embed, /nginx sends none of the enclosing add_headers here/);
     assert.match(embed, /phpgate still sends X-Content-Type-Options, Referrer-Policy, Strict-Transport-Security, Permissions-Policy \(/);
     // A route's set merges with the top level's: /api/'s X-Robots-Tag comes on top of Permissions-Policy.
     const api = notesAt(result.warnings, file, 'location /api/');
-    assert.match(api, /phpgate still sends X-Frame-Options, X-Content-Type-Options, Referrer-Policy, Strict-Transport-Security, Content-Security-Policy, Permissions-Policy \(a route takes what it leaves out from the top level\)/);
+    assert.match(
+      api,
+      /phpgate still sends X-Frame-Options, X-Content-Type-Options, Referrer-Policy, Strict-Transport-Security, Content-Security-Policy, Permissions-Policy \(a route takes what it leaves out from the top level\)/,
+    );
     assert.equal(warningsAt(result.warnings, file, lineOf(file, 'location / {'), 'note').length, 0, 'no add_header of its own: nothing to say');
   });
 
   test('listen … proxy_protocol → server.proxy_protocol with set_real_ip_from as trusted_proxies; real_ip_header proxy_protocol is a note', () => {
     assert.equal(cfg.server.proxy_protocol, true);
     assert.deepEqual(cfg.server.trusted_proxies, ['10.0.0.0/8']);
-    assert.match(notesAt(result.warnings, file, 'listen 8080 proxy_protocol'), /server\.proxy_protocol: a PROXY v1\/v2 header first on every connection/);
-    assert.match(notesAt(result.warnings, file, 'real_ip_header proxy_protocol'), /from the PROXY header of connections from server\.trusted_proxies/);
+    assert.match(
+      notesAt(result.warnings, file, 'listen 8080 proxy_protocol'),
+      /server\.proxy_protocol: a PROXY v1\/v2 header first on every connection/,
+    );
+    assert.match(
+      notesAt(result.warnings, file, 'real_ip_header proxy_protocol'),
+      /from the PROXY header of connections from server\.trusted_proxies/,
+    );
   });
 
   test('limit_conn on a $binary_remote_addr zone → connections_per_ip; http2_max_concurrent_streams → h2_max_streams; timeouts and header buffers', () => {
     assert.deepEqual(cfg.server.limits, { header_kb: 64, url_kb: 16, connections_per_ip: 20, h2_max_streams: 64 });
     assert.deepEqual(cfg.server.timeouts, { header_ms: 15_000, keepalive_ms: 20_000, body_ms: 30_000, send_ms: 45_000 });
     assert.match(notesAt(result.warnings, file, 'limit_conn addr 20'), /connections_per_ip: 20 \(phpgate counts open connections/);
-    assert.match(notesAt(result.warnings, file, 'large_client_header_buffers'), /header_kb 64 \(all buffers: phpgate bounds the whole head, nginx each line\), server\.limits\.url_kb 16/);
+    assert.match(
+      notesAt(result.warnings, file, 'large_client_header_buffers'),
+      /header_kb 64 \(all buffers: phpgate bounds the whole head, nginx each line\), server\.limits\.url_kb 16/,
+    );
   });
 
   test('limit_req zones: $binary_remote_addr counts per address, $http_x_api_key per X-Api-Key header; limit_req_status 429 is a note', () => {
@@ -832,7 +981,7 @@ describe('import: the edge (security headers, PROXY protocol, limits)', () => {
     assert.match(notesAt(result.warnings, file, 'limit_req_status 429'), /429 too/);
   });
 
-  test('server_tokens off and fastcgi_hide_header X-Powered-By: phpgate\'s header defaults, noted', () => {
+  test("server_tokens off and fastcgi_hide_header X-Powered-By: phpgate's header defaults, noted", () => {
     assert.equal(cfg.headers.server, undefined, '"phpgate" without a version, the default');
     assert.match(notesAt(result.warnings, file, 'server_tokens off'), /Server: phpgate/);
     assert.match(notesAt(result.warnings, file, 'fastcgi_hide_header X-Powered-By'), /headers\.strip_powered_by: true/);
@@ -861,20 +1010,23 @@ describe('import: edge directives phpgate cannot take as written', () => {
   });
 
   test('add_header with nginx variables, an ALLOW-FROM frame option, an unknown Referrer-Policy, Server: warnings, nothing written', () => {
-    const s = site('bad-headers', [
-      'server {',
-      '  root /srv/h;',
-      '  add_header X-Request-Id $request_id always;',
-      '  add_header X-Frame-Options "ALLOW-FROM https://a.example";',
-      '  add_header Referrer-Policy sometimes;',
-      '  add_header X-Content-Type-Options sniff-away;',
-      '  add_header Server shop;',
-      '  add_header X-Odd a b;',
-      '  add_header X-Empty "";',
-      '  location /x/ { add_header X-Tag "$host"; }',
-      '}',
-      '',
-    ].join('\n'));
+    const s = site(
+      'bad-headers',
+      [
+        'server {',
+        '  root /srv/h;',
+        '  add_header X-Request-Id $request_id always;',
+        '  add_header X-Frame-Options "ALLOW-FROM https://a.example";',
+        '  add_header Referrer-Policy sometimes;',
+        '  add_header X-Content-Type-Options sniff-away;',
+        '  add_header Server shop;',
+        '  add_header X-Odd a b;',
+        '  add_header X-Empty "";',
+        '  location /x/ { add_header X-Tag "$host"; }',
+        '}',
+        '',
+      ].join('\n'),
+    );
     for (const [text, why] of [
       ['X-Request-Id', /not translated: the value holds nginx variables/],
       ['X-Frame-Options', /not translated: headers\.frame_options takes SAMEORIGIN or DENY/],
@@ -885,7 +1037,10 @@ describe('import: edge directives phpgate cannot take as written', () => {
       ['X-Tag', /not translated: the value holds nginx variables/],
     ] as const) {
       const ws = warningsAt(s.warnings, s.file, lineOf(s.file, text));
-      assert.ok(ws.some((w) => why.test(w.message)), `${text}: ${JSON.stringify(ws)}`);
+      assert.ok(
+        ws.some((w) => why.test(w.message)),
+        `${text}: ${JSON.stringify(ws)}`,
+      );
     }
     assert.match(notesAt(s.warnings, s.file, 'X-Empty'), /nginx sends no header with an empty value/);
     assert.equal(s.cfg.headers, undefined);
@@ -893,7 +1048,10 @@ describe('import: edge directives phpgate cannot take as written', () => {
   });
 
   test('two add_headers for one header: the first is kept, a different second is a warning, the same value a note', () => {
-    const s = site('twice', 'server {\n  root /srv/t;\n  add_header X-Frame-Options DENY always;\n  add_header X-Team a always;\n  add_header x-team b always;\n  add_header X-Frame-Options deny always;\n}\n');
+    const s = site(
+      'twice',
+      'server {\n  root /srv/t;\n  add_header X-Frame-Options DENY always;\n  add_header X-Team a always;\n  add_header x-team b always;\n  add_header X-Frame-Options deny always;\n}\n',
+    );
     assert.equal(s.cfg.headers.frame_options, 'DENY');
     assert.deepEqual(s.cfg.headers.set, { 'X-Team': 'a' });
     assertWarned(s.warnings, s.file, 'x-team b', 'add_header x-team');
@@ -902,23 +1060,29 @@ describe('import: edge directives phpgate cannot take as written', () => {
     load(s.yaml);
   });
 
-  test('add_header in the PHP location goes to the top level, noted as PHP-only under nginx; http-level ones lose to the server\'s', () => {
-    const s = site('php-headers', [
-      'http {',
-      '  add_header X-From-Http yes always;',
-      '  server {',
-      '    root /srv/p;',
-      '    add_header X-Frame-Options DENY always;',
-      '    location ~ \\.php$ {',
-      '      add_header X-Php yes always;',
-      '      fastcgi_pass unix:/run/php.sock;',
-      '    }',
-      '  }',
-      '}',
-      '',
-    ].join('\n'));
+  test("add_header in the PHP location goes to the top level, noted as PHP-only under nginx; http-level ones lose to the server's", () => {
+    const s = site(
+      'php-headers',
+      [
+        'http {',
+        '  add_header X-From-Http yes always;',
+        '  server {',
+        '    root /srv/p;',
+        '    add_header X-Frame-Options DENY always;',
+        '    location ~ \\.php$ {',
+        '      add_header X-Php yes always;',
+        '      fastcgi_pass unix:/run/php.sock;',
+        '    }',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
     assert.deepEqual(s.cfg.headers, { frame_options: 'DENY', set: { 'X-Php': 'yes' } });
-    assert.match(notesAt(s.warnings, s.file, 'X-Php'), /headers\.set X-Php: "yes" \(in the PHP location nginx adds it to PHP's responses only, phpgate to every response\)/);
+    assert.match(
+      notesAt(s.warnings, s.file, 'X-Php'),
+      /headers\.set X-Php: "yes" \(in the PHP location nginx adds it to PHP's responses only, phpgate to every response\)/,
+    );
     assert.match(notesAt(s.warnings, s.file, 'location ~'), /phpgate still sends X-Frame-Options \(this location's headers join the top level\)/);
     assert.match(notesAt(s.warnings, s.file, 'X-From-Http'), /not used: the server has add_header of its own/);
     load(s.yaml);
@@ -931,7 +1095,10 @@ describe('import: edge directives phpgate cannot take as written', () => {
   });
 
   test('a location phpgate has no pattern for: its add_header is a warning; more_clear_headers Server → headers.server ""', () => {
-    const s = site('clear', 'server {\n  root /srv/c;\n  more_clear_headers Server X-Powered-By X-Runtime;\n  location ~ ^/(\\d+)/ { add_header X-Num yes; }\n}\n');
+    const s = site(
+      'clear',
+      'server {\n  root /srv/c;\n  more_clear_headers Server X-Powered-By X-Runtime;\n  location ~ ^/(\\d+)/ { add_header X-Num yes; }\n}\n',
+    );
     assert.deepEqual(s.cfg.headers, { server: '' });
     assert.match(notesAt(s.warnings, s.file, 'more_clear_headers'), /headers\.server: "" \(no Server header\); headers\.strip_powered_by: true/);
     assertWarned(s.warnings, s.file, 'more_clear_headers', 'more_clear_headers');
@@ -942,8 +1109,14 @@ describe('import: edge directives phpgate cannot take as written', () => {
   test('listen … proxy_protocol without set_real_ip_from: a warning, and the YAML does not load until trusted_proxies are added', () => {
     const s = site('pp-alone', 'server {\n  listen 8443 proxy_protocol;\n  root /srv/pp;\n}\n');
     assert.equal(s.cfg.server.proxy_protocol, true);
-    assert.match(warningsAt(s.warnings, s.file, 2)[0]?.message ?? '', /server\.proxy_protocol needs server\.trusted_proxies .* there is no set_real_ip_from/);
-    assert.match(notesAt(s.warnings, s.file, 'listen 8443'), /nginx takes the client address from the PROXY header only with real_ip_header proxy_protocol/);
+    assert.match(
+      warningsAt(s.warnings, s.file, 2)[0]?.message ?? '',
+      /server\.proxy_protocol needs server\.trusted_proxies .* there is no set_real_ip_from/,
+    );
+    assert.match(
+      notesAt(s.warnings, s.file, 'listen 8443'),
+      /nginx takes the client address from the PROXY header only with real_ip_header proxy_protocol/,
+    );
     assert.throws(() => load(s.yaml), /server\.proxy_protocol needs server\.trusted_proxies/);
     const doc = parseDocument(s.yaml);
     doc.setIn(['server', 'trusted_proxies'], ['10.1.2.3']);
@@ -956,29 +1129,38 @@ describe('import: edge directives phpgate cannot take as written', () => {
     assert.equal(s.cfg.server.proxy_protocol, undefined);
   });
 
-  test('limit_conn: in a location, on a zone not keyed by address, or without a zone → warnings; http-level limit_conn loses to the server\'s', () => {
-    const s = site('conn', [
-      'http {',
-      '  limit_conn_zone $binary_remote_addr zone=addr:10m;',
-      '  limit_conn_zone $server_name zone=total:10m;',
-      '  limit_conn addr 50;',
-      '  server {',
-      '    root /srv/lc;',
-      '    limit_conn addr 10;',
-      '    limit_conn total 1000;',
-      '    limit_conn nosuch 5;',
-      '    limit_conn_status 429;',
-      '    location /dl/ { limit_conn addr 2; }',
-      '  }',
-      '}',
-      '',
-    ].join('\n'));
+  test("limit_conn: in a location, on a zone not keyed by address, or without a zone → warnings; http-level limit_conn loses to the server's", () => {
+    const s = site(
+      'conn',
+      [
+        'http {',
+        '  limit_conn_zone $binary_remote_addr zone=addr:10m;',
+        '  limit_conn_zone $server_name zone=total:10m;',
+        '  limit_conn addr 50;',
+        '  server {',
+        '    root /srv/lc;',
+        '    limit_conn addr 10;',
+        '    limit_conn total 1000;',
+        '    limit_conn nosuch 5;',
+        '    limit_conn_status 429;',
+        '    location /dl/ { limit_conn addr 2; }',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
     assert.deepEqual(s.cfg.server.limits, { connections_per_ip: 10 });
     assert.match(notesAt(s.warnings, s.file, 'limit_conn addr 50'), /not used: the server has limit_conn of its own/);
-    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'limit_conn total'))[0]?.message ?? '', /per \$server_name; phpgate counts them per client address only/);
+    assert.match(
+      warningsAt(s.warnings, s.file, lineOf(s.file, 'limit_conn total'))[0]?.message ?? '',
+      /per \$server_name; phpgate counts them per client address only/,
+    );
     assertWarned(s.warnings, s.file, 'limit_conn nosuch', 'limit_conn nosuch');
     assertWarned(s.warnings, s.file, 'limit_conn_status', 'limit_conn_status');
-    assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'limit_conn addr 2'))[0]?.message ?? '', /server-wide \(server\.limits\.connections_per_ip\)/);
+    assert.match(
+      warningsAt(s.warnings, s.file, lineOf(s.file, 'limit_conn addr 2'))[0]?.message ?? '',
+      /server-wide \(server\.limits\.connections_per_ip\)/,
+    );
     load(s.yaml);
   });
 
@@ -989,22 +1171,28 @@ describe('import: edge directives phpgate cannot take as written', () => {
     assert.equal(rateKey('$http_authorization'), 'header:Authorization');
     assert.equal(rateKey('$server_name'), null);
     assert.equal(rateKey('$binary_remote_addr$uri'), null);
-    const s = site('keys', [
-      'limit_req_zone $server_name zone=site:1m rate=100r/s;',
-      'limit_req_zone $http_x_tenant_id zone=tenant:1m rate=30r/m;',
-      'server {',
-      '  root /srv/k;',
-      '  limit_req zone=site;',
-      '  limit_req_status 503;',
-      '  location /t/ { limit_req zone=tenant; }',
-      '}',
-      '',
-    ].join('\n'));
+    const s = site(
+      'keys',
+      [
+        'limit_req_zone $server_name zone=site:1m rate=100r/s;',
+        'limit_req_zone $http_x_tenant_id zone=tenant:1m rate=30r/m;',
+        'server {',
+        '  root /srv/k;',
+        '  limit_req zone=site;',
+        '  limit_req_status 503;',
+        '  location /t/ { limit_req zone=tenant; }',
+        '}',
+        '',
+      ].join('\n'),
+    );
     assert.deepEqual(s.cfg.rate_limit.rules, [
       { pattern: '/*', points: 100, duration_s: 1, block_s: 0, key: 'ip' },
       { pattern: '/t/*', points: 30, duration_s: 60, block_s: 0, key: 'header:X-Tenant-Id' },
     ]);
-    assert.match(warningsAt(s.warnings, s.file, 1)[0]?.message ?? '', /nginx counts per \$server_name, phpgate only per client address or per request header \(\$http_NAME\): key ip/);
+    assert.match(
+      warningsAt(s.warnings, s.file, 1)[0]?.message ?? '',
+      /nginx counts per \$server_name, phpgate only per client address or per request header \(\$http_NAME\): key ip/,
+    );
     assert.match(warningsAt(s.warnings, s.file, lineOf(s.file, 'limit_req_status 503'))[0]?.message ?? '', /refuses rate-limited requests with 429/);
     load(s.yaml);
   });
@@ -1023,16 +1211,22 @@ describe('import: edge directives phpgate cannot take as written', () => {
 });
 
 describe('import: server selection and the report', () => {
-  const two = write('sel/two.conf', 'server {\n  listen 80;\n  server_name a.example;\n  root /srv/a;\n}\nserver {\n  listen 80;\n  server_name b.example *.b.example;\n  root /srv/b;\n}\n');
+  const two = write(
+    'sel/two.conf',
+    'server {\n  listen 80;\n  server_name a.example;\n  root /srv/a;\n}\nserver {\n  listen 80;\n  server_name b.example *.b.example;\n  root /srv/b;\n}\n',
+  );
 
   test('several servers and none chosen: an error listing them', () => {
-    assert.throws(() => importNginx(two), (err: unknown) => {
-      assert.ok(err instanceof NginxImportError);
-      assert.match(err.message, /2 server blocks; choose one with --server NAME/);
-      assert.match(err.message, /two\.conf:1: server_name a\.example \(listen 80\)/);
-      assert.match(err.message, /two\.conf:6: server_name b\.example \*\.b\.example/);
-      return true;
-    });
+    assert.throws(
+      () => importNginx(two),
+      (err: unknown) => {
+        assert.ok(err instanceof NginxImportError);
+        assert.match(err.message, /2 server blocks; choose one with --server NAME/);
+        assert.match(err.message, /two\.conf:1: server_name a\.example \(listen 80\)/);
+        assert.match(err.message, /two\.conf:6: server_name b\.example \*\.b\.example/);
+        return true;
+      },
+    );
   });
 
   test('--server picks by server_name (wildcards too); the other server is a note', () => {
@@ -1043,10 +1237,22 @@ describe('import: server selection and the report', () => {
   });
 
   test('every directive not translated gets a warning with its line, at every level', () => {
-    const f = write('sel/unknown.conf', 'worker_processes 2;\nfrobnicate on;\nhttp {\n  mystery_http 1;\n  geo $x { default 0; }\n  server {\n    root /srv/u;\n    mystery_server 2;\n    location /x {\n      mystery_location 3;\n    }\n  }\n}\n');
+    const f = write(
+      'sel/unknown.conf',
+      'worker_processes 2;\nfrobnicate on;\nhttp {\n  mystery_http 1;\n  geo $x { default 0; }\n  server {\n    root /srv/u;\n    mystery_server 2;\n    location /x {\n      mystery_location 3;\n    }\n  }\n}\n',
+    );
     const r = importNginx(f);
-    for (const [line, directive] of [[2, 'frobnicate'], [4, 'mystery_http'], [5, 'geo'], [8, 'mystery_server'], [10, 'mystery_location']] as const) {
-      assert.ok(warningsAt(r.warnings, f, line).some((w) => w.directive.startsWith(directive)), `${directive} at line ${line}`);
+    for (const [line, directive] of [
+      [2, 'frobnicate'],
+      [4, 'mystery_http'],
+      [5, 'geo'],
+      [8, 'mystery_server'],
+      [10, 'mystery_location'],
+    ] as const) {
+      assert.ok(
+        warningsAt(r.warnings, f, line).some((w) => w.directive.startsWith(directive)),
+        `${directive} at line ${line}`,
+      );
     }
     assert.equal((parseYaml(r.yaml) as Record<string, any>).server.processes, 2);
   });
@@ -1073,18 +1279,27 @@ describe('imported YAML loads with loadConfig', () => {
   test('tls-redirect.conf: refused while the certificate files are missing, loads once they exist', () => {
     const docroot = makeDocroot('load-tls');
     const { yaml } = importNginx(fixture('tls-redirect.conf'), { root: docroot });
-    assert.throws(() => loadConfig({ text: yaml, file: 'tls.yaml', env: {} }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /server\.tls\.cert must be an existing file; \/etc\/letsencrypt\/live\/example\.com\/fullchain\.pem does not exist/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ text: yaml, file: 'tls.yaml', env: {} }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          /server\.tls\.cert must be an existing file; \/etc\/letsencrypt\/live\/example\.com\/fullchain\.pem does not exist/,
+        );
+        return true;
+      },
+    );
     const doc = parseDocument(yaml);
     doc.setIn(['server', 'tls', 'cert'], write('tls/fullchain.pem', 'cert'));
     doc.setIn(['server', 'tls', 'key'], write('tls/privkey.pem', 'key'));
     const cfg = loadConfig({ text: doc.toString(), file: 'tls.yaml', env: {} });
     assert.equal(cfg.server.redirect_http_port, 80);
     assert.equal(cfg.upstreams[0]?.strip_prefix, '/api/node');
-    assert.deepEqual(cfg.rate_limit.rules.map((r) => r.pattern), ['/*', '/login.php']);
+    assert.deepEqual(
+      cfg.rate_limit.rules.map((r) => r.pattern),
+      ['/*', '/login.php'],
+    );
     assert.equal(cfg.headers.hsts, 'max-age=31536000');
   });
 });
@@ -1099,8 +1314,20 @@ describe('imported configs serve the app through the real gateway', () => {
       if (name === 'drupal') {
         const heavy = Number((await request(g.base, '/admin/reports/status?pid=1')).text);
         const plain = Number((await request(g.base, '/node/1?pid=1')).text);
-        assert.ok(g.gateway.pools.get('php_heavy')!.stats().workers.some((w) => w.pid === heavy), '/admin/reports/* ran on the php_heavy pool');
-        assert.ok(g.gateway.pools.get('default')!.stats().workers.some((w) => w.pid === plain), 'other URLs on the default pool');
+        assert.ok(
+          g.gateway.pools
+            .get('php_heavy')!
+            .stats()
+            .workers.some((w) => w.pid === heavy),
+          '/admin/reports/* ran on the php_heavy pool',
+        );
+        assert.ok(
+          g.gateway.pools
+            .get('default')!
+            .stats()
+            .workers.some((w) => w.pid === plain),
+          'other URLs on the default pool',
+        );
       }
     } finally {
       await g.stop();
@@ -1157,7 +1384,7 @@ describe('imported configs serve the app through the real gateway', () => {
       assert.equal(first.headers['x-cache-status'], 'MISS');
       const second = await expect(base, '/2024/hello/', 200, 'app');
       assert.equal(second.headers['x-cache-status'], 'HIT');
-      assert.equal(second.headers['x-cache'], undefined, 'cache.header replaces phpgate\'s X-Cache');
+      assert.equal(second.headers['x-cache'], undefined, "cache.header replaces phpgate's X-Cache");
       const cart = await request(base, '/2024/hello/', { headers: { cookie: 'woocommerce_items_in_cart=1' } });
       assert.equal(cart.headers['x-cache-status'], 'BYPASS');
     }));

@@ -49,7 +49,11 @@ const cases: readonly Case[] = [
   // escapes
   { name: '\\" \\\' and \\\\ lose the backslash in quotes', conf: String.raw`x "a\"b" 'c\'d' "e\\f";`, want: ['x', ['a"b'], ["c'd"], ['e\\f'], ';'] },
   { name: '\\t \\r \\n become tab, CR and LF', conf: String.raw`x "a\tb\rc\nd";`, want: ['x', ['a\tb\rc\nd'], ';'] },
-  { name: 'any other escape is kept as written (regexes arrive intact)', conf: String.raw`location ~ \.php$ {}`, want: ['location', '~', '\\.php$', '{', '}'] },
+  {
+    name: 'any other escape is kept as written (regexes arrive intact)',
+    conf: String.raw`location ~ \.php$ {}`,
+    want: ['location', '~', '\\.php$', '{', '}'],
+  },
   { name: '\\d in a quoted regex is kept as written', conf: String.raw`rewrite "^/(\d+)$" /x;`, want: ['rewrite', ['^/(\\d+)$'], '/x', ';'] },
   { name: 'an escaped space joins two words and keeps the backslash', conf: String.raw`x a\ b;`, want: ['x', 'a\\ b', ';'] },
   { name: 'an escaped ";" stays in the word, backslash and all', conf: String.raw`x a\;b;`, want: ['x', 'a\\;b', ';'] },
@@ -69,8 +73,16 @@ const cases: readonly Case[] = [
   { name: 'every "{" right after "$" belongs to the word, as in nginx', conf: 'x ${{a};', want: ['x', '${{a}', ';'] },
   // braces in regexes
   { name: 'a quoted regex keeps its braces', conf: 'location ~ "^/a{2,3}$" {}', want: ['location', '~', ['^/a{2,3}$'], '{', '}'] },
-  { name: 'an unquoted regex brace opens a block, as in nginx (such regexes must be quoted)', conf: 'location ~ ^/a{2}$ {}', want: ['location', '~', '^/a', '{', '2}$', '{', '}'] },
-  { name: 'escaped braces in an unquoted regex stay in the word', conf: String.raw`location ~ ^/a\{2\}$ {}`, want: ['location', '~', '^/a\\{2\\}$', '{', '}'] },
+  {
+    name: 'an unquoted regex brace opens a block, as in nginx (such regexes must be quoted)',
+    conf: 'location ~ ^/a{2}$ {}',
+    want: ['location', '~', '^/a', '{', '2}$', '{', '}'],
+  },
+  {
+    name: 'escaped braces in an unquoted regex stay in the word',
+    conf: String.raw`location ~ ^/a\{2\}$ {}`,
+    want: ['location', '~', '^/a\\{2\\}$', '{', '}'],
+  },
   { name: 'a regex with ${} from a variable-like "$" keeps its brace', conf: 'location ~ ^/x${y} {}', want: ['location', '~', '^/x${y}', '{', '}'] },
 ];
 
@@ -90,17 +102,67 @@ interface LineCase {
 }
 
 const lines: readonly LineCase[] = [
-  { name: 'each token carries the line it starts on', conf: 'a 1;\nb 2;\n', want: [['a', 1], ['1', 1], [';', 1], ['b', 2], ['2', 2], [';', 2]] },
-  { name: 'a quoted string spanning lines is on its first line; the next token is counted past it', conf: 'x "a\nb\nc";\ny;', want: [['x', 1], ['a\nb\nc', 1], [';', 3], ['y', 4], [';', 4]] },
-  { name: 'an escaped newline in a word counts as a line', conf: 'x a\\\nb;\ny;', want: [['x', 1], ['a\\\nb', 1], [';', 2], ['y', 3], [';', 3]] },
-  { name: 'CRLF line ends count once', conf: 'a;\r\nb;\r\n', want: [['a', 1], [';', 1], ['b', 2], [';', 2]] },
-  { name: 'comment lines count', conf: '# 1\n# 2\nz;', want: [['z', 3], [';', 3]] },
+  {
+    name: 'each token carries the line it starts on',
+    conf: 'a 1;\nb 2;\n',
+    want: [
+      ['a', 1],
+      ['1', 1],
+      [';', 1],
+      ['b', 2],
+      ['2', 2],
+      [';', 2],
+    ],
+  },
+  {
+    name: 'a quoted string spanning lines is on its first line; the next token is counted past it',
+    conf: 'x "a\nb\nc";\ny;',
+    want: [
+      ['x', 1],
+      ['a\nb\nc', 1],
+      [';', 3],
+      ['y', 4],
+      [';', 4],
+    ],
+  },
+  {
+    name: 'an escaped newline in a word counts as a line',
+    conf: 'x a\\\nb;\ny;',
+    want: [
+      ['x', 1],
+      ['a\\\nb', 1],
+      [';', 2],
+      ['y', 3],
+      [';', 3],
+    ],
+  },
+  {
+    name: 'CRLF line ends count once',
+    conf: 'a;\r\nb;\r\n',
+    want: [
+      ['a', 1],
+      [';', 1],
+      ['b', 2],
+      [';', 2],
+    ],
+  },
+  {
+    name: 'comment lines count',
+    conf: '# 1\n# 2\nz;',
+    want: [
+      ['z', 3],
+      [';', 3],
+    ],
+  },
 ];
 
 describe('nginx tokenizer: line numbers', () => {
   for (const c of lines) {
     test(c.name, () => {
-      assert.deepEqual(tokenize(c.conf, 'l.conf').map((t) => [t.text, t.line]), c.want);
+      assert.deepEqual(
+        tokenize(c.conf, 'l.conf').map((t) => [t.text, t.line]),
+        c.want,
+      );
     });
   }
 });
@@ -124,13 +186,16 @@ const errors: readonly ErrorCase[] = [
 describe('nginx tokenizer: syntax errors name the file and line', () => {
   for (const c of errors) {
     test(c.name, () => {
-      assert.throws(() => tokenize(c.conf, 'e.conf'), (err: unknown) => {
-        assert.ok(err instanceof NginxSyntaxError, String(err));
-        assert.match(err.message, c.message);
-        assert.equal(err.file, 'e.conf');
-        assert.equal(err.line, c.line);
-        return true;
-      });
+      assert.throws(
+        () => tokenize(c.conf, 'e.conf'),
+        (err: unknown) => {
+          assert.ok(err instanceof NginxSyntaxError, String(err));
+          assert.match(err.message, c.message);
+          assert.equal(err.file, 'e.conf');
+          assert.equal(err.line, c.line);
+          return true;
+        },
+      );
     });
   }
 });

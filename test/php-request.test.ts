@@ -16,9 +16,26 @@ const LEAK_VALUE = `leak-${process.pid}-${Date.now()}`;
 
 /** nginx's default fastcgi_params (minus HTTPS, absent over plain HTTP) plus SCRIPT_FILENAME and PATH_INFO. */
 const NGINX_KEYS = [
-  'QUERY_STRING', 'REQUEST_METHOD', 'CONTENT_TYPE', 'CONTENT_LENGTH', 'SCRIPT_NAME', 'REQUEST_URI', 'DOCUMENT_URI',
-  'DOCUMENT_ROOT', 'SERVER_PROTOCOL', 'REQUEST_SCHEME', 'GATEWAY_INTERFACE', 'SERVER_SOFTWARE', 'REMOTE_ADDR',
-  'REMOTE_PORT', 'SERVER_ADDR', 'SERVER_PORT', 'SERVER_NAME', 'REDIRECT_STATUS', 'SCRIPT_FILENAME', 'PATH_INFO',
+  'QUERY_STRING',
+  'REQUEST_METHOD',
+  'CONTENT_TYPE',
+  'CONTENT_LENGTH',
+  'SCRIPT_NAME',
+  'REQUEST_URI',
+  'DOCUMENT_URI',
+  'DOCUMENT_ROOT',
+  'SERVER_PROTOCOL',
+  'REQUEST_SCHEME',
+  'GATEWAY_INTERFACE',
+  'SERVER_SOFTWARE',
+  'REMOTE_ADDR',
+  'REMOTE_PORT',
+  'SERVER_ADDR',
+  'SERVER_PORT',
+  'SERVER_NAME',
+  'REDIRECT_STATUS',
+  'SCRIPT_FILENAME',
+  'PATH_INFO',
 ] as const;
 /** What PHP itself adds to $_SERVER in FastCGI mode. */
 const PHP_OWN_KEYS = ['PHP_SELF', 'REQUEST_TIME', 'REQUEST_TIME_FLOAT', 'FCGI_ROLE', 'argv', 'argc'];
@@ -258,7 +275,7 @@ describe('PHP request environment through the gateway', () => {
       assert.equal(s['HTTP_HOST'], `127.0.0.1:${gw.port}`);
     });
 
-    test('nothing but nginx keys, HTTP_* headers, PHP\'s own keys and php.env reach $_SERVER', async () => {
+    test("nothing but nginx keys, HTTP_* headers, PHP's own keys and php.env reach $_SERVER", async () => {
       const d = dump(await request(gw.base, '/dump.php'));
       const allowed = new Set<string>([...NGINX_KEYS, ...PHP_OWN_KEYS, ...MASTER_KEYS, 'APP_ENV']);
       const extra = Object.keys(d.server).filter((k) => !allowed.has(k) && !k.startsWith('HTTP_'));
@@ -291,11 +308,13 @@ describe('PHP request environment through the gateway', () => {
   describe('request bodies', () => {
     test('urlencoded POST fills $_POST', async () => {
       const body = 'name=J%C3%BCrgen&list[]=a&list[]=b&empty=';
-      const d = dump(await request(gw.base, '/dump.php', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-        body,
-      }));
+      const d = dump(
+        await request(gw.base, '/dump.php', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+          body,
+        }),
+      );
       assert.deepEqual(d.post, { name: 'Jürgen', list: ['a', 'b'], empty: '' });
       assert.equal(d.server['CONTENT_TYPE'], 'application/x-www-form-urlencoded');
       assert.equal(d.server['CONTENT_LENGTH'], String(Buffer.byteLength(body)));
@@ -325,14 +344,16 @@ describe('PHP request environment through the gateway', () => {
         { name: 'many[]', value: c, filename: 'c.jpg', type: 'image/jpeg' },
         { name: 'tags[]', value: 'y' },
       ]);
-      const d = dump(await request(gw.base, '/dump.php', {
-        method: 'POST',
-        headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` },
-        body,
-      }));
+      const d = dump(
+        await request(gw.base, '/dump.php', {
+          method: 'POST',
+          headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` },
+          body,
+        }),
+      );
       assert.deepEqual(d.post, { title: 'Grüße', tags: ['x', 'y'] });
       assert.equal(d.server['CONTENT_LENGTH'], String(body.length));
-      const files = d.files as Record<string, unknown>;
+      const files = d.files;
       assert.deepEqual(files['doc'], { name: 'a.bin', type: 'application/octet-stream', size: a.length, error: 0, sha256: sha256(a) });
       assert.deepEqual(files['many'], [
         { name: 'b.bin', type: 'application/octet-stream', size: 1, error: 0, sha256: sha256(b) },
@@ -343,12 +364,14 @@ describe('PHP request environment through the gateway', () => {
     test('a chunked body (no Content-Length) reaches PHP whole, CONTENT_LENGTH = its total', async () => {
       const parts = [Buffer.from('first,'), randomBytes(10_000), Buffer.from(',middle,'), randomBytes(300_000), Buffer.from(',last')];
       const whole = Buffer.concat(parts);
-      const d = dump(await request(gw.base, '/dump.php', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/octet-stream' },
-        body: parts,
-        chunked: true,
-      }));
+      const d = dump(
+        await request(gw.base, '/dump.php', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/octet-stream' },
+          body: parts,
+          chunked: true,
+        }),
+      );
       assert.equal(d.server['CONTENT_LENGTH'], String(whole.length));
       assert.equal(d.input_len, whole.length);
       assert.equal(sha256(inputOf(d)), sha256(whole));
@@ -357,12 +380,14 @@ describe('PHP request environment through the gateway', () => {
 
     test('a 5 MB body (spooled to disk) reaches php://input intact', async () => {
       const body = randomBytes(5 * 1024 * 1024);
-      const d = dump(await request(gw.base, '/dump.php', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/octet-stream' },
-        body,
-        timeoutMs: 60_000,
-      }));
+      const d = dump(
+        await request(gw.base, '/dump.php', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/octet-stream' },
+          body,
+          timeoutMs: 60_000,
+        }),
+      );
       assert.equal(d.input_len, body.length);
       assert.equal(d.server['CONTENT_LENGTH'], String(body.length));
       assert.equal(sha256(inputOf(d)), sha256(body));
@@ -405,19 +430,41 @@ describe('PHP request environment through the gateway', () => {
     });
 
     test('a header name with an underscore (X_Under) is not passed (it could spoof X-Under)', async () => {
-      const d = dump(await request(gw.base, '/dump.php', { headers: withHost(gw, [['X_Under', '1'], ['X_Forwarded_For', '6.6.6.6']]) }));
+      const d = dump(
+        await request(gw.base, '/dump.php', {
+          headers: withHost(gw, [
+            ['X_Under', '1'],
+            ['X_Forwarded_For', '6.6.6.6'],
+          ]),
+        }),
+      );
       assert.ok(!('HTTP_X_UNDER' in d.server));
       assert.ok(!('HTTP_X_FORWARDED_FOR' in d.server));
     });
 
     test('httpoxy: a Proxy header never becomes HTTP_PROXY', async () => {
-      const d = dump(await request(gw.base, '/dump.php', { headers: withHost(gw, [['Proxy', 'http://evil'], ['proxy', 'http://evil2']]) }));
+      const d = dump(
+        await request(gw.base, '/dump.php', {
+          headers: withHost(gw, [
+            ['Proxy', 'http://evil'],
+            ['proxy', 'http://evil2'],
+          ]),
+        }),
+      );
       assert.ok(!('HTTP_PROXY' in d.server), 'HTTP_PROXY must never be set');
       assert.ok(!JSON.stringify(d.server).includes('evil'));
     });
 
     test('repeated custom headers are joined with ", "', async () => {
-      const d = dump(await request(gw.base, '/dump.php', { headers: withHost(gw, [['X-Rep', '1'], ['X-Rep', '2'], ['x-rep', '3']]) }));
+      const d = dump(
+        await request(gw.base, '/dump.php', {
+          headers: withHost(gw, [
+            ['X-Rep', '1'],
+            ['X-Rep', '2'],
+            ['x-rep', '3'],
+          ]),
+        }),
+      );
       assert.equal(d.server['HTTP_X_REP'], '1, 2, 3');
     });
 
@@ -433,13 +480,23 @@ describe('PHP request environment through the gateway', () => {
         ]),
       ]);
       assert.equal(res.status, 200);
-      const d = JSON.parse(res.raw.subarray(res.raw.indexOf('\r\n\r\n') + 4).toString('utf8')) as { server: Record<string, string>; cookie: Record<string, string> };
+      const d = JSON.parse(res.raw.subarray(res.raw.indexOf('\r\n\r\n') + 4).toString('utf8')) as {
+        server: Record<string, string>;
+        cookie: Record<string, string>;
+      };
       assert.equal(d.server['HTTP_X_NAME'], 'café ü');
       assert.equal(d.cookie['who'], 'zoë');
     });
 
     test('two Cookie headers are joined with "; "', async () => {
-      const d = dump(await request(gw.base, '/dump.php', { headers: withHost(gw, [['Cookie', 'a=1'], ['Cookie', 'b=2']]) }));
+      const d = dump(
+        await request(gw.base, '/dump.php', {
+          headers: withHost(gw, [
+            ['Cookie', 'a=1'],
+            ['Cookie', 'b=2'],
+          ]),
+        }),
+      );
       assert.equal(d.server['HTTP_COOKIE'], 'a=1; b=2');
       assert.deepEqual(d.cookie, { a: '1', b: '2' });
     });
@@ -465,10 +522,12 @@ describe('PHP request environment through the gateway', () => {
       test(`${method} reaches PHP with REQUEST_METHOD ${method}`, async () => {
         const withBody = method === 'PUT' || method === 'PATCH';
         const body = withBody ? Buffer.from(`{"m":"${method}"}`) : undefined;
-        const d = dump(await request(gw.base, '/dump.php?m=1', {
-          method,
-          ...(withBody ? { headers: { 'Content-Type': 'application/json' }, body } : {}),
-        }));
+        const d = dump(
+          await request(gw.base, '/dump.php?m=1', {
+            method,
+            ...(withBody ? { headers: { 'Content-Type': 'application/json' }, body } : {}),
+          }),
+        );
         assert.equal(d.server['REQUEST_METHOD'], method);
         if (body !== undefined) {
           assert.deepEqual(inputOf(d), body);

@@ -147,7 +147,9 @@ describe('PHP responses through the real gateway and php-cgi', () => {
 
   before(async () => {
     docroot = ensureFixtureSite();
-    gw = await startGateway(`server:\n  timeouts:\n    send_ms: ${SEND_MS}\nphp:\n  worker_count: ${WORKERS}\n  timeout_ms: ${TIMEOUT_MS}\n`, { docroot });
+    gw = await startGateway(`server:\n  timeouts:\n    send_ms: ${SEND_MS}\nphp:\n  worker_count: ${WORKERS}\n  timeout_ms: ${TIMEOUT_MS}\n`, {
+      docroot,
+    });
     assert.equal(gw.config.php.worker_count, WORKERS);
   });
 
@@ -220,7 +222,10 @@ describe('PHP responses through the real gateway and php-cgi', () => {
     });
 
     test('a header node refuses to send (control byte in a value, space in a name) is a 502 and the worker stays', async () => {
-      const pidsBefore = defaultPool().stats().workers.map((w) => w.pid).sort();
+      const pidsBefore = defaultPool()
+        .stats()
+        .workers.map((w) => w.pid)
+        .sort();
       for (const c of ['ctl', 'badname']) {
         const r = await get(`/response_edge.php?case=${c}`, { timeoutMs: 5000 });
         assert.equal(r.status, 502, c);
@@ -229,11 +234,17 @@ describe('PHP responses through the real gateway and php-cgi', () => {
       }
       await allWorkersIdle(2000);
       // The FastCGI connection was never taken for broken: same children, no reconnect.
-      assert.deepEqual(defaultPool().stats().workers.map((w) => w.pid).sort(), pidsBefore);
+      assert.deepEqual(
+        defaultPool()
+          .stats()
+          .workers.map((w) => w.pid)
+          .sort(),
+        pidsBefore,
+      );
       assert.equal(gw.logs().filter((l) => l.msg === 'php-cgi child died mid-request').length, 0);
     });
 
-    test('PHP\'s own Content-Length is kept when it is right', async () => {
+    test("PHP's own Content-Length is kept when it is right", async () => {
       const r = await get('/response_edge.php?case=cl_ok');
       assert.equal(r.status, 200);
       assert.equal(r.headers['content-length'], '5');
@@ -314,7 +325,11 @@ describe('PHP responses through the real gateway and php-cgi', () => {
         const r = await get(target);
         const names = headerNames(r);
         assert.ok(!names.includes('status'), `${target}: ${JSON.stringify(r.rawHeaders)}`);
-        assert.deepEqual(names.filter((n) => n.startsWith('x-accel-')), [], `${target}: ${JSON.stringify(r.rawHeaders)}`);
+        assert.deepEqual(
+          names.filter((n) => n.startsWith('x-accel-')),
+          [],
+          `${target}: ${JSON.stringify(r.rawHeaders)}`,
+        );
       }
     });
   });
@@ -349,7 +364,11 @@ describe('PHP responses through the real gateway and php-cgi', () => {
       sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
       const ask = 'GET /status.php?code=200 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n';
       sock.write(ask);
-      await waitFor(() => /\r\n\r\n/.test(received) && received.length >= Number(/Content-Length: (\d+)/i.exec(received)?.[1] ?? 1e9) + received.indexOf('\r\n\r\n') + 4);
+      await waitFor(
+        () =>
+          /\r\n\r\n/.test(received) &&
+          received.length >= Number(/Content-Length: (\d+)/i.exec(received)?.[1] ?? 1e9) + received.indexOf('\r\n\r\n') + 4,
+      );
       assert.match(received, /^HTTP\/1\.1 200 [^]*\r\nConnection: keep-alive\r\n/i);
       assert.equal(sock.destroyed || sock.readyState !== 'open', false, 'still open after the first answer');
       received = '';
@@ -521,9 +540,13 @@ describe('PHP responses through the real gateway and php-cgi', () => {
       const logged = () => gw.logs().filter((l) => typeof l.msg === 'string' && l.msg.includes('send_ms')).length;
       const before = logged();
       const req = http.get({ host: '127.0.0.1', port: gw.port, path: '/big.php?mb=64', agent: false }, (res) => {
-        res.on('error', () => {}); // never read: PHP blocks on a full socket until the client is cut off
+        res.on('error', () => {
+          // never read: PHP blocks on a full socket until the client is cut off, which ends here
+        });
       });
-      req.on('error', () => {});
+      req.on('error', () => {
+        // the same cut-off, seen from the request
+      });
       try {
         const until = Date.now() + SEND_MS + 5000;
         while (logged() === before) {
@@ -573,7 +596,9 @@ describe('PHP responses through the real gateway and php-cgi', () => {
             req.destroy();
             resolve();
           });
-          res.on('error', () => {});
+          res.on('error', () => {
+            // the request was destroyed after its first chunk
+          });
         });
         req.on('error', (err) => {
           if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(err);

@@ -12,11 +12,14 @@ const docroot = fileURLToPath(new URL('./fixtures/pools/', import.meta.url));
 
 async function getJson(g: RunningGateway, target: string): Promise<{ status: number; body: { pid: number; value?: unknown } }> {
   const res = await request(g.base, target);
-  return { status: res.status, body: res.status === 200 ? JSON.parse(res.text) : { pid: 0 } };
+  return { status: res.status, body: res.status === 200 ? (JSON.parse(res.text) as { pid: number; value?: unknown }) : { pid: 0 } };
 }
 
 function workerPids(g: RunningGateway, pool: string): number[] {
-  return g.gateway.pools.get(pool)!.stats().workers.map((w) => w.pid);
+  return g.gateway.pools
+    .get(pool)!
+    .stats()
+    .workers.map((w) => w.pid);
 }
 
 function allIdle(g: RunningGateway, pool: string): boolean {
@@ -27,7 +30,8 @@ function allIdle(g: RunningGateway, pool: string): boolean {
 describe('pools', () => {
   let g: RunningGateway;
   before(async () => {
-    g = await startGateway(`
+    g = await startGateway(
+      `
 php:
   worker_count: 3
   timeout_ms: 800
@@ -35,7 +39,9 @@ pools:
   - name: heavy
     worker_count: 1
     patterns: ["/heavy/*", "/reports-*"]
-`, { docroot });
+`,
+      { docroot },
+    );
   });
   after(() => g.stop());
 
@@ -79,11 +85,7 @@ pools:
 
   test('a worker dying mid-request answers 502 for that request only', async () => {
     await eventually('pool idle', () => allIdle(g, 'default'));
-    const [dead, ...others] = await Promise.all([
-      request(g.base, '/die.php'),
-      getJson(g, '/sleep.php?ms=300'),
-      getJson(g, '/sleep.php?ms=300'),
-    ]);
+    const [dead, ...others] = await Promise.all([request(g.base, '/die.php'), getJson(g, '/sleep.php?ms=300'), getJson(g, '/sleep.php?ms=300')]);
     // The status line may already be out ("about to die" was flushed): then the cut connection shows it.
     assert.ok(dead.status === 502 || dead.text.startsWith('about to die'), `got ${dead.status}`);
     for (const r of others) assert.equal(r.status, 200);
@@ -124,13 +126,16 @@ pools:
 describe('recycling and queue limits', () => {
   let g: RunningGateway;
   before(async () => {
-    g = await startGateway(`
+    g = await startGateway(
+      `
 php:
   worker_count: 1
   max_requests: 3
   queue_limit: 1
   queue_timeout_ms: 5000
-`, { docroot });
+`,
+      { docroot },
+    );
   });
   after(() => g.stop());
 

@@ -32,7 +32,11 @@ describe('server.processes: 2', () => {
   let output = '';
   let base = '';
   let admin = '';
-  const lines = (): Line[] => output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+  const lines = (): Line[] =>
+    output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Line);
   const access = (uri: string): Line[] => lines().filter((l) => l.log === 'access' && l.uri === uri);
 
   before(async () => {
@@ -42,7 +46,10 @@ describe('server.processes: 2', () => {
     const port = await freePort();
     const adminPort = await freePort();
     const file = path.join(tmp, 'gw.yaml');
-    fs.writeFileSync(file, `server:\n  host: 127.0.0.1\n  port: ${port}\n  processes: 2\nadmin:\n  port: ${adminPort}\nphp:\n  docroot: ${JSON.stringify(docroot)}\n  worker_count: 3\n  socket_dir: ${JSON.stringify(path.join(tmp, 'sock'))}\ncache:\n  rules:\n    - { pattern: "/page.php", ttl_s: 600 }\n`);
+    fs.writeFileSync(
+      file,
+      `server:\n  host: 127.0.0.1\n  port: ${port}\n  processes: 2\nadmin:\n  port: ${adminPort}\nphp:\n  docroot: ${JSON.stringify(docroot)}\n  worker_count: 3\n  socket_dir: ${JSON.stringify(path.join(tmp, 'sock'))}\ncache:\n  rules:\n    - { pattern: "/page.php", ttl_s: 600 }\n`,
+    );
     proc = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', '--config', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
@@ -75,12 +82,15 @@ describe('server.processes: 2', () => {
     assert.equal(ready.length, 2);
   });
 
-  test('a purge through the admin listener empties every process\'s cache', async () => {
+  test("a purge through the admin listener empties every process's cache", async () => {
     await spread('/page.php?t=purge', 6);
     await eventually('filled', () => access('/page.php?t=purge').length === 6);
     const before = access('/page.php?t=purge');
     for (const pid of new Set(before.map((l) => l.pid))) {
-      assert.ok(before.some((l) => l.pid === pid && l.cache === 'HIT'), `process ${pid} has the page cached`);
+      assert.ok(
+        before.some((l) => l.pid === pid && l.cache === 'HIT'),
+        `process ${pid} has the page cached`,
+      );
     }
     const r = await request(admin, '/cache/purge?pattern=/page.php', { method: 'POST' });
     assert.equal(r.status, 200, r.text);
@@ -126,11 +136,25 @@ describe('server.processes: 2', () => {
 describe('configForProcess', () => {
   test('workers are shared out (at least one each), sockets apart, the admin listener in process 0 only', () => {
     fs.mkdirSync(path.join(tmp, 'public'), { recursive: true });
-    const c = loadConfig({ text: 'php:\n  worker_count: 5\npools:\n  - { name: heavy, patterns: ["/export/*"], worker_count: 1 }\n', file: 'gw.yaml', baseDir: tmp, env: {} });
+    const c = loadConfig({
+      text: 'php:\n  worker_count: 5\npools:\n  - { name: heavy, patterns: ["/export/*"], worker_count: 1 }\n',
+      file: 'gw.yaml',
+      baseDir: tmp,
+      env: {},
+    });
     const parts = [0, 1, 2].map((i) => configForProcess(c, i, 3));
-    assert.deepEqual(parts.map((p) => p.php.worker_count), [2, 2, 1]);
-    assert.deepEqual(parts.map((p) => p.pools[0]!.worker_count), [1, 1, 1]);
+    assert.deepEqual(
+      parts.map((p) => p.php.worker_count),
+      [2, 2, 1],
+    );
+    assert.deepEqual(
+      parts.map((p) => p.pools[0]!.worker_count),
+      [1, 1, 1],
+    );
     assert.equal(new Set(parts.map((p) => p.php.socket_dir)).size, 3);
-    assert.deepEqual(parts.map((p) => p.admin.port), [c.admin.port, 0, 0]);
+    assert.deepEqual(
+      parts.map((p) => p.admin.port),
+      [c.admin.port, 0, 0],
+    );
   });
 });

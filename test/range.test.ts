@@ -25,7 +25,12 @@ const cases: readonly Case[] = [
   { name: 'a middle slice, both ends inclusive', header: 'bytes=2-5', size: 10, want: { start: 2, end: 5 } },
   { name: 'the whole file spelled as a range', header: 'bytes=0-9', size: 10, want: { start: 0, end: 9 } },
   { name: 'last-pos past the end is clamped to the last byte', header: 'bytes=5-100', size: 10, want: { start: 5, end: 9 } },
-  { name: 'last-pos far past the end (more digits than a safe integer) is clamped', header: 'bytes=0-99999999999999999999999', size: 10, want: { start: 0, end: 9 } },
+  {
+    name: 'last-pos far past the end (more digits than a safe integer) is clamped',
+    header: 'bytes=0-99999999999999999999999',
+    size: 10,
+    want: { start: 0, end: 9 },
+  },
   { name: 'leading zeros are decimal, not octal', header: 'bytes=007-010', size: 20, want: { start: 7, end: 10 } },
   // open range: first-pos "-"
   { name: 'open range from the middle to the end', header: 'bytes=5-', size: 10, want: { start: 5, end: 9 } },
@@ -39,14 +44,21 @@ const cases: readonly Case[] = [
   // past the end: first-pos ≥ length
   { name: 'first-pos at the length is unsatisfiable', header: 'bytes=10-', size: 10, want: UNSATISFIABLE },
   { name: 'first-pos past the length is unsatisfiable', header: 'bytes=50-60', size: 10, want: UNSATISFIABLE },
-  { name: 'first-pos past the length with more digits than a safe integer is unsatisfiable', header: 'bytes=99999999999999999999-', size: 10, want: UNSATISFIABLE },
+  {
+    name: 'first-pos past the length with more digits than a safe integer is unsatisfiable',
+    header: 'bytes=99999999999999999999-',
+    size: 10,
+    want: UNSATISFIABLE,
+  },
   // zero-length files (§14.1.1: only a suffix-range with a non-zero length is satisfiable)
   { name: 'zero-length file: an open range from 0 is unsatisfiable', header: 'bytes=0-', size: 0, want: UNSATISFIABLE },
   { name: 'zero-length file: bytes=0-0 is unsatisfiable', header: 'bytes=0-0', size: 0, want: UNSATISFIABLE },
   { name: 'zero-length file: a zero suffix is unsatisfiable', header: 'bytes=-0', size: 0, want: UNSATISFIABLE },
   {
     name: 'zero-length file: a non-zero suffix is satisfiable, and answered whole (200), not 416',
-    header: 'bytes=-5', size: 0, want: IGNORED,
+    header: 'bytes=-5',
+    size: 0,
+    want: IGNORED,
   },
   // several ranges: answered with the whole file, which §14.2 allows
   { name: 'two ranges are ignored', header: 'bytes=0-1,3-4', size: 10, want: IGNORED },

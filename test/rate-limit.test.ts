@@ -78,7 +78,8 @@ describe('rate limiting with the memory store', () => {
 
   before(async () => {
     docroot = makeDocroot();
-    gw = await startGateway(`
+    gw = await startGateway(
+      `
 php: { worker_count: 1 }
 rate_limit:
   headers: always
@@ -90,7 +91,9 @@ rate_limit:
     - { pattern: "/blocked.txt", points: 1, duration_s: 1, block_s: 30 }
     - { pattern: "/unblocked.txt", points: 1, duration_s: 1 }
     - { pattern: "/keyed/*", points: 2, duration_s: 60, key: "header:X-Api-Key" }
-`, { docroot });
+`,
+      { docroot },
+    );
   });
 
   after(async () => {
@@ -157,11 +160,14 @@ rate_limit:
   });
 
   test('an API key equal to a client address does not spend that address counter (keys are namespaced)', async () => {
-    const other = await startGateway(`
+    const other = await startGateway(
+      `
 php: { worker_count: 1 }
 rate_limit:
   rules: [{ pattern: "/keyed/*", points: 2, duration_s: 60, key: "header:X-Api-Key" }]
-`, { docroot });
+`,
+      { docroot },
+    );
     try {
       assert.deepEqual(await statuses(other, '/keyed/data.txt', 3, { 'X-Api-Key': '127.0.0.1' }), [200, 200, 429]);
       assert.deepEqual(await statuses(other, '/keyed/data.txt', 2), [200, 200], 'the address 127.0.0.1 still has its points');
@@ -174,7 +180,9 @@ rate_limit:
 describe('rate limiting with the default headers: "refused"', () => {
   test('allowed answers carry no RateLimit-* headers; the 429 carries them and Retry-After', async () => {
     const docroot = makeDocroot();
-    const gw = await startGateway('php: { worker_count: 1 }\nrate_limit:\n  rules: [{ pattern: "/hello.txt", points: 2, duration_s: 60 }]\n', { docroot });
+    const gw = await startGateway('php: { worker_count: 1 }\nrate_limit:\n  rules: [{ pattern: "/hello.txt", points: 2, duration_s: 60 }]\n', {
+      docroot,
+    });
     try {
       for (const res of [await get(gw, '/hello.txt'), await get(gw, '/hello.txt')]) {
         assert.equal(res.status, 200);
@@ -192,14 +200,20 @@ describe('rate limiting with the default headers: "refused"', () => {
 describe('rate limiting across a reload', () => {
   test('a reload with the same rules keeps the counts; changed rules start afresh', async () => {
     const docroot = makeDocroot();
-    const rules = (points: number): string => `php: { worker_count: 1 }\nrate_limit:\n  rules: [{ pattern: "/solo.txt", points: ${points}, duration_s: 60 }]\n`;
+    const rules = (points: number): string =>
+      `php: { worker_count: 1 }\nrate_limit:\n  rules: [{ pattern: "/solo.txt", points: ${points}, duration_s: 60 }]\n`;
     const gw = await startGateway(rules(2), { docroot });
     try {
       assert.deepEqual(await statuses(gw, '/solo.txt', 2), [200, 200]);
       const { loadConfig } = await import('../config/load.js');
       const reloadWith = async (text: string): Promise<void> => {
         const next = loadConfig({ text, file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot } });
-        await gw.gateway.reload({ ...next, server: gw.config.server, admin: gw.config.admin, php: { ...next.php, socket_dir: gw.config.php.socket_dir } });
+        await gw.gateway.reload({
+          ...next,
+          server: gw.config.server,
+          admin: gw.config.admin,
+          php: { ...next.php, socket_dir: gw.config.php.socket_dir },
+        });
       };
       await reloadWith(rules(2));
       assert.deepEqual(await statuses(gw, '/solo.txt', 1), [429], 'the allowance spent before the reload stays spent');

@@ -59,7 +59,10 @@ function site(name: string): string {
 function runs(dir: string, uri: string): number {
   const log = path.join(dir, 'runs.log');
   if (!fs.existsSync(log)) return 0;
-  return fs.readFileSync(log, 'utf8').split('\n').filter((l) => l === uri).length;
+  return fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l === uri).length;
 }
 
 function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -141,7 +144,11 @@ describe('response cache: HIT, MISS, BYPASS', () => {
   });
 
   test('POST is never cached', async () => {
-    const r = await request(g.base, '/page.php?t=post', { method: 'POST', body: 'a=1', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    const r = await request(g.base, '/page.php?t=post', {
+      method: 'POST',
+      body: 'a=1',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
     assert.equal(xcache(r), 'BYPASS');
     const get = await request(g.base, '/page.php?t=post');
     assert.equal(xcache(get), 'MISS');
@@ -166,7 +173,7 @@ describe('response cache: HIT, MISS, BYPASS', () => {
     }
   });
 
-  test('PHP\'s max-age, s-maxage, Expires and X-Accel-Expires set the freshness; 0 or the past is not stored', async () => {
+  test("PHP's max-age, s-maxage, Expires and X-Accel-Expires set the freshness; 0 or the past is not stored", async () => {
     const past = new Date(Date.now() - 60_000).toUTCString();
     const soon = new Date(Date.now() + 60_000).toUTCString();
     const cases: Array<[string, number]> = [
@@ -239,7 +246,7 @@ describe('response cache: HIT, MISS, BYPASS', () => {
     assert.equal(xcache(eur2), 'HIT');
   });
 
-  test('HEAD is answered from the GET\'s entry, without a body', async () => {
+  test("HEAD is answered from the GET's entry, without a body", async () => {
     const get = await request(g.base, '/page.php?t=head');
     const head = await request(g.base, '/page.php?t=head', { method: 'HEAD' });
     assert.equal(xcache(head), 'HIT');
@@ -297,7 +304,7 @@ describe('response cache: HIT, MISS, BYPASS', () => {
     assert.equal(all.filter((r) => xcache(r) === 'HIT').length, 49);
   });
 
-  test('simultaneous misses of an answer that cannot be stored each get PHP\'s own answer', async () => {
+  test("simultaneous misses of an answer that cannot be stored each get PHP's own answer", async () => {
     const uri = '/page.php?t=herdcookie&sleep=200&cookie=1';
     const all = await Promise.all(Array.from({ length: 6 }, () => request(g.base, uri)));
     assert.ok(all.every((r) => r.status === 200 && r.headers['set-cookie'] !== undefined));
@@ -313,7 +320,10 @@ describe('response cache: HIT, MISS, BYPASS', () => {
     await request(g.base, '/page.php?t=log');
     await request(g.base, '/page.php?t=log');
     const lines = g.logs().filter((l) => l['log'] === 'access' && l['uri'] === '/page.php?t=log');
-    assert.deepEqual(lines.map((l) => l['cache']), ['MISS', 'HIT']);
+    assert.deepEqual(
+      lines.map((l) => l['cache']),
+      ['MISS', 'HIT'],
+    );
     assert.equal(await count('HIT'), hits + 1);
     assert.equal(await count('MISS'), misses + 1);
   });
@@ -353,7 +363,10 @@ describe('response cache: stale answers', () => {
   let dir: string;
   before(async () => {
     dir = site('stale');
-    g = await startGateway(`php:\n  worker_count: 4\n  timeout_ms: 1000\ncache:\n  rules:\n    - pattern: "/page.php"\n      ttl_s: 1\n      stale_s: 30\n    - pattern: "/other.php"\n      ttl_s: 1\n      stale_s: 0\n`, { docroot: dir });
+    g = await startGateway(
+      `php:\n  worker_count: 4\n  timeout_ms: 1000\ncache:\n  rules:\n    - pattern: "/page.php"\n      ttl_s: 1\n      stale_s: 30\n    - pattern: "/other.php"\n      ttl_s: 1\n      stale_s: 0\n`,
+      { docroot: dir },
+    );
   });
   after(() => g.stop());
   const flag = (): string => path.join(dir, 'fail.flag');
@@ -410,7 +423,7 @@ describe('response cache: stale answers', () => {
     }
   });
 
-  test('must-revalidate from PHP: never served stale, PHP\'s failure reaches the client', async () => {
+  test("must-revalidate from PHP: never served stale, PHP's failure reaches the client", async () => {
     const uri = '/page.php?t=mr&failable=1&cc=max-age%3D1%2C%20must-revalidate';
     await request(g.base, uri);
     assert.equal(xcache(await request(g.base, uri)), 'HIT');
@@ -424,7 +437,7 @@ describe('response cache: stale answers', () => {
     }
   });
 
-  test('with stale_s 0 PHP\'s failure reaches the client', async () => {
+  test("with stale_s 0 PHP's failure reaches the client", async () => {
     const uri = '/other.php?t=nostale&failable=1';
     await request(g.base, uri);
     await sleep(1100);
@@ -484,19 +497,23 @@ describe('response cache over HTTP/2', () => {
     const { selfSigned } = await import('./support/certs.js');
     const dir = site('h2');
     const c = selfSigned(tmp, 'localhost');
-    const g = await startGateway(`server:\n  tls: { cert: ${c.cert}, key: ${c.key} }\nphp:\n  worker_count: 1\ncache:\n  rules:\n    - pattern: "/page.php"\n      ttl_s: 30\n`, { docroot: dir });
+    const g = await startGateway(
+      `server:\n  tls: { cert: ${c.cert}, key: ${c.key} }\nphp:\n  worker_count: 1\ncache:\n  rules:\n    - pattern: "/page.php"\n      ttl_s: 30\n`,
+      { docroot: dir },
+    );
     const session = http2.connect(`https://localhost:${g.port}`, { rejectUnauthorized: false });
     try {
-      const get = (): Promise<{ headers: http2.IncomingHttpHeaders; body: string }> => new Promise((resolve, reject) => {
-        const s = session.request({ ':path': '/page.php?t=h2' });
-        let headers: http2.IncomingHttpHeaders = {};
-        const chunks: Buffer[] = [];
-        s.on('response', (h) => (headers = h));
-        s.on('data', (d: Buffer) => chunks.push(d));
-        s.on('end', () => resolve({ headers, body: Buffer.concat(chunks).toString() }));
-        s.on('error', reject);
-        s.end();
-      });
+      const get = (): Promise<{ headers: http2.IncomingHttpHeaders; body: string }> =>
+        new Promise((resolve, reject) => {
+          const s = session.request({ ':path': '/page.php?t=h2' });
+          let headers: http2.IncomingHttpHeaders = {};
+          const chunks: Buffer[] = [];
+          s.on('response', (h) => (headers = h));
+          s.on('data', (d: Buffer) => chunks.push(d));
+          s.on('end', () => resolve({ headers, body: Buffer.concat(chunks).toString() }));
+          s.on('error', reject);
+          s.end();
+        });
       const a = await get();
       const b = await get();
       assert.equal(a.headers['x-cache'], 'MISS');
@@ -516,19 +533,33 @@ describe('cache configuration', () => {
   test('defaults for a rule: statuses 200 301 302, stale_s 60, nginx-style key', () => {
     fs.mkdirSync(path.join(tmp, 'public'), { recursive: true });
     const c = loadConfig({ text: 'cache:\n  rules:\n    - pattern: "/blog/*"\n      ttl_s: 1\n', file: 'gw.yaml', baseDir: tmp, env: {} });
-    assert.deepEqual(c.cache.rules[0], { pattern: '/blog/*', ttl_s: 1, statuses: [200, 301, 302], stale_s: 60, key: '$scheme$request_method$host$request_uri' });
+    assert.deepEqual(c.cache.rules[0], {
+      pattern: '/blog/*',
+      ttl_s: 1,
+      statuses: [200, 301, 302],
+      stale_s: 60,
+      key: '$scheme$request_method$host$request_uri',
+    });
     assert.equal(c.cache.header, 'X-Cache');
     assert.equal(c.cache.lock_ms, 5000);
     assert.equal(c.cache.max_entry_kb, 1024);
   });
 
   test('an unknown key variable is refused at its place, with the variables allowed', () => {
-    assert.throws(() => load('cache:\n  rules:\n    - pattern: "/x"\n      ttl_s: 1\n      key: "$scheme$nope"\n'),
-      (e: unknown) => e instanceof ConfigError && /gw\.yaml:5:\d+/.test(e.message) && /\$cookie_NAME/.test(e.message));
+    assert.throws(
+      () => load('cache:\n  rules:\n    - pattern: "/x"\n      ttl_s: 1\n      key: "$scheme$nope"\n'),
+      (e: unknown) => e instanceof ConfigError && /gw\.yaml:5:\d+/.test(e.message) && /\$cookie_NAME/.test(e.message),
+    );
   });
 
   test('a status outside 200–599 and a rule without ttl_s are refused', () => {
-    assert.throws(() => load('cache:\n  rules:\n    - pattern: "/x"\n      ttl_s: 1\n      statuses: [100]\n'), (e: unknown) => e instanceof ConfigError && /gw\.yaml:5/.test(e.message));
-    assert.throws(() => load('cache:\n  rules:\n    - pattern: "/x"\n'), (e: unknown) => e instanceof ConfigError && /ttl_s/.test(e.message));
+    assert.throws(
+      () => load('cache:\n  rules:\n    - pattern: "/x"\n      ttl_s: 1\n      statuses: [100]\n'),
+      (e: unknown) => e instanceof ConfigError && /gw\.yaml:5/.test(e.message),
+    );
+    assert.throws(
+      () => load('cache:\n  rules:\n    - pattern: "/x"\n'),
+      (e: unknown) => e instanceof ConfigError && /ttl_s/.test(e.message),
+    );
   });
 });

@@ -21,7 +21,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-robust-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function idleWorkers(g: RunningGateway): number {
-  return g.gateway.pools.get('default')!.stats().workers.filter((w) => w.state === 'idle').length;
+  return g.gateway.pools
+    .get('default')!
+    .stats()
+    .workers.filter((w) => w.state === 'idle').length;
 }
 
 describe('requests and workers', () => {
@@ -37,7 +40,7 @@ describe('requests and workers', () => {
     await new Promise((r) => sock.once('connect', r));
     let received = '';
     sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
-    sock.on('error', () => undefined);
+    sock.on('error', () => undefined); // what was answered is checked in `received`; a reset only shows there as an answer missing
     const one = 'GET /sleep.php?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n';
     sock.write(one + one + one);
     await new Promise((r) => setTimeout(r, 150));
@@ -71,11 +74,13 @@ describe('requests and workers', () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       const first = await new Promise<http.IncomingMessage & { text: string }>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: g.port, path: '/hop.php', agent }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve(Object.assign(res, { text })));
-        }).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port: g.port, path: '/hop.php', agent }, (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve(Object.assign(res, { text })));
+          })
+          .on('error', reject);
       });
       assert.equal(first.text, 'ok');
       assert.equal(first.headers['x-kept'], 'yes');
@@ -83,10 +88,12 @@ describe('requests and workers', () => {
       assert.notEqual(first.headers['connection'], 'close');
       assert.notEqual(first.headers['keep-alive'], 'timeout=1');
       const second = await new Promise<number>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: g.port, path: '/status.php?code=200', agent }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        }).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port: g.port, path: '/status.php?code=200', agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          })
+          .on('error', reject);
       });
       assert.equal(second, 200);
     } finally {
@@ -134,14 +141,28 @@ describe('start and stop', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const port = (blocker.address() as net.AddressInfo).port;
     const socketDir = path.join(tmp, 'sock-taken');
-    const loaded = loadConfig({ text: 'php:\n  worker_count: 1\n', file: 't.yaml', baseDir: tmp, env: { PATH: process.env['PATH'] }, overrides: { docroot: ensureFixtureSite() } });
-    const config = { ...loaded, server: { ...loaded.server, host: '127.0.0.1', port }, admin: { ...loaded.admin, port: 0 }, php: { ...loaded.php, socket_dir: socketDir } };
+    const loaded = loadConfig({
+      text: 'php:\n  worker_count: 1\n',
+      file: 't.yaml',
+      baseDir: tmp,
+      env: { PATH: process.env['PATH'] },
+      overrides: { docroot: ensureFixtureSite() },
+    });
+    const config = {
+      ...loaded,
+      server: { ...loaded.server, host: '127.0.0.1', port },
+      admin: { ...loaded.admin, port: 0 },
+      php: { ...loaded.php, socket_dir: socketDir },
+    };
     const gw = new Gateway(config, (await import('pino')).pino({ level: 'silent' }));
     try {
       await assert.rejects(gw.start(), /EADDRINUSE/);
       const masterPid = gw.pools.get('default')!.masterPid;
       assert.equal(masterPid, null, 'the master was stopped');
-      assert.deepEqual(fs.readdirSync(socketDir).filter((n) => n.endsWith('.sock.pid')), []);
+      assert.deepEqual(
+        fs.readdirSync(socketDir).filter((n) => n.endsWith('.sock.pid')),
+        [],
+      );
     } finally {
       blocker.close();
     }
@@ -150,13 +171,18 @@ describe('start and stop', () => {
   test('stop() with a keep-alive client finishes the request in flight, then returns promptly, not after the grace', async () => {
     const g = await startGateway('php:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
     const agent = new http.Agent({ keepAlive: true });
-    let stopping: Promise<void> | null = null;
+    // Set by the timer below; the `as` keeps TypeScript from narrowing it to null at the await.
+    let stopping = null as Promise<void> | null;
     const status = await new Promise<number>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: g.port, path: '/sleep.php?ms=300', agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      }).on('error', reject);
-      setTimeout(() => (stopping = g.stop()), 100);
+      http
+        .get({ host: '127.0.0.1', port: g.port, path: '/sleep.php?ms=300', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        })
+        .on('error', reject);
+      setTimeout(() => {
+        stopping = g.stop();
+      }, 100);
     });
     assert.equal(status, 200, 'the request in flight was answered');
     const t0 = Date.now();
@@ -196,7 +222,7 @@ describe('request limits', () => {
     assert.equal(r.status, 200);
     await eventually('access line', () => g.logs().some((l) => l['log'] === 'access' && l['uri'] === '/static.txt'));
     const line = g.logs().find((l) => l['log'] === 'access' && l['uri'] === '/static.txt')!;
-    assert.ok(Number(line['bytes']) > r.body.length, `bytes ${line['bytes']} covers the head and the ${r.body.length}-byte body`);
+    assert.ok(Number(line['bytes']) > r.body.length, `bytes ${String(line['bytes'])} covers the head and the ${r.body.length}-byte body`);
   });
 
   test('a request target over server.limits.url_kb gets 414 and PHP never runs', async () => {
@@ -222,7 +248,7 @@ describe('aborts, reloads and early resets', () => {
     const body = Buffer.alloc(3 * 1024 * 1024, 0x61);
     const sock = net.connect(g.port, '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));
-    sock.on('error', () => undefined);
+    sock.on('error', () => undefined); // the client aborts on purpose below
     sock.write(`PUT /slowread.php?ms=1200&marker=${encodeURIComponent(marker)} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
     sock.write(body);
     await new Promise((r) => setTimeout(r, 500));
@@ -250,7 +276,7 @@ describe('aborts, reloads and early resets', () => {
     await new Promise((r) => sock.once('connect', r));
     let received = '';
     sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
-    sock.on('error', () => undefined);
+    sock.on('error', () => undefined); // what was answered is checked in `received`; a reset only shows there as an answer missing
     sock.write('POST /slowread.php?ms=0 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n01234');
     await new Promise((r) => setTimeout(r, 100));
     await g.gateway.reload(g.config);
@@ -264,16 +290,17 @@ describe('aborts, reloads and early resets', () => {
 
   test('clients that reset while a large static file is being opened leave no file open', async () => {
     const big = path.join(ensureFixtureSite(), 'uploads', 'photo.txt'); // streamed: hot cache is off here
-    const openFds = (): number => fs.readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return fs.readlinkSync(`/proc/self/fd/${fd}`) === big;
-      } catch {
-        return false; // closed while listing
-      }
-    }).length;
+    const openFds = (): number =>
+      fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`) === big;
+        } catch {
+          return false; // closed while listing
+        }
+      }).length;
     for (let i = 0; i < 30; i++) {
       const s = net.connect(g.port, '127.0.0.1');
-      s.on('error', () => undefined);
+      s.on('error', () => undefined); // resetAndDestroy() below: the error is the point
       s.write('GET /uploads/photo.txt HTTP/1.1\r\nHost: x\r\n\r\n');
       s.resetAndDestroy();
     }

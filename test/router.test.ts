@@ -26,14 +26,43 @@ function write(root: string, rel: string, data = 'x'): void {
 }
 
 for (const rel of [
-  'index.php', 'app.css', 'notes.php.txt', 'blog/post.php', 'admin/tool.php', 'clean.php', 'uploads/x.jpg',
-  'dir/index.html', 'dir/sub/file.txt', 'phpdir/index.php', 'both/index.php', 'both/index.html',
-  'with space/index.html', 'café/menu.html', 'dir.php/index.html',
-  'x.PHP', 'x.phtml', 'x.php5', 'x.phar', 'x.phps',
-  '.env', '.git/config', 'dir/.hidden', 'sub/.well-known/x',
-  '.well-known/security.txt', '.well-known/acme-challenge/token', '.well-known/.htaccess', '.well-knownx/a',
-  'vendor/autoload.php', 'vendor/readme.txt', 'vendorx/readme.txt', 'dump.sql', 'dir/backup.sql', 'composer.json', 'dir/composer.json',
-]) write(docroot, rel);
+  'index.php',
+  'app.css',
+  'notes.php.txt',
+  'blog/post.php',
+  'admin/tool.php',
+  'clean.php',
+  'uploads/x.jpg',
+  'dir/index.html',
+  'dir/sub/file.txt',
+  'phpdir/index.php',
+  'both/index.php',
+  'both/index.html',
+  'with space/index.html',
+  'café/menu.html',
+  'dir.php/index.html',
+  'x.PHP',
+  'x.phtml',
+  'x.php5',
+  'x.phar',
+  'x.phps',
+  '.env',
+  '.git/config',
+  'dir/.hidden',
+  'sub/.well-known/x',
+  '.well-known/security.txt',
+  '.well-known/acme-challenge/token',
+  '.well-known/.htaccess',
+  '.well-knownx/a',
+  'vendor/autoload.php',
+  'vendor/readme.txt',
+  'vendorx/readme.txt',
+  'dump.sql',
+  'dir/backup.sql',
+  'composer.json',
+  'dir/composer.json',
+])
+  write(docroot, rel);
 for (const rel of ['secret.txt', 'index.html', 'evil.php']) write(outside, rel);
 fs.symlinkSync('app.css', path.join(docroot, 'in-link.txt'));
 fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(docroot, 'out-link.txt'));
@@ -136,7 +165,12 @@ const cases: readonly Case[] = [
   { name: '.php in the middle of a file name is not PHP', path: '/notes.php.txt', want: { file: 'notes.php.txt' } },
   { name: 'an upload is served, not run', path: '/uploads/x.jpg', want: { file: 'uploads/x.jpg' } },
   // try_files fallbacks: $uri $uri/ /index.php?$query_string
-  { name: 'a missing path falls back to the front controller with the query', path: '/missing', query: 'a=1&b=2', want: { php: '/index.php', query: 'a=1&b=2', pathInfo: '' } },
+  {
+    name: 'a missing path falls back to the front controller with the query',
+    path: '/missing',
+    query: 'a=1&b=2',
+    want: { php: '/index.php', query: 'a=1&b=2', pathInfo: '' },
+  },
   { name: 'a deep missing path falls back too', path: '/blog/2024/05/hello', want: { php: '/index.php' } },
   { name: 'a missing file in an existing directory falls back too', path: '/dir/missing.html', want: { php: '/index.php' } },
   { name: 'a path through a file (ENOTDIR) falls back too', path: '/app.css/more', want: { php: '/index.php' } },
@@ -154,7 +188,12 @@ const cases: readonly Case[] = [
   { name: 'PATH_INFO is what follows the script', path: '/blog/post.php/extra/path', want: { php: '/blog/post.php', pathInfo: '/extra/path' } },
   { name: 'PATH_INFO of a lone slash', path: '/index.php/', want: { php: '/index.php', pathInfo: '/' } },
   { name: 'the shortest .php prefix is the script', path: '/blog/post.php/a.php/b', want: { php: '/blog/post.php', pathInfo: '/a.php/b' } },
-  { name: 'the query goes with a PATH_INFO route', path: '/index.php/api/users', query: 'id=7', want: { php: '/index.php', pathInfo: '/api/users', query: 'id=7' } },
+  {
+    name: 'the query goes with a PATH_INFO route',
+    path: '/index.php/api/users',
+    query: 'id=7',
+    want: { php: '/index.php', pathInfo: '/api/users', query: 'id=7' },
+  },
   { name: 'a newline in PATH_INFO (CVE-2019-11043) never reaches PHP', path: '/index.php/x\ny', want: NOT_FOUND },
   // dotfiles and /.well-known
   { name: '.env is denied', path: '/.env', want: DENIED },
@@ -191,7 +230,11 @@ const cases: readonly Case[] = [
   // pools: the URL asked for picks the pool, also when the front controller serves it
   { name: 'a path matching no pool pattern goes to the default pool', path: '/blog/post.php', want: { php: '/blog/post.php', pool: 'www' } },
   { name: 'a script under a pool pattern runs in that pool', path: '/admin/tool.php', want: { php: '/admin/tool.php', pool: 'admin' } },
-  { name: 'a fallback to the front controller runs in the pool of the URL asked for', path: '/admin/reports', want: { php: '/index.php', pool: 'admin' } },
+  {
+    name: 'a fallback to the front controller runs in the pool of the URL asked for',
+    path: '/admin/reports',
+    want: { php: '/index.php', pool: 'admin' },
+  },
 ];
 
 describe('router: the nginx front-controller recipe', () => {
@@ -206,31 +249,40 @@ describe('router: the nginx front-controller recipe', () => {
 
 describe('router: try_files $uri $uri.php $uri/ =404 (clean URLs)', () => {
   const router = routerFor(`${SITE_YAML.replace('php:\n', 'php:\n  try_files: ["$uri", "$uri.php", "$uri/", "=404"]\n')}`);
-  runTable([
-    { name: '$uri.php runs the script rather than sending its source', path: '/clean', want: { php: '/clean.php', pathInfo: '' } },
-    { name: 'the query goes with the clean URL', path: '/clean', query: 'x=1', want: { php: '/clean.php', query: 'x=1' } },
-    { name: 'a file still wins over $uri.php', path: '/app.css', want: { file: 'app.css' } },
-    { name: 'a directory without its slash is still redirected', path: '/dir', want: { redirect: '/dir/' } },
-    { name: 'nothing matches: the final =404', path: '/missing', want: NOT_FOUND },
-    { name: 'a clean URL of a script under a denied prefix is denied', path: '/vendor/autoload', want: DENIED },
-  ], () => router);
+  runTable(
+    [
+      { name: '$uri.php runs the script rather than sending its source', path: '/clean', want: { php: '/clean.php', pathInfo: '' } },
+      { name: 'the query goes with the clean URL', path: '/clean', query: 'x=1', want: { php: '/clean.php', query: 'x=1' } },
+      { name: 'a file still wins over $uri.php', path: '/app.css', want: { file: 'app.css' } },
+      { name: 'a directory without its slash is still redirected', path: '/dir', want: { redirect: '/dir/' } },
+      { name: 'nothing matches: the final =404', path: '/missing', want: NOT_FOUND },
+      { name: 'a clean URL of a script under a denied prefix is denied', path: '/vendor/autoload', want: DENIED },
+    ],
+    () => router,
+  );
 });
 
 describe('router: a fallback that falls back to itself', () => {
   const router = routerFor(SITE_YAML.replace('php:\n', 'php:\n  try_files: ["$uri", "/nowhere"]\n'));
-  runTable([
-    { name: 'an internal redirect cycle ends in 500, as nginx after 10 redirects', path: '/missing', want: { status: 500 } },
-    { name: 'an existing file is still served', path: '/app.css', want: { file: 'app.css' } },
-  ], () => router);
+  runTable(
+    [
+      { name: 'an internal redirect cycle ends in 500, as nginx after 10 redirects', path: '/missing', want: { status: 500 } },
+      { name: 'an existing file is still served', path: '/app.css', want: { file: 'app.css' } },
+    ],
+    () => router,
+  );
 });
 
 describe('router: static.follow_symlinks: true and deny_status: 403', () => {
   const router = routerFor(`${SITE_YAML}  follow_symlinks: true\n  deny_status: 403\n`);
-  runTable([
-    { name: 'a symlink out of the docroot is served', path: '/out-link.txt', want: { file: 'out-link.txt' } },
-    { name: 'a PHP script through a directory symlink out of the docroot runs', path: '/out-dir/evil.php', want: { php: '/out-dir/evil.php' } },
-    { name: 'dotfiles answer the configured deny status', path: '/.env', want: { status: 403 } },
-    { name: 'deny globs answer the configured deny status', path: '/dump.sql', want: { status: 403 } },
-    { name: 'a missing script is still 404, not the deny status', path: '/missing.php', want: NOT_FOUND },
-  ], () => router);
+  runTable(
+    [
+      { name: 'a symlink out of the docroot is served', path: '/out-link.txt', want: { file: 'out-link.txt' } },
+      { name: 'a PHP script through a directory symlink out of the docroot runs', path: '/out-dir/evil.php', want: { php: '/out-dir/evil.php' } },
+      { name: 'dotfiles answer the configured deny status', path: '/.env', want: { status: 403 } },
+      { name: 'deny globs answer the configured deny status', path: '/dump.sql', want: { status: 403 } },
+      { name: 'a missing script is still 404, not the deny status', path: '/missing.php', want: NOT_FOUND },
+    ],
+    () => router,
+  );
 });

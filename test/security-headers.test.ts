@@ -20,7 +20,10 @@ function site(): string {
   const dir = path.join(tmp, 'site');
   fs.mkdirSync(path.join(dir, 'admin'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'index.php'), '<?php echo "home";');
-  fs.writeFileSync(path.join(dir, 'own.php'), "<?php header('X-Frame-Options: DENY'); header('Referrer-Policy: no-referrer'); header('Set-Cookie: a=1', false); header('Set-Cookie: b=2', false); echo 'own';");
+  fs.writeFileSync(
+    path.join(dir, 'own.php'),
+    "<?php header('X-Frame-Options: DENY'); header('Referrer-Policy: no-referrer'); header('Set-Cookie: a=1', false); header('Set-Cookie: b=2', false); echo 'own';",
+  );
   fs.writeFileSync(path.join(dir, 'bad.php'), "<?php header('X-Frame-Options: DENY'); header('Bad Name: 1'); echo 'never';");
   fs.writeFileSync(path.join(dir, 'powered.php'), "<?php header('X-Powered-By: PHP/8.2.0'); echo 'p';");
   fs.writeFileSync(path.join(dir, 'admin', 'index.php'), '<?php echo "admin";');
@@ -30,10 +33,12 @@ function site(): string {
 
 function getTls(port: number, target: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port, path: target, rejectUnauthorized: false, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    }).on('error', reject);
+    https
+      .get({ host: '127.0.0.1', port, path: target, rejectUnauthorized: false, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -68,13 +73,26 @@ describe('security headers: defaults', () => {
   });
   after(() => g.stop());
 
-  for (const [what, target, status] of [['PHP', '/', 200], ['a static file', '/page.html', 200], ['a gateway error', '/.env', 404]] as const) {
+  for (const [what, target, status] of [
+    ['PHP', '/', 200],
+    ['a static file', '/page.html', 200],
+    ['a gateway error', '/.env', 404],
+  ] as const) {
     test(`${what} gets helmet's defaults for PHP sites, without CSP, HSTS, cross-origin isolation or the legacy headers`, async () => {
       const r = await request(g.base, target);
       assert.equal(r.status, status);
       for (const [name, value] of Object.entries(DEFAULTS)) assert.equal(r.headers[name], value, name);
-      for (const absent of ['content-security-policy', 'strict-transport-security', 'cross-origin-opener-policy', 'cross-origin-resource-policy',
-        'x-dns-prefetch-control', 'origin-agent-cluster', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection']) {
+      for (const absent of [
+        'content-security-policy',
+        'strict-transport-security',
+        'cross-origin-opener-policy',
+        'cross-origin-resource-policy',
+        'x-dns-prefetch-control',
+        'origin-agent-cluster',
+        'x-download-options',
+        'x-permitted-cross-domain-policies',
+        'x-xss-protection',
+      ]) {
         assert.equal(r.headers[absent], undefined, absent);
       }
     });
@@ -111,25 +129,28 @@ describe('security headers: configured', () => {
   let g: RunningGateway;
   before(async () => {
     const { cert, key } = selfSigned(tmp, 'hdr');
-    g = await startGateway([
-      'server:',
-      `  tls: { cert: ${cert}, key: ${key} }`,
-      'headers:',
-      '  hsts: "max-age=60"',
-      '  server: ""',
-      '  strip_powered_by: false',
-      '  set: { X-Robots-Tag: noindex, Permissions-Policy: "camera=()" }',
-      '  routes:',
-      `    - pattern: "/admin/*"`,
-      `      frame_options: DENY`,
-      `      csp: "default-src 'self'"`,
-      '      set: { X-Robots-Tag: "noindex, nofollow" }',
-      `    - pattern: "/page.html"`,
-      '      csp: true',
-      '      nosniff: false',
-      'php:',
-      '  worker_count: 1',
-    ].join('\n'), { docroot: site() });
+    g = await startGateway(
+      [
+        'server:',
+        `  tls: { cert: ${cert}, key: ${key} }`,
+        'headers:',
+        '  hsts: "max-age=60"',
+        '  server: ""',
+        '  strip_powered_by: false',
+        '  set: { X-Robots-Tag: noindex, Permissions-Policy: "camera=()" }',
+        '  routes:',
+        `    - pattern: "/admin/*"`,
+        `      frame_options: DENY`,
+        `      csp: "default-src 'self'"`,
+        '      set: { X-Robots-Tag: "noindex, nofollow" }',
+        `    - pattern: "/page.html"`,
+        '      csp: true',
+        '      nosniff: false',
+        'php:',
+        '  worker_count: 1',
+      ].join('\n'),
+      { docroot: site() },
+    );
   });
   after(() => g.stop());
 
@@ -151,7 +172,7 @@ describe('security headers: configured', () => {
     assert.equal(r.headers['strict-transport-security'], 'max-age=60');
   });
 
-  test('csp: true is helmet\'s default policy; nosniff can be turned off per route', async () => {
+  test("csp: true is helmet's default policy; nosniff can be turned off per route", async () => {
     const r = await getTls(g.port, '/page.html');
     assert.match(String(r.headers['content-security-policy']), /default-src 'self'.*object-src 'none'/);
     assert.equal(r.headers['x-content-type-options'], undefined);
@@ -160,7 +181,7 @@ describe('security headers: configured', () => {
   test('over HTTP/2 the same heads: PHP wins by name and keeps its repeats, static files and 502s carry the headers', async () => {
     const own = await getH2(g.port, '/own.php');
     assert.equal(own.status, 200);
-    assert.equal(own.headers['x-frame-options'], 'DENY', 'one X-Frame-Options, PHP\'s');
+    assert.equal(own.headers['x-frame-options'], 'DENY', "one X-Frame-Options, PHP's");
     assert.equal(own.headers['referrer-policy'], 'no-referrer');
     assert.deepEqual(own.headers['set-cookie'], ['a=1', 'b=2']);
     assert.equal(own.headers['x-robots-tag'], 'noindex');
@@ -176,7 +197,7 @@ describe('security headers: configured', () => {
     assert.equal(bad.headers['x-frame-options'], 'SAMEORIGIN');
   });
 
-  test('strip_powered_by: false passes PHP\'s X-Powered-By on', async () => {
+  test("strip_powered_by: false passes PHP's X-Powered-By on", async () => {
     const r = await getTls(g.port, '/powered.php');
     assert.equal(r.headers['x-powered-by'], 'PHP/8.2.0');
   });

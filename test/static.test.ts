@@ -197,7 +197,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Calls `probe` every `intervalMs` until it returns true or `deadlineMs` passed since the call; returns the ms
  * it took, or null when the deadline passed.
  */
-async function pollUntil(deadlineMs: number, probe: () => Promise<boolean>, intervalMs = 50): Promise<number | null> {
+async function pollUntil(deadlineMs: number, probe: () => boolean | Promise<boolean>, intervalMs = 50): Promise<number | null> {
   const start = Date.now();
   for (;;) {
     if (await probe()) return Date.now() - start;
@@ -625,7 +625,10 @@ describe('static files', () => {
 
     test('the gateway does not log static.cache_control or static.deny as "not applied" (they are)', () => {
       const wrong = gw.logs().filter((l) => /static\.(cache_control|deny)\b.*not applied/.test(String(l.msg ?? '')));
-      assert.deepEqual(wrong.map((l) => l.msg), []);
+      assert.deepEqual(
+        wrong.map((l) => l.msg),
+        [],
+      );
     });
 
     test('paths outside the pattern get no Cache-Control (nginx default: none)', async () => {
@@ -640,7 +643,7 @@ describe('static files', () => {
   describe('precompressed siblings', () => {
     function assertVariant(res: SimpleResponse, encoding: 'br' | 'gzip' | null): void {
       assert.equal(res.status, 200);
-      assert.equal(res.headers['content-type'], 'text/css; charset=utf-8', 'the original file\'s type, not the sibling\'s');
+      assert.equal(res.headers['content-type'], 'text/css; charset=utf-8', "the original file's type, not the sibling's");
       assert.equal(res.headers.vary, 'Accept-Encoding');
       const expected = encoding === 'br' ? APP_CSS_BR : encoding === 'gzip' ? APP_CSS_GZ : APP_CSS;
       assert.equal(res.headers['content-encoding'], encoding ?? undefined);
@@ -783,10 +786,13 @@ describe('static files', () => {
           assert.fail(`GET ${target} right after the replacement did not complete: ${(err as Error).message}`);
         }
         const which = res.body.equals(SWAP_OLD) ? 'old' : res.body.equals(next) ? 'new' : 'a mix';
-        assert.notEqual(which, 'a mix',
-          `got ${res.body.length} bytes under Content-Length ${res.headers['content-length']} and ETag ${res.headers.etag} `
-          + `(old: ${SWAP_OLD.length} bytes ETag ${old.headers.etag}; new: ${next.length} bytes): `
-          + `first bytes are the ${res.body.subarray(0, 64).equals(next.subarray(0, 64)) ? 'new' : 'old'} file's`);
+        assert.notEqual(
+          which,
+          'a mix',
+          `got ${res.body.length} bytes under Content-Length ${res.headers['content-length']} and ETag ${res.headers.etag} ` +
+            `(old: ${SWAP_OLD.length} bytes ETag ${old.headers.etag}; new: ${next.length} bytes): ` +
+            `first bytes are the ${res.body.subarray(0, 64).equals(next.subarray(0, 64)) ? 'new' : 'old'} file's`,
+        );
         assert.equal(res.headers['content-length'], String(res.body.length));
         const took = await pollUntil(2000, async () => (await request(gw.base, target, { timeoutMs: 3000 })).body.equals(next));
         assert.notEqual(took, null, 'the replaced file was still not served after 2 s');
@@ -903,7 +909,14 @@ describe('static files', () => {
       });
     }
 
-    for (const target of ['//vendor/lib/a.js', '/vendor%2Flib%2Fa.js', '/./vendor/lib/a.js', '/lib/../vendor/lib/a.js', '/backup/%64ump.sql', '/lib//composer.json']) {
+    for (const target of [
+      '//vendor/lib/a.js',
+      '/vendor%2Flib%2Fa.js',
+      '/./vendor/lib/a.js',
+      '/lib/../vendor/lib/a.js',
+      '/backup/%64ump.sql',
+      '/lib//composer.json',
+    ]) {
       test(`a respelled denied path ${target} → 404 without its contents`, async () => {
         const res = await get(target);
         assert.equal(res.status, 404);
@@ -948,10 +961,9 @@ describe('static files', () => {
     describe('with static.deny_status: 403', () => {
       let g403: RunningGateway;
       before(async () => {
-        g403 = await startGateway(
-          'php:\n  worker_count: 1\nstatic:\n  deny: ["/vendor/*", "*.sql", "composer.json"]\n  deny_status: 403\n',
-          { docroot: site.docroot },
-        );
+        g403 = await startGateway('php:\n  worker_count: 1\nstatic:\n  deny: ["/vendor/*", "*.sql", "composer.json"]\n  deny_status: 403\n', {
+          docroot: site.docroot,
+        });
       });
       after(async () => {
         await g403?.stop();
@@ -1014,7 +1026,9 @@ describe('static files', () => {
         try {
           res = await request(gw.base, sent, { timeoutMs: 3000 });
         } catch (err) {
-          assert.fail(`GET ${sent} got no answer (${(err as Error).message}); the gateway threw: ${thrown.map((e) => e.message).join('; ') || 'nothing'}`);
+          assert.fail(
+            `GET ${sent} got no answer (${(err as Error).message}); the gateway threw: ${thrown.map((e) => e.message).join('; ') || 'nothing'}`,
+          );
         } finally {
           process.off('uncaughtException', onUncaught);
         }
@@ -1070,14 +1084,14 @@ describe('static files', () => {
         await ep?.stop();
       });
 
-      test('a missing file → 404 with the HTML page\'s content', async () => {
+      test("a missing file → 404 with the HTML page's content", async () => {
         const res = await request(ep.base, '/no-such-file.txt');
         assert.equal(res.status, 404);
         assert.equal(res.text, ERROR_404_HTML);
         assert.equal(res.headers['content-type'], 'text/html; charset=utf-8');
       });
 
-      test('a missing .php script → 404 with the HTML page\'s content', async () => {
+      test("a missing .php script → 404 with the HTML page's content", async () => {
         const res = await request(ep.base, '/no-such-script.php');
         assert.equal(res.status, 404);
         assert.equal(res.text, ERROR_404_HTML);
@@ -1127,44 +1141,50 @@ describe('static files', () => {
     test('a 1 GB file to a reader that stops for 2 s keeps memory flat (backpressure), and the file is closed after', async (t) => {
       const huge = path.join(site.docroot, 'huge.bin');
       const m0 = process.memoryUsage();
-      const result = await new Promise<{ got: number; m1: NodeJS.MemoryUsage; m2: NodeJS.MemoryUsage; length: string | undefined }>((resolve, reject) => {
-        const req = http.get({ host: '127.0.0.1', port: gw.port, path: '/huge.bin', agent: false });
-        const guard = setTimeout(() => req.destroy(new Error('1 GB slow-reader test timed out')), 20_000);
-        req.on('error', (err) => {
-          clearTimeout(guard);
-          reject(err);
-        });
-        req.on('response', (res) => {
-          let got = 0;
-          let paused = false;
-          res.on('error', () => {}); // destroyed by us below
-          res.on('data', (c: Buffer) => {
-            got += c.length;
-            if (paused || got < MB) return;
-            paused = true;
-            res.pause(); // stops reading the socket: the kernel buffers fill, then the gateway must wait
-            const m1 = process.memoryUsage();
-            setTimeout(() => {
-              const m2 = process.memoryUsage();
-              clearTimeout(guard);
-              const length = res.headers['content-length'];
-              req.destroy();
-              resolve({ got, m1, m2, length });
-            }, 2000);
+      const result = await new Promise<{ got: number; m1: NodeJS.MemoryUsage; m2: NodeJS.MemoryUsage; length: string | undefined }>(
+        (resolve, reject) => {
+          const req = http.get({ host: '127.0.0.1', port: gw.port, path: '/huge.bin', agent: false });
+          const guard = setTimeout(() => req.destroy(new Error('1 GB slow-reader test timed out')), 20_000);
+          req.on('error', (err) => {
+            clearTimeout(guard);
+            reject(err);
           });
-        });
-      });
+          req.on('response', (res) => {
+            let got = 0;
+            let paused = false;
+            res.on('error', () => {
+              // destroyed by us below
+            });
+            res.on('data', (c: Buffer) => {
+              got += c.length;
+              if (paused || got < MB) return;
+              paused = true;
+              res.pause(); // stops reading the socket: the kernel buffers fill, then the gateway must wait
+              const m1 = process.memoryUsage();
+              setTimeout(() => {
+                const m2 = process.memoryUsage();
+                clearTimeout(guard);
+                const length = res.headers['content-length'];
+                req.destroy();
+                resolve({ got, m1, m2, length });
+              }, 2000);
+            });
+          });
+        },
+      );
       assert.equal(result.length, String(HUGE_SIZE));
       const rss = result.m2.rss - result.m1.rss;
       const ab = result.m2.arrayBuffers - result.m1.arrayBuffers;
-      t.diagnostic(`read ${result.got} bytes before pausing; growth during the pause: rss ${(rss / MB).toFixed(1)} MB, arrayBuffers ${(ab / MB).toFixed(1)} MB`);
+      t.diagnostic(
+        `read ${result.got} bytes before pausing; growth during the pause: rss ${(rss / MB).toFixed(1)} MB, arrayBuffers ${(ab / MB).toFixed(1)} MB`,
+      );
       assert.ok(rss < 64 * MB, `rss grew by ${(rss / MB).toFixed(1)} MB while the reader was paused`);
       assert.ok(ab < 64 * MB, `arrayBuffers grew by ${(ab / MB).toFixed(1)} MB while the reader was paused`);
       // And from before the request: the first MB did not pull the file in either.
       assert.ok(result.m2.rss - m0.rss < 64 * MB, `rss grew by ${((result.m2.rss - m0.rss) / MB).toFixed(1)} MB over the whole request`);
       assert.ok(result.m2.arrayBuffers - m0.arrayBuffers < 64 * MB, 'arrayBuffers over the whole request');
       // The aborted response must not keep the file open.
-      const closed = await pollUntil(2000, async () => openDescriptorsOn(huge).length === 0);
+      const closed = await pollUntil(2000, () => openDescriptorsOn(huge).length === 0);
       assert.notEqual(closed, null, `huge.bin still open after the client went away: fds ${openDescriptorsOn(huge).join(',')}`);
     });
 

@@ -59,7 +59,10 @@ const room = (file: string): string => {
 };
 
 test('gateway/ has no import cycle', () => {
-  assert.deepEqual(cycles(importGraph(['gateway', 'php', 'config', 'core'])).map((c) => c.join(' → ')), []);
+  assert.deepEqual(
+    cycles(importGraph(['gateway', 'php', 'config', 'core'])).map((c) => c.join(' → ')),
+    [],
+  );
 });
 
 test('core/ imports nothing of ours, config/ nothing but core/', () => {

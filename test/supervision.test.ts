@@ -30,11 +30,15 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-supervision-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 type LogEntry = Record<string, unknown> & { msg?: string; level?: number };
+/** What the browser-side callbacks use of a DOM element (tsconfig has no DOM lib). */
+interface DomElement {
+  getAttribute(name: string): string | null;
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls an async condition, bounded. */
-async function eventuallyAsync(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function eventuallyAsync(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
@@ -84,7 +88,10 @@ function wrapperBinary(name: string): string {
 
 function lineCount(file: string): number {
   try {
-    return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').length;
+    return fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '').length;
   } catch {
     return 0;
   }
@@ -131,7 +138,11 @@ function recordedMasters(socketDir: string): Array<{ file: string; socket: strin
   }
   return names
     .filter((n) => n.endsWith('.sock.pid'))
-    .map((n) => ({ file: n, socket: path.join(socketDir, n.slice(0, -'.pid'.length)), pid: Number(fs.readFileSync(path.join(socketDir, n), 'utf8').trim()) }));
+    .map((n) => ({
+      file: n,
+      socket: path.join(socketDir, n.slice(0, -'.pid'.length)),
+      pid: Number(fs.readFileSync(path.join(socketDir, n), 'utf8').trim()),
+    }));
 }
 
 function commandLine(pid: number): string {
@@ -186,8 +197,8 @@ async function startCli(configFile: string, env: Record<string, string>): Promis
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => resolve({ code, signal }));
   });
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const logs = (): LogEntry[] => {
     const out: LogEntry[] = [];
     for (const line of output.split('\n')) {
@@ -233,8 +244,8 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
     const proc = spawn(cli[0]!, [...cli.slice(1), ...args], { cwd: tmp, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`phpgate ${args.join(' ')} did not finish within 30 s`));
@@ -325,7 +336,10 @@ describe('crashes', () => {
     await eventually('pool idle', () => allIdle(g));
     const crashBefore = stats(g).restarts.crash;
     const [dead, ...others] = await Promise.all([
-      request(g.base, '/die.php').then((r): SimpleResponse | Error => r, (err: unknown) => err as Error),
+      request(g.base, '/die.php').then(
+        (r): SimpleResponse | Error => r,
+        (err: unknown) => err as Error,
+      ),
       getJson(g.base, '/sleep.php?ms=400'),
       getJson(g.base, '/sleep.php?ms=400'),
     ]);
@@ -394,7 +408,10 @@ php:
     await sleep(Math.max(0, killedAt + 3_000 - Date.now()));
     const attempts = lineCount(runsFile) - 1;
     assert.ok(attempts >= 3 && attempts < 8, `master start attempts in ~3 s after the kill: ${attempts}`);
-    const backoffs = g.logs().filter((l) => typeof l['restartInMs'] === 'number').map((l) => l['restartInMs'] as number);
+    const backoffs = g
+      .logs()
+      .filter((l) => typeof l['restartInMs'] === 'number')
+      .map((l) => l['restartInMs'] as number);
     t.diagnostic(`start attempts in ~3 s: ${attempts}; restartInMs: ${backoffs.join(', ')}`);
     assert.ok(backoffs.length >= 3, `restart log entries: ${JSON.stringify(backoffs)}`);
     for (let i = 1; i < backoffs.length; i++) {
@@ -402,7 +419,10 @@ php:
     }
     const keepsDying = g.logs().find((l) => l.level === 50 && /keeps dying/.test(String(l.msg)));
     assert.ok(keepsDying, 'an error-level entry says the master keeps dying');
-    assert.ok(g.logs().some((l) => /php-cgi: php-cgi-once: refusing/.test(String(l.msg))), "php-cgi's own stderr reaches the log");
+    assert.ok(
+      g.logs().some((l) => /php-cgi: php-cgi-once: refusing/.test(String(l.msg))),
+      "php-cgi's own stderr reaches the log",
+    );
     assert.equal((await request(g.base, '/healthz')).status, 200, 'still alive after the retries');
   });
 
@@ -417,9 +437,13 @@ php:
     // A pool that is serving again does not "keep failing to start": the dashboard's badge, status.json and
     // stats() must stop saying so once it is up (not only after a later healthy run of 10 s and another death).
     await eventually('failing cleared once the pool is ready again', () => !stats(g).failing, 2_000).catch(() => undefined);
-    assert.equal(stats(g).failing, false, `stats() of a pool that serves again: ${JSON.stringify({ ready: stats(g).ready, failing: stats(g).failing })}`);
+    assert.equal(
+      stats(g).failing,
+      false,
+      `stats() of a pool that serves again: ${JSON.stringify({ ready: stats(g).ready, failing: stats(g).failing })}`,
+    );
     const s = JSON.parse((await request(g.adminBase, '/status.json')).text) as { pools: Array<{ name: string; failing: boolean }> };
-    assert.equal(s.pools.find((p) => p.name === 'default')!.failing, false, 'status.json (the dashboard\'s badge) no longer says failing');
+    assert.equal(s.pools.find((p) => p.name === 'default')!.failing, false, "status.json (the dashboard's badge) no longer says failing");
   });
 });
 
@@ -442,11 +466,22 @@ server:
 admin:
   port: 0
 `;
-    const loaded = loadConfig({ text: yaml, file: 'never.yaml', baseDir: tmp, env: { PATH: process.env['PATH'] }, overrides: { docroot: poolsFixtures } });
+    const loaded = loadConfig({
+      text: yaml,
+      file: 'never.yaml',
+      baseDir: tmp,
+      env: { PATH: process.env['PATH'] },
+      overrides: { docroot: poolsFixtures },
+    });
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, cb) {
-        lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+        lines.push(
+          ...chunk
+            .toString('utf8')
+            .split('\n')
+            .filter((l) => l !== ''),
+        );
         cb();
       },
     });
@@ -503,102 +538,142 @@ logging:
     killLeftoverMasters(socketDir);
   });
 
-  test('no request fails across a SIGHUP reload and a `phpgate reload`; new env takes effect; old masters are stopped; a broken file is refused', { timeout: 40_000 }, async (t) => {
-    const g = gw!;
-    const poolReady = (): number[] => g.logs().filter((l) => l.msg === 'pool ready').map((l) => Number(l['masterPid']));
-    const reloaded = (): number => g.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('reloaded')).length;
-    const retired = (): number => g.logs().filter((l) => l.msg === 'previous pools stopped after reload').length;
-    assert.equal(poolReady().length, 1);
-    const firstMaster = poolReady()[0]!;
-    assert.deepEqual(recordedMasters(socketDir).map((m) => m.pid), [firstMaster]);
+  test(
+    'no request fails across a SIGHUP reload and a `phpgate reload`; new env takes effect; old masters are stopped; a broken file is refused',
+    { timeout: 40_000 },
+    async (t) => {
+      const g = gw!;
+      const poolReady = (): number[] =>
+        g
+          .logs()
+          .filter((l) => l.msg === 'pool ready')
+          .map((l) => Number(l['masterPid']));
+      const reloaded = (): number => g.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('reloaded')).length;
+      const retired = (): number => g.logs().filter((l) => l.msg === 'previous pools stopped after reload').length;
+      assert.equal(poolReady().length, 1);
+      const firstMaster = poolReady()[0]!;
+      assert.deepEqual(
+        recordedMasters(socketDir).map((m) => m.pid),
+        [firstMaster],
+      );
 
-    interface Result { client: number; status: number; version: string | null; error?: string }
-    const results: Result[] = [];
-    let stopLoad = false;
-    const startedAt = Date.now();
-    const clients = [0, 1, 2, 3].map(async (client) => {
-      for (let i = 0; i < 5_000 && !stopLoad && Date.now() - startedAt < 20_000; i++) {
-        try {
-          const r = await request(base, `/version.php?c=${client}&i=${i}`, { timeoutMs: 10_000 });
-          let version: string | null = null;
-          if (r.status === 200) version = String((JSON.parse(r.text) as { version: unknown }).version);
-          results.push({ client, status: r.status, version });
-        } catch (err) {
-          results.push({ client, status: 0, version: null, error: (err as Error).message });
-        }
+      interface Result {
+        client: number;
+        status: number;
+        version: string | null;
+        error?: string;
       }
-    });
-    const loadDone = Promise.all(clients);
-    try {
-      await eventually('some answers from version 1', () => results.filter((r) => r.version === '1').length >= 40, 10_000);
+      const results: Result[] = [];
+      let stopLoad = false;
+      const startedAt = Date.now();
+      const clients = [0, 1, 2, 3].map(async (client) => {
+        for (let i = 0; i < 5_000 && !stopLoad && Date.now() - startedAt < 20_000; i++) {
+          try {
+            const r = await request(base, `/version.php?c=${client}&i=${i}`, { timeoutMs: 10_000 });
+            let version: string | null = null;
+            if (r.status === 200) version = String((JSON.parse(r.text) as { version: unknown }).version);
+            results.push({ client, status: r.status, version });
+          } catch (err) {
+            results.push({ client, status: 0, version: null, error: (err as Error).message });
+          }
+        }
+      });
+      const loadDone = Promise.all(clients);
+      try {
+        await eventually('some answers from version 1', () => results.filter((r) => r.version === '1').length >= 40, 10_000);
 
-      // First reload: the file changes, then SIGHUP.
-      writeAtomically(configFile, config('2', port, docroot));
+        // First reload: the file changes, then SIGHUP.
+        writeAtomically(configFile, config('2', port, docroot));
+        g.proc.kill('SIGHUP');
+        await eventually(
+          'every client sees version 2',
+          () => [0, 1, 2, 3].every((c) => results.some((r) => r.client === c && r.version === '2')),
+          10_000,
+        );
+        await eventually('first reload logged', () => reloaded() >= 1, 10_000);
+
+        // Second reload, by the command line (same file, same socket dir → the same gateway's pid file).
+        const cmd = await runCli(['reload', '--config', configFile], env);
+        assert.equal(cmd.code, 0, cmd.stderr);
+        assert.match(cmd.stdout, new RegExp(`reload requested \\(pid ${g.pid}\\)`));
+        await eventually('second reload logged', () => reloaded() >= 2, 10_000);
+        await eventually('both old generations stopped', () => retired() >= 2, 10_000);
+        // Keep the load on for a while after both reloads (~4 s in all).
+        await sleep(Math.max(300, startedAt + 4_000 - Date.now()));
+      } finally {
+        stopLoad = true;
+        await loadDone;
+      }
+
+      t.diagnostic(
+        `${results.length} requests: ${results.filter((r) => r.version === '1').length} answered 1, ${results.filter((r) => r.version === '2').length} answered 2`,
+      );
+      const failed = results.filter((r) => r.status !== 200);
+      assert.equal(failed.length, 0, `${failed.length} of ${results.length} requests failed, e.g. ${JSON.stringify(failed.slice(0, 5))}`);
+      assert.ok(results.length >= 100, `load was real: ${results.length} requests`);
+      for (let c = 0; c < 4; c++) {
+        const seq = results.filter((r) => r.client === c).map((r) => r.version);
+        const firstTwo = seq.indexOf('2');
+        assert.ok(seq[0] === '1' && firstTwo > 0, `client ${c} switched from 1 to 2`);
+        assert.ok(
+          seq.slice(firstTwo).every((v) => v === '2'),
+          `client ${c} never went back to 1 after seeing 2`,
+        );
+        assert.ok(
+          seq.every((v) => v === '1' || v === '2'),
+          `client ${c}: only versions 1 and 2`,
+        );
+      }
+
+      const masters = poolReady();
+      const oldWorkers = g
+        .logs()
+        .filter((l) => l.msg === 'pool ready')
+        .slice(0, 2)
+        .flatMap((l) => l['workers'] as number[]);
+      assert.equal(oldWorkers.length, 4, 'two workers per old generation');
+      assert.equal(masters.length, 3, `a new master per reload: ${JSON.stringify(masters)}`);
+      assert.equal(new Set(masters).size, 3, 'each reload started a different master');
+      const current = masters[2]!;
+      for (const old of masters.slice(0, 2)) {
+        await eventually(`old master ${old} gone`, () => !running(old), 5_000);
+      }
+      for (const w of oldWorkers) await eventually(`old child ${w} gone`, () => !running(w), 5_000);
+      await eventually('only the current master is recorded', () => recordedMasters(socketDir).length === 1, 5_000);
+      const recorded = recordedMasters(socketDir);
+      assert.equal(recorded[0]!.pid, current);
+      assert.ok(running(current), 'the current master runs');
+      assert.ok(commandLine(current).includes(recorded[0]!.socket), 'and serves the recorded socket');
+
+      // A broken file is refused; the gateway keeps serving version 2 from the same master.
+      writeAtomically(configFile, 'php:\n  worker_count: [2\n');
       g.proc.kill('SIGHUP');
-      await eventually('every client sees version 2', () => [0, 1, 2, 3].every((c) => results.some((r) => r.client === c && r.version === '2')), 10_000);
-      await eventually('first reload logged', () => reloaded() >= 1, 10_000);
-
-      // Second reload, by the command line (same file, same socket dir → the same gateway's pid file).
+      await eventually(
+        'the invalid YAML is refused',
+        () => g.logs().some((l) => l.level === 50 && /reload refused/.test(String(l.msg)) && /invalid YAML/.test(String(l.msg))),
+        10_000,
+      );
+      writeAtomically(configFile, config('3', port, docroot).replace('worker_count: 2', 'worker_cont: 2'));
+      g.proc.kill('SIGHUP');
+      await eventually(
+        'the unknown key is refused',
+        () => g.logs().some((l) => l.level === 50 && /reload refused/.test(String(l.msg)) && /worker_cont/.test(String(l.msg))),
+        10_000,
+      );
       const cmd = await runCli(['reload', '--config', configFile], env);
-      assert.equal(cmd.code, 0, cmd.stderr);
-      assert.match(cmd.stdout, new RegExp(`reload requested \\(pid ${g.pid}\\)`));
-      await eventually('second reload logged', () => reloaded() >= 2, 10_000);
-      await eventually('both old generations stopped', () => retired() >= 2, 10_000);
-      // Keep the load on for a while after both reloads (~4 s in all).
-      await sleep(Math.max(300, startedAt + 4_000 - Date.now()));
-    } finally {
-      stopLoad = true;
-      await loadDone;
-    }
-
-    t.diagnostic(`${results.length} requests: ${results.filter((r) => r.version === '1').length} answered 1, ${results.filter((r) => r.version === '2').length} answered 2`);
-    const failed = results.filter((r) => r.status !== 200);
-    assert.equal(failed.length, 0, `${failed.length} of ${results.length} requests failed, e.g. ${JSON.stringify(failed.slice(0, 5))}`);
-    assert.ok(results.length >= 100, `load was real: ${results.length} requests`);
-    for (let c = 0; c < 4; c++) {
-      const seq = results.filter((r) => r.client === c).map((r) => r.version);
-      const firstTwo = seq.indexOf('2');
-      assert.ok(seq[0] === '1' && firstTwo > 0, `client ${c} switched from 1 to 2`);
-      assert.ok(seq.slice(firstTwo).every((v) => v === '2'), `client ${c} never went back to 1 after seeing 2`);
-      assert.ok(seq.every((v) => v === '1' || v === '2'), `client ${c}: only versions 1 and 2`);
-    }
-
-    const masters = poolReady();
-    const oldWorkers = g.logs().filter((l) => l.msg === 'pool ready').slice(0, 2).flatMap((l) => l['workers'] as number[]);
-    assert.equal(oldWorkers.length, 4, 'two workers per old generation');
-    assert.equal(masters.length, 3, `a new master per reload: ${JSON.stringify(masters)}`);
-    assert.equal(new Set(masters).size, 3, 'each reload started a different master');
-    const current = masters[2]!;
-    for (const old of masters.slice(0, 2)) {
-      await eventually(`old master ${old} gone`, () => !running(old), 5_000);
-    }
-    for (const w of oldWorkers) await eventually(`old child ${w} gone`, () => !running(w), 5_000);
-    await eventually('only the current master is recorded', () => recordedMasters(socketDir).length === 1, 5_000);
-    const recorded = recordedMasters(socketDir);
-    assert.equal(recorded[0]!.pid, current);
-    assert.ok(running(current), 'the current master runs');
-    assert.ok(commandLine(current).includes(recorded[0]!.socket), 'and serves the recorded socket');
-
-    // A broken file is refused; the gateway keeps serving version 2 from the same master.
-    writeAtomically(configFile, 'php:\n  worker_count: [2\n');
-    g.proc.kill('SIGHUP');
-    await eventually('the invalid YAML is refused', () => g.logs().some((l) => l.level === 50 && /reload refused/.test(String(l.msg)) && /invalid YAML/.test(String(l.msg))), 10_000);
-    writeAtomically(configFile, config('3', port, docroot).replace('worker_count: 2', 'worker_cont: 2'));
-    g.proc.kill('SIGHUP');
-    await eventually('the unknown key is refused', () => g.logs().some((l) => l.level === 50 && /reload refused/.test(String(l.msg)) && /worker_cont/.test(String(l.msg))), 10_000);
-    const cmd = await runCli(['reload', '--config', configFile], env);
-    assert.equal(cmd.code, 2, '`phpgate reload` refuses the broken file itself');
-    assert.match(cmd.stderr, /reload\.yaml:\d+:\d+: .*worker_cont/);
-    for (let i = 0; i < 5; i++) {
-      const r = await getJson(base, '/version.php');
-      assert.equal(r.status, 200);
-      assert.equal(r.body['version'], '2', 'still the last good configuration');
-    }
-    assert.equal(poolReady().length, 3, 'no new pool was started for a refused file');
-    assert.equal(reloaded(), 2);
-    assert.ok(running(current));
-    assert.ok(g.proc.exitCode === null, 'the gateway is still running');
-  });
+      assert.equal(cmd.code, 2, '`phpgate reload` refuses the broken file itself');
+      assert.match(cmd.stderr, /reload\.yaml:\d+:\d+: .*worker_cont/);
+      for (let i = 0; i < 5; i++) {
+        const r = await getJson(base, '/version.php');
+        assert.equal(r.status, 200);
+        assert.equal(r.body['version'], '2', 'still the last good configuration');
+      }
+      assert.equal(poolReady().length, 3, 'no new pool was started for a refused file');
+      assert.equal(reloaded(), 2);
+      assert.ok(running(current));
+      assert.ok(g.proc.exitCode === null, 'the gateway is still running');
+    },
+  );
 });
 
 describe('graceful shutdown under load (the CLI: SIGTERM)', () => {
@@ -609,11 +684,16 @@ describe('graceful shutdown under load (the CLI: SIGTERM)', () => {
     killLeftoverMasters(socketDir);
   });
 
-  test('the in-flight slow request completes, /readyz says draining meanwhile, new connections are refused, exit 0 with no php-cgi left', { timeout: 30_000 }, async () => {
-    const port = await freePort();
-    const adminPort = await freePort();
-    const configFile = path.join(tmp, 'drain.yaml');
-    fs.writeFileSync(configFile, `
+  test(
+    'the in-flight slow request completes, /readyz says draining meanwhile, new connections are refused, exit 0 with no php-cgi left',
+    { timeout: 30_000 },
+    async () => {
+      const port = await freePort();
+      const adminPort = await freePort();
+      const configFile = path.join(tmp, 'drain.yaml');
+      fs.writeFileSync(
+        configFile,
+        `
 server:
   host: 127.0.0.1
   port: ${port}
@@ -622,55 +702,67 @@ php:
   worker_count: 3
 logging:
   level: info
-`);
-    gw = await startCli(configFile, { PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: String(adminPort) });
-    const g = gw;
-    const base = `http://127.0.0.1:${port}`;
-    const admin = `http://127.0.0.1:${adminPort}`;
-    assert.equal((await request(admin, '/readyz')).status, 200);
+`,
+      );
+      gw = await startCli(configFile, { PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: String(adminPort) });
+      const g = gw;
+      const base = `http://127.0.0.1:${port}`;
+      const admin = `http://127.0.0.1:${adminPort}`;
+      assert.equal((await request(admin, '/readyz')).status, 200);
 
-    const masters = recordedMasters(socketDir);
-    assert.equal(masters.length, 1);
-    const masterPid = masters[0]!.pid;
-    await eventuallyAsync('three children forked', async () => childrenOf(masterPid).length === 3, 5_000);
-    const children = childrenOf(masterPid);
+      const masters = recordedMasters(socketDir);
+      assert.equal(masters.length, 1);
+      const masterPid = masters[0]!.pid;
+      await eventuallyAsync('three children forked', () => childrenOf(masterPid).length === 3, 5_000);
+      const children = childrenOf(masterPid);
 
-    let slowDoneAt = 0;
-    const slow = request(base, '/sleep.php?ms=1500').then((r) => {
-      slowDoneAt = Date.now();
-      return r;
-    });
-    const fast = await Promise.all([1, 2, 3].map((i) => request(base, `/sleep.php?ms=0&i=${i}`)));
-    for (const r of fast) assert.equal(r.status, 200);
-    await eventuallyAsync('the slow request is running', async () => {
-      const s = JSON.parse((await request(admin, '/status.json')).text) as { pools: Array<{ workers: Array<{ state: string; current: { label: string } | null }> }> };
-      return s.pools[0]!.workers.some((w) => w.state === 'busy' && w.current !== null && /sleep\.php\?ms=1500/.test(w.current.label));
-    }, 5_000);
+      let slowDoneAt = 0;
+      const slow = request(base, '/sleep.php?ms=1500').then((r) => {
+        slowDoneAt = Date.now();
+        return r;
+      });
+      const fast = await Promise.all([1, 2, 3].map((i) => request(base, `/sleep.php?ms=0&i=${i}`)));
+      for (const r of fast) assert.equal(r.status, 200);
+      await eventuallyAsync(
+        'the slow request is running',
+        async () => {
+          const s = JSON.parse((await request(admin, '/status.json')).text) as {
+            pools: Array<{ workers: Array<{ state: string; current: { label: string } | null }> }>;
+          };
+          return s.pools[0]!.workers.some((w) => w.state === 'busy' && w.current !== null && /sleep\.php\?ms=1500/.test(w.current.label));
+        },
+        5_000,
+      );
 
-    g.proc.kill('SIGTERM');
-    const readyDuringDrain: string[] = [];
-    await eventuallyAsync('/readyz turns 503', async () => {
-      const r = await request(admin, '/readyz');
-      if (r.status === 503) readyDuringDrain.push(r.text);
-      return r.status === 503;
-    }, 5_000);
-    assert.equal(slowDoneAt, 0, '/readyz turned 503 while the slow request was still running');
-    assert.match(readyDuringDrain[0]!, /draining/);
-    await assert.rejects(request(base, '/sleep.php?ms=0', { timeoutMs: 2_000 }), /ECONNREFUSED/, 'the listener no longer accepts');
+      g.proc.kill('SIGTERM');
+      const readyDuringDrain: string[] = [];
+      await eventuallyAsync(
+        '/readyz turns 503',
+        async () => {
+          const r = await request(admin, '/readyz');
+          if (r.status === 503) readyDuringDrain.push(r.text);
+          return r.status === 503;
+        },
+        5_000,
+      );
+      assert.equal(slowDoneAt, 0, '/readyz turned 503 while the slow request was still running');
+      assert.match(readyDuringDrain[0]!, /draining/);
+      await assert.rejects(request(base, '/sleep.php?ms=0', { timeoutMs: 2_000 }), /ECONNREFUSED/, 'the listener no longer accepts');
 
-    const slowRes = await slow;
-    assert.equal(slowRes.status, 200, 'the in-flight request completes');
-    assert.ok(Number((JSON.parse(slowRes.text) as { pid: number }).pid) > 0);
-    const exit = await Promise.race([g.exited, sleep(10_000).then(() => null)]);
-    assert.deepEqual(exit, { code: 0, signal: null }, `exit after drain; output:\n${g.output().slice(-2000)}`);
-    assert.ok(slowDoneAt > 0);
+      const slowRes = await slow;
+      assert.equal(slowRes.status, 200, 'the in-flight request completes');
+      assert.ok(Number((JSON.parse(slowRes.text) as { pid: number }).pid) > 0);
+      const exit = await Promise.race([g.exited, sleep(10_000).then(() => null)]);
+      assert.deepEqual(exit, { code: 0, signal: null }, `exit after drain; output:\n${g.output().slice(-2000)}`);
+      assert.ok(slowDoneAt > 0);
 
-    assert.equal(running(masterPid), false, 'php-cgi master stopped');
-    for (const c of children) assert.equal(running(c), false, `php-cgi child ${c} stopped`);
-    assert.deepEqual(recordedMasters(socketDir), [], 'no master recorded any more');
-    assert.equal(fs.existsSync(path.join(socketDir, 'phpgate.pid')), false, 'pid file removed');
-    assert.ok(g.logs().some((l) => l.msg === 'stopping' && l['signal'] === 'SIGTERM'));
-  });
+      assert.equal(running(masterPid), false, 'php-cgi master stopped');
+      for (const c of children) assert.equal(running(c), false, `php-cgi child ${c} stopped`);
+      assert.deepEqual(recordedMasters(socketDir), [], 'no master recorded any more');
+      assert.equal(fs.existsSync(path.join(socketDir, 'phpgate.pid')), false, 'pid file removed');
+      assert.ok(g.logs().some((l) => l.msg === 'stopping' && l['signal'] === 'SIGTERM'));
+    },
+  );
 });
 
 describe('graceful shutdown past drain_ms (the CLI: SIGTERM)', () => {
@@ -684,7 +776,9 @@ describe('graceful shutdown past drain_ms (the CLI: SIGTERM)', () => {
   test('a request still running after drain_ms is cut, and the gateway still exits 0 with no php-cgi left', { timeout: 30_000 }, async () => {
     const port = await freePort();
     const configFile = path.join(tmp, 'drain-ms.yaml');
-    fs.writeFileSync(configFile, `
+    fs.writeFileSync(
+      configFile,
+      `
 server:
   host: 127.0.0.1
   port: ${port}
@@ -695,29 +789,42 @@ php:
   worker_count: 1
 logging:
   level: info
-`);
+`,
+    );
     const adminPort = await freePort();
     gw = await startCli(configFile, { PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: String(adminPort) });
     const g = gw;
     const base = `http://127.0.0.1:${port}`;
     const admin = `http://127.0.0.1:${adminPort}`;
     const masterPid = recordedMasters(socketDir)[0]!.pid;
-    await eventuallyAsync('the child forked', async () => childrenOf(masterPid).length === 1, 5_000);
+    await eventuallyAsync('the child forked', () => childrenOf(masterPid).length === 1, 5_000);
     const child = childrenOf(masterPid)[0]!;
     let exitedFirst = false;
     void g.exited.then(() => (exitedFirst = true));
-    const long = request(base, '/sleep.php?ms=8000').then((r) => ({ ok: true as const, status: r.status, text: r.text }), (err: unknown) => ({ ok: false as const, error: (err as Error).message }));
-    await eventuallyAsync('the long request is running', async () => {
-      const st = JSON.parse((await request(admin, '/status.json')).text) as { pools: Array<{ workers: Array<{ pid: number; current: { label: string } | null }> }> };
-      return st.pools[0]!.workers.some((w) => w.pid === child && w.current !== null && /ms=8000/.test(w.current.label));
-    }, 5_000);
+    const long = request(base, '/sleep.php?ms=8000').then(
+      (r) => ({ ok: true as const, status: r.status, text: r.text }),
+      (err: unknown) => ({ ok: false as const, error: (err as Error).message }),
+    );
+    await eventuallyAsync(
+      'the long request is running',
+      async () => {
+        const st = JSON.parse((await request(admin, '/status.json')).text) as {
+          pools: Array<{ workers: Array<{ pid: number; current: { label: string } | null }> }>;
+        };
+        return st.pools[0]!.workers.some((w) => w.pid === child && w.current !== null && /ms=8000/.test(w.current.label));
+      },
+      5_000,
+    );
     g.proc.kill('SIGTERM');
     const outcome = await long;
     assert.equal(exitedFirst, false, 'the client was cut before the process went away, by the drain timer');
     assert.ok(!outcome.ok || outcome.status !== 200, `the 8 s request did not complete: ${JSON.stringify(outcome)}`);
     const exit = await Promise.race([g.exited, sleep(10_000).then(() => null)]);
     assert.deepEqual(exit, { code: 0, signal: null }, `exit code; output:\n${g.output().slice(-2000)}`);
-    assert.ok(g.logs().some((l) => l.level === 40 && /drain_ms passed/.test(String(l.msg))), 'the cut is logged');
+    assert.ok(
+      g.logs().some((l) => l.level === 40 && /drain_ms passed/.test(String(l.msg))),
+      'the cut is logged',
+    );
     assert.equal(running(masterPid), false, 'php-cgi master stopped');
     assert.equal(running(child), false, 'the busy php-cgi child stopped');
     assert.deepEqual(recordedMasters(socketDir), []);
@@ -728,32 +835,45 @@ describe('pool isolation', () => {
   let g: RunningGateway;
   before(async () => {
     const docroot = makeDocroot('isolation-docroot', { 'heavy/sleep.php': fs.readFileSync(path.join(poolsFixtures, 'sleep.php'), 'utf8') });
-    g = await startGateway(`
+    g = await startGateway(
+      `
 php:
   worker_count: 2
 pools:
   - name: heavy
     worker_count: 1
     patterns: ["/heavy/*"]
-`, { docroot });
+`,
+      { docroot },
+    );
   });
   after(() => g.stop());
 
   test('a saturated heavy pool (1 worker, 3 queued slow requests) does not delay the default pool', { timeout: 20_000 }, async (t) => {
     await eventually('pools idle', () => allIdle(g) && allIdle(g, 'heavy'));
     const order: string[] = [];
-    const heavy = [1, 2, 3].map((i) => getJson(g.base, `/heavy/sleep.php?ms=1500&h=${i}`).then((r) => {
-      order.push(`heavy${i}`);
-      return r;
-    }));
-    await eventually('heavy saturated: one running, two queued', () => {
-      const s = stats(g, 'heavy');
-      return s.busy === 1 && s.queued === 2 && s.workers.some((w) => w.current !== null && /heavy\/sleep\.php/.test(w.current.label));
-    }, 5_000);
-    const fast = await Promise.all(Array.from({ length: 10 }, (_, i) => getJson(g.base, `/sleep.php?ms=0&f=${i}`).then((r) => {
-      order.push(`fast${i}`);
-      return r;
-    })));
+    const heavy = [1, 2, 3].map((i) =>
+      getJson(g.base, `/heavy/sleep.php?ms=1500&h=${i}`).then((r) => {
+        order.push(`heavy${i}`);
+        return r;
+      }),
+    );
+    await eventually(
+      'heavy saturated: one running, two queued',
+      () => {
+        const s = stats(g, 'heavy');
+        return s.busy === 1 && s.queued === 2 && s.workers.some((w) => w.current !== null && /heavy\/sleep\.php/.test(w.current.label));
+      },
+      5_000,
+    );
+    const fast = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        getJson(g.base, `/sleep.php?ms=0&f=${i}`).then((r) => {
+          order.push(`fast${i}`);
+          return r;
+        }),
+      ),
+    );
     for (const r of fast) assert.equal(r.status, 200);
     for (const r of fast) assert.ok(pids(g).includes(Number(r.body['pid'])), 'fast requests ran on the default pool');
     const heavyResults = await Promise.all(heavy);
@@ -818,11 +938,19 @@ describe('observability through the real gateway', () => {
 
   test('/status.json lists the pools with the same workers and pids as stats()', async () => {
     await eventually('pool idle', () => allIdle(g));
-    const s = JSON.parse((await request(g.adminBase, '/status.json')).text) as { pools: Array<{ name: string; masterPid: number; workers: Array<{ pid: number; state: string }> }> };
-    assert.deepEqual(s.pools.map((p) => p.name), [...g.gateway.pools.keys()]);
+    const s = JSON.parse((await request(g.adminBase, '/status.json')).text) as {
+      pools: Array<{ name: string; masterPid: number; workers: Array<{ pid: number; state: string }> }>;
+    };
+    assert.deepEqual(
+      s.pools.map((p) => p.name),
+      [...g.gateway.pools.keys()],
+    );
     const def = s.pools.find((p) => p.name === 'default')!;
     assert.equal(def.masterPid, stats(g).masterPid);
-    assert.deepEqual(def.workers.map((w) => w.pid), pids(g));
+    assert.deepEqual(
+      def.workers.map((w) => w.pid),
+      pids(g),
+    );
     for (const w of def.workers) assert.ok(w.pid > 0 && running(w.pid), `worker ${w.pid} is a live process`);
   });
 
@@ -860,48 +988,63 @@ describe('observability through the real gateway', () => {
     const slow = g.logs().find((l) => l.level === 40 && /slow request/.test(String(l.msg)) && l['uri'] === slowUri)!;
     assert.equal(slow['pool'], 'default');
     assert.ok((slow['durationMs'] as number) >= 400);
-    assert.equal(g.logs().some((l) => /slow request/.test(String(l.msg)) && l['uri'] === fastUri), false);
+    assert.equal(
+      g.logs().some((l) => /slow request/.test(String(l.msg)) && l['uri'] === fastUri),
+      false,
+    );
   });
 
   const skip = chromiumSkip();
-  test('the dashboard in headless Chromium shows the real pool and pids, and a worker row turns busy during a request', { skip, timeout: 60_000 }, async () => {
-    await eventually('pool idle', () => allIdle(g));
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      const problems: string[] = [];
-      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      page.on('console', (m) => {
-        if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-      });
-      await page.goto(`${g.adminBase}/status`, { timeout: 10_000 });
-      const real = pids(g);
-      for (const pid of real) {
-        await page.waitForSelector(`#pools [data-pool="default"] tr[data-pid="${pid}"]`, { timeout: 5_000 }).catch(async (err: unknown) => {
-          throw new Error(`dashboard never showed worker ${pid}; #error: ${await page.locator('#error').innerText()}; ${problems.join('; ')}`, { cause: err });
+  test(
+    'the dashboard in headless Chromium shows the real pool and pids, and a worker row turns busy during a request',
+    { skip, timeout: 60_000 },
+    async () => {
+      await eventually('pool idle', () => allIdle(g));
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        const problems: string[] = [];
+        page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+        page.on('console', (m) => {
+          if (m.type() === 'error') problems.push(`console: ${m.text()}`);
         });
-      }
-      const shown = await page.locator('#pools [data-pool="default"] tr[data-pid]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-pid'))));
-      assert.deepEqual(shown.sort(), [...real].sort(), 'the rows are the real children');
-      assert.equal(await page.locator('#pools [data-pool="default"]').getAttribute('data-ready'), 'true');
+        await page.goto(`${g.adminBase}/status`, { timeout: 10_000 });
+        const real = pids(g);
+        for (const pid of real) {
+          await page.waitForSelector(`#pools [data-pool="default"] tr[data-pid="${pid}"]`, { timeout: 5_000 }).catch(async (err: unknown) => {
+            throw new Error(`dashboard never showed worker ${pid}; #error: ${await page.locator('#error').innerText()}; ${problems.join('; ')}`, {
+              cause: err,
+            });
+          });
+        }
+        const shown = await page
+          .locator('#pools [data-pool="default"] tr[data-pid]')
+          .evaluateAll((rows: DomElement[]) => rows.map((r) => Number(r.getAttribute('data-pid'))));
+        assert.deepEqual(shown.sort(), [...real].sort(), 'the rows are the real children');
+        assert.equal(await page.locator('#pools [data-pool="default"]').getAttribute('data-ready'), 'true');
 
-      const inFlight = request(g.base, '/sleep.php?ms=2500&dashboard=1');
-      let busyPid = 0;
-      await eventually('a worker busy with the request', () => {
-        const w = stats(g).workers.find((x) => x.current !== null && /dashboard=1/.test(x.current.label));
-        busyPid = w?.pid ?? 0;
-        return busyPid > 0;
-      }, 5_000);
-      const row = `#pools [data-pool="default"] tr[data-pid="${busyPid}"]`;
-      await page.waitForSelector(`${row}[data-state="busy"]`, { timeout: 4_000 });
-      assert.match(await page.locator(`${row} .script`).innerText(), /sleep\.php/);
-      const res = await inFlight;
-      assert.equal(res.status, 200);
-      assert.equal((JSON.parse(res.text) as { pid: number }).pid, busyPid, 'the busy row was the child that answered');
-      await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 4_000 });
-      assert.deepEqual(problems, []);
-    } finally {
-      await browser.close();
-    }
-  });
+        const inFlight = request(g.base, '/sleep.php?ms=2500&dashboard=1');
+        let busyPid = 0;
+        await eventually(
+          'a worker busy with the request',
+          () => {
+            const w = stats(g).workers.find((x) => x.current !== null && /dashboard=1/.test(x.current.label));
+            busyPid = w?.pid ?? 0;
+            return busyPid > 0;
+          },
+          5_000,
+        );
+        const row = `#pools [data-pool="default"] tr[data-pid="${busyPid}"]`;
+        await page.waitForSelector(`${row}[data-state="busy"]`, { timeout: 4_000 });
+        assert.match(await page.locator(`${row} .script`).innerText(), /sleep\.php/);
+        const res = await inFlight;
+        assert.equal(res.status, 200);
+        assert.equal((JSON.parse(res.text) as { pid: number }).pid, busyPid, 'the busy row was the child that answered');
+        await page.waitForSelector(`${row}[data-state="idle"]`, { timeout: 4_000 });
+        assert.deepEqual(problems, []);
+      } finally {
+        await browser.close();
+      }
+    },
+  );
 });

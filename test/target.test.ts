@@ -62,7 +62,7 @@ const cases: readonly Case[] = [
   { name: 'a raw NUL (no escapes in the target): 400', target: '/a\0b', want: INVALID },
   { name: 'an encoded NUL after non-ASCII: 400', target: '/caf%C3%A9%00.php', want: INVALID },
   { name: 'a raw NUL after raw non-ASCII: 400', target: raw([0x2f, 0xc3, 0xa9, 0x00]), want: INVALID },
-  { name: 'an encoded NUL in the query is the script\'s business', target: '/p?x=%00', want: { path: '/p', query: 'x=%00' } },
+  { name: "an encoded NUL in the query is the script's business", target: '/p?x=%00', want: { path: '/p', query: 'x=%00' } },
   // not UTF-8
   { name: 'an overlong "." (%C0%AE) is not UTF-8: 400, never a dot segment', target: '/%C0%AE%C0%AE/x', want: INVALID },
   { name: 'an encoded UTF-16 surrogate is not UTF-8: 400', target: '/%ED%A0%80', want: INVALID },
@@ -73,11 +73,13 @@ const cases: readonly Case[] = [
   { name: 'a BOM inside the path is a character like any other', target: '/%EF%BB%BFx', want: { path: '/\uFEFFx' } },
   {
     name: 'a code unit above U+00FF is not a byte: 400, never truncated (Ł would become A)',
-    target: '/\u0141.php', want: INVALID,
+    target: '/\u0141.php',
+    want: INVALID,
   },
   {
     name: 'code units above U+00FF that truncate to ".." are refused, not resolved',
-    target: '/a/\u012e\u012e/x.php', want: INVALID,
+    target: '/a/\u012e\u012e/x.php',
+    want: INVALID,
   },
   // `//` merging
   { name: 'a target starting with "//" is a path, not an authority', target: '//example.com/x', want: { path: '/example.com/x', authority: null } },
@@ -86,8 +88,16 @@ const cases: readonly Case[] = [
   { name: 'a trailing "//" keeps one slash', target: '/a//', want: { path: '/a/' } },
   { name: 'requestUri keeps the slashes as sent', target: '/a//b', want: { path: '/a/b', requestUri: '/a//b' } },
   // absolute-form (RFC 9112 §3.2.2)
-  { name: 'absolute-form: the authority is taken and the path merged', target: 'http://example.com//a//b', want: { path: '/a/b', requestUri: '//a//b', authority: 'example.com' } },
-  { name: 'absolute-form with a port and no path is the root', target: 'http://example.com:8080', want: { path: '/', requestUri: '/', authority: 'example.com:8080' } },
+  {
+    name: 'absolute-form: the authority is taken and the path merged',
+    target: 'http://example.com//a//b',
+    want: { path: '/a/b', requestUri: '//a//b', authority: 'example.com' },
+  },
+  {
+    name: 'absolute-form with a port and no path is the root',
+    target: 'http://example.com:8080',
+    want: { path: '/', requestUri: '/', authority: 'example.com:8080' },
+  },
   { name: 'absolute-form with a fragment only is the root', target: 'http://example.com#f', want: { path: '/', authority: 'example.com' } },
   { name: 'absolute-form keeps the authority as written', target: 'http://EXAMPLE.com/x', want: { path: '/x', authority: 'EXAMPLE.com' } },
   { name: 'absolute-form https in capitals', target: 'HTTPS://example.com/x', want: { path: '/x', authority: 'example.com' } },

@@ -26,18 +26,23 @@ function selfSigned(name: string): { cert: string; key: string } {
 function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   const lib = url.startsWith('https:') ? https : http;
   return new Promise((resolve, reject) => {
-    lib.get(url, { headers, rejectUnauthorized: false, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-    }).on('error', reject);
+    lib
+      .get(url, { headers, rejectUnauthorized: false, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      })
+      .on('error', reject);
   });
 }
 
 function docroot(name: string): string {
   const dir = path.join(tmp, name);
   fs.mkdirSync(path.join(dir, '.well-known/acme-challenge'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'index.php'), "<?php echo json_encode(['https' => $_SERVER['HTTPS'] ?? null, 'scheme' => $_SERVER['REQUEST_SCHEME'], 'uri' => $_SERVER['REQUEST_URI']]);");
+  fs.writeFileSync(
+    path.join(dir, 'index.php'),
+    "<?php echo json_encode(['https' => $_SERVER['HTTPS'] ?? null, 'scheme' => $_SERVER['REQUEST_SCHEME'], 'uri' => $_SERVER['REQUEST_URI']]);",
+  );
   fs.writeFileSync(path.join(dir, '.well-known/acme-challenge/token123'), 'acme-proof');
   return dir;
 }
@@ -48,7 +53,9 @@ describe('TLS', () => {
   before(async () => {
     const { cert, key } = selfSigned('main');
     redirectPort = await freePort();
-    g = await startGateway(`server:\n  redirect_http_port: ${redirectPort}\n  tls:\n    cert: ${cert}\n    key: ${key}\nphp:\n  worker_count: 1\n`, { docroot: docroot('site') });
+    g = await startGateway(`server:\n  redirect_http_port: ${redirectPort}\n  tls:\n    cert: ${cert}\n    key: ${key}\nphp:\n  worker_count: 1\n`, {
+      docroot: docroot('site'),
+    });
   });
   after(() => g.stop());
 
@@ -99,7 +106,7 @@ describe('the TLS + redirect nginx recipe, imported and served', () => {
     try {
       const r = await get(`https://127.0.0.1:${g.port}/`);
       assert.equal(r.status, 200);
-      assert.equal(JSON.parse(r.text).https, 'on');
+      assert.equal((JSON.parse(r.text) as { https: unknown }).https, 'on');
       const plain = await get(`http://127.0.0.1:${redirectPort}/shop?x=1`, { Host: 'example.com' });
       assert.equal(plain.status, 301);
       assert.equal(plain.headers.location, `https://example.com:${g.port}/shop?x=1`);

@@ -23,12 +23,14 @@ interface Answer {
 /** The bytes as sent (node's client never decodes). */
 function get(port: number, target: string, headers: Record<string, string> = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: target, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: target, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
   });
 }
 
@@ -91,23 +93,26 @@ describe('upstream answers through the compression and cache filters', () => {
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const port = (upstream.address() as AddressInfo).port;
-    g = await startGateway([
-      'upstreams:',
-      '  - pattern: /app/*',
-      `    targets: ["http://127.0.0.1:${port}"]`,
-      'cache:',
-      '  rules:',
-      '    - pattern: /app/*',
-      '      ttl_s: 60',
-      '      stale_s: 60',
-    ].join('\n'), { docroot: ensureFixtureSite() });
+    g = await startGateway(
+      [
+        'upstreams:',
+        '  - pattern: /app/*',
+        `    targets: ["http://127.0.0.1:${port}"]`,
+        'cache:',
+        '  rules:',
+        '    - pattern: /app/*',
+        '      ttl_s: 60',
+        '      stale_s: 60',
+      ].join('\n'),
+      { docroot: ensureFixtureSite() },
+    );
   });
   after(async () => {
     await g.stop();
     await new Promise<void>((resolve) => upstream.close(() => resolve()));
   });
 
-  test('an upstream page is compressed for a client that accepts gzip, and decodes to the upstream\'s bytes', async () => {
+  test("an upstream page is compressed for a client that accepts gzip, and decodes to the upstream's bytes", async () => {
     const r = await get(g.port, '/app/chunked', { 'Accept-Encoding': 'gzip' });
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-encoding'], 'gzip');

@@ -28,7 +28,8 @@ interface LevelResult {
 async function checkGzip(side: Side, page: Buffer): Promise<number> {
   const res = await request(side.port, PATH, { headers: { 'accept-encoding': 'gzip' } });
   const enc = header(res, 'content-encoding');
-  if (res.status !== 200 || enc !== 'gzip') throw new Error(`${side.name} ${PATH}: status ${res.status}, Content-Encoding "${enc}" (expected 200 and gzip)`);
+  if (res.status !== 200 || enc !== 'gzip')
+    throw new Error(`${side.name} ${PATH}: status ${res.status}, Content-Encoding "${enc}" (expected 200 and gzip)`);
   if (!gunzipSync(res.body).equals(page)) throw new Error(`${side.name} ${PATH}: the gzip body does not inflate to the page`);
   return res.body.length;
 }
@@ -50,7 +51,12 @@ async function run(ctx: Context): Promise<Section> {
       });
     } catch (err) {
       if (!/gzip_level/.test((err as Error).message)) throw err;
-      const unavailable = `phpgate has no compression.gzip_level yet (${(err as Error).message.split('\n').find((l) => l.includes('gzip_level'))?.trim() ?? 'refused'})`;
+      const unavailable = `phpgate has no compression.gzip_level yet (${
+        (err as Error).message
+          .split('\n')
+          .find((l) => l.includes('gzip_level'))
+          ?.trim() ?? 'refused'
+      })`;
       warnings.push(`gzip level ${level}: ${unavailable}; not measured`);
       results.push({ level, unavailable, nginx: [], phpgate: [], size: { nginx: 0, phpgate: 0 } });
       continue;
@@ -60,7 +66,14 @@ async function run(ctx: Context): Promise<Section> {
     for (const s of p.sides) await measureWrk(s, PATH, { ...o, durationS: ctx.warmupS });
     const [nginx, phpgate] = await interleave(p.sides, ctx.rounds, async (s, round) => {
       const m = await measureWrk(s, PATH, o);
-      console.log(fmtRound(round, s.name, m.rps, `gateway CPU ${fmtUs(cpuPerRequestUs([m], (x) => x.gatewayCpuS))}/request  p99 ${fmtMs(m.p99Ms)}${m.errors > 0 ? `, errors: ${m.errorDetail}` : ''}`));
+      console.log(
+        fmtRound(
+          round,
+          s.name,
+          m.rps,
+          `gateway CPU ${fmtUs(cpuPerRequestUs([m], (x) => x.gatewayCpuS))}/request  p99 ${fmtMs(m.p99Ms)}${m.errors > 0 ? `, errors: ${m.errorDetail}` : ''}`,
+        ),
+      );
       return m;
     });
     await p.stop();
@@ -82,12 +95,23 @@ async function run(ctx: Context): Promise<Section> {
     ];
   });
   const table = mdTable(
-    ['level', 'nginx CPU per request', 'phpgate CPU per request', 'ratio phpgate/nginx (lower is better)', 'PHP CPU per request php-fpm / php-cgi', 'rps nginx / phpgate (medians)', 'gzip body bytes nginx / phpgate'],
+    [
+      'level',
+      'nginx CPU per request',
+      'phpgate CPU per request',
+      'ratio phpgate/nginx (lower is better)',
+      'PHP CPU per request php-fpm / php-cgi',
+      'rps nginx / phpgate (medians)',
+      'gzip body bytes nginx / phpgate',
+    ],
     rows,
     [1, 2, 3, 4, 5, 6],
   );
   const roundRows = results.flatMap((r) =>
-    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate]]).map(({ round, who, run: m }) => [
+    inRoundOrder([
+      ['nginx', r.nginx],
+      ['phpgate', r.phpgate],
+    ]).map(({ round, who, run: m }) => [
       String(r.level),
       String(round),
       who,
@@ -105,10 +129,16 @@ async function run(ctx: Context): Promise<Section> {
       `\`/page50k.php\` sends \`page50k.html\` (${(page.length / 1024).toFixed(1)} KB of generated article HTML, the same bytes every run) with \`readfile()\`, as \`text/html\`. Every request carries \`${ACCEPT}\`.`,
       `Per level, a fresh pair: nginx with \`gzip on; gzip_comp_level N;\` (text/html is always in gzip_types; window and memory level are nginx's defaults) and phpgate with \`compression: { gzip: true, brotli: false, gzip_level: N }\` (node's zlib, default window and memory level as nginx). Before measuring, both are checked to answer \`Content-Encoding: gzip\` with a body that inflates to the page; its size is in the table.`,
       `${ctx.warmupS} s warm-up each, then ${ctx.rounds} rounds interleaved. Command: \`${wrkCommandLine(o)}\` (16 connections, the same for both; closed loop, so rps differ and the CPU time is divided by each one's own completed requests).`,
-      'CPU per request: utime + stime from /proc/PID/stat (clock ticks ÷ `getconf CLK_TCK`) of the gateway processes only — the nginx master and workers; the phpgate node process with all its threads (zlib runs on libuv\'s pool) — read before and after each measured run, summed over the rounds and divided by the requests wrk completed in them. The PHP workers\' (php-fpm master and children; php-cgi masters and children) is shown apart.',
+      "CPU per request: utime + stime from /proc/PID/stat (clock ticks ÷ `getconf CLK_TCK`) of the gateway processes only — the nginx master and workers; the phpgate node process with all its threads (zlib runs on libuv's pool) — read before and after each measured run, summed over the rounds and divided by the requests wrk completed in them. The PHP workers' (php-fpm master and children; php-cgi masters and children) is shown apart.",
     ],
     results: [table],
-    rounds: [mdTable(['level', 'round', 'server', 'rps', 'gateway CPU/request', 'PHP CPU/request', 'p99', 'MB/s', 'errors'], roundRows, [0, 1, 3, 4, 5, 6, 7])],
+    rounds: [
+      mdTable(
+        ['level', 'round', 'server', 'rps', 'gateway CPU/request', 'PHP CPU/request', 'p99', 'MB/s', 'errors'],
+        roundRows,
+        [0, 1, 3, 4, 5, 6, 7],
+      ),
+    ],
     targets: [],
     warnings,
   };

@@ -10,7 +10,20 @@ import { checkSameHeaders, copiedHeaders, keepAliveTimeoutMs, startBare, type Ba
 import type { Group } from '../lib/group.js';
 import { h2loadCommandLine, runH2load, type H2loadOptions, type H2loadResult } from '../lib/h2load.js';
 import { checkBody, getH2, type Got } from '../lib/http.js';
-import { best, columnsTable, fmtMBs, fmtMs, fmtRatio, fmtRps, inRoundOrder, mdTable, medianOf, type Column, type Section, type Target } from '../lib/report.js';
+import {
+  best,
+  columnsTable,
+  fmtMBs,
+  fmtMs,
+  fmtRatio,
+  fmtRps,
+  inRoundOrder,
+  mdTable,
+  medianOf,
+  type Column,
+  type Section,
+  type Target,
+} from '../lib/report.js';
 import { bareSide, fmtRound, interleave, startPair, type Context, type ServerName, type Side } from '../lib/servers.js';
 
 /** h2load's --warm-up-time inside every run: connections and TLS handshakes, not measured. */
@@ -65,13 +78,19 @@ function table(results: CaseResult[]): string {
     { head: 'case', cell: (r) => `${r.c.name} \`${r.c.path}\`` },
     { head: 'nginx rps', cell: (r) => fmtRps(medianOf(r.nginx, (x) => x.rps)), right: true },
     { head: 'phpgate rps', cell: (r) => fmtRps(medianOf(r.phpgate, (x) => x.rps)), right: true },
-    ...(withBare ? [{ head: `${BARE} rps`, cell: (r: CaseResult) => (r.bare.length === 0 ? '–' : fmtRps(medianOf(r.bare, (x) => x.rps))), right: true }] : []),
+    ...(withBare
+      ? [{ head: `${BARE} rps`, cell: (r: CaseResult) => (r.bare.length === 0 ? '–' : fmtRps(medianOf(r.bare, (x) => x.rps))), right: true }]
+      : []),
     { head: 'phpgate/nginx (medians)', cell: (r) => `**${fmtRatio(ratio(r))}**` },
-    ...(withBare ? [{ head: `phpgate/${BARE} (medians)`, cell: (r: CaseResult) => (r.bare.length === 0 ? '–' : `**${fmtRatio(ceilingRatio(r))}**`) }] : []),
+    ...(withBare
+      ? [{ head: `phpgate/${BARE} (medians)`, cell: (r: CaseResult) => (r.bare.length === 0 ? '–' : `**${fmtRatio(ceilingRatio(r))}**`) }]
+      : []),
     { head: 'phpgate/nginx (best rounds)', cell: (r) => fmtRatio(best(r.phpgate).rps / best(r.nginx).rps) },
     { head: 'nginx latency mean ± sd (max), best round', cell: (r) => fmtLatency(best(r.nginx)), right: true },
     { head: 'phpgate latency, best round', cell: (r) => fmtLatency(best(r.phpgate)), right: true },
-    ...(withBare ? [{ head: `${BARE} latency, best round`, cell: (r: CaseResult) => (r.bare.length === 0 ? '–' : fmtLatency(best(r.bare))), right: true }] : []),
+    ...(withBare
+      ? [{ head: `${BARE} latency, best round`, cell: (r: CaseResult) => (r.bare.length === 0 ? '–' : fmtLatency(best(r.bare))), right: true }]
+      : []),
     { head: `MB/s ${who}`, cell: (r) => each(r, mbs), right: true },
     { head: `failed (all rounds) ${who}`, cell: (r) => each(r, failed), right: true },
   ];
@@ -80,11 +99,29 @@ function table(results: CaseResult[]): string {
 
 function roundsTable(results: CaseResult[]): string {
   const rows = results.flatMap((r) =>
-    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate], [BARE, r.bare]]).map(({ round, who, run: x }) => [
-      r.c.name, String(round), who, fmtRps(x.rps), fmtMs(x.meanMs), fmtMs(x.sdMs), fmtMs(x.maxMs), fmtMBs(x.bytesPerSec), fmtRps(x.succeeded), `${x.failed} (${x.errored}, ${x.timeout})`, `${x.tls}, ${x.protocol}`,
+    inRoundOrder([
+      ['nginx', r.nginx],
+      ['phpgate', r.phpgate],
+      [BARE, r.bare],
+    ]).map(({ round, who, run: x }) => [
+      r.c.name,
+      String(round),
+      who,
+      fmtRps(x.rps),
+      fmtMs(x.meanMs),
+      fmtMs(x.sdMs),
+      fmtMs(x.maxMs),
+      fmtMBs(x.bytesPerSec),
+      fmtRps(x.succeeded),
+      `${x.failed} (${x.errored}, ${x.timeout})`,
+      `${x.tls}, ${x.protocol}`,
     ]),
   );
-  return mdTable(['case', 'round', 'server', 'rps', 'mean', 'sd', 'max', 'MB/s', 'succeeded', 'failed (errored, timeout)', 'TLS, ALPN'], rows, [1, 3, 4, 5, 6, 7, 8]);
+  return mdTable(
+    ['case', 'round', 'server', 'rps', 'mean', 'sd', 'max', 'MB/s', 'succeeded', 'failed (errored, timeout)', 'TLS, ALPN'],
+    rows,
+    [1, 3, 4, 5, 6, 7, 8],
+  );
 }
 
 /**
@@ -92,16 +129,24 @@ function roundsTable(results: CaseResult[]): string {
  * certificate, answering `c.path` from memory with the headers phpgate sends for it over HTTP/2, copied from
  * phpgate's answer and checked equal (Date apart).
  */
-async function startCeiling(ctx: Context, model: Got, c: H2Case, tls: { cert: string; key: string }, ca: Buffer): Promise<{ bare: BareServer; copied: string[] }> {
+async function startCeiling(
+  ctx: Context,
+  model: Got,
+  c: H2Case,
+  tls: { cert: string; key: string },
+  ca: Buffer,
+): Promise<{ bare: BareServer; copied: string[] }> {
   const headers = copiedHeaders(model);
-  const bare = await ctx.started(startBare({
-    protocol: 'h2',
-    urlPath: c.path,
-    file: path.join(ctx.site.docroot, c.path),
-    headers,
-    keepAliveTimeoutMs: keepAliveTimeoutMs(model),
-    tls,
-  }));
+  const bare = await ctx.started(
+    startBare({
+      protocol: 'h2',
+      urlPath: c.path,
+      file: path.join(ctx.site.docroot, c.path),
+      headers,
+      keepAliveTimeoutMs: keepAliveTimeoutMs(model),
+      tls,
+    }),
+  );
   const res = await getH2(bare.port, c.path, ca);
   if (res.alpn !== 'h2') throw new Error(`${BARE}: ALPN gave "${res.alpn}", not h2`);
   checkSameHeaders(BARE, c.path, res, model);
@@ -119,7 +164,14 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
     const p = await startPair(ctx, { nginx: { tls, keepaliveRequests: NGINX_H2_KEEPALIVE_REQUESTS }, phpgate: { tls } });
     const pairSides: readonly Side[] = [{ ...p.sides[0], port: p.nginx.tlsPort! }, p.sides[1]];
     console.log(`nginx on https://127.0.0.1:${p.nginx.tlsPort}, phpgate on https://127.0.0.1:${p.gw.port} (pid ${p.gw.pid})`);
-    const o: H2loadOptions = { threads: 2, connections: 32, streams: 10, durationS: ctx.durationS, warmupS: H2_RUN_WARMUP_S, tls13Cipher: TLS13_CIPHER };
+    const o: H2loadOptions = {
+      threads: 2,
+      connections: 32,
+      streams: 10,
+      durationS: ctx.durationS,
+      warmupS: H2_RUN_WARMUP_S,
+      tls13Cipher: TLS13_CIPHER,
+    };
 
     const results: CaseResult[] = [];
     for (const c of cases) {
@@ -143,7 +195,14 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
       for (const s of sides) await once(s, { ...o, durationS: ctx.warmupS });
       const runs = await interleave(sides, ctx.rounds, async (s, round) => {
         const r = await once(s, o);
-        console.log(fmtRound(round, s.name, r.rps, `mean ${fmtMs(r.meanMs)} ± ${fmtMs(r.sdMs)} (max ${fmtMs(r.maxMs)})  ${fmtMBs(r.bytesPerSec)} MB/s${r.errors > 0 ? `, errors: ${r.errorDetail}` : ''}`));
+        console.log(
+          fmtRound(
+            round,
+            s.name,
+            r.rps,
+            `mean ${fmtMs(r.meanMs)} ± ${fmtMs(r.sdMs)} (max ${fmtMs(r.maxMs)})  ${fmtMBs(r.bytesPerSec)} MB/s${r.errors > 0 ? `, errors: ${r.errorDetail}` : ''}`,
+          ),
+        );
         return r;
       });
       await ceiling?.bare.stop();
@@ -152,17 +211,27 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
     }
     await p.stop();
 
-    const targets: Target[] = results.map((r) => ({ what: `${r.c.name}: phpgate/nginx rps ≥ ${r.c.target}×`, value: `${fmtRatio(ratio(r))} (medians)`, met: ratio(r) >= r.c.target }));
-    const warnings = results.filter((r) => [...r.nginx, ...r.phpgate, ...r.bare].some((x) => x.errors > 0)).map((r) => `${r.c.name}: h2load counted failed requests (see every round)`);
+    const targets: Target[] = results.map((r) => ({
+      what: `${r.c.name}: phpgate/nginx rps ≥ ${r.c.target}×`,
+      value: `${fmtRatio(ratio(r))} (medians)`,
+      met: ratio(r) >= r.c.target,
+    }));
+    const warnings = results
+      .filter((r) => [...r.nginx, ...r.phpgate, ...r.bare].some((x) => x.errors > 0))
+      .map((r) => `${r.c.name}: h2load counted failed requests (see every round)`);
     const method = [
       `A self-signed RSA-2048 certificate made with openssl at run time, the same files for both. nginx gets a second listener \`listen 127.0.0.1:PORT ssl http2;\` (nginx 1.22 syntax) with it, \`ssl_protocols TLSv1.2 TLSv1.3\` (1.22's default stops at TLSv1.2; later nginx versions have this default) and \`keepalive_requests ${NGINX_H2_KEEPALIVE_REQUESTS}\` instead of the anchor's 100000 (nginx closes an HTTP/2 connection with GOAWAY after that many requests; h2load would count the cut streams). phpgate gets \`server.tls\` (HTTP/2 by ALPN, HTTP/1.1 fallback). h2load offers one TLS 1.3 cipher suite, so both servers do the same crypto (left to choose, nginx takes the client's first, AES-128-GCM, and node its own first, AES-256-GCM); each run is checked to have got h2 over TLS 1.3 with it (rounds table). Otherwise TLS settings are both servers' defaults.`,
       `${ctx.warmupS} s h2load warm-up of each server, then ${ctx.rounds} rounds interleaved. Command: \`${h2loadCommandLine(o)}\` (2 threads and 32 connections as the wrk cases, 10 concurrent streams per connection: up to 320 requests in flight; duration mode, so only what completes within the measured seconds counts). The warm-up time inside each run (connections and TLS handshakes) is not measured.`,
       'rps is successful (2xx/3xx) requests per second of the measured duration; h2load reports no percentiles, so the latency shown is its "time for request" mean ± sd and max. MB/s is h2load\'s traffic rate (frames, headers and bodies). Failed requests (non-2xx/3xx, resets, timeouts) are counted for both servers.',
-      'PHP queueing: phpgate\'s `php.queue_limit` is 511, php-fpm\'s default `listen.backlog`, so both queue the 320 requests in flight instead of phpgate answering 503 past its default 200 (which a closed-loop load generator turns into a flood of instant retries).',
-      ...results.filter((r) => r.bare.length > 0).map((r) =>
-        `Ceiling for the ${r.c.name}: a bare server on node's core \`http2\` API (\`bench/lib/bare-server.ts\`: \`http2.createSecureServer\` with the same certificate and \`noDelay\` as phpgate's listener, otherwise node's defaults; the 'stream' event, \`stream.respond()\` and \`stream.end(buf)\`, no compatibility request/response objects), a node process of its own on 127.0.0.1 (compiled to plain JavaScript, no loader), answering \`${r.c.path}\` from memory (the file read once at start; other paths 404). `
-        + `Its headers are the ones phpgate sent for the file over HTTP/2 in this run, copied from phpgate's answer and checked equal (Date apart) before measuring: ${r.copied.join(', ')}; node writes Date itself. `
-        + `It runs in the same rounds (nginx, phpgate, ${BARE}, nginx, …) with the same h2load command; as for the other two, h2load's numbers only (no CPU or memory).`),
+      "PHP queueing: phpgate's `php.queue_limit` is 511, php-fpm's default `listen.backlog`, so both queue the 320 requests in flight instead of phpgate answering 503 past its default 200 (which a closed-loop load generator turns into a flood of instant retries).",
+      ...results
+        .filter((r) => r.bare.length > 0)
+        .map(
+          (r) =>
+            `Ceiling for the ${r.c.name}: a bare server on node's core \`http2\` API (\`bench/lib/bare-server.ts\`: \`http2.createSecureServer\` with the same certificate and \`noDelay\` as phpgate's listener, otherwise node's defaults; the 'stream' event, \`stream.respond()\` and \`stream.end(buf)\`, no compatibility request/response objects), a node process of its own on 127.0.0.1 (compiled to plain JavaScript, no loader), answering \`${r.c.path}\` from memory (the file read once at start; other paths 404). ` +
+            `Its headers are the ones phpgate sent for the file over HTTP/2 in this run, copied from phpgate's answer and checked equal (Date apart) before measuring: ${r.copied.join(', ')}; node writes Date itself. ` +
+            `It runs in the same rounds (nginx, phpgate, ${BARE}, nginx, …) with the same h2load command; as for the other two, h2load's numbers only (no CPU or memory).`,
+        ),
     ];
     return { title: 'HTTP/2 over TLS (h2load)', method, results: [table(results)], rounds: [roundsTable(results)], targets, warnings };
   } finally {
@@ -180,6 +249,7 @@ export const h2: Group = {
   ],
   tool: 'h2load',
   nginx: true,
-  expectedS: (ids, o) => ids.reduce((a, id) => a + serversIn(id) * (H2_RUN_WARMUP_S + o.warmupS + 1 + o.rounds * (H2_RUN_WARMUP_S + o.durationS + 1)), 0),
+  expectedS: (ids, o) =>
+    ids.reduce((a, id) => a + serversIn(id) * (H2_RUN_WARMUP_S + o.warmupS + 1 + o.rounds * (H2_RUN_WARMUP_S + o.durationS + 1)), 0),
   run,
 };

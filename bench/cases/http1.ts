@@ -24,7 +24,18 @@ import {
   type Section,
   type Target,
 } from '../lib/report.js';
-import { bareSide, cpuPerRequestUs, fmtRound, interleave, measureWrk, startPair, type Context, type Measured, type ServerName, type Side } from '../lib/servers.js';
+import {
+  bareSide,
+  cpuPerRequestUs,
+  fmtRound,
+  interleave,
+  measureWrk,
+  startPair,
+  type Context,
+  type Measured,
+  type ServerName,
+  type Side,
+} from '../lib/servers.js';
 import { LUA_DIR, type Body, type Site } from '../lib/site.js';
 import { wrkCommandLine, type WrkOptions } from '../lib/wrk.js';
 
@@ -43,13 +54,22 @@ interface Http1Case {
   /** Sent with every request (bench/lua/body.lua). */
   body?: (site: Site) => Body;
   /** What both must answer (200 and these bytes), or 'same': 200 and the same bytes from both. */
+  // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents -- 'same' is named for the reader: a marker, not any string
   expect: (site: Site) => Buffer | string | 'same';
   /** Answered from the servers' response caches: checked to be cache hits before it is measured. */
   cached?: boolean;
 }
 
 const CASES: readonly Http1Case[] = [
-  { id: 'small', name: 'small file (2.7 KB)', path: '/small.css', metric: 'rps', target: { ratio: 1.0 }, ceiling: 0.85, expect: (s) => s.files['/small.css']! },
+  {
+    id: 'small',
+    name: 'small file (2.7 KB)',
+    path: '/small.css',
+    metric: 'rps',
+    target: { ratio: 1.0 },
+    ceiling: 0.85,
+    expect: (s) => s.files['/small.css']!,
+  },
   { id: 'big', name: '1 MB file', path: '/big.bin', metric: 'throughput', target: { ratio: 0.9 }, expect: (s) => s.files['/big.bin']! },
   { id: 'php', name: 'PHP hello', path: '/index.php', metric: 'rps', target: { ratio: 1.25, p99: true }, expect: () => 'hello' },
   { id: 'realistic', name: 'realistic PHP page (~20 KB)', path: '/realistic.php', metric: 'rps', target: { ratio: 1.1 }, expect: () => 'same' },
@@ -107,7 +127,11 @@ function wrkOptions(c: Http1Case, site: Site, durationS: number): WrkOptions {
 
 function send(side: Side, c: Http1Case, site: Site): Promise<Got> {
   const body = c.body?.(site);
-  return request(side.port, c.path, body === undefined ? {} : { method: body.method, headers: { 'content-type': body.contentType }, body: body.bytes });
+  return request(
+    side.port,
+    c.path,
+    body === undefined ? {} : { method: body.method, headers: { 'content-type': body.contentType }, body: body.bytes },
+  );
 }
 
 /** Both answer what the case expects; returns the body size. */
@@ -134,14 +158,16 @@ async function cacheStatus(side: Side<keyof typeof CACHE_HEADER>, c: Http1Case):
 async function startCeiling(ctx: Context, gwPort: number, c: Http1Case): Promise<{ bare: BareServer; copied: string[] }> {
   const model = await request(gwPort, c.path);
   const headers = copiedHeaders(model);
-  const bare = await ctx.started(startBare({
-    protocol: 'http1',
-    urlPath: c.path,
-    file: path.join(ctx.site.docroot, c.path),
-    headers,
-    keepAliveTimeoutMs: keepAliveTimeoutMs(model),
-    tls: null,
-  }));
+  const bare = await ctx.started(
+    startBare({
+      protocol: 'http1',
+      urlPath: c.path,
+      file: path.join(ctx.site.docroot, c.path),
+      headers,
+      keepAliveTimeoutMs: keepAliveTimeoutMs(model),
+      tls: null,
+    }),
+  );
   checkSameHeaders(BARE, c.path, await request(bare.port, c.path), model);
   console.log(`${BARE} on 127.0.0.1:${bare.port} (pid ${bare.pid}), the ceiling for ${c.path}`);
   return { bare, copied: headers.map(([name]) => name) };
@@ -170,17 +196,26 @@ function targets(results: CaseResult[]): Target[] {
       });
     }
     if (c.ceiling !== undefined && r.bare.length > 0) {
-      out.push({ what: `${c.name}: phpgate/${BARE} rps ≥ ${c.ceiling}×`, value: `${fmtRatio(ceilingRatio(r))} (medians)`, met: ceilingRatio(r) >= c.ceiling });
+      out.push({
+        what: `${c.name}: phpgate/${BARE} rps ≥ ${c.ceiling}×`,
+        value: `${fmtRatio(ceilingRatio(r))} (medians)`,
+        met: ceilingRatio(r) >= c.ceiling,
+      });
     }
     if (c.minRps !== undefined) {
       const rps = medianOf(r.phpgate, (m) => m.rps);
-      out.push({ what: `${c.name}: phpgate ≥ ${fmtRps(c.minRps)} rps`, value: `${fmtRps(rps)} rps (median; ${fmtRatio(ratioOf(r, (m) => m.rps))} nginx with fastcgi_cache)`, met: rps >= c.minRps });
+      out.push({
+        what: `${c.name}: phpgate ≥ ${fmtRps(c.minRps)} rps`,
+        value: `${fmtRps(rps)} rps (median; ${fmtRatio(ratioOf(r, (m) => m.rps))} nginx with fastcgi_cache)`,
+        met: rps >= c.minRps,
+      });
     }
   }
   return out;
 }
 
-const p50p99 = (runs: Measured[]) => (runs.length === 0 ? '–' : `${fmtMs(medianOf(runs, (m) => m.p50Ms))} / ${fmtMs(medianOf(runs, (m) => m.p99Ms))}`);
+const p50p99 = (runs: Measured[]) =>
+  runs.length === 0 ? '–' : `${fmtMs(medianOf(runs, (m) => m.p50Ms))} / ${fmtMs(medianOf(runs, (m) => m.p99Ms))}`;
 const med = (runs: Measured[], f: (m: Measured) => number, fmt: (n: number) => string) => (runs.length === 0 ? '–' : fmt(medianOf(runs, f)));
 const errs = (runs: Measured[]) => (runs.length === 0 ? '–' : String(runs.reduce((a, m) => a + m.errors, 0)));
 const peak = (runs: Measured[], f: (m: Measured) => number) => (runs.length === 0 ? '–' : fmtMB(Math.max(...runs.map(f))));
@@ -197,9 +232,15 @@ function tables(results: CaseResult[]): string[] {
     { head: 'nginx rps', cell: (r) => med(r.nginx, (m) => m.rps, fmtRps), right: true },
     { head: 'phpgate rps', cell: (r) => r.unavailable ?? med(r.phpgate, (m) => m.rps, fmtRps), right: true },
     ...(withBare ? [{ head: `${BARE} rps`, cell: (r: CaseResult) => med(r.bare, (m) => m.rps, fmtRps), right: true }] : []),
-    { head: 'phpgate/nginx (medians)', cell: (r) => (r.unavailable === null ? `**${fmtRatio(ratioOf(r, metricOf(r.c)))}**${r.c.metric === 'throughput' ? ' (MB/s)' : ''}` : '–') },
+    {
+      head: 'phpgate/nginx (medians)',
+      cell: (r) => (r.unavailable === null ? `**${fmtRatio(ratioOf(r, metricOf(r.c)))}**${r.c.metric === 'throughput' ? ' (MB/s)' : ''}` : '–'),
+    },
     ...(withBare ? [{ head: `phpgate/${BARE} (medians)`, cell: (r: CaseResult) => ceiling(r, (x) => `**${fmtRatio(ceilingRatio(x))}**`) }] : []),
-    { head: 'phpgate/nginx (best rounds)', cell: (r) => (r.unavailable === null ? fmtRatio(metricOf(r.c)(best(r.phpgate)) / metricOf(r.c)(best(r.nginx))) : '–') },
+    {
+      head: 'phpgate/nginx (best rounds)',
+      cell: (r) => (r.unavailable === null ? fmtRatio(metricOf(r.c)(best(r.phpgate)) / metricOf(r.c)(best(r.nginx))) : '–'),
+    },
     { head: 'p50 / p99 nginx', cell: (r) => p50p99(r.nginx), right: true },
     { head: 'p50 / p99 phpgate', cell: (r) => p50p99(r.phpgate), right: true },
     ...(withBare ? [{ head: `p50 / p99 ${BARE}`, cell: (r: CaseResult) => p50p99(r.bare), right: true }] : []),
@@ -209,9 +250,17 @@ function tables(results: CaseResult[]): string[] {
   const memory: Array<Column<CaseResult>> = [
     { head: 'case', cell: (r) => r.c.name },
     { head: `gateway RSS ${who}`, cell: (r) => each(r, (runs) => peak(runs, (m) => m.gatewayRssBytes)), right: true },
-    { head: 'PHP workers RSS php-fpm / php-cgi', cell: (r) => `${peak(r.nginx, (m) => m.phpRssBytes)} / ${peak(r.phpgate, (m) => m.phpRssBytes)}`, right: true },
+    {
+      head: 'PHP workers RSS php-fpm / php-cgi',
+      cell: (r) => `${peak(r.nginx, (m) => m.phpRssBytes)} / ${peak(r.phpgate, (m) => m.phpRssBytes)}`,
+      right: true,
+    },
     { head: `gateway CPU per request ${who}`, cell: (r) => each(r, (runs) => cpu(runs, (m) => m.gatewayCpuS)), right: true },
-    { head: 'PHP CPU per request php-fpm / php-cgi', cell: (r) => `${cpu(r.nginx, (m) => m.phpCpuS)} / ${cpu(r.phpgate, (m) => m.phpCpuS)}`, right: true },
+    {
+      head: 'PHP CPU per request php-fpm / php-cgi',
+      cell: (r) => `${cpu(r.nginx, (m) => m.phpCpuS)} / ${cpu(r.phpgate, (m) => m.phpCpuS)}`,
+      right: true,
+    },
   ];
   return [
     `Medians of the rounds (p50 and p99: the medians of the rounds' percentiles).${withBare ? ` ${BARE}: the ceiling, node's own HTTP server answering the same bytes with the same headers from memory (its own process; measured for the small file only).` : ''}`,
@@ -233,25 +282,44 @@ function cpuBudgets(results: CaseResult[]): string[] {
   for (const r of results) {
     const t = r.c.target;
     if (t === undefined || r.c.metric !== 'rps' || r.unavailable !== null || r.nginx.length === 0 || r.phpgate.length === 0) continue;
-    const [ng, np, gg, gp] = [cpuPerRequestUs(r.nginx, (m) => m.gatewayCpuS), cpuPerRequestUs(r.nginx, (m) => m.phpCpuS),
-      cpuPerRequestUs(r.phpgate, (m) => m.gatewayCpuS), cpuPerRequestUs(r.phpgate, (m) => m.phpCpuS)];
+    const [ng, np, gg, gp] = [
+      cpuPerRequestUs(r.nginx, (m) => m.gatewayCpuS),
+      cpuPerRequestUs(r.nginx, (m) => m.phpCpuS),
+      cpuPerRequestUs(r.phpgate, (m) => m.gatewayCpuS),
+      cpuPerRequestUs(r.phpgate, (m) => m.phpCpuS),
+    ];
     if (np === 0 || ratioOf(r, (m) => m.rps) >= t.ratio) continue; // a static case, or met
     const budget = (ng + np) / t.ratio - gp;
-    lines.push(`- ${r.c.name}: nginx + php-fpm spend ${fmtUs(ng)} + ${fmtUs(np)} = ${fmtUs(ng + np)} of CPU per request, phpgate + php-cgi ${fmtUs(gg)} + ${fmtUs(gp)} = ${fmtUs(gg + gp)}. `
-      + `For ${t.ratio}× nginx's rate, phpgate's gateway could spend at most ${budget > 0 ? `about ${fmtUs(budget)}` : 'nothing'} per request (${fmtUs(ng + np)} ÷ ${t.ratio} − php-cgi's ${fmtUs(gp)}), `
-      + `against ${fmtUs(gg)} measured; nginx's own gateway work is ${fmtUs(ng)}.`);
+    lines.push(
+      `- ${r.c.name}: nginx + php-fpm spend ${fmtUs(ng)} + ${fmtUs(np)} = ${fmtUs(ng + np)} of CPU per request, phpgate + php-cgi ${fmtUs(gg)} + ${fmtUs(gp)} = ${fmtUs(gg + gp)}. ` +
+        `For ${t.ratio}× nginx's rate, phpgate's gateway could spend at most ${budget > 0 ? `about ${fmtUs(budget)}` : 'nothing'} per request (${fmtUs(ng + np)} ÷ ${t.ratio} − php-cgi's ${fmtUs(gp)}), ` +
+        `against ${fmtUs(gg)} measured; nginx's own gateway work is ${fmtUs(ng)}.`,
+    );
   }
   if (lines.length === 0) return [];
   return [
-    'Why the PHP targets are missed, in this run\'s CPU per request: the machine\'s cores are shared by the load generator, the gateway and PHP, and saturated, so a server\'s rate follows what a request costs all its processes together (wrk\'s own share, not measured, is the same on both sides and makes each budget below smaller still):',
+    "Why the PHP targets are missed, in this run's CPU per request: the machine's cores are shared by the load generator, the gateway and PHP, and saturated, so a server's rate follows what a request costs all its processes together (wrk's own share, not measured, is the same on both sides and makes each budget below smaller still):",
     lines.join('\n'),
   ];
 }
 
 function roundsTable(results: CaseResult[]): string {
   const rows = results.flatMap((r) =>
-    inRoundOrder([['nginx', r.nginx], ['phpgate', r.phpgate], [BARE, r.bare]]).map(({ round, who, run: m }) => [
-      r.c.name, String(round), who, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtMB(m.gatewayRssBytes), who === BARE ? '–' : fmtMB(m.phpRssBytes), fmtErrors(m),
+    inRoundOrder([
+      ['nginx', r.nginx],
+      ['phpgate', r.phpgate],
+      [BARE, r.bare],
+    ]).map(({ round, who, run: m }) => [
+      r.c.name,
+      String(round),
+      who,
+      fmtRps(m.rps),
+      fmtMs(m.p50Ms),
+      fmtMs(m.p99Ms),
+      fmtMBs(m.bytesPerSec),
+      fmtMB(m.gatewayRssBytes),
+      who === BARE ? '–' : fmtMB(m.phpRssBytes),
+      fmtErrors(m),
     ]),
   );
   return mdTable(['case', 'round', 'server', 'rps', 'p50', 'p99', 'MB/s', 'gateway RSS', 'PHP RSS', 'errors'], rows, [1, 3, 4, 5, 6, 7, 8]);
@@ -292,37 +360,60 @@ async function run(ctx: Context, ids: readonly string[]): Promise<Section> {
     for (const s of sides) await measureWrk(s, c.path, { ...o, durationS: ctx.warmupS });
     const runs = await interleave(sides, ctx.rounds, async (s, round) => {
       const m = await measureWrk(s, c.path, o);
-      console.log(fmtRound(round, s.name, m.rps, `p99 ${fmtMs(m.p99Ms)}  ${fmtMBs(m.bytesPerSec)} MB/s${m.errors > 0 ? `, errors: ${m.errorDetail}` : ''}`));
+      console.log(
+        fmtRound(round, s.name, m.rps, `p99 ${fmtMs(m.p99Ms)}  ${fmtMBs(m.bytesPerSec)} MB/s${m.errors > 0 ? `, errors: ${m.errorDetail}` : ''}`),
+      );
       return m;
     });
     await ceiling?.bare.stop();
     const runsOf = (name: ServerName) => runs[sides.findIndex((s) => s.name === name)] ?? [];
-    const result: CaseResult = { c, nginx: runsOf('nginx'), phpgate: runsOf('phpgate'), bare: runsOf('bare'), copied: ceiling?.copied ?? [], unavailable, bytes };
-    if ([...result.nginx, ...result.phpgate, ...result.bare].some((m) => m.errors > 0)) warnings.push(`${c.name}: the load generator saw errors (see every round)`);
+    const result: CaseResult = {
+      c,
+      nginx: runsOf('nginx'),
+      phpgate: runsOf('phpgate'),
+      bare: runsOf('bare'),
+      copied: ceiling?.copied ?? [],
+      unavailable,
+      bytes,
+    };
+    if ([...result.nginx, ...result.phpgate, ...result.bare].some((m) => m.errors > 0))
+      warnings.push(`${c.name}: the load generator saw errors (see every round)`);
     results.push(result);
   }
   await p.stop();
 
   const plain = wrkCommandLine({ threads: THREADS, connections: CONNECTIONS, durationS: ctx.durationS });
-  const bodies = cases.filter((c) => c.body !== undefined).map((c) => `${c.name}: \`${wrkCommandLine(wrkOptions(c, ctx.site, ctx.durationS)).replace(/ -- POST .*/, ' -- POST <content-type> <body file>')}\``);
+  const bodies = cases
+    .filter((c) => c.body !== undefined)
+    .map(
+      (c) => `${c.name}: \`${wrkCommandLine(wrkOptions(c, ctx.site, ctx.durationS)).replace(/ -- POST .*/, ' -- POST <content-type> <body file>')}\``,
+    );
   const method = [
     `Cases: ${cases.map((c) => `${c.name} \`${c.path}\``).join('; ')}.`,
     `Each case: ${ctx.warmupS} s wrk warm-up of each server, then ${ctx.rounds} rounds interleaved (nginx, phpgate, nginx, phpgate, …) so drift hits both alike. Command: \`${plain}\`${bodies.length > 0 ? `; the POST cases send their body with bench/lua/body.lua (${bodies.join('; ')})` : ''}. MB/s is wrk's Transfer/sec (headers + bodies, MB = 1024² bytes).`,
-    'Before measuring, each case checks both servers answer 200 with the same bytes (the file\'s, "hello", upload.php\'s report of the file\'s size and md5, or each other\'s for the generated pages).',
+    "Before measuring, each case checks both servers answer 200 with the same bytes (the file's, \"hello\", upload.php's report of the file's size and md5, or each other's for the generated pages).",
   ];
   for (const r of results.filter((x) => x.bare.length > 0)) {
     method.push(
-      `Ceiling for the ${r.c.name}: a bare \`node:http\` server (\`bench/lib/bare-server.ts\`, no framework), a node process of its own on 127.0.0.1 (the same node binary; compiled to plain JavaScript, no loader), answering \`${r.c.path}\` from memory (the file read once at start; other paths 404). `
-      + `Its headers are the ones phpgate sent for the file in this run, copied from phpgate's answer and checked equal (Date apart) before measuring: ${r.copied.join(', ')}; node writes Date, Connection and Keep-Alive itself, its keep-alive timeout set to phpgate's so that the Keep-Alive line is the same too. `
-      + `It runs in the same rounds (nginx, phpgate, ${BARE}, nginx, …) with the same wrk command, its CPU time and RSS measured as phpgate's. Target: phpgate ≥ ${r.c.ceiling}× its rps (medians).`,
+      `Ceiling for the ${r.c.name}: a bare \`node:http\` server (\`bench/lib/bare-server.ts\`, no framework), a node process of its own on 127.0.0.1 (the same node binary; compiled to plain JavaScript, no loader), answering \`${r.c.path}\` from memory (the file read once at start; other paths 404). ` +
+        `Its headers are the ones phpgate sent for the file in this run, copied from phpgate's answer and checked equal (Date apart) before measuring: ${r.copied.join(', ')}; node writes Date, Connection and Keep-Alive itself, its keep-alive timeout set to phpgate's so that the Keep-Alive line is the same too. ` +
+        `It runs in the same rounds (nginx, phpgate, ${BARE}, nginx, …) with the same wrk command, its CPU time and RSS measured as phpgate's. Target: phpgate ≥ ${r.c.ceiling}× its rps (medians).`,
     );
   }
   if (cases.some((c) => c.id === 'realistic')) {
-    method.push('Realistic page (`bench/site/realistic.php`): 112 products built with mt_rand, sorted with usort, grouped, escaped and formatted into ~20 KB of HTML.');
+    method.push(
+      'Realistic page (`bench/site/realistic.php`): 112 products built with mt_rand, sorted with usort, grouped, escaped and formatted into ~20 KB of HTML.',
+    );
   }
   if (withCache) {
     method.push(
-      `Cached page: \`/cached.php\` (the realistic page). nginx: \`${NGINX_CACHE_HTTP[0]}\` and \`location = /cached.php { … ${NGINX_CACHE_LOCATION.filter((l) => /cache/i.test(l) && !l.startsWith('location')).map((l) => l.trim()).join(' ')} }\`. phpgate: \`cache: ${JSON.stringify(PHPGATE_CACHE)}\`. Both are checked to answer from cache before measuring (nginx \`X-Cache-Status: HIT\`, phpgate \`X-Cache: HIT\`); if phpgate does not, it is reported as not available and only nginx is measured. Target: phpgate ≥ 20,000 rps on this machine.`,
+      `Cached page: \`/cached.php\` (the realistic page). nginx: \`${NGINX_CACHE_HTTP[0]}\` and \`location = /cached.php { … ${NGINX_CACHE_LOCATION.filter(
+        (l) => /cache/i.test(l) && !l.startsWith('location'),
+      )
+        .map((l) => l.trim())
+        .join(
+          ' ',
+        )} }\`. phpgate: \`cache: ${JSON.stringify(PHPGATE_CACHE)}\`. Both are checked to answer from cache before measuring (nginx \`X-Cache-Status: HIT\`, phpgate \`X-Cache: HIT\`); if phpgate does not, it is reported as not available and only nginx is measured. Target: phpgate ≥ 20,000 rps on this machine.`,
     );
   }
   return { title: 'HTTP/1.1 (wrk)', method, results: tables(results), rounds: [roundsTable(results)], targets: targets(results), warnings };

@@ -61,16 +61,30 @@ async function run(ctx: Context): Promise<Section> {
     checkBody(s.name, HEAVY, await request(s.port, HEAVY), 'heavy');
   }
   const o: WrkOptions = { threads: 2, connections: 32, durationS: ctx.durationS };
-  console.log(`\nisolation (${FAST} measured, ${HEAVY} saturated meanwhile): warm-up ${ctx.warmupS} s each, then ${ctx.rounds} rounds per server of ${ctx.durationS} s alone and ${ctx.durationS} s with the heavy pool saturated`);
+  console.log(
+    `\nisolation (${FAST} measured, ${HEAVY} saturated meanwhile): warm-up ${ctx.warmupS} s each, then ${ctx.rounds} rounds per server of ${ctx.durationS} s alone and ${ctx.durationS} s with the heavy pool saturated`,
+  );
   for (const s of p.sides) await measureWrk(s, FAST, { ...o, durationS: ctx.warmupS });
   const [nginx, phpgate] = await interleave(p.sides, ctx.rounds, async (s, round) => {
     const r = await oneRound(s, o);
-    console.log(fmtRound(round, s.name, r.loaded.rps, `fast p99 ${fmtMs(r.alone.p99Ms)} alone → ${fmtMs(r.loaded.p99Ms)} with heavy saturated (heavy answered ${r.heavy.rps.toFixed(1)} rps)${r.loaded.errors > 0 ? `, errors: ${r.loaded.errorDetail}` : ''}`));
+    console.log(
+      fmtRound(
+        round,
+        s.name,
+        r.loaded.rps,
+        `fast p99 ${fmtMs(r.alone.p99Ms)} alone → ${fmtMs(r.loaded.p99Ms)} with heavy saturated (heavy answered ${r.heavy.rps.toFixed(1)} rps)${r.loaded.errors > 0 ? `, errors: ${r.loaded.errorDetail}` : ''}`,
+      ),
+    );
     return r;
   });
   await p.stop();
 
-  const rows = ([['nginx + php-fpm', nginx!], ['phpgate', phpgate!]] as const).map(([who, rounds]) => {
+  const rows = (
+    [
+      ['nginx + php-fpm', nginx!],
+      ['phpgate', phpgate!],
+    ] as const
+  ).map(([who, rounds]) => {
     const alone = rounds.map((r) => r.alone);
     const loaded = rounds.map((r) => r.loaded);
     const p99 = (runs: Measured[]) => medianOf(runs, (m) => m.p99Ms);
@@ -85,7 +99,10 @@ async function run(ctx: Context): Promise<Section> {
     ];
   });
   const loadedP99 = (rounds: Round[]) => medianOf(rounds, (r) => r.loaded.p99Ms);
-  const roundRows = inRoundOrder([['nginx', nginx!], ['phpgate', phpgate!]]).map(({ round, who, run: r }) => [
+  const roundRows = inRoundOrder([
+    ['nginx', nginx!],
+    ['phpgate', phpgate!],
+  ]).map(({ round, who, run: r }) => [
     String(round),
     who,
     fmtRps(r.alone.rps),
@@ -97,7 +114,9 @@ async function run(ctx: Context): Promise<Section> {
     fmtErrors(r.loaded),
     fmtErrors(r.heavy),
   ]);
-  const warnings = [...nginx!, ...phpgate!].some((r) => r.loaded.errors > 0) ? ['isolation: errors on the fast pool while the heavy one was saturated (see every round)'] : [];
+  const warnings = [...nginx!, ...phpgate!].some((r) => r.loaded.errors > 0)
+    ? ['isolation: errors on the fast pool while the heavy one was saturated (see every round)']
+    : [];
   return {
     title: 'Heavy/fast isolation (wrk)',
     method: [
@@ -105,10 +124,28 @@ async function run(ctx: Context): Promise<Section> {
       `Each round and server: ${ctx.durationS} s of \`${wrkCommandLine(o)}\` on the fast pool alone; then a background \`${wrkCommandLine(backgroundOptions(ctx.durationS))}\` on \`${HEAVY}\` (${HEAVY_CONNECTIONS} connections for ${HEAVY_WORKERS} workers: saturated, with a queue), and after ${LEAD_S} s the same measured run on the fast pool. The heavy pool's answers per second show it was saturated (at most ${HEAVY_MAX_RPS}).`,
     ],
     results: [
-      mdTable(['server', 'fast rps alone → heavy saturated', 'fast p50', 'fast p99', 'p99 saturated ÷ alone', 'heavy answered rps', 'fast errors (saturated)'], rows, [1, 2, 3, 4, 5, 6]),
+      mdTable(
+        [
+          'server',
+          'fast rps alone → heavy saturated',
+          'fast p50',
+          'fast p99',
+          'p99 saturated ÷ alone',
+          'heavy answered rps',
+          'fast errors (saturated)',
+        ],
+        rows,
+        [1, 2, 3, 4, 5, 6],
+      ),
       `Fast-pool p99 with the heavy pool saturated, phpgate ÷ nginx: ${fmtRatio(loadedP99(phpgate!) / loadedP99(nginx!))} (medians; lower is better for phpgate).`,
     ],
-    rounds: [mdTable(['round', 'server', 'alone rps', 'alone p99', 'saturated rps', 'saturated p50', 'saturated p99', 'heavy rps', 'fast errors', 'heavy errors'], roundRows, [0, 2, 3, 4, 5, 6, 7])],
+    rounds: [
+      mdTable(
+        ['round', 'server', 'alone rps', 'alone p99', 'saturated rps', 'saturated p50', 'saturated p99', 'heavy rps', 'fast errors', 'heavy errors'],
+        roundRows,
+        [0, 2, 3, 4, 5, 6, 7],
+      ),
+    ],
     targets: [],
     warnings,
   };

@@ -46,29 +46,49 @@ async function run(ctx: Context): Promise<Section> {
   console.log(`\nstarting nginx + php-fpm (listen.backlog ${QUEUE}) and phpgate (queue_limit ${QUEUE})`);
   const p = await startPair(ctx, { nginx: { poolDirectives: { 'listen.backlog': String(QUEUE) } }, phpgate: { queueLimit: QUEUE } });
   for (const s of p.sides) checkBody(s.name, PATH, await request(s.port, PATH), 'slow');
-  const o: WrkOptions = { threads: 2, connections: CONNECTIONS, durationS: ctx.durationS, timeoutS: TIMEOUT_S, script: { file: path.join(LUA_DIR, 'status.lua') } };
+  const o: WrkOptions = {
+    threads: 2,
+    connections: CONNECTIONS,
+    durationS: ctx.durationS,
+    timeoutS: TIMEOUT_S,
+    script: { file: path.join(LUA_DIR, 'status.lua') },
+  };
   console.log(`\noverload (${PATH}, ${CONNECTIONS} connections for ${CAPACITY} places): ${ctx.rounds} × ${ctx.durationS} s per server, interleaved`);
   const [nginx, phpgate] = await interleave(p.sides, ctx.rounds, async (s, round) => {
     const m = await measureWrk(s, PATH, o);
     const c = outcomes(m);
-    console.log(fmtRound(round, s.name, m.rps, `200: ${c['200']}, 503: ${c['503']}, 502: ${c['502']}, other: ${c['other status']}, socket errors: ${c['connect errors'] + c['read/write errors'] + c.timeouts}`));
+    console.log(
+      fmtRound(
+        round,
+        s.name,
+        m.rps,
+        `200: ${c['200']}, 503: ${c['503']}, 502: ${c['502']}, other: ${c['other status']}, socket errors: ${c['connect errors'] + c['read/write errors'] + c.timeouts}`,
+      ),
+    );
     return m;
   });
   await p.stop();
 
-  const rows = ([['nginx + php-fpm', nginx!], ['phpgate', phpgate!]] as const).map(([who, runs]) => {
+  const rows = (
+    [
+      ['nginx + php-fpm', nginx!],
+      ['phpgate', phpgate!],
+    ] as const
+  ).map(([who, runs]) => {
     const t = sumOutcomes(runs);
     const all = Object.values(t).reduce((a, n) => a + n, 0);
     const durationS = runs.length * ctx.durationS;
-    return [who, fmtRps(t['200'] / durationS), ...OUTCOMES.map((k) => `${fmtPct(t[k], all)} (${t[k].toLocaleString('en-US')})`), fmtMs(medianOf(runs, (m) => m.p99Ms))];
+    return [
+      who,
+      fmtRps(t['200'] / durationS),
+      ...OUTCOMES.map((k) => `${fmtPct(t[k], all)} (${t[k].toLocaleString('en-US')})`),
+      fmtMs(medianOf(runs, (m) => m.p99Ms)),
+    ];
   });
-  const roundRows = inRoundOrder([['nginx', nginx!], ['phpgate', phpgate!]]).map(({ round, who, run: m }) => [
-    String(round),
-    who,
-    ...OUTCOMES.map((k) => String(outcomes(m)[k])),
-    fmtMs(m.p50Ms),
-    fmtMs(m.p99Ms),
-  ]);
+  const roundRows = inRoundOrder([
+    ['nginx', nginx!],
+    ['phpgate', phpgate!],
+  ]).map(({ round, who, run: m }) => [String(round), who, ...OUTCOMES.map((k) => String(outcomes(m)[k])), fmtMs(m.p50Ms), fmtMs(m.p99Ms)]);
   return {
     title: 'Overload: 2× what the pool and its queue take (wrk)',
     method: [
@@ -76,7 +96,11 @@ async function run(ctx: Context): Promise<Section> {
       `${ctx.rounds} rounds interleaved, no warm-up (it would be overload too). Command: \`${wrkCommandLine(o)}\`: ${CONNECTIONS} connections, twice the capacity; bench/lua/status.lua counts the answers by status. A closed loop: a connection that is turned away at once asks again at once, so the shares say how the excess is refused, not how many clients were.`,
     ],
     results: [
-      mdTable(['server', 'answered 200 per second', ...OUTCOMES.map((k) => (/^\d+$/.test(k) ? `status ${k}` : k)), 'p99 (all answers)'], rows, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+      mdTable(
+        ['server', 'answered 200 per second', ...OUTCOMES.map((k) => (/^\d+$/.test(k) ? `status ${k}` : k)), 'p99 (all answers)'],
+        rows,
+        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+      ),
       'Shares of everything wrk counted (answers by status, plus its socket errors), all rounds together.',
     ],
     rounds: [mdTable(['round', 'server', ...OUTCOMES, 'p50', 'p99'], roundRows, [0, 2, 3, 4, 5, 6, 7, 8, 9, 10])],

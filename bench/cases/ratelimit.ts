@@ -36,7 +36,9 @@ async function run(ctx: Context): Promise<Section> {
     if (limited !== g.limited) throw new Error(`phpgate ${g.label}: the rate limiter is ${limited ? 'on' : 'off'}`);
   }
   const o: WrkOptions = { threads: 2, connections: 32, durationS: ctx.durationS };
-  console.log(`\nsmall file, rate limiting on vs off (${PATH}): warm-up ${ctx.warmupS} s each, then ${rounds(ctx)} × ${ctx.durationS} s per gateway, interleaved`);
+  console.log(
+    `\nsmall file, rate limiting on vs off (${PATH}): warm-up ${ctx.warmupS} s each, then ${rounds(ctx)} × ${ctx.durationS} s per gateway, interleaved`,
+  );
   for (const g of gws) await measureWrk(g.side, PATH, { ...o, durationS: ctx.warmupS });
   const [without, withRule] = await interleave(gws, rounds(ctx), async (g, round) => {
     const m = await measureWrk(g.side, PATH, o);
@@ -50,19 +52,22 @@ async function run(ctx: Context): Promise<Section> {
   const ratioBest = best(withRule!).rps / best(without!).rps;
   const results = mdTable(
     ['case', 'without rules rps', 'with the rule rps', 'ratio (medians)', 'ratio (best rounds)', 'p99 without / with (medians)'],
-    [[
-      `small file (2.7 KB) \`${PATH}\``,
-      fmtRps(medianOf(without!, (m) => m.rps)),
-      fmtRps(medianOf(withRule!, (m) => m.rps)),
-      `**${fmtRatio(ratioMedians)}**`,
-      fmtRatio(ratioBest),
-      `${fmtMs(medianOf(without!, (m) => m.p99Ms))} / ${fmtMs(medianOf(withRule!, (m) => m.p99Ms))}`,
-    ]],
+    [
+      [
+        `small file (2.7 KB) \`${PATH}\``,
+        fmtRps(medianOf(without!, (m) => m.rps)),
+        fmtRps(medianOf(withRule!, (m) => m.rps)),
+        `**${fmtRatio(ratioMedians)}**`,
+        fmtRatio(ratioBest),
+        `${fmtMs(medianOf(without!, (m) => m.p99Ms))} / ${fmtMs(medianOf(withRule!, (m) => m.p99Ms))}`,
+      ],
+    ],
     [1, 2, 4],
   );
-  const roundRows = inRoundOrder([['without rules', without!], ['with the rule', withRule!]]).map(({ round, who, run: m }) => [
-    String(round), who, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtErrors(m),
-  ]);
+  const roundRows = inRoundOrder([
+    ['without rules', without!],
+    ['with the rule', withRule!],
+  ]).map(({ round, who, run: m }) => [String(round), who, fmtRps(m.rps), fmtMs(m.p50Ms), fmtMs(m.p99Ms), fmtMBs(m.bytesPerSec), fmtErrors(m)]);
   const errors = [...without!, ...withRule!].some((m) => m.errors > 0);
   return {
     title: 'Rate-limit overhead (phpgate alone, wrk)',
@@ -71,7 +76,13 @@ async function run(ctx: Context): Promise<Section> {
     ],
     results: [results],
     rounds: [mdTable(['round', 'phpgate', 'rps', 'p50', 'p99', 'MB/s', 'errors'], roundRows, [0, 2, 3, 4, 5])],
-    targets: [{ what: `rate limiting on: with/without rps ≥ ${TARGET}×`, value: `${fmtRatio(ratioMedians)} (medians; best rounds ${fmtRatio(ratioBest)})`, met: ratioMedians >= TARGET }],
+    targets: [
+      {
+        what: `rate limiting on: with/without rps ≥ ${TARGET}×`,
+        value: `${fmtRatio(ratioMedians)} (medians; best rounds ${fmtRatio(ratioBest)})`,
+        met: ratioMedians >= TARGET,
+      },
+    ],
     warnings: errors ? ['rate-limit case: the load generator saw errors (see every round)'] : [],
   };
 }

@@ -83,8 +83,9 @@ function onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHe
   }
 }
 
-/** Ignored on purpose: a client going away mid-answer (h2load ending a run) is no error of the server's. */
-function onStreamError(): void {}
+function onStreamError(): void {
+  // Ignored on purpose: a client going away mid-answer (h2load ending a run) is no error of the server's.
+}
 
 function h2Server(tls: { cert: string; key: string }): http2.Http2SecureServer {
   // noDelay as phpgate's listener sets it (and nginx's tcp_nodelay default); otherwise node's defaults.

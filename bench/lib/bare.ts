@@ -63,7 +63,10 @@ export function keepAliveTimeoutMs(res: Got): number {
 
 /** Fails unless `got` (the bare server's answer) has the header lines of `want` (phpgate's), Date apart. */
 export function checkSameHeaders(who: string, what: string, got: Got, want: Got): void {
-  const lines = (res: Got) => headerPairs(res).filter(([name]) => name.toLowerCase() !== 'date').map(([n, v]) => `${n}: ${v}`);
+  const lines = (res: Got) =>
+    headerPairs(res)
+      .filter(([name]) => name.toLowerCase() !== 'date')
+      .map(([n, v]) => `${n}: ${v}`);
   const [g, w] = [lines(got), lines(want)];
   if (g.join('\n') !== w.join('\n')) {
     throw new Error(`${who} ${what}: its headers differ from phpgate's (Date apart):\n  ${who}: ${g.join(' | ')}\n  phpgate: ${w.join(' | ')}`);
@@ -78,7 +81,9 @@ async function compile(dir: string): Promise<string> {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
   });
   if (out.diagnostics !== undefined && out.diagnostics.length > 0) {
-    throw new Error(`could not compile ${SOURCE}: ${ts.formatDiagnostics(out.diagnostics, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => dir, getNewLine: () => '\n' })}`);
+    throw new Error(
+      `could not compile ${SOURCE}: ${ts.formatDiagnostics(out.diagnostics, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => dir, getNewLine: () => '\n' })}`,
+    );
   }
   const script = path.join(dir, 'bare-server.mjs');
   await writeFile(script, out.outputText);

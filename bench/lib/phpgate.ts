@@ -111,7 +111,14 @@ export function buildGateway(): string {
 function gatewayYaml(docroot: string, port: number, opts: PhpgateOptions, socketDir: string): string {
   // JSON is valid YAML (flow style): paths and patterns are quoted safely whatever they contain.
   const tls = opts.tls === undefined ? '' : `, tls: ${JSON.stringify({ cert: opts.tls.cert, key: opts.tls.key })}`;
-  const php = { docroot, worker_count: opts.workers, max_requests: 0, queue_limit: opts.queueLimit ?? 511, socket_dir: socketDir, ini: opts.ini ?? {} };
+  const php = {
+    docroot,
+    worker_count: opts.workers,
+    max_requests: 0,
+    queue_limit: opts.queueLimit ?? 511,
+    socket_dir: socketDir,
+    ini: opts.ini ?? {},
+  };
   return [
     `server: { host: "127.0.0.1", port: ${port}${tls} }`,
     'admin: { port: 0 }',
@@ -168,8 +175,7 @@ export async function startPhpgate(docroot: string, opts: PhpgateOptions): Promi
     rmSync(dir, { recursive: true, force: true });
   });
   let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopped ??= kill().then(() => rm(dir, { recursive: true, force: true })));
+  const stop = (): Promise<void> => (stopped ??= kill().then(() => rm(dir, { recursive: true, force: true })));
 
   // A free port can be taken between picking and binding it: retry a few times.
   for (let attempt = 1; ; attempt++) {

@@ -76,8 +76,7 @@ export function verdict(met: boolean): string {
 
 const MB = 1024 * 1024;
 export const fmtRps = (n: number) => Math.round(n).toLocaleString('en-US');
-export const fmtMs = (ms: number) =>
-  ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 1000 ? `${ms.toFixed(2)} ms` : `${(ms / 1000).toFixed(2)} s`;
+export const fmtMs = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 1000 ? `${ms.toFixed(2)} ms` : `${(ms / 1000).toFixed(2)} s`);
 export const fmtMBs = (b: number) => (b / MB).toFixed(1);
 export const fmtMB = (b: number) => `${(b / MB).toFixed(1)} MB`;
 export const fmtRatio = (r: number) => `${r.toFixed(2)}×`;
@@ -100,7 +99,11 @@ export interface Column<R> {
 
 /** A markdown table of `rows`, one cell per column. */
 export function columnsTable<R>(columns: ReadonlyArray<Column<R>>, rows: readonly R[]): string {
-  return mdTable(columns.map((c) => c.head), rows.map((r) => columns.map((c) => c.cell(r))), columns.flatMap((c, i) => (c.right === true ? [i] : [])));
+  return mdTable(
+    columns.map((c) => c.head),
+    rows.map((r) => columns.map((c) => c.cell(r))),
+    columns.flatMap((c, i) => (c.right === true ? [i] : [])),
+  );
 }
 
 /** "0" for a clean run, else wrk's or h2load's error counts. */
@@ -120,7 +123,10 @@ function firstLine(cmd: string, args: string[]): string {
 function phpFpmBinary(): string {
   for (const dir of ['/usr/sbin', '/usr/local/sbin']) {
     try {
-      const found = readdirSync(dir).filter((n) => /^php-fpm[\d.]*$/.test(n)).sort().reverse()[0];
+      const found = readdirSync(dir)
+        .filter((n) => /^php-fpm[\d.]*$/.test(n))
+        .sort()
+        .reverse()[0];
       if (found !== undefined) return `${dir}/${found}`;
     } catch {
       /* no such dir */
@@ -172,7 +178,13 @@ export function markdown(input: ReportInput): string {
   if (input.skipped.length > 0) out.push(...input.skipped.map((s) => `- Not run: ${s}`), '');
   if (targets.length > 0) {
     out.push('Targets from the issues (reported, never enforced):', '');
-    out.push(mdTable(['target', 'this run', 'verdict'], targets.map((t) => [t.what, t.value, verdict(t.met)])), '');
+    out.push(
+      mdTable(
+        ['target', 'this run', 'verdict'],
+        targets.map((t) => [t.what, t.value, verdict(t.met)]),
+      ),
+      '',
+    );
   }
   if (warnings.length > 0) out.push(...warnings.map((w) => `- ⚠ ${w}`), '');
   for (const s of input.sections) out.push(`### ${s.title}`, '', ...s.results.flatMap((r) => [r, '']));

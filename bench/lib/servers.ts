@@ -66,7 +66,8 @@ function nodeProcessSide<N extends ServerName>(name: N, label: string, p: Phpgat
     name,
     port: p.port,
     roots: [p.pid],
-    check: (what) => (p.alive() ? Promise.resolve() : p.logTail().then((log) => Promise.reject(new Error(`${label} died during ${what}; its log:\n${log}`)))),
+    check: (what) =>
+      p.alive() ? Promise.resolve() : p.logTail().then((log) => Promise.reject(new Error(`${label} died during ${what}; its log:\n${log}`))),
   };
 }
 
@@ -149,7 +150,13 @@ export interface Measured extends WrkResult {
 
 /** CPU time per request in µs: all the runs' CPU seconds (`field`) over all their requests. */
 export function cpuPerRequestUs(runs: readonly Measured[], field: (m: Measured) => number): number {
-  return (1e6 * runs.reduce((a, m) => a + field(m), 0)) / Math.max(1, runs.reduce((a, m) => a + m.requests, 0));
+  return (
+    (1e6 * runs.reduce((a, m) => a + field(m), 0)) /
+    Math.max(
+      1,
+      runs.reduce((a, m) => a + m.requests, 0),
+    )
+  );
 }
 
 export async function measureWrk(side: Side, urlPath: string, o: WrkOptions): Promise<Measured> {

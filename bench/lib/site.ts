@@ -82,14 +82,19 @@ function page50k(): string {
     '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
     '<title>The Valley Courier — local news</title><link rel="stylesheet" href="/small.css"></head>',
     '<body>',
-    `<header class="site-header"><nav class="main-nav">${WORDS.slice(50, 62).map((w) => `<a class="nav-link" href="/section/${w}">${w}</a>`).join('')}</nav></header>`,
+    `<header class="site-header"><nav class="main-nav">${WORDS.slice(50, 62)
+      .map((w) => `<a class="nav-link" href="/section/${w}">${w}</a>`)
+      .join('')}</nav></header>`,
     '<main class="content">',
   ].join('\n');
   const foot = '</main>\n<footer class="site-footer"><p>© The Valley Courier</p></footer>\n</body>\n</html>\n';
   const parts: string[] = [];
   let size = head.length + foot.length;
   for (let i = 1; size < PAGE_BYTES; i++) {
-    const paragraphs = Array.from({ length: 3 + Math.floor(rnd() * 3) }, () => `<p>${Array.from({ length: 3 + Math.floor(rnd() * 4) }, sentence).join(' ')}</p>`);
+    const paragraphs = Array.from(
+      { length: 3 + Math.floor(rnd() * 3) },
+      () => `<p>${Array.from({ length: 3 + Math.floor(rnd() * 4) }, sentence).join(' ')}</p>`,
+    );
     const list = rnd() < 0.4 ? `\n<ul class="facts">${Array.from({ length: 4 }, () => `<li>${sentence()}</li>`).join('')}</ul>` : '';
     const article = `<article class="story" id="story-${i}">\n<h2 class="story-title"><a href="/story/${i}">${sentence()}</a></h2>\n${paragraphs.join('\n')}${list}\n</article>`;
     parts.push(article);
@@ -99,8 +104,18 @@ function page50k(): string {
 }
 
 function jsonOrder(): string {
-  const items = Array.from({ length: 12 }, (_, i) => ({ sku: `SKU-${1000 + i * 37}`, name: `Item number ${i + 1}`, qty: 1 + (i % 4), price: 3.5 + i * 2.25 }));
-  return JSON.stringify({ id: 'A-20931', customer: { email: 'ann@example.com', name: 'Ann Example', country: 'DE' }, items, note: 'leave at the door' });
+  const items = Array.from({ length: 12 }, (_, i) => ({
+    sku: `SKU-${1000 + i * 37}`,
+    name: `Item number ${i + 1}`,
+    qty: 1 + (i % 4),
+    price: 3.5 + i * 2.25,
+  }));
+  return JSON.stringify({
+    id: 'A-20931',
+    customer: { email: 'ann@example.com', name: 'Ann Example', country: 'DE' },
+    items,
+    note: 'leave at the door',
+  });
 }
 
 function multipart(file: Buffer): Buffer {

@@ -20,8 +20,8 @@ export function runTool(cmd: string, args: string[], limitS: number, missing: st
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
     const timer = setTimeout(() => child.kill('SIGKILL'), limitS * 1000);
     let settled = false;
     const done = (err: Error | null): void => {

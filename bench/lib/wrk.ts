@@ -60,7 +60,10 @@ export function wrkVersion(): string | null {
   const r = spawnSync('wrk', ['-v'], { encoding: 'utf8', timeout: 5000 });
   if (r.error) return null;
   // `wrk -v` prints "wrk 4.1.0 [epoll] Copyright ..." followed by the usage text.
-  return (r.stdout + r.stderr).split('\n')[0]!.replace(/\s*Copyright.*$/, '').trim();
+  return (r.stdout + r.stderr)
+    .split('\n')[0]!
+    .replace(/\s*Copyright.*$/, '')
+    .trim();
 }
 
 const TIME_UNITS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

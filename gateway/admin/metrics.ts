@@ -58,10 +58,18 @@ export class Metrics implements RequestObserver {
     this.#source = source;
     this.#clock = o.clock ?? (() => performance.now());
     this.#recent = new RecentWindow(this.#clock());
-    this.#duration = new PlainHistogram('phpgate_request_duration_seconds', 'Time from request start to the end of the response, by pool.',
-      'pool', DURATION_BUCKETS_S);
-    this.#upstream = new PlainHistogram('phpgate_upstream_duration_seconds', 'Time from handing a request to PHP until its answer ended, by pool.',
-      'pool', DURATION_BUCKETS_S);
+    this.#duration = new PlainHistogram(
+      'phpgate_request_duration_seconds',
+      'Time from request start to the end of the response, by pool.',
+      'pool',
+      DURATION_BUCKETS_S,
+    );
+    this.#upstream = new PlainHistogram(
+      'phpgate_upstream_duration_seconds',
+      'Time from handing a request to PHP until its answer ended, by pool.',
+      'pool',
+      DURATION_BUCKETS_S,
+    );
   }
 
   /** The registry with every metric read at scrape time (the request counts from this object's plain numbers). */

@@ -180,7 +180,13 @@ export class AdminServer {
     }
     const pattern = new URLSearchParams(query).get('pattern');
     if (pattern === null || urlPattern.parse(pattern) === INVALID) {
-      send(req, res, 400, 'application/json', JSON.stringify({ error: 'pattern is required: a URL pattern starting with / or * (e.g. ?pattern=/blog/*)' }));
+      send(
+        req,
+        res,
+        400,
+        'application/json',
+        JSON.stringify({ error: 'pattern is required: a URL pattern starting with / or * (e.g. ?pattern=/blog/*)' }),
+      );
       return null;
     }
     const purged = this.#purge(pattern);

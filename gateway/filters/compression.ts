@@ -11,7 +11,8 @@ import { parseAcceptEncoding, weightOf } from '../http/accept-encoding.js';
 export type Encoding = 'br' | 'gzip';
 
 /** Types worth compressing: text, and the structured formats sent as application/* (nginx users list them in gzip_types). */
-const COMPRESSIBLE = /^(?:text\/|application\/(?:json|javascript|x-javascript|ecmascript|xml|xhtml\+xml|rss\+xml|atom\+xml|ld\+json|manifest\+json|graphql-response\+json|problem\+json|vnd\.api\+json)|image\/svg\+xml|[a-z]+\/[a-z0-9.+-]*\+(?:json|xml)(?:\s*;|$))/i;
+const COMPRESSIBLE =
+  /^(?:text\/|application\/(?:json|javascript|x-javascript|ecmascript|xml|xhtml\+xml|rss\+xml|atom\+xml|ld\+json|manifest\+json|graphql-response\+json|problem\+json|vnd\.api\+json)|image\/svg\+xml|[a-z]+\/[a-z0-9.+-]*\+(?:json|xml)(?:\s*;|$))/i;
 
 /** A few distinct Accept-Encoding values arrive over and over: their choice is remembered. */
 const CHOICE_CACHE_MAX = 256;
@@ -35,8 +36,13 @@ export class Compression {
    * The encoding for one answer, or null to send it as it is. `head`: PHP's Content-Type and Content-Length (a
    * streamed body of unknown length is compressed, as nginx does); `headers`: what will be sent.
    */
-  choose(acceptEncoding: string | undefined, method: string | undefined, status: number,
-    head: { readonly contentType: string; readonly contentLength: number | null }, headers: readonly string[]): Encoding | null {
+  choose(
+    acceptEncoding: string | undefined,
+    method: string | undefined,
+    status: number,
+    head: { readonly contentType: string; readonly contentLength: number | null },
+    headers: readonly string[],
+  ): Encoding | null {
     if (acceptEncoding === undefined || acceptEncoding === '' || method === 'HEAD') return null;
     return this.compressible(status, head, headers) ? this.negotiate(acceptEncoding) : null;
   }

@@ -77,7 +77,7 @@ function headersFor(h: RouteHeaders, tls: boolean): string[] {
   const recorded = new HeaderRecorder();
   let failed: unknown = null;
   helmet(helmetOptions(h, tls))({ headers: {} } as IncomingMessage, recorded as unknown as ServerResponse, (err?: unknown) => (failed = err ?? null));
-  if (failed !== null) throw failed;
+  if (failed !== null) throw failed instanceof Error ? failed : new Error(`helmet failed: ${JSON.stringify(failed)}`);
   if (typeof h.csp === 'string') recorded.setHeader('Content-Security-Policy', h.csp);
   if (tls && typeof h.hsts === 'string') recorded.setHeader('Strict-Transport-Security', h.hsts);
   for (const [name, value] of Object.entries(h.set)) recorded.setHeader(name, value);

@@ -320,7 +320,10 @@ function limiterFor(rule: RateLimitRule, digest: string, redis: RedisLink | null
   const duration = Math.ceil(rule.duration_s);
   const blockDuration = Math.ceil(rule.block_s);
   if (duration !== rule.duration_s || blockDuration !== rule.block_s) {
-    log.warn({ pattern: rule.pattern, duration_s: duration, block_s: blockDuration }, 'rate limit rule: a Redis store counts whole seconds; rounded up');
+    log.warn(
+      { pattern: rule.pattern, duration_s: duration, block_s: blockDuration },
+      'rate limit rule: a Redis store counts whole seconds; rounded up',
+    );
   }
   const limits = { keyPrefix, points: rule.points, duration, blockDuration };
   return new RateLimiterRedis({

@@ -26,8 +26,16 @@ export interface PhpSite {
  * redirect, as nginx's $request_uri does). `method` and `contentLength` as PHP must see them (an error page or internal redirect runs as a GET without a
  * body); `forFill`: the answer fills a cache entry, so PHP gets no validators and must answer in full.
  */
-export function phpParams(x: Exchange, target: ParsedTarget, script: PhpScript, site: PhpSite, client: ClientInfo, method: string,
-  contentLength: string, forFill: boolean): CgiParams {
+export function phpParams(
+  x: Exchange,
+  target: ParsedTarget,
+  script: PhpScript,
+  site: PhpSite,
+  client: ClientInfo,
+  method: string,
+  contentLength: string,
+  forFill: boolean,
+): CgiParams {
   const req = x.req;
   const socket = req.socket;
   const cgi: CgiRequest = {

@@ -84,8 +84,15 @@ export class StaticFiles {
    * error status the caller must answer (with its error page): 405 for methods other than GET and HEAD, as nginx.
    * `carried`: headers of an answer that redirected here (X-Accel-Redirect), which replace the file's own by name.
    */
-  serve(x: Exchange, sink: ResponseSink, file: string, stat: fs.Stats, uriPath: string, carried: readonly string[] | null = null,
-    method = x.req.method): StaticResult {
+  serve(
+    x: Exchange,
+    sink: ResponseSink,
+    file: string,
+    stat: fs.Stats,
+    uriPath: string,
+    carried: readonly string[] | null = null,
+    method = x.req.method,
+  ): StaticResult {
     const req = x.req;
     if (method !== 'GET' && method !== 'HEAD') return 405;
     const { rep, vary } = this.#choose(file, stat, req.headers['accept-encoding']);
@@ -125,8 +132,18 @@ export class StaticFiles {
    * Validators, conditionals and ranges, then the bytes: from memory, or streamed from `fd` (which this closes
    * whatever the answer).
    */
-  #answer(x: Exchange, sink: ResponseSink, file: string, rep: Representation, entry: FileEntry, vary: boolean,
-    uriPath: string, fd: number | null, carried: readonly string[] | null, method: string | undefined): void {
+  #answer(
+    x: Exchange,
+    sink: ResponseSink,
+    file: string,
+    rep: Representation,
+    entry: FileEntry,
+    vary: boolean,
+    uriPath: string,
+    fd: number | null,
+    carried: readonly string[] | null,
+    method: string | undefined,
+  ): void {
     const req = x.req;
     const h = req.headers;
     const headers: string[] = [];
@@ -150,8 +167,8 @@ export class StaticFiles {
     } else {
       headers.push('Accept-Ranges', 'bytes');
       const ifRange = h['if-range'];
-      const range = h.range === undefined || !ifRangeHolds(typeof ifRange === 'string' ? ifRange : undefined, entry)
-        ? null : parseRange(h.range, entry.size);
+      const range =
+        h.range === undefined || !ifRangeHolds(typeof ifRange === 'string' ? ifRange : undefined, entry) ? null : parseRange(h.range, entry.size);
       if (range === 'unsatisfiable') {
         status = 416;
         headers.push('Content-Range', `bytes */${entry.size}`, 'Content-Length', '0');
@@ -189,10 +206,12 @@ export class StaticFiles {
     if (req.method === 'HEAD' || entry.size === 0) res.end();
     else if (entry.body !== null) res.end(entry.body);
     else {
-      fs.createReadStream(file, { highWaterMark: STREAM_CHUNK }).on('error', (err) => {
-        this.#log.warn({ err, file }, 'error page read failed mid-response');
-        res.destroy();
-      }).pipe(res);
+      fs.createReadStream(file, { highWaterMark: STREAM_CHUNK })
+        .on('error', (err) => {
+          this.#log.warn({ err, file }, 'error page read failed mid-response');
+          res.destroy();
+        })
+        .pipe(res);
     }
   }
 
@@ -323,9 +342,10 @@ class FileStream implements Source, ClientCloseListener {
     this.#sink = sink;
     this.#log = log;
     this.#path = path;
-    this.#stream = fd === null
-      ? fs.createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK })
-      : fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK });
+    this.#stream =
+      fd === null
+        ? fs.createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK })
+        : fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK });
     x.watch(this);
   }
 

@@ -143,7 +143,10 @@ export function readBody(req: IncomingMessage, maxBytes: number, idleMs: number,
     req.once('end', () => {
       clearTimeout(idle);
       if (failed) return;
-      void writing.then(() => resolve(new RequestBody(size, memory, file)), () => undefined);
+      void writing.then(
+        () => resolve(new RequestBody(size, memory, file)),
+        () => undefined,
+      ); // a failed write is reported by writing.catch above
     });
     req.once('aborted', () => fail(new PhpgateError(ErrorCode.ClientAborted, 'client closed the connection while sending the body')));
     req.once('error', (err) => fail(new PhpgateError(ErrorCode.ClientAborted, `request body: ${err.message}`, { cause: err })));

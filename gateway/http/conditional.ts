@@ -1,7 +1,10 @@
 /** Conditional requests (RFC 9110 §13.1): comparing a request's validators with a representation's. */
 
 function etagList(header: string): string[] {
-  return header.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  return header
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
 }
 
 function opaque(tag: string): string {

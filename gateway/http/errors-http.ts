@@ -27,7 +27,9 @@ function page(status: number): Buffer {
   let body = pages.get(status);
   if (body === undefined) {
     const title = `${status} ${STATUS_CODES[status] ?? ''}`.trim();
-    body = Buffer.from(`<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>phpgate</center>\r\n</body>\r\n</html>\r\n`);
+    body = Buffer.from(
+      `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>phpgate</center>\r\n</body>\r\n</html>\r\n`,
+    );
     pages.set(status, body);
   }
   return body;

@@ -72,8 +72,15 @@ export class Exchange implements ResponseSink {
   #waiting = false;
   #sendTimer: NodeJS.Timeout | null = null;
 
-  constructor(req: IncomingMessage, res: ServerResponse, cx: ExchangeContext, target: ParsedTarget | null, edge: HeaderList,
-    trace: RequestTrace | null, forceStatus = 0) {
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    cx: ExchangeContext,
+    target: ParsedTarget | null,
+    edge: HeaderList,
+    trace: RequestTrace | null,
+    forceStatus = 0,
+  ) {
     this.req = req;
     this.res = res;
     this.target = target;
@@ -231,8 +238,13 @@ export class Exchange implements ResponseSink {
       return;
     }
     setHeaders(res, this.#edge);
-    this.#cx.errors.answerError(this.req, res, statusForError(err.code), this.target,
-      err.code === ErrorCode.PoolSaturated ? { 'Retry-After': '1' } : undefined);
+    this.#cx.errors.answerError(
+      this.req,
+      res,
+      statusForError(err.code),
+      this.target,
+      err.code === ErrorCode.PoolSaturated ? { 'Retry-After': '1' } : undefined,
+    );
   }
 
   /**

@@ -62,15 +62,18 @@ export class MainListener {
     if (s.tls === null) {
       this.#server = http.createServer(http1Options(s.timeouts, s.limits), onRequest);
     } else {
-      const server = loadHttp2().createSecureServer({
-        cert: s.tls.cert,
-        key: s.tls.key,
-        allowHTTP1: true,
-        noDelay: true,
-        handshakeTimeout: s.timeouts.header_ms,
-        maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
-        settings: { maxConcurrentStreams: s.limits.h2_max_streams, maxHeaderListSize: headerBytes },
-      }, onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+      const server = loadHttp2().createSecureServer(
+        {
+          cert: s.tls.cert,
+          key: s.tls.key,
+          allowHTTP1: true,
+          noDelay: true,
+          handshakeTimeout: s.timeouts.header_ms,
+          maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
+          settings: { maxConcurrentStreams: s.limits.h2_max_streams, maxHeaderListSize: headerBytes },
+        },
+        onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      );
       // HTTP/1.1 connections on this server run node's http machinery, which reads these from the server object
       // (requireHostHeader is http.createServer's default; here nothing sets it).
       Object.assign(server, { requireHostHeader: true, ...http1Options(s.timeouts, s.limits) });
@@ -265,4 +268,6 @@ function guardConnections(server: http.Server | http2.Http2SecureServer, s: List
   });
 }
 
-function ignore(): void {}
+function ignore(): void {
+  // An error is followed by 'close', which fails readProxyHeader: its rejection handler logs and destroys the socket.
+}

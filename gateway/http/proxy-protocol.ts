@@ -16,8 +16,7 @@ const V2_MAX_BODY = 4096;
 
 export type ProxyHeader =
   /** `peer` null: LOCAL (the balancer's own health check) or UNKNOWN: the connection's own address stands. */
-  | { readonly complete: true; readonly peer: ProxiedPeer | null; readonly length: number }
-  | { readonly complete: false };
+  { readonly complete: true; readonly peer: ProxiedPeer | null; readonly length: number } | { readonly complete: false };
 
 export class ProxyProtocolError extends Error {}
 
@@ -87,7 +86,7 @@ function parseV2(buf: Buffer): ProxyHeader {
 function compressIPv6(groups: string[]): string {
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;

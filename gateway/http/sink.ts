@@ -86,4 +86,8 @@ export function headerIndex(headers: readonly string[], name: string): number {
 }
 
 /** A producer that never waits (it gives everything at once): resume has nothing to do. */
-export const NO_SOURCE: Source = { resume(): void {} };
+export const NO_SOURCE: Source = {
+  resume(): void {
+    // Nothing waits: the whole answer was given at once.
+  },
+};

@@ -20,14 +20,21 @@ export function loadTls(c: TlsConfig): TlsMaterial {
     cert = fs.readFileSync(c.cert);
     key = fs.readFileSync(c.key);
   } catch (err) {
-    throw new PhpgateError(ErrorCode.ConfigInvalid, `server.tls: cannot read ${(err as NodeJS.ErrnoException).path ?? 'the certificate or key'}: ${(err as Error).message}`, { cause: err });
+    throw new PhpgateError(
+      ErrorCode.ConfigInvalid,
+      `server.tls: cannot read ${(err as NodeJS.ErrnoException).path ?? 'the certificate or key'}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   try {
     // Builds the context once to check it: a key that does not match the certificate fails here.
     tls.createSecureContext({ cert, key });
   } catch (err) {
-    throw new PhpgateError(ErrorCode.ConfigInvalid,
-      `server.tls: ${c.cert} and ${c.key} are not a usable certificate and key (${(err as Error).message}); check that the key belongs to the certificate`, { cause: err });
+    throw new PhpgateError(
+      ErrorCode.ConfigInvalid,
+      `server.tls: ${c.cert} and ${c.key} are not a usable certificate and key (${(err as Error).message}); check that the key belongs to the certificate`,
+      { cause: err },
+    );
   }
   return { cert, key };
 }

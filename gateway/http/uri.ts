@@ -19,8 +19,10 @@ export interface ParsedTarget {
 const VALID_AUTHORITY = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+// eslint-disable-next-line no-control-regex -- the ASCII range's lower bound, not a search for control characters
 const NON_ASCII = /[^\x00-\x7f]/;
 /** node hands the target over one latin1 character per byte; anything above U+00FF did not come off the wire. */
+// eslint-disable-next-line no-control-regex -- the latin1 range's lower bound, not a search for control characters
 const NOT_A_BYTE = /[^\x00-\xff]/;
 
 /** Returns null when the target is invalid: the caller answers 400. */

@@ -180,7 +180,11 @@ export class Router {
     return { kind: RouteKind.Php, pool: this.poolFor(requestPath), scriptName, pathInfo, scriptFilename: file, queryString: args };
   }
 
-  #tryFilesLocation(uriPath: string, args: string, requestPath: string): { kind: 'route'; route: Route } | { kind: 'internal'; path: string; query: string } {
+  #tryFilesLocation(
+    uriPath: string,
+    args: string,
+    requestPath: string,
+  ): { kind: 'route'; route: Route } | { kind: 'internal'; path: string; query: string } {
     for (const entry of this.#tryFiles) {
       switch (entry.kind) {
         case 'file': {
@@ -191,7 +195,10 @@ export class Router {
             if (entry.template !== '$uri') break;
             // nginx's static module: a directory without its trailing slash is redirected to it.
             if (!uriPath.endsWith('/')) {
-              return { kind: 'route', route: { kind: RouteKind.Redirect, status: 301, location: encodePath(uriPath) + '/' + (args === '' ? '' : '?' + args) } };
+              return {
+                kind: 'route',
+                route: { kind: RouteKind.Redirect, status: 301, location: encodePath(uriPath) + '/' + (args === '' ? '' : '?' + args) },
+              };
             }
             return { kind: 'route', route: this.#index_(uriPath, args, requestPath) };
           }

@@ -102,8 +102,13 @@ function paramsRecords(requestId: number, body: Buffer): Buffer[] {
  * STDIN record too (a request without a body). One buffer is one socket write: the per-request path to PHP skips
  * the stream machinery a write per record would cost.
  */
-export function encodeRequestStart(requestId: number, role: number, flags: number, pairs: Iterable<readonly [string, ParamValue]>,
-  endStdin: boolean): Buffer {
+export function encodeRequestStart(
+  requestId: number,
+  role: number,
+  flags: number,
+  pairs: Iterable<readonly [string, ParamValue]>,
+  endStdin: boolean,
+): Buffer {
   const nv = measurePairs(pairs);
   if (nv.total > MAX_ALIGNED_CONTENT_LEN) {
     // Params over one record (huge cookies): rare enough for the general encoders and a copy.

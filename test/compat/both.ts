@@ -72,14 +72,22 @@ export function recordDiff(ref: Record<string, unknown>, gw: Record<string, unkn
     const inGw = Object.hasOwn(gw, k);
     if (inRef && !inGw) lines.push(`  only nginx+fpm: ${k} = ${JSON.stringify(ref[k])}`);
     else if (!inRef && inGw) lines.push(`  only phpgate:   ${k} = ${JSON.stringify(gw[k])}`);
-    else if (!isDeepStrictEqual(ref[k], gw[k])) lines.push(`  differs:        ${k}: nginx+fpm ${JSON.stringify(ref[k])} | phpgate ${JSON.stringify(gw[k])}`);
+    else if (!isDeepStrictEqual(ref[k], gw[k]))
+      lines.push(`  differs:        ${k}: nginx+fpm ${JSON.stringify(ref[k])} | phpgate ${JSON.stringify(gw[k])}`);
   }
   return lines;
 }
 
 /** Response headers that are each server's own business (framing, connection, identity, clock). */
-export const RESPONSE_HEADERS_DROPPED = new Set(['server', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length',
-  ...securityHeaderNames()]);
+export const RESPONSE_HEADERS_DROPPED = new Set([
+  'server',
+  'date',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  ...securityHeaderNames(),
+]);
 
 /**
  * What phpgate's headers.* adds by default (helmet's set) and a stock nginx does not: asserted on their own in
@@ -161,11 +169,11 @@ function send(base: string, r: Req): Promise<SimpleResponse> {
 
 export interface Stacks {
   /** The same request to both stacks, at the same time; returns [nginx+fpm, phpgate]. */
-  both(r: Req): Promise<[SimpleResponse, SimpleResponse]>;
+  both(this: void, r: Req): Promise<[SimpleResponse, SimpleResponse]>;
   /** Skips (locally) or fails (CI) when nginx + php-fpm are not installed; false: the test must return. */
-  ready(t: TestContext): boolean;
+  ready(this: void, t: TestContext): boolean;
   /** nginx's listen port (it shows in its absolute redirects). */
-  refPort(): number;
+  refPort(this: void): number;
 }
 
 /**
@@ -203,9 +211,11 @@ export function useStacks(): Stacks {
 
   return {
     both(r) {
-      const label = (who: string) => (err: unknown): never => {
-        throw new Error(`${who}: ${r.method ?? 'GET'} ${r.target}: ${err instanceof Error ? err.message : String(err)}`);
-      };
+      const label =
+        (who: string) =>
+        (err: unknown): never => {
+          throw new Error(`${who}: ${r.method ?? 'GET'} ${r.target}: ${err instanceof Error ? err.message : String(err)}`);
+        };
       return Promise.all([send(`http://127.0.0.1:${ref!.port}`, r).catch(label('nginx+fpm')), send(gw!.base, r).catch(label('phpgate'))]);
     },
     ready(t) {

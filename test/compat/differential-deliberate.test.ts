@@ -65,7 +65,13 @@ describe('differential: deliberate differences of phpgate from nginx + php-fpm',
 
   it('repeated request headers: nginx 1.22 passes the last copy, phpgate joins them with ", " (as nginx ≥ 1.23)', async (t) => {
     if (!ready(t)) return;
-    const [a, b] = await both({ target: '/dump.php', headers: [['X-Dup', 'first'], ['X-Dup', 'second']] });
+    const [a, b] = await both({
+      target: '/dump.php',
+      headers: [
+        ['X-Dup', 'first'],
+        ['X-Dup', 'second'],
+      ],
+    });
     const da = parse(a, 'nginx+fpm');
     const db = parse(b, 'phpgate');
     // Each line becomes its own FastCGI param in nginx < 1.23; PHP keeps the last one.
@@ -75,7 +81,13 @@ describe('differential: deliberate differences of phpgate from nginx + php-fpm',
 
   it('repeated Cookie headers: nginx 1.22 passes the last one, phpgate joins them with "; " (as nginx ≥ 1.23)', async (t) => {
     if (!ready(t)) return;
-    const [a, b] = await both({ target: '/dump.php', headers: [['Cookie', 'a=1'], ['Cookie', 'b=2']] });
+    const [a, b] = await both({
+      target: '/dump.php',
+      headers: [
+        ['Cookie', 'a=1'],
+        ['Cookie', 'b=2'],
+      ],
+    });
     const da = parse(a, 'nginx+fpm');
     const db = parse(b, 'phpgate');
     if (joinsRepeats(nginxVersion(da))) {
@@ -91,7 +103,7 @@ describe('differential: deliberate differences of phpgate from nginx + php-fpm',
 
   // ---- Host ----------------------------------------------------------------------------------------------
 
-  it('HTTP_HOST: Debian\'s fastcgi_params pass $host (lower-cased, no port), phpgate the Host header as sent', async (t) => {
+  it("HTTP_HOST: Debian's fastcgi_params pass $host (lower-cased, no port), phpgate the Host header as sent", async (t) => {
     if (!ready(t)) return;
     const [a, b] = await both({ target: '/dump.php', headers: { Host: 'Example.TEST:8081' } });
     const da = parse(a, 'nginx+fpm');

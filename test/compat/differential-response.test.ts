@@ -368,7 +368,12 @@ describe('differential: what the client gets, phpgate vs nginx + php-fpm over th
   // also carries `Allow: GET, HEAD` (asserted in differential-deliberate.test.ts): status only here.
   it('POST to a static file: 405 on both (status only)', async (t) => {
     if (!ready(t)) return;
-    const [a, b] = await both({ method: 'POST', target: '/static.txt', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'a=1' });
+    const [a, b] = await both({
+      method: 'POST',
+      target: '/static.txt',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'a=1',
+    });
     assert.equal(a.status, 405);
     assert.equal(b.status, a.status);
   });

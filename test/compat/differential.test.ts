@@ -32,7 +32,9 @@ function multipart(parts: readonly Part[]): Buffer {
     if ('value' in p) {
       out.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${p.name}"\r\n\r\n${p.value}\r\n`));
     } else {
-      out.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${p.name}"; filename="${p.filename}"\r\nContent-Type: ${p.type}\r\n\r\n`));
+      out.push(
+        Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${p.name}"; filename="${p.filename}"\r\nContent-Type: ${p.type}\r\n\r\n`),
+      );
       out.push(p.content, Buffer.from('\r\n'));
     }
   }
@@ -76,7 +78,7 @@ for (let i = 0; i < FIVE_MB.length; i++) FIVE_MB[i] = (i * 13 + (i >> 11)) % 256
 // Cases: each is one request to each stack, compared with compareDumpCase
 // ---------------------------------------------------------------------------------------------------------
 
-const post = (d: Dump) => d.post as Record<string, unknown>;
+const post = (d: Dump) => d.post;
 const files = (d: Dump) => d.files as Record<string, Record<string, unknown>>;
 
 const DUMP_CASES: DumpCase[] = [
@@ -186,7 +188,7 @@ const DUMP_CASES: DumpCase[] = [
     check: (d) => assert.equal(d.server['PATH_INFO'], '/'),
   },
   {
-    name: 'PATH_INFO percent-encoded (decoded, as nginx\'s $uri)',
+    name: "PATH_INFO percent-encoded (decoded, as nginx's $uri)",
     target: '/info.php/%C3%A9/x%20y',
     check: (d) => {
       assert.equal(d.server['PATH_INFO'], '/é/x y');
@@ -293,7 +295,7 @@ const DUMP_CASES: DumpCase[] = [
     target: '/dump.php?from=query',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
     body: 'name=J%C3%B6rg&list[]=1&list[]=2&empty=&plus=a+b',
-    check: (d) => assert.equal((d.post as Record<string, unknown>)['plus'], 'a b'),
+    check: (d) => assert.equal(d.post['plus'], 'a b'),
   },
   {
     name: 'urlencoded POST: nested arrays and unicode',
@@ -440,11 +442,11 @@ const DUMP_CASES: DumpCase[] = [
       'X-Request-ID': 'req-123',
       'x-forwarded-for': '203.0.113.7, 198.51.100.1',
       'X-Forwarded-Proto': 'https',
-      'Authorization': 'Bearer abc.def.ghi',
-      'Referer': 'http://localhost/from?x=1',
+      Authorization: 'Bearer abc.def.ghi',
+      Referer: 'http://localhost/from?x=1',
       'If-None-Match': '"abc"',
       'X-Api-Version2': '2',
-      'DNT': '1',
+      DNT: '1',
       'X-Spaces': '  padded value  ',
     },
     check: (d) => {
@@ -513,7 +515,12 @@ describe('differential: what PHP sees, phpgate vs nginx + php-fpm over the fixtu
 
   it('digest: 5 MB POST body, compared by sha256 (POST /digest.php)', async (t) => {
     if (!stacks.ready(t)) return;
-    const [a, b] = await stacks.both({ method: 'POST', target: '/digest.php', headers: { 'Content-Type': 'application/octet-stream' }, body: FIVE_MB });
+    const [a, b] = await stacks.both({
+      method: 'POST',
+      target: '/digest.php',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: FIVE_MB,
+    });
     const da = parseDigest(a, 'nginx+fpm');
     const db = parseDigest(b, 'phpgate');
     assert.equal(da.input_len, FIVE_MB.length);
@@ -524,7 +531,13 @@ describe('differential: what PHP sees, phpgate vs nginx + php-fpm over the fixtu
 
   it('digest: chunked 330 KB POST body (spooled), compared by sha256 (POST /digest.php)', async (t) => {
     if (!stacks.ready(t)) return;
-    const [a, b] = await stacks.both({ method: 'POST', target: '/digest.php', headers: { 'Content-Type': 'application/octet-stream' }, body: CHUNKED_PARTS, chunked: true });
+    const [a, b] = await stacks.both({
+      method: 'POST',
+      target: '/digest.php',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: CHUNKED_PARTS,
+      chunked: true,
+    });
     const da = parseDigest(a, 'nginx+fpm');
     const db = parseDigest(b, 'phpgate');
     assert.equal(da.input_sha256, sha256(Buffer.concat(CHUNKED_PARTS)));

@@ -34,13 +34,24 @@ export async function startGateway(yamlText: string, opts: { docroot?: string; a
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
       if (process.env['PHPGATE_TEST_LOG'] === '1') process.stderr.write(chunk);
       cb();
     },
   });
   const text = `${yamlText}\n`;
-  const loaded = loadConfig({ text, file: 'test.yaml', baseDir: tmp, env: { PATH: process.env['PATH'] }, overrides: opts.docroot === undefined ? {} : { docroot: opts.docroot } });
+  const loaded = loadConfig({
+    text,
+    file: 'test.yaml',
+    baseDir: tmp,
+    env: { PATH: process.env['PATH'] },
+    overrides: opts.docroot === undefined ? {} : { docroot: opts.docroot },
+  });
   // Port 0 (any free port) and a private socket directory per gateway, so tests can run side by side.
   const config: Readonly<GatewayConfig> = {
     ...loaded,
@@ -79,7 +90,13 @@ export interface SimpleResponse {
 export function request(
   base: string,
   target: string,
-  opts: { method?: string; headers?: http.OutgoingHttpHeaders | Array<[string, string]>; body?: Buffer | string | Buffer[]; chunked?: boolean; timeoutMs?: number } = {},
+  opts: {
+    method?: string;
+    headers?: http.OutgoingHttpHeaders | Array<[string, string]>;
+    body?: Buffer | string | Buffer[];
+    chunked?: boolean;
+    timeoutMs?: number;
+  } = {},
 ): Promise<SimpleResponse> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
@@ -101,7 +118,14 @@ export function request(
       res.on('error', reject);
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, rawHeaders: res.rawHeaders, body, text: body.toString('utf8') });
+        resolve({
+          status: res.statusCode ?? 0,
+          statusMessage: res.statusMessage ?? '',
+          headers: res.headers,
+          rawHeaders: res.rawHeaders,
+          body,
+          text: body.toString('utf8'),
+        });
       });
     });
     const body = opts.body;

@@ -60,9 +60,7 @@ function findFpm(): string | undefined {
       continue;
     }
     // php-fpm8.2, php-fpm8.3, ... : prefer the highest version.
-    const candidates = names
-      .filter((n) => /^php-fpm[\d.]*$/.test(n))
-      .sort((a, b) => b.localeCompare(a, 'en', { numeric: true }));
+    const candidates = names.filter((n) => /^php-fpm[\d.]*$/.test(n)).sort((a, b) => b.localeCompare(a, 'en', { numeric: true }));
     for (const n of candidates) if (isExecutable(path.join(dir, n))) return path.join(dir, n);
   }
   return undefined;
@@ -267,7 +265,8 @@ function fpmConfig(template: string, runDir: string, workers: number, opts: Ngin
   const extra = Object.entries(opts?.poolDirectives ?? {}).map(([k, v]) => `${k} = ${v}`);
   const conf = substitute(template, { RUN: runDir }).replace(/^pm\.max_children\s*=.*$/m, `pm.max_children = ${workers}`);
   const www = /^\[www\]$[\s\S]*/m.exec(conf);
-  if (www === null || !/^listen = .*\/php-fpm\.sock$/m.test(www[0])) throw new Error('php-fpm anchor config: no [www] pool with a php-fpm.sock listener last');
+  if (www === null || !/^listen = .*\/php-fpm\.sock$/m.test(www[0]))
+    throw new Error('php-fpm anchor config: no [www] pool with a php-fpm.sock listener last');
   const pools = (opts?.extraPools ?? []).map(({ name, workers: n }) => {
     if (!FPM_NAME.test(name) || name === 'www') throw new Error(`extraPools: unsuitable pool name ${JSON.stringify(name)}`);
     if (!Number.isInteger(n) || n < 1) throw new Error(`extraPools: ${name}: workers must be a positive integer, got ${n}`);
@@ -301,10 +300,14 @@ function configPath(file: string, what: string): string {
 function withTlsListener(conf: string, port: number, tlsPort: number, cert: string, key: string): string {
   const listen = new RegExp(`^(\\s*)listen 127\\.0\\.0\\.1:${port};$`, 'm');
   if (!listen.test(conf)) throw new Error('nginx anchor config: no `listen 127.0.0.1:PORT;` line to add the TLS listener to');
-  return conf.replace(
-    listen,
-    (line, indent: string) =>
-      [line, `listen 127.0.0.1:${tlsPort} ssl http2;`, `ssl_certificate ${cert};`, `ssl_certificate_key ${key};`, 'ssl_protocols TLSv1.2 TLSv1.3;'].join(`\n${indent}`),
+  return conf.replace(listen, (line, indent: string) =>
+    [
+      line,
+      `listen 127.0.0.1:${tlsPort} ssl http2;`,
+      `ssl_certificate ${cert};`,
+      `ssl_certificate_key ${key};`,
+      'ssl_protocols TLSv1.2 TLSv1.3;',
+    ].join(`\n${indent}`),
   );
 }
 
@@ -436,4 +439,3 @@ export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Pr
     throw err;
   }
 }
-

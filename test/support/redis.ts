@@ -22,16 +22,12 @@ export interface RunningRedis {
 export async function startRedis(opts: { port?: number } = {}): Promise<RunningRedis> {
   const port = opts.port ?? (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-redis-'));
-  const child = spawn('redis-server', [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--save', '',
-    '--appendonly', 'no',
-    '--dir', dir,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
   let exited = false;
   child.once('exit', () => (exited = true));
   const spawned = await new Promise<Error | null>((resolve) => {
@@ -48,7 +44,7 @@ export async function startRedis(opts: { port?: number } = {}): Promise<RunningR
   } catch (err) {
     await stopChild(child, pid, 'SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
-    throw new Error(`redis-server on port ${port} did not come up: ${(err as Error).message}\n${output}`);
+    throw new Error(`redis-server on port ${port} did not come up: ${(err as Error).message}\n${output}`, { cause: err });
   }
   return {
     port,

@@ -14,8 +14,16 @@ import { serveEntry, type EntryServing } from './serve.js';
 /** What a fill needs of the cache it fills. */
 export interface FillHost extends EntryServing {
   readonly maxEntryBytes: number;
-  store(fill: CacheFill, req: IncomingMessage, status: number, reason: string, head: ResponseHead, headers: readonly string[], body: Buffer,
-    life: Lifetime): void;
+  store(
+    fill: CacheFill,
+    req: IncomingMessage,
+    status: number,
+    reason: string,
+    head: ResponseHead,
+    headers: readonly string[],
+    body: Buffer,
+    life: Lifetime,
+  ): void;
   /** The answer was not storable by policy: later misses of its key skip the lock for a while. */
   markPass(fill: CacheFill, rule: CompiledRule): void;
   /** The fill ended, whichever way. */
@@ -76,8 +84,10 @@ export class CacheFill implements ResponseSink, ClientCloseListener {
     // A stale answer goes out instead of the producer's failure (stale-if-error): the rest of it is dropped.
     if (head.status >= 500 && this.#serveStale()) return false;
     this.#keep(head);
-    const marked = this.#cache.header === '' || headerIndex(head.headers, this.#cache.header) !== -1
-      ? head : withHeaders(head, [...head.headers, this.#cache.header, 'MISS']);
+    const marked =
+      this.#cache.header === '' || headerIndex(head.headers, this.#cache.header) !== -1
+        ? head
+        : withHeaders(head, [...head.headers, this.#cache.header, 'MISS']);
     if (next.start(marked, source)) return true;
     this.#settle();
     return false;

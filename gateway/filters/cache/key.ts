@@ -44,7 +44,7 @@ function keyPart(p: CacheKeyPart, req: IncomingMessage, target: ParsedTarget, ht
       return https ? 'https' : 'http';
     // A HEAD is answered from the GET's entry.
     case 'method':
-      return req.method === 'HEAD' ? 'GET' : req.method ?? '';
+      return req.method === 'HEAD' ? 'GET' : (req.method ?? '');
     case 'host':
       return hostOf(req, target);
     case 'request_uri':

@@ -71,23 +71,54 @@ const DELTA_SECONDS_MAX = 2 ** 31;
  * one); ignoring it would fall back to Expires or the rule's ttl and store what PHP never allowed.
  */
 export function parseCacheControl(value: string): CacheControl {
-  const cc: CacheControl = { noStore: false, private: false, noCache: false, mustRevalidate: false, maxAge: null, sMaxage: null, staleWhileRevalidate: null, staleIfError: null };
+  const cc: CacheControl = {
+    noStore: false,
+    private: false,
+    noCache: false,
+    mustRevalidate: false,
+    maxAge: null,
+    sMaxage: null,
+    staleWhileRevalidate: null,
+    staleIfError: null,
+  };
   if (value === '') return cc;
   for (const part of value.match(DIRECTIVES) ?? []) {
     const eq = part.indexOf('=');
     const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
-    const arg = eq === -1 ? '' : part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    const arg =
+      eq === -1
+        ? ''
+        : part
+            .slice(eq + 1)
+            .trim()
+            .replace(/^"(.*)"$/, '$1');
     const n = /^\d+$/.test(arg) ? Math.min(Number(arg), DELTA_SECONDS_MAX) : 0;
     switch (name) {
-      case 'no-store': cc.noStore = true; break;
-      case 'private': cc.private = true; break;
-      case 'no-cache': cc.noCache = true; break;
+      case 'no-store':
+        cc.noStore = true;
+        break;
+      case 'private':
+        cc.private = true;
+        break;
+      case 'no-cache':
+        cc.noCache = true;
+        break;
       case 'must-revalidate':
-      case 'proxy-revalidate': cc.mustRevalidate = true; break;
-      case 'max-age': cc.maxAge = once(cc.maxAge, n); break;
-      case 's-maxage': cc.sMaxage = once(cc.sMaxage, n); break;
-      case 'stale-while-revalidate': cc.staleWhileRevalidate = once(cc.staleWhileRevalidate, n); break;
-      case 'stale-if-error': cc.staleIfError = once(cc.staleIfError, n); break;
+      case 'proxy-revalidate':
+        cc.mustRevalidate = true;
+        break;
+      case 'max-age':
+        cc.maxAge = once(cc.maxAge, n);
+        break;
+      case 's-maxage':
+        cc.sMaxage = once(cc.sMaxage, n);
+        break;
+      case 'stale-while-revalidate':
+        cc.staleWhileRevalidate = once(cc.staleWhileRevalidate, n);
+        break;
+      case 'stale-if-error':
+        cc.staleIfError = once(cc.staleIfError, n);
+        break;
     }
   }
   return cc;

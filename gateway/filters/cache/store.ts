@@ -165,8 +165,16 @@ export class ResponseCache implements FillHost {
     return this.#maxEntryBytes;
   }
 
-  store(fill: CacheFill, req: IncomingMessage, status: number, reason: string, head: ResponseHead,
-    headers: readonly string[], body: Buffer, life: Lifetime): void {
+  store(
+    fill: CacheFill,
+    req: IncomingMessage,
+    status: number,
+    reason: string,
+    head: ResponseHead,
+    headers: readonly string[],
+    body: Buffer,
+    life: Lifetime,
+  ): void {
     const kept: string[] = [];
     const names = new Set<string>();
     let vary: string[] = [];
@@ -178,7 +186,12 @@ export class ResponseCache implements FillHost {
       const lower = name.toLowerCase();
       // Age is the cache's to send (a PHP one would go out twice).
       if (lower === 'content-length' || lower === 'age') continue;
-      if (lower === 'vary') vary = vary.concat(headers[i + 1]!.split(',').map((v) => v.trim().toLowerCase()).filter((v) => v !== ''));
+      if (lower === 'vary')
+        vary = vary.concat(
+          headers[i + 1]!.split(',')
+            .map((v) => v.trim().toLowerCase())
+            .filter((v) => v !== ''),
+        );
       else if (lower === 'content-encoding') encoded = true;
       else if (lower === 'last-modified') lastModified = headers[i + 1]!;
       else if (lower === 'etag') etag = headers[i + 1]!;
@@ -197,7 +210,8 @@ export class ResponseCache implements FillHost {
       names,
       identity: { head: [...kept, 'Content-Length', String(body.length)], body, etag },
       variants: { br: null, gzip: null },
-      compressible: this.#compression !== null && this.#compression.compressible(status, { contentType: head.contentType, contentLength: body.length }, kept),
+      compressible:
+        this.#compression !== null && this.#compression.compressible(status, { contentType: head.contentType, contentLength: body.length }, kept),
       lastModifiedMs: lastModified === null || Number.isNaN(Date.parse(lastModified)) ? null : Date.parse(lastModified),
       storedAt: now,
       freshUntil: now + life.freshMs,
@@ -209,7 +223,11 @@ export class ResponseCache implements FillHost {
     let key = fill.key;
     if (vary.length > 0) {
       const names = [...new Set(vary)].sort();
-      this.#lru.set(fill.primary, { kind: 'vary', names, path: fill.path }, { size: ENTRY_OVERHEAD, ttl: Math.max(entry.updatingUntil, entry.errorUntil) - now });
+      this.#lru.set(
+        fill.primary,
+        { kind: 'vary', names, path: fill.path },
+        { size: ENTRY_OVERHEAD, ttl: Math.max(entry.updatingUntil, entry.errorUntil) - now },
+      );
       key = fill.primary + varySuffix(names, req);
     }
     this.#put(key, entry);

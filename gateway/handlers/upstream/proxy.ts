@@ -36,8 +36,9 @@ export interface ProxyContext {
 /** RFC 9110 §9.2.2; nginx's proxy_next_upstream never resends POST, LOCK or PATCH. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** An upstream request given up on: errors it still reports (its destroy's own among them) concern nobody. */
-function ignoreAbandoned(): void {}
+function ignoreAbandoned(): void {
+  // An upstream request given up on: errors it still reports (its destroy's own among them) concern nobody.
+}
 
 /**
  * One request to an HTTP upstream: pick a target, stream the body there, and produce the target's answer into a
@@ -195,7 +196,10 @@ export class ProxyExchange implements Attempt, Source, ClientCloseListener {
     this.#abandon(proxyReq);
     if (!this.#connected) {
       // A target that swallows connection attempts is as dead as one that refuses them.
-      this.#upstreamFailed(new UpstreamError(ErrorCode.UpstreamConnect, `${t.url.origin}: no connection within connect_ms (${this.#upstream.connectMs} ms)`), true);
+      this.#upstreamFailed(
+        new UpstreamError(ErrorCode.UpstreamConnect, `${t.url.origin}: no connection within connect_ms (${this.#upstream.connectMs} ms)`),
+        true,
+      );
       return;
     }
     // Silence past timeout_ms while the answer is owed. If the client's body is still arriving and the target takes
@@ -332,7 +336,7 @@ function upstreamHead(proxyRes: IncomingMessage, httpMajor: number, redirect: Re
   return {
     status: proxyRes.statusCode ?? 502,
     // HTTP/2 has no reason phrase.
-    reason: httpMajor === 1 ? proxyRes.statusMessage ?? '' : '',
+    reason: httpMajor === 1 ? (proxyRes.statusMessage ?? '') : '',
     headers: responseHeaders(raw, false, redirect),
     contentType: type ?? '',
     contentLength: length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : null,
@@ -361,8 +365,15 @@ export function forwardHeaders(req: IncomingMessage, client: ClientInfo, cx: Pro
  * Has http-proxy-3 make the upstream request (`head` null) or the websocket handshake. It reads the path from
  * req.url while doing so, synchronously; the access log reads req.url at the end and must see what the client asked for.
  */
-export function send(proxy: ProxyServer, req: IncomingMessage, to: ServerResponse | Socket, head: Buffer | null, path: string,
-  options: AttemptOptions, onError: (err: Error) => void): void {
+export function send(
+  proxy: ProxyServer,
+  req: IncomingMessage,
+  to: ServerResponse | Socket,
+  head: Buffer | null,
+  path: string,
+  options: AttemptOptions,
+  onError: (err: Error) => void,
+): void {
   const url = req.url;
   req.url = path;
   try {

@@ -36,8 +36,16 @@ export class WebSocketTunnel implements Attempt {
   #upgraded = false;
   #answered = false;
 
-  constructor(req: IncomingMessage, socket: Socket, head: Buffer, upstream: Upstream, target: ParsedTarget, client: ClientInfo,
-    cx: ProxyContext, tunnels: WebSocketTunnels) {
+  constructor(
+    req: IncomingMessage,
+    socket: Socket,
+    head: Buffer,
+    upstream: Upstream,
+    target: ParsedTarget,
+    client: ClientInfo,
+    cx: ProxyContext,
+    tunnels: WebSocketTunnels,
+  ) {
     this.#req = req;
     this.#socket = socket;
     this.#head = head;
@@ -104,8 +112,12 @@ export class WebSocketTunnel implements Attempt {
       this.#cx.log.debug({ err }, 'websocket tunnel closed on an error');
       return;
     }
-    const failure = err instanceof UpstreamError ? err
-      : new UpstreamError(this.#connected ? ErrorCode.UpstreamClosed : ErrorCode.UpstreamConnect, `${t.url.origin}: ${err.message}`, { cause: err });
+    const failure =
+      err instanceof UpstreamError
+        ? err
+        : new UpstreamError(this.#connected ? ErrorCode.UpstreamClosed : ErrorCode.UpstreamConnect, `${t.url.origin}: ${err.message}`, {
+            cause: err,
+          });
     if (failure.code !== ErrorCode.UpstreamTimeout) this.#upstream.markDown(t, failure.message);
     this.#cx.log.error({ err: failure, request: `websocket ${this.#target.requestUri} → ${t.url.origin}` }, 'websocket handshake failed');
     this.#answer(statusForError(failure.code));
