@@ -14,6 +14,7 @@ import { rememberProxiedPeer, unmapIPv4, type TrustedProxies } from './client-ad
 import type { Logger } from '../../core/log.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { TlsMaterial } from './tls.js';
+import { H2Request, H2Response } from './h2.js';
 
 export interface ListenerSettings {
   readonly tls: TlsMaterial | null;
@@ -72,8 +73,16 @@ export class MainListener {
           maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
           settings: { maxConcurrentStreams: s.limits.h2_max_streams, maxHeaderListSize: headerBytes },
         },
+        // HTTP/1.1 over TLS (allowHTTP1) arrives here as with http's server.
         onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
       );
+      // HTTP/2 streams take the lean path (h2.ts) instead of node's compatibility objects, which a 'request'
+      // listener installs as a 'stream' listener of its own: that one is taken off, this one answers every stream.
+      server.removeAllListeners('stream');
+      server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders?: string[]) => {
+        const req = new H2Request(stream, headers, rawHeaders);
+        onRequest(req as unknown as http.IncomingMessage, new H2Response(stream, req) as unknown as http.ServerResponse);
+      });
       // HTTP/1.1 connections on this server run node's http machinery, which reads these from the server object
       // (requireHostHeader is http.createServer's default; here nothing sets it).
       Object.assign(server, { requireHostHeader: true, ...http1Options(s.timeouts, s.limits) });
