@@ -210,7 +210,7 @@ describe('slow and idle connections (header_ms 1000, keepalive_ms 500)', () => {
     // A client that connects and sends nothing at all is held to the same deadline.
     const silent = await RawConn.open(g.port);
     try {
-      await sleep(300);
+      await sleep(300); // the slow clients keep trickling for a while (that they are slow is what is tested)
       assert.ok(
         [...slow, silent].every((c) => c.isOpen),
         'the slow clients are hanging when the normal one arrives',

@@ -14,6 +14,7 @@ import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from '
 import { ProtocolStatus, RecordType } from '../php/fastcgi/constants.js';
 import { RecordDecoder } from '../php/fastcgi/decoder.js';
 import { decodeNameValuePairs, encodeEndRequest, encodeStreamRecords } from '../php/fastcgi/record.js';
+import { eventually } from './support/proc.js';
 
 type Script = (requestParams: Map<string, string>, stdin: Buffer, sock: net.Socket) => Promise<void> | void;
 
@@ -153,6 +154,8 @@ describe('FcgiConnection against a scripted FastCGI peer', () => {
     h.pauseAfterFirst = true;
     conn.begin([], h);
     conn.endStdin();
+    await eventually('the first chunk, on which the handler pauses', () => h.pausedOnce, 5000);
+    // A quiet period, not a wait for an event: what is asserted is that nothing more is read meanwhile.
     await new Promise((r) => setTimeout(r, 200));
     const whilePaused = Buffer.concat(h.out).length;
     assert.ok(whilePaused < 50 * 64 * 1024, `paused: read ${whilePaused} bytes of 3.2 MB`);

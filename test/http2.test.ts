@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { ensureFixtureSite } from './fixtures/site.js';
 import { selfSigned } from './support/certs.js';
 import { startGateway, type Dump, type RunningGateway } from './support/gateway.js';
+import { eventually } from './support/proc.js';
 
 const run = promisify(execFile);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-h2-'));
@@ -53,6 +54,14 @@ function h2request(session: http2.ClientHttp2Session, headers: http2.OutgoingHtt
     stream.on('error', reject);
     if (body !== undefined) stream.end(body);
   });
+}
+
+/** True while a worker of the default pool runs a request whose label matches `label`. */
+function busyWith(g: RunningGateway, label: RegExp): boolean {
+  return g.gateway.pools
+    .get('default')!
+    .stats()
+    .workers.some((w) => w.state === 'busy' && w.current !== null && label.test(w.current.label));
 }
 
 function connect(port: number, settings: http2.Settings = {}): Promise<http2.ClientHttp2Session> {
@@ -180,8 +189,7 @@ describe('HTTP/2 over TLS', () => {
       const stream = s.request({ ':path': `/abort.php?marker=${encodeURIComponent(marker)}` });
       await new Promise<void>((resolve) => stream.once('data', () => resolve()));
       stream.close(http2.constants.NGHTTP2_CANCEL);
-      const deadline = Date.now() + 10_000;
-      while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await eventually('the shutdown function wrote its marker', () => fs.existsSync(marker), 10_000);
       assert.equal(fs.readFileSync(marker, 'utf8'), 'aborted=1');
       assert.equal((await h2request(s, { ':path': '/static.txt' })).status, 200);
     } finally {
@@ -292,7 +300,7 @@ describe('HTTP/2 and a graceful stop', () => {
       (r) => (r.status === 200 ? 'answered' : 'cut'),
       () => 'cut',
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually('the slow request runs in PHP', () => busyWith(g, /sleep\.php\?ms=8000/), 5000);
     const started = Date.now();
     await g.stop();
     const took = Date.now() - started;
@@ -306,8 +314,9 @@ describe('HTTP/2 and a graceful stop', () => {
     try {
       const r = await h2request(s, { ':path': '/static.txt' });
       await h2request(s, { ':path': '/sleep.php?ms=1' });
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const lines = g.logs().filter((l) => l['uri'] === '/static.txt' || l['uri'] === '/sleep.php?ms=1');
+      const logged = (): Array<Record<string, unknown>> => g.logs().filter((l) => l['uri'] === '/static.txt' || l['uri'] === '/sleep.php?ms=1');
+      await eventually('both access lines', () => logged().length >= 2, 5000);
+      const lines = logged();
       assert.deepEqual(
         lines.map((l) => l['bytes']),
         [r.body.length, 'slept'.length],
@@ -322,7 +331,7 @@ describe('HTTP/2 and a graceful stop', () => {
     const g = await startGateway(tlsYaml(), { docroot: ensureFixtureSite() });
     const s = await connect(g.port);
     const slow = h2request(s, { ':path': '/sleep.php?ms=800' });
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually('the request runs in PHP', () => busyWith(g, /sleep\.php\?ms=800/), 5000);
     const stopped = g.stop();
     const r = await slow;
     assert.equal(r.status, 200);

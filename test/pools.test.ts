@@ -3,7 +3,7 @@
  * and masters that die, timeouts, recycling and queueing.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { request, startGateway, type RunningGateway } from './support/gateway.js';
 import { eventually, running } from './support/proc.js';
@@ -44,6 +44,8 @@ pools:
     );
   });
   after(() => g.stop());
+  // Every test starts from whole, idle pools, whatever an earlier one killed or left running.
+  beforeEach(() => eventually('pools idle', () => allIdle(g, 'default') && allIdle(g, 'heavy')));
 
   test('a URL matching a pool pattern runs on that pool, everything else on the default pool', async () => {
     const heavy = await getJson(g, '/heavy/export?x=1');
@@ -124,8 +126,9 @@ pools:
 });
 
 describe('recycling and queue limits', () => {
+  // A gateway per test: max_requests counts each child's requests, so a test must not inherit a used one.
   let g: RunningGateway;
-  before(async () => {
+  beforeEach(async () => {
     g = await startGateway(
       `
 php:
@@ -137,7 +140,7 @@ php:
       { docroot },
     );
   });
-  after(() => g.stop());
+  afterEach(() => g.stop());
 
   test('max_requests recycles a worker between requests and no request fails', async () => {
     const pids: number[] = [];
@@ -152,9 +155,16 @@ php:
   });
 
   test('past queue_limit a request gets 503 with Retry-After at once', async () => {
-    await eventually('the recycled worker is back', () => allIdle(g, 'default'));
+    await eventually('the worker is idle', () => allIdle(g, 'default'));
     const slow = [request(g.base, '/sleep.php?ms=600'), request(g.base, '/sleep.php?ms=600')];
-    await new Promise((r) => setTimeout(r, 150)); // one running, one queued
+    await eventually(
+      'one running, one queued',
+      () => {
+        const s = g.gateway.pools.get('default')!.stats();
+        return s.busy === 1 && s.queued === 1;
+      },
+      5_000,
+    );
     const t0 = Date.now();
     const refused = await request(g.base, '/sleep.php?ms=0');
     assert.equal(refused.status, 503);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { configForProcess } from '../gateway/processes.js';
 import { loadConfig } from '../config/load.js';
 import { request } from './support/gateway.js';
-import { eventually, freePort, running } from './support/proc.js';
+import { eventually, eventuallyAsync, freePort, running } from './support/proc.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-procs-'));
@@ -22,6 +22,7 @@ interface Line {
   pid: number;
   msg?: string;
   log?: string;
+  method?: string;
   uri?: string;
   cache?: string;
   process?: number;
@@ -37,7 +38,7 @@ describe('server.processes: 2', () => {
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Line);
-  const access = (uri: string): Line[] => lines().filter((l) => l.log === 'access' && l.uri === uri);
+  const access = (uri: string, method = 'GET'): Line[] => lines().filter((l) => l.log === 'access' && l.uri === uri && l.method === method);
 
   before(async () => {
     const docroot = path.join(tmp, 'site');
@@ -94,7 +95,22 @@ describe('server.processes: 2', () => {
     }
     const r = await request(admin, '/cache/purge?pattern=/page.php', { method: 'POST' });
     assert.equal(r.status, 200, r.text);
-    await new Promise((res) => setTimeout(res, 300)); // the relay through the primary
+    // The purge reaches the other process through the primary, later. A HEAD is answered from the cache but never
+    // fills it (a HEAD miss stores nothing): HEADs until every process has answered one with a MISS.
+    const processes = new Set(before.map((l) => l.pid));
+    await eventuallyAsync(
+      'every process dropped its entry (the relay through the primary)',
+      async () => {
+        assert.equal((await request(base, '/page.php?t=purge', { method: 'HEAD' })).status, 200);
+        const missed = new Set(
+          access('/page.php?t=purge', 'HEAD')
+            .filter((l) => l.cache === 'MISS')
+            .map((l) => l.pid),
+        );
+        return [...processes].every((pid) => missed.has(pid));
+      },
+      10_000,
+    );
     await spread('/page.php?t=purge', 4);
     await eventually('served again', () => access('/page.php?t=purge').length === 10);
     const after = access('/page.php?t=purge').slice(6);
@@ -105,9 +121,13 @@ describe('server.processes: 2', () => {
   });
 
   test('a gateway process that dies is replaced, and the port keeps answering', async () => {
-    const victim = access('/page.php?t=spread')[0]!.pid;
+    await spread('/page.php?t=victim', 1);
+    await eventually('access line', () => access('/page.php?t=victim').length === 1);
+    const victim = access('/page.php?t=victim')[0]!.pid;
+    const replaced = (): number => lines().filter((l) => l.msg === 'gateway process replaced').length;
+    const replacedBefore = replaced();
     process.kill(victim, 'SIGKILL');
-    await eventually('replacement', () => output.includes('gateway process replaced'), 20_000);
+    await eventually('replacement', () => replaced() === replacedBefore + 1, 20_000);
     await spread('/page.php?t=after-kill', 6);
     await eventually('lines', () => access('/page.php?t=after-kill').length === 6);
     const pids = new Set(access('/page.php?t=after-kill').map((l) => l.pid));
@@ -124,7 +144,10 @@ describe('server.processes: 2', () => {
   test('SIGTERM stops every process and PHP worker, exit 0', async () => {
     const status = JSON.parse((await request(admin, '/status.json')).text) as { pools: Array<{ masterPid: number }> };
     const master = status.pools[0]!.masterPid;
-    const gateways = [...new Set(access('/page.php?t=after-kill').map((l) => l.pid))];
+    await spread('/page.php?t=stop', 4);
+    await eventually('access lines', () => access('/page.php?t=stop').length === 4);
+    const gateways = [...new Set(access('/page.php?t=stop').map((l) => l.pid))];
+    assert.equal(gateways.length, 2, 'both gateway processes answered');
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
     proc.kill('SIGTERM');
     assert.equal(await exited, 0);

@@ -13,6 +13,7 @@ import zlib from 'node:zlib';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
+import { eventually, eventuallyAsync } from './support/proc.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-cache-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -375,9 +376,9 @@ describe('response cache: stale answers', () => {
     const uri = '/page.php?t=swr&sleep=600';
     const first = await request(g.base, uri);
     assert.match(first.text, /run 1 /);
-    await sleep(1100);
+    await sleep(1100); // past ttl_s 1: the entry turns stale (the time passing is what is tested)
     const refreshing = request(g.base, uri);
-    await sleep(150);
+    await eventually('the refresh has reached PHP', () => runs(dir, uri) === 2, 5_000);
     const during = await request(g.base, uri);
     assert.equal(xcache(during), 'STALE');
     assert.match(during.text, /run 1 /);
@@ -392,7 +393,7 @@ describe('response cache: stale answers', () => {
   test('when PHP answers 5xx, the stale entry is served instead', async () => {
     const uri = '/page.php?t=err&failable=1';
     await request(g.base, uri);
-    await sleep(1100);
+    await sleep(1100); // past ttl_s 1 (the time passing is what is tested)
     fs.writeFileSync(flag(), '503');
     try {
       const r = await request(g.base, uri);
@@ -411,7 +412,7 @@ describe('response cache: stale answers', () => {
   test('when PHP times out (504), the stale entry is served instead', async () => {
     const uri = '/page.php?t=timeout&failable=1';
     await request(g.base, uri);
-    await sleep(1100);
+    await sleep(1100); // past ttl_s 1 (the time passing is what is tested)
     fs.writeFileSync(path.join(dir, 'slow.flag'), '');
     try {
       const r = await request(g.base, uri, { timeoutMs: 10_000 });
@@ -427,7 +428,7 @@ describe('response cache: stale answers', () => {
     const uri = '/page.php?t=mr&failable=1&cc=max-age%3D1%2C%20must-revalidate';
     await request(g.base, uri);
     assert.equal(xcache(await request(g.base, uri)), 'HIT');
-    await sleep(1100);
+    await sleep(1100); // past ttl_s 1 (the time passing is what is tested)
     fs.writeFileSync(flag(), '503');
     try {
       const r = await request(g.base, uri);
@@ -440,7 +441,7 @@ describe('response cache: stale answers', () => {
   test("with stale_s 0 PHP's failure reaches the client", async () => {
     const uri = '/other.php?t=nostale&failable=1';
     await request(g.base, uri);
-    await sleep(1100);
+    await sleep(1100); // past ttl_s 1 (the time passing is what is tested)
     fs.writeFileSync(flag(), '500');
     try {
       const r = await request(g.base, uri);
@@ -463,7 +464,18 @@ describe('response cache and compression', () => {
 
   test('hits are sent in the encoding each client accepts, from variants made once', async () => {
     const identity = await request(g.base, '/page.php?t=z');
-    await sleep(200); // the variants are made off the event loop right after storing
+    // The variants are made off the event loop right after storing. Until one is ready a HIT is compressed on
+    // the way, without a length; a HEAD (served from the entry, never running PHP) shows when both are ready.
+    for (const encoding of ['gzip', 'br']) {
+      await eventuallyAsync(
+        `the ${encoding} variant of the stored answer`,
+        async () => {
+          const head = await request(g.base, '/page.php?t=z', { method: 'HEAD', headers: { 'Accept-Encoding': encoding } });
+          return head.headers['content-encoding'] === encoding && head.headers['content-length'] !== undefined;
+        },
+        5_000,
+      );
+    }
     const gz = await request(g.base, '/page.php?t=z', { headers: { 'Accept-Encoding': 'gzip' } });
     const br = await request(g.base, '/page.php?t=z', { headers: { 'Accept-Encoding': 'br, gzip' } });
     const plain = await request(g.base, '/page.php?t=z');

@@ -15,7 +15,8 @@ import { Gateway } from '../gateway/server.js';
 import { writeHandshakeScript } from '../php/handshake.js';
 import { ensureFixtureSite } from './fixtures/site.js';
 import { request, startGateway, type RunningGateway } from './support/gateway.js';
-import { eventually } from './support/proc.js';
+import { eventually, running } from './support/proc.js';
+import { requestArrives } from './support/server-events.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-robust-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -25,6 +26,16 @@ function idleWorkers(g: RunningGateway): number {
     .get('default')!
     .stats()
     .workers.filter((w) => w.state === 'idle').length;
+}
+
+/** The pid of the default pool's worker busy with a request whose label matches `label`, or 0. */
+function busyWith(g: RunningGateway, label: RegExp): number {
+  return (
+    g.gateway.pools
+      .get('default')!
+      .stats()
+      .workers.find((w) => w.state === 'busy' && w.current !== null && label.test(w.current.label))?.pid ?? 0
+  );
 }
 
 describe('requests and workers', () => {
@@ -43,7 +54,7 @@ describe('requests and workers', () => {
     sock.on('error', () => undefined); // what was answered is checked in `received`; a reset only shows there as an answer missing
     const one = 'GET /sleep.php?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n';
     sock.write(one + one + one);
-    await new Promise((r) => setTimeout(r, 150));
+    await eventually('the first pipelined request runs', () => busyWith(g, /sleep\.php/) > 0, 5000);
     // While the first runs, the other two wait their turn: one worker stays free for everyone else.
     assert.equal(idleWorkers(g), 1);
     const other = await request(g.base, '/status.php?code=200', { timeoutMs: 2000 });
@@ -171,19 +182,17 @@ describe('start and stop', () => {
   test('stop() with a keep-alive client finishes the request in flight, then returns promptly, not after the grace', async () => {
     const g = await startGateway('php:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
     const agent = new http.Agent({ keepAlive: true });
-    // Set by the timer below; the `as` keeps TypeScript from narrowing it to null at the await.
-    let stopping = null as Promise<void> | null;
-    const status = await new Promise<number>((resolve, reject) => {
+    const answered = new Promise<number>((resolve, reject) => {
       http
         .get({ host: '127.0.0.1', port: g.port, path: '/sleep.php?ms=300', agent }, (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));
         })
         .on('error', reject);
-      setTimeout(() => {
-        stopping = g.stop();
-      }, 100);
     });
+    await eventually('the request is in flight', () => busyWith(g, /sleep\.php/) > 0, 5000);
+    const stopping = g.stop();
+    const status = await answered;
     assert.equal(status, 200, 'the request in flight was answered');
     const t0 = Date.now();
     await stopping;
@@ -251,9 +260,12 @@ describe('aborts, reloads and early resets', () => {
     sock.on('error', () => undefined); // the client aborts on purpose below
     sock.write(`PUT /slowread.php?ms=1200&marker=${encodeURIComponent(marker)} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
     sock.write(body);
-    await new Promise((r) => setTimeout(r, 500));
+    let child = 0;
+    await eventually('the upload has gone to PHP', () => (child = busyWith(g, /slowread\.php/)) > 0, 10_000);
     sock.destroy();
-    await new Promise((r) => setTimeout(r, 2500));
+    // The child must be killed before its 1.2 s sleep ends and it reads the truncated body; had it read it, the
+    // marker is written.
+    await eventually('the child with the truncated body is killed (or the script ran)', () => !running(child) || fs.existsSync(marker), 10_000);
     assert.equal(fs.existsSync(marker), false, fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : '');
     await eventually('both workers back', () => idleWorkers(g) === 2, 10_000);
   });
@@ -277,10 +289,12 @@ describe('aborts, reloads and early resets', () => {
     let received = '';
     sock.on('data', (c: Buffer) => (received += c.toString('latin1')));
     sock.on('error', () => undefined); // what was answered is checked in `received`; a reset only shows there as an answer missing
+    const arrived = requestArrives("the upload's head at the gateway", (req) => req.url === '/slowread.php?ms=0');
     sock.write('POST /slowread.php?ms=0 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n01234');
-    await new Promise((r) => setTimeout(r, 100));
+    await arrived;
+    const oldMasters = [...g.gateway.pools.values()].map((p) => p.masterPid!);
     await g.gateway.reload(g.config);
-    await new Promise((r) => setTimeout(r, 300)); // the old pools are stopped by now
+    await eventually('the old pools are stopped', () => oldMasters.every((pid) => !running(pid)), 10_000);
     sock.write('56789');
     await eventually('an answer', () => received.includes('\r\n\r\n'), 10_000);
     assert.match(received, /^HTTP\/1\.1 200 /);
@@ -304,7 +318,10 @@ describe('aborts, reloads and early resets', () => {
       s.write('GET /uploads/photo.txt HTTP/1.1\r\nHost: x\r\n\r\n');
       s.resetAndDestroy();
     }
-    await new Promise((r) => setTimeout(r, 500));
+    // A request on a connection made after the 30: once it is answered, the gateway has accepted and read the
+    // ones before it (and any file opens they started were queued ahead of its own).
+    assert.equal((await request(g.base, '/uploads/photo.txt')).status, 200);
+    await eventually('no descriptor left open on the file', () => openFds() === 0, 5000).catch(() => undefined); // a leak shows in the count asserted next, with its number
     assert.equal(openFds(), 0);
   });
 });

@@ -438,6 +438,7 @@ describe('proxied requests', () => {
     const seen = seenOf(res);
     assert.equal(seen.method, 'DELETE');
     assert.equal(seen.body, 'GET /raw/smuggled HTTP/1.1\r\nHost: x\r\n\r\n');
+    // A quiet period, not a wait for an event: what is asserted is that no second request arrives.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(
       a.hits(),
@@ -583,6 +584,7 @@ describe('proxied requests', () => {
       body: Array.from({ length: 20 }, () => chunk),
     }).catch((err: Error) => ({ status: -1, text: err.message }));
     assert.ok(res.status === 413 || res.status === -1, `${res.status}`);
+    // A quiet period, not a wait for an event: what is asserted is that the upstream never completes a request.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(a.hits(), before, 'the upstream never saw a complete request');
   });
@@ -798,7 +800,7 @@ describe('dead and silent targets', () => {
       assert.equal((await request(g.base, '/x')).status, 502);
       await back.listen(port);
       assert.equal((await request(g.base, '/x')).status, 502, 'still marked down');
-      await new Promise((r) => setTimeout(r, 600));
+      await new Promise((r) => setTimeout(r, 600)); // past down_s (the time passing is what is tested)
       const res = await request(g.base, '/x');
       assert.equal(res.status, 200);
       assert.equal(seenOf(res).id, 'back');

@@ -32,3 +32,12 @@ export async function eventually(what: string, cond: () => boolean, timeoutMs = 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** `eventually` for a condition that must ask something (a request, a file) to be answered. */
+export async function eventuallyAsync(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
