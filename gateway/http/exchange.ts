@@ -12,7 +12,7 @@ import { ErrorCode, type PhpgateError, UpstreamError } from '../../core/errors.j
 import { statusForError, type ErrorResponder } from './errors-http.js';
 import type { Logger } from '../../core/log.js';
 import { setHeaders, writeHeadOver, type HeaderList } from './response-head.js';
-import { headerIndex, type ClientCloseListener, type ResponseHead, type ResponseSink, type Source } from './sink.js';
+import type { ClientCloseListener, ResponseHead, ResponseSink, Source } from './sink.js';
 import type { RequestTrace } from './trace.js';
 import type { ParsedTarget } from './uri.js';
 
@@ -88,7 +88,8 @@ export class Exchange implements ResponseSink {
     this.#cx = cx;
     this.#edge = edge;
     this.#forceStatus = forceStatus;
-    res.once('close', this.#onClose);
+    // 'close' comes once; `on` spares the wrapper `once` makes on every request.
+    res.on('close', this.#onClose);
   }
 
   /** `l` is told if the client goes away before the response ended. */
@@ -106,8 +107,7 @@ export class Exchange implements ResponseSink {
     if (this.#state === GONE) return false;
     this.#expect(IDLE, 'start');
     this.#source = source;
-    let headers = this.#cx.stripPoweredBy ? withoutPoweredBy(head.headers) : head.headers;
-    if (this.#edge.length > 0) headers = withEdge(this.#edge, headers);
+    const headers = this.#edge.length > 0 || this.#cx.stripPoweredBy ? withEdge(this.#edge, head.headers, this.#cx.stripPoweredBy) : head.headers;
     const status = this.#forceStatus || head.status;
     // HTTP/2 has no reason phrase (node would warn on each one).
     const reason = this.#forceStatus !== 0 || this.req.httpVersionMajor !== 1 ? '' : head.reason;
@@ -315,20 +315,44 @@ export class Exchange implements ResponseSink {
   };
 }
 
-/** The security headers the producer did not send itself, then the producer's own. */
-function withEdge(edge: HeaderList, headers: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < edge.length; i += 2) if (headerIndex(headers, edge[i]!) === -1) out.push(edge[i]!, edge[i + 1]!);
-  for (let i = 0; i < headers.length; i++) out.push(headers[i]!);
-  return out;
+/** Lower-case names of each security-header list (a few lists per configuration, made at load). */
+const lowerNames = new WeakMap<HeaderList, readonly string[]>();
+
+function namesOf(edge: HeaderList): readonly string[] {
+  let names = lowerNames.get(edge);
+  if (names === undefined) {
+    names = edge.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    lowerNames.set(edge, names);
+  }
+  return names;
 }
 
-/** expose_php's advertisement, dropped as helmet's hidePoweredBy does; a copy only when one was sent. */
-function withoutPoweredBy(headers: string[]): string[] {
-  if (headerIndex(headers, 'x-powered-by') === -1) return headers;
-  const out: string[] = [];
+/**
+ * The security headers the producer did not send itself, then the producer's own, without X-Powered-By when
+ * `strip` (expose_php's advertisement, dropped as helmet's hidePoweredBy does). One pass, each name lower-cased once.
+ */
+function withEdge(edge: HeaderList, headers: readonly string[], strip: boolean): string[] {
+  const names = namesOf(edge);
+  // Which edge headers the producer sent itself: bits of a number for the usual handful, an array past 30.
+  let sent = 0;
+  const many = names.length > 30 ? new Array<boolean>(names.length).fill(false) : null;
+  let powered = -1;
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.toLowerCase() !== 'x-powered-by') out.push(headers[i]!, headers[i + 1]!);
+    const lower = headers[i]!.toLowerCase();
+    if (strip && lower === 'x-powered-by') powered = i;
+    for (let e = 0; e < names.length; e++) {
+      if (names[e] !== lower) continue;
+      if (many === null) sent |= 1 << e;
+      else many[e] = true;
+    }
+  }
+  const out: string[] = [];
+  for (let e = 0; e < names.length; e++) {
+    if (many === null ? (sent & (1 << e)) === 0 : !many[e]) out.push(edge[2 * e]!, edge[2 * e + 1]!);
+  }
+  for (let i = 0; i < headers.length; i += 2) {
+    if (powered !== -1 && headers[i]!.length === 12 && headers[i]!.toLowerCase() === 'x-powered-by') continue;
+    out.push(headers[i]!, headers[i + 1]!);
   }
   return out;
 }

@@ -4,26 +4,22 @@
  * out this way.
  */
 import type { ServerResponse } from 'node:http';
+import { H2Response } from './h2.js';
 
 /** Alternating names and values. */
 export type HeaderList = readonly string[];
 
 const NO_HEADERS: string[] = [];
 
-/** One HTTP/2 head: lower-case names, repeats gathered in an array (node sends each as its own field line). */
-type Http2Head = Record<string, string | number | string[]>;
-
 /**
  * `headers`: alternating names and values; `reason` '' for the standard phrase (always '' over HTTP/2, which has
  * none). node 20's writeHead applies a raw list over preset headers with setHeader, collapsing repeats
- * (Set-Cookie, Link), so preset ones are replaced by name here first. Throws what writeHead throws.
+ * (Set-Cookie, Link), so preset ones are replaced by name here first. An HTTP/2 response (h2.ts) takes the list as
+ * it is: its own writeHead replaces preset headers by name and keeps repeats. Throws what writeHead throws.
  */
 export function writeHeadOver(res: ServerResponse, status: number, reason: string, headers: ReadonlyArray<string | number>): void {
-  if (isHttp2(res)) {
-    // The compatibility layer takes a list as remove, append and set for each name (three rounds of checks and a
-    // `delete` that leaves the head a slow dictionary); an object is one set per name, which still replaces a
-    // preset header of that name.
-    res.writeHead(status, http2Head(headers));
+  if (res instanceof H2Response) {
+    res.writeHead(status, headers);
     return;
   }
   let raw = headers as string[];
@@ -36,34 +32,10 @@ export function writeHeadOver(res: ServerResponse, status: number, reason: strin
   else res.writeHead(status, reason, raw);
 }
 
-/**
- * A head whose names are not repeated and not set before (static files): node 1.1's writeHead takes the list as it
- * is; HTTP/2 gets it as an object, as above.
- */
+/** A head whose names are not repeated and not set before (error pages): node's writeHead takes the list as it is. */
 export function writeHeadList(res: ServerResponse, status: number, headers: ReadonlyArray<string | number>): void {
-  if (isHttp2(res)) res.writeHead(status, http2Head(headers));
+  if (res instanceof H2Response) res.writeHead(status, headers);
   else res.writeHead(status, headers as Array<string | number> as string[]);
-}
-
-/**
- * node's HTTP/2 compatibility response: it has the stream it answers on, an http.ServerResponse has no `stream`.
- * (A property read, without going through the request, which the response only reaches through its stream.)
- */
-function isHttp2(res: ServerResponse): boolean {
-  return (res as { stream?: unknown }).stream !== undefined;
-}
-
-function http2Head(headers: ReadonlyArray<string | number>): Http2Head {
-  const head: Http2Head = {};
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = (headers[i] as string).toLowerCase();
-    const value = headers[i + 1]!;
-    const had = head[name];
-    if (had === undefined) head[name] = value;
-    else if (Array.isArray(had)) had.push(String(value));
-    else head[name] = [String(had), String(value)];
-  }
-  return head;
 }
 
 /** Sets a header list (the security headers) on a response not yet started (answers other than static files). */
