@@ -53,8 +53,14 @@ export class InternalRequests implements ErrorResponder, InternalRedirects {
     const internal = this.#internalFor(target.path);
     if (internal !== null) {
       const file = path.join(internal.alias, target.path.slice(internal.prefix.length));
-      // A blocking stat, as the router's (nginx's open_file_cache does the same); no such file: 404.
-      const stat = fs.statSync(file, { throwIfNoEntry: false });
+      // A blocking stat, as the router's (nginx's open_file_cache does the same). No such file, a name too long, a
+      // loop of symlinks, no permission: 404, as nginx answers a target it cannot open.
+      let stat: fs.Stats | undefined;
+      try {
+        stat = fs.statSync(file, { throwIfNoEntry: false });
+      } catch (err) {
+        this.#o.log.debug({ err, file }, 'X-Accel-Redirect target cannot be looked up; answered 404');
+      }
       if (stat === undefined || !stat.isFile()) x.refuse(404);
       else this.#o.static.serve(x, sink, file, stat, target.path, carried, method);
       return;

@@ -39,6 +39,9 @@ header('X-Secret-Script-Header: nope');
 echo '${PHP_BODY}';
 `,
 );
+fs.writeFileSync(path.join(docroot, 'notes.txt'), 'a text file that compresses well\n'.repeat(200));
+// Two ETags: HTTP/1.1 sends both, HTTP/2 refuses a repeated single-value field (node throws on the head).
+fs.writeFileSync(path.join(docroot, 'two-etags.php'), `<?php header('ETag: "a"'); header('ETag: "b"', false); echo 'two etags';`);
 fs.writeFileSync(
   path.join(docroot, 'target.php'),
   `<?php
@@ -148,6 +151,19 @@ describe('X-Accel-Redirect from PHP (HTTP/1.1)', () => {
     assert.equal(seen['uri'], `/download.php?user=ok&to=${encodeURIComponent('/target.php?from=accel')}`);
   });
 
+  test('a target whose name the filesystem refuses (too long) is a 404, not a hung client', async () => {
+    const r = await request(g.base, `/download.php?user=ok&to=/protected/${'n'.repeat(300)}.pdf`, { timeoutMs: 5_000 });
+    assert.equal(r.status, 404);
+    assert.ok(!r.text.includes(PHP_BODY));
+  });
+
+  test("a compressed target does not advertise byte ranges (they would be the identity form's)", async () => {
+    const r = await request(g.base, '/download.php?user=ok&to=/notes.txt', { headers: { 'Accept-Encoding': 'gzip' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    assert.equal(r.headers['accept-ranges'], undefined);
+  });
+
   test("the script's worker is free at once: a pool of two serves ten downloads in a row", async () => {
     const all = await Promise.all(Array.from({ length: 10 }, () => request(g.base, '/download.php?user=ok&to=/protected/big.bin')));
     for (const r of all) assert.equal(r.body.length, BIG.length);
@@ -184,6 +200,21 @@ describe('X-Accel-Redirect over HTTP/2', () => {
       const big = await get({ ':path': '/download.php?user=ok&to=/protected/big.bin' });
       assert.ok(big.body.equals(BIG));
       assert.equal((await get({ ':path': '/protected/report.pdf' })).status, 404);
+    } finally {
+      session.close();
+    }
+  });
+
+  test('a head HTTP/2 cannot carry (a repeated single-value field) is a 502, not a reset stream', async () => {
+    const session = http2.connect(`https://localhost:${g.port}`, { rejectUnauthorized: false });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':path': '/two-etags.php' });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+      });
+      assert.equal(status, 502);
     } finally {
       session.close();
     }

@@ -5,10 +5,15 @@
  * and a real HTTP server as the upstream.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
+import { selfSigned } from './support/certs.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
 import { ensureFixtureSite } from './fixtures/site.js';
 
@@ -190,6 +195,72 @@ describe('upstream answers through the compression and cache filters', () => {
       assert.equal(uncached.status, 502, 'nothing stored under another key: the failure shows');
     } finally {
       failing = false;
+    }
+  });
+});
+
+describe('an HTTP/2 client resetting a proxied stream', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-h2up-'));
+  const certs = selfSigned(tmp, 'h2up');
+  let upstream: http.Server;
+  let g: RunningGateway;
+  /** Resolved when the upstream sees its streaming request go away. */
+  let upstreamClosed: Promise<void> = Promise.resolve();
+
+  before(async () => {
+    upstream = http.createServer((_req, res) => {
+      upstreamClosed = new Promise((resolve) => res.once('close', () => resolve()));
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      const timer = setInterval(() => res.write(Buffer.alloc(1000, 1)), 50);
+      res.once('close', () => clearInterval(timer));
+      setTimeout(() => res.end(), 10_000).unref();
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const port = (upstream.address() as AddressInfo).port;
+    g = await startGateway(
+      `server:\n  tls:\n    cert: ${certs.cert}\n    key: ${certs.key}\nupstreams:\n  - pattern: /feed*\n    targets: ["http://127.0.0.1:${port}"]\n`,
+      { docroot: ensureFixtureSite() },
+    );
+  });
+  after(async () => {
+    await g.stop();
+    upstream.closeAllConnections();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('a reset with an error code abandons the upstream request, and the gateway goes on serving', async () => {
+    const session = http2.connect(`https://localhost:${g.port}`, { rejectUnauthorized: false });
+    session.on('error', () => undefined); // the reset below is the point
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const stream = session.request({ ':path': '/feed' });
+        stream.on('error', () => undefined); // the client's own reset
+        stream.once('data', () => {
+          stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+          resolve();
+        });
+        stream.once('close', () => reject(new Error('closed before any data')));
+      });
+      await Promise.race([
+        upstreamClosed,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('the upstream request was never abandoned')), 5_000)),
+      ]);
+    } finally {
+      session.close();
+    }
+    // A new session on the same gateway is served.
+    const fresh = http2.connect(`https://localhost:${g.port}`, { rejectUnauthorized: false });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = fresh.request({ ':path': '/static.txt' });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+      });
+      assert.equal(status, 200);
+    } finally {
+      fresh.close();
     }
   });
 });

@@ -7,7 +7,7 @@
  * `redirect` flag in ngx_http_upstream_headers_in) are carried here too: Content-Type, Content-Disposition,
  * Cache-Control, Expires, Set-Cookie, Accept-Ranges.
  */
-import type { PhpgateError } from '../../core/errors.js';
+import { ErrorCode, PhpgateError } from '../../core/errors.js';
 import type { Exchange, InternalRedirects } from '../http/exchange.js';
 import type { ResponseHead, ResponseSink, Source } from '../http/sink.js';
 
@@ -34,7 +34,12 @@ export class AccelRedirectFilter implements ResponseSink {
     for (let i = 0; i < head.headers.length; i += 2) {
       if (CARRIED.has(head.headers[i]!.toLowerCase())) carried.push(head.headers[i]!, head.headers[i + 1]!);
     }
-    this.#internal.redirect(this.#x, uri, carried, this.#next);
+    try {
+      this.#internal.redirect(this.#x, uri, carried, this.#next);
+    } catch (err) {
+      // A bug answering the redirect must cost this response (an error answer), never leave the client waiting.
+      this.#x.failed(new PhpgateError(ErrorCode.UpstreamHeaders, `X-Accel-Redirect to ${uri}: ${String(err)}`, { cause: err }));
+    }
     return false;
   }
 

@@ -109,7 +109,7 @@ export class Compression {
 }
 
 /**
- * The head of a compressed answer: no Content-Length (the encoder decides the length), Content-Encoding, Vary
+ * The head of a compressed answer: no Content-Length (the encoder decides the length) nor Accept-Ranges, Content-Encoding, Vary
  * extended, and a strong ETag made weak (the bytes differ from the identity form's, as nginx does).
  */
 export function compressedHeaders(headers: readonly string[], encoding: Encoding): string[] {
@@ -119,7 +119,9 @@ export function compressedHeaders(headers: readonly string[], encoding: Encoding
     const name = headers[i]!;
     const value = headers[i + 1]!;
     const lower = name.toLowerCase();
-    if (lower === 'content-length') continue;
+    // The length is the encoder's; byte ranges of the identity form do not apply to the compressed one (nginx's
+    // gzip clears Accept-Ranges too).
+    if (lower === 'content-length' || lower === 'accept-ranges') continue;
     if (lower === 'vary') {
       vary = true;
       out.push(name, /(?:^|,)\s*(?:accept-encoding|\*)\s*(?:,|$)/i.test(value) ? value : `${value}, Accept-Encoding`);

@@ -151,7 +151,12 @@ export class Exchange implements ResponseSink {
     if (this.#state !== HELD) return true;
     const held = this.#held!;
     this.#held = null;
-    if (!this.#sendHead(held.status, held.reason, held.headers)) return true;
+    if (!this.#sendHead(held.status, held.reason, held.headers)) {
+      // Answered with a 502 instead: the producer learns it as a client gone, and its further calls are ignored.
+      this.#state = GONE;
+      this.#tellWatchers();
+      return true;
+    }
     this.#state = SENDING;
     const pending = this.#pending;
     const bytes = this.#pendingBytes;
@@ -199,12 +204,30 @@ export class Exchange implements ResponseSink {
     this.#stopWaiting();
     if (state === SENDING) {
       this.#cut(err);
-      return;
+    } else {
+      // Nothing went out: the client gets the error's answer instead of a cut-off one.
+      this.#held = null;
+      this.#pending = [];
+      this.#answerError(err);
     }
-    // Nothing went out: the client gets the error's answer instead of a cut-off one.
+    // A filter may fail on its own (a compression error): a producer waiting for a drain must let go.
+    this.#tellWatchers();
+  }
+
+  /**
+   * A bug on the way (a throw where none was expected): the response ends whatever its state, with the error's
+   * answer if nothing went out yet, else cut. Never throws; watchers are told.
+   */
+  failed(err: PhpgateError): void {
+    const state = this.#state;
+    if (state === GONE || state === DONE) return;
+    this.#state = DONE;
+    this.#stopWaiting();
     this.#held = null;
     this.#pending = [];
-    this.#answerError(err);
+    if (state === SENDING) this.#cut(err);
+    else this.#answerError(err);
+    this.#tellWatchers();
   }
 
   /**
@@ -308,11 +331,17 @@ export class Exchange implements ResponseSink {
     this.#stopWaiting();
     this.#held = null;
     this.#pending = [];
-    const one = this.#watcher;
-    if (one !== null) one.clientClosed();
-    const more = this.#watchers;
-    if (more !== null) for (const l of more) l.clientClosed();
+    this.#tellWatchers();
   };
+
+  #tellWatchers(): void {
+    const one = this.#watcher;
+    const more = this.#watchers;
+    this.#watcher = null;
+    this.#watchers = null;
+    if (one !== null) one.clientClosed();
+    if (more !== null) for (const l of more) l.clientClosed();
+  }
 }
 
 /** Lower-case names of each security-header list (a few lists per configuration, made at load). */

@@ -25,18 +25,16 @@ export class H2Request {
   readonly httpVersion = '2.0';
   readonly httpVersionMajor = 2;
   readonly httpVersionMinor = 0;
+  /** The session's socket, kept: node clears `stream.session` once the stream is destroyed. */
+  readonly socket: Socket;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[] | undefined) {
     this.stream = stream;
+    this.socket = stream.session!.socket;
     this.headers = headers;
     this.rawHeaders = rawHeaders ?? flatten(headers);
     this.method = (headers[':method'] as string | undefined) ?? 'GET';
     this.url = (headers[':path'] as string | undefined) ?? '/';
-  }
-
-  /** The connection's socket (the TLS socket of the session). */
-  get socket(): Socket {
-    return this.stream.session!.socket;
   }
 
   get connection(): Socket {
@@ -52,13 +50,17 @@ export class H2Request {
     return this.stream.errored;
   }
 
+  /**
+   * The body's events are the stream's ('data', 'end', 'aborted'), except 'error', which node's compatibility
+   * request does not pass on either: a reset stream ends in 'aborted' and 'close', which is what listeners act on.
+   */
   on(event: string, fn: (...args: unknown[]) => void): this {
-    this.stream.on(event, fn);
+    if (event !== 'error') this.stream.on(event, fn);
     return this;
   }
 
   once(event: string, fn: (...args: unknown[]) => void): this {
-    this.stream.once(event, fn);
+    if (event !== 'error') this.stream.once(event, fn);
     return this;
   }
 
@@ -179,9 +181,9 @@ export class H2Response {
     this.statusCode = status;
     head[':status'] = status;
     this.#bodiless = this.req.method === 'HEAD' || status === 204 || status === 304;
+    // Sent only once node took it: a head it refuses (a repeated single-value header) leaves room for a 502.
+    if (!this.stream.destroyed && !this.stream.closed) this.stream.respond(head, { endStream: this.#bodiless });
     this.#sent = true;
-    if (this.stream.destroyed || this.stream.closed) return this;
-    this.stream.respond(head, { endStream: this.#bodiless });
     return this;
   }
 
