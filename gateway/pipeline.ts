@@ -32,7 +32,7 @@ import type { ClientInfo, TrustedProxies } from './http/client-address.js';
 import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
 import { Exchange, type ExchangeContext } from './http/exchange.js';
 import type { Logger } from '../core/log.js';
-import { hasSeveralHosts } from './http/request.js';
+import { hasDuplicateHost, hasHttp10TransferEncoding } from './http/request.js';
 import { setHeaders } from './http/response-head.js';
 import type { ResponseSink } from './http/sink.js';
 import type { RequestObserver, StatusSource } from './http/status.js';
@@ -149,11 +149,11 @@ export class Pipeline implements ErrorResponder {
       return;
     }
     const target = parseTarget(url);
-    if (target === null || (req.httpVersionMajor === 1 && hasSeveralHosts(req.rawHeaders))) {
+    if (target === null || hasDuplicateHost(req)) {
       this.answerError(req, res, 400, null);
       return;
     }
-    if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && req.headers['transfer-encoding'] !== undefined) {
+    if (hasHttp10TransferEncoding(req)) {
       // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing; the connection closes after this answer,
       // whatever keep-alive the client asked for (what follows on it may be a smuggled request).
       closeAfter(req, res);

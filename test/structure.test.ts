@@ -107,6 +107,13 @@ test('pipeline.ts is the only file that composes handlers/ and filters/ (server.
   assert.deepEqual(both, []);
 });
 
+test('nothing outside gateway/http/ asks which HTTP version a request came on', () => {
+  const asking = sources('gateway').filter(
+    (f) => !f.startsWith(path.join('gateway', 'http') + path.sep) && /httpVersionM(?:aj|in)or/.test(fs.readFileSync(path.join(ROOT, f), 'utf8')),
+  );
+  assert.deepEqual(asking, []);
+});
+
 test('no file of gateway/, php/, config/ or core/ is longer than one sitting (400 lines)', () => {
   const long: string[] = [];
   for (const file of ['gateway', 'php', 'config', 'core'].flatMap(sources)) {

@@ -7,7 +7,9 @@
  * They offer what the gateway and http-proxy-3 use of http's request and response, and nothing else: the request's
  * head (pseudo-headers included, as compat's), its body as the stream itself (on/pipe/pause/resume), the response's
  * head (preset headers, then writeHead, which a response-head list wins over by name), writes with backpressure,
- * 'close' and 'drain'. Every HTTP/2 difference of the gateway lives here and in response-head.ts.
+ * 'close' and 'drain'. HTTP/2's differences stay in http/: here, response-head.ts, and the protocol checks of
+ * exchange.ts (no reason phrase; a cut is a reset), body.ts (a stream's end, closing a stream early), request.ts and
+ * trace.ts; nothing outside http/ asks which protocol a request came on.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Http2Stream, ServerHttp2Stream } from 'node:http2';

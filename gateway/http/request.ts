@@ -31,3 +31,13 @@ export function withoutConditionals(raw: readonly string[]): string[] {
   for (let i = 0; i < raw.length; i += 2) if (!CONDITIONALS.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
   return out;
 }
+
+/** An HTTP/1.1 request with two Host headers (HTTP/2 has :authority, whose repeats node refuses itself). */
+export function hasDuplicateHost(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && hasSeveralHosts(req.rawHeaders);
+}
+
+/** RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing. */
+export function hasHttp10TransferEncoding(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
+}

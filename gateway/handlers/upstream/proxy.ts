@@ -222,7 +222,7 @@ export class ProxyExchange implements Attempt, Source, ClientCloseListener {
     this.#proxyRes = proxyRes;
     this.#upstream.answered(t);
     this.#headSent = true;
-    if (!this.#sink.start(upstreamHead(proxyRes, this.#req.httpVersionMajor, t.redirect), this)) {
+    if (!this.#sink.start(upstreamHead(proxyRes, t.redirect), this)) {
       // Answered otherwise (a stale cached answer, an internal redirect, a head node refused): the rest is dropped.
       this.#done = true;
       this.#release();
@@ -320,7 +320,7 @@ export class ProxyExchange implements Attempt, Source, ClientCloseListener {
 }
 
 /** The target's answer as a response head: its headers as the client gets them, X-Accel-Expires and -Buffering apart. */
-function upstreamHead(proxyRes: IncomingMessage, httpMajor: number, redirect: RedirectRewrite): ResponseHead {
+function upstreamHead(proxyRes: IncomingMessage, redirect: RedirectRewrite): ResponseHead {
   const raw = proxyRes.rawHeaders;
   let noBuffering = false;
   let accelExpires: string | null = null;
@@ -335,8 +335,8 @@ function upstreamHead(proxyRes: IncomingMessage, httpMajor: number, redirect: Re
   const type = proxyRes.headers['content-type'];
   return {
     status: proxyRes.statusCode ?? 502,
-    // HTTP/2 has no reason phrase.
-    reason: httpMajor === 1 ? (proxyRes.statusMessage ?? '') : '',
+    // (dropped by the exchange over HTTP/2, which has no reason phrase)
+    reason: proxyRes.statusMessage ?? '',
     headers: responseHeaders(raw, false, redirect),
     contentType: type ?? '',
     contentLength: length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : null,
