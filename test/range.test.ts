@@ -1,11 +1,11 @@
 /**
- * parseRange (gateway/handlers/static.ts), case by case: RFC 9110 §14.1 (range units, int-range, suffix-range,
+ * parseRange (gateway/http/range.ts), case by case: RFC 9110 §14.1 (range units, int-range, suffix-range,
  * satisfiable or not) and §14.2 (a server may ignore a Range it does not like, and answers the whole file). The
  * end-to-end answers (206, 416, Content-Range) are in static.test.ts.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRange } from '../gateway/handlers/static.js';
+import { parseRange } from '../gateway/http/range.js';
 
 type Expected = { start: number; end: number } | null | 'unsatisfiable';
 

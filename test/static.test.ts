@@ -1232,3 +1232,43 @@ describe('static files', () => {
     });
   });
 });
+
+describe("a hot file's head, made once and sent again", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-hothead-'));
+  fs.mkdirSync(path.join(dir, 'admin'));
+  fs.writeFileSync(path.join(dir, 'admin', 'index.html'), '<p>admin</p>\n'.repeat(20));
+  let g: RunningGateway;
+  before(async () => {
+    g = await startGateway(
+      'php:\n  worker_count: 1\n  index: [index.html]\nstatic:\n  cache_control: [{ pattern: "/admin/index.html", value: "no-store" }]\nheaders:\n  routes: [{ pattern: "/admin/index.html", frame_options: DENY }]\n',
+      { docroot: dir },
+    );
+  });
+  after(async () => {
+    await g.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('plain GETs get the same head every time; validators, HEAD and another path to the same file get their own', async () => {
+    const without = (r: SimpleResponse): Record<string, unknown> => ({ ...r.headers, date: undefined });
+    const first = await request(g.base, '/admin/');
+    assert.equal(first.status, 200);
+    const second = await request(g.base, '/admin/');
+    assert.deepEqual(without(second), without(first));
+    assert.equal(second.headers['x-frame-options'], 'SAMEORIGIN', 'security headers on the reused head');
+    assert.equal(second.headers['cache-control'], undefined);
+    assert.equal(second.text, first.text);
+    const notModified = await request(g.base, '/admin/', { headers: { 'If-None-Match': String(first.headers['etag']) } });
+    assert.equal(notModified.status, 304);
+    const head = await request(g.base, '/admin/', { method: 'HEAD' });
+    assert.equal(head.headers['content-length'], first.headers['content-length']);
+    assert.equal(head.body.length, 0);
+    // The same file under its own name: that path's Cache-Control and security headers, then the first path's again.
+    const named = await request(g.base, '/admin/index.html');
+    assert.equal(named.headers['cache-control'], 'no-store');
+    assert.equal(named.headers['x-frame-options'], 'DENY');
+    const again = await request(g.base, '/admin/');
+    assert.equal(again.headers['cache-control'], undefined);
+    assert.equal(again.headers['x-frame-options'], 'SAMEORIGIN');
+  });
+});

@@ -10,13 +10,14 @@ import mime from 'mime-types';
 import { compilePattern, type PathMatcher } from '../../config/pattern.js';
 import type { StaticConfig } from '../../config/types.js';
 import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
-import type { PhpgateError } from '../../core/errors.js';
 import { matchesStrong, matchesWeak, notAfter } from '../http/conditional.js';
 import { qualityOf } from '../http/accept-encoding.js';
 import type { Exchange } from '../http/exchange.js';
 import { writeHeadList } from '../http/response-head.js';
 import type { Logger } from '../../core/log.js';
-import { headerIndex, NO_SOURCE, plainHead, type ClientCloseListener, type ResponseSink, type Source } from '../http/sink.js';
+import { ifRangeHolds, parseRange } from '../http/range.js';
+import { headerIndex, NO_SOURCE, plainHead, stableHead, type ResponseHead, type ResponseSink } from '../http/sink.js';
+import { FileStream } from './file-stream.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */
 interface Representation {
@@ -34,6 +35,15 @@ interface FileEntry {
   /** Seconds-precision mtime, as Last-Modified carries it. */
   readonly mtimeS: number;
   readonly body: Buffer | null;
+  /** The whole-file 200 head of a file kept in memory, made by its first plain GET and reused (null: not yet). */
+  ok: OkHead | null;
+}
+
+/** A reusable 200 head, valid for the Cache-Control and Vary it was made with. */
+interface OkHead {
+  readonly cacheControl: string | null;
+  readonly vary: boolean;
+  readonly head: ResponseHead;
 }
 
 const PRECOMPRESSED = [
@@ -146,10 +156,20 @@ export class StaticFiles {
   ): void {
     const req = x.req;
     const h = req.headers;
+    const cacheControl = this.#cacheControlFor(uriPath);
+    // The hot path: a plain GET of a file kept in memory takes the head made for its first one (no validators to
+    // compare, no range): the same bytes, so the same head, as nginx's open_file_cache keeps it.
+    if (entry.body !== null && carried === null && plainGet(h) && method === 'GET' && entry.size > 0) {
+      const ok = entry.ok;
+      if (ok !== null && ok.cacheControl === cacheControl && ok.vary === vary) {
+        if (fd !== null) fs.close(fd, () => undefined);
+        if (sink.start(ok.head, NO_SOURCE)) sink.end(entry.body);
+        return;
+      }
+    }
     const headers: string[] = [];
     const contentType = this.#contentType(file);
     headers.push('Content-Type', contentType, 'Last-Modified', entry.lastModified, 'ETag', entry.etag);
-    const cacheControl = this.#cacheControlFor(uriPath);
     if (cacheControl !== null) headers.push('Cache-Control', cacheControl);
     if (vary) headers.push('Vary', 'Accept-Encoding');
     if (rep.encoding !== '') headers.push('Content-Encoding', rep.encoding);
@@ -185,6 +205,7 @@ export class StaticFiles {
     const sendsBody = (status === 200 || status === 206) && method !== 'HEAD' && entry.size > 0;
     const length = status === 200 || status === 206 ? (entry.size === 0 ? 0 : end - start + 1) : status === 416 ? 0 : null;
     const head = plainHead(status, '', carried === null ? headers : withCarried(headers, carried), contentType, length);
+    if (status === 200 && entry.body !== null && carried === null && plainGet(h)) entry.ok = { cacheControl, vary, head: stableHead(head) };
     if (!sendsBody) {
       if (fd !== null) fs.close(fd, () => undefined); // nothing to read from it; a failed close changes nothing
       if (sink.start(head, NO_SOURCE)) sink.end();
@@ -192,7 +213,7 @@ export class StaticFiles {
       if (fd !== null) fs.close(fd, () => undefined);
       if (sink.start(head, NO_SOURCE)) sink.end(status === 200 ? entry.body : entry.body.subarray(start, end + 1));
     } else {
-      new FileStream(x, sink, this.#log, rep.path, fd, start, end).start(head);
+      new FileStream(x, sink, this.#log, rep.path, fd, start, end, STREAM_CHUNK).start(head);
     }
   }
 
@@ -266,6 +287,7 @@ export class StaticFiles {
       lastModified: new Date(mtimeS * 1000).toUTCString(),
       mtimeS,
       body,
+      ok: null,
     };
   }
 
@@ -289,40 +311,6 @@ export class StaticFiles {
   }
 }
 
-/** If-Range: the range applies only if the client's copy is current (strong ETag, or the exact date). */
-function ifRangeHolds(ifRange: string | undefined, entry: FileEntry): boolean {
-  if (ifRange === undefined) return true;
-  const v = ifRange.trim();
-  if (v.startsWith('"') || v.startsWith('W/')) return v === entry.etag;
-  const t = Date.parse(v);
-  return !Number.isNaN(t) && t === entry.mtimeS * 1000;
-}
-
-/**
- * One `bytes=` range → inclusive start/end; null to ignore the header (other units, bad syntax, several
- * ranges: answered with the whole file, which RFC 9110 §14.2 allows); 'unsatisfiable' for 416.
- */
-export function parseRange(header: string, size: number): { start: number; end: number } | null | 'unsatisfiable' {
-  const m = /^\s*bytes\s*=\s*([^,]*)$/i.exec(header);
-  if (m === null) return null;
-  const spec = /^(\d*)\s*-\s*(\d*)$/.exec(m[1]!.trim());
-  if (spec === null) return null;
-  const [, first, last] = spec;
-  if (first === '' && last === '') return null;
-  if (first === '') {
-    const n = Number(last);
-    if (n === 0) return 'unsatisfiable';
-    // §14.1.1: on an empty file a non-zero suffix is satisfiable, but no 206 can describe zero bytes: send it whole.
-    if (size === 0) return null;
-    return { start: Math.max(0, size - n), end: size - 1 };
-  }
-  const start = Number(first);
-  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
-  if (last !== '' && Number(last) < start) return null; // invalid range-spec: ignored
-  if (start >= size) return 'unsatisfiable';
-  return { start, end };
-}
-
 /** Headers of a redirecting answer (X-Accel-Redirect) replace the file's own of the same name, as nginx copies them. */
 function withCarried(headers: string[], carried: readonly string[]): string[] {
   const out: string[] = [];
@@ -331,52 +319,13 @@ function withCarried(headers: string[], carried: readonly string[]): string[] {
   return out;
 }
 
-/** A large file, read from disk into a sink with backpressure: paused while the client is full, closed with it. */
-class FileStream implements Source, ClientCloseListener {
-  readonly #sink: ResponseSink;
-  readonly #log: Logger;
-  readonly #path: string;
-  readonly #stream: fs.ReadStream;
-
-  constructor(x: Exchange, sink: ResponseSink, log: Logger, path: string, fd: number | null, start: number, end: number) {
-    this.#sink = sink;
-    this.#log = log;
-    this.#path = path;
-    this.#stream =
-      fd === null
-        ? fs.createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK })
-        : fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK });
-    x.watch(this);
-  }
-
-  start(head: ReturnType<typeof plainHead>): void {
-    if (!this.#sink.start(head, this)) {
-      this.#stream.destroy();
-      return;
-    }
-    this.#stream.on('data', this.#onData);
-    this.#stream.once('end', this.#onEnd);
-    this.#stream.once('error', this.#onError);
-  }
-
-  resume(): void {
-    this.#stream.resume();
-  }
-
-  clientClosed(): void {
-    this.#stream.destroy();
-  }
-
-  readonly #onData = (chunk: Buffer | string): void => {
-    if (!this.#sink.data(chunk as Buffer)) this.#stream.pause();
-  };
-
-  readonly #onEnd = (): void => {
-    this.#sink.end();
-  };
-
-  readonly #onError = (err: Error): void => {
-    this.#log.warn({ err, file: this.#path }, 'static file read failed mid-response');
-    this.#sink.error(err as PhpgateError);
-  };
+/** A GET or HEAD without validators or a range: its answer depends on the file alone. */
+function plainGet(h: IncomingMessage['headers']): boolean {
+  return (
+    h.range === undefined &&
+    h['if-none-match'] === undefined &&
+    h['if-modified-since'] === undefined &&
+    h['if-match'] === undefined &&
+    h['if-unmodified-since'] === undefined
+  );
 }

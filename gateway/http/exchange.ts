@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type PhpgateError, UpstreamError } from '../../core/errors.js';
 import { statusForError, type ErrorResponder } from './errors-http.js';
 import type { Logger } from '../../core/log.js';
+import { mergedOnce, withEdge } from './edge-headers.js';
 import { setHeaders, writeHeadOver, type HeaderList } from './response-head.js';
 import type { ClientCloseListener, ResponseHead, ResponseSink, Source } from './sink.js';
 import type { RequestTrace } from './trace.js';
@@ -107,7 +108,12 @@ export class Exchange implements ResponseSink {
     if (this.#state === GONE) return false;
     this.#expect(IDLE, 'start');
     this.#source = source;
-    const headers = this.#edge.length > 0 || this.#cx.stripPoweredBy ? withEdge(this.#edge, head.headers, this.#cx.stripPoweredBy) : head.headers;
+    const headers =
+      this.#edge.length === 0 && !this.#cx.stripPoweredBy
+        ? head.headers
+        : head.stable === true
+          ? mergedOnce(head, this.#edge, this.#cx.stripPoweredBy)
+          : withEdge(this.#edge, head.headers, this.#cx.stripPoweredBy);
     const status = this.#forceStatus || head.status;
     // HTTP/2 has no reason phrase (node would warn on each one).
     const reason = this.#forceStatus !== 0 || this.req.httpVersionMajor !== 1 ? '' : head.reason;
@@ -117,7 +123,7 @@ export class Exchange implements ResponseSink {
       // with a Content-Length and its body in one end(), instead of chunked.
       this.#state = HELD;
       // Its Content-Length is added at the end: never to the producer's own list.
-      this.#held = { status, reason, headers: headers === head.headers ? headers.slice() : headers };
+      this.#held = { status, reason, headers: headers === head.headers || head.stable === true ? headers.slice() : headers };
       return true;
     }
     if (!this.#sendHead(status, reason, headers)) return false;
@@ -342,46 +348,4 @@ export class Exchange implements ResponseSink {
     if (one !== null) one.clientClosed();
     if (more !== null) for (const l of more) l.clientClosed();
   }
-}
-
-/** Lower-case names of each security-header list (a few lists per configuration, made at load). */
-const lowerNames = new WeakMap<HeaderList, readonly string[]>();
-
-function namesOf(edge: HeaderList): readonly string[] {
-  let names = lowerNames.get(edge);
-  if (names === undefined) {
-    names = edge.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
-    lowerNames.set(edge, names);
-  }
-  return names;
-}
-
-/**
- * The security headers the producer did not send itself, then the producer's own, without X-Powered-By when
- * `strip` (expose_php's advertisement, dropped as helmet's hidePoweredBy does). One pass, each name lower-cased once.
- */
-function withEdge(edge: HeaderList, headers: readonly string[], strip: boolean): string[] {
-  const names = namesOf(edge);
-  // Which edge headers the producer sent itself: bits of a number for the usual handful, an array past 30.
-  let sent = 0;
-  const many = names.length > 30 ? new Array<boolean>(names.length).fill(false) : null;
-  let powered = -1;
-  for (let i = 0; i < headers.length; i += 2) {
-    const lower = headers[i]!.toLowerCase();
-    if (strip && lower === 'x-powered-by') powered = i;
-    for (let e = 0; e < names.length; e++) {
-      if (names[e] !== lower) continue;
-      if (many === null) sent |= 1 << e;
-      else many[e] = true;
-    }
-  }
-  const out: string[] = [];
-  for (let e = 0; e < names.length; e++) {
-    if (many === null ? (sent & (1 << e)) === 0 : !many[e]) out.push(edge[2 * e]!, edge[2 * e + 1]!);
-  }
-  for (let i = 0; i < headers.length; i += 2) {
-    if (powered !== -1 && headers[i]!.length === 12 && headers[i]!.toLowerCase() === 'x-powered-by') continue;
-    out.push(headers[i]!, headers[i + 1]!);
-  }
-  return out;
 }

@@ -35,6 +35,11 @@ export interface ResponseHead {
   readonly accelExpires: string | null;
   /** `X-Accel-Redirect`: the URI that answers instead of this response (nginx's internal redirect), or null. */
   readonly accelRedirect: string | null;
+  /**
+   * The same head object goes out again for other requests (a hot file's 200): a sink may keep what it makes of it
+   * (the exchange keeps its merge with the security headers). Its headers are never changed once made.
+   */
+  readonly stable?: true;
 }
 
 /** What a sink calls back on the producer that is waiting for it. */
@@ -73,6 +78,11 @@ export function withHeaders(head: ResponseHead, headers: string[], contentLength
 /** A head the gateway makes itself (static files, cached answers): no X-Accel instructions. */
 export function plainHead(status: number, reason: string, headers: string[], contentType: string, contentLength: number | null): ResponseHead {
   return { status, reason, headers, contentType, contentLength, noBuffering: false, accelExpires: null, accelRedirect: null };
+}
+
+/** `head`, marked as sent again unchanged (see ResponseHead.stable). */
+export function stableHead(head: ResponseHead): ResponseHead {
+  return { ...head, stable: true };
 }
 
 /** The index of header `name` (any letter case) in a name/value list, or -1. */
