@@ -3,7 +3,7 @@
  * producing into its sink chain. The only file that knows both handlers/ and filters/: it composes them.
  *
  *   producer (PHP, upstream, static file, cached entry)
- *     → [cache fill] → [X-Accel-Redirect] → [compression] → Exchange (security headers, framing, the client)
+ *     → [cache fill] → [X-Accel-Redirect: PHP only] → [compression] → Exchange (security headers, framing, the client)
  *
  * A filter is in the chain only when it can act: no cache rule, no fill; compression off or no Accept-Encoding, no
  * compressor.
@@ -281,9 +281,9 @@ export class Pipeline implements ErrorResponder {
     }
   }
 
-  /** The job's answer through its filters: [fill] → X-Accel-Redirect → [compression] → the exchange. */
+  /** The job's answer through its filters: [fill] → [X-Accel-Redirect: PHP's answers] → [compression] → the exchange. */
   #produce(x: Exchange, client: ClientInfo, job: Job, fill: CacheFill | null): void {
-    let sink: ResponseSink = new AccelRedirectFilter(this.#compressing(x), x, this.#internal);
+    let sink: ResponseSink = job.kind === 'php' ? new AccelRedirectFilter(this.#compressing(x), x, this.#internal) : this.#compressing(x);
     if (fill !== null) {
       fill.attach(x.req, sink);
       x.watch(fill);
