@@ -14,16 +14,8 @@ import { serveEntry, type EntryServing } from './serve.js';
 /** What a fill needs of the cache it fills. */
 export interface FillHost extends EntryServing {
   readonly maxEntryBytes: number;
-  store(
-    fill: CacheFill,
-    req: IncomingMessage,
-    status: number,
-    reason: string,
-    head: ResponseHead,
-    headers: readonly string[],
-    body: Buffer,
-    life: Lifetime,
-  ): void;
+  /** Keeps `head` and `body` under the fill's key, fresh for `life`. */
+  store(fill: CacheFill, req: IncomingMessage, head: ResponseHead, body: Buffer, life: Lifetime): void;
   /** The answer was not storable by policy: later misses of its key skip the lock for a while. */
   markPass(fill: CacheFill, rule: CompiledRule): void;
   /** The fill ended, whichever way. */
@@ -109,7 +101,7 @@ export class CacheFill implements ResponseSink, ClientCloseListener {
         // One copy: the chunks are slices of socket reads, which must not stay alive behind a small entry.
         const body = Buffer.concat(this.#chunks, this.#size);
         const head = this.#head!;
-        this.#cache.store(this, this.#req!, head.status, head.reason, head, head.headers, body, this.#life!);
+        this.#cache.store(this, this.#req!, head, body, this.#life!);
       } else if (this.#pass) {
         this.#cache.markPass(this, this.#rule);
       }

@@ -165,16 +165,8 @@ export class ResponseCache implements FillHost {
     return this.#maxEntryBytes;
   }
 
-  store(
-    fill: CacheFill,
-    req: IncomingMessage,
-    status: number,
-    reason: string,
-    head: ResponseHead,
-    headers: readonly string[],
-    body: Buffer,
-    life: Lifetime,
-  ): void {
+  store(fill: CacheFill, req: IncomingMessage, head: ResponseHead, body: Buffer, life: Lifetime): void {
+    const { status, reason, headers } = head;
     const kept: string[] = [];
     const names = new Set<string>();
     let vary: string[] = [];
