@@ -9,27 +9,20 @@
  * then SIGKILL to its group past a grace, and it exits by itself if the bench goes away (the channel closes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { tail } from '../../test/support/nginx-fpm.js';
+import { ServerProcess, type RunningServer } from './server-process.js';
 import type { BareConfig, BareReady } from './bare-server.js';
 import type { Got } from './http.js';
 
 export type { BareConfig } from './bare-server.js';
 
-export interface BareServer {
-  port: number;
-  pid: number;
-  /** True while the process runs. */
-  alive(): boolean;
-  /** The last few KB of its log (stdout + stderr). */
-  logTail(): Promise<string>;
-  stop(): Promise<void>;
-}
+export type BareServer = RunningServer;
 
 const SOURCE = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
 const READY_TIMEOUT_MS = 10_000;
@@ -38,8 +31,6 @@ const STOP_GRACE_MS = 5_000;
 const WRITTEN_BY_NODE = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
 /** node:http's keep-alive timeout when an answer names none. */
 const NODE_KEEPALIVE_MS = 5_000;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** An answer's header lines as [name, value] pairs, in the order they came, pseudo-headers (HTTP/2) left out. */
 function headerPairs(res: Got): Array<[string, string]> {
@@ -93,58 +84,26 @@ async function compile(dir: string): Promise<string> {
 export async function startBare(config: BareConfig): Promise<BareServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'phpgate-bench-bare-'));
   const logFile = path.join(dir, 'bare.log');
-  let child: ChildProcess | null = null;
-  let exited = Promise.resolve();
-  const alive = () => child !== null && child.exitCode === null && child.signalCode === null;
-
-  const kill = async (): Promise<void> => {
-    const c = child;
-    if (c === null || !alive()) return;
-    c.kill('SIGTERM');
-    const timedOut = await Promise.race([exited.then(() => false), sleep(STOP_GRACE_MS).then(() => true)]);
-    if (timedOut && alive()) {
-      try {
-        process.kill(-c.pid!, 'SIGKILL'); // its group: spawned detached, it leads it
-      } catch {
-        /* gone */
-      }
-      await exited;
-    }
-  };
-  // Last resort if the bench exits without stop() (an uncaught error): nothing of ours outlives it.
-  process.once('exit', () => {
-    if (alive()) {
-      try {
-        process.kill(-child!.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopped ??= kill().then(() => rm(dir, { recursive: true, force: true })));
+  const proc = new ServerProcess(dir, STOP_GRACE_MS);
+  const { alive, stop } = proc;
 
   try {
     const script = await compile(dir);
     const fd = openSync(logFile, 'a');
+    let c: ChildProcess;
     try {
-      child = spawn(process.execPath, [script, JSON.stringify(config)], { detached: true, stdio: ['ignore', fd, fd, 'ipc'] });
+      c = spawn(process.execPath, [script, JSON.stringify(config)], { detached: true, stdio: ['ignore', fd, fd, 'ipc'] });
     } finally {
       closeSync(fd);
     }
-    const c = child;
-    exited = new Promise<void>((resolve) => {
-      c.once('exit', () => resolve());
-      c.once('error', () => resolve());
-    });
+    proc.adopt(c);
     const ready = await new Promise<BareReady | string>((resolve) => {
       const timer = setTimeout(() => resolve(`not listening after ${READY_TIMEOUT_MS} ms`), READY_TIMEOUT_MS);
       c.once('message', (m: BareReady) => {
         clearTimeout(timer);
         resolve(m);
       });
-      void exited.then(() => {
+      void proc.exited.then(() => {
         clearTimeout(timer);
         resolve(`exited (${c.signalCode ?? `code ${c.exitCode}`})`);
       });

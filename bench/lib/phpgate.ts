@@ -10,13 +10,14 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { httpAnswers, tail } from '../../test/support/nginx-fpm.js';
 import { freePort } from '../../test/support/proc.js';
+import { ServerProcess, type RunningServer } from './server-process.js';
 
 export interface PhpgateOptions {
   workers: number;
@@ -36,15 +37,7 @@ export interface PhpgateOptions {
   compression?: { gzip: boolean; brotli: boolean; gzip_level?: number };
 }
 
-export interface Phpgate {
-  port: number;
-  pid: number;
-  /** True while the gateway process runs. */
-  alive(): boolean;
-  /** The last few KB of its log (stdout + stderr). */
-  logTail(): Promise<string>;
-  stop(): Promise<void>;
-}
+export type Phpgate = RunningServer;
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 /** Inside the repository, so the compiled gateway finds its dependencies in node_modules and its package.json. */
@@ -141,49 +134,17 @@ export async function startPhpgate(docroot: string, opts: PhpgateOptions): Promi
   // PHPGATE_* variables would override the file; the bench's configuration is the one in gateway.yaml.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PHPGATE_')));
 
-  let child: ChildProcess | null = null;
-  let exited = Promise.resolve();
-  const alive = () => child !== null && child.exitCode === null && child.signalCode === null;
-
-  /** Stops the gateway process and any php-cgi master it left behind. */
-  const kill = async (): Promise<void> => {
-    const c = child;
-    if (c !== null && alive()) {
-      c.kill('SIGTERM');
-      const timedOut = await Promise.race([exited.then(() => false), sleep(STOP_GRACE_MS).then(() => true)]);
-      if (timedOut && alive()) {
-        try {
-          process.kill(-c.pid!, 'SIGKILL'); // its group: the gateway (spawned detached, so it leads it)
-        } catch {
-          /* gone */
-        }
-        await exited;
-      }
-    }
-    killRecordedMasters(socketDir);
-  };
-  // Last resort if the bench exits without stop() (an uncaught error): nothing of ours outlives it.
-  process.once('exit', () => {
-    if (alive()) {
-      try {
-        process.kill(-child!.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    killRecordedMasters(socketDir);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopped ??= kill().then(() => rm(dir, { recursive: true, force: true })));
+  const proc = new ServerProcess(dir, STOP_GRACE_MS, () => killRecordedMasters(socketDir));
+  const { alive, stop } = proc;
 
   // A free port can be taken between picking and binding it: retry a few times.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     await writeFile(configFile, gatewayYaml(docroot, port, opts, socketDir));
     const fd = openSync(logFile, 'a');
+    let c: ChildProcess;
     try {
-      child = spawn(process.execPath, [CLI, '--config', configFile], {
+      c = spawn(process.execPath, [CLI, '--config', configFile], {
         cwd: REPO,
         env,
         detached: true,
@@ -192,11 +153,7 @@ export async function startPhpgate(docroot: string, opts: PhpgateOptions): Promi
     } finally {
       closeSync(fd);
     }
-    const c = child;
-    exited = new Promise<void>((resolve) => {
-      c.once('exit', () => resolve());
-      c.once('error', () => resolve());
-    });
+    proc.adopt(c);
 
     const deadline = Date.now() + READY_TIMEOUT_MS;
     let ready = false;
@@ -213,7 +170,7 @@ export async function startPhpgate(docroot: string, opts: PhpgateOptions): Promi
     const why = alive() ? `not answering after ${READY_TIMEOUT_MS} ms` : `exited (${c.signalCode ?? `code ${c.exitCode}`})`;
     const log = await tail(logFile);
     if (log.includes('EADDRINUSE') && attempt < 3) {
-      await kill();
+      await proc.kill();
       await writeFile(logFile, '');
       continue;
     }

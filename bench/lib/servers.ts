@@ -7,6 +7,7 @@ import { startNginxFpm, type NginxFpm, type NginxFpmOptions } from '../../test/s
 import type { BareServer } from './bare.js';
 import { request } from './http.js';
 import { startPhpgate, type Phpgate, type PhpgateOptions } from './phpgate.js';
+import type { RunningServer } from './server-process.js';
 import { usage, watchPeakRss } from './procfs.js';
 import type { Site } from './site.js';
 import { runWrk, type WrkOptions, type WrkResult } from './wrk.js';
@@ -61,7 +62,7 @@ export interface Pair {
 }
 
 /** A server that is one node process the bench started (phpgate, the bare server): dead means its log is the story. */
-function nodeProcessSide<N extends ServerName>(name: N, label: string, p: Phpgate | BareServer): Side<N> {
+function nodeProcessSide<N extends ServerName>(name: N, label: string, p: RunningServer): Side<N> {
   return {
     name,
     port: p.port,
