@@ -13,7 +13,7 @@ import { Exchange, type ExchangeContext, type InternalRedirects } from './http/e
 import type { HeaderList } from './http/response-head.js';
 import type { ResponseSink } from './http/sink.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
-import { RouteKind, type PhpRoute, type Router } from './route/router.js';
+import { RouteKind, type ErrorRoute, type PhpRoute, type RedirectRoute, type Router } from './route/router.js';
 
 export interface InternalRequestsOptions {
   readonly router: Router;
@@ -75,10 +75,8 @@ export class InternalRequests implements ErrorResponder, InternalRedirects {
         if (!this.#o.php(x, x.target!, route, method, sink)) x.refuse(500);
         return;
       case RouteKind.Error:
-        x.refuse(route.status);
-        return;
       case RouteKind.Redirect:
-        x.refuse(301, { Location: route.location });
+        refuseRoute(x, route);
         return;
     }
   }
@@ -117,4 +115,14 @@ export class InternalRequests implements ErrorResponder, InternalRedirects {
       sendError(req, res, status);
     }
   }
+}
+
+/**
+ * The router's refusals, answered on the exchange: an error status, or a redirect with a relative Location (RFC
+ * 9110 §10.2.2 allows it): nginx builds an absolute one from the Host header and its own listen port, which is
+ * wrong behind a load balancer and echoes an unchecked Host back.
+ */
+export function refuseRoute(x: Exchange, route: ErrorRoute | RedirectRoute): void {
+  if (route.kind === RouteKind.Error) x.refuse(route.status);
+  else x.refuse(301, { Location: route.location });
 }

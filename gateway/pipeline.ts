@@ -40,7 +40,7 @@ import { RequestTrace } from './http/trace.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
 import { RouteKind, type PhpRoute, type Router } from './route/router.js';
 import { Upgrades } from './upgrade.js';
-import { InternalRequests } from './internal.js';
+import { InternalRequests, refuseRoute } from './internal.js';
 
 export interface PipelineOptions {
   readonly router: Router;
@@ -220,12 +220,8 @@ export class Pipeline implements ErrorResponder {
         this.#job(x, client, { kind: 'php', route }, true);
         return;
       case RouteKind.Error:
-        x.refuse(route.status);
-        return;
       case RouteKind.Redirect:
-        // A relative Location (RFC 9110 §10.2.2 allows it): nginx builds an absolute one from the Host header and
-        // its own listen port, which is wrong behind a load balancer and echoes an unchecked Host back.
-        x.refuse(301, { Location: route.location });
+        refuseRoute(x, route);
         return;
     }
   }

@@ -95,7 +95,7 @@ export class CompressFilter implements ResponseSink, Source, ClientCloseListener
     this.#ended = true;
     const held = this.#held;
     if (held !== null) {
-      // The whole body arrived within WHOLE_BODY_MAX: one compression call, one write, with its length.
+      // The whole body arrived within WHOLE_BODY_MAX: one compression call, one write.
       this.#held = null;
       let out: Buffer;
       try {

@@ -203,26 +203,15 @@ export class Exchange implements ResponseSink {
   }
 
   error(err: PhpgateError): void {
-    const state = this.#state;
-    if (state === GONE) return;
-    this.#expect(state === SENDING ? SENDING : state === HELD ? HELD : IDLE, 'error');
-    this.#state = DONE;
-    this.#stopWaiting();
-    if (state === SENDING) {
-      this.#cut(err);
-    } else {
-      // Nothing went out: the client gets the error's answer instead of a cut-off one.
-      this.#held = null;
-      this.#pending = [];
-      this.#answerError(err);
-    }
-    // A filter may fail on its own (a compression error): a producer waiting for a drain must let go.
-    this.#tellWatchers();
+    // After another ending this is a bug in a producer or filter: loud (failed() alone would let it pass).
+    if (this.#state === DONE) this.#expect(IDLE, 'error');
+    this.failed(err);
   }
 
   /**
-   * A bug on the way (a throw where none was expected): the response ends whatever its state, with the error's
-   * answer if nothing went out yet, else cut. Never throws; watchers are told.
+   * Ends the response with a failure whatever its state: the error's answer if nothing went out yet (not a cut-off
+   * one), else a cut. Watchers are told: a filter may fail on its own (a compression error), and a producer waiting
+   * for a drain must let go. Never throws: also for a bug on the way (a throw where none was expected).
    */
   failed(err: PhpgateError): void {
     const state = this.#state;

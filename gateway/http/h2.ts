@@ -1,8 +1,7 @@
 /**
  * The lean HTTP/2 path: a request and a response over node's core Http2Stream API, in place of node's
  * compatibility layer (Http2ServerRequest/Response), which costs several objects, a dozen stream listeners and a
- * header-by-header copy per request — most of what an HTTP/2 answer costs the gateway (bench/: a bare core-API
- * server serves a small file at about 1.6× the compatibility API's rate).
+ * header-by-header copy per request.
  *
  * They offer what the gateway and http-proxy-3 use of http's request and response, and nothing else: the request's
  * head (pseudo-headers included, as compat's), its body as the stream itself (on/pipe/pause/resume), the response's
