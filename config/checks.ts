@@ -15,7 +15,7 @@ export interface Check<T> {
   parse(this: void, value: unknown): T | Invalid;
 }
 
-function check<T>(expected: string, parse: (value: unknown) => T | Invalid): Check<T> {
+export function check<T>(expected: string, parse: (value: unknown) => T | Invalid): Check<T> {
   return { expected, parse };
 }
 

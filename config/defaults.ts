@@ -78,6 +78,8 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
   // Kept from the example even though rules default to none: a session cookie must never get a cached page.
   cache: { max_mb: 64, max_entry_kb: 1024, header: 'X-Cache', lock_ms: 5000, rules: [], bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'] },
   upstreams: [],
+  rewrite: [],
+  routes: [],
   logging: { level: 'info', file: '', access: true, slow_ms: 0 },
 });
 

@@ -14,7 +14,7 @@ import { applyEnv, applyFlags, type Overrides } from './overrides.js';
 import { ReadContext } from './reader.js';
 import { RENAMED, ROOT, type RawConfig, type RawPool } from './schema.js';
 import { checkConfig } from './semantics.js';
-import type { GatewayConfig, PhpConfig, PoolConfig } from './types.js';
+import type { GatewayConfig, PhpConfig, PoolConfig, RouteConfig } from './types.js';
 
 export type { Overrides } from './overrides.js';
 export { ENV_VARS, type EnvVar } from './overrides.js';
@@ -105,6 +105,8 @@ function build(raw: RawConfig, source: string, baseDir: string, searchPath: stri
       rules: (raw.cache?.rules ?? []).map((r) => ({ ...CACHE_RULE_DEFAULTS, ...r })),
     },
     upstreams: (raw.upstreams ?? []).map((u) => ({ ...UPSTREAM_DEFAULTS, ...u })),
+    rewrite: raw.rewrite ?? [],
+    routes: resolveRoutes(raw.routes ?? [], fromBase),
     logging: { ...logging, file: fromBase(logging.file) },
   };
 }
@@ -142,4 +144,15 @@ function inheritPool(pool: RawPool, php: PhpConfig): PoolConfig {
     ini: { ...php.ini, ...pool.ini },
     env: { ...php.env, ...pool.env },
   };
+}
+
+/** Route paths (root, alias, htpasswd files) are relative to the configuration file, as php.docroot. */
+function resolveRoutes(list: readonly RouteConfig[], fromBase: (p: string) => string): RouteConfig[] {
+  return list.map((r) => ({
+    ...r,
+    root: r.root === null ? null : fromBase(r.root),
+    alias: r.alias === null ? null : fromBase(r.alias) + (r.alias.endsWith('/') ? '/' : ''),
+    auth_basic: r.auth_basic === null ? null : { ...r.auth_basic, user_file: fromBase(r.auth_basic.user_file) },
+    routes: resolveRoutes(r.routes, fromBase),
+  }));
 }

@@ -4,6 +4,7 @@
  */
 import * as C from './checks.js';
 import { list, obj, scalar, stringMap, type ReadType } from './reader.js';
+import { routes, serverRewrite } from './routes.js';
 
 /** Retired key (schema path) → its new name, so old configs fail with the fix instead of "unknown key". */
 export const RENAMED: Readonly<Record<string, string>> = {
@@ -150,6 +151,8 @@ export const ROOT = obj({
   rate_limit: rateLimit,
   cache,
   upstreams: list(upstream),
+  rewrite: serverRewrite,
+  routes,
   logging: obj({ level: scalar(C.logLevel), file: scalar(C.string), access: flag, slow_ms: scalar(C.int(0)) }),
 });
 

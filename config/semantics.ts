@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import { compilePattern, hasWildcard, patternMatchesEverything, type PathMatcher } from './pattern.js';
 import type { Loc, ReadContext } from './reader.js';
-import type { GatewayConfig, PoolConfig, TlsConfig, UpstreamConfig } from './types.js';
+import { unknownVariables } from './routes.js';
+import type { GatewayConfig, PoolConfig, RouteConfig, TlsConfig, UpstreamConfig } from './types.js';
 
 /** The name of the implicit pool built from php.*; a named pool may not take it. */
 export const DEFAULT_POOL_NAME = 'default';
@@ -38,6 +39,25 @@ export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
   checkStripPrefixes(cfg.upstreams, cx);
   checkProxyProtocol(cfg, cx);
   checkUrlLimit(cfg, cx);
+  checkRoutes(cfg, cx);
+}
+
+/** Route pools exist, htpasswd files and roots exist, every variable is one nginx would know. */
+function checkRoutes(cfg: GatewayConfig, cx: ReadContext): void {
+  const pools = new Set([DEFAULT_POOL_NAME, ...cfg.pools.map((p) => p.name)]);
+  const walk = (list: readonly RouteConfig[], at: string): void => {
+    list.forEach((r, i) => {
+      const here = `${at}[${i}]`;
+      if (r.php?.pool != null && !pools.has(r.php.pool)) {
+        cx.reportAt(`${here}.php`, `${here}.php.pool: no pool named "${r.php.pool}" (pools: ${[...pools].join(', ')})`);
+      }
+      if (r.auth_basic !== null) checkExisting(`${here}.auth_basic.user_file`, r.auth_basic.user_file, 'file', cx);
+      if (r.root !== null) checkExisting(`${here}.root`, r.root, 'directory', cx);
+      walk(r.routes, `${here}.routes`);
+    });
+  };
+  walk(cfg.routes, 'routes');
+  for (const message of unknownVariables(cfg.rewrite, cfg.routes)) cx.reportAt(cfg.routes.length > 0 ? 'routes' : 'rewrite', message);
 }
 
 /** node counts the request line against the header limit: a url_kb at or over header_kb could never answer 414. */

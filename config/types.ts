@@ -248,5 +248,97 @@ export interface GatewayConfig {
   readonly rate_limit: RateLimitConfig;
   readonly cache: CacheConfig;
   readonly upstreams: readonly UpstreamConfig[];
+  /** nginx's server-level rewrite module directives, run before a route is chosen. */
+  readonly rewrite: readonly RewriteStep[];
+  /** nginx's locations (docs/ROUTES.md); empty: the global keys route as before. */
+  readonly routes: readonly RouteConfig[];
   readonly logging: LoggingConfig;
+}
+
+/** Text with nginx variables: literal parts and variable names (lower case, without `$`). */
+export type TemplatePart = { readonly text: string } | { readonly variable: string };
+
+/** A route's `match:`, as nginx's location modifiers. */
+export type RouteMatch =
+  | { readonly kind: 'exact'; readonly path: string }
+  | { readonly kind: 'prefix'; readonly path: string; /** `^~`: no regex route is tried when this is the longest prefix. */ readonly priority: boolean }
+  | { readonly kind: 'regex'; readonly source: string; readonly caseInsensitive: boolean };
+
+export type RewriteFlag = 'last' | 'break' | 'redirect' | 'permanent';
+
+export type RouteCondition =
+  | { readonly kind: 'value'; readonly left: readonly TemplatePart[] }
+  | { readonly kind: 'compare'; readonly left: readonly TemplatePart[]; readonly negate: boolean; readonly right: readonly TemplatePart[] }
+  | {
+      readonly kind: 'regex';
+      readonly left: readonly TemplatePart[];
+      readonly negate: boolean;
+      readonly source: string;
+      readonly caseInsensitive: boolean;
+    }
+  | { readonly kind: 'file'; readonly test: '-f' | '-d' | '-e' | '-x'; readonly negate: boolean; readonly path: readonly TemplatePart[] };
+
+/** One step of a rewrite script (nginx's rewrite module directives, in order). */
+export type RewriteStep =
+  | { readonly kind: 'rewrite'; readonly source: string; readonly replacement: readonly TemplatePart[]; readonly flag: RewriteFlag | null }
+  | { readonly kind: 'set'; readonly name: string; readonly value: readonly TemplatePart[] }
+  | { readonly kind: 'if'; readonly condition: RouteCondition; readonly then: readonly RewriteStep[] }
+  | { readonly kind: 'return'; readonly status: number; readonly text: readonly TemplatePart[] | null }
+  | { readonly kind: 'break' };
+
+export interface RouteAccessRule {
+  readonly allow: boolean;
+  /** "all", an address or a CIDR. */
+  readonly who: string;
+}
+
+export interface RouteHeader {
+  readonly name: string;
+  readonly value: readonly TemplatePart[];
+  /** nginx `always`: on every status, not only 200, 201, 204, 206, 301, 302, 303, 304, 307, 308. */
+  readonly always: boolean;
+}
+
+export interface RoutePhp {
+  /** A fixed script (a front controller such as /index.php), or null: the request's own path. */
+  readonly script: string | null;
+  /** fastcgi_split_path_info: two groups giving SCRIPT_NAME and PATH_INFO, or null (no PATH_INFO). */
+  readonly split_path_info: string | null;
+  /** The pool, or null: pool patterns, then the default pool. */
+  readonly pool: string | null;
+}
+
+export interface RouteCache {
+  readonly ttl_s: number;
+  readonly statuses: readonly number[];
+  readonly stale_s: number;
+  readonly key: string;
+  /** nginx fastcgi_cache_bypass: the request neither gets nor fills a cached answer when one is non-empty and not "0". */
+  readonly bypass: readonly (readonly TemplatePart[])[];
+  /** nginx fastcgi_no_cache: the answer is not stored when one is non-empty and not "0". */
+  readonly no_store: readonly (readonly TemplatePart[])[];
+}
+
+/** One `routes:` entry (nginx's location), loaded; what it leaves out is inherited from its parent at compile time. */
+export interface RouteConfig {
+  /** The `match:` text as written (for messages). */
+  readonly text: string;
+  readonly match: RouteMatch;
+  readonly routes: readonly RouteConfig[];
+  readonly root: string | null;
+  readonly alias: string | null;
+  readonly index: readonly string[] | null;
+  readonly try_files: readonly string[] | null;
+  readonly php: RoutePhp | null;
+  readonly proxy: Omit<UpstreamConfig, 'pattern'> | null;
+  readonly return: { readonly status: number; readonly text: readonly TemplatePart[] | null } | null;
+  readonly rewrite: readonly RewriteStep[];
+  /** A status every request gets (nginx `deny all`: 403), or null. */
+  readonly deny: number | null;
+  readonly access: readonly RouteAccessRule[] | null;
+  readonly auth_basic: { readonly realm: string; readonly user_file: string } | null;
+  readonly add_header: readonly RouteHeader[] | null;
+  readonly expires: number | 'max' | 'epoch' | 'off' | null;
+  readonly cache: RouteCache | null;
+  readonly internal: boolean;
 }
