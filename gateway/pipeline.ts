@@ -17,7 +17,8 @@ import { healthAnswer } from './admin/health.js';
 import { AccelRedirectFilter } from './filters/accel-redirect.js';
 import type { CacheFill } from './filters/cache/fill.js';
 import { serveEntry } from './filters/cache/serve.js';
-import type { ResponseCache } from './filters/cache/store.js';
+import type { CacheLookup, ResponseCache } from './filters/cache/store.js';
+import { RouteHeadersFilter } from './filters/route-headers.js';
 import { CompressFilter } from './filters/compress.js';
 import type { Compression } from './filters/compression.js';
 import type { SecurityHeaders } from './filters/security-headers.js';
@@ -34,11 +35,14 @@ import { Exchange, type ExchangeContext } from './http/exchange.js';
 import type { Logger } from '../core/log.js';
 import { hasDuplicateHost, hasHttp10TransferEncoding } from './http/request.js';
 import { setHeaders } from './http/response-head.js';
+import { plainHead, NO_SOURCE } from './http/sink.js';
 import type { ResponseSink } from './http/sink.js';
 import type { RequestObserver, StatusSource } from './http/status.js';
 import { RequestTrace } from './http/trace.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
+import type { Location } from './route/locations.js';
 import { RouteKind, type PhpRoute, type Router } from './route/router.js';
+import type { AccessGuards, Decision, RouteExtras, RouteTable } from './route/routes.js';
 import { Upgrades } from './upgrade.js';
 import { InternalRequests, refuseRoute } from './internal.js';
 
@@ -73,8 +77,14 @@ export interface PipelineOptions {
   readonly cache: ResponseCache | null;
   /** rate_limit.rules, or null when there are none. */
   readonly rateLimit: RateLimiter | null;
-  /** upstreams[], matched before PHP and static files; null when there are none. */
+  /** upstreams[], matched before PHP and static files, and the routes' upstreams; null when there are none. */
   readonly upstreams: Upstreams | null;
+  /** routes: (nginx's locations), or null: the router's global keys decide. */
+  readonly routes: RouteTable | null;
+  /** The access phase of routes (deny/allow by address, auth_basic). */
+  readonly guards: AccessGuards;
+  /** A route with `proxy:` → its upstream. */
+  readonly routeUpstreams: ReadonlyMap<Location, Upstream>;
   /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
   readonly observers: readonly RequestObserver[];
   /**
@@ -89,7 +99,24 @@ export interface PipelineOptions {
 }
 
 /** What a request is sent to once routed: a PHP script or an HTTP upstream (both may be cached). */
-type Job = { readonly kind: 'php'; readonly route: PhpRoute } | { readonly kind: 'upstream'; readonly upstream: Upstream };
+type Job = ({ readonly kind: 'php'; readonly route: PhpRoute } | { readonly kind: 'upstream'; readonly upstream: Upstream }) & {
+  /** The sink in front of the exchange: a route's headers filter, or the exchange. */
+  readonly tail: ResponseSink;
+  /** The route that answers, when routes: decide (its cache, bypass and no_store). */
+  readonly at: Location | null;
+  readonly extras: RouteExtras | null;
+};
+
+const BYPASSED: CacheLookup = { kind: 'bypass' };
+const NOT_STORED: CacheLookup = { kind: 'pass' };
+
+/** nginx's `return CODE text`: the text as the body (nginx's default_type for it is the site's; text/plain here). */
+function answerText(x: Exchange, sink: ResponseSink, status: number, text: string): void {
+  const body = Buffer.from(text);
+  if (sink.start(plainHead(status, '', ['Content-Type', 'text/plain'], 'text/plain', body.length), NO_SOURCE)) {
+    sink.end(x.req.method === 'HEAD' ? undefined : body);
+  }
+}
 
 export class Pipeline implements ErrorResponder {
   readonly #o: PipelineOptions;
@@ -206,7 +233,11 @@ export class Pipeline implements ErrorResponder {
     // An upstream's pattern is an nginx `location … { proxy_pass …; }`: it takes the path before the docroot is asked.
     const upstream = this.#o.upstreams === null ? null : this.#o.upstreams.match(target.path);
     if (upstream !== null) {
-      this.#job(x, client, { kind: 'upstream', upstream }, true);
+      this.#job(x, client, { kind: 'upstream', upstream, tail: x, at: null, extras: null }, true);
+      return;
+    }
+    if (this.#o.routes !== null) {
+      this.#routed(x, client, this.#o.routes.resolve(req, target, client, this.#o.guards));
       return;
     }
     const route = this.#o.router.resolve(target.path, target.query);
@@ -217,11 +248,46 @@ export class Pipeline implements ErrorResponder {
         return;
       }
       case RouteKind.Php:
-        this.#job(x, client, { kind: 'php', route }, true);
+        this.#job(x, client, { kind: 'php', route, tail: x, at: null, extras: null }, true);
         return;
       case RouteKind.Error:
       case RouteKind.Redirect:
         refuseRoute(x, route);
+        return;
+    }
+  }
+
+  /** A request routes: decided (routes.ts): the answer, through the route's headers and cache. */
+  #routed(x: Exchange, client: ClientInfo, d: Decision): void {
+    const at = d.at ?? null;
+    const extras = d.extras ?? null;
+    const tail = extras?.headers == null ? x : new RouteHeadersFilter(x, extras.headers);
+    switch (d.kind) {
+      case RouteKind.Static: {
+        const refused = this.#o.static.serve(x, tail, d.file, d.stat, x.target!.path);
+        if (refused !== 0) x.refuse(refused, { Allow: 'GET, HEAD' });
+        return;
+      }
+      case RouteKind.Php:
+        this.#job(x, client, { kind: 'php', route: d, tail, at, extras }, true);
+        return;
+      case 'proxy':
+        this.#job(x, client, { kind: 'upstream', upstream: this.#o.routeUpstreams.get(d.at)!, tail, at, extras }, true);
+        return;
+      case 'text':
+        answerText(x, tail, d.status, d.body);
+        return;
+      case 'redirect':
+      case RouteKind.Redirect:
+        x.refuse(d.status, { Location: d.location });
+        return;
+      case 'auth':
+        x.refuse(401, { 'WWW-Authenticate': `Basic realm="${d.realm.replace(/["\\]/g, '')}"` });
+        return;
+      case RouteKind.Error:
+        // nginx's 444: close the connection without an answer.
+        if (d.status === 444) x.res.destroy();
+        else x.refuse(d.status);
         return;
     }
   }
@@ -232,19 +298,26 @@ export class Pipeline implements ErrorResponder {
    */
   #job(x: Exchange, client: ClientInfo, job: Job, mayWait: boolean): void {
     const cache = this.#o.cache;
-    const rule = cache === null ? null : cache.ruleFor(x.target!.path);
+    const own = job.at?.cache ?? null;
+    const rule = cache === null ? null : own !== null ? cache.ruleOfRoute(own) : cache.ruleFor(x.target!.path);
     if (rule === null) {
       this.#produce(x, client, job, null);
       return;
     }
     const trace = x.trace;
-    const v = cache!.lookup(rule, x.req, x.target!, client.https, bodyKind(x.req) !== BodyKind.None, mayWait);
+    const hasBody = bodyKind(x.req) !== BodyKind.None;
+    let v = job.extras?.cacheBypass === true ? BYPASSED : cache!.lookup(rule, x.req, x.target!, client.https, hasBody, mayWait);
+    if (v.kind === 'miss' && job.extras?.cacheNoStore === true) {
+      // fastcgi_no_cache: an entry may be served, but this answer is not stored.
+      v.fill.abandon();
+      v = NOT_STORED;
+    }
     switch (v.kind) {
       case 'hit':
       case 'stale': {
         const status = v.kind === 'hit' ? 'HIT' : 'STALE';
         if (trace !== null) trace.cache = status;
-        serveEntry(cache!, x.req, v.entry, status, this.#compressing(x));
+        serveEntry(cache!, x.req, v.entry, status, this.#compressing(x, job.tail));
         return;
       }
       case 'miss':
@@ -279,7 +352,8 @@ export class Pipeline implements ErrorResponder {
 
   /** The job's answer through its filters: [fill] → [X-Accel-Redirect: PHP's answers] → [compression] → the exchange. */
   #produce(x: Exchange, client: ClientInfo, job: Job, fill: CacheFill | null): void {
-    let sink: ResponseSink = job.kind === 'php' ? new AccelRedirectFilter(this.#compressing(x), x, this.#internal) : this.#compressing(x);
+    const out = this.#compressing(x, job.tail);
+    let sink: ResponseSink = job.kind === 'php' ? new AccelRedirectFilter(out, x, this.#internal) : out;
     if (fill !== null) {
       fill.attach(x.req, sink);
       x.watch(fill);
@@ -289,12 +363,12 @@ export class Pipeline implements ErrorResponder {
     else this.#php(x, client, job.route, sink, fill);
   }
 
-  /** The exchange, behind a compressor when this client accepts an encoding and compression is on. */
-  #compressing(x: Exchange): ResponseSink {
+  /** `tail` (the exchange, or a route's headers in front of it), behind a compressor when this client accepts an encoding. */
+  #compressing(x: Exchange, tail: ResponseSink): ResponseSink {
     const compression = this.#o.compression;
     const accept = x.req.headers['accept-encoding'];
-    if (!compression.enabled || accept === undefined || accept === '' || x.req.method === 'HEAD') return x;
-    const filter = new CompressFilter(x, compression, accept, x.req.method, this.#o.log);
+    if (!compression.enabled || accept === undefined || accept === '' || x.req.method === 'HEAD') return tail;
+    const filter = new CompressFilter(tail, compression, accept, x.req.method, this.#o.log);
     x.watch(filter);
     return filter;
   }

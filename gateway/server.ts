@@ -23,6 +23,8 @@ import { DocrootGuard, FileInfoCache } from './http/file-cache.js';
 import type { Logger } from '../core/log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './route/router.js';
+import { hasRouteCache, routeTableFor } from './route/routes.js';
+import { RouteAccess } from './route-access.js';
 import { StaticFiles } from './handlers/static.js';
 import { http1Options, MainListener, type UpgradeListener } from './http/listener.js';
 import { listen, redirectToHttps } from './http/https-redirect.js';
@@ -284,13 +286,19 @@ export class Gateway implements StatusSource {
     // The cache outlives a reload that leaves cache.* and compression.* as they were (nginx keeps its cache too);
     // `phpgate cache purge` drops what a deploy made stale.
     const sameCache =
-      previous !== null && JSON.stringify([previous.config.cache, previous.config.compression]) === JSON.stringify([c.cache, c.compression]);
+      previous !== null && JSON.stringify([previous.config.cache, previous.config.compression, hasRouteCache(previous.config.routes)]) ===
+        JSON.stringify([c.cache, c.compression, hasRouteCache(c.routes)]);
     const compression = new Compression(c.compression);
     const cache = sameCache
       ? previous.cache
-      : ResponseCache.create({ config: c.cache, compression: compression.enabled ? compression : null, log: this.#log });
+      : ResponseCache.create({ config: c.cache, compression: compression.enabled ? compression : null, log: this.#log, routeCaches: hasRouteCache(c.routes) });
+    const routes = routeTableFor(c, router, files);
     // Built anew: a reload forgets which targets were marked down.
-    const upstreams = c.upstreams.length === 0 ? null : new Upstreams(c.upstreams, this.#tunnels, this.#log);
+    const routeProxies = routes === null ? [] : routes.all.filter((l) => l.proxy !== null);
+    const upstreams =
+      c.upstreams.length + routeProxies.length === 0
+        ? null
+        : new Upstreams(c.upstreams, this.#tunnels, this.#log, routeProxies.map((l) => ({ ...l.proxy!, pattern: '/' })));
     const observers = [
       this.#metrics,
       ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : []),
@@ -310,6 +318,9 @@ export class Gateway implements StatusSource {
       clients: new TrustedProxies(c.server.trusted_proxies),
       rateLimit,
       upstreams,
+      routes,
+      guards: new RouteAccess(routes?.all ?? []),
+      routeUpstreams: new Map(routeProxies.map((l, i) => [l, upstreams!.ofRoute(i)])),
       securityHeaders: new SecurityHeaders(c.headers),
       compression,
       cache,

@@ -12,6 +12,8 @@ export interface PhpScript {
   readonly scriptFilename: string;
   /** nginx's $args after any rewrite. */
   readonly queryString: string;
+  /** nginx's $document_uri when routes: chose the script (the URI after rewrites and try_files); else the script name. */
+  readonly documentUri?: string;
 }
 
 /** What every PHP request of one configuration shares. */
@@ -45,7 +47,7 @@ export function phpParams(
     scriptName: script.scriptName,
     pathInfo: script.pathInfo,
     // nginx's `try_files $fastcgi_script_name` sets $uri to the script, so DOCUMENT_URI is the script name.
-    documentUri: script.scriptName,
+    documentUri: script.documentUri ?? script.scriptName,
     documentRoot: site.documentRoot,
     scriptFilename: script.scriptFilename,
     serverProtocol: `HTTP/${req.httpVersion}`,

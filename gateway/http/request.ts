@@ -1,5 +1,6 @@
 /** Small facts about a request's head that more than one stage asks. */
 import type { IncomingMessage } from 'node:http';
+import type { ParsedTarget } from './uri.js';
 
 /** RFC 9112 §3.2: more than one Host is a 400 (nginx: "client sent duplicate host header"). */
 export function hasSeveralHosts(raw: readonly string[]): boolean {
@@ -40,4 +41,26 @@ export function hasDuplicateHost(req: IncomingMessage): boolean {
 /** RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing. */
 export function hasHttp10TransferEncoding(req: IncomingMessage): boolean {
   return req.httpVersionMajor === 1 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
+}
+
+/** nginx's $host from the request: the authority or Host without its port, lower-case ('' when none). */
+export function requestHost(req: IncomingMessage, target: ParsedTarget): string {
+  const h = target.authority ?? req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
+  const end = h.startsWith('[') ? h.indexOf(']') + 1 : h.lastIndexOf(':');
+  return (end > 0 ? h.slice(0, end) : h).toLowerCase();
+}
+
+export function headerValue(req: IncomingMessage, name: string): string {
+  const v = req.headers[name];
+  return v === undefined ? '' : Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** `name` lower-case (as the key parser leaves it): nginx's $cookie_NAME matches the name in any letter case. */
+export function cookieValue(cookie: string | undefined, name: string): string {
+  if (cookie === undefined) return '';
+  for (const pair of cookie.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq !== -1 && pair.slice(0, eq).trim().toLowerCase() === name) return pair.slice(eq + 1).trim();
+  }
+  return '';
 }

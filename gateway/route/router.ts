@@ -89,7 +89,7 @@ export interface RouterOptions {
  * PHP source under another extension: nginx's recipe would send `x.PHP`, `x.phtml` or `x.php5` as text (the PHP
  * location is case-sensitive and `.php` only), with whatever secrets the code holds. Never served as a file.
  */
-const PHP_SOURCE = /\.(?:php[0-9]?|phtml|phar|phps)$/i;
+export const PHP_SOURCE = /\.(?:php[0-9]?|phtml|phar|phps)$/i;
 
 export class Router {
   readonly #root: string;
@@ -142,7 +142,8 @@ export class Router {
     return route;
   }
 
-  #resolve(uriPath: string, query: string): Route {
+  /** What every request path is refused for, whatever a route says (routes.ts asks too), or null. */
+  refused(uriPath: string): ErrorRoute | null {
     // Dotfiles and dot-directories (.env, .git/config, .htaccess) are never served or run, whatever try_files
     // says; the top-level /.well-known directory is the one public exception (ACME, security.txt). Only that
     // segment is exempt: a dotfile below it (/.well-known/.htaccess) is still denied.
@@ -152,6 +153,16 @@ export class Router {
     if (uriPath.indexOf('\\') !== -1) return this.#denied;
     // static.deny (/vendor/*, *.sql, composer.json …) holds for every request, as nginx's `location … { deny all; }`.
     for (const denied of this.#deny) if (denied(uriPath)) return this.#denied;
+    return null;
+  }
+
+  get deniedStatus(): number {
+    return this.#denied.status;
+  }
+
+  #resolve(uriPath: string, query: string): Route {
+    const refused = this.refused(uriPath);
+    if (refused !== null) return refused;
     let current = uriPath;
     let args = query;
     for (let redirects = 0; redirects <= MAX_INTERNAL_REDIRECTS; redirects++) {

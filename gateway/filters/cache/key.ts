@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { parseCacheKey, type CacheKeyPart } from '../../../config/cache-key.js';
 import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
 import type { CacheRule } from '../../../config/types.js';
+import { cookieValue, headerValue, requestHost } from '../../http/request.js';
 import type { ParsedTarget } from '../../http/uri.js';
 
 export type KeyFn = (req: IncomingMessage, target: ParsedTarget, https: boolean) => string;
@@ -46,7 +47,7 @@ function keyPart(p: CacheKeyPart, req: IncomingMessage, target: ParsedTarget, ht
     case 'method':
       return req.method === 'HEAD' ? 'GET' : (req.method ?? '');
     case 'host':
-      return hostOf(req, target);
+      return requestHost(req, target);
     case 'request_uri':
       return target.requestUri;
     case 'uri':
@@ -63,27 +64,6 @@ function keyPart(p: CacheKeyPart, req: IncomingMessage, target: ParsedTarget, ht
 }
 
 /** nginx's $host: the request's host name, lower-case, without the port. */
-function hostOf(req: IncomingMessage, target: ParsedTarget): string {
-  const h = target.authority ?? req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
-  const end = h.startsWith('[') ? h.indexOf(']') + 1 : h.lastIndexOf(':');
-  return (end > 0 ? h.slice(0, end) : h).toLowerCase();
-}
-
-export function headerValue(req: IncomingMessage, name: string): string {
-  const v = req.headers[name];
-  return v === undefined ? '' : Array.isArray(v) ? v.join(', ') : v;
-}
-
-/** `name` lower-case (as the key parser leaves it): nginx's $cookie_NAME matches the name in any letter case. */
-function cookieValue(cookie: string | undefined, name: string): string {
-  if (cookie === undefined) return '';
-  for (const pair of cookie.split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq !== -1 && pair.slice(0, eq).trim().toLowerCase() === name) return pair.slice(eq + 1).trim();
-  }
-  return '';
-}
-
 export function varySuffix(names: readonly string[], req: IncomingMessage): string {
   let s = '';
   for (const n of names) s += '\n' + headerValue(req, n).trim();

@@ -17,7 +17,7 @@
 import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
-import type { CacheConfig } from '../../../config/types.js';
+import type { CacheConfig, RouteCache } from '../../../config/types.js';
 import type { Logger } from '../../../core/log.js';
 import type { ResponseHead } from '../../http/sink.js';
 import type { ParsedTarget } from '../../http/uri.js';
@@ -79,9 +79,9 @@ export class ResponseCache implements FillHost {
   readonly #compression: Compression | null;
   readonly #log: Logger;
 
-  /** null when there is nothing to cache (no rules, or max_mb 0): the stage is then absent. */
-  static create(o: ResponseCacheOptions): ResponseCache | null {
-    return o.config.rules.length === 0 || o.config.max_mb === 0 ? null : new ResponseCache(o);
+  /** null when there is nothing to cache (no rules and no route caches, or max_mb 0): the stage is then absent. */
+  static create(o: ResponseCacheOptions & { readonly routeCaches?: boolean }): ResponseCache | null {
+    return (o.config.rules.length === 0 && o.routeCaches !== true) || o.config.max_mb === 0 ? null : new ResponseCache(o);
   }
 
   private constructor(o: ResponseCacheOptions) {
@@ -99,6 +99,15 @@ export class ResponseCache implements FillHost {
   /** The encoding this Accept-Encoding gets, as the stored variants are made (null: identity). */
   negotiate(accept: string | undefined): Encoding | null {
     return this.#compression === null ? null : this.#compression.negotiate(accept);
+  }
+
+  readonly #ofRoutes = new WeakMap<RouteCache, CompiledRule>();
+
+  /** A route's `cache:` as a rule, compiled once (routes live as long as their configuration). */
+  ruleOfRoute(c: RouteCache): CompiledRule {
+    let rule = this.#ofRoutes.get(c);
+    if (rule === undefined) this.#ofRoutes.set(c, (rule = compileRule({ pattern: '*', ...c })));
+    return rule;
   }
 
   /** The rule for this path, or null: the cache stays out of the request altogether (no X-Cache header). */

@@ -170,11 +170,20 @@ export class Upstreams {
   readonly websockets: boolean;
   readonly tunnels: WebSocketTunnels;
 
-  constructor(configs: readonly UpstreamConfig[], tunnels: WebSocketTunnels, log: Logger) {
+  /** Upstreams of routes (`proxy:`), by their place in the list given: chosen by the route, never by a pattern. */
+  readonly #ofRoutes: readonly Upstream[];
+
+  constructor(configs: readonly UpstreamConfig[], tunnels: WebSocketTunnels, log: Logger, ofRoutes: readonly UpstreamConfig[] = []) {
     const proxy = createProxy(log);
     this.#routes = configs.map((c) => new Upstream(c, proxy, log));
+    this.#ofRoutes = ofRoutes.map((c) => new Upstream(c, proxy, log));
     this.websockets = this.#routes.some((r) => r.websockets);
     this.tunnels = tunnels;
+  }
+
+  /** The upstream of the route given `i`-th to the constructor. */
+  ofRoute(i: number): Upstream {
+    return this.#ofRoutes[i]!;
   }
 
   /** The first route whose pattern matches the decoded path, or null: PHP and static files. */
@@ -199,6 +208,6 @@ export class Upstreams {
   }
 
   #targets(): UpstreamTarget[] {
-    return this.#routes.flatMap((r) => r.targets);
+    return [...this.#routes, ...this.#ofRoutes].flatMap((r) => r.targets);
   }
 }

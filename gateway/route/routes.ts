@@ -1,0 +1,306 @@
+/**
+ * A request through `routes:` (docs/ROUTES.md), in nginx's phases: the server's rewrite script, the route search
+ * (locations.ts), the route's rewrite script (`last` searches again), access (deny, allow/deny, auth_basic: the
+ * pipeline's guards), try_files, then the content: a return, an upstream, PHP, or a file (a directory's index is an
+ * internal redirect, as nginx's index module). Internal redirects are bounded as nginx's (10, then 500).
+ */
+import type fs from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { GatewayConfig, RouteConfig, TemplatePart } from '../../config/types.js';
+import type { ClientInfo } from '../http/client-address.js';
+import { DocrootGuard, type FileInfoCache } from '../http/file-cache.js';
+import { encodePath, type ParsedTarget } from '../http/uri.js';
+import { compileLevel, fileFor, findLocation, type Found, type Level, type Location } from './locations.js';
+import { compileSteps, runSteps, type CompiledStep, type RewriteOutcome } from './rewrite.js';
+import { PHP_SOURCE, RouteKind, type ErrorRoute, type PhpRoute, type Route, type Router } from './router.js';
+import { isTrue, RequestVars, type RouteState } from './vars.js';
+
+/** A route's answer that is not a file or a script. */
+export type RoutedAnswer =
+  | { readonly kind: 'text'; readonly status: number; readonly body: string }
+  | { readonly kind: 'redirect'; readonly status: number; readonly location: string }
+  | { readonly kind: 'proxy'; readonly at: Location }
+  | { readonly kind: 'auth'; readonly realm: string };
+
+/** What the route that answered adds, rendered for this request. */
+export interface RouteExtras {
+  /** add_header and expires, as name/value pairs (see filters/route-headers.ts), or null. */
+  readonly headers: { readonly ok: readonly string[]; readonly always: readonly string[]; readonly replace: readonly string[] } | null;
+  /** The route's cache: whether this request bypasses it, and whether its answer may be stored. */
+  readonly cacheBypass: boolean;
+  readonly cacheNoStore: boolean;
+}
+
+/** `at`: the route that answered (its headers, expires and cache apply), when one did. */
+export type Decision = (Route | RoutedAnswer) & { readonly at?: Location | null; readonly extras?: RouteExtras | null };
+
+/** What may refuse a request in a route's access phase (nginx's deny/allow and auth_basic): built by the pipeline. */
+export interface AccessGuards {
+  /** null: allowed; a status (403) or a request for credentials (401 with the realm). */
+  check(location: Location, req: IncomingMessage, client: ClientInfo): null | { readonly status: 403 } | { readonly status: 401; readonly realm: string };
+}
+
+export interface RouteTableOptions {
+  readonly config: GatewayConfig;
+  readonly files: FileInfoCache;
+  /** The symlink rule for a route's root (one guard per distinct root). */
+  readonly guardFor: (root: string) => DocrootGuard;
+  /** The pool of a script path when its route names none (pool patterns, then the default pool). */
+  readonly poolFor: (uriPath: string) => string;
+  /** A path refused before any route is chosen (dotfiles, backslashes, static.deny), or null. */
+  readonly refused: (uriPath: string) => ErrorRoute | null;
+  readonly isPhpSource: (file: string) => boolean;
+  readonly deniedStatus: number;
+}
+
+const MAX_INTERNAL_REDIRECTS = 10;
+const CYCLE: ErrorRoute = { kind: RouteKind.Error, status: 500, why: 'rewrite or internal redirection cycle' };
+
+export class RouteTable {
+  readonly #o: RouteTableOptions;
+  readonly #top: Level;
+  readonly #server: readonly CompiledStep[];
+  /** No route matched: nginx's server-level configuration (the server's root and index, static files). */
+  readonly #fallback: Location;
+  readonly all: readonly Location[];
+
+  constructor(o: RouteTableOptions) {
+    this.#o = o;
+    const c = o.config;
+    const all: Location[] = [];
+    const inherit = { root: c.php.docroot, alias: null, index: c.php.index, pool: null, access: null, authBasic: null, headers: null, expires: null };
+    this.#top = compileLevel(c.routes, inherit, all);
+    this.#server = compileSteps(c.rewrite);
+    this.#fallback = compileLevel([{ ...EMPTY_ROUTE }], inherit, []).prefixes[0]!;
+    this.all = all;
+  }
+
+  /**
+   * The answer for `uri`/`args` (a client's request, or an internal redirect when `internal`). Allocates the
+   * request's variables and state only; the routes themselves were compiled at load.
+   */
+  resolve(req: IncomingMessage, target: ParsedTarget, client: ClientInfo, guards: AccessGuards, internal = false): Decision {
+    const refused = this.#o.refused(target.path);
+    if (refused !== null) return refused;
+    const state: RouteState = {
+      uri: target.path,
+      args: target.query,
+      captures: null,
+      root: this.#o.config.php.docroot,
+      fileOf: (u) => fileFor(this.#fallback, u),
+      scriptName: null,
+      pathInfo: '',
+    };
+    const vars = new RequestVars(req, target, client, this.#o.config.server.server_name, state);
+    const found: Found = { location: null, captures: null };
+    let isInternal = internal;
+    let serverPhase = true;
+    for (let redirects = 0; redirects <= MAX_INTERNAL_REDIRECTS; redirects++) {
+      if (serverPhase) {
+        const out = runSteps(this.#server, vars, this.#stat);
+        if (out.kind === 'redirect' || out.kind === 'return') return this.#answer(out, null);
+        serverPhase = false;
+      }
+      found.location = null;
+      found.captures = null;
+      findLocation(this.#top, state.uri, found);
+      const loc = found.location ?? this.#fallback;
+      if (found.captures !== null) state.captures = found.captures;
+      state.root = loc.root;
+      state.fileOf = (u) => fileFor(loc, u);
+      if (loc.internal && !isInternal) return { kind: RouteKind.Error, status: 404, why: 'internal route' };
+      const before = state.uri;
+      const out = runSteps(loc.rewrite, vars, this.#stat);
+      if (out.kind === 'redirect' || out.kind === 'return') return this.#answer(out, loc);
+      // `last`, or a URI changed without a flag: the route is chosen again (nginx's post-rewrite phase).
+      if (out.kind === 'last' || (out.kind === 'next' && state.uri !== before)) {
+        isInternal = true;
+        continue;
+      }
+      if (loc.deny !== null) return { kind: RouteKind.Error, status: loc.deny, why: 'denied by route', at: loc };
+      const verdict = guards.check(loc, req, client);
+      if (verdict !== null) return verdict.status === 401 ? { kind: 'auth', realm: verdict.realm, at: loc } : { kind: RouteKind.Error, status: 403, why: 'access' };
+      const next = this.#content(loc, state, vars, target);
+      if (next !== null && (loc.headers !== null || loc.expires !== null || loc.cache !== null)) return { ...next, extras: extrasOf(loc, vars) };
+      if (next === null) {
+        // An internal redirect (try_files' last URI, a directory's index): the server's rewrites run again.
+        isInternal = true;
+        serverPhase = true;
+        continue;
+      }
+      return next;
+    }
+    return CYCLE;
+  }
+
+  #stat = (file: string): fs.Stats | null => this.#o.files.stat(file);
+
+  #answer(out: RewriteOutcome & { kind: 'redirect' | 'return' }, loc: Location | null): Decision {
+    if (out.kind === 'redirect') return { kind: 'redirect', status: out.status, location: out.location, at: loc };
+    if (out.text === null) return { kind: RouteKind.Error, status: out.status, why: 'return', at: loc };
+    return { kind: 'text', status: out.status, body: out.text, at: loc };
+  }
+
+  /** try_files, then the route's content; null: an internal redirect was made (state holds the new URI). */
+  #content(loc: Location, state: RouteState, vars: RequestVars, target: ParsedTarget): Decision | null {
+    if (loc.tryFiles !== null) {
+      const tried = this.#tryFiles(loc, state, vars);
+      if (tried !== 'found') return tried;
+    }
+    if (loc.proxy !== null) return { kind: 'proxy', at: loc };
+    if (loc.php !== null) return this.#php(loc, state, target);
+    return this.#static(loc, state);
+  }
+
+  /** nginx's try_files: 'found' (the URI now names what was found), a decision, or null (internal redirect). */
+  #tryFiles(loc: Location, state: RouteState, vars: RequestVars): 'found' | Decision | null {
+    const entries = loc.tryFiles!;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      if (i === entries.length - 1) {
+        if (entry.status !== null) return { kind: RouteKind.Error, status: entry.status, why: 'try_files', at: loc };
+        const uri = vars.render(entry.template);
+        const q = uri.indexOf('?');
+        state.uri = q === -1 ? uri : uri.slice(0, q);
+        if (q !== -1) state.args = uri.slice(q + 1);
+        return null;
+      }
+      const dir = entry.dir;
+      const candidate = vars.render(entry.template);
+      const st = this.#o.files.stat(fileFor(loc, candidate));
+      if (st === null || (dir ? !st.isDirectory() : !st.isFile())) continue;
+      state.uri = dir && !candidate.endsWith('/') ? candidate + '/' : candidate;
+      return 'found';
+    }
+    return { kind: RouteKind.Error, status: 404, why: 'try_files', at: loc };
+  }
+
+  #php(loc: Location, state: RouteState, target: ParsedTarget): Decision {
+    const php = loc.php!;
+    let scriptName = php.script ?? state.uri;
+    let pathInfo = '';
+    if (php.split !== null && php.script === null) {
+      const m = php.split.exec(state.uri);
+      if (m !== null) {
+        scriptName = m[1] ?? state.uri;
+        pathInfo = m[2] ?? '';
+      }
+    }
+    // fastcgi_index: a directory's script.
+    if (scriptName.endsWith('/')) scriptName += 'index.php';
+    state.scriptName = scriptName;
+    state.pathInfo = pathInfo;
+    const file = fileFor(loc, scriptName);
+    const st = this.#o.files.stat(file);
+    if (st === null || !st.isFile()) return { kind: RouteKind.Error, status: 404, why: 'no such script', at: loc };
+    // php-fpm's security.limit_extensions: only .php files run, whatever a route sends to PHP.
+    if (!file.endsWith('.php')) return { kind: RouteKind.Error, status: 403, why: 'not a .php script', at: loc };
+    if (!this.#o.guardFor(loc.root).allows(file)) return { kind: RouteKind.Error, status: this.#o.deniedStatus, why: 'denied', at: loc };
+    const route: PhpRoute & { documentUri: string; at: Location } = {
+      kind: RouteKind.Php,
+      pool: php.pool ?? this.#o.poolFor(target.path),
+      scriptName,
+      pathInfo,
+      scriptFilename: file,
+      queryString: state.args,
+      documentUri: state.uri,
+      at: loc,
+    };
+    return route;
+  }
+
+  /** nginx's static and index modules. */
+  #static(loc: Location, state: RouteState): Decision | null {
+    const uri = state.uri;
+    const file = fileFor(loc, uri);
+    const st = this.#o.files.stat(file);
+    if (uri.endsWith('/')) {
+      for (const name of loc.index) {
+        const s = this.#o.files.stat(fileFor(loc, uri + name));
+        if (s === null || !s.isFile()) continue;
+        state.uri = uri + name;
+        return null;
+      }
+      const dir = st !== null && st.isDirectory();
+      return { kind: RouteKind.Error, status: dir ? 403 : 404, why: dir ? 'directory index forbidden' : 'not found', at: loc };
+    }
+    if (st === null) return { kind: RouteKind.Error, status: 404, why: 'not found', at: loc };
+    if (st.isDirectory()) {
+      const q = state.args === '' ? '' : '?' + state.args;
+      return { kind: 'redirect', status: 301, location: encodePath(uri) + '/' + q };
+    }
+    if (!st.isFile()) return { kind: RouteKind.Error, status: 404, why: 'not found', at: loc };
+    if (this.#o.isPhpSource(file) || !this.#o.guardFor(loc.root).allows(file)) {
+      return { kind: RouteKind.Error, status: this.#o.deniedStatus, why: 'denied', at: loc };
+    }
+    return { kind: RouteKind.Static, file, stat: st, at: loc };
+  }
+}
+
+function extrasOf(loc: Location, vars: RequestVars): RouteExtras {
+  const ok: string[] = [];
+  const always: string[] = [];
+  for (const h of loc.headers ?? []) (h.always ? always : ok).push(h.name, vars.render(h.value));
+  const replace = expiresHeaders(loc.expires);
+  const c = loc.cache;
+  const anyTrue = (list: readonly (readonly TemplatePart[])[]): boolean => list.some((t) => isTrue(vars.render(t)));
+  return {
+    headers: ok.length + always.length + replace.length === 0 ? null : { ok, always, replace },
+    cacheBypass: c !== null && anyTrue(c.bypass),
+    cacheNoStore: c !== null && anyTrue(c.no_store),
+  };
+}
+
+/** nginx's `expires`: Expires and Cache-Control. */
+function expiresHeaders(e: Location['expires']): string[] {
+  if (e === null || e === 'off') return [];
+  if (e === 'max') return ['Expires', 'Thu, 31 Dec 2037 23:55:55 GMT', 'Cache-Control', 'max-age=315360000'];
+  if (e === 'epoch') return ['Expires', 'Thu, 01 Jan 1970 00:00:01 GMT', 'Cache-Control', 'no-cache'];
+  const when = new Date(Date.now() + e * 1000).toUTCString();
+  return ['Expires', when, 'Cache-Control', e <= 0 ? 'no-cache' : `max-age=${e}`];
+}
+
+const EMPTY_ROUTE = {
+  text: '(server)',
+  match: { kind: 'prefix', path: '/', priority: false },
+  routes: [],
+  root: null,
+  alias: null,
+  index: null,
+  try_files: null,
+  php: null,
+  proxy: null,
+  return: null,
+  rewrite: [],
+  deny: null,
+  access: null,
+  auth_basic: null,
+  add_header: null,
+  expires: null,
+  cache: null,
+  internal: false,
+} as const;
+
+/** The route table of a configuration, or null when it has no routes: (the router's global keys decide). */
+export function routeTableFor(c: GatewayConfig, router: Router, files: FileInfoCache): RouteTable | null {
+  if (c.routes.length === 0 && c.rewrite.length === 0) return null;
+  const guards = new Map<string, DocrootGuard>();
+  return new RouteTable({
+    config: c,
+    files,
+    guardFor: (root) => {
+      let g = guards.get(root);
+      if (g === undefined) guards.set(root, (g = new DocrootGuard(files, root, c.static.follow_symlinks)));
+      return g;
+    },
+    poolFor: (p) => router.poolFor(p),
+    refused: (p) => router.refused(p),
+    isPhpSource: (f) => PHP_SOURCE.test(f),
+    deniedStatus: router.deniedStatus,
+  });
+}
+
+/** Whether some route caches (the response cache must exist then, even without cache.rules). */
+export function hasRouteCache(routes: readonly RouteConfig[]): boolean {
+  return routes.some((r) => r.cache !== null || hasRouteCache(r.routes));
+}
