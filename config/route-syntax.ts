@@ -84,7 +84,8 @@ export function parseRewrite(text: string): Parsed<{ source: string; replacement
 export const RETURN_EXPECTED = 'a status (e.g. 404), "CODE URL" for 301/302/303/307/308, "CODE text", or a URL (302)';
 
 export function parseReturn(value: string | number): Parsed<{ status: number; text: TemplatePart[] | null }> {
-  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 && value <= 999 ? ok({ status: value, text: null }) : bad(RETURN_EXPECTED);
+  if (typeof value === 'number')
+    return Number.isInteger(value) && value >= 0 && value <= 999 ? ok({ status: value, text: null }) : bad(RETURN_EXPECTED);
   const args = splitArgs(value);
   if (args === null || args.length === 0 || args.length > 2) return bad(RETURN_EXPECTED);
   if (args.length === 1 && /^(https?:\/\/|\$scheme)/.test(args[0]!)) {
@@ -107,7 +108,8 @@ export function parseSet(text: string): Parsed<{ name: string; value: TemplatePa
   return value.ok ? ok({ name: args[0]!.slice(1).toLowerCase(), value: value.value }) : bad(value.error);
 }
 
-export const IF_EXPECTED = 'an nginx if condition: "$var", "$var = text", "$var != text", "$var ~ re" (~*, !~, !~*), "-f PATH" (!-f, -d, !-d, -e, !-e)';
+export const IF_EXPECTED =
+  'an nginx if condition: "$var", "$var = text", "$var != text", "$var ~ re" (~*, !~, !~*), "-f PATH" (!-f, -d, !-d, -e, !-e)';
 
 export function parseCondition(text: string): Parsed<RouteCondition> {
   const inner = /^\s*\((.*)\)\s*$/s.exec(text)?.[1] ?? text;

@@ -156,33 +156,30 @@ const accessRule: Reader<RouteAccessRule> = mapped(obj({ allow: scalar(accessTar
   return r.allow !== undefined ? { allow: true, who: r.allow } : { allow: false, who: r.deny! };
 });
 
-const header: Reader<RouteHeader> = mapped(
-  obj({ name: scalar(C.headerName), value: template, always: scalar(C.bool) }, ['name', 'value']),
-  (h) => ({ name: h.name, value: h.value, always: h.always ?? false }),
-);
+const header: Reader<RouteHeader> = mapped(obj({ name: scalar(C.headerName), value: template, always: scalar(C.bool) }, ['name', 'value']), (h) => ({
+  name: h.name,
+  value: h.value,
+  always: h.always ?? false,
+}));
 
-const headers: Reader<RouteHeader[]> = either(
-  'a list of { name, value, always } or a mapping of names to values',
-  list(header),
-  {
-    expected: 'a mapping of names to values',
-    read(node, at, cx) {
-      const out: RouteHeader[] = [];
-      if (!isMap(node)) return out;
-      for (const pair of node.items) {
-        const key = isScalar(pair.key) ? String(pair.key.value) : '';
-        const name = C.headerName.parse(key);
-        const value = isScalar(pair.value) ? parseTemplate(String(pair.value.value)) : null;
-        if (name === INVALID || value === null || !value.ok) {
-          cx.report(at.path, cx.locOf(pair.key as Node, at.loc), `${at.path} must map header names to one-line values`);
-          return INVALID;
-        }
-        out.push({ name, value: value.value, always: false });
+const headers: Reader<RouteHeader[]> = either('a list of { name, value, always } or a mapping of names to values', list(header), {
+  expected: 'a mapping of names to values',
+  read(node, at, cx) {
+    const out: RouteHeader[] = [];
+    if (!isMap(node)) return out;
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '';
+      const name = C.headerName.parse(key);
+      const value = isScalar(pair.value) ? parseTemplate(String(pair.value.value)) : null;
+      if (name === INVALID || value === null || !value.ok) {
+        cx.report(at.path, cx.locOf(pair.key as Node, at.loc), `${at.path} must map header names to one-line values`);
+        return INVALID;
       }
-      return out;
-    },
+      out.push({ name, value: value.value, always: false });
+    }
+    return out;
   },
-);
+});
 
 const cache: Reader<RouteCache> = mapped(
   obj(
@@ -339,5 +336,8 @@ export function unknownVariables(server: readonly RewriteStep[], tree: readonly 
   walk(tree);
   const unknown = new Set<string>();
   for (const t of templates) for (const v of variablesOf(t)) if (!isKnownVariable(v) && !defined.has(v)) unknown.add(v);
-  return [...unknown].map((v) => `unknown variable "$${v}" (known: $uri, $request_uri, $args, $arg_NAME, $host, $scheme, $http_NAME, $cookie_NAME, …, and those set by "set")`);
+  return [...unknown].map(
+    (v) =>
+      `unknown variable "$${v}" (known: $uri, $request_uri, $args, $arg_NAME, $host, $scheme, $http_NAME, $cookie_NAME, …, and those set by "set")`,
+  );
 }

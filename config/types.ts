@@ -261,7 +261,11 @@ export type TemplatePart = { readonly text: string } | { readonly variable: stri
 /** A route's `match:`, as nginx's location modifiers. */
 export type RouteMatch =
   | { readonly kind: 'exact'; readonly path: string }
-  | { readonly kind: 'prefix'; readonly path: string; /** `^~`: no regex route is tried when this is the longest prefix. */ readonly priority: boolean }
+  | {
+      readonly kind: 'prefix';
+      readonly path: string;
+      /** `^~`: no regex route is tried when this is the longest prefix. */ readonly priority: boolean;
+    }
   | { readonly kind: 'regex'; readonly source: string; readonly caseInsensitive: boolean };
 
 export type RewriteFlag = 'last' | 'break' | 'redirect' | 'permanent';

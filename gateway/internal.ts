@@ -13,10 +13,11 @@ import { Exchange, type ExchangeContext, type InternalRedirects } from './http/e
 import type { HeaderList } from './http/response-head.js';
 import type { ResponseSink } from './http/sink.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
-import { RouteKind, type ErrorRoute, type PhpRoute, type RedirectRoute, type Router } from './route/router.js';
+import { RouteKind, type ErrorRoute, type PhpRoute, type RedirectRoute, type Route } from './route/router.js';
 
 export interface InternalRequestsOptions {
-  readonly router: Router;
+  /** What answers a URI inside the gateway (the routes, as an internal redirect; else the router). */
+  readonly route: (req: IncomingMessage, target: ParsedTarget) => Route;
   readonly static: StaticFiles;
   /** nginx error_page: status → URI answering the gateway's own errors. */
   readonly errorPages: ReadonlyMap<number, ParsedTarget>;
@@ -65,7 +66,7 @@ export class InternalRequests implements ErrorResponder, InternalRedirects {
       else this.#o.static.serve(x, sink, file, stat, target.path, carried, method);
       return;
     }
-    const route = this.#o.router.resolve(target.path, target.query);
+    const route = this.#o.route(x.req, target);
     switch (route.kind) {
       case RouteKind.Static:
         this.#o.static.serve(x, sink, route.file, route.stat, target.path, carried, method);
@@ -103,7 +104,7 @@ export class InternalRequests implements ErrorResponder, InternalRedirects {
       return;
     }
     if (headers !== undefined) for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v);
-    const route = this.#o.router.resolve(page.path, page.query);
+    const route = this.#o.route(req, page);
     if (route.kind === RouteKind.Static) {
       this.#o.static.sendPage(req, res, route.file, route.stat, status);
     } else if (route.kind === RouteKind.Php) {
@@ -124,5 +125,5 @@ export class InternalRequests implements ErrorResponder, InternalRedirects {
  */
 export function refuseRoute(x: Exchange, route: ErrorRoute | RedirectRoute): void {
   if (route.kind === RouteKind.Error) x.refuse(route.status);
-  else x.refuse(301, { Location: route.location });
+  else x.refuse(route.status, { Location: route.location });
 }

@@ -11,92 +11,35 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, type PhpgateError } from '../core/errors.js';
-import type { InternalLocation } from '../config/types.js';
 import type { Pool } from '../php/pool.js';
 import { healthAnswer } from './admin/health.js';
 import { AccelRedirectFilter } from './filters/accel-redirect.js';
 import type { CacheFill } from './filters/cache/fill.js';
 import { serveEntry } from './filters/cache/serve.js';
-import type { CacheLookup, ResponseCache } from './filters/cache/store.js';
+import type { CacheLookup } from './filters/cache/store.js';
 import { RouteHeadersFilter } from './filters/route-headers.js';
 import { CompressFilter } from './filters/compress.js';
-import type { Compression } from './filters/compression.js';
-import type { SecurityHeaders } from './filters/security-headers.js';
-import type { RateLimiter } from './gates/rate-limit.js';
 import { PhpRequest } from './handlers/php.js';
 import { phpParams, type PhpScript, type PhpSite } from './handlers/php-params.js';
-import type { StaticFiles } from './handlers/static.js';
 import { ProxyExchange, type ProxyContext } from './handlers/upstream/proxy.js';
-import type { Upstream, Upstreams } from './handlers/upstream/upstreams.js';
+import type { Upstream } from './handlers/upstream/upstreams.js';
 import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
-import type { ClientInfo, TrustedProxies } from './http/client-address.js';
+import type { ClientInfo } from './http/client-address.js';
 import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
 import { Exchange, type ExchangeContext } from './http/exchange.js';
-import type { Logger } from '../core/log.js';
 import { hasDuplicateHost, hasHttp10TransferEncoding } from './http/request.js';
-import { setHeaders } from './http/response-head.js';
-import { plainHead, NO_SOURCE } from './http/sink.js';
+import { answerText, setHeaders } from './http/response-head.js';
 import type { ResponseSink } from './http/sink.js';
-import type { RequestObserver, StatusSource } from './http/status.js';
 import { RequestTrace } from './http/trace.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
 import type { Location } from './route/locations.js';
-import { RouteKind, type PhpRoute, type Router } from './route/router.js';
-import type { AccessGuards, Decision, RouteExtras, RouteTable } from './route/routes.js';
+import { RouteKind, type PhpRoute, type Route } from './route/router.js';
+import { asRoute, type Decision, type RouteExtras } from './route/routes.js';
 import { Upgrades } from './upgrade.js';
 import { InternalRequests, refuseRoute } from './internal.js';
+import type { PipelineOptions } from './pipeline-options.js';
 
-export interface PipelineOptions {
-  readonly router: Router;
-  readonly static: StaticFiles;
-  readonly pools: ReadonlyMap<string, Pool>;
-  /**
-   * The pools in force now. A request routed by this pipeline may reach PHP after a reload replaced it (its body
-   * was still arriving): it then goes to the new pool of the same name, not to a retired one.
-   */
-  readonly poolsNow: () => ReadonlyMap<string, Pool>;
-  /** nginx error_page: status → URI answering the gateway's own errors. */
-  readonly errorPages: ReadonlyMap<number, ParsedTarget>;
-  readonly maxBodyBytes: number;
-  /** Longest request target (server.limits.url_kb); longer gets 414, as nginx's large_client_header_buffers. */
-  readonly maxUrlBytes: number;
-  /** Longest silence while a request body arrives (server.timeouts.body_ms). */
-  readonly bodyTimeoutMs: number;
-  /** Longest wait for a slow client to take more of a PHP response (server.timeouts.send_ms). */
-  readonly sendTimeoutMs: number;
-  readonly serverName: string;
-  /** Who the client is (server.trusted_proxies, PROXY protocol). */
-  readonly clients: TrustedProxies;
-  /** headers.*: on every answer but health checks and unparsable requests (static files take them in their head). */
-  readonly securityHeaders: SecurityHeaders;
-  /** compression.*: gzip/brotli of PHP's and upstreams' answers. */
-  readonly compression: Compression;
-  /** static.internal: prefixes reachable only by internal redirect (X-Accel-Redirect), and their directories. */
-  readonly internal: readonly InternalLocation[];
-  /** The response cache (cache.rules), or null when nothing is cached. */
-  readonly cache: ResponseCache | null;
-  /** rate_limit.rules, or null when there are none. */
-  readonly rateLimit: RateLimiter | null;
-  /** upstreams[], matched before PHP and static files, and the routes' upstreams; null when there are none. */
-  readonly upstreams: Upstreams | null;
-  /** routes: (nginx's locations), or null: the router's global keys decide. */
-  readonly routes: RouteTable | null;
-  /** The access phase of routes (deny/allow by address, auth_basic). */
-  readonly guards: AccessGuards;
-  /** A route with `proxy:` → its upstream. */
-  readonly routeUpstreams: ReadonlyMap<Location, Upstream>;
-  /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
-  readonly observers: readonly RequestObserver[];
-  /**
-   * Where a deferred (pipelined) request is handed when its turn comes: the gateway's dispatcher, so that after
-   * a reload it reaches the pipeline then in force, not this one.
-   */
-  readonly dispatch: (req: IncomingMessage, res: ServerResponse) => void;
-  /** /healthz and /readyz on this port (admin.health_on_main), or null. */
-  readonly health: StatusSource | null;
-  readonly serverSoftware: string;
-  readonly log: Logger;
-}
+export type { PipelineOptions } from './pipeline-options.js';
 
 /** What a request is sent to once routed: a PHP script or an HTTP upstream (both may be cached). */
 type Job = ({ readonly kind: 'php'; readonly route: PhpRoute } | { readonly kind: 'upstream'; readonly upstream: Upstream }) & {
@@ -109,14 +52,6 @@ type Job = ({ readonly kind: 'php'; readonly route: PhpRoute } | { readonly kind
 
 const BYPASSED: CacheLookup = { kind: 'bypass' };
 const NOT_STORED: CacheLookup = { kind: 'pass' };
-
-/** nginx's `return CODE text`: the text as the body (nginx's default_type for it is the site's; text/plain here). */
-function answerText(x: Exchange, sink: ResponseSink, status: number, text: string): void {
-  const body = Buffer.from(text);
-  if (sink.start(plainHead(status, '', ['Content-Type', 'text/plain'], 'text/plain', body.length), NO_SOURCE)) {
-    sink.end(x.req.method === 'HEAD' ? undefined : body);
-  }
-}
 
 export class Pipeline implements ErrorResponder {
   readonly #o: PipelineOptions;
@@ -132,7 +67,7 @@ export class Pipeline implements ErrorResponder {
     this.#proxy = { log: o.log, clients: o.clients, maxBodyBytes: o.maxBodyBytes };
     this.#site = { documentRoot: o.router.documentRoot, serverName: o.serverName, serverSoftware: o.serverSoftware };
     this.#upgrades = new Upgrades({ ...o, proxy: this.#proxy, errors: this });
-    this.#internal = new InternalRequests({ ...o, cx: this.#cx, php: this.#internalPhp });
+    this.#internal = new InternalRequests({ ...o, cx: this.#cx, php: this.#internalPhp, route: this.#internalRoute });
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -275,7 +210,7 @@ export class Pipeline implements ErrorResponder {
         this.#job(x, client, { kind: 'upstream', upstream: this.#o.routeUpstreams.get(d.at)!, tail, at, extras }, true);
         return;
       case 'text':
-        answerText(x, tail, d.status, d.body);
+        answerText(tail, x.req.method, d.status, d.body);
         return;
       case 'redirect':
       case RouteKind.Redirect:
@@ -428,6 +363,13 @@ export class Pipeline implements ErrorResponder {
     if (pool === undefined) return false;
     this.#startPhp(x, target, this.#o.clients.resolve(x.req), route, pool, EMPTY_BODY, '', method, sink, false);
     return true;
+  };
+
+  /** An internal redirect's URI, through the routes (as nginx's `internal` locations see it) or the router. */
+  #internalRoute = (req: IncomingMessage, target: ParsedTarget): Route => {
+    const routes = this.#o.routes;
+    if (routes === null) return this.#o.router.resolve(target.path, target.query);
+    return asRoute(routes.resolve(req, target, this.#o.clients.resolve(req), this.#o.guards, true));
   };
 
   answerError(req: IncomingMessage, res: ServerResponse, status: number, target: ParsedTarget | null, headers?: OutgoingHttpHeaders): void {

@@ -286,19 +286,30 @@ export class Gateway implements StatusSource {
     // The cache outlives a reload that leaves cache.* and compression.* as they were (nginx keeps its cache too);
     // `phpgate cache purge` drops what a deploy made stale.
     const sameCache =
-      previous !== null && JSON.stringify([previous.config.cache, previous.config.compression, hasRouteCache(previous.config.routes)]) ===
+      previous !== null &&
+      JSON.stringify([previous.config.cache, previous.config.compression, hasRouteCache(previous.config.routes)]) ===
         JSON.stringify([c.cache, c.compression, hasRouteCache(c.routes)]);
     const compression = new Compression(c.compression);
     const cache = sameCache
       ? previous.cache
-      : ResponseCache.create({ config: c.cache, compression: compression.enabled ? compression : null, log: this.#log, routeCaches: hasRouteCache(c.routes) });
+      : ResponseCache.create({
+          config: c.cache,
+          compression: compression.enabled ? compression : null,
+          log: this.#log,
+          routeCaches: hasRouteCache(c.routes),
+        });
     const routes = routeTableFor(c, router, files);
     // Built anew: a reload forgets which targets were marked down.
     const routeProxies = routes === null ? [] : routes.all.filter((l) => l.proxy !== null);
     const upstreams =
       c.upstreams.length + routeProxies.length === 0
         ? null
-        : new Upstreams(c.upstreams, this.#tunnels, this.#log, routeProxies.map((l) => ({ ...l.proxy!, pattern: '/' })));
+        : new Upstreams(
+            c.upstreams,
+            this.#tunnels,
+            this.#log,
+            routeProxies.map((l) => ({ ...l.proxy!, pattern: '/' })),
+          );
     const observers = [
       this.#metrics,
       ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : []),

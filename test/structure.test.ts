@@ -98,7 +98,8 @@ test('the rooms of gateway/ import in one direction: http ← route, gates, hand
 });
 
 test('pipeline.ts is the only file that composes handlers/ and filters/ (server.ts only builds them per configuration)', () => {
-  const composers = new Set([path.join('gateway', 'pipeline.ts'), path.join('gateway', 'server.ts')]);
+  // pipeline-options.ts is the pipeline's own options (types only, split off to keep pipeline.ts readable).
+  const composers = new Set([path.join('gateway', 'pipeline.ts'), path.join('gateway', 'pipeline-options.ts'), path.join('gateway', 'server.ts')]);
   const both: string[] = [];
   for (const [file, deps] of importGraph(['gateway'])) {
     const rooms = new Set(deps.map(room));

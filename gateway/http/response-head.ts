@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { H2Response } from './h2.js';
+import { NO_SOURCE, plainHead, type ResponseSink } from './sink.js';
 
 /** Alternating names and values. */
 export type HeaderList = readonly string[];
@@ -41,4 +42,12 @@ export function writeHeadList(res: ServerResponse, status: number, headers: Read
 /** Sets a header list (the security headers) on a response not yet started (answers other than static files). */
 export function setHeaders(res: ServerResponse, list: HeaderList): void {
   for (let i = 0; i < list.length; i += 2) res.setHeader(list[i]!, list[i + 1]!);
+}
+
+/** nginx's `return CODE text`: the text as the body (nginx's default_type for it is the site's; text/plain here). */
+export function answerText(sink: ResponseSink, method: string | undefined, status: number, text: string): void {
+  const body = Buffer.from(text);
+  if (sink.start(plainHead(status, '', ['Content-Type', 'text/plain'], 'text/plain', body.length), NO_SOURCE)) {
+    sink.end(method === 'HEAD' ? undefined : body);
+  }
 }

@@ -35,7 +35,7 @@ export interface StaticRoute {
 }
 export interface RedirectRoute {
   readonly kind: typeof RouteKind.Redirect;
-  readonly status: 301;
+  readonly status: number;
   /** Path + query; the front makes it absolute as nginx does. */
   readonly location: string;
 }

@@ -37,7 +37,11 @@ export type Decision = (Route | RoutedAnswer) & { readonly at?: Location | null;
 /** What may refuse a request in a route's access phase (nginx's deny/allow and auth_basic): built by the pipeline. */
 export interface AccessGuards {
   /** null: allowed; a status (403) or a request for credentials (401 with the realm). */
-  check(location: Location, req: IncomingMessage, client: ClientInfo): null | { readonly status: 403 } | { readonly status: 401; readonly realm: string };
+  check(
+    location: Location,
+    req: IncomingMessage,
+    client: ClientInfo,
+  ): null | { readonly status: 403 } | { readonly status: 401; readonly realm: string };
 }
 
 export interface RouteTableOptions {
@@ -119,7 +123,8 @@ export class RouteTable {
       }
       if (loc.deny !== null) return { kind: RouteKind.Error, status: loc.deny, why: 'denied by route', at: loc };
       const verdict = guards.check(loc, req, client);
-      if (verdict !== null) return verdict.status === 401 ? { kind: 'auth', realm: verdict.realm, at: loc } : { kind: RouteKind.Error, status: 403, why: 'access' };
+      if (verdict !== null)
+        return verdict.status === 401 ? { kind: 'auth', realm: verdict.realm, at: loc } : { kind: RouteKind.Error, status: 403, why: 'access' };
       const next = this.#content(loc, state, vars, target);
       if (next !== null && (loc.headers !== null || loc.expires !== null || loc.cache !== null)) return { ...next, extras: extrasOf(loc, vars) };
       if (next === null) {
@@ -280,6 +285,25 @@ const EMPTY_ROUTE = {
   cache: null,
   internal: false,
 } as const;
+
+/** A decision as the router's routes, for internal requests (error pages, X-Accel-Redirect): files and scripts only. */
+export function asRoute(d: Decision): Route {
+  switch (d.kind) {
+    case RouteKind.Static:
+    case RouteKind.Php:
+    case RouteKind.Error:
+    case RouteKind.Redirect:
+      return d;
+    case 'redirect':
+      return { kind: RouteKind.Redirect, status: d.status, location: d.location };
+    case 'text':
+      return { kind: RouteKind.Error, status: d.status, why: 'return' };
+    case 'auth':
+      return { kind: RouteKind.Error, status: 401, why: 'auth_basic' };
+    case 'proxy':
+      return { kind: RouteKind.Error, status: 502, why: 'an upstream is not reached by internal redirects' };
+  }
+}
 
 /** The route table of a configuration, or null when it has no routes: (the router's global keys decide). */
 export function routeTableFor(c: GatewayConfig, router: Router, files: FileInfoCache): RouteTable | null {

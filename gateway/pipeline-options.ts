@@ -1,0 +1,69 @@
+/** What a Pipeline is built from: one configuration's stages (server.ts builds them). */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { InternalLocation } from '../config/types.js';
+import type { Logger } from '../core/log.js';
+import type { Pool } from '../php/pool.js';
+import type { ResponseCache } from './filters/cache/store.js';
+import type { Compression } from './filters/compression.js';
+import type { SecurityHeaders } from './filters/security-headers.js';
+import type { RateLimiter } from './gates/rate-limit.js';
+import type { StaticFiles } from './handlers/static.js';
+import type { Upstream, Upstreams } from './handlers/upstream/upstreams.js';
+import type { TrustedProxies } from './http/client-address.js';
+import type { RequestObserver, StatusSource } from './http/status.js';
+import type { ParsedTarget } from './http/uri.js';
+import type { Location } from './route/locations.js';
+import type { Router } from './route/router.js';
+import type { AccessGuards, RouteTable } from './route/routes.js';
+
+export interface PipelineOptions {
+  readonly router: Router;
+  readonly static: StaticFiles;
+  readonly pools: ReadonlyMap<string, Pool>;
+  /**
+   * The pools in force now. A request routed by this pipeline may reach PHP after a reload replaced it (its body
+   * was still arriving): it then goes to the new pool of the same name, not to a retired one.
+   */
+  readonly poolsNow: () => ReadonlyMap<string, Pool>;
+  /** nginx error_page: status → URI answering the gateway's own errors. */
+  readonly errorPages: ReadonlyMap<number, ParsedTarget>;
+  readonly maxBodyBytes: number;
+  /** Longest request target (server.limits.url_kb); longer gets 414, as nginx's large_client_header_buffers. */
+  readonly maxUrlBytes: number;
+  /** Longest silence while a request body arrives (server.timeouts.body_ms). */
+  readonly bodyTimeoutMs: number;
+  /** Longest wait for a slow client to take more of a PHP response (server.timeouts.send_ms). */
+  readonly sendTimeoutMs: number;
+  readonly serverName: string;
+  /** Who the client is (server.trusted_proxies, PROXY protocol). */
+  readonly clients: TrustedProxies;
+  /** headers.*: on every answer but health checks and unparsable requests (static files take them in their head). */
+  readonly securityHeaders: SecurityHeaders;
+  /** compression.*: gzip/brotli of PHP's and upstreams' answers. */
+  readonly compression: Compression;
+  /** static.internal: prefixes reachable only by internal redirect (X-Accel-Redirect), and their directories. */
+  readonly internal: readonly InternalLocation[];
+  /** The response cache (cache.rules), or null when nothing is cached. */
+  readonly cache: ResponseCache | null;
+  /** rate_limit.rules, or null when there are none. */
+  readonly rateLimit: RateLimiter | null;
+  /** upstreams[], matched before PHP and static files, and the routes' upstreams; null when there are none. */
+  readonly upstreams: Upstreams | null;
+  /** routes: (nginx's locations), or null: the router's global keys decide. */
+  readonly routes: RouteTable | null;
+  /** The access phase of routes (deny/allow by address, auth_basic). */
+  readonly guards: AccessGuards;
+  /** A route with `proxy:` → its upstream. */
+  readonly routeUpstreams: ReadonlyMap<Location, Upstream>;
+  /** Told about every finished request (metrics, access log); empty: no per-request record is kept. */
+  readonly observers: readonly RequestObserver[];
+  /**
+   * Where a deferred (pipelined) request is handed when its turn comes: the gateway's dispatcher, so that after
+   * a reload it reaches the pipeline then in force, not this one.
+   */
+  readonly dispatch: (req: IncomingMessage, res: ServerResponse) => void;
+  /** /healthz and /readyz on this port (admin.health_on_main), or null. */
+  readonly health: StatusSource | null;
+  readonly serverSoftware: string;
+  readonly log: Logger;
+}
