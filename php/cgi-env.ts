@@ -16,7 +16,8 @@ export interface CgiRequest {
   /** Decoded script path, e.g. /index.php: nginx's $fastcgi_script_name. */
   readonly scriptName: string;
   /** Decoded part after the script, e.g. /extra/path: nginx's $fastcgi_path_info. */
-  readonly pathInfo: string;
+  /** null: no PATH_INFO at all (an nginx PHP location without fastcgi_split_path_info passes none). */
+  readonly pathInfo: string | null;
   /** Decoded current URI after rewrites: nginx's $document_uri. */
   readonly documentUri: string;
   readonly documentRoot: string;
@@ -91,8 +92,8 @@ export function buildCgiParams(r: CgiRequest, serverSoftware: string): CgiParams
     ['SERVER_NAME', r.serverName],
     ['REDIRECT_STATUS', '200'],
     ['SCRIPT_FILENAME', r.scriptFilename],
-    ['PATH_INFO', r.pathInfo],
   );
+  if (r.pathInfo !== null) params.push(['PATH_INFO', r.pathInfo]);
   appendHeaderParams(params, r.rawHeaders, r.authority);
   return params;
 }

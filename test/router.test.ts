@@ -114,7 +114,7 @@ function observed(route: Route, want: Want): unknown {
     case RouteKind.Php: {
       const out: Record<string, string> = { php: route.scriptName };
       if ('php' in want) {
-        if (want.pathInfo !== undefined) out['pathInfo'] = route.pathInfo;
+        if (want.pathInfo !== undefined) out['pathInfo'] = route.pathInfo ?? '(none)';
         if (want.query !== undefined) out['query'] = route.queryString;
         if (want.pool !== undefined) out['pool'] = route.pool;
       }

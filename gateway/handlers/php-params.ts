@@ -8,7 +8,8 @@ import type { ParsedTarget } from '../http/uri.js';
 /** The script a request runs, as the router resolved it. */
 export interface PhpScript {
   readonly scriptName: string;
-  readonly pathInfo: string;
+  /** null: PHP gets no PATH_INFO (a route without split_path_info). */
+  readonly pathInfo: string | null;
   readonly scriptFilename: string;
   /** nginx's $args after any rewrite. */
   readonly queryString: string;

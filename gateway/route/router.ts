@@ -24,7 +24,7 @@ export interface PhpRoute {
   readonly kind: typeof RouteKind.Php;
   readonly pool: string;
   readonly scriptName: string;
-  readonly pathInfo: string;
+  readonly pathInfo: string | null;
   readonly scriptFilename: string;
   readonly queryString: string;
 }

@@ -183,7 +183,7 @@ export class RouteTable {
   #php(loc: Location, state: RouteState, target: ParsedTarget): Decision {
     const php = loc.php!;
     let scriptName = php.script ?? state.uri;
-    let pathInfo = '';
+    let pathInfo: string | null = php.split === null ? null : '';
     if (php.split !== null && php.script === null) {
       const m = php.split.exec(state.uri);
       if (m !== null) {
@@ -194,7 +194,7 @@ export class RouteTable {
     // fastcgi_index: a directory's script.
     if (scriptName.endsWith('/')) scriptName += 'index.php';
     state.scriptName = scriptName;
-    state.pathInfo = pathInfo;
+    state.pathInfo = pathInfo ?? '';
     const file = fileFor(loc, scriptName);
     const st = this.#o.files.stat(file);
     if (st === null || !st.isFile()) return { kind: RouteKind.Error, status: 404, why: 'no such script', at: loc };

@@ -1,0 +1,284 @@
+/**
+ * routes: through the real gateway and php-cgi: nginx's location search (exact, longest prefix, ^~, regexes in order,
+ * nested), rewrite scripts, try_files and index per route, static-only routes, PHP with and without PATH_INFO,
+ * deny, allow/deny by address, return, add_header/expires, per-route cache bypass, internal routes, and the
+ * Laravel recipe (only public/index.php runs).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
+
+/** Every .php file prints which file ran and what PHP was told. */
+const PROBE = `<?php header('Content-Type: application/json'); echo json_encode([
+  'script' => substr(__FILE__, strlen(realpath($_SERVER['DOCUMENT_ROOT']))),
+  'SCRIPT_NAME' => $_SERVER['SCRIPT_NAME'], 'PATH_INFO' => $_SERVER['PATH_INFO'] ?? null,
+  'REQUEST_URI' => $_SERVER['REQUEST_URI'], 'QUERY_STRING' => $_SERVER['QUERY_STRING'], 'DOCUMENT_URI' => $_SERVER['DOCUMENT_URI'] ?? null,
+]);`;
+
+function site(files: readonly string[]): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-routes-'));
+  for (const f of files) {
+    const file = path.join(root, f);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, f.endsWith('.php') ? PROBE : `file ${f}\n`);
+  }
+  return fs.realpathSync(root);
+}
+
+interface Probe {
+  script: string;
+  SCRIPT_NAME: string;
+  PATH_INFO: string | null;
+  REQUEST_URI: string;
+  QUERY_STRING: string;
+  DOCUMENT_URI: string | null;
+}
+
+function probe(r: SimpleResponse): Probe {
+  assert.equal(r.status, 200, `expected PHP to answer, got ${r.status}: ${r.text.slice(0, 200)}`);
+  return JSON.parse(r.text) as Probe;
+}
+
+describe('routes: the location search', () => {
+  let g: RunningGateway;
+  let root: string;
+  before(async () => {
+    root = site(['index.php', 'a.php', 'img/x.png', 'img/x.php', 'exact', 'pre/deep/f.txt', 'pre/deep/g.php', 'pre/f.txt', 'nest/a.xml', 'nest/b.txt', 'other/a.xml']);
+    g = await startGateway(
+      `php: { docroot: ${JSON.stringify(root)}, worker_count: 2 }
+routes:
+  - match: /
+    try_files: [$uri, $uri/, /index.php?$query_string]
+  - match: = /exact
+    return: '200 exact'
+  - match: ^~ /img/
+    add_header: [{ name: X-Route, value: img }]
+  - match: /pre/
+    add_header: [{ name: X-Route, value: pre }]
+    routes:
+      - match: ^~ /pre/deep/
+        add_header: [{ name: X-Route, value: deep }]
+  - match: /nest/
+    routes:
+      - match: '~ \\.xml$'
+        deny: true
+  - match: '~ \\.txt$'
+    add_header: [{ name: X-Route, value: txt }]
+  - match: '~ \\.php$'
+    php: true
+`,
+    );
+  });
+  after(async () => {
+    await g.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test('an exact match wins over every prefix and regex', async () => {
+    const r = await request(g.base, '/exact');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'exact');
+  });
+
+  test('^~ as the longest prefix: no regex is tried (a .php under it is not run, and never sent as source)', async () => {
+    const png = await request(g.base, '/img/x.png');
+    assert.equal(png.headers['x-route'], 'img');
+    assert.equal(png.text, 'file img/x.png\n');
+    const php = await request(g.base, '/img/x.php');
+    assert.notEqual(php.status, 200, 'nginx would send the source here; phpgate refuses it');
+    assert.doesNotMatch(php.text, /<\?php/);
+  });
+
+  test('a plain prefix loses to a matching regex; a nested ^~ stops only its own level', async () => {
+    assert.equal((await request(g.base, '/pre/f.txt')).headers['x-route'], 'txt', 'regex beats the /pre/ prefix');
+    // /pre/deep/ is ^~ inside /pre/: its level has no regexes, and the top level's regexes still apply (nginx).
+    assert.equal((await request(g.base, '/pre/deep/f.txt')).headers['x-route'], 'txt');
+    assert.equal(probe(await request(g.base, '/pre/deep/g.php')).script, '/pre/deep/g.php');
+  });
+
+  test('a nested regex of the chosen prefix is tried first and applies only under it', async () => {
+    assert.equal((await request(g.base, '/nest/a.xml')).status, 403);
+    assert.equal((await request(g.base, '/other/a.xml')).status, 200, 'the nested deny is not global');
+    assert.equal((await request(g.base, '/nest/b.txt')).headers['x-route'], 'txt');
+  });
+
+  test('try_files falls back to the front controller, whose route is chosen again', async () => {
+    const p = probe(await request(g.base, '/some/pretty/url?x=1'));
+    assert.equal(p.script, '/index.php');
+    assert.equal(p.REQUEST_URI, '/some/pretty/url?x=1');
+    assert.equal(p.QUERY_STRING, 'x=1');
+    assert.equal(p.PATH_INFO, null, 'a route without split_path_info gives no PATH_INFO');
+  });
+
+  test('the index of / is an internal redirect to index.php', async () => {
+    assert.equal(probe(await request(g.base, '/')).script, '/index.php');
+  });
+
+  test('a missing .php is 404 (php: true runs only what exists)', async () => {
+    assert.equal((await request(g.base, '/missing.php')).status, 404);
+  });
+});
+
+describe('routes: the Laravel recipe runs only public/index.php', () => {
+  let g: RunningGateway;
+  let root: string;
+  before(async () => {
+    root = site(['index.php', 'other.php', 'vendor/x.php', 'css/app.css', 'storage/secret.php']);
+    g = await startGateway(
+      `php: { docroot: ${JSON.stringify(root)}, worker_count: 2 }
+routes:
+  - match: /
+    try_files: [$uri, $uri/, /index.php?$query_string]
+  - match: = /favicon.ico
+  - match: '~ ^/index\\.php(/|$)'
+    php: { split_path_info: '^(.+\\.php)(/.*)$' }
+  - match: '~ /\\.(?!well-known).*'
+    deny: true
+`,
+    );
+  });
+  after(async () => {
+    await g.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test('pretty URLs and index.php/PATH_INFO run index.php', async () => {
+    assert.equal(probe(await request(g.base, '/users/7?tab=a')).script, '/index.php');
+    const p = probe(await request(g.base, '/index.php/users/7'));
+    assert.equal(p.SCRIPT_NAME, '/index.php');
+    assert.equal(p.PATH_INFO, '/users/7');
+  });
+
+  test('no other .php file is run or sent as source', async () => {
+    for (const u of ['/other.php', '/vendor/x.php', '/storage/secret.php']) {
+      const r = await request(g.base, u);
+      assert.notEqual(r.status, 200, u);
+      assert.doesNotMatch(r.text, /<\?php|"script"/, u);
+    }
+  });
+
+  test('a path through another script reaches the front controller (try_files), as with nginx', async () => {
+    assert.equal(probe(await request(g.base, '/other.php/x')).script, '/index.php');
+  });
+
+  test('assets are files', async () => {
+    assert.equal((await request(g.base, '/css/app.css')).text, 'file css/app.css\n');
+  });
+});
+
+describe('routes: rewrite scripts, return, access, headers, cache bypass, internal', () => {
+  let g: RunningGateway;
+  let root: string;
+  before(async () => {
+    root = site(['index.php', 'wp-login.php', 'feed/index.php', 'static/a.css', 'errors/404.html', 'private/a.txt', 'local/a.txt']);
+    g = await startGateway(
+      `php: { docroot: ${JSON.stringify(root)}, worker_count: 2 }
+static: { error_pages: { "404": /errors/404.html } }
+cache: { header: X-Cache }
+rewrite:
+  - set: $skip_cache 0
+  - if: $request_method = POST
+    then: [{ set: $skip_cache 1 }]
+  - if: $query_string != ""
+    then: [{ set: $skip_cache 1 }]
+  - if: '$request_uri ~* "/wp-admin/|/feed/|wp-.*\\.php"'
+    then: [{ set: $skip_cache 1 }]
+  - if: '$http_cookie ~* "comment_author|wordpress_logged_in|woocommerce_items_in_cart"'
+    then: [{ set: $skip_cache 1 }]
+routes:
+  - match: /
+    try_files: [$uri, $uri/, /index.php?$args]
+  - match: '~ \\.php$'
+    php: true
+    cache: { ttl_s: 60, bypass: [$skip_cache], no_store: [$skip_cache] }
+  - match: /old/
+    rewrite:
+      - rewrite: '^/old/(\\w+)/(.*)$ /new/$2?from=$1 permanent'
+  - match: /go/
+    rewrite:
+      - rewrite: '^/go/(.*)$ /index.php?go=$1 last'
+  - match: /static/
+    expires: 1h
+    add_header:
+      - { name: X-Route, value: static }
+      - { name: X-Always, value: 'yes $uri', always: true }
+  - match: /errors/
+    internal: true
+  - match: /private/
+    access: [{ allow: 10.0.0.0/8 }, { deny: all }]
+  - match: /local/
+    access: [{ allow: 127.0.0.1 }, { deny: all }]
+  - match: = /gone
+    return: 410
+  - match: = /moved
+    return: 301 https://$host/new$is_args$args
+`,
+    );
+  });
+  after(async () => {
+    await g.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test('rewrite … permanent redirects with captures and keeps the arguments', async () => {
+    const r = await request(g.base, '/old/blog/post?x=1');
+    assert.equal(r.status, 301);
+    assert.equal(r.headers.location, '/new/post?from=blog&x=1');
+  });
+
+  test('rewrite … last chooses the route again: the PHP route runs index.php with the new arguments', async () => {
+    const p = probe(await request(g.base, '/go/there?y=2'));
+    assert.equal(p.script, '/index.php');
+    assert.equal(p.QUERY_STRING, 'go=there&y=2');
+    assert.equal(p.REQUEST_URI, '/go/there?y=2');
+  });
+
+  test('return: a status, and a redirect with variables', async () => {
+    assert.equal((await request(g.base, '/gone')).status, 410);
+    const r = await request(g.base, '/moved?a=b', { headers: { host: 'example.test' } });
+    assert.equal(r.status, 301);
+    assert.equal(r.headers.location, 'https://example.test/new?a=b');
+  });
+
+  test('expires and add_header on success; only `always` ones on errors', async () => {
+    const ok = await request(g.base, '/static/a.css');
+    assert.equal(ok.headers['cache-control'], 'max-age=3600');
+    assert.ok(ok.headers.expires !== undefined);
+    assert.equal(ok.headers['x-route'], 'static');
+    assert.equal(ok.headers['x-always'], 'yes /static/a.css');
+    const missing = await request(g.base, '/static/none.css');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers['x-route'], undefined);
+  });
+
+  test('an internal route is 404 to clients but serves the error page', async () => {
+    const direct = await request(g.base, '/errors/404.html');
+    assert.equal(direct.status, 404);
+    assert.equal(direct.text, 'file errors/404.html\n', 'the 404 is answered by the error page itself');
+    const missing = await request(g.base, '/static/none.css');
+    assert.equal(missing.text, 'file errors/404.html\n');
+  });
+
+  test('allow/deny by address: first match decides', async () => {
+    assert.equal((await request(g.base, '/private/a.txt')).status, 403);
+    assert.equal((await request(g.base, '/local/a.txt')).status, 200);
+  });
+
+  test('the WordPress skip_cache recipe: anonymous pages are cached, carts, logins, feeds, POSTs and queries never', async () => {
+    const first = await request(g.base, '/shop/item');
+    assert.equal(first.headers['x-cache'], 'MISS');
+    assert.equal((await request(g.base, '/shop/item')).headers['x-cache'], 'HIT');
+    const cart = await request(g.base, '/shop/item', { headers: { cookie: 'woocommerce_items_in_cart=1' } });
+    assert.equal(cart.headers['x-cache'], 'BYPASS', "a visitor with a cart never gets another visitor's page");
+    const logged = await request(g.base, '/shop/item', { headers: { cookie: 'wordpress_logged_in_abc=x' } });
+    assert.equal(logged.headers['x-cache'], 'BYPASS');
+    assert.equal((await request(g.base, '/shop/item?add-to-cart=5')).headers['x-cache'], 'BYPASS');
+    assert.equal((await request(g.base, '/wp-login.php')).headers['x-cache'], 'BYPASS');
+    assert.equal((await request(g.base, '/feed/')).headers['x-cache'], 'BYPASS');
+    const post = await request(g.base, '/shop/item', { method: 'POST', body: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    assert.equal(post.headers['x-cache'], 'BYPASS');
+  });
+});
