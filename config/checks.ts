@@ -59,6 +59,11 @@ export const addressOrCidr = check('an IPv4/IPv6 address or CIDR (e.g. "10.0.0.0
   typeof v === 'string' && isAddressOrCidr(v) ? v : INVALID,
 );
 
+/** A route's access rule target, as nginx's allow/deny: `all`, or an address or CIDR of either family. */
+export const accessTarget = check('"all" or an IPv4/IPv6 address or CIDR (e.g. "10.0.0.0/8", "2001:db8::/32")', (v) =>
+  v === 'all' || (typeof v === 'string' && isAddressOrCidr(v) && !v.includes('%')) ? v : INVALID,
+);
+
 function isAddressOrCidr(s: string): boolean {
   const slash = s.indexOf('/');
   const family = isIP(slash < 0 ? s : s.slice(0, slash));
