@@ -12,7 +12,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Duplex } from 'node:stream';
 import { ErrorCode, type PhpgateError } from '../core/errors.js';
 import type { Pool } from '../php/pool.js';
-import { healthAnswer } from './admin/health.js';
+import { healthAnswer, sendHealth } from './admin/health.js';
 import { AccelRedirectFilter } from './filters/accel-redirect.js';
 import type { CacheFill } from './filters/cache/fill.js';
 import { serveEntry } from './filters/cache/serve.js';
@@ -97,13 +97,7 @@ export class Pipeline implements ErrorResponder {
     const url = req.url ?? '';
     if (this.#o.health !== null && (url === '/healthz' || url === '/readyz')) {
       // Health for load balancers: answered here, never routed to PHP, whatever the docroot holds.
-      const h = healthAnswer(url, this.#o.health)!;
-      res.writeHead(h.status, {
-        'Content-Type': 'text/plain; charset=utf-8',
-        'Content-Length': Buffer.byteLength(h.body),
-        'Cache-Control': 'no-store',
-      });
-      res.end(req.method === 'HEAD' ? undefined : h.body);
+      sendHealth(req, res, healthAnswer(url, this.#o.health)!);
       return;
     }
     if (url.length > this.#o.maxUrlBytes) {
@@ -217,7 +211,20 @@ export class Pipeline implements ErrorResponder {
         x.refuse(d.status, { Location: d.location });
         return;
       case 'auth':
-        x.refuse(401, { 'WWW-Authenticate': `Basic realm="${d.realm.replace(/["\\]/g, '')}"` });
+        x.refuse(401, { 'WWW-Authenticate': d.challenge });
+        return;
+      case 'wait':
+        // A password being verified (bcrypt, off the event loop): the route is resolved again once it is known,
+        // and then answered from the verifier's memory. Once only: a second wait is a failure, not a loop.
+        d.wait.then(
+          () => {
+            if (x.gone) return;
+            const again = this.#o.routes!.resolve(x.req, x.target!, client, this.#o.guards);
+            if (again.kind === 'wait') x.refuse(503);
+            else this.#routed(x, client, again);
+          },
+          (err: unknown) => this.#failed(x.req, x.res, err),
+        );
         return;
       case RouteKind.Error:
         // nginx's 444: close the connection without an answer.

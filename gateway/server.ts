@@ -330,7 +330,7 @@ export class Gateway implements StatusSource {
       rateLimit,
       upstreams,
       routes,
-      guards: new RouteAccess(routes?.all ?? []),
+      guards: new RouteAccess(routes?.all ?? [], this.#log),
       routeUpstreams: new Map(routeProxies.map((l, i) => [l, upstreams!.ofRoute(i)])),
       securityHeaders: new SecurityHeaders(c.headers),
       compression,

@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,7 +47,19 @@ describe('routes: the location search', () => {
   let g: RunningGateway;
   let root: string;
   before(async () => {
-    root = site(['index.php', 'a.php', 'img/x.png', 'img/x.php', 'exact', 'pre/deep/f.txt', 'pre/deep/g.php', 'pre/f.txt', 'nest/a.xml', 'nest/b.txt', 'other/a.xml']);
+    root = site([
+      'index.php',
+      'a.php',
+      'img/x.png',
+      'img/x.php',
+      'exact',
+      'pre/deep/f.txt',
+      'pre/deep/g.php',
+      'pre/f.txt',
+      'nest/a.xml',
+      'nest/b.txt',
+      'other/a.xml',
+    ]);
     g = await startGateway(
       `php: { docroot: ${JSON.stringify(root)}, worker_count: 2 }
 routes:
@@ -173,7 +186,8 @@ describe('routes: rewrite scripts, return, access, headers, cache bypass, intern
   let g: RunningGateway;
   let root: string;
   before(async () => {
-    root = site(['index.php', 'wp-login.php', 'feed/index.php', 'static/a.css', 'errors/404.html', 'private/a.txt', 'local/a.txt']);
+    root = site(['index.php', 'wp-login.php', 'feed/index.php', 'static/a.css', 'errors/404.html', 'private/a.txt', 'local/a.txt', 'secret/a.txt']);
+    execFileSync('htpasswd', ['-B', '-b', '-c', path.join(root, 'users'), 'ann', 'open sesame']);
     g = await startGateway(
       `php: { docroot: ${JSON.stringify(root)}, worker_count: 2 }
 static: { error_pages: { "404": /errors/404.html } }
@@ -211,6 +225,8 @@ routes:
     access: [{ allow: 10.0.0.0/8 }, { deny: all }]
   - match: /local/
     access: [{ allow: 127.0.0.1 }, { deny: all }]
+  - match: /secret/
+    auth_basic: { realm: Staff only, user_file: ${JSON.stringify(path.join(root, 'users'))} }
   - match: = /gone
     return: 410
   - match: = /moved
@@ -262,6 +278,19 @@ routes:
     assert.equal(missing.text, 'file errors/404.html\n');
   });
 
+  test('auth_basic with a bcrypt htpasswd file: 401 with the realm, then the file', async () => {
+    const none = await request(g.base, '/secret/a.txt');
+    assert.equal(none.status, 401);
+    assert.equal(none.headers['www-authenticate'], 'Basic realm="Staff only"');
+    const basic = (u: string, p: string): string => 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
+    assert.equal((await request(g.base, '/secret/a.txt', { headers: { authorization: basic('ann', 'wrong') } })).status, 401);
+    for (let i = 0; i < 2; i++) {
+      const ok = await request(g.base, '/secret/a.txt', { headers: { authorization: basic('ann', 'open sesame') } });
+      assert.equal(ok.status, 200, `attempt ${i + 1}`);
+      assert.equal(ok.text, 'file secret/a.txt\n');
+    }
+  });
+
   test('allow/deny by address: first match decides', async () => {
     assert.equal((await request(g.base, '/private/a.txt')).status, 403);
     assert.equal((await request(g.base, '/local/a.txt')).status, 200);
@@ -278,7 +307,11 @@ routes:
     assert.equal((await request(g.base, '/shop/item?add-to-cart=5')).headers['x-cache'], 'BYPASS');
     assert.equal((await request(g.base, '/wp-login.php')).headers['x-cache'], 'BYPASS');
     assert.equal((await request(g.base, '/feed/')).headers['x-cache'], 'BYPASS');
-    const post = await request(g.base, '/shop/item', { method: 'POST', body: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const post = await request(g.base, '/shop/item', {
+      method: 'POST',
+      body: 'a=1',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     assert.equal(post.headers['x-cache'], 'BYPASS');
   });
 });

@@ -3,6 +3,7 @@
  * admin.health_on_main, by the main port too; never behind the admin token (a probe cannot send one), and so
  * saying nothing beyond pool names and why they cannot serve.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayStatus, StatusSource } from '../http/status.js';
 
 export const HealthPath = {
@@ -51,4 +52,10 @@ export function readinessProblems(s: GatewayStatus): string[] {
     );
   }
   return problems;
+}
+
+/** A health answer on the main port: plain text, never cached. */
+export function sendHealth(req: IncomingMessage, res: ServerResponse, h: HealthAnswer): void {
+  res.writeHead(h.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(h.body), 'Cache-Control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : h.body);
 }

@@ -20,7 +20,9 @@ export type RoutedAnswer =
   | { readonly kind: 'text'; readonly status: number; readonly body: string }
   | { readonly kind: 'redirect'; readonly status: number; readonly location: string }
   | { readonly kind: 'proxy'; readonly at: Location }
-  | { readonly kind: 'auth'; readonly realm: string };
+  | { readonly kind: 'auth'; readonly challenge: string }
+  /** auth_basic is verifying a password off the event loop: resolve again once it is known. */
+  | { readonly kind: 'wait'; readonly wait: Promise<unknown> };
 
 /** What the route that answered adds, rendered for this request. */
 export interface RouteExtras {
@@ -34,14 +36,12 @@ export interface RouteExtras {
 /** `at`: the route that answered (its headers, expires and cache apply), when one did. */
 export type Decision = (Route | RoutedAnswer) & { readonly at?: Location | null; readonly extras?: RouteExtras | null };
 
-/** What may refuse a request in a route's access phase (nginx's deny/allow and auth_basic): built by the pipeline. */
+/** null: allowed; a status (a 401 with its WWW-Authenticate challenge); or a verification to wait for. */
+export type AccessVerdict = null | { readonly status: number; readonly challenge?: string } | { readonly wait: Promise<unknown> };
+
+/** What may refuse a request in a route's access phase (nginx's deny/allow and auth_basic). */
 export interface AccessGuards {
-  /** null: allowed; a status (403) or a request for credentials (401 with the realm). */
-  check(
-    location: Location,
-    req: IncomingMessage,
-    client: ClientInfo,
-  ): null | { readonly status: 403 } | { readonly status: 401; readonly realm: string };
+  check(location: Location, req: IncomingMessage, client: ClientInfo): AccessVerdict;
 }
 
 export interface RouteTableOptions {
@@ -123,8 +123,11 @@ export class RouteTable {
       }
       if (loc.deny !== null) return { kind: RouteKind.Error, status: loc.deny, why: 'denied by route', at: loc };
       const verdict = guards.check(loc, req, client);
-      if (verdict !== null)
-        return verdict.status === 401 ? { kind: 'auth', realm: verdict.realm, at: loc } : { kind: RouteKind.Error, status: 403, why: 'access' };
+      if (verdict !== null) {
+        if ('wait' in verdict) return { kind: 'wait', wait: verdict.wait };
+        if (verdict.challenge !== undefined) return { kind: 'auth', challenge: verdict.challenge, at: loc };
+        return { kind: RouteKind.Error, status: verdict.status, why: 'access' };
+      }
       const next = this.#content(loc, state, vars, target);
       if (next !== null && (loc.headers !== null || loc.expires !== null || loc.cache !== null)) return { ...next, extras: extrasOf(loc, vars) };
       if (next === null) {
@@ -302,6 +305,8 @@ export function asRoute(d: Decision): Route {
       return { kind: RouteKind.Error, status: 401, why: 'auth_basic' };
     case 'proxy':
       return { kind: RouteKind.Error, status: 502, why: 'an upstream is not reached by internal redirects' };
+    case 'wait':
+      return { kind: RouteKind.Error, status: 401, why: 'auth_basic' };
   }
 }
 
