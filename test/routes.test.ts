@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { loadConfig } from '../config/load.js';
 import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
 
 /** Every .php file prints which file ran and what PHP was told. */
@@ -313,5 +314,23 @@ routes:
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     assert.equal(post.headers['x-cache'], 'BYPASS');
+  });
+});
+
+describe('routes: the README examples load', () => {
+  test('every YAML example of the Routes section is a valid configuration', () => {
+    const readme = fs.readFileSync(path.join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf("### Routes: nginx's locations"), readme.indexOf('### The edge'));
+    const examples = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    assert.ok(examples.length >= 3, 'three worked examples');
+    const root = site(['index.php']);
+    try {
+      for (const text of examples) {
+        const c = loadConfig({ text: `${text.replace(/^php: .*$/m, '')}\nphp: { docroot: ${JSON.stringify(root)} }\n`, file: 'README.md', env: {} });
+        assert.ok(c.routes.length > 0);
+      }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });
