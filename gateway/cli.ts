@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/errors.js';
 import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
+import { explainRouting } from '../config/explain.js';
 import type { GatewayConfig } from '../config/types.js';
 import { createLogger } from './http/log.js';
 import { Gateway, PID_FILE } from './server.js';
@@ -20,7 +21,9 @@ const HELP = `phpgate ${VERSION} — a gateway in front of PHP: HTTP in front, s
 
 Usage:
   phpgate [--config FILE] [options]     run the gateway
-  phpgate check --config FILE           validate a configuration and exit
+  phpgate check --config FILE [--explain]
+                                        validate a configuration and exit; --explain prints how it routes
+                                        requests (the routes in nginx's search order, or what the global keys amount to)
   phpgate reload [--config FILE]        tell the running gateway (same config) to reload: same as SIGHUP
   phpgate cache purge PATTERN [--config FILE]
                                         drop the running gateway's cached answers for paths matching PATTERN
@@ -66,6 +69,7 @@ function parseCli(argv: string[]): { command: Command; args: string[]; config: s
         workers: { type: 'string', short: 'w' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        explain: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -114,8 +118,9 @@ async function main(): Promise<void> {
   const { command, args, config: configFile, overrides } = parseCli(process.argv.slice(2));
   if (command === 'check') {
     if (configFile === undefined) fail(2, 'phpgate check: --config FILE is required');
-    load(configFile, overrides);
+    const checked = load(configFile, overrides);
     process.stdout.write(`${configFile}: ok\n`);
+    if (process.argv.includes('--explain')) process.stdout.write(explainRouting(checked));
     return;
   }
   if (command === 'reload') {

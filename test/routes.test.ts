@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { explainRouting } from '../config/explain.js';
 import { loadConfig } from '../config/load.js';
 import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
 
@@ -329,6 +330,29 @@ describe('routes: the README examples load', () => {
         const c = loadConfig({ text: `${text.replace(/^php: .*$/m, '')}\nphp: { docroot: ${JSON.stringify(root)} }\n`, file: 'README.md', env: {} });
         assert.ok(c.routes.length > 0);
       }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('routes: phpgate check --explain', () => {
+  test('lists the routes in nginx search order, and what the global keys amount to without routes', () => {
+    const root = site(['index.php']);
+    try {
+      const withRoutes = loadConfig({
+        text: `php: { docroot: ${JSON.stringify(root)} }\nroutes:\n  - match: '~ \\.php$'\n    php: true\n  - match: /\n  - match: /assets/\n    expires: 1d\n  - match: = /x\n    return: 404\n`,
+        file: 't.yaml',
+        env: {},
+      });
+      const lines = explainRouting(withRoutes).split('\n');
+      const order = lines.filter((l) => l.startsWith('  ')).map((l) => l.trim().split(/\s{2,}/)[0]);
+      assert.deepEqual(order, ['= /x', '/assets/', '/', '~ \\.php$']);
+      const without = explainRouting(
+        loadConfig({ text: `php: { docroot: ${JSON.stringify(root)} }\nstatic: { deny: ['*.sql'] }\n`, file: 't.yaml', env: {} }),
+      );
+      assert.match(without, /no routes: the global keys route as these routes would/);
+      assert.match(without, /\*\.sql/);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
