@@ -45,13 +45,20 @@ export async function startGateway(yamlText: string, opts: { docroot?: string; a
     },
   });
   const text = `${yamlText}\n`;
-  const loaded = loadConfig({
-    text,
-    file: 'test.yaml',
-    baseDir: tmp,
-    env: { PATH: process.env['PATH'] },
-    overrides: opts.docroot === undefined ? {} : { docroot: opts.docroot },
-  });
+  let loaded: Readonly<GatewayConfig>;
+  try {
+    loaded = loadConfig({
+      text,
+      file: 'test.yaml',
+      baseDir: tmp,
+      env: { PATH: process.env['PATH'] },
+      overrides: opts.docroot === undefined ? {} : { docroot: opts.docroot },
+    });
+  } catch (err) {
+    // A YAML that does not load (tests of bad configs, imported configs) leaves no temp dir behind.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
   // Port 0 (any free port) and a private socket directory per gateway, so tests can run side by side.
   const config: Readonly<GatewayConfig> = {
     ...loaded,

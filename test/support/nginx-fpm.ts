@@ -1,13 +1,14 @@
 /**
  * Test harness: the reference nginx + php-fpm stack (test/anchors/*.conf, the same recipe as
- * the shared anchors' start.sh) started over a docroot on a free loopback port, in a private temp dir.
+ * the shared anchors' start.sh) started over a docroot on a free loopback port, in a private temp dir; or
+ * (startNginxFpmConfig) the anchor's php-fpm behind nginx running a whole configuration given as text.
  *
  * Only processes spawned here are ever signalled: each of nginx and php-fpm is spawned as the leader of its
  * own new process group (detached), so the SIGKILL fallback can also reach its workers by group id.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, openSync, closeSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -314,8 +315,6 @@ function withTlsListener(conf: string, port: number, tlsPort: number, cert: stri
 export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Promise<NginxFpm> {
   const avail = nginxFpmAvailable();
   if (!avail.ok) throw new Error(avail.reason);
-  const fpmBin = findFpm()!;
-  const nginxBin = findNginx()!;
   if (!existsSync(docroot) || !statSync(docroot).isDirectory()) throw new Error(`docroot is not a directory: ${docroot}`);
   const root = realpathSync(docroot);
   if (/[\s;"'{}$\\]/.test(root)) throw new Error(`docroot path unsuitable for an nginx config: ${root}`);
@@ -328,7 +327,98 @@ export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Pr
   if (keepaliveRequests !== undefined && (!Number.isInteger(keepaliveRequests) || keepaliveRequests < 1)) {
     throw new Error(`keepaliveRequests must be a positive integer, got ${keepaliveRequests}`);
   }
+  const nginxTemplate = await readFile(path.join(ANCHORS, 'nginx-php.conf'), 'utf8');
 
+  return startStack(workers, opts, async (runDir, port) => {
+    const vars = { DOCROOT: root, PORT: String(port), RUN: runDir };
+    let conf = substitute(nginxTemplate, vars);
+    // Keep nginx's other temp dirs inside runDir too (it creates them at start-up; /var/lib/nginx may not be ours).
+    conf = conf.replace(/^(\s*)(proxy_temp_path .*)$/m, `$1$2\n$1uwsgi_temp_path ${runDir}/uwsgi;\n$1scgi_temp_path ${runDir}/scgi;`);
+    let tlsPort: number | undefined;
+    while (tls !== undefined && (tlsPort === undefined || tlsPort === port)) tlsPort = await freePort();
+    if (tls !== undefined) conf = withTlsListener(conf, port, tlsPort!, tls.cert, tls.key);
+    if (keepaliveRequests !== undefined) {
+      if (!/^\s*keepalive_requests \d+;$/m.test(conf)) throw new Error('nginx anchor config: no keepalive_requests line to replace');
+      conf = conf.replace(/^(\s*)keepalive_requests \d+;$/m, `$1keepalive_requests ${keepaliveRequests};`);
+    }
+    if (opts?.upstreamKeepalive === false) {
+      const kept = /^(\s*upstream php \{ server [^;]+;) keepalive \d+; \}$/m;
+      const keepConn = /^\s*fastcgi_keep_conn on;\n/m;
+      if (!kept.test(conf) || !keepConn.test(conf)) throw new Error('nginx anchor config: no upstream keepalive / fastcgi_keep_conn to turn off');
+      conf = conf.replace(kept, '$1 }').replace(keepConn, '');
+    }
+    const lines = (l: readonly string[] | undefined) => (l ?? []).map((x) => substitute(x, vars));
+    // http directives go after the anchor's upstream (before its server block), server ones after its index line.
+    conf = addAfter(conf, /^(\s*)upstream php .*$/m, lines(opts?.httpDirectives), 'http directives');
+    conf = addAfter(conf, /^(\s*)index .*;$/m, lines(opts?.serverDirectives), 'server directives');
+    return { conf, ...(tlsPort === undefined ? {} : { tlsPort }) };
+  });
+}
+
+/** What the caller of startNginxFpmConfig learns before writing nginx's configuration. */
+export interface NginxRunEnv {
+  /** The private run dir: php-fpm listens on `RUN/php-fpm.sock`; the configuration is written to `RUN/nginx.conf`. */
+  runDir: string;
+  /** The free loopback port nginx must listen on (`listen 127.0.0.1:PORT;`). */
+  port: number;
+}
+
+/** nginx's stock include files, linked into the run dir so relative includes resolve there as in /etc/nginx. */
+const STOCK_INCLUDES = ['fastcgi_params', 'fastcgi.conf', 'mime.types', 'snippets'];
+
+/**
+ * php-fpm (the anchor's pool, on `RUN/php-fpm.sock`) and nginx started from a whole configuration the caller
+ * writes, for real-world configs rather than the anchor's. `render` is called once the run dir and port are
+ * known and returns the full nginx.conf text (main context included, see `nginxMainConfig`); it may also write
+ * files it includes into the run dir. Relative includes resolve against the run dir, where Debian's stock
+ * files (fastcgi_params, fastcgi.conf, snippets/, mime.types) are linked. Run as root, `user root;` is added.
+ */
+export async function startNginxFpmConfig(render: (env: NginxRunEnv) => string | Promise<string>, opts?: { workers?: number }): Promise<NginxFpm> {
+  const avail = nginxFpmAvailable();
+  if (!avail.ok) throw new Error(avail.reason);
+  const workers = opts?.workers ?? 4;
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
+  return startStack(workers, undefined, async (runDir, port) => {
+    await Promise.all(
+      STOCK_INCLUDES.filter((f) => existsSync(path.join('/etc/nginx', f))).map((f) => symlink(path.join('/etc/nginx', f), path.join(runDir, f))),
+    );
+    return { conf: await render({ runDir, port }) };
+  });
+}
+
+/**
+ * The main context nginx needs around a site's http-level text (upstreams, maps, cache paths, server blocks):
+ * Debian's stock http settings that matter to a site (mime.types, default_type), logs and temp dirs in the run dir.
+ */
+export function nginxMainConfig(runDir: string, http: string, workers = 2): string {
+  return [
+    `worker_processes ${workers};`,
+    `pid ${runDir}/nginx.pid;`,
+    `error_log ${runDir}/nginx-error.log warn;`,
+    'daemon off;',
+    'events { worker_connections 1024; }',
+    'http {',
+    '  include mime.types;',
+    '  default_type application/octet-stream;',
+    '  access_log off;',
+    ...['client_body', 'fastcgi', 'proxy', 'uwsgi', 'scgi'].map((d) => `  ${d}_temp_path ${runDir}/${d === 'client_body' ? 'body' : d};`),
+    http,
+    '}',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The run dir, php-fpm and then nginx with the configuration `nginxConf` gives for a free port (retried on
+ * EADDRINUSE); everything is stopped and removed again if either fails to come up.
+ */
+async function startStack(
+  workers: number,
+  opts: NginxFpmOptions | undefined,
+  nginxConf: (runDir: string, port: number) => Promise<{ conf: string; tlsPort?: number }>,
+): Promise<NginxFpm> {
+  const fpmBin = findFpm()!;
+  const nginxBin = findNginx()!;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'phpgate-nginx-'));
   const nginxErrorLog = path.join(runDir, 'nginx-error.log');
@@ -370,36 +460,16 @@ export async function startNginxFpm(docroot: string, opts?: NginxFpmOptions): Pr
       [fpmLog, path.join(runDir, 'php-fpm.stdout.log')],
     );
 
-    const nginxTemplate = await readFile(path.join(ANCHORS, 'nginx-php.conf'), 'utf8');
     // A free port can be taken between picking and binding it: retry a few times on EADDRINUSE.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const vars = { DOCROOT: root, PORT: String(port), RUN: runDir };
-      let conf = substitute(nginxTemplate, vars);
-      // Keep nginx's other temp dirs inside runDir too (it creates them at start-up; /var/lib/nginx may not be ours).
-      conf = conf.replace(/^(\s*)(proxy_temp_path .*)$/m, `$1$2\n$1uwsgi_temp_path ${runDir}/uwsgi;\n$1scgi_temp_path ${runDir}/scgi;`);
-      let tlsPort: number | undefined;
-      while (tls !== undefined && (tlsPort === undefined || tlsPort === port)) tlsPort = await freePort();
-      if (tls !== undefined) conf = withTlsListener(conf, port, tlsPort!, tls.cert, tls.key);
-      if (keepaliveRequests !== undefined) {
-        if (!/^\s*keepalive_requests \d+;$/m.test(conf)) throw new Error('nginx anchor config: no keepalive_requests line to replace');
-        conf = conf.replace(/^(\s*)keepalive_requests \d+;$/m, `$1keepalive_requests ${keepaliveRequests};`);
-      }
-      if (opts?.upstreamKeepalive === false) {
-        const kept = /^(\s*upstream php \{ server [^;]+;) keepalive \d+; \}$/m;
-        const keepConn = /^\s*fastcgi_keep_conn on;\n/m;
-        if (!kept.test(conf) || !keepConn.test(conf)) throw new Error('nginx anchor config: no upstream keepalive / fastcgi_keep_conn to turn off');
-        conf = conf.replace(kept, '$1 }').replace(keepConn, '');
-      }
-      const lines = (l: readonly string[] | undefined) => (l ?? []).map((x) => substitute(x, vars));
-      // http directives go after the anchor's upstream (before its server block), server ones after its index line.
-      conf = addAfter(conf, /^(\s*)upstream php .*$/m, lines(opts?.httpDirectives), 'http directives');
-      conf = addAfter(conf, /^(\s*)index .*;$/m, lines(opts?.serverDirectives), 'server directives');
-      if (isRoot) conf = `user root;\n${conf}`;
-      const nginxConf = path.join(runDir, 'nginx.conf');
-      await writeFile(nginxConf, conf);
+      const made = await nginxConf(runDir, port);
+      const conf = isRoot ? `user root;\n${made.conf}` : made.conf;
+      const tlsPort = made.tlsPort;
+      const nginxConfFile = path.join(runDir, 'nginx.conf');
+      await writeFile(nginxConfFile, conf);
       // -e: the start-up error log, before the config's error_log applies (else /var/log/nginx/error.log).
-      const nginx = launch('nginx', nginxBin, ['-c', nginxConf, '-p', runDir + '/', '-e', nginxErrorLog], path.join(runDir, 'nginx.stdout.log'));
+      const nginx = launch('nginx', nginxBin, ['-c', nginxConfFile, '-p', runDir + '/', '-e', nginxErrorLog], path.join(runDir, 'nginx.stdout.log'));
       procs.push(nginx);
       live.add(nginx);
       try {
