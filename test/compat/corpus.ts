@@ -258,8 +258,20 @@ async function ask(port: number, r: SiteRequest, cacheHeader: string | undefined
 const is2xx = (s: number): boolean => s >= 200 && s < 300;
 const is4xx = (s: number): boolean => s >= 400 && s < 500;
 
+/**
+ * A file nginx sends that holds secrets by nature: a dotfile or dot-directory (.git/, .env, .htaccess; /.well-known
+ * is public) or PHP source. phpgate refusing one of these is the issue's "refusing what nginx would leak": the same.
+ */
+function isLeak(target: string): boolean {
+  const p = target.split('?', 1)[0]!;
+  return /\/\.(?!well-known(?:\/|$))/.test(p) || /\.(?:php[0-9]?|phtml|phar|phps)$/i.test(p);
+}
+
 /** Every difference between the two answers, and the verdict. */
-export function compare(n: Answer, g: Answer): { verdict: Verdict; diffs: string[] } {
+export function compare(n: Answer, g: Answer, target = ''): { verdict: Verdict; diffs: string[] } {
+  if (is2xx(n.status) && n.probe === undefined && is4xx(g.status) && g.probe === undefined && isLeak(target)) {
+    return { verdict: 'same', diffs: [] };
+  }
   const diffs: string[] = [];
   if (n.status !== g.status) diffs.push(`status ${n.status} → ${g.status}`);
   if ((n.location ?? '') !== (g.location ?? '')) diffs.push('Location');
@@ -321,7 +333,7 @@ export async function runSite(site: Site): Promise<SiteResult> {
         gw === undefined ? Promise.resolve(undefined) : ask(gw.port, req, site.cacheHeader === undefined ? undefined : gw.config.cache.header),
       ]);
       if (g === undefined) outcomes.push({ req, verdict: 'differs', nginx: n, diffs: ['phpgate not started'] });
-      else outcomes.push({ req, nginx: n, phpgate: g, ...compare(n, g) });
+      else outcomes.push({ req, nginx: n, phpgate: g, ...compare(n, g, req.path) });
     }
     return { site: site.name, source: site.source, outcomes, ...(failure === undefined ? {} : { failure }) };
   } finally {
