@@ -206,6 +206,15 @@ export const errorPageStatus = check('one of "400", "403", "404", "405", "408", 
 export const errorPageUri = check('a URI starting with / (a static file or a PHP script in the docroot)', (v) =>
   typeof v === 'string' && v.startsWith('/') && !v.includes('..') ? v : INVALID,
 );
+/** nginx's error_page target: a URI, answered with the error's status; `= URI`: with the page's own; `=CODE URI`: with CODE. */
+export const errorPage = check(
+  'a URI starting with / (a static file or a PHP script), optionally after "=" or "=CODE" as nginx\'s error_page',
+  (v) => {
+    if (typeof v !== 'string') return INVALID;
+    const m = /^(?:=(\d{3})?\s+)?(\/.*)$/.exec(v);
+    return m !== null && !m[2]!.includes('..') ? v : INVALID;
+  },
+);
 export const maxBodyMb = numberAbove(0);
 /** Below this php-cgi cannot even boot a framework; recycling at a lower limit would loop. */
 export const memoryLimitMb = int(16);

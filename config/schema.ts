@@ -70,7 +70,7 @@ const staticFiles = obj({
   follow_symlinks: flag,
   hot_cache_file_kb: scalar(C.int(0, 1024)),
   hot_cache_mb: scalar(C.numberAtLeast(0)),
-  error_pages: stringMap(C.errorPageStatus, C.errorPageUri),
+  error_pages: stringMap(C.errorPageStatus, C.errorPage),
   internal: list(obj({ prefix: scalar(C.internalPrefix), alias: scalar(C.nonEmptyString) }, ['prefix', 'alias'])),
 });
 

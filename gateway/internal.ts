@@ -15,12 +15,18 @@ import type { ResponseSink } from './http/sink.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
 import { RouteKind, type ErrorRoute, type PhpRoute, type RedirectRoute, type Route } from './route/router.js';
 
+/** nginx's error_page target, and the status it is answered with (0: the page's own, nginx's `= URI`). */
+export interface ErrorPage {
+  readonly target: ParsedTarget;
+  readonly status: number;
+}
+
 export interface InternalRequestsOptions {
   /** What answers a URI inside the gateway (the routes, as an internal redirect; else the router). */
   readonly route: (req: IncomingMessage, target: ParsedTarget) => Route;
   readonly static: StaticFiles;
   /** nginx error_page: status → URI answering the gateway's own errors. */
-  readonly errorPages: ReadonlyMap<number, ParsedTarget>;
+  readonly errorPages: ReadonlyMap<number, ErrorPage>;
   /** static.internal: prefixes reachable only by internal redirect, and their directories. */
   readonly internal: readonly InternalLocation[];
   readonly cx: ExchangeContext;
@@ -104,13 +110,13 @@ export class InternalRequests implements ErrorResponder, InternalRedirects {
       return;
     }
     if (headers !== undefined) for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v);
-    const route = this.#o.route(req, page);
+    const route = this.#o.route(req, page.target);
     if (route.kind === RouteKind.Static) {
-      this.#o.static.sendPage(req, res, route.file, route.stat, status);
+      this.#o.static.sendPage(req, res, route.file, route.stat, page.status === 0 ? 200 : page.status);
     } else if (route.kind === RouteKind.Php) {
       // The client's body (if any) is not for the error page; node discards it once the answer is sent. No target:
       // an error page that fails gets the built-in page, never another round of error pages.
-      const x = new Exchange(req, res, this.#o.cx, null, NO_HEADERS, null, status);
+      const x = new Exchange(req, res, this.#o.cx, null, NO_HEADERS, null, page.status);
       if (!this.#o.php(x, target, route, req.method === 'HEAD' ? 'HEAD' : 'GET', x)) sendError(req, res, status);
     } else {
       sendError(req, res, status);

@@ -11,7 +11,7 @@ import type { StaticFiles } from './handlers/static.js';
 import type { Upstream, Upstreams } from './handlers/upstream/upstreams.js';
 import type { TrustedProxies } from './http/client-address.js';
 import type { RequestObserver, StatusSource } from './http/status.js';
-import type { ParsedTarget } from './http/uri.js';
+import type { ErrorPage } from './internal.js';
 import type { Location } from './route/locations.js';
 import type { Router } from './route/router.js';
 import type { AccessGuards, RouteTable } from './route/routes.js';
@@ -26,7 +26,7 @@ export interface PipelineOptions {
    */
   readonly poolsNow: () => ReadonlyMap<string, Pool>;
   /** nginx error_page: status → URI answering the gateway's own errors. */
-  readonly errorPages: ReadonlyMap<number, ParsedTarget>;
+  readonly errorPages: ReadonlyMap<number, ErrorPage>;
   readonly maxBodyBytes: number;
   /** Longest request target (server.limits.url_kb); longer gets 414, as nginx's large_client_header_buffers. */
   readonly maxUrlBytes: number;

@@ -242,7 +242,8 @@ export class Pipeline implements ErrorResponder {
     const cache = this.#o.cache;
     const own = job.at?.cache ?? null;
     const rule = cache === null ? null : own !== null ? cache.ruleOfRoute(own) : cache.ruleFor(x.target!.path);
-    if (rule === null) {
+    // A route's cache, as nginx's fastcgi_cache_methods GET HEAD: other methods never meet it (no status header).
+    if (rule === null || (own !== null && x.req.method !== 'GET' && x.req.method !== 'HEAD')) {
       this.#produce(x, client, job, null);
       return;
     }

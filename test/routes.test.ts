@@ -188,11 +188,21 @@ describe('routes: rewrite scripts, return, access, headers, cache bypass, intern
   let g: RunningGateway;
   let root: string;
   before(async () => {
-    root = site(['index.php', 'wp-login.php', 'feed/index.php', 'static/a.css', 'errors/404.html', 'private/a.txt', 'local/a.txt', 'secret/a.txt']);
+    root = site([
+      'index.php',
+      'wp-login.php',
+      'feed/index.php',
+      'static/a.css',
+      'errors/404.html',
+      'private/a.txt',
+      'local/a.txt',
+      'secret/a.txt',
+      'errpage.php',
+    ]);
     execFileSync('htpasswd', ['-B', '-b', '-c', path.join(root, 'users'), 'ann', 'open sesame']);
     g = await startGateway(
       `php: { docroot: ${JSON.stringify(root)}, worker_count: 2 }
-static: { error_pages: { "404": /errors/404.html } }
+static: { error_pages: { "404": /errors/404.html, "405": "= /errpage.php" } }
 cache: { header: X-Cache }
 rewrite:
   - set: $skip_cache 0
@@ -314,7 +324,14 @@ routes:
       body: 'a=1',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
-    assert.equal(post.headers['x-cache'], 'BYPASS');
+    assert.equal(post.headers['x-cache'], undefined, "a POST never meets a route's cache (nginx's fastcgi_cache_methods)");
+    assert.equal(probe(post).script, '/index.php');
+  });
+
+  test('error_page "= URI": the page answers with its own status', async () => {
+    const r = await request(g.base, '/static/a.css', { method: 'POST', body: 'x' });
+    assert.equal(probe(r).script, '/errpage.php');
+    assert.equal(probe(r).REQUEST_URI, '/static/a.css');
   });
 });
 
