@@ -36,6 +36,7 @@ function level(routes: readonly RouteConfig[], indent: string, lines: string[]):
     ...routes.filter((r) => r.match.kind === 'exact'),
     ...routes.filter((r) => r.match.kind === 'prefix').sort((a, b) => lengthOf(b) - lengthOf(a)),
     ...routes.filter((r) => r.match.kind === 'regex'),
+    ...routes.filter((r) => r.match.kind === 'named'),
   ];
   for (const r of order) {
     lines.push(`${indent}${r.text.padEnd(Math.max(24 - indent.length, 8))}  ${actions(r)}`);

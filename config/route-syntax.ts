@@ -20,9 +20,11 @@ function regex(source: string, caseInsensitive: boolean): Parsed<string> {
   }
 }
 
-export const MATCH_EXPECTED = 'a location as nginx writes it: "= /exact", "/prefix", "^~ /prefix", "~ regex" or "~* regex"';
+export const MATCH_EXPECTED = 'a location as nginx writes it: "= /exact", "/prefix", "^~ /prefix", "~ regex", "~* regex" or "@name"';
 
 export function parseMatch(text: string): Parsed<RouteMatch> {
+  const named = /^\s*@([A-Za-z0-9_-]+)\s*$/.exec(text);
+  if (named !== null) return ok({ kind: 'named', name: named[1]! });
   const m = /^\s*(=|\^~|~\*|~)?\s*(.*?)\s*$/s.exec(text)!;
   const modifier = m[1];
   const rest = m[2]!;

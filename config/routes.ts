@@ -200,6 +200,10 @@ const deny = C.check('true (403) or a status from 400 to 599', (v) =>
   v === true ? 403 : typeof v === 'number' && Number.isInteger(v) && v >= 400 && v <= 599 ? v : INVALID,
 );
 
+const tryLast = C.check('a URI starting with / or $, "=CODE" such as "=404", or "@name" (a named route)', (v) =>
+  typeof v === 'string' && /^@[A-Za-z0-9_-]+$/.test(v) ? v : C.tryFilesLast.parse(v),
+);
+
 const routeList: Reader<RouteConfig[]> = {
   expected: 'a list of routes',
   read: (node, at, cx) => routes.read(node, at, cx),
@@ -212,7 +216,7 @@ const routeFields = obj(
     root: scalar(C.nonEmptyString),
     alias: scalar(C.nonEmptyString),
     index: list(scalar(C.fileName), { nonEmpty: true }),
-    try_files: list(scalar(C.tryFilesUri), { nonEmpty: true, last: scalar(C.tryFilesLast) }),
+    try_files: list(scalar(C.tryFilesUri), { nonEmpty: true, last: scalar(tryLast) }),
     php,
     proxy,
     return: syntax('a return', parseReturn),
@@ -249,8 +253,13 @@ const route: Reader<RouteConfig> = {
       cx.report(`${at.path}.alias`, cx.locate(`${at.path}.alias`), `${at.path}.alias: a route has root or alias, not both`);
       return INVALID;
     }
-    if (r.alias !== undefined && r.match.kind === 'exact') {
-      // nginx allows alias in any location; with `=` the whole path maps onto the alias, which is what we do.
+    if (r.match.kind === 'named' && at.path.includes('.routes[')) {
+      cx.report(
+        `${at.path}.match`,
+        cx.locate(`${at.path}.match`),
+        `${at.path}.match: a named route (@name) must be at the top level, as nginx's named locations`,
+      );
+      return INVALID;
     }
     return {
       text: matchText(node),
@@ -318,6 +327,21 @@ function namedGroups(source: string, into: Set<string>): void {
  * Variables nginx would refuse at start ("unknown variable"): every one used must be built in, captured, or `set`
  * somewhere. Returns the messages (without places: the caller reports them at `routes`/`rewrite`).
  */
+/** try_files entries naming a `@name` route that does not exist (nginx: "could not find named location"). */
+export function missingNamedRoutes(tree: readonly RouteConfig[]): string[] {
+  const names = new Set(tree.flatMap((r) => (r.match.kind === 'named' ? [r.match.name] : [])));
+  const out: string[] = [];
+  const walk = (rs: readonly RouteConfig[]): void => {
+    for (const r of rs) {
+      const last = r.try_files?.[r.try_files.length - 1];
+      if (last?.startsWith('@') === true && !names.has(last.slice(1))) out.push(`try_files names "${last}", but no route has match: "${last}"`);
+      walk(r.routes);
+    }
+  };
+  walk(tree);
+  return out;
+}
+
 export function unknownVariables(server: readonly RewriteStep[], tree: readonly RouteConfig[]): string[] {
   const defined = new Set<string>();
   const templates: (readonly TemplatePart[])[] = [];

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { compilePattern, hasWildcard, patternMatchesEverything, type PathMatcher } from './pattern.js';
 import type { Loc, ReadContext } from './reader.js';
-import { unknownVariables } from './routes.js';
+import { missingNamedRoutes, unknownVariables } from './routes.js';
 import type { GatewayConfig, PoolConfig, RouteConfig, TlsConfig, UpstreamConfig } from './types.js';
 
 /** The name of the implicit pool built from php.*; a named pool may not take it. */
@@ -57,6 +57,7 @@ function checkRoutes(cfg: GatewayConfig, cx: ReadContext): void {
     });
   };
   walk(cfg.routes, 'routes');
+  for (const message of missingNamedRoutes(cfg.routes)) cx.reportAt('routes', message);
   for (const message of unknownVariables(cfg.rewrite, cfg.routes)) cx.reportAt(cfg.routes.length > 0 ? 'routes' : 'rewrite', message);
 }
 

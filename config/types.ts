@@ -261,6 +261,8 @@ export type TemplatePart = { readonly text: string } | { readonly variable: stri
 /** A route's `match:`, as nginx's location modifiers. */
 export type RouteMatch =
   | { readonly kind: 'exact'; readonly path: string }
+  /** `@name`: reached only by try_files' last entry or error_page, never by a path (top level only, as nginx). */
+  | { readonly kind: 'named'; readonly name: string }
   | {
       readonly kind: 'prefix';
       readonly path: string;

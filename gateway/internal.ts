@@ -133,3 +133,16 @@ export function refuseRoute(x: Exchange, route: ErrorRoute | RedirectRoute): voi
   if (route.kind === RouteKind.Error) x.refuse(route.status);
   else x.refuse(route.status, { Location: route.location });
 }
+
+/** static.error_pages as the pipeline uses them. */
+export function compileErrorPages(pages: Readonly<Record<string, string>>): Map<number, ErrorPage> {
+  const out = new Map<number, ErrorPage>();
+  for (const [status, value] of Object.entries(pages)) {
+    // config/ checked the form: [= | =CODE] URI.
+    const m = /^(?:=(\d{3})?\s+)?(\/.*)$/.exec(value)!;
+    const target = parseTarget(m[2]!);
+    const answer = value.startsWith('=') ? (m[1] === undefined ? 0 : Number(m[1])) : Number(status);
+    if (target !== null) out.set(Number(status), { target, status: answer });
+  }
+  return out;
+}

@@ -214,8 +214,7 @@ export class Pipeline implements ErrorResponder {
         x.refuse(401, { 'WWW-Authenticate': d.challenge });
         return;
       case 'wait':
-        // A password being verified (bcrypt, off the event loop): the route is resolved again once it is known,
-        // and then answered from the verifier's memory. Once only: a second wait is a failure, not a loop.
+        // A password being verified off the event loop: resolved again once known (then from the verifier's memory).
         d.wait.then(
           () => {
             if (x.gone) return;

@@ -23,7 +23,7 @@ import { DocrootGuard, FileInfoCache } from './http/file-cache.js';
 import type { Logger } from '../core/log.js';
 import { Pipeline } from './pipeline.js';
 import { Router } from './route/router.js';
-import type { ErrorPage } from './internal.js';
+import { compileErrorPages } from './internal.js';
 import { hasRouteCache, routeTableFor } from './route/routes.js';
 import { RouteAccess } from './route-access.js';
 import { StaticFiles } from './handlers/static.js';
@@ -38,7 +38,6 @@ import { Compression } from './filters/compression.js';
 import { ResponseCache } from './filters/cache/store.js';
 import { broadcastPurge } from './processes.js';
 import type { GatewayStatus, StatusSource } from './http/status.js';
-import { parseTarget } from './http/uri.js';
 import { VERSION } from './version.js';
 
 /** Beside the pools' sockets: where `phpgate reload` finds the running gateway. */
@@ -387,14 +386,3 @@ function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): R
 }
 
 /** error_pages URIs, parsed once (config/ checked they start with "/"). */
-function compileErrorPages(pages: Readonly<Record<string, string>>): Map<number, ErrorPage> {
-  const out = new Map<number, ErrorPage>();
-  for (const [status, value] of Object.entries(pages)) {
-    // config/ checked the form: [= | =CODE] URI.
-    const m = /^(?:=(\d{3})?\s+)?(\/.*)$/.exec(value)!;
-    const target = parseTarget(m[2]!);
-    const answer = value.startsWith('=') ? (m[1] === undefined ? 0 : Number(m[1])) : Number(status);
-    if (target !== null) out.set(Number(status), { target, status: answer });
-  }
-  return out;
-}

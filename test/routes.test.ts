@@ -223,6 +223,11 @@ routes:
   - match: /old/
     rewrite:
       - rewrite: '^/old/(\\w+)/(.*)$ /new/$2?from=$1 permanent'
+  - match: /wiki/
+    try_files: [$uri, '@wiki']
+  - match: '@wiki'
+    rewrite:
+      - rewrite: '^/wiki/(.*)$ /index.php?id=$1 last'
   - match: /go/
     rewrite:
       - rewrite: '^/go/(.*)$ /index.php?go=$1 last'
@@ -262,6 +267,14 @@ routes:
     assert.equal(p.script, '/index.php');
     assert.equal(p.QUERY_STRING, 'go=there&y=2');
     assert.equal(p.REQUEST_URI, '/go/there?y=2');
+  });
+
+  test("try_files' @name: the named route's rewrites run with the URI unchanged", async () => {
+    const p = probe(await request(g.base, '/wiki/Main_Page?action=edit'));
+    assert.equal(p.script, '/index.php');
+    assert.equal(p.QUERY_STRING, 'id=Main_Page&action=edit');
+    const direct = probe(await request(g.base, '/@wiki'));
+    assert.equal(direct.QUERY_STRING, '', 'a named route is never reached by a path: / answers it, without its rewrite');
   });
 
   test('return: a status, and a redirect with variables', async () => {

@@ -41,6 +41,8 @@ export interface Location {
 
 export interface TryEntry {
   readonly template: readonly TemplatePart[];
+  /** The last entry `@name`: the named route answers, with the URI unchanged. */
+  readonly named: string | null;
   readonly dir: boolean;
   readonly status: number | null;
 }
@@ -48,14 +50,17 @@ export interface TryEntry {
 function compileTryFiles(entries: readonly string[] | null): TryEntry[] | null {
   if (entries === null) return null;
   return entries.map((e) => {
-    if (/^=\d{3}$/.test(e)) return { template: [], dir: false, status: Number(e.slice(1)) };
+    if (/^=\d{3}$/.test(e)) return { template: [], named: null, dir: false, status: Number(e.slice(1)) };
+    if (e.startsWith('@')) return { template: [], named: e.slice(1), dir: false, status: null };
     const dir = e.endsWith('/') && e.length > 1;
     const parsed = parseTemplate(dir ? e.slice(0, -1) : e);
-    return { template: parsed.ok ? parsed.value : [{ text: e }], dir, status: null };
+    return { template: parsed.ok ? parsed.value : [{ text: e }], named: null, dir, status: null };
   });
 }
 
 export interface Level {
+  /** `@name` routes (top level only). */
+  readonly named: ReadonlyMap<string, Location>;
   readonly exact: ReadonlyMap<string, Location>;
   /** Longest first. */
   readonly prefixes: readonly (Location & { readonly prefix: string; readonly priority: boolean })[];
@@ -80,6 +85,7 @@ export interface Inherited {
 
 export function compileLevel(routes: readonly RouteConfig[], from: Inherited, all: Location[]): Level {
   const exact = new Map<string, Location>();
+  const named = new Map<string, Location>();
   const prefixes: (Location & { prefix: string; priority: boolean })[] = [];
   const regexes: Location[] = [];
   for (const r of routes) {
@@ -87,9 +93,10 @@ export function compileLevel(routes: readonly RouteConfig[], from: Inherited, al
     const id = all.length;
     // A placeholder keeps depth-first ids stable while the nested level is compiled.
     all.push(null as unknown as Location);
+    const matched = m.kind === 'exact' || m.kind === 'prefix' ? m.path : null;
     const inherit: Inherited = {
       root: r.root ?? from.root,
-      alias: r.alias !== null ? { dir: r.alias, prefix: m.kind === 'regex' ? null : m.path } : r.root === null ? from.alias : null,
+      alias: r.alias !== null ? { dir: r.alias, prefix: matched } : r.root === null ? from.alias : null,
       index: r.index ?? from.index,
       pool: r.php?.pool ?? from.pool,
       access: r.access ?? from.access,
@@ -97,7 +104,6 @@ export function compileLevel(routes: readonly RouteConfig[], from: Inherited, al
       headers: r.add_header ?? from.headers,
       expires: r.expires ?? from.expires,
     };
-    const matched = m.kind === 'regex' ? null : m.path;
     const loc: Location = {
       text: r.text,
       internal: r.internal,
@@ -121,12 +127,13 @@ export function compileLevel(routes: readonly RouteConfig[], from: Inherited, al
     };
     all[id] = loc;
     if (m.kind === 'exact') exact.set(m.path, loc);
+    else if (m.kind === 'named') named.set(m.name, loc);
     else if (m.kind === 'prefix') prefixes.push({ ...loc, prefix: m.path, priority: m.priority });
     else regexes.push(loc);
   }
   // Equal lengths keep their order; nginx refuses duplicate locations, config/ does not, so the first wins.
   prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
-  return { exact, prefixes, regexes };
+  return { named, exact, prefixes, regexes };
 }
 
 /** The search's outcome, as nginx's: OK (exact or regex), DONE (^~), AGAIN (a prefix), DECLINED (nothing here). */

@@ -95,6 +95,8 @@ export class RouteTable {
       scriptName: null,
       pathInfo: '',
     };
+    /** Set by try_files' `@name`: the route to answer next, without a search. */
+    let named: Location | null = null;
     const vars = new RequestVars(req, target, client, this.#o.config.server.server_name, state);
     const found: Found = { location: null, captures: null };
     let isInternal = internal;
@@ -107,7 +109,10 @@ export class RouteTable {
       }
       found.location = null;
       found.captures = null;
-      findLocation(this.#top, state.uri, found);
+      // try_files' `@name`: that route, with no search (nginx's named location); config/ checked it exists.
+      if (named !== null) found.location = named;
+      else findLocation(this.#top, state.uri, found);
+      named = null;
       const loc = found.location ?? this.#fallback;
       if (found.captures !== null) state.captures = found.captures;
       state.root = loc.root;
@@ -129,6 +134,11 @@ export class RouteTable {
         return { kind: RouteKind.Error, status: verdict.status, why: 'access' };
       }
       const next = this.#content(loc, state, vars, target);
+      if (next !== null && 'level' in next) {
+        named = next;
+        isInternal = true;
+        continue;
+      }
       if (next !== null && (loc.headers !== null || loc.expires !== null || loc.cache !== null)) return { ...next, extras: extrasOf(loc, vars) };
       if (next === null) {
         // An internal redirect (try_files' last URI, a directory's index): the server's rewrites run again.
@@ -149,8 +159,8 @@ export class RouteTable {
     return { kind: 'text', status: out.status, body: out.text, at: loc };
   }
 
-  /** try_files, then the route's content; null: an internal redirect was made (state holds the new URI). */
-  #content(loc: Location, state: RouteState, vars: RequestVars, target: ParsedTarget): Decision | null {
+  /** try_files, then the route's content; null: an internal redirect was made (state holds the new URI); a route: `@name`. */
+  #content(loc: Location, state: RouteState, vars: RequestVars, target: ParsedTarget): Decision | Location | null {
     if (loc.tryFiles !== null) {
       const tried = this.#tryFiles(loc, state, vars);
       if (tried !== 'found') return tried;
@@ -160,13 +170,14 @@ export class RouteTable {
     return this.#static(loc, state);
   }
 
-  /** nginx's try_files: 'found' (the URI now names what was found), a decision, or null (internal redirect). */
-  #tryFiles(loc: Location, state: RouteState, vars: RequestVars): 'found' | Decision | null {
+  /** nginx's try_files: 'found' (the URI now names what was found), a decision, null (internal redirect), or a named route. */
+  #tryFiles(loc: Location, state: RouteState, vars: RequestVars): 'found' | Decision | Location | null {
     const entries = loc.tryFiles!;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       if (i === entries.length - 1) {
         if (entry.status !== null) return { kind: RouteKind.Error, status: entry.status, why: 'try_files', at: loc };
+        if (entry.named !== null) return this.#top.named.get(entry.named)!;
         const uri = vars.render(entry.template);
         const q = uri.indexOf('?');
         state.uri = q === -1 ? uri : uri.slice(0, q);
