@@ -108,14 +108,15 @@ const stepList = list(step);
 
 const php: Reader<RoutePhp | null> = either(
   'true, false or a mapping with script, split_path_info, pool',
-  mapped(scalar(C.bool), (b) => (b ? { script: null, split_path_info: null, pool: null } : null)),
+  mapped(scalar(C.bool), (b) => (b ? { script: null, split_path_info: null, path_info: null, pool: null } : null)),
   mapped(
     obj({
       script: scalar(C.errorPageUri),
       split_path_info: syntax('a JavaScript regex with two groups (SCRIPT_NAME, PATH_INFO)', (v) => splitRegex(String(v))),
+      path_info: template,
       pool: scalar(C.poolName),
     }),
-    (p) => ({ script: p.script ?? null, split_path_info: p.split_path_info ?? null, pool: p.pool ?? null }),
+    (p) => ({ script: p.script ?? null, split_path_info: p.split_path_info ?? null, path_info: p.path_info ?? null, pool: p.pool ?? null }),
   ),
 );
 
@@ -352,6 +353,7 @@ export function unknownVariables(server: readonly RewriteStep[], tree: readonly 
       if (r.match.kind === 'regex') namedGroups(r.match.source, defined);
       scanSteps(r.rewrite, defined, use);
       if (r.return?.text != null) use(r.return.text);
+      if (r.php?.path_info != null) use(r.php.path_info);
       for (const h of r.add_header ?? []) use(h.value);
       for (const t of [...(r.cache?.bypass ?? []), ...(r.cache?.no_store ?? [])]) use(t);
       walk(r.routes);

@@ -308,8 +308,13 @@ export interface RouteHeader {
 export interface RoutePhp {
   /** A fixed script (a front controller such as /index.php), or null: the request's own path. */
   readonly script: string | null;
-  /** fastcgi_split_path_info: two groups giving SCRIPT_NAME and PATH_INFO, or null (no PATH_INFO). */
+  /** fastcgi_split_path_info: two groups giving $fastcgi_script_name and $fastcgi_path_info, or null. */
   readonly split_path_info: string | null;
+  /**
+   * `fastcgi_param PATH_INFO VALUE`, evaluated when PHP is called (after try_files), or null: $fastcgi_path_info with
+   * a split, no PATH_INFO without one.
+   */
+  readonly path_info: readonly TemplatePart[] | null;
   /** The pool, or null: pool patterns, then the default pool. */
   readonly pool: string | null;
 }

@@ -388,3 +388,38 @@ describe('routes: phpgate check --explain', () => {
     }
   });
 });
+
+describe("routes: PATH_INFO as nginx's fastcgi_split_path_info, try_files and fastcgi_param PATH_INFO give it", () => {
+  let g: RunningGateway;
+  let root: string;
+  before(async () => {
+    root = site(['index.php', 'app.php']);
+    g = await startGateway(
+      `php: { docroot: ${JSON.stringify(root)}, worker_count: 2 }
+routes:
+  - match: '~ ^/index\\.php(/|$)'
+    rewrite: [{ set: $path_info $fastcgi_path_info }]
+    try_files: [$fastcgi_script_name, =404]
+    php: { split_path_info: '^(.+?\\.php)(/.*)$', path_info: $path_info }
+  - match: '~ ^/app\\.php(/|$)'
+    try_files: [$fastcgi_script_name, =404]
+    php: { split_path_info: '^(.+?\\.php)(/.*)$' }
+`,
+    );
+  });
+  after(async () => {
+    await g.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test("Debian's fastcgi-php.conf: the path info is kept in a variable before try_files", async () => {
+    const p = probe(await request(g.base, '/index.php/a/b'));
+    assert.deepEqual([p.SCRIPT_NAME, p.PATH_INFO, p.DOCUMENT_URI], ['/index.php', '/a/b', '/index.php']);
+  });
+
+  test('without it, try_files empties $fastcgi_path_info (the nginx pitfall, kept)', async () => {
+    const p = probe(await request(g.base, '/app.php/a/b'));
+    assert.deepEqual([p.SCRIPT_NAME, p.PATH_INFO], ['/app.php', '']);
+    assert.equal((await request(g.base, '/missing.php/a')).status, 404);
+  });
+});

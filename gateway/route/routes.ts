@@ -92,8 +92,7 @@ export class RouteTable {
       captures: null,
       root: this.#o.config.php.docroot,
       fileOf: (u) => fileFor(this.#fallback, u),
-      scriptName: null,
-      pathInfo: '',
+      split: null,
     };
     /** Set by try_files' `@name`: the route to answer next, without a search. */
     let named: Location | null = null;
@@ -117,6 +116,7 @@ export class RouteTable {
       if (found.captures !== null) state.captures = found.captures;
       state.root = loc.root;
       state.fileOf = (u) => fileFor(loc, u);
+      state.split = loc.php?.split ?? null;
       if (loc.internal && !isInternal) return { kind: RouteKind.Error, status: 404, why: 'internal route' };
       const before = state.uri;
       const out = runSteps(loc.rewrite, vars, this.#stat);
@@ -166,7 +166,7 @@ export class RouteTable {
       if (tried !== 'found') return tried;
     }
     if (loc.proxy !== null) return { kind: 'proxy', at: loc };
-    if (loc.php !== null) return this.#php(loc, state, target);
+    if (loc.php !== null) return this.#php(loc, state, vars, target);
     return this.#static(loc, state);
   }
 
@@ -194,21 +194,15 @@ export class RouteTable {
     return { kind: RouteKind.Error, status: 404, why: 'try_files', at: loc };
   }
 
-  #php(loc: Location, state: RouteState, target: ParsedTarget): Decision {
+  #php(loc: Location, state: RouteState, vars: RequestVars, target: ParsedTarget): Decision {
     const php = loc.php!;
-    let scriptName = php.script ?? state.uri;
-    let pathInfo: string | null = php.split === null ? null : '';
-    if (php.split !== null && php.script === null) {
-      const m = php.split.exec(state.uri);
-      if (m !== null) {
-        scriptName = m[1] ?? state.uri;
-        pathInfo = m[2] ?? '';
-      }
-    }
+    // nginx: SCRIPT_FILENAME $document_root$fastcgi_script_name, SCRIPT_NAME $fastcgi_script_name, both from the URI
+    // as it is now (after try_files); a fixed script replaces both.
+    const m = php.split === null ? null : php.split.exec(state.uri);
+    let scriptName = php.script ?? m?.[1] ?? state.uri;
+    const pathInfo = php.path_info !== null ? vars.render(php.path_info) : php.split === null ? null : (m?.[2] ?? '');
     // fastcgi_index: a directory's script.
     if (scriptName.endsWith('/')) scriptName += 'index.php';
-    state.scriptName = scriptName;
-    state.pathInfo = pathInfo ?? '';
     const file = fileFor(loc, scriptName);
     const st = this.#o.files.stat(file);
     if (st === null || !st.isFile()) return { kind: RouteKind.Error, status: 404, why: 'no such script', at: loc };

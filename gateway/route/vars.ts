@@ -20,9 +20,8 @@ export interface RouteState {
   /** The current route's root ($document_root) and how a URI maps to a file ($request_filename). */
   root: string;
   fileOf: (uri: string) => string;
-  /** The script part when a route splits PATH_INFO ($fastcgi_script_name), else $uri. */
-  scriptName: string | null;
-  pathInfo: string;
+  /** The route's fastcgi_split_path_info: $fastcgi_script_name and $fastcgi_path_info are the current URI split by it. */
+  split: RegExp | null;
 }
 
 export class RequestVars {
@@ -86,9 +85,12 @@ export class RequestVars {
       case 'request_filename':
         return s.fileOf(s.uri);
       case 'fastcgi_script_name':
-        return s.scriptName ?? s.uri;
-      case 'fastcgi_path_info':
-        return s.pathInfo;
+      case 'fastcgi_path_info': {
+        // As nginx: computed from the URI now (try_files changing the URI empties $fastcgi_path_info).
+        const m = s.split === null ? null : s.split.exec(s.uri);
+        if (name === 'fastcgi_path_info') return m?.[2] ?? '';
+        return m?.[1] ?? s.uri;
+      }
       case 'request':
         return `${this.req.method ?? ''} ${this.target.requestUri} HTTP/${this.req.httpVersion}`;
       case 'server_protocol':
