@@ -8,6 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { explainRouting } from '../config/explain.js';
@@ -421,5 +423,49 @@ routes:
     const p = probe(await request(g.base, '/app.php/a/b'));
     assert.deepEqual([p.SCRIPT_NAME, p.PATH_INFO], ['/app.php', '']);
     assert.equal((await request(g.base, '/missing.php/a')).status, 404);
+  });
+});
+
+describe('routes: a route with proxy: answers from its upstream, with the route headers and cache', () => {
+  let g: RunningGateway;
+  let root: string;
+  let upstream: http.Server;
+  let hits = 0;
+  before(async () => {
+    root = site(['index.php']);
+    upstream = http.createServer((req, res) => {
+      hits++;
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'max-age=60' });
+      res.end(`upstream saw ${req.url}`);
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const port = (upstream.address() as AddressInfo).port;
+    g = await startGateway(
+      `php: { docroot: ${JSON.stringify(root)}, worker_count: 1 }
+cache: { header: X-Cache }
+routes:
+  - match: /
+  - match: ^~ /api/
+    proxy: { targets: ["http://127.0.0.1:${port}"] }
+    add_header: [{ name: X-Route, value: api }]
+    cache: { ttl_s: 30 }
+`,
+    );
+  });
+  after(async () => {
+    await g.stop();
+    await new Promise((resolve) => upstream.close(resolve));
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  test('the path goes to the upstream as sent; the route adds its header and caches the answer', async () => {
+    const first = await request(g.base, '/api/items?page=2');
+    assert.equal(first.text, 'upstream saw /api/items?page=2');
+    assert.equal(first.headers['x-route'], 'api');
+    assert.equal(first.headers['x-cache'], 'MISS');
+    const second = await request(g.base, '/api/items?page=2');
+    assert.equal(second.headers['x-cache'], 'HIT');
+    assert.equal(hits, 1);
+    assert.equal((await request(g.base, '/index.php')).status, 404, 'the site root is static only here (no PHP route)');
   });
 });

@@ -17,6 +17,8 @@ export interface Location {
   readonly internal: boolean;
   /** Exact and prefix routes know the path they matched: alias replaces it. */
   readonly prefix: string | null;
+  /** `^~`. */
+  readonly priority: boolean;
   readonly regex: RegExp | null;
   readonly root: string;
   /** alias and the prefix it replaces (null for a regex route: the alias names the file), or null: root + URI. */
@@ -63,7 +65,7 @@ export interface Level {
   readonly named: ReadonlyMap<string, Location>;
   readonly exact: ReadonlyMap<string, Location>;
   /** Longest first. */
-  readonly prefixes: readonly (Location & { readonly prefix: string; readonly priority: boolean })[];
+  readonly prefixes: readonly (Location & { readonly prefix: string })[];
   readonly regexes: readonly Location[];
 }
 
@@ -86,7 +88,7 @@ export interface Inherited {
 export function compileLevel(routes: readonly RouteConfig[], from: Inherited, all: Location[]): Level {
   const exact = new Map<string, Location>();
   const named = new Map<string, Location>();
-  const prefixes: (Location & { prefix: string; priority: boolean })[] = [];
+  const prefixes: (Location & { readonly prefix: string })[] = [];
   const regexes: Location[] = [];
   for (const r of routes) {
     const m = r.match;
@@ -108,6 +110,7 @@ export function compileLevel(routes: readonly RouteConfig[], from: Inherited, al
       text: r.text,
       internal: r.internal,
       prefix: matched,
+      priority: m.kind === 'prefix' && m.priority,
       regex: m.kind === 'regex' ? new RegExp(m.source, m.caseInsensitive ? 'i' : '') : null,
       root: inherit.root,
       alias: inherit.alias,
@@ -128,7 +131,7 @@ export function compileLevel(routes: readonly RouteConfig[], from: Inherited, al
     all[id] = loc;
     if (m.kind === 'exact') exact.set(m.path, loc);
     else if (m.kind === 'named') named.set(m.name, loc);
-    else if (m.kind === 'prefix') prefixes.push({ ...loc, prefix: m.path, priority: m.priority });
+    else if (m.kind === 'prefix') prefixes.push(loc as Location & { readonly prefix: string });
     else regexes.push(loc);
   }
   // Equal lengths keep their order; nginx refuses duplicate locations, config/ does not, so the first wins.
