@@ -86,12 +86,14 @@ export class RouteTable {
   resolve(req: IncomingMessage, target: ParsedTarget, client: ClientInfo, guards: AccessGuards, internal = false): Decision {
     const refused = this.#o.refused(target.path);
     if (refused !== null) return refused;
+    /** The route being answered ($request_filename maps the URI under it): one closure per request, not per route. */
+    let current = this.#fallback;
     const state: RouteState = {
       uri: target.path,
       args: target.query,
       captures: null,
       root: this.#o.config.php.docroot,
-      fileOf: (u) => fileFor(this.#fallback, u),
+      fileOf: (u) => fileFor(current, u),
       split: null,
     };
     /** Set by try_files' `@name`: the route to answer next, without a search. */
@@ -102,6 +104,8 @@ export class RouteTable {
     let serverPhase = true;
     for (let redirects = 0; redirects <= MAX_INTERNAL_REDIRECTS; redirects++) {
       if (serverPhase) {
+        current = this.#fallback;
+        state.root = this.#fallback.root;
         const out = runSteps(this.#server, vars, this.#stat);
         if (out.kind === 'redirect' || out.kind === 'return') return this.#answer(out, null);
         serverPhase = false;
@@ -115,7 +119,7 @@ export class RouteTable {
       const loc = found.location ?? this.#fallback;
       if (found.captures !== null) state.captures = found.captures;
       state.root = loc.root;
-      state.fileOf = (u) => fileFor(loc, u);
+      current = loc;
       state.split = loc.php?.split ?? null;
       if (loc.internal && !isInternal) return { kind: RouteKind.Error, status: 404, why: 'internal route' };
       const before = state.uri;
