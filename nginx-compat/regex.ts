@@ -64,7 +64,7 @@ export function widenRegex(pcre: string, caseless: boolean): Widened {
   if (rewritten !== null) {
     const r = toJsRegex(rewritten.source, caseless || rewritten.caseless);
     if (!('reason' in r)) {
-      return { regex: r, exact: rewritten.exact && (caseless || !rewritten.caseless), how: `as ${r.caseless ? '~*' : '~'} ${r.source}` };
+      return { regex: r, exact: rewritten.exact, how: `as ${r.caseless ? '~*' : '~'} ${r.source}` };
     }
   }
   const fixed = fixedPart(pcre);
@@ -150,7 +150,7 @@ function rewritePcre(src: string): { source: string; caseless: boolean; exact: b
         const kind = m[1]!;
         if (kind === 'P<') {
           out += '(?<';
-          i += 2;
+          i += 3;
         } else if (kind === 'P=') {
           const name = /^\(\?P=(\w+)\)/.exec(rest);
           if (name === null) return null;

@@ -68,21 +68,18 @@ export function phpAction(cx: ImportContext, d: Directive, loc: Location, pass: 
     (c) => c.name === 'include' && isStockInclude(c.args[0] ?? '', cx.prefix) && stockName(c.args[0]!, cx.prefix) === DEBIAN_SNIPPET,
   );
   const ownTry = children.filter((c) => c.name === 'try_files').at(-1) ?? null;
-  let split = splitPathInfo(cx, scope, snippet);
+  const [first, last, ...more] = ownTry?.args ?? [];
+  const check = ownTry !== null && more.length === 0 && last !== undefined && /^=40[34]$/.test(last);
+  // try_files $uri =404: the whole path must be a file, so no PATH_INFO ever reaches PHP here.
+  const wholePath = check && first === '$uri';
+  const split = splitPathInfo(cx, scope, snippet, wholePath);
   let tryFiles: Directive | null = null;
   if (ownTry !== null) {
-    const [first, last, ...more] = ownTry.args;
-    const check = more.length === 0 && last !== undefined && /^=40[34]$/.test(last);
     if (check && first === '$fastcgi_script_name') {
       cx.report.note(ownTry, 'the php route answers 404 itself when the script does not exist (the CVE-2019-11043 guard)');
-    } else if (check && first === '$uri') {
-      if (split !== null) {
-        cx.report.note(ownTry, 'the whole path must be an existing file: no PATH_INFO ever reaches PHP here, so the route has no split_path_info');
-        split = null;
-      } else cx.report.note(ownTry, 'the php route answers 404 itself when the script does not exist');
+    } else if (wholePath) {
+      cx.report.note(ownTry, 'the php route answers 404 itself when the script does not exist; the whole path must be it (no split_path_info)');
     } else tryFiles = ownTry;
-  } else if (snippet !== undefined) {
-    // The snippet's own try_files $fastcgi_script_name =404: the php route's check.
   }
   if (split !== null) out.split_path_info = split;
 
@@ -103,8 +100,11 @@ export function phpAction(cx: ImportContext, d: Directive, loc: Location, pass: 
   return { php: Object.keys(out).length === 0 ? true : out, target: php, failed, tryFiles };
 }
 
-/** The effective fastcgi_split_path_info (nginx inherits it), as a JavaScript regex; null: none (no PATH_INFO). */
-function splitPathInfo(cx: ImportContext, scope: Scope, snippet: Directive | undefined): string | null {
+/**
+ * The effective fastcgi_split_path_info (nginx inherits it), as a JavaScript regex; null: none (no PATH_INFO).
+ * `unused`: the location's try_files $uri =404 lets no path with PATH_INFO through, so the split never applies.
+ */
+function splitPathInfo(cx: ImportContext, scope: Scope, snippet: Directive | undefined, unused: boolean): string | null {
   let d: Directive | undefined;
   let regex: string | undefined;
   for (const list of scope.chain) {
@@ -122,6 +122,10 @@ function splitPathInfo(cx: ImportContext, scope: Scope, snippet: Directive | und
     break;
   }
   if (d === undefined || regex === undefined) return null;
+  if (unused) {
+    if (!cx.report.isHandled(d) || d === snippet) cx.report.note(d, 'not needed here: try_files $uri =404 lets no path with PATH_INFO reach PHP');
+    return null;
+  }
   const js = toJsRegex(regex, false);
   const groups = 'reason' in js ? -1 : (new RegExp(`${js.source}|`).exec('')?.length ?? 0) - 1;
   const report = !cx.report.isHandled(d) || d === snippet;

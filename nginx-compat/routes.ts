@@ -93,7 +93,7 @@ export function buildRoutes(cx: ImportContext, serverD: Directive, serverScope: 
       );
   } else {
     const route: RouteDraft = { match: '/' };
-    inherit(route, server, { kind: 'none' }, null);
+    inherit(route, server, { kind: 'none' }, undefined);
     const steps = serverTry === undefined ? [] : tryFiles(cx, serverTry, route);
     if (steps.length > 0) route.rewrite = steps;
     routes.push(route);
