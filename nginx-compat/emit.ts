@@ -153,8 +153,9 @@ export function toConfigObject(draft: Draft): Record<string, unknown> {
   out['php'] = orderKeys({ ...php, docroot: draft.php.docroot }, Object.keys(DEFAULTS.php));
   const ordered = orderKeys(out, Object.keys(DEFAULTS));
   // Last, as an nginx server block ends with its locations: the server-level rewrites, then the routes.
-  if (rewrite.length > 0) ordered['rewrite'] = rewrite;
-  if (routes !== null) ordered['routes'] = routes;
+  // Copies: routes share what they inherit (the server's access list), a caller may change one of them.
+  if (rewrite.length > 0) ordered['rewrite'] = structuredClone(rewrite);
+  if (routes !== null) ordered['routes'] = structuredClone(routes);
   return ordered;
 }
 
@@ -205,6 +206,7 @@ export function renderYaml(config: Record<string, unknown>, warnings: readonly W
   lines.push('#');
   lines.push(`# Notes (${noted.length}): translated, or already what phpgate does.`);
   for (const w of noted) lines.push(`# ${formatWarning(w)}`);
-  const doc = new Document(config);
+  // Routes share what they inherit (the server's access list): written out each time, not as YAML aliases.
+  const doc = new Document(config, { aliasDuplicateObjects: false });
   return `${lines.join('\n')}\n\n${doc.toString({ lineWidth: 0 })}`;
 }

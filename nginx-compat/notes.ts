@@ -133,6 +133,6 @@ export const STANDARD_PROXY_HEADERS: ReadonlyMap<string, string> = new Map([
   ['x-forwarded-for', 'the client address chain'],
   ['x-forwarded-proto', 'the scheme'],
   ['x-forwarded-host', "the client's Host"],
-  ['upgrade', 'websocket upgrade (upstreams[].websockets)'],
-  ['connection', 'websocket upgrade (upstreams[].websockets)'],
+  ['upgrade', 'websocket upgrade (proxy.websockets)'],
+  ['connection', 'websocket upgrade (proxy.websockets)'],
 ]);

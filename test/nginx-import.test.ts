@@ -541,7 +541,7 @@ describe('import: TLS site with a redirect server', () => {
       match: '/api/node/',
       proxy: { targets: ['http://127.0.0.1:3000'], websockets: true, strip_prefix: '/api/node', timeout_ms: 3_600_000 },
     });
-    assert.equal(notesAt(result.warnings, file, 'proxy_read_timeout'), 'upstreams[].timeout_ms: 3600000');
+    assert.equal(notesAt(result.warnings, file, 'proxy_read_timeout'), 'proxy.timeout_ms: 3600000');
     assert.match(notesAt(result.warnings, file, 'proxy_set_header Host'), /host_header: client/);
   });
 

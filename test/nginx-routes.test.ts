@@ -447,6 +447,7 @@ describe('routes: addresses, passwords, methods', () => {
       { match: '/', access: [{ allow: '10.0.0.0/8' }, { deny: 'all' }] },
     ]);
     assert.match(noted(s, 'allow 10.0.0.0/8'), /on every route \(nginx's locations inherit it\)/);
+    assert.doesNotMatch(s.yaml, /[&*]a\d/, 'each route written out, no YAML aliases');
   });
 
   test('an unconditional return answers before the address rules: the route returns, its nested routes keep the rules', () => {
