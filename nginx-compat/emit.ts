@@ -155,8 +155,36 @@ export function toConfigObject(draft: Draft): Record<string, unknown> {
   // Last, as an nginx server block ends with its locations: the server-level rewrites, then the routes.
   // Copies: routes share what they inherit (the server's access list), a caller may change one of them.
   if (rewrite.length > 0) ordered['rewrite'] = structuredClone(rewrite);
-  if (routes !== null) ordered['routes'] = structuredClone(routes);
+  if (routes !== null) ordered['routes'] = routes.map(orderRoute);
   return ordered;
+}
+
+/** A route's keys in RouteDraft's order (match first, nested routes last), whatever order they were set in. */
+const ROUTE_KEYS: readonly (keyof RouteDraft)[] = [
+  'match',
+  'internal',
+  'deny',
+  'access',
+  'auth_basic',
+  'rewrite',
+  'return',
+  'root',
+  'alias',
+  'index',
+  'try_files',
+  'php',
+  'proxy',
+  'add_header',
+  'expires',
+  'cache',
+  'routes',
+];
+
+function orderRoute(route: RouteDraft): Record<string, unknown> {
+  const copy = structuredClone(route);
+  const out: Record<string, unknown> = {};
+  for (const k of ROUTE_KEYS) if (copy[k] !== undefined) out[k] = k === 'routes' ? route.routes!.map(orderRoute) : copy[k];
+  return out;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

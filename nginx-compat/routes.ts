@@ -142,9 +142,9 @@ function buildRoute(cx: ImportContext, d: Directive, parent: Parent, handle: Han
     const a = aliasOf(cx, aliasD, loc);
     if ('failed' in a) fail(a.failed);
     else if ('root' in a) {
-      root = a.root;
+      root = relocated(cx, a.root);
       alias = null;
-      route.root = a.root;
+      if (root !== (parent.root ?? cx.draft.php.docroot)) route.root = root;
     } else {
       route.alias = a.alias;
       alias = a.alias;
@@ -376,10 +376,16 @@ function rootOf(cx: ImportContext, d: Directive): { root: string } | { failed: s
   }
   let abs = path.normalize(path.isAbsolute(arg) ? arg : path.resolve(NGINX_PREFIX, arg)).replace(/(.)\/$/, '$1');
   if (!path.isAbsolute(arg)) cx.report.warn(d, `relative root resolved against nginx's prefix ${NGINX_PREFIX}: ${abs}`);
-  const serverRoot = cx.serverRoot === null ? null : path.normalize(cx.serverRoot).replace(/(.)\/$/, '$1');
-  if (serverRoot !== null && (abs === serverRoot || abs.startsWith(`${serverRoot}/`))) abs = cx.draft.php.docroot + abs.slice(serverRoot.length);
+  abs = relocated(cx, abs);
   if (path.isAbsolute(arg)) cx.report.note(d, abs === cx.draft.php.docroot ? 'root: php.docroot' : `root: ${abs}`);
   return { root: abs };
+}
+
+/** A path inside the server's root (as nginx's file names it) moved under php.docroot (relocated by --docroot). */
+function relocated(cx: ImportContext, abs: string): string {
+  const serverRoot = cx.serverRoot === null ? null : path.normalize(cx.serverRoot).replace(/(.)\/$/, '$1');
+  if (serverRoot === null || (abs !== serverRoot && !abs.startsWith(`${serverRoot}/`))) return abs;
+  return cx.draft.php.docroot + abs.slice(serverRoot.length);
 }
 
 /**

@@ -524,7 +524,7 @@ describe('routes: files', () => {
       '  root /srv/site;',
       '  index index.php;',
       '  location /docs/ { index README.html index.htm; }',
-      '  location /assets/ { alias /srv/site/assets/; }',
+      '  location /assets/ { alias /srv/static/assets/; }',
       '  location /media/ { alias /data/files/; }',
       '  location /other/ { root /srv/other; }',
       '  location /sites/ { root /srv/$host; }',
@@ -532,7 +532,7 @@ describe('routes: files', () => {
     ]);
     assert.deepEqual(routesOf(s).slice(0, 5), [
       { match: '/docs/', index: ['README.html', 'index.htm'] },
-      { match: '/assets/', root: '/srv/site' },
+      { match: '/assets/', root: '/srv/static' },
       { match: '/media/', alias: '/data/files/' },
       { match: '/other/', root: '/srv/other' },
       { match: '/sites/', return: 404 },
