@@ -128,11 +128,6 @@ export class Variables {
     return [...this.#translated.entries()].map(([name, steps]) => ({ d: this.#maps.get(name)!, steps }));
   }
 
-  /** The maps nothing used (reported as not used by the imported server). */
-  unusedMaps(): Directive[] {
-    return [...this.#maps.entries()].filter(([name]) => !this.#translated.has(name) && !this.#tainted.has(name)).map(([, d]) => d);
-  }
-
   /** A map that could not be translated, or null. */
   taintedMap(d: Directive): string | null {
     const name = d.args[1]?.slice(1) ?? '';
