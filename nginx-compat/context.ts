@@ -4,6 +4,7 @@
  * collected for the last pass. Handlers in directives.ts and routes.ts read and write it; translate.ts creates it
  * and finishes the draft.
  */
+import path from 'node:path';
 import type { RateLimitKey } from '../config/types.js';
 import { newDraft, type Draft, type HeaderKeysDraft, type PoolDraft } from './emit.js';
 import { locationGlobs, type Location } from './location.js';
@@ -144,6 +145,13 @@ export class ImportContext {
   /** nginx's configuration prefix (ImportOptions.prefix). */
   get prefix(): string {
     return this.opts.prefix ?? NGINX_CONF_DIR;
+  }
+
+  /** A path inside the server's root (as the nginx file names it) moved under php.docroot (relocated by opts.root). */
+  relocate(abs: string): string {
+    const serverRoot = this.serverRoot === null ? null : path.normalize(this.serverRoot).replace(/(.)\/$/, '$1');
+    if (serverRoot === null || (abs !== serverRoot && !abs.startsWith(`${serverRoot}/`))) return abs;
+    return this.draft.php.docroot + abs.slice(serverRoot.length);
   }
 
   /** The directive's position in the configuration as read (includes expanded). */

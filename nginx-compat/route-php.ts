@@ -179,7 +179,9 @@ function scriptOf(cx: ImportContext, d: Directive, scope: Scope, routeRoot: stri
     );
     return { script: null };
   }
-  const fixed = /^\$(?:document_root|realpath_root)(\/[^$]*\.php)$/.exec(value)?.[1] ?? absoluteUnder(value, routeRoot ?? cx.draft.php.docroot);
+  const fixed =
+    /^\$(?:document_root|realpath_root)(\/[^$]*\.php)$/.exec(value)?.[1] ??
+    absoluteUnder(path.isAbsolute(value) ? cx.relocate(path.normalize(value)) : value, routeRoot ?? cx.draft.php.docroot);
   if (fixed !== null) {
     done(`php.script ${fixed}: every request here runs this front controller`);
     if (scriptName !== undefined && !cx.report.isHandled(scriptName)) {

@@ -135,16 +135,17 @@ function buildRoute(cx: ImportContext, d: Directive, parent: Parent, handle: Han
     else {
       root = r.root;
       alias = null;
-      if (r.root !== (parent.root ?? cx.draft.php.docroot)) route.root = r.root;
+      // Under an alias parent the root is written even when it is php.docroot: routes do not hand an alias down.
+      if (r.root !== (parent.root ?? cx.draft.php.docroot) || parent.alias !== null) route.root = r.root;
     }
   }
   if (aliasD !== undefined) {
     const a = aliasOf(cx, aliasD, loc);
     if ('failed' in a) fail(a.failed);
     else if ('root' in a) {
-      root = relocated(cx, a.root);
+      root = cx.relocate(a.root);
       alias = null;
-      if (root !== (parent.root ?? cx.draft.php.docroot)) route.root = root;
+      if (root !== (parent.root ?? cx.draft.php.docroot) || parent.alias !== null) route.root = root;
     } else {
       route.alias = a.alias;
       alias = a.alias;
@@ -376,16 +377,9 @@ function rootOf(cx: ImportContext, d: Directive): { root: string } | { failed: s
   }
   let abs = path.normalize(path.isAbsolute(arg) ? arg : path.resolve(NGINX_PREFIX, arg)).replace(/(.)\/$/, '$1');
   if (!path.isAbsolute(arg)) cx.report.warn(d, `relative root resolved against nginx's prefix ${NGINX_PREFIX}: ${abs}`);
-  abs = relocated(cx, abs);
+  abs = cx.relocate(abs);
   if (path.isAbsolute(arg)) cx.report.note(d, abs === cx.draft.php.docroot ? 'root: php.docroot' : `root: ${abs}`);
   return { root: abs };
-}
-
-/** A path inside the server's root (as nginx's file names it) moved under php.docroot (relocated by --docroot). */
-function relocated(cx: ImportContext, abs: string): string {
-  const serverRoot = cx.serverRoot === null ? null : path.normalize(cx.serverRoot).replace(/(.)\/$/, '$1');
-  if (serverRoot === null || (abs !== serverRoot && !abs.startsWith(`${serverRoot}/`))) return abs;
-  return cx.draft.php.docroot + abs.slice(serverRoot.length);
 }
 
 /**

@@ -540,9 +540,21 @@ describe('routes: files', () => {
     assert.deepEqual(s.cfg.php.index, ['index.php']);
   });
 
-  test("roots inside the server's root move with --docroot (ImportOptions.root)", () => {
-    const s = imp(['server {', '  root /srv/site;', '  location /app/ { root /srv/site/public; }', '}'], { root: '/opt/relocated' });
-    assert.deepEqual(s.cfg.routes[0], { match: '/app/', root: '/opt/relocated/public' });
+  test("roots and a fixed script inside the server's root move with --docroot (ImportOptions.root)", () => {
+    const s = imp(
+      [
+        'server {',
+        '  root /srv/site;',
+        '  location /app/ { root /srv/site/public; }',
+        '  location /api/ { fastcgi_pass unix:/run/php.sock; fastcgi_param SCRIPT_FILENAME /srv/site/api.php; }',
+        '}',
+      ],
+      { root: '/opt/relocated' },
+    );
+    assert.deepEqual(routesOf(s).slice(0, 2), [
+      { match: '/app/', root: '/opt/relocated/public' },
+      { match: '/api/', php: { script: '/api.php' } },
+    ]);
   });
 
   test('a server without location / gets route / with its try_files (nginx applies it when no location matches)', () => {
