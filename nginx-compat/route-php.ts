@@ -39,6 +39,10 @@ export interface PhpAction {
 export function phpAction(cx: ImportContext, d: Directive, loc: Location, pass: Directive, scope: Scope, routeRoot: string | null): PhpAction {
   const children = d.children ?? [];
   const target = pass.args[0] ?? '';
+  if (target === '' || pass.args.length !== 1) {
+    cx.report.warn(pass, 'not translated: fastcgi_pass takes one address');
+    return { php: true, target: { kind: 'default', main: false }, failed: 'fastcgi_pass without an address', tryFiles: null };
+  }
   const key = cx.fastcgiKey(target);
   const upstream = cx.upstreams.get(target);
   let php: PhpTarget;

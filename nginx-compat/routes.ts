@@ -253,18 +253,14 @@ function buildRoute(cx: ImportContext, d: Directive, parent: Parent, handle: Han
 
 /** The route's `match:`, a refusing route for an inexpressible regex that restricts, or null (dropped). */
 function matchOf(cx: ImportContext, d: Directive, loc: Location, restricts: boolean): { match: string } | RouteDraft | null {
-  switch (loc.kind) {
-    case LocationKind.Exact:
-      return { match: `= ${loc.match}` };
-    case LocationKind.PrefixNoRegex:
-      return { match: `^~ ${loc.match}` };
-    case LocationKind.Prefix:
-      if (loc.match.startsWith('/')) return { match: loc.match };
-      cx.report.note(d, `never matches: request paths start with "/" (nothing inside it is imported)`);
+  if (!isRegex(loc)) {
+    if (!loc.match.startsWith('/')) {
+      cx.report.note(d, 'never matches: request paths start with "/" (nothing inside it is imported)');
       cx.report.doneTree(d);
       return null;
-    default:
-      break;
+    }
+    const modifier = loc.kind === LocationKind.Exact ? '= ' : loc.kind === LocationKind.PrefixNoRegex ? '^~ ' : '';
+    return { match: `${modifier}${loc.match}` };
   }
   const caseless = loc.kind === LocationKind.RegexCaseless;
   const js = toJsRegex(loc.match, caseless);
@@ -404,6 +400,7 @@ function aliasOf(cx: ImportContext, d: Directive, loc: Location): { root: string
 function index(cx: ImportContext, d: Directive, route: RouteDraft): void {
   const names = d.args.filter((n) => fileName.parse(n) !== INVALID && !n.includes('$'));
   const dropped = d.args.filter((n) => !names.includes(n));
+  if (d.args.length === 0) cx.report.warn(d, 'not translated: index without file names');
   if (names.length > 0) {
     route.index = names;
     cx.report.note(d, `index: ${names.join(', ')}`);
