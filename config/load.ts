@@ -134,7 +134,7 @@ function findOnPath(binary: string, searchPath: string, baseDir: string): string
 function inheritPool(pool: RawPool, php: PhpConfig): PoolConfig {
   return {
     name: pool.name,
-    patterns: pool.patterns,
+    patterns: pool.patterns ?? [],
     worker_count: pool.worker_count ?? php.worker_count,
     memory_limit_mb: pool.memory_limit_mb ?? php.memory_limit_mb,
     max_requests: pool.max_requests ?? php.max_requests,

@@ -60,7 +60,8 @@ const php = obj({
   socket_dir: scalar(C.nonEmptyString),
 });
 
-const pool = obj({ name: scalar(C.poolName), patterns: list(pattern, { nonEmpty: true }), ...poolSettings }, ['name', 'patterns']);
+// A pool without patterns is reached only by routes that name it (routes[].php.pool).
+const pool = obj({ name: scalar(C.poolName), patterns: list(pattern), ...poolSettings }, ['name']);
 
 const staticFiles = obj({
   cache_control: list(obj({ pattern, value: scalar(C.nonEmptyString) }, ['pattern', 'value'])),

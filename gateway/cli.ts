@@ -28,9 +28,11 @@ Usage:
   phpgate cache purge PATTERN [--config FILE]
                                         drop the running gateway's cached answers for paths matching PATTERN
                                         ("/blog/*", "/", "*" for all), through its admin listener
-  phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR]
+  phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR] [--prefix DIR]
                                         translate an nginx site into gateway.yaml (stdout without -o); the
-                                        report (file:line of every directive not translated) goes to stderr
+                                        report (file:line of every directive not translated) goes to stderr;
+                                        --prefix: nginx's configuration prefix (default /etc/nginx), for
+                                        relative include, auth_basic_user_file and certificate paths
   phpgate --help | --version
 
 Options:
@@ -251,6 +253,8 @@ async function purgeRunning(config: Readonly<GatewayConfig>, pattern: string): P
 `);
 }
 
+const IMPORT_USAGE = 'Usage: phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR] [--prefix DIR]';
+
 /**
  * `phpgate import-nginx FILE`: nginx site → gateway.yaml (stdout, or -o FILE), the report on stderr. Exit 2 when
  * the nginx file is malformed or does not say which server to import. nginx-compat/ is loaded only here.
@@ -265,18 +269,19 @@ async function importNginxCommand(argv: string[]): Promise<void> {
         server: { type: 'string' },
         output: { type: 'string', short: 'o' },
         docroot: { type: 'string', short: 'd' },
+        prefix: { type: 'string' },
       },
     });
   } catch (err) {
-    fail(2, `phpgate import-nginx: ${(err as Error).message}\nUsage: phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR]`);
+    fail(2, `phpgate import-nginx: ${(err as Error).message}\n${IMPORT_USAGE}`);
   }
   const { values, positionals } = parsed;
-  if (positionals.length !== 1) fail(2, 'Usage: phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR]');
+  if (positionals.length !== 1) fail(2, IMPORT_USAGE);
   const file = positionals[0]!;
   const { importNginx, formatWarning } = await import('../nginx-compat/index.js');
   let result;
   try {
-    result = importNginx(file, { server: values.server, root: values.docroot });
+    result = importNginx(file, { server: values.server, root: values.docroot, prefix: values.prefix });
   } catch (err) {
     if (err instanceof PhpgateError && err.code === ErrorCode.ConfigInvalid) fail(2, err.message);
     throw err;

@@ -1,6 +1,6 @@
 /**
- * The fastcgi_cache family → cache.*. `fastcgi_cache ZONE` becomes one cache rule per pattern of its location (the
- * main PHP location's: every path), made of what nginx reads there, each directive inherited from the enclosing
+ * The fastcgi_cache family → a PHP route's `cache` and cache.*. The `fastcgi_cache ZONE` in effect for a PHP
+ * location becomes its route's cache, made of what nginx reads there, each directive inherited from the enclosing
  * blocks as nginx does, and reported once:
  *
  *   fastcgi_cache_valid [code … | any] time   → ttl_s (200's time) and statuses (a time alone: 200 301 302)
@@ -8,7 +8,8 @@
  *   fastcgi_cache_use_stale                   → stale_s (the zone's inactive=: nginx keeps serving a stale entry
  *                                               until it goes unrequested that long; absent: 0, nginx never does)
  *   fastcgi_cache_lock, _lock_timeout         → cache.lock_ms (one for every rule)
- *   $cookie_NAME in fastcgi_cache_bypass / fastcgi_no_cache → cache.bypass_cookies (one list for every rule)
+ *   fastcgi_cache_bypass / fastcgi_no_cache   → bypass / no_store (nginx's values; a variable phpgate does not
+ *                                               have leaves the route uncached)
  *
  * The zone (fastcgi_cache_path) gives cache.max_mb, `add_header NAME $upstream_cache_status` cache.header. The
  * rest of nginx's cache tuning (methods, min_uses, background_update, revalidate, ignore_headers) is reported where
@@ -17,9 +18,8 @@
 import { CACHE_KEY_VARIABLES, DEFAULT_CACHE_KEY, parseCacheKey } from '../config/cache-key.js';
 import { cacheableStatus, headerName, INVALID } from '../config/checks.js';
 import { CACHE_RULE_DEFAULTS, DEFAULTS } from '../config/defaults.js';
-import { isMainPhp, type CacheZone, type ImportContext, type Scope } from './context.js';
-import type { CacheRuleValue } from './emit.js';
-import { rank } from './location.js';
+import type { CacheZone, ImportContext, Scope } from './context.js';
+import type { RouteCacheDraft } from './emit.js';
 import type { Directive } from './parse.js';
 import { MB, parseSize, parseTime } from './units.js';
 
@@ -49,42 +49,56 @@ export function readCacheZone(d: Directive): { name: string; zone: CacheZone } |
   };
 }
 
-/** `fastcgi_cache ZONE`: a cache rule for each pattern of the location, built from what nginx reads there. */
-export function fastcgiCache(cx: ImportContext, d: Directive, scope: Scope): void {
+/**
+ * The `fastcgi_cache ZONE` in effect for a PHP route (its own or inherited, as nginx inherits it) → the route's
+ * cache, built from what nginx reads there; null: not cached (reported on the directive).
+ */
+export function routeCache(cx: ImportContext, d: Directive, scope: Scope): RouteCacheDraft | null {
   const name = d.args[0] ?? '';
-  if (name === 'off') return cx.report.note(d, "no caching here, as phpgate's default");
+  if (name === 'off') {
+    cx.report.note(d, "no caching here, as phpgate's default");
+    return null;
+  }
   const zone = cx.cacheZones.get(name);
-  if (zone === undefined) return cx.report.warn(d, `not translated: no fastcgi_cache_path with keys_zone=${name}`);
-  const globs = cx.patterns(scope);
-  if (!globs.ok) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${globs.reason})`);
+  if (zone === undefined) {
+    cx.report.warn(d, `not translated: no fastcgi_cache_path with keys_zone=${name}`);
+    return null;
+  }
   const valid = cx.inherited('fastcgi_cache_valid', scope);
   const validity = cacheValid(cx, valid);
   if (validity === null) {
     for (const v of valid) if (!cx.report.isHandled(v)) cx.report.note(v, `no time for 200 responses: see ${d.file}:${d.line}`);
-    return cx.report.warn(d, "not translated: no fastcgi_cache_valid for 200 responses; phpgate's cache rules need a ttl");
+    cx.report.warn(d, "not translated: no fastcgi_cache_valid for 200 responses; phpgate's cache rules need a ttl");
+    return null;
+  }
+  const bypass = bypassValues(cx, scope);
+  if (bypass === null) {
+    cx.report.warn(d, 'failing closed: not cached, because a fastcgi_cache_bypass or fastcgi_no_cache value cannot be evaluated (see there)');
+    return null;
   }
   cx.firstCache ??= d;
   const key = cacheKey(cx, d, scope);
   const stale = staleSeconds(cx, d, scope, zone);
   cacheLock(cx, d, scope);
-  bypassCookies(cx, scope);
   reportZone(cx, zone);
 
   const { ttl_s, statuses } = validity;
-  const value: CacheRuleValue = {
+  const value: RouteCacheDraft = {
     ttl_s,
     ...(sameList(statuses, CACHE_RULE_DEFAULTS.statuses) ? {} : { statuses }),
     ...(stale === CACHE_RULE_DEFAULTS.stale_s ? {} : { stale_s: stale }),
     ...(key === CACHE_RULE_DEFAULTS.key ? {} : { key }),
+    ...(bypass.bypass.length > 0 ? { bypass: bypass.bypass } : {}),
+    ...(bypass.no_store.length > 0 ? { no_store: bypass.no_store } : {}),
   };
-  const at = scope.d ?? d;
-  for (const pattern of globs.globs)
-    cx.cacheRules.push({ rank: isMainPhp(scope) ? rank(null, 0) : rank(scope.loc, cx.orderOf(at)), pattern, d, value });
-  const approx = globs.approximations.length > 0 ? ` (approximately: ${globs.approximations.join('; ')})` : '';
-  cx.report.note(
-    d,
-    `cache.rules ${globs.globs.join(', ')}: ttl_s ${ttl_s}, statuses [${statuses.join(', ')}], stale_s ${stale}, key "${key}"${approx}`,
-  );
+  const extra = [
+    bypass.bypass.length > 0 ? `bypass [${bypass.bypass.join(', ')}]` : '',
+    bypass.no_store.length > 0 ? `no_store [${bypass.no_store.join(', ')}]` : '',
+  ]
+    .filter((x) => x !== '')
+    .join(', ');
+  cx.report.note(d, `cache: ttl_s ${ttl_s}, statuses [${statuses.join(', ')}], stale_s ${stale}, key "${key}"${extra === '' ? '' : `, ${extra}`}`);
+  return value;
 }
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {
@@ -260,47 +274,39 @@ function cacheLock(cx: ImportContext, d: Directive, scope: Scope): void {
 }
 
 /**
- * $cookie_NAME in fastcgi_cache_bypass (do not answer from the cache) and fastcgi_no_cache (do not store) →
- * cache.bypass_cookies, which does both for every rule. phpgate's own names stay: they only cache less.
+ * fastcgi_cache_bypass (do not answer from the cache) and fastcgi_no_cache (do not store) in effect → the route's
+ * bypass and no_store, nginx's values as written: a request bypasses when one of them is neither empty nor "0".
+ * null: a value uses a variable phpgate does not have, so the route is not cached at all (failing closed).
  */
-function bypassCookies(cx: ImportContext, scope: Scope): void {
-  for (const d of [...cx.inherited('fastcgi_cache_bypass', scope), ...cx.inherited('fastcgi_no_cache', scope)]) {
-    if (cx.report.isHandled(d)) continue;
-    const cookies: string[] = [];
-    const others: string[] = [];
-    let authorization = false;
-    for (const arg of d.args) {
-      const vars = [...arg.matchAll(/\$(?:\{(\w+)\}|(\w+))/g)];
-      // Text beside the variables makes the value never empty: nginx would bypass every request.
-      if (vars.length === 0 || arg.replace(/\$(\{\w+\}|\w+)/g, '') !== '') {
-        others.push(arg);
+function bypassValues(cx: ImportContext, scope: Scope): { bypass: string[]; no_store: string[] } | null {
+  const out = { bypass: [] as string[], no_store: [] as string[] };
+  let ok = true;
+  for (const [name, key] of [
+    ['fastcgi_cache_bypass', 'bypass'],
+    ['fastcgi_no_cache', 'no_store'],
+  ] as const) {
+    for (const d of cx.inherited(name, scope)) {
+      const unknown = cx.vars.unknown(d.args.join(' '));
+      if (unknown.length > 0) {
+        ok = false;
+        if (!cx.report.isHandled(d)) {
+          cx.report.warn(
+            d,
+            `not translated: ${unknown.map((v) => `$${v} is ${cx.vars.why(v)}`).join('; ')}; the routes it applies to are not cached`,
+          );
+        }
         continue;
       }
-      for (const m of vars) {
-        const name = (m[1] ?? m[2]!).toLowerCase();
-        if (name.startsWith('cookie_') && name.length > 'cookie_'.length) cookies.push((m[1] ?? m[2]!).slice('cookie_'.length));
-        else if (name === 'http_authorization') authorization = true;
-        else others.push(m[0]);
+      for (const a of d.args) if (!out[key].includes(a)) out[key].push(a);
+      if (!cx.report.isHandled(d)) {
+        cx.report.note(
+          d,
+          `cache.${key}: ${d.args.join(', ')} (the request ${key === 'bypass' ? 'is not answered from the cache' : 'is not stored'} when one of them is neither empty nor "0")`,
+        );
       }
     }
-    const notes: string[] = [];
-    if (cookies.length > 0) {
-      const list = (cx.draft.cache.bypass_cookies ??= [...DEFAULTS.cache.bypass_cookies]);
-      for (const c of cookies) if (!list.includes(c)) list.push(c);
-      notes.push(
-        `cache.bypass_cookies: ${cookies.join(', ')} (for every cache rule, neither answered from the cache nor stored; phpgate checks that the cookie is there, nginx that its value is neither empty nor "0"; phpgate's ${DEFAULTS.cache.bypass_cookies.join(', ')} stay)`,
-      );
-    }
-    if (authorization) notes.push('phpgate never caches requests with Authorization');
-    if (notes.length > 0) cx.report.note(d, notes.join('; '));
-    if (others.length > 0) {
-      cx.report.warn(
-        d,
-        `not translated: ${others.join(' ')} (phpgate skips the cache for the cookies in cache.bypass_cookies, $cookie_NAME, and for Authorization only)`,
-      );
-    }
-    if (notes.length === 0 && others.length === 0) cx.report.warn(d, 'not translated: expected variables such as $cookie_NAME');
   }
+  return ok ? out : null;
 }
 
 function reportZone(cx: ImportContext, zone: CacheZone): void {

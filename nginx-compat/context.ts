@@ -1,15 +1,17 @@
 /**
  * What one import knows while it walks the configuration: the draft it fills, the report, the definitions used
- * by reference (upstream, limit_req_zone, fastcgi_cache_path, named locations) and what is collected for the
- * last pass (ordered rule lists, refusals, try_files). Handlers in directives.ts and location-blocks.ts read
- * and write it; translate.ts creates it and finishes the draft.
+ * by reference (upstream, limit_req_zone, fastcgi_cache_path, named locations, maps and variables) and what is
+ * collected for the last pass. Handlers in directives.ts and routes.ts read and write it; translate.ts creates it
+ * and finishes the draft.
  */
+import path from 'node:path';
 import type { RateLimitKey } from '../config/types.js';
-import { newDraft, type CacheRuleValue, type Draft, type HeaderKeysDraft, type PoolDraft } from './emit.js';
+import { newDraft, type Draft, type HeaderKeysDraft, type PoolDraft } from './emit.js';
 import { locationGlobs, type Location } from './location.js';
-import type { Directive } from './parse.js';
+import { NGINX_CONF_DIR, type Directive } from './parse.js';
 import type { GlobResult } from './regex-glob.js';
 import { Report } from './report.js';
+import { Variables } from './variables.js';
 
 export interface ImportOptions {
   /** server_name of the server block to import, when the file has several. */
@@ -19,6 +21,11 @@ export interface ImportOptions {
    * path, and for tests (fixtures name /var/www/…). Resolved against the current directory.
    */
   readonly root?: string;
+  /**
+   * nginx's configuration prefix (default /etc/nginx): relative includes not found beside the including file,
+   * auth_basic_user_file and certificate paths are resolved against it, as nginx does.
+   */
+  readonly prefix?: string;
 }
 
 /** Where a directive stands: its level, the location (if any), the PHP target it feeds, its enclosing lists. */
@@ -105,28 +112,20 @@ export class ImportContext {
   /** The main PHP location and its fastcgi_pass target: that target is the default pool. */
   mainKey: string | null = null;
   mainPhp: Directive | null = null;
+  readonly vars = new Variables();
+  /** The server's and http's directive lists: add_headers there become global headers.* keys. */
+  readonly globalLevels = new Set<readonly Directive[]>();
 
-  readonly refusals: { readonly d: Directive; readonly status: number }[] = [];
-  readonly exactPaths: { readonly d: Directive; readonly path: string }[] = [];
   readonly cacheControl: Ranked<string>[] = [];
-  readonly poolPatterns: Ranked<PoolDraft>[] = [];
-  readonly cacheRules: Ranked<CacheRuleValue>[] = [];
   /** The first fastcgi_cache that made rules: where cache-wide notes go. */
   firstCache: Directive | null = null;
   /** cache.lock_ms and what set it: one for every rule, the first fastcgi_cache decides. */
   cacheLock: { readonly ms: number; readonly d: Directive } | null = null;
   /** The add_header that set cache.header. */
   cacheHeader: Directive | null = null;
-  /** headers.routes in the making: one keys object per location, shared by its patterns. */
-  readonly headerRoutes: Ranked<HeaderKeysDraft>[] = [];
-  readonly routeHeaders = new Map<Directive, HeaderKeysDraft>();
-  /** Which add_header set each key of a headers target (the top level or a route): phpgate sends one value. */
+  /** Which add_header set each key of the top-level headers: phpgate sends one value. */
   readonly headerOrigins = new Map<HeaderKeysDraft, Map<string, Directive>>();
-  rootTryFiles: Directive | null = null;
   serverTryFiles: Directive | null = null;
-  readonly otherTryFiles: Directive[] = [];
-  /** A main PHP location that runs one script only (`^/index\.php(/|$)`). */
-  frontController: { readonly d: Directive; readonly loc: Location } | null = null;
   cert: Directive | null = null;
   key: Directive | null = null;
   readonly precompressed: boolean[] = [];
@@ -141,6 +140,18 @@ export class ImportContext {
     };
     walk(tree);
     this.report = new Report(this.#order);
+  }
+
+  /** nginx's configuration prefix (ImportOptions.prefix). */
+  get prefix(): string {
+    return this.opts.prefix ?? NGINX_CONF_DIR;
+  }
+
+  /** A path inside the server's root (as the nginx file names it) moved under php.docroot (relocated by opts.root). */
+  relocate(abs: string): string {
+    const serverRoot = this.serverRoot === null ? null : path.normalize(this.serverRoot).replace(/(.)\/$/, '$1');
+    if (serverRoot === null || (abs !== serverRoot && !abs.startsWith(`${serverRoot}/`))) return abs;
+    return this.draft.php.docroot + abs.slice(serverRoot.length);
   }
 
   /** The directive's position in the configuration as read (includes expanded). */
@@ -166,9 +177,5 @@ export class ImportContext {
       if (found.length > 0) return found;
     }
     return [];
-  }
-
-  addDeny(globs: readonly string[]): void {
-    for (const g of globs) if (!this.draft.static.deny.includes(g)) this.draft.static.deny.push(g);
   }
 }

@@ -3,18 +3,15 @@
  * functions below each translate one directive family (the table is in nginx-compat/README.md). Location blocks
  * are handed to location-blocks.ts.
  */
-import path from 'node:path';
 import { addressOrCidr, errorPageStatus, errorPageUri, fileName, INVALID } from '../config/checks.js';
-import { cacheStatusHeader, cacheTuning, fastcgiCache, usesCacheStatus } from './cache.js';
+import { cacheStatusHeader, cacheTuning, usesCacheStatus } from './cache.js';
 import type { ImportContext, Scope } from './context.js';
-import { classifyParam, isStandardSplit, STOCK_INCLUDE_NOTES } from './fastcgi.js';
+import { classifyParam, STOCK_INCLUDE_NOTES } from './fastcgi.js';
 import { addHeader, clearHeaders } from './headers.js';
 import { clientLimits, http2Streams, limitConn, limitConnStatus, limitReq, limitReqStatus } from './limits.js';
-import { LocationKind } from './location.js';
-import { handleLocation } from './location-blocks.js';
 import { DEFERRED, NOTES } from './notes.js';
 import { proxySetHeader } from './proxy.js';
-import { isStockInclude, NGINX_CONF_DIR, type Directive } from './parse.js';
+import { isStockInclude, stockName, type Directive } from './parse.js';
 import { MB, parseSize, parseTime } from './units.js';
 
 /** Unlimited bodies (client_max_body_size 0): 1 TiB, since phpgate needs a number. */
@@ -33,7 +30,9 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
     case 'server':
       return; // chosen in run(); the others are reported there
     case 'location':
-      return handleLocation(cx, d, scope, handleDirective);
+      // The server's locations are its routes (routes.ts); one anywhere else is not reached.
+      cx.report.warn(d, 'not translated: a location outside the imported server or its locations');
+      return cx.report.doneTree(d);
     case 'server_name':
       if (scope.level === 'server') return serverName(cx, d);
       break;
@@ -42,7 +41,7 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
     case 'index':
       return index(cx, d, scope);
     case 'try_files':
-      return tryFiles(cx, d, scope);
+      return tryFiles(cx, d);
     case 'error_page':
       return errorPage(cx, d, scope);
     case 'client_max_body_size':
@@ -80,8 +79,6 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
     case 'set_real_ip_from':
     case 'real_ip_header':
       return realIp(cx, d, scope);
-    case 'fastcgi_cache':
-      return fastcgiCache(cx, d, scope);
     case 'fastcgi_cache_methods':
     case 'fastcgi_cache_min_uses':
     case 'fastcgi_cache_background_update':
@@ -114,24 +111,20 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
       return fastcgi(cx, d, scope);
     case 'allow':
     case 'deny':
-      return access(cx, d, scope);
+    case 'auth_basic':
+    case 'auth_basic_user_file':
+      return; // the routes carry them (routes.ts), nginx's locations inherit them
+    case 'satisfy':
+      if (d.args[0] === 'any') return cx.report.warn(d, 'failing closed: phpgate requires the address rules and auth_basic both (satisfy all)');
+      return cx.report.note(d, 'phpgate requires the address rules and auth_basic both, as satisfy all');
     case 'return':
-      return cx.report.warn(
-        d,
-        scope.level === 'location'
-          ? 'not translated: phpgate has no per-location return (redirects and fixed answers come from PHP or try_files)'
-          : 'not translated: phpgate has no server-wide return',
-      );
     case 'rewrite':
-      return cx.report.warn(d, 'not translated: phpgate has no rewrite rules (php.try_files sends unknown paths to the front controller)');
     case 'if':
-      cx.report.warn(d, 'not translated: phpgate has no conditional blocks (nothing inside it is imported)');
-      return cx.report.doneTree(d);
     case 'set':
-      if (scope.php !== null && d.args[0] === '$path_info' && d.args[1] === '$fastcgi_path_info') {
-        return cx.report.note(d, 'part of the PATH_INFO recipe: phpgate sends PATH_INFO itself');
-      }
-      return cx.report.warn(d, 'not translated: phpgate has no nginx variables');
+    case 'break':
+      // Server-level ones are the top-level rewrite steps (translate.ts); locations' are their routes'.
+      cx.report.warn(d, 'not translated: a rewrite directive outside the imported server and its locations');
+      return cx.report.doneTree(d);
     case 'charset':
       return cx.report.warn(
         d,
@@ -145,10 +138,6 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
     case 'etag':
       if (d.args[0] === 'on') return cx.report.note(d, 'phpgate sends ETags for static files');
       return cx.report.warn(d, 'not translated: phpgate always sends ETags for static files');
-    case 'alias':
-      return cx.report.warn(d, 'not translated: phpgate serves files from php.docroot only (no alias)');
-    case 'internal':
-      return cx.report.warn(d, 'not translated: only a PHP location\'s "internal" has a phpgate equivalent');
     case 'proxy_pass':
       return cx.report.warn(d, 'not translated: proxy_pass outside a location');
     case 'proxy_set_header':
@@ -179,25 +168,15 @@ function serverName(cx: ImportContext, d: Directive): void {
 }
 
 function root(cx: ImportContext, d: Directive, scope: Scope): void {
-  // The server's root (else http's) became php.docroot in docroot() (translate.ts), and is reported there.
-  if (scope.level !== 'location') return cx.report.note(d, "overridden by the server's root");
-  const same = (p: string): string => path.normalize(p).replace(/(.)\/$/, '$1');
-  if (cx.serverRoot !== null && same(d.args[0] ?? '') === same(cx.serverRoot)) {
-    cx.report.note(d, 'the same root as the server');
-    return;
-  }
-  cx.report.warn(d, `not translated: phpgate has one document root (php.docroot); files for this location are looked up there`);
+  // The server's root (else http's) became php.docroot in docroot() (translate.ts), and is reported there;
+  // a location's is its route's (routes.ts).
+  if (scope.level !== 'location') cx.report.note(d, "overridden by the server's root");
 }
 
 function index(cx: ImportContext, d: Directive, scope: Scope): void {
+  void scope; // a location's index is its route's (routes.ts)
   const names = d.args.filter((n) => fileName.parse(n) !== INVALID && !n.includes('$'));
   const dropped = d.args.filter((n) => !names.includes(n));
-  if (scope.level === 'location') {
-    const same = JSON.stringify(names) === JSON.stringify(cx.draft.php.index ?? names);
-    if (same) cx.report.note(d, 'the same index as the server');
-    else cx.report.warn(d, 'not translated: phpgate has one index list (php.index)');
-    return;
-  }
   if (names.length === 0) {
     cx.report.warn(d, 'not translated: php.index takes file names (no "/" or variables)');
     return;
@@ -207,23 +186,9 @@ function index(cx: ImportContext, d: Directive, scope: Scope): void {
   if (dropped.length > 0) cx.report.warn(d, `not translated: ${dropped.join(' ')} (php.index takes file names, no "/" or variables)`);
 }
 
-function tryFiles(cx: ImportContext, d: Directive, scope: Scope): void {
-  if (scope.level === 'server' || scope.level === 'http') {
-    cx.serverTryFiles = d;
-    return; // translated in finishTryFiles() (translate.ts), once `location /` is known
-  }
-  if (scope.php !== null) {
-    const last = d.args[d.args.length - 1];
-    const scriptCheck = d.args.length === 2 && ['$fastcgi_script_name', '$uri'].includes(d.args[0]!) && last !== undefined && /^=40[34]$/.test(last);
-    if (scriptCheck) cx.report.note(d, 'phpgate answers 404 when the script does not exist (the CVE-2019-11043 guard)');
-    else cx.report.warn(d, 'not translated: in a PHP location phpgate only checks that the script exists');
-    return;
-  }
-  if (scope.loc !== null && scope.loc.kind === LocationKind.Prefix && scope.loc.match === '/') {
-    cx.rootTryFiles = d;
-    return;
-  }
-  cx.otherTryFiles.push(d);
+function tryFiles(cx: ImportContext, d: Directive): void {
+  // The server's: for requests no location takes (routes.ts, or php.try_files without locations, translate.ts).
+  cx.serverTryFiles = d;
 }
 
 function errorPage(cx: ImportContext, d: Directive, scope: Scope): void {
@@ -378,8 +343,8 @@ function workerProcesses(cx: ImportContext, d: Directive): void {
 function stockInclude(cx: ImportContext, d: Directive, scope: Scope): void {
   // Only stock files are left unexpanded by the parser (see parse.ts).
   const arg = d.args[0] ?? '';
-  const rel = arg.startsWith(NGINX_CONF_DIR + '/') ? arg.slice(NGINX_CONF_DIR.length + 1) : arg;
-  const note = isStockInclude(arg) ? STOCK_INCLUDE_NOTES[rel] : undefined;
+  const rel = stockName(arg, cx.prefix);
+  const note = isStockInclude(arg, cx.prefix) ? STOCK_INCLUDE_NOTES[rel] : undefined;
   const fastcgi = rel.startsWith('fastcgi') || rel === 'snippets/fastcgi-php.conf';
   if (note !== undefined && (!fastcgi || scope.php !== null || scope.level !== 'location')) return cx.report.note(d, note);
   cx.report.warn(d, `not translated: nginx's ${rel} is not read`);
@@ -394,8 +359,8 @@ function fastcgi(cx: ImportContext, d: Directive, scope: Scope): void {
     case 'fastcgi_pass':
       return; // reported by phpLocation() (location-blocks.ts)
     case 'fastcgi_split_path_info':
-      if (isStandardSplit(d.args[0] ?? '')) return cx.report.note(d, 'phpgate splits PATH_INFO the same way (^(.+?\\.php)(/.*)$)');
-      return cx.report.warn(d, `not translated: phpgate always splits with ^(.+?\\.php)(/.*)$ (the shortest script path ending in .php)`);
+      // A PHP location's is its route's php.split_path_info (route-php.ts), which also reads the server's.
+      return cx.report.note(d, 'inherited by the PHP locations that set none (their php.split_path_info)');
     case 'fastcgi_read_timeout': {
       const ms = parseTime(d.args[0] ?? '');
       if (ms === null || ms < 1) return cx.report.warn(d, 'not translated: not an nginx time');
@@ -443,22 +408,6 @@ function fastcgi(cx: ImportContext, d: Directive, scope: Scope): void {
       }
     }
   }
-}
-
-function access(cx: ImportContext, d: Directive, scope: Scope): void {
-  const arg = d.args[0] ?? '';
-  if (d.name === 'allow' && arg === 'all') return cx.report.note(d, 'nothing to restrict');
-  if (scope.level !== 'location' || scope.d === null) {
-    return cx.report.warn(d, 'not translated: phpgate has no address-based access rules');
-  }
-  // `allow 10.0.0.0/8; deny all;`: a location open to some addresses only. One warning, on the location.
-  if (!cx.report.isHandled(scope.d)) {
-    cx.report.warn(
-      scope.d,
-      'not translated: access restricted by client address (allow/deny); phpgate has no address rules, so these paths are served to everyone',
-    );
-  }
-  cx.report.done(d);
 }
 
 function symlinks(cx: ImportContext, d: Directive): void {

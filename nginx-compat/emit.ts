@@ -14,6 +14,7 @@ export type UpstreamDraft = Pick<UpstreamConfig, 'pattern' | 'targets'> & {
 
 export interface PoolDraft {
   name: string;
+  /** Without routes: the URL patterns the pool runs; with routes, routes name the pool (php.pool) and this stays empty. */
   patterns: string[];
   timeout_ms?: number;
   env: Record<string, string>;
@@ -34,6 +35,46 @@ export interface HeaderKeysDraft {
 /** A cache rule: statuses, stale_s and key only where they differ from CACHE_RULE_DEFAULTS. */
 export type CacheRuleDraft = Pick<CacheRule, 'pattern' | 'ttl_s'> & Partial<Pick<CacheRule, 'statuses' | 'stale_s' | 'key'>>;
 export type CacheRuleValue = Omit<CacheRuleDraft, 'pattern'>;
+
+/** One step of a rewrite script (docs/ROUTES.md): nginx's rewrite module, in order. */
+export type RewriteStep = { rewrite: string } | { set: string } | { if: string; then: RewriteStep[] } | { return: string } | { break: true };
+
+export type AccessRule = { allow: string } | { deny: string };
+
+export interface AddHeaderDraft {
+  name: string;
+  value: string;
+  always?: true;
+}
+
+/** A route's cache: the rule's keys where they differ from CACHE_RULE_DEFAULTS, and nginx's bypass values. */
+export type RouteCacheDraft = CacheRuleValue & { bypass?: string[]; no_store?: string[] };
+
+/** proxy: an upstreams[] entry without pattern, only the keys that differ from the defaults. */
+export type ProxyDraft = Omit<UpstreamDraft, 'pattern' | 'websockets' | 'strip_prefix'> & { websockets?: true; strip_prefix?: string };
+
+export type PhpRouteDraft = true | { script?: string; split_path_info?: string; pool?: string };
+
+/** One nginx location as a route (docs/ROUTES.md); keys in the order they are written. */
+export interface RouteDraft {
+  match: string;
+  internal?: true;
+  deny?: true | number;
+  access?: AccessRule[];
+  auth_basic?: { realm: string; user_file: string };
+  rewrite?: RewriteStep[];
+  return?: number | string;
+  root?: string;
+  alias?: string;
+  index?: string[];
+  try_files?: string[];
+  php?: PhpRouteDraft;
+  proxy?: ProxyDraft;
+  add_header?: AddHeaderDraft[];
+  expires?: string;
+  cache?: RouteCacheDraft;
+  routes?: RouteDraft[];
+}
 
 /** gateway.yaml's keys, each optional until the nginx file says something about it. */
 export interface Draft {
@@ -73,6 +114,10 @@ export interface Draft {
   cache: { max_mb?: number; header?: string; lock_ms?: number; rules: CacheRuleDraft[]; bypass_cookies?: string[] };
   upstreams: UpstreamDraft[];
   logging: { access?: boolean };
+  /** Server-level rewrite directives (and translated maps), run before a route is chosen. */
+  rewrite: RewriteStep[];
+  /** null: the server has no locations, and the global keys route as before. */
+  routes: RouteDraft[] | null;
 }
 
 export function newDraft(docroot: string): Draft {
@@ -87,6 +132,8 @@ export function newDraft(docroot: string): Draft {
     cache: { rules: [] },
     upstreams: [],
     logging: {},
+    rewrite: [],
+    routes: null,
   };
 }
 
@@ -94,16 +141,50 @@ export function newDraft(docroot: string): Draft {
 export function toConfigObject(draft: Draft): Record<string, unknown> {
   const pools = draft.pools.map((p) => ({
     name: p.name,
-    patterns: p.patterns,
+    ...(p.patterns.length === 0 ? {} : { patterns: p.patterns }),
     ...(p.timeout_ms === undefined ? {} : { timeout_ms: p.timeout_ms }),
     ...(Object.keys(p.env).length === 0 ? {} : { env: p.env }),
   }));
-  const pruned = prune({ ...draft, pools }, DEFAULTS) as Record<string, unknown> | undefined;
+  const { rewrite, routes, ...keys } = draft;
+  const pruned = prune({ ...keys, pools }, DEFAULTS) as Record<string, unknown> | undefined;
   const out = pruned ?? {};
   const php = (out['php'] ?? {}) as Record<string, unknown>;
   // docroot first in php, whatever else is there.
   out['php'] = orderKeys({ ...php, docroot: draft.php.docroot }, Object.keys(DEFAULTS.php));
-  return orderKeys(out, Object.keys(DEFAULTS));
+  const ordered = orderKeys(out, Object.keys(DEFAULTS));
+  // Last, as an nginx server block ends with its locations: the server-level rewrites, then the routes.
+  // Copies: routes share what they inherit (the server's access list), a caller may change one of them.
+  if (rewrite.length > 0) ordered['rewrite'] = structuredClone(rewrite);
+  if (routes !== null) ordered['routes'] = routes.map(orderRoute);
+  return ordered;
+}
+
+/** A route's keys in RouteDraft's order (match first, nested routes last), whatever order they were set in. */
+const ROUTE_KEYS: readonly (keyof RouteDraft)[] = [
+  'match',
+  'internal',
+  'deny',
+  'access',
+  'auth_basic',
+  'rewrite',
+  'return',
+  'root',
+  'alias',
+  'index',
+  'try_files',
+  'php',
+  'proxy',
+  'add_header',
+  'expires',
+  'cache',
+  'routes',
+];
+
+function orderRoute(route: RouteDraft): Record<string, unknown> {
+  const copy = structuredClone(route);
+  const out: Record<string, unknown> = {};
+  for (const k of ROUTE_KEYS) if (copy[k] !== undefined) out[k] = k === 'routes' ? route.routes!.map(orderRoute) : copy[k];
+  return out;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -153,6 +234,7 @@ export function renderYaml(config: Record<string, unknown>, warnings: readonly W
   lines.push('#');
   lines.push(`# Notes (${noted.length}): translated, or already what phpgate does.`);
   for (const w of noted) lines.push(`# ${formatWarning(w)}`);
-  const doc = new Document(config);
+  // Routes share what they inherit (the server's access list): written out each time, not as YAML aliases.
+  const doc = new Document(config, { aliasDuplicateObjects: false });
   return `${lines.join('\n')}\n\n${doc.toString({ lineWidth: 0 })}`;
 }

@@ -62,6 +62,17 @@ export function classifyParam(name: string, value: string): ParamVerdict {
     return { kind: 'note', message: 'phpgate passes server.server_name (HTTP_HOST carries the Host header)' };
   }
   if (name === 'PATH_TRANSLATED') return { kind: 'warn', message: 'phpgate does not send PATH_TRANSLATED' };
+  if (name.startsWith('HTTP_')) {
+    const header = name
+      .slice(5)
+      .toLowerCase()
+      .replace(/(^|_)(\w)/g, (_m, sep: string, c: string) => `${sep === '' ? '' : '-'}${c.toUpperCase()}`);
+    const host = name === 'HTTP_HOST' ? '; an application that builds links from HTTP_HOST then uses the Host the client sent' : '';
+    return {
+      kind: 'warn',
+      message: `PHP sees the request's own ${header} header in ${name}, not "${value}" (phpgate passes the request headers as they came)${host}`,
+    };
+  }
   if (usual !== undefined) {
     return { kind: 'warn', message: `phpgate sets ${name} itself (nginx's usual ${usual[0]}); this override is not translated` };
   }

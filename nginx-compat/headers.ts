@@ -1,20 +1,18 @@
 /**
  * add_header → headers.*: X-Frame-Options → frame_options, Referrer-Policy → referrer_policy,
  * X-Content-Type-Options → nosniff, Strict-Transport-Security → hsts (the exact value), Content-Security-Policy →
- * csp, any other fixed header → set. Server and http level write the top level; a location writes a headers.routes
- * entry for its patterns (the main PHP location, which stands for every path, the top level). Cache-Control and
- * expires belong to static.cache_control (cacheHeaders in location-blocks.ts). Also more_clear_headers.
+ * csp, any other fixed header → set, from server and http level; a location's add_headers are its route's
+ * (routes.ts). Server-level Cache-Control and expires belong to static.cache_control (cacheHeaders in
+ * location-blocks.ts). Also more_clear_headers.
  *
- * Two nginx rules phpgate does not share, reported where they matter: without `always` nginx adds a header to
- * 2xx/3xx responses only (phpgate to every response), and a block with any add_header of its own inherits none
- * from the enclosing block (phpgate's routes take what they leave out from the top level).
+ * Two nginx rules the global keys do not share, reported where they matter: without `always` nginx adds a header
+ * to 2xx/3xx responses only (phpgate to every response), and a location with any add_header of its own inherits
+ * none from the server (phpgate's global headers go on every answer).
  */
 import { headerName, headerValue, INVALID, referrerPolicy } from '../config/checks.js';
 import { DEFAULTS } from '../config/defaults.js';
-import type { HeaderRoute } from '../config/types.js';
-import { isMainPhp, type ImportContext, type Scope } from './context.js';
+import type { ImportContext, Scope } from './context.js';
 import type { HeaderKeysDraft } from './emit.js';
-import { rank } from './location.js';
 import { GATEWAY_OWN_HEADERS } from './notes.js';
 import type { Directive } from './parse.js';
 
@@ -62,26 +60,15 @@ export function headerAssignment(name: string, value: string): HeaderAssignment 
   return { key: 'set', name, value };
 }
 
-/** Where an add_header's key goes: the top level or one location's route, with how to name it in the report. */
-type HeaderTarget =
-  | { readonly keys: HeaderKeysDraft; readonly top: boolean; readonly label: string; readonly approximations: readonly string[] }
-  | { readonly reason: string };
+/** Where an add_header's key goes: the top level (a location's add_headers are its route's, routes.ts). */
+interface HeaderTarget {
+  readonly keys: HeaderKeysDraft;
+  readonly top: true;
+  readonly label: string;
+}
 
-function targetOf(cx: ImportContext, scope: Scope): HeaderTarget {
-  if (scope.level !== 'location' || scope.d === null || isMainPhp(scope)) {
-    return { keys: cx.draft.headers, top: true, label: 'headers.', approximations: [] };
-  }
-  const globs = cx.patterns(scope);
-  if (!globs.ok) return { reason: globs.reason };
-  let keys = cx.routeHeaders.get(scope.d);
-  if (keys === undefined) {
-    const created: HeaderKeysDraft = { set: {} };
-    keys = created;
-    cx.routeHeaders.set(scope.d, created);
-    const at = scope.d;
-    for (const pattern of globs.globs) cx.headerRoutes.push({ rank: rank(scope.loc, cx.orderOf(at)), pattern, d: at, value: created });
-  }
-  return { keys, top: false, label: `headers.routes ${globs.globs.join(', ')}: `, approximations: globs.approximations };
+function targetOf(cx: ImportContext): HeaderTarget {
+  return { keys: cx.draft.headers, top: true, label: 'headers.' };
 }
 
 /** The key an assignment fills in its target: one value each, so two add_headers for it cannot both be kept. */
@@ -132,8 +119,8 @@ export function addHeader(cx: ImportContext, d: Directive, scope: Scope): void {
   if (value === '') return cx.report.note(d, 'nginx sends no header with an empty value');
   const a = headerAssignment(name, value);
   if ('unsupported' in a) return cx.report.warn(d, `not translated: ${a.unsupported}`);
-  const target = targetOf(cx, scope);
-  if ('reason' in target) return cx.report.warn(d, `not translated: this location has no phpgate pattern (${target.reason})`);
+  if (scope.level === 'location') return cx.report.warn(d, 'not translated: outside a route'); // locations' are their routes'
+  const target = targetOf(cx);
 
   let origins = cx.headerOrigins.get(target.keys);
   if (origins === undefined) cx.headerOrigins.set(target.keys, (origins = new Map<string, Directive>()));
@@ -153,34 +140,34 @@ export function addHeader(cx: ImportContext, d: Directive, scope: Scope): void {
   if (target.top && a.key !== 'set' && DEFAULTS.headers[a.key] === a.value) extras.push("phpgate's default already");
   if (a.key === 'hsts') extras.push('phpgate sends it over TLS only');
   if (flag !== 'always') extras.push('without "always" nginx adds it to 2xx and 3xx responses only, phpgate to every response');
-  if (isMainPhp(scope)) extras.push("in the PHP location nginx adds it to PHP's responses only, phpgate to every response");
-  if (target.approximations.length > 0) extras.push(`approximately: ${target.approximations.join('; ')}`);
   cx.report.note(d, `${target.label}${describe(a, target.top)}${extras.length > 0 ? ` (${extras.join('; ')})` : ''}`);
 }
 
 /**
- * A location with add_header of its own: nginx sends none of the enclosing block's add_headers there, while
- * phpgate's route takes what it leaves out from the top level. Said once, on the location, naming the headers
- * phpgate will still send there.
+ * A location with add_header of its own: nginx sends none of the enclosing block's add_headers there. A nested
+ * route's add_header replaces its parent's as nginx's does, but the server's became global headers.* keys, which
+ * phpgate sends on every answer. Said once, on the location, naming the headers phpgate will still send there.
  */
 export function headerInheritance(cx: ImportContext, scope: Scope): void {
   const own = (scope.chain[0] ?? []).filter((c) => c.name === 'add_header' || c.name === 'expires');
   // Only add_header cuts the inheritance (expires is its own setting); expires still gives the location its Cache-Control.
   if (!own.some((c) => c.name === 'add_header') || scope.d === null) return;
   const ownNames = new Set(own.map((c) => (c.name === 'expires' ? 'cache-control' : c.args[0]?.toLowerCase())));
-  const enclosing = cx.inherited('add_header', { ...scope, chain: scope.chain.slice(1) });
+  const nearest = scope.chain.slice(1).find((list) => list.some((c) => c.name === 'add_header'));
+  // An enclosing location's list is its route's, which this route replaces as nginx does.
+  if (nearest === undefined || !cx.globalLevels.has(nearest)) return;
+  const enclosing = nearest.filter((c) => c.name === 'add_header');
   const sent = enclosing.filter((e) => {
     const lower = e.args[0]?.toLowerCase();
     if (lower === undefined || ownNames.has(lower)) return false;
     if (lower === 'cache-control') return true; // the server's static.cache_control rule covers this location too
-    // A route's set merges with the top level's, header by header, as its other keys do.
     return translated(e);
   });
   const names = [...new Set(sent.map((e) => e.args[0]!))];
   if (names.length === 0) return;
   cx.report.note(
     scope.d,
-    `nginx sends none of the enclosing add_headers here (this location has add_header of its own); phpgate still sends ${names.join(', ')} (${scope.d === cx.mainPhp ? "this location's headers join the top level" : 'a route takes what it leaves out from the top level'})`,
+    `nginx sends none of the enclosing add_headers here (this location has add_header of its own); phpgate still sends ${names.join(', ')} (the server's headers are global)`,
   );
 }
 
@@ -188,12 +175,6 @@ export function headerInheritance(cx: ImportContext, scope: Scope): void {
 function translated(d: Directive): boolean {
   const [name = '', value = ''] = d.args;
   return value !== '' && !('unsupported' in headerAssignment(name, value));
-}
-
-/** A route's keys as a headers.routes entry (an empty set left out). */
-export function headerRoute(pattern: string, keys: HeaderKeysDraft): HeaderRoute {
-  const { set, ...rest } = keys;
-  return { pattern, ...rest, ...(Object.keys(set).length > 0 ? { set } : {}) };
 }
 
 /** `more_clear_headers` (headers-more): Server → headers.server "", X-Powered-By → headers.strip_powered_by. */

@@ -101,7 +101,8 @@ export const DEFERRED: ReadonlySet<string> = new Set([
   'upstream',
   'limit_req_zone',
   'limit_conn_zone',
-  // Read by fastcgi_cache where it stands (nginx-compat/cache.ts).
+  // Read by the PHP routes where they stand (routes.ts, cache.ts), as nginx inherits them.
+  'fastcgi_cache',
   'fastcgi_cache_path',
   'fastcgi_cache_valid',
   'fastcgi_cache_key',
@@ -110,6 +111,8 @@ export const DEFERRED: ReadonlySet<string> = new Set([
   'fastcgi_cache_lock_timeout',
   'fastcgi_cache_bypass',
   'fastcgi_no_cache',
+  // Translated into top-level rewrite steps when a route uses its variable (variables.ts).
+  'map',
 ]);
 
 /** Response headers phpgate writes itself (identity and framing): add_header cannot become headers.set for them. */
@@ -130,6 +133,6 @@ export const STANDARD_PROXY_HEADERS: ReadonlyMap<string, string> = new Map([
   ['x-forwarded-for', 'the client address chain'],
   ['x-forwarded-proto', 'the scheme'],
   ['x-forwarded-host', "the client's Host"],
-  ['upgrade', 'websocket upgrade (upstreams[].websockets)'],
-  ['connection', 'websocket upgrade (upstreams[].websockets)'],
+  ['upgrade', 'websocket upgrade (proxy.websockets)'],
+  ['connection', 'websocket upgrade (proxy.websockets)'],
 ]);

@@ -2,8 +2,9 @@
  * Tokens → a tree of directives, with `include` expanded in place.
  *
  * Where includes are looked for: nginx resolves a relative include against its configuration prefix
- * (/etc/nginx). An imported site file usually lives elsewhere (a repository, a copy in /tmp), with its snippets
- * beside it, so a relative include is looked up in the including file's directory first and then in /etc/nginx.
+ * (/etc/nginx, the importer's `prefix` option). An imported site file usually lives elsewhere (a repository, a
+ * copy in /tmp), with its snippets beside it, so a relative include is looked up in the including file's
+ * directory first and then under the prefix.
  * Globs (`*`, `?`, `[…]`) expand to the matching files in sorted order; a glob that matches nothing includes
  * nothing, as in nginx, while a missing file named without a glob is an error.
  *
@@ -28,6 +29,9 @@ export interface Directive {
 /** nginx's configuration prefix, where relative includes are resolved when not found beside the including file. */
 export const NGINX_CONF_DIR = '/etc/nginx';
 
+/** nginx's compiled-in prefix on Debian: where a relative `root` points. */
+export const NGINX_PREFIX = '/usr/share/nginx';
+
 /** Include files shipped with nginx (paths relative to NGINX_CONF_DIR): kept as directives, never read. */
 export const STOCK_INCLUDES: ReadonlySet<string> = new Set([
   'fastcgi_params',
@@ -44,19 +48,28 @@ export const STOCK_INCLUDES: ReadonlySet<string> = new Set([
 
 const MAX_INCLUDE_DEPTH = 16;
 
-/** Reads and parses an nginx configuration file, expanding its includes. */
-export function parseNginxFile(file: string): Directive[] {
-  return parseFile(file, [], 0, null);
+/**
+ * Reads and parses an nginx configuration file, expanding its includes. `prefix`: nginx's configuration prefix,
+ * where relative includes are looked for after the including file's directory (nginx's own default: /etc/nginx).
+ */
+export function parseNginxFile(file: string, prefix: string = NGINX_CONF_DIR): Directive[] {
+  return parseFile(file, [], 0, null, prefix);
 }
 
-/** Parses configuration text; includes are resolved relative to `file`'s directory. */
-export function parseNginx(text: string, file: string): Directive[] {
-  return new Parser(tokenize(text, file), file, [path.resolve(file)], 0).parseBlock(null);
+/** Parses configuration text; includes are resolved relative to `file`'s directory, then `prefix`. */
+export function parseNginx(text: string, file: string, prefix: string = NGINX_CONF_DIR): Directive[] {
+  return new Parser(tokenize(text, file), file, [path.resolve(file)], 0, prefix).parseBlock(null);
 }
 
-export function isStockInclude(arg: string): boolean {
-  const rel = arg.startsWith(NGINX_CONF_DIR + '/') ? arg.slice(NGINX_CONF_DIR.length + 1) : arg;
-  return STOCK_INCLUDES.has(rel);
+/** An include of one of nginx's stock files (`fastcgi_params`, or `/etc/nginx/fastcgi_params` under the prefix). */
+export function isStockInclude(arg: string, prefix: string = NGINX_CONF_DIR): boolean {
+  return STOCK_INCLUDES.has(stockName(arg, prefix));
+}
+
+/** The include's name relative to the prefix (or to /etc/nginx), as STOCK_INCLUDES lists it. */
+export function stockName(arg: string, prefix: string = NGINX_CONF_DIR): string {
+  for (const dir of [prefix, NGINX_CONF_DIR]) if (arg.startsWith(dir.replace(/\/+$/, '') + '/')) return arg.slice(dir.replace(/\/+$/, '').length + 1);
+  return arg;
 }
 
 /** Where an include directive stands, for errors about the file it names. */
@@ -65,7 +78,7 @@ interface IncludedFrom {
   readonly line: number;
 }
 
-function parseFile(file: string, stack: readonly string[], depth: number, from: IncludedFrom | null): Directive[] {
+function parseFile(file: string, stack: readonly string[], depth: number, from: IncludedFrom | null, prefix: string): Directive[] {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -74,7 +87,7 @@ function parseFile(file: string, stack: readonly string[], depth: number, from: 
     const why = err instanceof Error ? err.message : String(err);
     throw new NginxSyntaxError(from?.file ?? file, from?.line ?? 0, `cannot read ${file}: ${why}`, { cause: err });
   }
-  return new Parser(tokenize(text, file), file, [...stack, path.resolve(file)], depth).parseBlock(null);
+  return new Parser(tokenize(text, file), file, [...stack, path.resolve(file)], depth, prefix).parseBlock(null);
 }
 
 class Parser {
@@ -83,12 +96,14 @@ class Parser {
   readonly #file: string;
   readonly #stack: readonly string[];
   readonly #depth: number;
+  readonly #prefix: string;
 
-  constructor(tokens: readonly Token[], file: string, stack: readonly string[], depth: number) {
+  constructor(tokens: readonly Token[], file: string, stack: readonly string[], depth: number, prefix: string) {
     this.#tokens = tokens;
     this.#file = file;
     this.#stack = stack;
     this.#depth = depth;
+    this.#prefix = prefix;
   }
 
   /** Directives up to the matching `}` (opened by `open`), or to the end of the file at the top. */
@@ -139,18 +154,18 @@ class Parser {
   #include(d: Directive): Directive[] {
     if (d.args.length !== 1) throw new NginxSyntaxError(d.file, d.line, `"include" takes one file name, got ${d.args.length}`);
     const arg = d.args[0]!;
-    if (isStockInclude(arg)) return [d];
+    if (isStockInclude(arg, this.#prefix)) return [d];
     if (this.#depth >= MAX_INCLUDE_DEPTH)
       throw new NginxSyntaxError(d.file, d.line, `includes nested deeper than ${MAX_INCLUDE_DEPTH} (an include cycle?)`);
-    const files = resolveInclude(arg, path.dirname(this.#file));
+    const files = resolveInclude(arg, path.dirname(this.#file), this.#prefix);
     if (files === null) {
-      throw new NginxSyntaxError(d.file, d.line, `include "${arg}": no such file (looked in ${path.dirname(this.#file)} and ${NGINX_CONF_DIR})`);
+      throw new NginxSyntaxError(d.file, d.line, `include "${arg}": no such file (looked in ${path.dirname(this.#file)} and ${this.#prefix})`);
     }
     const out: Directive[] = [];
     for (const f of files) {
       if (this.#stack.includes(path.resolve(f)))
         throw new NginxSyntaxError(d.file, d.line, `include "${arg}" includes ${f} again (an include cycle)`);
-      out.push(...parseFile(f, this.#stack, this.#depth + 1, d));
+      out.push(...parseFile(f, this.#stack, this.#depth + 1, d, this.#prefix));
     }
     return out;
   }
@@ -160,10 +175,10 @@ const GLOB_CHARS = /[*?[]/;
 
 /**
  * The files an include names: a glob's matches (possibly none), or the one file (null when it exists neither
- * beside the including file nor under /etc/nginx).
+ * beside the including file nor under the prefix).
  */
-function resolveInclude(arg: string, baseDir: string): string[] | null {
-  const bases = path.isAbsolute(arg) ? [''] : [baseDir, NGINX_CONF_DIR];
+function resolveInclude(arg: string, baseDir: string, prefix: string): string[] | null {
+  const bases = path.isAbsolute(arg) ? [''] : [baseDir, prefix];
   if (!GLOB_CHARS.test(arg)) {
     for (const base of bases) {
       const candidate = base === '' ? arg : path.join(base, arg);

@@ -1,7 +1,7 @@
 /**
  * What a proxy_pass location and its `upstream {}` block say beyond targets and paths: the balancing method,
  * how long a failed server stays out (fail_timeout), the timeouts, and which Host the upstream gets. Each
- * directive is reported here; location-blocks.ts makes the upstreams[] entries.
+ * directive is reported here; route-php.ts makes the route's proxy.
  */
 import type { Directive } from './parse.js';
 import type { ImportContext, Scope, UpstreamDef } from './context.js';
@@ -9,7 +9,7 @@ import type { UpstreamDraft } from './emit.js';
 import { NOTES, STANDARD_PROXY_HEADERS } from './notes.js';
 import { parseTime } from './units.js';
 
-/** The upstreams[] keys besides pattern, targets, websockets and strip_prefix. */
+/** The proxy keys besides targets, websockets and strip_prefix (those of an upstreams[] entry, without pattern). */
 export type ProxySettings = Omit<UpstreamDraft, 'pattern' | 'targets' | 'websockets' | 'strip_prefix'>;
 
 /** Host values that mean "the client's Host" (phpgate's host_header: client, the default). */
@@ -44,7 +44,7 @@ export function upstreamBlock(cx: ImportContext, upstream: UpstreamDef, into: Pr
         say(c, 'note', 'not needed: phpgate is one process');
         break;
       default:
-        say(c, 'warn', `not translated: upstreams[] balance round_robin or least_conn only (${c.name})`);
+        say(c, 'warn', `not translated: proxy.balance round_robin or least_conn only (${c.name})`);
     }
   }
   const [down, ...others] = [...downs];
@@ -87,13 +87,13 @@ export function proxyDirectives(cx: ImportContext, location: Directive, pass: Di
     if (c.name === 'proxy_set_header') proxySetHeader(cx, c);
     else if (c.name === 'proxy_connect_timeout' || c.name === 'proxy_read_timeout') timeout(cx, c, into);
     else if (c.name === 'proxy_send_timeout')
-      cx.report.note(c, 'covered by upstreams[].timeout_ms (a target that takes nothing of a request for that long gets 504)');
+      cx.report.note(c, 'covered by proxy.timeout_ms (a target that takes nothing of a request for that long gets 504)');
     else if (c.name === 'proxy_next_upstream')
       cx.report.note(c, "phpgate tries the next target after a failed connection, for idempotent requests without a body (nginx's error timeout)");
     else if (c.name === 'proxy_redirect' && c.args[0] === 'default')
       cx.report.note(c, 'phpgate rewrites a Location pointing at the target the same way');
     else if (c.name === 'proxy_redirect') cx.report.warn(c, 'not translated: phpgate always rewrites as proxy_redirect default does');
-    else if (c.name.startsWith('proxy_') && NOTES[c.name] === undefined) cx.report.warn(c, 'not translated: no upstreams[] key for it');
+    else if (c.name.startsWith('proxy_') && NOTES[c.name] === undefined) cx.report.warn(c, 'not translated: no proxy key for it');
     else rest.push(c);
   }
   // proxy_set_header is inherited as a whole list from the nearest level that has one; without any, nginx sends
@@ -108,9 +108,9 @@ export function proxySetHeader(cx: ImportContext, c: Directive): void {
   const name = c.args[0]?.toLowerCase() ?? '';
   const value = c.args[1] ?? '';
   if (name === 'host') {
-    if (value === '$proxy_host') return cx.report.note(c, 'upstreams[].host_header: target');
-    if (CLIENT_HOST.has(value)) return cx.report.note(c, "upstreams[].host_header: client (phpgate's default: the Host the client sent)");
-    return cx.report.warn(c, `not translated: upstreams[].host_header is the client's Host or the target's, not "${value}" (the client's is sent)`);
+    if (value === '$proxy_host') return cx.report.note(c, 'proxy.host_header: target');
+    if (CLIENT_HOST.has(value)) return cx.report.note(c, "proxy.host_header: client (phpgate's default: the Host the client sent)");
+    return cx.report.warn(c, `not translated: proxy.host_header is the client's Host or the target's, not "${value}" (the client's is sent)`);
   }
   const std = STANDARD_PROXY_HEADERS.get(name);
   if (std !== undefined) cx.report.note(c, `standard forwarding header (${std})`);
@@ -122,5 +122,5 @@ function timeout(cx: ImportContext, c: Directive, into: ProxySettings): void {
   if (ms === null || ms < 1) return cx.report.warn(c, 'not translated: not an nginx time');
   const key = c.name === 'proxy_connect_timeout' ? 'connect_ms' : 'timeout_ms';
   into[key] = ms;
-  cx.report.note(c, `upstreams[].${key}: ${ms}`);
+  cx.report.note(c, `proxy.${key}: ${ms}`);
 }

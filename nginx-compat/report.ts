@@ -38,6 +38,8 @@ export function formatWarning(w: Warning): string {
 export class Report {
   readonly #entries: { readonly w: Warning; readonly order: number; readonly seq: number }[] = [];
   readonly #handled = new Set<Directive>();
+  /** What was said about each directive: a directive shared by several routes (inherited) is reported once. */
+  readonly #said = new Map<Directive, Set<string>>();
   readonly #order: ReadonlyMap<Directive, number>;
 
   /** `order`: each directive's position in the configuration as read (includes expanded), for sorting. */
@@ -75,6 +77,10 @@ export class Report {
 
   #add(kind: WarningKind, d: Directive, message: string): void {
     this.#handled.add(d);
+    const said = this.#said.get(d) ?? new Set<string>();
+    if (said.has(`${kind} ${message}`)) return;
+    said.add(`${kind} ${message}`);
+    this.#said.set(d, said);
     const w: Warning = { kind, file: d.file, line: d.line, directive: directiveText(d), message };
     this.#entries.push({ w, order: this.#order.get(d) ?? Number.MAX_SAFE_INTEGER, seq: this.#entries.length });
   }

@@ -3,25 +3,29 @@
  * translates what phpgate has a key for, and reports every other directive with its file:line: a note when
  * phpgate already behaves so (or the directive is nginx tuning), a warning when something is not translated.
  *
- * This file runs the import: definitions first (upstream, limit_req_zone, fastcgi_cache_path, named locations),
- * the docroot and the main PHP location, then every directive (directives.ts, location-blocks.ts), then the
- * passes that need the whole picture (try_files, TLS, PROXY protocol, deny, rule order, cache) and a sweep that reports
- * whatever is left. The directive → key table is in nginx-compat/README.md. The result is gateway.yaml and
+ * This file runs the import: definitions first (upstream, limit_req_zone, fastcgi_cache_path, named locations,
+ * maps and variables), the docroot and the main PHP location, then the server-level rewrite directives (the
+ * top-level rewrite steps), every other server directive (directives.ts), the locations as routes (routes.ts),
+ * then the passes that need the whole picture (maps, TLS, PROXY protocol, rule order, cache) and a sweep that
+ * reports whatever is left. The directive → key table is in nginx-compat/README.md. The result is gateway.yaml and
  * nothing else: the runtime never learns nginx existed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { compileDenyPattern, compilePattern, hasWildcard, patternMatchesEverything } from '../config/pattern.js';
+import { compilePattern, hasWildcard, patternMatchesEverything } from '../config/pattern.js';
 import { finishCache, readCacheZone } from './cache.js';
 import { ImportContext, type ImportOptions, type Ranked, type Scope } from './context.js';
 import { handleDirective } from './directives.js';
 import { newDraft, renderYaml, toConfigObject } from './emit.js';
-import { headerRoute } from './headers.js';
 import { readConnZone, readRateZone } from './limits.js';
-import { describeLocation, LocationKind, locationMatches, readLocation } from './location.js';
+import { LocationKind, locationMatches, readLocation } from './location.js';
 import { cacheHeaders, OTHER_PHP_PATH } from './location-blocks.js';
 import { DEFERRED } from './notes.js';
-import { NGINX_CONF_DIR, parseNginxFile, type Directive } from './parse.js';
+import { NGINX_PREFIX, parseNginxFile, type Directive } from './parse.js';
+import { accessDirectives } from './route-access.js';
+import { buildRoutes } from './routes.js';
+import { REWRITE_DIRECTIVES, rewriteSteps } from './rewrite.js';
+import type { RewriteStep } from './emit.js';
 import type { Report, Warning } from './report.js';
 import { chooseServer, describeServerNames, parseListen, readServers, type Listen, type ServerBlock } from './servers.js';
 import { translateTryFiles } from './try-files.js';
@@ -37,11 +41,10 @@ export interface ImportResult {
   readonly warnings: readonly Warning[];
 }
 
-/** nginx's compiled-in prefix on Debian: where a relative `root` points. */
-export const NGINX_PREFIX = '/usr/share/nginx';
+export { NGINX_PREFIX } from './parse.js';
 
 export function importNginx(file: string, opts: ImportOptions = {}): ImportResult {
-  return translateNginx(parseNginxFile(file), file, opts);
+  return translateNginx(parseNginxFile(file, opts.prefix), file, opts);
 }
 
 /** Translates an already parsed configuration; `file` names it in messages. */
@@ -71,6 +74,8 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   const mainPhp = findMainPhp(cx, serverChildren);
   cx.mainKey = mainPhp?.key ?? null;
   cx.mainPhp = mainPhp?.d ?? null;
+  cx.vars.collect(http, serverChildren);
+  cx.globalLevels.add(serverChildren).add(http);
 
   const mainScope: Scope = { level: 'main', loc: null, d: null, php: null, chain: [main] };
   const httpScope: Scope = { level: 'http', loc: null, d: null, php: null, chain: [http] };
@@ -84,15 +89,22 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   if (choice.redirectFrom !== null) redirectServer(cx, choice.redirectFrom);
   cx.report.done(server.d);
   cacheHeaders(cx, serverChildren, serverScope);
-  for (const d of serverChildren) handleDirective(cx, d, serverScope);
+  // Server-level rewrite directives run before a location is chosen: the top-level rewrite steps.
+  const steps = rewriteSteps(
+    cx,
+    serverChildren.filter((d) => REWRITE_DIRECTIVES.has(d.name)),
+  );
+  for (const d of serverChildren) if (d.name !== 'location') handleDirective(cx, d, serverScope);
   if (![...serverChildren, ...http].some((d) => d.name === 'index')) {
     cx.report.note(server.d, "no index: nginx's default is index.html; php.index keeps phpgate's default [index.php, index.html]");
   }
+  if (needsRoutes(serverScope)) cx.draft.routes = buildRoutes(cx, server.d, serverScope, handleDirective);
+  else finishTryFiles(cx, server.d);
+  cx.draft.rewrite = [...finishMaps(cx), ...steps];
 
-  finishTryFiles(cx, server.d);
   finishTls(cx, server);
   finishProxyProtocol(cx, serverScope);
-  finishDeny(cx, server.d);
+  finishPhp(cx, server.d);
   finishRules(cx);
   finishCache(cx);
   sweep(cx, main.length > 0 ? main : http);
@@ -258,39 +270,49 @@ function redirectServer(cx: ImportContext, s: ServerBlock): void {
   cx.report.doneTree(s.d);
 }
 
+/** A server with locations (or address rules, or auth_basic) is routed by `routes:`; one without by the global keys. */
+function needsRoutes(serverScope: Scope): boolean {
+  const [own = []] = serverScope.chain;
+  const restricted = serverScope.chain.some((list) => accessDirectives(list).length > 0 || list.some((d) => d.name === 'auth_basic'));
+  return restricted || own.some((d) => d.name === 'location' && d.children !== null);
+}
+
+/** A server without locations: its try_files (nginx applies it to every request) is php.try_files. */
 function finishTryFiles(cx: ImportContext, serverD: Directive): void {
-  const main = cx.rootTryFiles ?? cx.serverTryFiles;
+  const main = cx.serverTryFiles;
   if (main === null) {
     cx.draft.php.try_files = ['$uri', '$uri/', '=404'];
     cx.report.note(
       serverD,
-      'no try_files for /: nginx serves files and directory indexes only, so php.try_files is [$uri, $uri/, =404] (no front controller)',
+      'no try_files: nginx serves files and directory indexes only, so php.try_files is [$uri, $uri/, =404] (no front controller)',
     );
-  } else {
-    const r = translateTryFiles(main.args, cx.named);
-    if ('reason' in r) {
-      cx.report.warn(main, `not translated (${r.reason}); php.try_files keeps phpgate's default [$uri, $uri/, /index.php?$query_string]`);
-    } else {
-      cx.draft.php.try_files = r.entries;
-      cx.report.note(main, `php.try_files: [${r.entries.join(', ')}]`);
-      if (r.named !== null) usedNamed(cx, r.named, main);
-    }
-    if (cx.serverTryFiles !== null && cx.serverTryFiles !== main) {
-      cx.report.note(cx.serverTryFiles, 'overridden by location / (php.try_files comes from there)');
-    }
+    return;
   }
-  const mainEntries = cx.draft.php.try_files ?? ['$uri', '$uri/', '/index.php?$query_string'];
-  for (const d of cx.otherTryFiles) {
-    const r = translateTryFiles(d.args, cx.named);
-    if ('reason' in r) {
-      cx.report.warn(d, `not translated: ${r.reason}`);
-    } else if (JSON.stringify(r.entries) === JSON.stringify(mainEntries)) {
-      cx.report.note(d, 'the same as php.try_files, which phpgate applies to every path');
-      if (r.named !== null) usedNamed(cx, r.named, d);
-    } else {
-      cx.report.warn(d, `not translated: phpgate has one try_files for every path (php.try_files: [${mainEntries.join(', ')}])`);
-    }
+  const r = translateTryFiles(main.args, cx.named);
+  if ('reason' in r || 'steps' in r) {
+    cx.report.warn(
+      main,
+      `not translated (${'reason' in r ? r.reason : 'a named location'}); php.try_files keeps phpgate's default [$uri, $uri/, /index.php?$query_string]`,
+    );
+    return;
   }
+  cx.draft.php.try_files = r.entries;
+  cx.report.note(main, `php.try_files: [${r.entries.join(', ')}]`);
+  if (r.named !== null) usedNamed(cx, r.named, main);
+}
+
+/** The maps the import translated (their steps go first in the top-level rewrite), and the ones it could not. */
+function finishMaps(cx: ImportContext): RewriteStep[] {
+  const out: RewriteStep[] = [];
+  for (const { d, steps } of cx.vars.mapSteps()) {
+    out.push(...steps);
+    cx.report.note(
+      d,
+      `top-level rewrite steps: ${d.args[1] ?? ''} is set from ${d.args[0] ?? ''} before a route is chosen (the same value nginx's map gives)`,
+    );
+    cx.report.doneTree(d);
+  }
+  return out;
 }
 
 function usedNamed(cx: ImportContext, named: Directive, by: Directive): void {
@@ -300,13 +322,13 @@ function usedNamed(cx: ImportContext, named: Directive, by: Directive): void {
 }
 
 function finishTls(cx: ImportContext, server: ServerBlock): void {
-  // nginx resolves a relative path against its prefix (/etc/nginx); as with includes, the file's own
-  // directory is tried first.
+  // nginx resolves a relative path against its configuration prefix; as with includes, the file's own directory
+  // is tried first.
   const resolve = (d: Directive): string => {
     const arg = d.args[0]!;
     if (path.isAbsolute(arg)) return arg;
     const beside = path.resolve(path.dirname(d.file), arg);
-    return fs.existsSync(beside) ? beside : path.join(NGINX_CONF_DIR, arg);
+    return fs.existsSync(beside) ? beside : path.join(cx.prefix, arg);
   };
   if (!server.ssl) {
     for (const d of [cx.cert, cx.key]) if (d !== null) cx.report.note(d, 'the imported server has no ssl listener: not used');
@@ -348,49 +370,18 @@ function finishProxyProtocol(cx: ImportContext, serverScope: Scope): void {
   }
 }
 
-function finishDeny(cx: ImportContext, serverD: Directive): void {
-  // One status answers every refusal in phpgate: the one most of nginx's refusing locations use.
-  if (cx.refusals.length > 0) {
-    const counts = new Map<number, number>();
-    for (const r of cx.refusals) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
-    const best = (counts.get(403) ?? 0) > (counts.get(404) ?? 0) ? 403 : 404;
-    cx.draft.static.deny_status = best;
-    for (const r of cx.refusals) {
-      if (r.status !== best) cx.report.warn(r.d, `nginx answers ${r.status}; phpgate answers every refusal with static.deny_status ${best}`);
-    }
-  }
-  const deny = cx.draft.static.deny.map((g) => ({ g, match: compileDenyPattern(g) }));
-  for (const e of cx.exactPaths) {
-    const hit = deny.find((x) => x.match(e.path));
-    if (hit !== undefined) {
-      cx.report.warn(e.d, `static.deny ${hit.g} also refuses ${e.path}; in nginx this exact location wins`);
-    }
-  }
+function finishPhp(cx: ImportContext, serverD: Directive): void {
   if (cx.mainKey === null) {
     cx.report.warn(
       serverD,
-      'no PHP location (fastcgi_pass): nginx sends .php files as they are; phpgate runs any existing .php file in the docroot (never sends PHP source)',
+      'no PHP location (fastcgi_pass): nginx sends .php files as they are; phpgate never sends PHP source (those requests are refused)',
     );
-  }
-  if (cx.frontController !== null) {
-    const { d, loc } = cx.frontController;
-    const othersRefused = deny.some((x) => x.match(OTHER_PHP_PATH));
-    if (!othersRefused) {
-      cx.report.warn(
-        d,
-        `only ${describeLocation(loc)} reaches php-fpm under nginx (other .php files fall to location / and are sent as files); phpgate runs any existing .php file in the docroot`,
-      );
-    }
   }
 }
 
 /** First-match-wins lists in nginx's precedence, with rules that can never match dropped (and reported). */
 function finishRules(cx: ImportContext): void {
   cx.draft.static.cache_control = ordered(cx.cacheControl, cx.report).map((r) => ({ pattern: r.pattern, value: r.value }));
-  cx.draft.cache.rules = ordered(cx.cacheRules, cx.report).map((r) => ({ pattern: r.pattern, ...r.value }));
-  cx.draft.headers.routes = ordered(cx.headerRoutes, cx.report).map((r) => headerRoute(r.pattern, r.value));
-  for (const r of ordered(cx.poolPatterns, cx.report)) if (!r.value.patterns.includes(r.pattern)) r.value.patterns.push(r.pattern);
-  cx.draft.pools = cx.draft.pools.filter((p) => p.patterns.length > 0);
 }
 
 /** Everything not handled yet gets a warning: nothing is dropped without a line in the report. */
@@ -401,7 +392,13 @@ function sweep(cx: ImportContext, list: readonly Directive[]): void {
       continue;
     }
     if (d.name === 'location' && d.args[0]?.startsWith('@') === true) {
-      cx.report.warn(d, 'not translated: a named location phpgate cannot reach (only a front-controller rewrite used by try_files is)');
+      cx.report.warn(
+        d,
+        'not translated: a named location no route can reach (only one a try_files falls back to, made of rewrite directives, is translated)',
+      );
+      cx.report.doneTree(d);
+    } else if (d.name === 'map' && cx.vars.taintedMap(d) !== null) {
+      cx.report.warn(d, `not translated: ${cx.vars.taintedMap(d) ?? ''}; where its variable is used, the import fails closed`);
       cx.report.doneTree(d);
     } else if (DEFERRED.has(d.name)) {
       cx.report.note(d, 'not used by the imported server');

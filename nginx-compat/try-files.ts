@@ -1,16 +1,28 @@
 /**
- * nginx `try_files` → php.try_files. phpgate's router understands `$uri`, `$uri/`, file templates built on
- * `$uri` (`$uri.html`), a last URI with `?$query_string`/`?$args`, and a last `=CODE`. nginx spellings of the
- * same thing are rewritten (`/index.php$is_args$args` → `/index.php?$query_string`), and a last `@name` whose
- * named location only rewrites to the front controller (`rewrite ^ /index.php;`) becomes that URI.
+ * nginx `try_files` → a route's try_files (or php.try_files for a server without locations). Entries are kept as
+ * nginx writes them (`$uri`, `$uri/`, templates, a last URI or `=CODE`); `$is_args$args` becomes `?$args`, the same
+ * request for PHP. A last `@name`:
+ * - a named location that only rewrites to the front controller (`rewrite ^ /index.php;`) becomes that URI;
+ * - one made of rewrite-module directives only (`rewrite ^/(.*)$ /index.php?q=$1 last;`), after entries that test
+ *   the path itself ($uri, $uri/), becomes rewrite steps under `if (!-e $request_filename)` (`!-f` for $uri alone,
+ *   `!-d` for $uri/ alone): the same requests reach the same steps, with the same $uri;
+ * - anything else cannot be expressed.
  */
 import { INVALID, tryFilesLast, tryFilesUri } from '../config/checks.js';
+import type { ImportContext } from './context.js';
+import type { RewriteStep } from './emit.js';
 import type { Directive } from './parse.js';
+import { REWRITE_DIRECTIVES, rewriteSteps } from './rewrite.js';
 
-export type TryFilesResult = { readonly entries: string[]; readonly named: Directive | null } | { readonly reason: string };
+export type TryFilesResult =
+  | { readonly entries: string[]; readonly named: Directive | null }
+  | { readonly steps: RewriteStep[]; readonly named: Directive }
+  | { readonly reason: string };
 
-const KNOWN_VARIABLES = /\$(uri|query_string|args)\b/g;
+/** Variables the old global php.try_files knows (a server without locations). */
+const GLOBAL_VARIABLES = /\$(uri|query_string|args)\b/g;
 
+/** `try_files …` for php.try_files (no routes): $uri, $query_string and $args only. */
 export function translateTryFiles(args: readonly string[], named: ReadonlyMap<string, Directive>): TryFilesResult {
   if (args.length < 2) return { reason: 'try_files needs at least two entries' };
   const entries: string[] = [];
@@ -27,9 +39,8 @@ export function translateTryFiles(args: readonly string[], named: ReadonlyMap<st
       usedNamed = loc;
       entry = uri;
     }
-    // `$is_args$args` is "?" and the arguments when there are any: the same request for PHP.
     entry = entry.replace('$is_args$args', '?$query_string').replace(/\?\$args$/, '?$query_string');
-    if (entry.replace(KNOWN_VARIABLES, '').includes('$')) {
+    if (entry.replace(GLOBAL_VARIABLES, '').includes('$')) {
       return { reason: `"${raw}" uses nginx variables phpgate does not have (it knows $uri, $query_string, $args)` };
     }
     const check = last ? tryFilesLast : tryFilesUri;
@@ -37,6 +48,49 @@ export function translateTryFiles(args: readonly string[], named: ReadonlyMap<st
     entries.push(entry);
   }
   return { entries, named: usedNamed };
+}
+
+/** A route's `try_files`: entries with the variables routes know, a last `@name` as described above. */
+export function routeTryFiles(cx: ImportContext, d: Directive): TryFilesResult {
+  const args = d.args;
+  if (args.length < 2) return { reason: 'try_files needs at least two entries' };
+  const entries: string[] = [];
+  for (const [i, raw] of args.entries()) {
+    const last = i === args.length - 1;
+    if (raw.startsWith('@')) {
+      if (!last) return { reason: `${raw} can only be the last entry` };
+      return namedFallback(cx, raw.slice(1), entries);
+    }
+    const entry = raw.replace('$is_args$args', '?$args');
+    const unknown = cx.vars.unknown(entry);
+    if (unknown.length > 0) return { reason: `"${raw}": ${unknown.map((v) => `$${v} is ${cx.vars.why(v)}`).join('; ')}` };
+    const check = last ? tryFilesLast : tryFilesUri;
+    if (check.parse(entry) === INVALID) return { reason: `"${raw}" must be ${check.expected}` };
+    entries.push(entry);
+  }
+  return { entries, named: null };
+}
+
+const inlined = new WeakMap<Directive, RewriteStep[]>();
+
+function namedFallback(cx: ImportContext, name: string, before: readonly string[]): TryFilesResult {
+  const loc = cx.named.get(name);
+  if (loc === undefined) return { reason: `there is no location @${name}` };
+  const uri = frontControllerRewrite(loc);
+  if (uri !== null) return { entries: [...before, uri.replace(/\?\$query_string$/, '?$args')], named: loc };
+  const children = loc.children ?? [];
+  const rewriteOnly = children.length > 0 && children.every((c) => REWRITE_DIRECTIVES.has(c.name));
+  const file = before.includes('$uri');
+  const dir = before.includes('$uri/');
+  if (!rewriteOnly) return { reason: `location @${name} does more than the rewrite module's directives (rewrite, set, if, return, break)` };
+  if (before.length !== Number(file) + Number(dir)) return { reason: `only $uri and $uri/ may come before @${name}` };
+  let steps = inlined.get(loc);
+  if (steps === undefined) {
+    steps = rewriteSteps(cx, children);
+    inlined.set(loc, steps);
+  }
+  const test = file && dir ? '!-e' : file ? '!-f' : '!-d';
+  return { steps: [{ if: `${test} $request_filename`, then: steps }], named: loc };
 }
 
 /**
@@ -50,7 +104,8 @@ function frontControllerRewrite(loc: Directive): string | null {
   if (r.name !== 'rewrite' || r.args.length < 2 || r.args.length > 3) return null;
   const [regex, target, flag] = r.args as [string, string, string | undefined];
   if (!['^', '^(.*)$', '^/(.*)$', '.*', '^.*$'].includes(regex)) return null;
-  if (flag !== undefined && flag !== 'last' && flag !== 'break') return null;
+  // break would serve the new URI from the named location itself (a static file), not route it again.
+  if (flag !== undefined && flag !== 'last') return null;
   if (!target.startsWith('/') || target.includes('$')) return null;
   return target.includes('?') ? target : `${target}?$query_string`;
 }

@@ -312,8 +312,9 @@ describe('loadConfig: pools', () => {
     assert.match(issue?.message ?? '', /"default" is reserved/);
   });
 
-  test('a pool without patterns is reported as missing the key', () => {
-    assert.equal(oneLine('pools:\n  - name: a\n'), 'gateway.yaml:2:5: pools[0] is missing required key "patterns"');
+  test('a pool without a name is reported as missing the key; one without patterns is for routes that name it', () => {
+    assert.equal(oneLine('pools:\n  - patterns: ["/a"]\n'), 'gateway.yaml:2:5: pools[0] is missing required key "name"');
+    assert.deepEqual(load('pools:\n  - name: a\n').pools[0]?.patterns, []);
   });
 });
 

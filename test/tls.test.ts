@@ -15,6 +15,7 @@ import { importNginx } from '../nginx-compat/index.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
 import { selfSigned as makeCert } from './support/certs.js';
 import { freePort } from './support/proc.js';
+import { withRoutes } from './support/routes-ready.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-tls-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -89,7 +90,7 @@ describe('TLS errors at start', () => {
   });
 });
 
-describe('the TLS + redirect nginx recipe, imported and served', () => {
+describe('the TLS + redirect nginx recipe, imported and served', withRoutes, () => {
   test('tls-redirect.conf imports, and the app answers over HTTPS with the plain port redirecting', async () => {
     const root = docroot('imported');
     const { cert, key } = selfSigned('imported');
