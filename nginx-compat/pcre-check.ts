@@ -60,11 +60,11 @@ export function describe(n: Node): string {
 }
 
 /** Returns how each high set is to be written; throws a Refusal when the pattern cannot be matched exactly. */
-export function checkPcre(parsed: Parsed): Map<Node, SetMode> {
+export function checkPcre(parsed: Parsed, bytes = false): Map<Node, SetMode> {
   const nullable = new Nullable();
   registerGroups(parsed.root, nullable);
   checkCaptures(parsed.root, new Set(), nullable, false);
-  return new Alignment(parsed, nullable).run();
+  return new Alignment(parsed, nullable, bytes).run();
 }
 
 class Nullable {
@@ -217,6 +217,8 @@ class Alignment {
   constructor(
     readonly parsed: Parsed,
     readonly nullable: Nullable,
+    /** The subject is one character per byte (a raw request value, not the decoded path): no byte/character gap. */
+    readonly bytes: boolean,
   ) {}
 
   run(): Map<Node, SetMode> {
@@ -248,6 +250,7 @@ class Alignment {
               throw new Refusal(`${r.src} before ${a.src}: PCRE2 10.42 (nginx's) wrongly makes ${r.src} possessive there; not translated`);
           }
       for (const l of a.last) {
+        if (this.bytes) break;
         const p = this.positions[l]!;
         const risky = p.kind === 'single' || (p.kind === 'run' && lazyRun(p.node)) || ((p.kind === 'pass' || p.kind === 'hard-pass') && anyHigh);
         if (risky)
@@ -255,6 +258,8 @@ class Alignment {
       }
     }
     const modes = new Map<Node, SetMode>();
+    // One character per byte: every high set takes any byte as it is, wherever it stands.
+    if (this.bytes) return modes;
     const loose = (q: number): boolean => {
       const k = this.positions[q]?.kind;
       return q === FREE_START || q === FREE_END || k === 'single' || k === 'run';

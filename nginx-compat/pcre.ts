@@ -40,12 +40,18 @@ type FoldMode = 'flag' | 'expand' | 'none';
 
 const isLetter = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 
-export function pcreToJs(source: string, caseInsensitive: boolean): PcreTranslation {
+/**
+ * `subject`: 'path' (the decoded URI, UTF-8 as JavaScript characters: see above), or 'bytes' — a raw request value
+ * ($request_uri, $args, headers and cookies), which node gives one character per byte (latin1; a request line with
+ * bytes ≥ 0x80 is refused before any route): then no byte/character gap exists, only an ASCII pattern is taken.
+ */
+export function pcreToJs(source: string, caseInsensitive: boolean, subject: 'path' | 'bytes' = 'path'): PcreTranslation {
   let parsed: Parsed;
   let modes: Map<Node, SetMode>;
+  if (subject === 'bytes' && /[^\x00-\x7f]/.test(source)) return { ok: false, reason: 'a non-ASCII character in a regex over a raw request value' };
   try {
     parsed = parsePcre(source, caseInsensitive);
-    modes = checkPcre(parsed);
+    modes = checkPcre(parsed, subject === 'bytes');
   } catch (err) {
     if (err instanceof Refusal) return { ok: false, reason: err.message };
     throw err;

@@ -15,8 +15,8 @@ export interface JsRegex {
 }
 
 /** The PCRE regex as an exact JavaScript regex, or why not. */
-export function toJsRegex(pcre: string, caseless: boolean): JsRegex | { readonly reason: string } {
-  const r = pcreToJs(pcre, caseless);
+export function toJsRegex(pcre: string, caseless: boolean, subject: 'path' | 'bytes' = 'path'): JsRegex | { readonly reason: string } {
+  const r = pcreToJs(pcre, caseless, subject);
   if (!r.ok) return { reason: `regex ${pcre}: ${r.reason}` };
   // An atomic group's emulation adds JavaScript groups: $1…$9 in the config would name other groups.
   if (r.captureMap !== undefined) return { reason: `regex ${pcre}: its JavaScript form numbers capture groups differently` };

@@ -72,6 +72,10 @@ function describeUnknown(cx: ImportContext, names: readonly string[]): string {
   return names.map((n) => `$${n} is ${cx.vars.why(n)}`).join('; ');
 }
 
+/** Variables holding raw request bytes (ASCII request line, latin1 headers), not the decoded path. */
+const RAW_VALUE =
+  /^\$(?:request_uri|args|query_string|is_args|request_method|scheme|https|host|http_\w+|cookie_\w+|arg_\w+|remote_addr|server_name|server_port)$/;
+
 function rewriteStep(cx: ImportContext, d: Directive): RewriteStep[] {
   const [re = '', replacement = '', flag] = d.args;
   const problems: string[] = [];
@@ -149,7 +153,8 @@ export function condition(cx: ImportContext, d: Directive): Condition {
     const m = /^(!?)~(\*?)$/.exec(op);
     if (m !== null) {
       const [, not = '', star = ''] = m;
-      const js = toJsRegex(operand, star === '*');
+      // A raw request value (not the decoded path) is one character per byte in the gateway: matched as bytes.
+      const js = toJsRegex(operand, star === '*', RAW_VALUE.test(variable) ? 'bytes' : 'path');
       const spell = (source: string, caseless: boolean): string => `${variable} ${not}~${caseless ? '*' : ''} ${quoteOperand(source)}`;
       if (!('reason' in js)) return { text: spell(js.source, js.caseless) };
       // Only a positive match can be widened into a condition that holds at least as often.

@@ -461,3 +461,35 @@ function subject(rnd: () => number): string {
   for (let n = Math.floor(rnd() * 7); n > 0; n--) s += rnd() < 0.15 ? String.fromCharCode(1 + Math.floor(rnd() * 127)) : pick(rnd, LETTERS);
   return s;
 }
+
+describe('nginx regexes over raw request values (one character per byte)', () => {
+  test('what PCRE2 counts in bytes, the JavaScript regex counts in latin1 characters: the same matches and captures', () => {
+    const patterns: [string, boolean][] = [
+      ['wp-.*.php', true],
+      ['(.)(.*)', false],
+      ['^/(.{2})x', false],
+      ['comment_author|wordpress_[a-f0-9]+|wordpress_logged_in', true],
+      ['[^/]+.php$', false],
+      ['^(.+?)=(.+)$', false],
+    ];
+    const subjects = ['/wp-éx.php', 'é', '/éx', '/ééx', 'wordpress_LOGGED_in=1', 'caf\u00e9.php', '😀=é', 'a.php\n', 'x'];
+    const cases = patterns.map(([pattern, caseless]) => ({ pattern, caseless, subjects }));
+    const oracle = pcreOracle(cases);
+    patterns.forEach(([pattern, caseless], i) => {
+      const r = pcreToJs(pattern, caseless, 'bytes');
+      assert.ok(r.ok, `${pattern}: ${r.ok ? '' : r.reason}`);
+      if (!r.ok) return;
+      const re = new RegExp(r.source, r.flags);
+      const o = oracle[i]!;
+      assert.ok('matches' in o, pattern);
+      if (!('matches' in o)) return;
+      subjects.forEach((s, j) => {
+        const m = re.exec(Buffer.from(s, 'utf8').toString('latin1'));
+        const js = m === null ? null : m.slice(1).map((g) => (g === undefined ? null : Buffer.from(g, 'latin1').toString('utf8')));
+        const want = o.matches[j] === null ? null : o.matches[j]!.groups;
+        assert.deepEqual(js, want, `${pattern} on ${JSON.stringify(s)}`);
+      });
+    });
+    assert.equal(pcreToJs('é', false, 'bytes').ok, false, 'a non-ASCII pattern over raw bytes is refused');
+  });
+});
