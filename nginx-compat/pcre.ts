@@ -48,7 +48,8 @@ const isLetter = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <
 export function pcreToJs(source: string, caseInsensitive: boolean, subject: 'path' | 'bytes' = 'path'): PcreTranslation {
   let parsed: Parsed;
   let modes: Map<Node, SetMode>;
-  if (subject === 'bytes' && /[^\x00-\x7f]/.test(source)) return { ok: false, reason: 'a non-ASCII character in a regex over a raw request value' };
+  if (subject === 'bytes' && [...source].some((c) => c.charCodeAt(0) > 0x7f))
+    return { ok: false, reason: 'a non-ASCII character in a regex over a raw request value' };
   try {
     parsed = parsePcre(source, caseInsensitive);
     modes = checkPcre(parsed, subject === 'bytes');

@@ -24,7 +24,14 @@ const DEBIAN_SPLIT = '^(.+?\\.php)(/.*)$';
 const PARAM_INCLUDES = new Set(['fastcgi_params', 'fastcgi.conf', DEBIAN_SNIPPET]);
 /** Stock includes whose parameters set SCRIPT_FILENAME $document_root$fastcgi_script_name. */
 const SCRIPT_FILENAME_INCLUDES = new Set(['fastcgi.conf', DEBIAN_SNIPPET]);
-const STANDARD_SCRIPT_FILENAMES = new Set(['$document_root$fastcgi_script_name', '$realpath_root$fastcgi_script_name', '$request_filename']);
+// `$document_root/$fastcgi_script_name` names the same file (a doubled slash is one to the file system).
+const STANDARD_SCRIPT_FILENAMES = new Set([
+  '$document_root$fastcgi_script_name',
+  '$realpath_root$fastcgi_script_name',
+  '$document_root/$fastcgi_script_name',
+  '$realpath_root/$fastcgi_script_name',
+  '$request_filename',
+]);
 
 export interface PhpAction {
   readonly php: PhpRouteDraft;

@@ -16,7 +16,7 @@ import { compilePattern, hasWildcard, patternMatchesEverything } from '../config
 import { finishCache, readCacheZone } from './cache.js';
 import { ImportContext, type ImportOptions, type Ranked, type Scope } from './context.js';
 import { handleDirective } from './directives.js';
-import { newDraft, renderYaml, toConfigObject } from './emit.js';
+import { newDraft, renderYaml, toConfigObject, type RouteDraft } from './emit.js';
 import { readConnZone, readRateZone } from './limits.js';
 import { LocationKind, locationMatches, readLocation } from './location.js';
 import { cacheHeaders, OTHER_PHP_PATH } from './location-blocks.js';
@@ -98,8 +98,10 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   if (![...serverChildren, ...http].some((d) => d.name === 'index')) {
     cx.report.note(server.d, "no index: nginx's default is index.html; php.index keeps phpgate's default [index.php, index.html]");
   }
-  if (needsRoutes(serverScope)) cx.draft.routes = buildRoutes(cx, server.d, serverScope, handleDirective);
-  else finishTryFiles(cx, server.d);
+  if (needsRoutes(serverScope)) {
+    cx.draft.routes = buildRoutes(cx, server.d, serverScope, handleDirective);
+    dotfileStatus(cx, server.d, cx.draft.routes);
+  } else finishTryFiles(cx, server.d);
   cx.draft.rewrite = [...finishMaps(cx), ...steps];
 
   finishTls(cx, server);
@@ -109,6 +111,31 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   finishCache(cx);
   sweep(cx, main.length > 0 ? main : http);
   return `server at ${server.d.file}:${server.d.line}${server.names.length > 0 ? `, ${server.names[0]}` : ''}`;
+}
+
+/**
+ * phpgate refuses dotfiles before any route, with static.deny_status: the status the site's own dotfile location
+ * gives (the first top-level regex route matching /.htaccess, as nginx would choose it) is the one to answer.
+ */
+function dotfileStatus(cx: ImportContext, server: Directive, routes: readonly RouteDraft[]): void {
+  for (const r of routes) {
+    const m = /^(~\*?)\s+(.*)$/.exec(r.match);
+    if (m === null) continue;
+    let re: RegExp;
+    try {
+      re = new RegExp(m[2]!, m[1] === '~*' ? 'i' : '');
+    } catch {
+      continue;
+    }
+    if (!re.test('/.htaccess')) continue;
+    const ret = typeof r.return === 'number' ? r.return : typeof r.return === 'string' ? Number(r.return.split(' ')[0]) : NaN;
+    const status = r.deny === true ? 403 : typeof r.deny === 'number' ? r.deny : ret;
+    if (status === 403 || status === 404) {
+      cx.draft.static.deny_status = status;
+      cx.report.note(server, `static.deny_status: ${status}, as the site's dotfile location (${r.match}) answers`);
+    }
+    return;
+  }
 }
 
 function collectDefinitions(cx: ImportContext, http: readonly Directive[]): void {
