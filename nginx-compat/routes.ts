@@ -109,7 +109,8 @@ function buildRoute(cx: ImportContext, d: Directive, parent: Parent, handle: Han
     cx.report.doneTree(d);
     return null;
   }
-  if (loc.kind === LocationKind.Named) return null; // reached through try_files, else reported by the sweep
+  // A named location inside another is refused by nginx; at the server level it becomes a named route (`@name`).
+  if (loc.kind === LocationKind.Named && parent.loc !== null) return null;
   const children = d.children ?? [];
   const restricts = parent.restricts || ownRestricts(children) || subtreeRestricts(children);
   const match = matchOf(cx, d, loc, restricts);
@@ -253,6 +254,7 @@ function buildRoute(cx: ImportContext, d: Directive, parent: Parent, handle: Han
 
 /** The route's `match:`, a refusing route for an inexpressible regex that restricts, or null (dropped). */
 function matchOf(cx: ImportContext, d: Directive, loc: Location, restricts: boolean): { match: string } | RouteDraft | null {
+  if (loc.kind === LocationKind.Named) return { match: `@${loc.match}` };
   if (!isRegex(loc)) {
     if (!loc.match.startsWith('/')) {
       cx.report.note(d, 'never matches: request paths start with "/" (nothing inside it is imported)');
@@ -433,7 +435,8 @@ function tryFiles(cx: ImportContext, d: Directive, route: RouteDraft): RewriteSt
   }
   route.try_files = r.entries;
   cx.report.note(d, `try_files: [${r.entries.join(', ')}]`);
-  if (r.named !== null) namedNote(r.named, `translated into the URI ${r.entries.at(-1) ?? ''}`);
+  // Kept as `@name`, the named location is a route of its own (buildRoute translates it).
+  if (r.named !== null && r.entries.at(-1)?.startsWith('@') !== true) namedNote(r.named, `translated into the URI ${r.entries.at(-1) ?? ''}`);
   return [];
 }
 

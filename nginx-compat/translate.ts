@@ -129,7 +129,8 @@ function dotfileStatus(cx: ImportContext, server: Directive, routes: readonly Ro
     }
     if (!re.test('/.htaccess')) continue;
     const ret = typeof r.return === 'number' ? r.return : typeof r.return === 'string' ? Number(r.return.split(' ')[0]) : NaN;
-    const status = r.deny === true ? 403 : typeof r.deny === 'number' ? r.deny : ret;
+    // An internal location is not found by clients (404) before its deny is looked at.
+    const status = r.internal === true ? 404 : r.deny === true ? 403 : typeof r.deny === 'number' ? r.deny : ret;
     if (status === 403 || status === 404) {
       cx.draft.static.deny_status = status;
       cx.report.note(server, `static.deny_status: ${status}, as the site's dotfile location (${r.match}) answers`);

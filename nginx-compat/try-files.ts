@@ -1,18 +1,14 @@
 /**
  * nginx `try_files` → a route's try_files (or php.try_files for a server without locations). Entries are kept as
- * nginx writes them (`$uri`, `$uri/`, templates, a last URI or `=CODE`); `$is_args$args` becomes `?$args`, the same
- * request for PHP. A last `@name`:
+ * nginx writes them (`$uri`, `$uri/`, templates, a last URI or `=CODE`); in a last URI `$is_args$args` becomes
+ * `?$args`, the same request for PHP. A last `@name`:
  * - a named location that only rewrites to the front controller (`rewrite ^ /index.php;`) becomes that URI;
- * - one made of rewrite-module directives only (`rewrite ^/(.*)$ /index.php?q=$1 last;`), after entries that test
- *   the path itself ($uri, $uri/), becomes rewrite steps under `if (!-e $request_filename)` (`!-f` for $uri alone,
- *   `!-d` for $uri/ alone): the same requests reach the same steps, with the same $uri;
- * - anything else cannot be expressed.
+ * - any other stays `@name`: the named location is a named route (routes.ts), reached with the URI unchanged.
  */
 import { INVALID, tryFilesLast, tryFilesUri } from '../config/checks.js';
 import type { ImportContext } from './context.js';
 import type { RewriteStep } from './emit.js';
 import type { Directive } from './parse.js';
-import { REWRITE_DIRECTIVES, rewriteSteps } from './rewrite.js';
 
 export type TryFilesResult =
   | { readonly entries: string[]; readonly named: Directive | null }
@@ -61,7 +57,8 @@ export function routeTryFiles(cx: ImportContext, d: Directive): TryFilesResult {
       if (!last) return { reason: `${raw} can only be the last entry` };
       return namedFallback(cx, raw.slice(1), entries);
     }
-    const entry = raw.replace('$is_args$args', '?$args');
+    // Only a last entry is a URI, where `?$args` means the same; elsewhere `$is_args` is part of a file name.
+    const entry = last ? raw.replace('$is_args$args', '?$args') : raw;
     const unknown = cx.vars.unknown(entry);
     if (unknown.length > 0) return { reason: `"${raw}": ${unknown.map((v) => `$${v} is ${cx.vars.why(v)}`).join('; ')}` };
     const check = last ? tryFilesLast : tryFilesUri;
@@ -71,26 +68,13 @@ export function routeTryFiles(cx: ImportContext, d: Directive): TryFilesResult {
   return { entries, named: null };
 }
 
-const inlined = new WeakMap<Directive, RewriteStep[]>();
-
 function namedFallback(cx: ImportContext, name: string, before: readonly string[]): TryFilesResult {
   const loc = cx.named.get(name);
   if (loc === undefined) return { reason: `there is no location @${name}` };
   const uri = frontControllerRewrite(loc);
   if (uri !== null) return { entries: [...before, uri.replace(/\?\$query_string$/, '?$args')], named: loc };
-  const children = loc.children ?? [];
-  const rewriteOnly = children.length > 0 && children.every((c) => REWRITE_DIRECTIVES.has(c.name));
-  const file = before.includes('$uri');
-  const dir = before.includes('$uri/');
-  if (!rewriteOnly) return { reason: `location @${name} does more than the rewrite module's directives (rewrite, set, if, return, break)` };
-  if (before.length !== Number(file) + Number(dir)) return { reason: `only $uri and $uri/ may come before @${name}` };
-  let steps = inlined.get(loc);
-  if (steps === undefined) {
-    steps = rewriteSteps(cx, children);
-    inlined.set(loc, steps);
-  }
-  const test = file && dir ? '!-e' : file ? '!-f' : '!-d';
-  return { steps: [{ if: `${test} $request_filename`, then: steps }], named: loc };
+  // Any other named location is a named route (`@name`), reached as nginx reaches it: with the URI unchanged.
+  return { entries: [...before, `@${name}`], named: loc };
 }
 
 /**
