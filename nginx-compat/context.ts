@@ -113,6 +113,8 @@ export class ImportContext {
   mainKey: string | null = null;
   mainPhp: Directive | null = null;
   readonly vars = new Variables();
+  /** Server-level `set` constants (variables.ts serverConstants), for roots and aliases. */
+  constants: ReadonlyMap<string, string> = new Map();
   /** The server's and http's directive lists: add_headers there become global headers.* keys. */
   readonly globalLevels = new Set<readonly Directive[]>();
 

@@ -197,9 +197,12 @@ function errorPage(cx: ImportContext, d: Directive, scope: Scope): void {
     return;
   }
   const uri = d.args[d.args.length - 1] ?? '';
-  const codes = d.args.slice(0, -1);
-  if (codes.some((c) => c.startsWith('='))) {
-    cx.report.warn(d, 'not translated: error_page with "=" changes the status; phpgate answers with the error\'s own status');
+  let codes = d.args.slice(0, -1);
+  // `=` (the page's own status) or `=CODE` (that status), as static.error_pages writes them.
+  const answer = codes.at(-1)?.startsWith('=') === true ? codes.at(-1)! : null;
+  if (answer !== null) codes = codes.slice(0, -1);
+  if (answer !== null && !/^=(\d{3})?$/.test(answer)) {
+    cx.report.warn(d, `not translated: "${answer}" is not a status`);
     return;
   }
   if (errorPageUri.parse(uri) === INVALID || uri.includes('$')) {
@@ -212,14 +215,14 @@ function errorPage(cx: ImportContext, d: Directive, scope: Scope): void {
     const status = errorPageStatus.parse(c);
     if (status === INVALID) refused.push(c);
     else {
-      cx.draft.static.error_pages[status] = uri;
+      cx.draft.static.error_pages[status] = answer === null ? uri : `${answer} ${uri}`;
       taken.push(status);
     }
   }
   if (taken.length > 0) {
     cx.report.note(
       d,
-      `static.error_pages: ${taken.join(', ')} → ${uri} (the gateway's own errors; PHP's error responses pass through as with fastcgi_intercept_errors off)`,
+      `static.error_pages: ${taken.join(', ')} → ${answer === null ? '' : `${answer} `}${uri} (the gateway's own errors; PHP's error responses pass through as with fastcgi_intercept_errors off)`,
     );
   }
   if (refused.length > 0) cx.report.warn(d, `not translated for ${refused.join(', ')}: static.error_pages takes ${errorPageStatus.expected}`);

@@ -18,6 +18,7 @@
  * route `/` for the requests no location takes (nginx answers them with the server's settings).
  */
 import path from 'node:path';
+import { withConstants } from './variables.js';
 import { fileName, headerName, headerValue, INVALID } from '../config/checks.js';
 import type { Handler, ImportContext, Scope } from './context.js';
 import { cacheStatusHeader, routeCache, usesCacheStatus } from './cache.js';
@@ -368,7 +369,7 @@ function describeAuth(auth: Auth): string {
 
 /** `root`: absolute (a relative one is under nginx's prefix); moved with php.docroot when it lies inside the server's root. */
 function rootOf(cx: ImportContext, d: Directive): { root: string } | { failed: string } {
-  const arg = d.args[0] ?? '';
+  const arg = withConstants(d.args[0] ?? '', cx.constants) ?? d.args[0] ?? '';
   if (arg.includes('$') || d.args.length !== 1) {
     cx.report.warn(d, 'not translated: a root built from variables');
     return { failed: `root ${arg}` };
@@ -385,7 +386,7 @@ function rootOf(cx: ImportContext, d: Directive): { root: string } | { failed: s
  * /srv/www/static/; }` is `root /srv/www`), which nested routes inherit; any other stays an alias.
  */
 function aliasOf(cx: ImportContext, d: Directive, loc: Location): { root: string } | { alias: string } | { failed: string } {
-  const arg = d.args[0] ?? '';
+  const arg = withConstants(d.args[0] ?? '', cx.constants) ?? d.args[0] ?? '';
   if (arg.includes('$') || d.args.length !== 1 || !path.isAbsolute(arg) || isRegex(loc) || loc.kind === LocationKind.Exact) {
     cx.report.warn(d, 'not translated: routes take an alias in a prefix location, as an absolute path without variables or captures');
     return { failed: `alias ${arg}` };

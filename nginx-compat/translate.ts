@@ -16,6 +16,7 @@ import { compilePattern, hasWildcard, patternMatchesEverything } from '../config
 import { finishCache, readCacheZone } from './cache.js';
 import { ImportContext, type ImportOptions, type Ranked, type Scope } from './context.js';
 import { handleDirective } from './directives.js';
+import { serverConstants, withConstants } from './variables.js';
 import { newDraft, renderYaml, toConfigObject, type RouteDraft } from './emit.js';
 import { readConnZone, readRateZone } from './limits.js';
 import { LocationKind, locationMatches, readLocation } from './location.js';
@@ -69,6 +70,7 @@ function run(cx: ImportContext, tree: readonly Directive[], file: string): strin
   const serverChildren = server.d.children ?? [];
   collectDefinitions(cx, http);
   collectNamed(cx, serverChildren);
+  cx.constants = serverConstants(serverChildren);
   cx.draft = newDraft(docroot(cx, serverChildren, http, server.d));
   cx.serverChildren = serverChildren;
   const mainPhp = findMainPhp(cx, serverChildren);
@@ -185,7 +187,7 @@ function findMainPhp(cx: ImportContext, list: readonly Directive[]): { key: stri
 
 function docroot(cx: ImportContext, server: readonly Directive[], http: readonly Directive[], serverD: Directive): string {
   const rootD = server.find((d) => d.name === 'root') ?? http.find((d) => d.name === 'root');
-  cx.serverRoot = rootD?.args[0] ?? null;
+  cx.serverRoot = rootD === undefined ? null : (withConstants(rootD.args[0] ?? '', cx.constants) ?? rootD.args[0] ?? null);
   if (cx.opts.root !== undefined) {
     const docroot = path.resolve(cx.opts.root);
     if (rootD !== undefined) cx.report.note(rootD, `php.docroot: ${docroot} (given in place of nginx's root)`);
@@ -196,7 +198,7 @@ function docroot(cx: ImportContext, server: readonly Directive[], http: readonly
     cx.report.warn(serverD, `no root: nginx serves ${fallback}, so php.docroot is ${fallback}`);
     return fallback;
   }
-  const arg = rootD.args[0] ?? '';
+  const arg = withConstants(rootD.args[0] ?? '', cx.constants) ?? '$';
   if (arg.includes('$') || rootD.args.length !== 1) {
     const fallback = path.join(NGINX_PREFIX, 'html');
     cx.report.warn(rootD, `a root built from variables cannot be translated; php.docroot is ${fallback}: set it`);

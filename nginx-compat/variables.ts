@@ -189,3 +189,33 @@ function mapSteps(d: Directive): { steps: RewriteStep[] } | { reason: string } {
   for (const e of exact) steps.push({ if: `$${srcName} ~* ^${escapeRegex(e.key)}$`, then: [{ set: setText(name, e.value) }] });
   return { steps };
 }
+
+/**
+ * Variables with one constant value for every request: set once, unconditionally, at the server level, with a
+ * value without variables, and set nowhere else (Magento's `set $MAGE_ROOT /var/www/magento2;`). A root or alias
+ * written with them names a fixed directory.
+ */
+export function serverConstants(server: readonly Directive[]): Map<string, string> {
+  const counts = new Map<string, number>();
+  const walk = (list: readonly Directive[]): void => {
+    for (const d of list) {
+      if (d.name === 'set' && d.args[0]?.startsWith('$') === true) counts.set(d.args[0].slice(1), (counts.get(d.args[0].slice(1)) ?? 0) + 1);
+      if (d.children !== null) walk(d.children);
+    }
+  };
+  walk(server);
+  const out = new Map<string, string>();
+  for (const d of server) {
+    const name = d.name === 'set' ? d.args[0]?.slice(1) : undefined;
+    const value = d.args[1];
+    if (name === undefined || value === undefined || d.args.length !== 2 || value.includes('$') || counts.get(name) !== 1) continue;
+    out.set(name, value);
+  }
+  return out;
+}
+
+/** `text` with the server's constants put in; null when a variable that is not one remains. */
+export function withConstants(text: string, constants: ReadonlyMap<string, string>): string | null {
+  const out = text.replace(/\$(?:\{(\w+)\}|(\w+))/g, (all, a: string | undefined, b: string | undefined) => constants.get(a ?? b!) ?? all);
+  return out.includes('$') ? null : out;
+}
