@@ -113,7 +113,10 @@ const php: Reader<RoutePhp | null> = either(
     obj({
       script: scalar(C.errorPageUri),
       split_path_info: syntax('a JavaScript regex with two groups (SCRIPT_NAME, PATH_INFO)', (v) => splitRegex(String(v))),
-      path_info: template,
+      path_info: {
+        expected: 'false (no PATH_INFO) or text with nginx variables such as $path_info',
+        read: (node, at, cx) => (isScalar(node) && node.value === false ? false : template.read(node, at, cx)),
+      } as Reader<TemplatePart[] | false>,
       pool: scalar(C.poolName),
     }),
     (p) => ({ script: p.script ?? null, split_path_info: p.split_path_info ?? null, path_info: p.path_info ?? null, pool: p.pool ?? null }),
@@ -353,7 +356,7 @@ export function unknownVariables(server: readonly RewriteStep[], tree: readonly 
       if (r.match.kind === 'regex') namedGroups(r.match.source, defined);
       scanSteps(r.rewrite, defined, use);
       if (r.return?.text != null) use(r.return.text);
-      if (r.php?.path_info != null) use(r.php.path_info);
+      if (r.php?.path_info) use(r.php.path_info);
       for (const h of r.add_header ?? []) use(h.value);
       for (const t of [...(r.cache?.bypass ?? []), ...(r.cache?.no_store ?? [])]) use(t);
       walk(r.routes);

@@ -311,10 +311,10 @@ export interface RoutePhp {
   /** fastcgi_split_path_info: two groups giving $fastcgi_script_name and $fastcgi_path_info, or null. */
   readonly split_path_info: string | null;
   /**
-   * `fastcgi_param PATH_INFO VALUE`, evaluated when PHP is called (after try_files), or null: $fastcgi_path_info with
-   * a split, no PATH_INFO without one.
+   * `fastcgi_param PATH_INFO VALUE`, evaluated when PHP is called (after try_files); false: no PATH_INFO (nginx
+   * without that param); null: $fastcgi_path_info with a split, none without one.
    */
-  readonly path_info: readonly TemplatePart[] | null;
+  readonly path_info: readonly TemplatePart[] | null | false;
   /** The pool, or null: pool patterns, then the default pool. */
   readonly pool: string | null;
 }

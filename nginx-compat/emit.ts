@@ -53,7 +53,7 @@ export type RouteCacheDraft = CacheRuleValue & { bypass?: string[]; no_store?: s
 /** proxy: an upstreams[] entry without pattern, only the keys that differ from the defaults. */
 export type ProxyDraft = Omit<UpstreamDraft, 'pattern' | 'websockets' | 'strip_prefix'> & { websockets?: true; strip_prefix?: string };
 
-export type PhpRouteDraft = true | { script?: string; split_path_info?: string; pool?: string };
+export type PhpRouteDraft = true | { script?: string; split_path_info?: string; path_info?: string | false; pool?: string };
 
 /** One nginx location as a route (docs/ROUTES.md); keys in the order they are written. */
 export interface RouteDraft {

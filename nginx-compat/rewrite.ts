@@ -108,10 +108,6 @@ function setStep(cx: ImportContext, d: Directive): RewriteStep[] {
     cx.report.warn(d, 'not translated: expected set $VARIABLE VALUE');
     return [];
   }
-  if (name === 'path_info' && value === '$fastcgi_path_info') {
-    cx.report.note(d, 'part of the PATH_INFO recipe: phpgate sends PATH_INFO itself (php.split_path_info)');
-    return [];
-  }
   if (!cx.vars.known(name)) {
     cx.report.warn(d, `not translated: $${name} is ${cx.vars.why(name)}; where it decides a cache bypass, that route is not cached`);
     return [];

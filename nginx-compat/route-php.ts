@@ -40,6 +40,8 @@ export interface PhpAction {
   readonly failed: string | null;
   /** A try_files of the location that is not the script check the php route makes itself (for the route). */
   readonly tryFiles: Directive | null;
+  /** Debian's snippets/fastcgi-php.conf is included here: its try_files and `set $path_info` belong to the route. */
+  readonly snippet: boolean;
 }
 
 /** `fastcgi_pass` and what decides which script runs with which PATH_INFO. */
@@ -48,12 +50,12 @@ export function phpAction(cx: ImportContext, d: Directive, loc: Location, pass: 
   const target = pass.args[0] ?? '';
   if (target === '' || pass.args.length !== 1) {
     cx.report.warn(pass, 'not translated: fastcgi_pass takes one address');
-    return { php: true, target: { kind: 'default', main: false }, failed: 'fastcgi_pass without an address', tryFiles: null };
+    return { php: true, target: { kind: 'default', main: false }, failed: 'fastcgi_pass without an address', tryFiles: null, snippet: false };
   }
   const key = cx.fastcgiKey(target);
   const upstream = cx.upstreams.get(target);
   let php: PhpTarget;
-  const out: { script?: string; split_path_info?: string; pool?: string } = {};
+  const out: { script?: string; split_path_info?: string; path_info?: string | false; pool?: string } = {};
   if (key === cx.mainKey) {
     php = { kind: 'default', main: d === cx.mainPhp };
     cx.report.note(
@@ -79,21 +81,14 @@ export function phpAction(cx: ImportContext, d: Directive, loc: Location, pass: 
     (c) => c.name === 'include' && isStockInclude(c.args[0] ?? '', cx.prefix) && stockName(c.args[0]!, cx.prefix) === DEBIAN_SNIPPET,
   );
   const ownTry = children.filter((c) => c.name === 'try_files').at(-1) ?? null;
-  const [first, last, ...more] = ownTry?.args ?? [];
-  const check = ownTry !== null && more.length === 0 && last !== undefined && /^=40[34]$/.test(last);
-  // try_files $uri =404: the whole path must be a file, so no PATH_INFO ever reaches PHP here.
-  const wholePath = check && first === '$uri';
-  const split = splitPathInfo(cx, scope, snippet, wholePath);
-  let tryFiles: Directive | null = null;
-  if (ownTry !== null) {
-    if (check && first === '$fastcgi_script_name') {
-      cx.report.note(ownTry, 'the php route answers 404 itself when the script does not exist (the CVE-2019-11043 guard)');
-    } else if (wholePath) {
-      cx.report.note(ownTry, 'the php route answers 404 itself when the script does not exist; the whole path must be it (no split_path_info)');
-    } else tryFiles = ownTry;
-  }
+  const split = splitPathInfo(cx, scope, snippet);
+  // try_files is the route's own, as nginx runs it: a file it finds becomes the URI ($fastcgi_path_info empties).
+  const tryFiles: Directive | null = ownTry;
   if (split !== null) out.split_path_info = split;
-
+  // PATH_INFO is what a fastcgi_param says (Debian's snippet: $path_info, kept before try_files), else none.
+  const pathInfo = pathInfoOf(cx, scope, snippet);
+  if (pathInfo !== null) out.path_info = pathInfo;
+  else if (split !== null) out.path_info = false;
   const script = scriptOf(cx, d, scope, routeRoot);
   if ('script' in script && script.script !== null) out.script = script.script;
   const failed = 'failed' in script ? script.failed : null;
@@ -108,14 +103,14 @@ export function phpAction(cx: ImportContext, d: Directive, loc: Location, pass: 
       );
     } else cx.report.note(index, 'not needed: no path ending in "/" reaches PHP here');
   }
-  return { php: Object.keys(out).length === 0 ? true : out, target: php, failed, tryFiles };
+  return { php: Object.keys(out).length === 0 ? true : out, target: php, failed, tryFiles, snippet: snippet !== undefined };
 }
 
 /**
  * The effective fastcgi_split_path_info (nginx inherits it), as a JavaScript regex; null: none (no PATH_INFO).
  * `unused`: the location's try_files $uri =404 lets no path with PATH_INFO through, so the split never applies.
  */
-function splitPathInfo(cx: ImportContext, scope: Scope, snippet: Directive | undefined, unused: boolean): string | null {
+function splitPathInfo(cx: ImportContext, scope: Scope, snippet: Directive | undefined): string | null {
   let d: Directive | undefined;
   let regex: string | undefined;
   for (const list of scope.chain) {
@@ -133,10 +128,6 @@ function splitPathInfo(cx: ImportContext, scope: Scope, snippet: Directive | und
     break;
   }
   if (d === undefined || regex === undefined) return null;
-  if (unused) {
-    if (!cx.report.isHandled(d) || d === snippet) cx.report.note(d, 'not needed here: try_files $uri =404 lets no path with PATH_INFO reach PHP');
-    return null;
-  }
   const js = toJsRegex(regex, false);
   const groups = 'reason' in js ? -1 : (new RegExp(`${js.source}|`).exec('')?.length ?? 0) - 1;
   const report = !cx.report.isHandled(d) || d === snippet;
@@ -152,11 +143,25 @@ function splitPathInfo(cx: ImportContext, scope: Scope, snippet: Directive | und
   if (report) {
     const how =
       d === snippet
-        ? `Debian's PHP snippet: php.split_path_info ${js.source} (its try_files $fastcgi_script_name =404 is the php route's own check)`
+        ? `Debian's PHP snippet: php.split_path_info ${js.source}, try_files [$fastcgi_script_name, =404], PATH_INFO $path_info kept before it`
         : `php.split_path_info ${js.source}`;
     cx.report.note(d, `${how}${isStandardSplit(regex) ? '' : ' (nginx splits with this regex exactly)'}`);
   }
   return js.source;
+}
+
+/**
+ * The PATH_INFO nginx passes: the effective fastcgi_param list's PATH_INFO value (Debian's snippet: `$path_info`),
+ * or null when it passes none (stock fastcgi_params has no PATH_INFO).
+ */
+function pathInfoOf(cx: ImportContext, scope: Scope, snippet: Directive | undefined): string | null {
+  const paramList = scope.chain.find((list) => list.some((c) => isParam(c) || isParamInclude(cx, c))) ?? [];
+  const last = paramList.filter((c) => (isParam(c) && c.args[0] === 'PATH_INFO') || c === snippet).at(-1);
+  if (last === undefined) return null;
+  if (last === snippet) return '$path_info';
+  const value = last.args[1] ?? '';
+  if (!cx.report.isHandled(last)) cx.report.note(last, `php.path_info ${value}, evaluated when PHP is called (after try_files), as nginx`);
+  return value;
 }
 
 /**

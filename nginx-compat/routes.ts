@@ -160,11 +160,17 @@ function buildRoute(cx: ImportContext, d: Directive, parent: Parent, handle: Han
   const pass = children.find((c) => c.name === 'fastcgi_pass');
   const proxyPass = children.find((c) => c.name === 'proxy_pass');
   let phpTry: Directive | null = null;
+  const early: RewriteStep[] = [];
   if (pass !== undefined) {
     const a = phpAction(cx, d, loc, pass, scope, root);
     route.php = a.php;
     scope = { ...scope, php: a.target };
     phpTry = a.tryFiles;
+    if (a.snippet) {
+      // The snippet's `set $path_info $fastcgi_path_info` runs in the rewrite phase, its try_files after it.
+      early.push({ set: '$path_info $fastcgi_path_info' });
+      if (a.tryFiles === null) route.try_files = ['$fastcgi_script_name', '=404'];
+    }
     if (a.failed !== null) fail(a.failed);
   } else if (proxyPass !== undefined) {
     const p = proxyAction(cx, d, loc, proxyPass, scope);
@@ -207,7 +213,7 @@ function buildRoute(cx: ImportContext, d: Directive, parent: Parent, handle: Han
     } else handle(cx, c, scope);
   }
 
-  const steps = [...rewriteSteps(cx, rewrites), ...late];
+  const steps = [...early, ...rewriteSteps(cx, rewrites), ...late];
   const only = steps.length === 1 ? steps[0] : undefined;
   if (only !== undefined && 'return' in only) route.return = /^\d+$/.test(only.return) ? Number(only.return) : only.return;
   else if (steps.length > 0) route.rewrite = steps;
@@ -266,7 +272,14 @@ function matchOf(cx: ImportContext, d: Directive, loc: Location, restricts: bool
     return { match: `${modifier}${loc.match}` };
   }
   const caseless = loc.kind === LocationKind.RegexCaseless;
-  const js = toJsRegex(loc.match, caseless);
+  let js = toJsRegex(loc.match, caseless);
+  // Groups nothing reads ($1… in the location) decide nothing but what they capture: taken as (?:…), a pattern
+  // whose captures JavaScript could not reproduce exactly still matches exactly (nginx's `[^/]\.php(/|$)`).
+  const bare = 'reason' in js && !usesCaptures(d) ? withoutCaptures(loc.match) : null;
+  if (bare !== null) {
+    const again = toJsRegex(bare, caseless);
+    if (!('reason' in again)) js = again;
+  }
   const spell = (source: string, ci: boolean): string => `${ci ? '~*' : '~'} ${source}`;
   if (!('reason' in js)) {
     if (js.notes.length > 0) cx.report.note(d, `route ${spell(js.source, js.caseless)} (${js.notes.join('; ')})`);
@@ -288,6 +301,46 @@ function matchOf(cx: ImportContext, d: Directive, loc: Location, restricts: bool
     `failing closed (${js.reason}): this location restricts, so its route refuses (${status}) its regex ${wide.how}, which matches at least its paths`,
   );
   return { match: spell(wide.regex.source, wide.regex.caseless), deny: status === 403 ? true : status };
+}
+
+/** Whether a location (its directives and nested ones) reads regex captures: $1…$9 or a named group. */
+function usesCaptures(d: Directive): boolean {
+  const named = [...d.args.join(' ').matchAll(/\(\?P?<([A-Za-z_]\w*)>/g)].map((m) => m[1]!);
+  const reads = (list: readonly Directive[]): boolean =>
+    list.some(
+      (c) =>
+        c.args.some((a) => /\$\{?[0-9]/.test(a) || named.some((n) => a.includes(`$${n}`) || a.includes(`\${${n}}`))) ||
+        (c.name !== 'location' && c.children !== null && reads(c.children)) ||
+        (c.name === 'location' && c.children !== null && reads(c.children)),
+    );
+  return reads(d.children ?? []);
+}
+
+/** The pattern with its plain groups made non-capturing, or null when it refers to a group (a backreference). */
+function withoutCaptures(pcre: string): string | null {
+  if (/\\(?:[1-9]|g|k)|\(\?P=/.test(pcre)) return null;
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < pcre.length; i++) {
+    const c = pcre[i]!;
+    if (c === '\\') {
+      out += c + (pcre[i + 1] ?? '');
+      i++;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+      out += c;
+    } else if (c === '[') {
+      inClass = true;
+      if (pcre[i + 1] === ']' || (pcre[i + 1] === '^' && pcre[i + 2] === ']')) {
+        // a `]` first in a class is a literal
+        const lit = pcre[i + 1] === '^' ? '^]' : ']';
+        out += c + lit;
+        i += lit.length;
+      } else out += c;
+    } else if (c === '(' && pcre[i + 1] !== '?' && pcre[i + 1] !== '*') out += '(?:';
+    else out += c;
+  }
+  return out;
 }
 
 /** Whether a block refuses some requests itself. */

@@ -31,6 +31,7 @@ const RUNTIME_FIXED: ReadonlySet<string> = new Set([
   'realpath_root',
   'request_filename',
   'fastcgi_script_name',
+  'fastcgi_path_info',
 ]);
 const RUNTIME_FAMILIES = /^(arg_|http_|cookie_)\w+$|^[1-9]$/;
 
@@ -83,11 +84,6 @@ export class Variables {
       for (const d of sets) {
         const name = d.args[0]!.slice(1);
         if (this.#tainted.has(name)) continue;
-        if (name === 'path_info' && d.args[1] === '$fastcgi_path_info') {
-          this.#tainted.set(name, '$fastcgi_path_info is computed by nginx (phpgate sends PATH_INFO itself)');
-          changed = true;
-          continue;
-        }
         const bad = this.unknown(d.args[1] ?? '');
         if (bad.length > 0) {
           this.#tainted.set(name, `set from ${bad.map((v) => `$${v}`).join(', ')} at ${d.file}:${d.line}`);

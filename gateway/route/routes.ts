@@ -204,7 +204,8 @@ export class RouteTable {
     // as it is now (after try_files); a fixed script replaces both.
     const m = php.split === null ? null : php.split.exec(state.uri);
     let scriptName = php.script ?? m?.[1] ?? state.uri;
-    const pathInfo = php.path_info !== null ? vars.render(php.path_info) : php.split === null ? null : (m?.[2] ?? '');
+    const pathInfo =
+      php.path_info === false ? null : php.path_info !== null ? vars.render(php.path_info) : php.split === null ? null : (m?.[2] ?? '');
     // fastcgi_index: a directory's script.
     if (scriptName.endsWith('/')) scriptName += 'index.php';
     const file = fileFor(loc, scriptName);

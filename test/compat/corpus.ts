@@ -286,7 +286,8 @@ export function compare(n: Answer, g: Answer, target = ''): { verdict: Verdict; 
   }
   if ((n.cache ?? '') !== (g.cache ?? '')) diffs.push('cache status');
   const unsafe =
-    (is4xx(n.status) && (is2xx(g.status) || g.probe !== undefined)) ||
+    // A refusal nginx answers with an error page runs PHP too: only running something else is unsafe (below).
+    (is4xx(n.status) && (is2xx(g.status) || (g.probe !== undefined && n.probe === undefined))) ||
     (n.probe !== undefined && g.probe !== undefined && n.probe.script !== g.probe.script) ||
     // A rewrite to the app is how some configs hide files (Kirby's content/ → /error): sending the file leaks it.
     (n.probe !== undefined && g.probe === undefined && is2xx(g.status));
