@@ -116,7 +116,7 @@ const php: Reader<RoutePhp | null> = either(
       path_info: {
         expected: 'false (no PATH_INFO) or text with nginx variables such as $path_info',
         read: (node, at, cx) => (isScalar(node) && node.value === false ? false : template.read(node, at, cx)),
-      } as Reader<TemplatePart[] | false>,
+      },
       pool: scalar(C.poolName),
     }),
     (p) => ({ script: p.script ?? null, split_path_info: p.split_path_info ?? null, path_info: p.path_info ?? null, pool: p.pool ?? null }),
@@ -204,6 +204,11 @@ const deny = C.check('true (403) or a status from 400 to 599', (v) =>
   v === true ? 403 : typeof v === 'number' && Number.isInteger(v) && v >= 400 && v <= 599 ? v : INVALID,
 );
 
+/** nginx: the last index entry may be an absolute URI (with variables), an internal redirect when no file is found. */
+const indexLast = C.check('a file name without "/", or (last) a URI starting with / such as "/index.php$request_uri"', (v) =>
+  typeof v === 'string' && v.startsWith('/') && !v.includes('..') ? v : C.fileName.parse(v),
+);
+
 const tryLast = C.check('a URI starting with / or $, "=CODE" such as "=404", or "@name" (a named route)', (v) =>
   typeof v === 'string' && /^@[A-Za-z0-9_-]+$/.test(v) ? v : C.tryFilesLast.parse(v),
 );
@@ -219,7 +224,7 @@ const routeFields = obj(
     routes: routeList,
     root: scalar(C.nonEmptyString),
     alias: scalar(C.nonEmptyString),
-    index: list(scalar(C.fileName), { nonEmpty: true }),
+    index: list(scalar(C.fileName), { nonEmpty: true, last: scalar(indexLast) }),
     try_files: list(scalar(C.tryFilesUri), { nonEmpty: true, last: scalar(tryLast) }),
     php,
     proxy,

@@ -183,7 +183,10 @@ function index(cx: ImportContext, d: Directive, scope: Scope): void {
   }
   cx.draft.php.index = names;
   cx.report.note(d, `php.index: ${names.join(', ')}`);
-  if (dropped.length > 0) cx.report.warn(d, `not translated: ${dropped.join(' ')} (php.index takes file names, no "/" or variables)`);
+  const fallback = indexFallback(cx, d);
+  if (fallback !== null && dropped.length === 1) {
+    cx.report.note(d, `${fallback}: every route's index ends with it (an internal redirect for a directory without an index file)`);
+  } else if (dropped.length > 0) cx.report.warn(d, `not translated: ${dropped.join(' ')} (php.index takes file names, no "/" or variables)`);
 }
 
 function tryFiles(cx: ImportContext, d: Directive): void {
@@ -419,4 +422,11 @@ function symlinks(cx: ImportContext, d: Directive): void {
     return cx.report.note(d, 'static.follow_symlinks: true');
   }
   cx.report.note(d, 'phpgate refuses symlinks that leave the docroot (static.follow_symlinks: false)');
+}
+
+/** index's last entry when it is an absolute URI phpgate can build (nginx: an internal redirect to it), else null. */
+export function indexFallback(cx: ImportContext, d: Directive): string | null {
+  const last = d.args.at(-1);
+  if (last === undefined || d.args.length < 2 || !last.startsWith('/') || last.includes('..') || /\s/.test(last)) return null;
+  return cx.vars.unknown(last).length === 0 ? last : null;
 }

@@ -76,6 +76,9 @@ function describeUnknown(cx: ImportContext, names: readonly string[]): string {
 const RAW_VALUE =
   /^\$(?:request_uri|args|query_string|is_args|request_method|scheme|https|host|http_\w+|cookie_\w+|arg_\w+|remote_addr|server_name|server_port)$/;
 
+/** Paths phpgate refuses before any rewrite (its dotfile rule), to tell where a site's own rule for them differs. */
+const DOTFILES = ['/.htaccess', '/.git/config', '/.env'];
+
 function rewriteStep(cx: ImportContext, d: Directive): RewriteStep[] {
   const [re = '', replacement = '', flag] = d.args;
   const problems: string[] = [];
@@ -89,6 +92,12 @@ function rewriteStep(cx: ImportContext, d: Directive): RewriteStep[] {
   if (problems.length === 0 && !('reason' in js)) {
     const text = `${js.source} ${replacement}${flag === undefined ? '' : ` ${flag}`}`;
     cx.report.note(d, `rewrite step ${text}${js.notes.length > 0 ? ` (${js.notes.join('; ')})` : ''}`);
+    if (DOTFILES.some((p) => new RegExp(js.source, js.caseless ? 'i' : '').test(p))) {
+      cx.report.warn(
+        d,
+        `differs for dotfiles: phpgate refuses dotfiles and dot-directories (except /.well-known/) before any rewrite or route, with static.deny_status; this rewrite is not reached for them`,
+      );
+    }
     return [{ rewrite: text }];
   }
   // Not expressible: the requests it would rewrite are refused rather than served unrewritten.

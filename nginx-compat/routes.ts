@@ -29,6 +29,8 @@ import { GATEWAY_OWN_HEADERS } from './notes.js';
 import { NGINX_PREFIX, type Directive } from './parse.js';
 import { accessDirectives, describeAccess, limitExceptSteps, readAccess, readAuth, type Access, type Auth } from './route-access.js';
 import { DEBIAN_SNIPPET, phpAction, proxyAction } from './route-php.js';
+import { indexFallback } from './directives.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { toJsRegex, widenRegex } from './regex.js';
 import { REWRITE_DIRECTIVES, rewriteSteps } from './rewrite.js';
 import { routeTryFiles } from './try-files.js';
@@ -100,6 +102,11 @@ export function buildRoutes(cx: ImportContext, serverD: Directive, serverScope: 
     routes.push(route);
     cx.report.note(serverD, "no location /: nginx answers paths no location takes with the server's own settings, as route / does");
   }
+  // A server-level index ending in an absolute URI (Nextcloud's /index.php$request_uri): php.index takes file names
+  // only, so every top-level route without its own index carries the whole list.
+  const serverIndex = chain.map((list) => list.filter((c) => c.name === 'index').at(-1)).find((d) => d !== undefined);
+  const fallback = serverIndex === undefined ? null : indexFallback(cx, serverIndex);
+  if (fallback !== null) for (const r of routes) r.index ??= [...(cx.draft.php.index ?? DEFAULTS.php.index), fallback];
   return routes;
 }
 
@@ -454,7 +461,9 @@ function aliasOf(cx: ImportContext, d: Directive, loc: Location): { root: string
 }
 
 function index(cx: ImportContext, d: Directive, route: RouteDraft): void {
+  const fallback = indexFallback(cx, d);
   const names = d.args.filter((n) => fileName.parse(n) !== INVALID && !n.includes('$'));
+  if (fallback !== null) names.push(fallback);
   const dropped = d.args.filter((n) => !names.includes(n));
   if (d.args.length === 0) cx.report.warn(d, 'not translated: index without file names');
   if (names.length > 0) {

@@ -24,6 +24,8 @@ export interface Location {
   /** alias and the prefix it replaces (null for a regex route: the alias names the file), or null: root + URI. */
   readonly alias: Alias | null;
   readonly index: readonly string[];
+  /** The index list's last entry when it is an absolute URI: where a directory without an index file goes. */
+  readonly indexFallback: readonly TemplatePart[] | null;
   /** try_files entries: a template (for `$uri/`, a directory), or the last entry's =CODE. */
   readonly tryFiles: readonly TryEntry[] | null;
   readonly php: (RoutePhp & { readonly split: RegExp | null }) | null;
@@ -58,6 +60,13 @@ function compileTryFiles(entries: readonly string[] | null): TryEntry[] | null {
     const parsed = parseTemplate(dir ? e.slice(0, -1) : e);
     return { template: parsed.ok ? parsed.value : [{ text: e }], named: null, dir, status: null };
   });
+}
+
+function indexFallbackOf(index: readonly string[]): TemplatePart[] | null {
+  const last = index.at(-1);
+  if (last === undefined || !last.startsWith('/')) return null;
+  const parsed = parseTemplate(last);
+  return parsed.ok ? parsed.value : null;
 }
 
 export interface Level {
@@ -114,7 +123,8 @@ export function compileLevel(routes: readonly RouteConfig[], from: Inherited, al
       regex: m.kind === 'regex' ? new RegExp(m.source, m.caseInsensitive ? 'i' : '') : null,
       root: inherit.root,
       alias: inherit.alias,
-      index: inherit.index,
+      index: inherit.index.filter((n) => !n.startsWith('/')),
+      indexFallback: indexFallbackOf(inherit.index),
       tryFiles: compileTryFiles(r.try_files),
       php: r.php === null ? null : { ...r.php, pool: inherit.pool, split: r.php.split_path_info === null ? null : new RegExp(r.php.split_path_info) },
       proxy: r.proxy,

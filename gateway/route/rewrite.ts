@@ -7,7 +7,14 @@ import type { RewriteFlag, RewriteStep, RouteCondition, TemplatePart } from '../
 import { isTrue, type RequestVars } from './vars.js';
 
 export type CompiledStep =
-  | { readonly kind: 'rewrite'; readonly regex: RegExp; readonly replacement: readonly TemplatePart[]; readonly flag: RewriteFlag | null }
+  | {
+      readonly kind: 'rewrite';
+      readonly regex: RegExp;
+      /** The replacement before its first literal `?`, and after it (null: none). A `?` from a variable is path. */
+      readonly path: readonly TemplatePart[];
+      readonly query: readonly TemplatePart[] | null;
+      readonly flag: RewriteFlag | null;
+    }
   | { readonly kind: 'set'; readonly name: string; readonly value: readonly TemplatePart[] }
   | { readonly kind: 'if'; readonly test: CompiledCondition; readonly then: readonly CompiledStep[] }
   | { readonly kind: 'return'; readonly status: number; readonly text: readonly TemplatePart[] | null }
@@ -23,13 +30,31 @@ export function compileSteps(steps: readonly RewriteStep[]): CompiledStep[] {
   return steps.map((s): CompiledStep => {
     switch (s.kind) {
       case 'rewrite':
-        return { kind: 'rewrite', regex: new RegExp(s.source), replacement: s.replacement, flag: s.flag };
+        return { kind: 'rewrite', regex: new RegExp(s.source), ...splitQuery(s.replacement), flag: s.flag };
       case 'if':
         return { kind: 'if', test: compileCondition(s.condition), then: compileSteps(s.then) };
       default:
         return s;
     }
   });
+}
+
+/** nginx decides where the arguments start when it compiles a replacement: at its first literal `?`. */
+function splitQuery(parts: readonly TemplatePart[]): { path: TemplatePart[]; query: TemplatePart[] | null } {
+  const path: TemplatePart[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    const q = 'text' in p ? p.text.indexOf('?') : -1;
+    if (q === -1) {
+      path.push(p);
+      continue;
+    }
+    const text = (p as { text: string }).text;
+    if (q > 0) path.push({ text: text.slice(0, q) });
+    const query: TemplatePart[] = text.length > q + 1 ? [{ text: text.slice(q + 1) }] : [];
+    return { path, query: [...query, ...parts.slice(i + 1)] };
+  }
+  return { path, query: null };
 }
 
 function compileCondition(c: RouteCondition): CompiledCondition {
@@ -93,13 +118,11 @@ function rewrite(s: CompiledStep & { kind: 'rewrite' }, v: RequestVars): Rewrite
   const m = s.regex.exec(st.uri);
   if (m === null) return null;
   st.captures = m;
-  let target = v.render(s.replacement);
+  const target = v.render(s.path);
   // nginx: arguments in the replacement replace $args, with the old ones appended unless it ends in "?".
   let args = st.args;
-  const q = target.indexOf('?');
-  if (q !== -1) {
-    const own = target.slice(q + 1);
-    target = target.slice(0, q);
+  if (s.query !== null) {
+    const own = v.render(s.query);
     args = own === '' ? '' : st.args === '' ? own : `${own}&${st.args}`;
   }
   if (REDIRECT_TARGET.test(target) || s.flag === 'redirect' || s.flag === 'permanent') {

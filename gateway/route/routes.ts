@@ -171,7 +171,7 @@ export class RouteTable {
     }
     if (loc.proxy !== null) return { kind: 'proxy', at: loc };
     if (loc.php !== null) return this.#php(loc, state, vars, target);
-    return this.#static(loc, state);
+    return this.#static(loc, state, vars);
   }
 
   /** nginx's try_files: 'found' (the URI now names what was found), a decision, null (internal redirect), or a named route. */
@@ -192,7 +192,9 @@ export class RouteTable {
       const candidate = vars.render(entry.template);
       const st = this.#o.files.stat(fileFor(loc, candidate));
       if (st === null || (dir ? !st.isDirectory() : !st.isFile())) continue;
-      state.uri = dir && !candidate.endsWith('/') ? candidate + '/' : candidate;
+      // A directory entry ($uri/) is tested without its slash, and the URI becomes that: a directory asked for
+      // without its slash then gets nginx's 301 to it.
+      state.uri = candidate;
       return 'found';
     }
     return { kind: RouteKind.Error, status: 404, why: 'try_files', at: loc };
@@ -228,7 +230,7 @@ export class RouteTable {
   }
 
   /** nginx's static and index modules. */
-  #static(loc: Location, state: RouteState): Decision | null {
+  #static(loc: Location, state: RouteState, vars: RequestVars): Decision | null {
     const uri = state.uri;
     const file = fileFor(loc, uri);
     const st = this.#o.files.stat(file);
@@ -240,6 +242,14 @@ export class RouteTable {
         return null;
       }
       const dir = st !== null && st.isDirectory();
+      if (dir && loc.indexFallback !== null) {
+        // nginx's index with an absolute last entry: an internal redirect to it (its `?` starts the arguments).
+        const to = vars.render(loc.indexFallback);
+        const q = to.indexOf('?');
+        state.uri = q === -1 ? to : to.slice(0, q);
+        if (q !== -1) state.args = to.slice(q + 1);
+        return null;
+      }
       return { kind: RouteKind.Error, status: dir ? 403 : 404, why: dir ? 'directory index forbidden' : 'not found', at: loc };
     }
     if (st === null) return { kind: RouteKind.Error, status: 404, why: 'not found', at: loc };

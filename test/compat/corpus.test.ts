@@ -5,7 +5,7 @@
  * the requests alike and none unsafe (phpgate serving or running what nginx refuses, or another script).
  *
  * One test per site (its rate as a diagnostic; it fails only if the harness cannot run the site), then the
- * overall assertions. CORPUS_REPORT=1 prints each site's differences; `node --import tsx test/compat/corpus.ts
+ * overall assertions, and that every request that still differs is named by a warning of its site's import report. CORPUS_REPORT=1 prints each site's differences; `node --import tsx test/compat/corpus.ts
  * [site]` does the same from the command line.
  *
  * nginx + php-fpm missing: skipped locally, but failing when CI is set (CI installs them).
@@ -13,7 +13,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { nginxFpmAvailable } from '../support/nginx-fpm.js';
-import { differenceKinds, fullReport, kindOf, loadSites, rates, runSite, siteTable, type SiteResult } from './corpus.js';
+import { differenceKinds, fullReport, kindOf, loadSites, rates, runSite, siteTable, unnamedDifferences, type SiteResult } from './corpus.js';
 
 const MIN_SAME = 0.95;
 const report = process.env['CORPUS_REPORT'] === '1';
@@ -69,5 +69,10 @@ describe('corpus: published nginx configs of PHP projects, imported, behave as u
       ...(unsafe === 0 ? [] : ['unsafe:', ...unsafeLines.slice(0, shown), ...(unsafe > shown ? [`  … and ${unsafe - shown} more`] : [])]),
     ].join('\n');
     assert.ok(unsafe === 0 && sameRate >= MIN_SAME, message);
+  });
+
+  it('every difference is named in the import report', (t) => {
+    if (unavailable !== undefined) return t.skip(`nginx + php-fpm unavailable: ${unavailable}`);
+    assert.deepEqual(unnamedDifferences(results), []);
   });
 });

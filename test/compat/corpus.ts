@@ -36,6 +36,11 @@ export interface SiteRequest {
   headers?: Record<string, string>;
   /** What the request checks in the config: "entry point", "deny: …", "asset", "cache bypass: …" … */
   why: string;
+  /**
+   * A known difference: text of the import warning that names it (the directive or the message). A request that
+   * differs must have one, found in the report; one that no longer differs need not.
+   */
+  named?: string;
 }
 
 export interface Site {
@@ -92,6 +97,8 @@ export interface SiteResult {
   outcomes: Outcome[];
   /** Why phpgate did not run this site (import threw, the YAML did not load): all its requests differ. */
   failure?: string;
+  /** The import report's warnings, as `line: directive — message`. */
+  warnings: string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -126,6 +133,7 @@ function readSite(name: string): Site {
       path: o['path'],
       why: o['why'],
       ...(typeof o['method'] === 'string' ? { method: o['method'] } : {}),
+      ...(typeof o['named'] === 'string' ? { named: o['named'] } : {}),
       ...(o['headers'] === undefined ? {} : { headers: asStringRecord(o['headers'], `${where}: requests[${i}].headers`) }),
     };
   });
@@ -319,8 +327,10 @@ export async function runSite(site: Site): Promise<SiteResult> {
     );
 
     let failure: string | undefined;
+    const warnings: string[] = [];
     try {
       const imported = importNginx(siteFile.path, { root: path.join(root, site.docroot ?? '') });
+      for (const w of imported.warnings) if (w.kind === 'warning') warnings.push(`${w.line}: ${w.directive} — ${w.message}`);
       gw = await startGateway(gatewayYaml(imported.yaml));
     } catch (err) {
       failure = `phpgate not started from the import: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
@@ -336,7 +346,7 @@ export async function runSite(site: Site): Promise<SiteResult> {
       if (g === undefined) outcomes.push({ req, verdict: 'differs', nginx: n, diffs: ['phpgate not started'] });
       else outcomes.push({ req, nginx: n, phpgate: g, ...compare(n, g, req.path) });
     }
-    return { site: site.name, source: site.source, outcomes, ...(failure === undefined ? {} : { failure }) };
+    return { site: site.name, source: site.source, outcomes, warnings, ...(failure === undefined ? {} : { failure }) };
   } finally {
     await Promise.all([gw?.stop(), nginx?.stop()]);
     await rm(tmp, { recursive: true, force: true });
@@ -346,6 +356,19 @@ export async function runSite(site: Site): Promise<SiteResult> {
 // ---------------------------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------------------------
+
+/** Differing requests whose difference the import report does not name (see SiteRequest.named). */
+export function unnamedDifferences(results: readonly SiteResult[]): string[] {
+  return results.flatMap((r) =>
+    r.outcomes
+      .filter((o) => o.verdict !== 'same')
+      .filter((o) => o.req.named === undefined || !r.warnings.some((w) => w.includes(o.req.named!)))
+      .map(
+        (o) =>
+          `  ${r.site}: ${o.req.method ?? 'GET'} ${o.req.path} — ${o.req.named === undefined ? 'no "named" warning given' : `no warning with "${o.req.named}"`}`,
+      ),
+  );
+}
 
 export function rates(results: readonly SiteResult[]): { total: number; same: number; unsafe: number; sameRate: number } {
   const all = results.flatMap((r) => r.outcomes);
