@@ -230,6 +230,9 @@ routes:
   - match: '@wiki'
     rewrite:
       - rewrite: '^/wiki/(.*)$ /index.php?id=$1 last'
+  - match: /sneaky/
+    rewrite:
+      - rewrite: '^/sneaky/(.*)$ /.$1 last'
   - match: /go/
     rewrite:
       - rewrite: '^/go/(.*)$ /index.php?go=$1 last'
@@ -277,6 +280,13 @@ routes:
     assert.equal(p.QUERY_STRING, 'id=Main_Page&action=edit');
     const direct = probe(await request(g.base, '/@wiki'));
     assert.equal(direct.QUERY_STRING, '', 'a named route is never reached by a path: / answers it, without its rewrite');
+  });
+
+  test('a URI a rewrite makes is held to the dotfile rule as a client path is', async () => {
+    fs.writeFileSync(path.join(root, '.env'), 'SECRET=1\n');
+    const r = await request(g.base, '/sneaky/env');
+    assert.equal(r.status, 404);
+    assert.doesNotMatch(r.text, /SECRET/);
   });
 
   test('return: a status, and a redirect with variables', async () => {

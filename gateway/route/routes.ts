@@ -110,6 +110,11 @@ export class RouteTable {
         if (out.kind === 'redirect' || out.kind === 'return') return this.#answer(out, null);
         serverPhase = false;
       }
+      // A rewritten or redirected URI is held to the same rules as the client's (a rewrite to /.env serves nothing).
+      if (redirects > 0) {
+        const again = this.#o.refused(state.uri);
+        if (again !== null) return again;
+      }
       found.location = null;
       found.captures = null;
       // try_files' `@name`: that route, with no search (nginx's named location); config/ checked it exists.
