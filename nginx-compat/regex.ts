@@ -59,19 +59,20 @@ const EVERYTHING: JsRegex = { source: '^', caseless: false, notes: [] };
  * A JavaScript regex matching every path `pcre` matches (and perhaps more). First PCRE spellings are rewritten
  * (exactly: `\A`, `\z`, `\Z`, `(?P<n>`, `\Q…\E`, POSIX classes, `\x{…}`; widening: atomic groups and possessive
  * quantifiers lose their no-backtracking rule, inline `(?i)` makes the whole regex case-insensitive); when that is
- * still refused, the regex's fixed start (`^/admin/…`) or fixed end (`….php$`); at worst every path.
+ * still refused, the regex's fixed start (`^/admin/…`) or fixed end (`….php$`); at worst every path. `subject` as
+ * toJsRegex's: a regex over a raw request value is widened for its bytes, not the decoded path's characters.
  */
-export function widenRegex(pcre: string, caseless: boolean): Widened {
+export function widenRegex(pcre: string, caseless: boolean, subject: 'path' | 'bytes' = 'path'): Widened {
   const rewritten = rewritePcre(pcre);
   if (rewritten !== null) {
-    const r = toJsRegex(rewritten.source, caseless || rewritten.caseless);
+    const r = toJsRegex(rewritten.source, caseless || rewritten.caseless, subject);
     if (!('reason' in r)) {
       return { regex: r, exact: rewritten.exact, how: `as ${r.caseless ? '~*' : '~'} ${r.source}` };
     }
   }
   const fixed = fixedPart(pcre);
   if (fixed !== null) {
-    const r = toJsRegex(fixed, caseless);
+    const r = toJsRegex(fixed, caseless, subject);
     if (!('reason' in r)) return { regex: r, exact: false, how: `widened to ${r.caseless ? '~*' : '~'} ${r.source}` };
   }
   return { regex: EVERYTHING, exact: false, how: 'widened to everything (~ ^)' };
@@ -186,8 +187,8 @@ function rewritePcre(src: string): { source: string; caseless: boolean; exact: b
 }
 
 /**
- * A superset from the regex's fixed start or end: `^/admin/(?>x)…` → `^/admin/`, `…\.php$` → `\.php\n?$` (PCRE's
- * `$` also matches before a final newline). Only for a regex with no alternation at its top level.
+ * A superset from the regex's fixed start or end, as PCRE: `^/admin/(?>x)…` → `^/admin/`, `…\.php$` → `\.php$`
+ * (toJsRegex then writes PCRE's `$` as `\n?$`). Only for a regex with no alternation at its top level.
  */
 function fixedPart(src: string): string | null {
   const atoms = topLevelAtoms(src);
@@ -210,7 +211,7 @@ function fixedPart(src: string): string | null {
   }
   const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   if (start.length >= 2 && start.length >= end.length) return `^${esc(start)}`;
-  if (end.length >= 2) return `${esc(end)}\\n?$`;
+  if (end.length >= 2) return `${esc(end)}$`;
   return null;
 }
 

@@ -159,11 +159,12 @@ export function condition(cx: ImportContext, d: Directive): Condition {
     if (m !== null) {
       const [, not = '', star = ''] = m;
       // A raw request value (not the decoded path) is one character per byte in the gateway: matched as bytes.
-      const js = toJsRegex(operand, star === '*', RAW_VALUE.test(variable) ? 'bytes' : 'path');
+      const subject = RAW_VALUE.test(variable) ? 'bytes' : 'path';
+      const js = toJsRegex(operand, star === '*', subject);
       const spell = (source: string, caseless: boolean): string => `${variable} ${not}~${caseless ? '*' : ''} ${quoteOperand(source)}`;
       if (!('reason' in js)) return { text: spell(js.source, js.caseless) };
       // Only a positive match can be widened into a condition that holds at least as often.
-      const wide = not === '' ? widenRegex(operand, star === '*') : null;
+      const wide = not === '' ? widenRegex(operand, star === '*', subject) : null;
       if (wide?.exact === true) return { text: spell(wide.regex.source, wide.regex.caseless) };
       return { reason: js.reason, widened: wide === null ? null : spell(wide.regex.source, wide.regex.caseless) };
     }

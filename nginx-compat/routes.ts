@@ -289,7 +289,10 @@ function matchOf(cx: ImportContext, d: Directive, loc: Location, restricts: bool
   }
   const spell = (source: string, ci: boolean): string => `${ci ? '~*' : '~'} ${source}`;
   if (!('reason' in js)) {
+    // Said whenever the route's text differs from the location's, so the report maps one onto the other.
     if (js.notes.length > 0) cx.report.note(d, `route ${spell(js.source, js.caseless)} (${js.notes.join('; ')})`);
+    else if (js.source !== loc.match || js.caseless !== caseless)
+      cx.report.note(d, `route ${spell(js.source, js.caseless)} (the same regex in JavaScript's spelling)`);
     return { match: spell(js.source, js.caseless) };
   }
   const wide = widenRegex(loc.match, caseless);

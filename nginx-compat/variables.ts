@@ -173,7 +173,8 @@ function mapSteps(d: Directive): { steps: RewriteStep[] } | { reason: string } {
       fallback = value;
     } else if (c.name.startsWith('~')) {
       const caseless = c.name.startsWith('~*');
-      const re = toJsRegex(c.name.slice(caseless ? 2 : 1), caseless);
+      // Every source a map may have is a raw request value: matched byte for byte, as an if condition on it.
+      const re = toJsRegex(c.name.slice(caseless ? 2 : 1), caseless, 'bytes');
       if ('reason' in re) return { reason: `${c.file}:${c.line}: ${re.reason}` };
       regexes.push({ cond: `$${srcName} ${re.caseless ? '~*' : '~'} ${quoteOperand(re.source)}`, value });
     } else {

@@ -15,7 +15,6 @@ import { importNginx } from '../nginx-compat/index.js';
 import { startGateway, type RunningGateway } from './support/gateway.js';
 import { selfSigned as makeCert } from './support/certs.js';
 import { freePort } from './support/proc.js';
-import { withRoutes } from './support/routes-ready.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-tls-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -90,7 +89,7 @@ describe('TLS errors at start', () => {
   });
 });
 
-describe('the TLS + redirect nginx recipe, imported and served', withRoutes, () => {
+describe('the TLS + redirect nginx recipe, imported and served', () => {
   test('tls-redirect.conf imports, and the app answers over HTTPS with the plain port redirecting', async () => {
     const root = docroot('imported');
     const { cert, key } = selfSigned('imported');
