@@ -113,6 +113,8 @@ export class ImportContext {
   mainKey: string | null = null;
   mainPhp: Directive | null = null;
   readonly vars = new Variables();
+  /** Location-level rewrites that match dotfiles: warned unless a location of the site refuses dotfiles first. */
+  readonly dotfileRewrites: Directive[] = [];
   /** Server-level `set` constants (variables.ts serverConstants), for roots and aliases. */
   constants: ReadonlyMap<string, string> = new Map();
   /** The server's and http's directive lists: add_headers there become global headers.* keys. */

@@ -79,6 +79,14 @@ const RAW_VALUE =
 /** Paths phpgate refuses before any rewrite (its dotfile rule), to tell where a site's own rule for them differs. */
 const DOTFILES = ['/.htaccess', '/.git/config', '/.env'];
 
+/** phpgate's dotfile rule answers before a rewrite the site has for them. */
+export function warnDotfiles(cx: ImportContext, d: Directive): void {
+  cx.report.warn(
+    d,
+    'differs for dotfiles: phpgate refuses dotfiles and dot-directories (except /.well-known/) before any rewrite or route, with static.deny_status; this rewrite is not reached for them',
+  );
+}
+
 function rewriteStep(cx: ImportContext, d: Directive): RewriteStep[] {
   const [re = '', replacement = '', flag] = d.args;
   const problems: string[] = [];
@@ -92,11 +100,11 @@ function rewriteStep(cx: ImportContext, d: Directive): RewriteStep[] {
   if (problems.length === 0 && !('reason' in js)) {
     const text = `${js.source} ${replacement}${flag === undefined ? '' : ` ${flag}`}`;
     cx.report.note(d, `rewrite step ${text}${js.notes.length > 0 ? ` (${js.notes.join('; ')})` : ''}`);
+    // Server-level: it runs before any location, so the site sends dotfiles to it; in a location, only when no
+    // location of the site refuses them first (translate.ts decides once the routes are known).
     if (DOTFILES.some((p) => new RegExp(js.source, js.caseless ? 'i' : '').test(p))) {
-      cx.report.warn(
-        d,
-        `differs for dotfiles: phpgate refuses dotfiles and dot-directories (except /.well-known/) before any rewrite or route, with static.deny_status; this rewrite is not reached for them`,
-      );
+      if (cx.serverChildren.includes(d)) warnDotfiles(cx, d);
+      else cx.dotfileRewrites.push(d);
     }
     return [{ rewrite: text }];
   }

@@ -17,6 +17,7 @@ import { finishCache, readCacheZone } from './cache.js';
 import { ImportContext, type ImportOptions, type Ranked, type Scope } from './context.js';
 import { handleDirective } from './directives.js';
 import { serverConstants, withConstants } from './variables.js';
+import { warnDotfiles } from './rewrite.js';
 import { newDraft, renderYaml, toConfigObject, type RouteDraft } from './emit.js';
 import { readConnZone, readRateZone } from './limits.js';
 import { LocationKind, locationMatches, readLocation } from './location.js';
@@ -136,9 +137,12 @@ function dotfileStatus(cx: ImportContext, server: Directive, routes: readonly Ro
     if (status === 403 || status === 404) {
       cx.draft.static.deny_status = status;
       cx.report.note(server, `static.deny_status: ${status}, as the site's dotfile location (${r.match}) answers`);
+      return;
     }
-    return;
+    break;
   }
+  // No location refuses dotfiles: a location's rewrite that takes them is where phpgate differs.
+  for (const d of cx.dotfileRewrites) warnDotfiles(cx, d);
 }
 
 function collectDefinitions(cx: ImportContext, http: readonly Directive[]): void {

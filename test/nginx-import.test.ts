@@ -513,18 +513,13 @@ describe('import: Drupal (several locations, a second pool, snippets by glob)', 
     );
   });
 
-  test('warnings: per-location logging, and the dotfile notice on a rewrite of every path (the address rules and the 404 refusal are translated)', () => {
+  test('warnings: per-location logging only (the address rules, the 404 refusal, and a rewrite dotfiles never reach: (^|/)\\. refuses them first)', () => {
     assert.deepEqual(warningsAt(result.warnings, file, lineOf(file, 'location ~* \\.(txt|log)$')), []);
     assertWarned(result.warnings, file, 'log_not_found off;', 'log_not_found', 3);
-    // The importer warns of every rewrite that dotfiles would reach; here the (^|/)\. location takes them first.
-    const rewrite = warningsAt(result.warnings, file, lineOf(file, 'rewrite ^ /index.php;'));
-    assert.match(
-      rewrite[0]?.message ?? '',
-      /^differs for dotfiles: phpgate refuses dotfiles .* before any rewrite or route, with static\.deny_status/,
-    );
+    assert.deepEqual(warningsAt(result.warnings, file, lineOf(file, 'rewrite ^ /index.php;')), []);
     assert.deepEqual(
       [...new Set(result.warnings.filter((w) => w.kind === 'warning').map((w) => w.directive.split(' ')[0]))],
-      ['log_not_found', 'access_log', 'rewrite'],
+      ['log_not_found', 'access_log'],
     );
   });
 });
