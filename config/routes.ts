@@ -150,9 +150,7 @@ const proxy = mapped(
   (p): Omit<UpstreamConfig, 'pattern'> => ({ ...UPSTREAM_DEFAULTS, ...p }),
 );
 
-const accessTarget = C.check('"all", an IPv4/IPv6 address or a CIDR', (v) => (v === 'all' ? v : C.addressOrCidr.parse(v)));
-
-const accessRule: Reader<RouteAccessRule> = mapped(obj({ allow: scalar(accessTarget), deny: scalar(accessTarget) }), (r, at, cx) => {
+const accessRule: Reader<RouteAccessRule> = mapped(obj({ allow: scalar(C.accessTarget), deny: scalar(C.accessTarget) }), (r, at, cx) => {
   if ((r.allow === undefined) === (r.deny === undefined)) {
     cx.report(at.path, at.loc, `${at.path} must be a mapping with one of allow, deny (e.g. "allow: 10.0.0.0/8", "deny: all")`);
     return INVALID;

@@ -1,4 +1,4 @@
-/** What a Pipeline is built from: one configuration's stages (server.ts builds them). */
+/** What a Pipeline is built from: one configuration's stages (server.ts builds them), and what it sends a request to. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { InternalLocation } from '../config/types.js';
 import type { Logger } from '../core/log.js';
@@ -9,12 +9,13 @@ import type { SecurityHeaders } from './filters/security-headers.js';
 import type { RateLimiter } from './gates/rate-limit.js';
 import type { StaticFiles } from './handlers/static.js';
 import type { Upstream, Upstreams } from './handlers/upstream/upstreams.js';
+import type { ResponseSink } from './http/sink.js';
+import type { PhpRoute, Router } from './route/router.js';
+import type { AccessGuards, RouteExtras, RouteTable } from './route/routes.js';
 import type { TrustedProxies } from './http/client-address.js';
 import type { RequestObserver, StatusSource } from './http/status.js';
 import type { ErrorPage } from './internal.js';
 import type { Location } from './route/locations.js';
-import type { Router } from './route/router.js';
-import type { AccessGuards, RouteTable } from './route/routes.js';
 
 export interface PipelineOptions {
   readonly router: Router;
@@ -67,3 +68,12 @@ export interface PipelineOptions {
   readonly serverSoftware: string;
   readonly log: Logger;
 }
+
+/** What a request is sent to once routed: a PHP script or an HTTP upstream (both may be cached). */
+export type Job = ({ readonly kind: 'php'; readonly route: PhpRoute } | { readonly kind: 'upstream'; readonly upstream: Upstream }) & {
+  /** The sink in front of the exchange: a route's headers filter, or the exchange. */
+  readonly tail: ResponseSink;
+  /** The route that answers, when routes: decide (its cache, bypass and no_store). */
+  readonly at: Location | null;
+  readonly extras: RouteExtras | null;
+};

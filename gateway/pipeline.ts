@@ -22,7 +22,6 @@ import { CompressFilter } from './filters/compress.js';
 import { PhpRequest } from './handlers/php.js';
 import { phpParams, type PhpScript, type PhpSite } from './handlers/php-params.js';
 import { ProxyExchange, type ProxyContext } from './handlers/upstream/proxy.js';
-import type { Upstream } from './handlers/upstream/upstreams.js';
 import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
 import type { ClientInfo } from './http/client-address.js';
 import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
@@ -32,23 +31,13 @@ import { answerText, setHeaders } from './http/response-head.js';
 import type { ResponseSink } from './http/sink.js';
 import { RequestTrace } from './http/trace.js';
 import { parseTarget, type ParsedTarget } from './http/uri.js';
-import type { Location } from './route/locations.js';
 import { RouteKind, type PhpRoute, type Route } from './route/router.js';
-import { asRoute, type Decision, type RouteExtras } from './route/routes.js';
+import { asRoute, type Decision } from './route/routes.js';
 import { Upgrades } from './upgrade.js';
 import { InternalRequests, refuseRoute } from './internal.js';
-import type { PipelineOptions } from './pipeline-options.js';
+import type { Job, PipelineOptions } from './pipeline-options.js';
 
 export type { PipelineOptions } from './pipeline-options.js';
-
-/** What a request is sent to once routed: a PHP script or an HTTP upstream (both may be cached). */
-type Job = ({ readonly kind: 'php'; readonly route: PhpRoute } | { readonly kind: 'upstream'; readonly upstream: Upstream }) & {
-  /** The sink in front of the exchange: a route's headers filter, or the exchange. */
-  readonly tail: ResponseSink;
-  /** The route that answers, when routes: decide (its cache, bypass and no_store). */
-  readonly at: Location | null;
-  readonly extras: RouteExtras | null;
-};
 
 const BYPASSED: CacheLookup = { kind: 'bypass' };
 const NOT_STORED: CacheLookup = { kind: 'pass' };
@@ -214,14 +203,8 @@ export class Pipeline implements ErrorResponder {
         x.refuse(401, { 'WWW-Authenticate': d.challenge });
         return;
       case 'wait':
-        // A password being verified off the event loop: resolved again once known (then from the verifier's memory).
         d.wait.then(
-          () => {
-            if (x.gone) return;
-            const again = this.#o.routes!.resolve(x.req, x.target!, client, this.#o.guards);
-            if (again.kind === 'wait') x.refuse(503);
-            else this.#routed(x, client, again);
-          },
+          () => this.#afterWait(x, client),
           (err: unknown) => this.#failed(x.req, x.res, err),
         );
         return;
@@ -230,6 +213,18 @@ export class Pipeline implements ErrorResponder {
         if (d.status === 444) x.res.destroy();
         else x.refuse(d.status);
         return;
+    }
+  }
+
+  /** auth_basic verified a password off the event loop: the route again, answered from the verifier's memory now. */
+  #afterWait(x: Exchange, client: ClientInfo): void {
+    if (x.gone) return;
+    try {
+      const again = this.#o.routes!.resolve(x.req, x.target!, client, this.#o.guards);
+      if (again.kind === 'wait') x.refuse(503);
+      else this.#routed(x, client, again);
+    } catch (err) {
+      this.#failed(x.req, x.res, err);
     }
   }
 

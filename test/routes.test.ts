@@ -307,6 +307,14 @@ routes:
     assert.equal(missing.headers['x-route'], undefined);
   });
 
+  test('a header value made from the decoded URI never carries a line break (no response splitting)', async () => {
+    fs.writeFileSync(path.join(root, 'static', 'a\nSet-Cookie: x=1.css'), 'evil\n');
+    const r = await request(g.base, '/static/a%0ASet-Cookie:%20x=1.css');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-always'], 'yes /static/a%0ASet-Cookie: x=1.css');
+    assert.equal(r.headers['set-cookie'], undefined);
+  });
+
   test('an internal route is 404 to clients but serves the error page', async () => {
     const direct = await request(g.base, '/errors/404.html');
     assert.equal(direct.status, 404);

@@ -163,7 +163,7 @@ export class RouteTable {
   #stat = (file: string): fs.Stats | null => this.#o.files.stat(file);
 
   #answer(out: RewriteOutcome & { kind: 'redirect' | 'return' }, loc: Location | null): Decision {
-    if (out.kind === 'redirect') return { kind: 'redirect', status: out.status, location: out.location, at: loc };
+    if (out.kind === 'redirect') return { kind: 'redirect', status: out.status, location: headerSafe(out.location), at: loc };
     if (out.text === null) return { kind: RouteKind.Error, status: out.status, why: 'return', at: loc };
     return { kind: 'text', status: out.status, body: out.text, at: loc };
   }
@@ -270,10 +270,21 @@ export class RouteTable {
   }
 }
 
+/**
+ * A value built from request variables, fit for a header: $uri is decoded, so a %0A in the request would otherwise
+ * split the head (control characters are percent-encoded; nginx would send them raw).
+ */
+function headerSafe(value: string): string {
+  return value.replace(CONTROL, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
+}
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what headerSafe escapes
+const CONTROL = /[\u0000-\u001f\u007f]/g;
+
 function extrasOf(loc: Location, vars: RequestVars): RouteExtras {
   const ok: string[] = [];
   const always: string[] = [];
-  for (const h of loc.headers ?? []) (h.always ? always : ok).push(h.name, vars.render(h.value));
+  for (const h of loc.headers ?? []) (h.always ? always : ok).push(h.name, headerSafe(vars.render(h.value)));
   const replace = expiresHeaders(loc.expires);
   const c = loc.cache;
   const anyTrue = (list: readonly (readonly TemplatePart[])[]): boolean => list.some((t) => isTrue(vars.render(t)));
