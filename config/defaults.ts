@@ -44,6 +44,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     ini: {},
     env: {},
     socket_dir: defaultSocketDir(),
+    server_software: '',
   },
   pools: [],
   static: {

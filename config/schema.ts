@@ -58,6 +58,7 @@ const php = obj({
   try_files: list(scalar(C.tryFilesUri), { nonEmpty: true, last: scalar(C.tryFilesLast) }),
   ...poolSettings,
   socket_dir: scalar(C.nonEmptyString),
+  server_software: scalar(C.headerValue),
 });
 
 // A pool without patterns is reached only by routes that name it (routes[].php.pool).

@@ -70,6 +70,11 @@ export interface PhpConfig extends PoolSettings {
   readonly index: readonly string[];
   readonly try_files: readonly string[];
   readonly socket_dir: string; // absolute
+  /**
+   * What PHP sees as SERVER_SOFTWARE; "" is phpgate's own, `phpgate/VERSION (nginx-compatible)`: apps that decide
+   * from it whether the server rewrites URLs (WordPress's pretty permalinks) look for "nginx" in it.
+   */
+  readonly server_software: string;
 }
 
 export interface PoolConfig extends PoolSettings {

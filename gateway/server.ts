@@ -13,7 +13,7 @@ import path from 'node:path';
 import { patternMatchesEverything } from '../config/pattern.js';
 import { DEFAULT_POOL_NAME } from '../config/semantics.js';
 import type { GatewayConfig, PoolSettings } from '../config/types.js';
-import { writeHandshakeScript } from '../php/handshake.js';
+import { withEnvGuard, writeHandshakeScript } from '../php/handshake.js';
 import { reapStaleMasters } from '../php/master.js';
 import { Pool } from '../php/pool.js';
 import { AccessLog } from './access-log.js';
@@ -256,7 +256,7 @@ export class Gateway implements StatusSource {
         name,
         new Pool({
           name,
-          settings: { ...settings, ini: withHandshakeDir(settings.ini, c.php.socket_dir) },
+          settings: { ...settings, ini: withEnvGuard(withHandshakeDir(settings.ini, c.php.socket_dir), c.php.socket_dir) },
           binary: c.php.binary,
           socketDir: c.php.socket_dir,
           handshakeScript,
@@ -335,7 +335,7 @@ export class Gateway implements StatusSource {
       securityHeaders: new SecurityHeaders(c.headers),
       compression,
       cache,
-      serverSoftware: `phpgate/${VERSION}`,
+      serverSoftware: c.php.server_software === '' ? `phpgate/${VERSION} (nginx-compatible)` : c.php.server_software,
       observers,
       dispatch: this.#onRequest,
       health: c.admin.health_on_main ? this : null,

@@ -28,6 +28,7 @@ const STANDARD: Readonly<Record<string, readonly string[]>> = {
   SERVER_SOFTWARE: ['nginx/$nginx_version', 'nginx'],
   REMOTE_ADDR: ['$remote_addr'],
   REMOTE_PORT: ['$remote_port'],
+  REMOTE_USER: ['$remote_user'],
   SERVER_ADDR: ['$server_addr'],
   SERVER_PORT: ['$server_port'],
   SERVER_NAME: ['$server_name'],

@@ -15,8 +15,7 @@ export interface CgiRequest {
   readonly queryString: string;
   /** Decoded script path, e.g. /index.php: nginx's $fastcgi_script_name. */
   readonly scriptName: string;
-  /** Decoded part after the script, e.g. /extra/path: nginx's $fastcgi_path_info. */
-  /** null: no PATH_INFO at all (an nginx PHP location without fastcgi_split_path_info passes none). */
+  /** Decoded part after the script, e.g. /extra/path; null: no PATH_INFO at all (an nginx route passing none). */
   readonly pathInfo: string | null;
   /** Decoded current URI after rewrites: nginx's $document_uri. */
   readonly documentUri: string;
@@ -87,6 +86,7 @@ export function buildCgiParams(r: CgiRequest, serverSoftware: string): CgiParams
     ['SERVER_SOFTWARE', serverSoftware],
     ['REMOTE_ADDR', r.remoteAddr],
     ['REMOTE_PORT', String(r.remotePort)],
+    ['REMOTE_USER', remoteUser(r.rawHeaders)],
     ['SERVER_ADDR', r.serverAddr],
     ['SERVER_PORT', String(r.serverPort)],
     ['SERVER_NAME', r.serverName],
@@ -96,6 +96,27 @@ export function buildCgiParams(r: CgiRequest, serverSoftware: string): CgiParams
   if (r.pathInfo !== null) params.push(['PATH_INFO', r.pathInfo]);
   appendHeaderParams(params, r.rawHeaders, r.authority);
   return params;
+}
+
+/**
+ * nginx's $remote_user, as Debian's fastcgi_params passes it: the user name of an `Authorization: Basic` header
+ * (the bytes before the first ':' of its base64 payload), whether or not anything checked it; '' without one, or
+ * when the header is malformed (not base64, no ':'), as ngx_http_auth_basic_user declines it.
+ */
+export function remoteUser(raw: readonly string[]): ParamValue {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 13 || name.toLowerCase() !== 'authorization') continue;
+    const m = /^basic +([A-Za-z0-9+/]*={0,2})$/i.exec(raw[i + 1]!.trim());
+    if (m === null || m[1]!.length % 4 === 1) return '';
+    const bytes = Buffer.from(m[1]!, 'base64');
+    const colon = bytes.indexOf(0x3a);
+    if (colon === -1) return '';
+    const user = bytes.subarray(0, colon);
+    // Bytes as sent: a user name in another encoding reaches PHP unchanged, as from nginx.
+    return user.every((b) => b < 0x80) ? user.toString('latin1') : user;
+  }
+  return '';
 }
 
 const NON_ASCII = /[\u0080-\u00ff]/;

@@ -3,6 +3,7 @@
  * every docroot) that answers getmypid(). From then on the gateway knows which child serves which connection
  * and supervises by pid (memory, timeout kill, recycle).
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, PhpgateError, UpstreamError } from '../core/errors.js';
@@ -48,6 +49,32 @@ export function writeHandshakeScript(socketDir: string): string {
   if ((st.mode & 0o077) !== 0) fs.chmodSync(socketDir, 0o700);
   writePrivate(path.join(socketDir, 'phpgate-probe.php'), PROBE);
   return writePrivate(path.join(socketDir, 'phpgate-handshake.php'), SCRIPT);
+}
+
+/**
+ * php-fpm's clear_env for php-cgi: PHP_FCGI_CHILDREN and PHP_FCGI_MAX_REQUESTS make the master pre-fork (it reads
+ * them once at start), but php-cgi copies its environment into every request's $_SERVER, $_ENV and getenv(), and
+ * PHP's putenv() is undone at each request's end. So every request starts with this script (auto_prepend_file),
+ * which takes them out again; a site's own auto_prepend_file runs right after it. Returns the ini with it set.
+ */
+export function withEnvGuard(ini: Readonly<Record<string, string>>, socketDir: string): Readonly<Record<string, string>> {
+  const own = ini['auto_prepend_file'];
+  const chained = own === undefined || own === '' || own === 'none' ? '' : `require ${phpString(own)};\n`;
+  const name = chained === '' ? 'phpgate-env.php' : `phpgate-env-${createHash('sha256').update(own!).digest('hex').slice(0, 12)}.php`;
+  const file = writePrivate(path.join(socketDir, name), `${ENV_GUARD}${chained}`);
+  return { ...ini, auto_prepend_file: file };
+}
+
+const ENV_GUARD = `<?php
+// phpgate: the php-cgi master's own variables are not the site's (php-fpm's clear_env).
+unset($_SERVER['PHP_FCGI_CHILDREN'], $_SERVER['PHP_FCGI_MAX_REQUESTS'], $_ENV['PHP_FCGI_CHILDREN'], $_ENV['PHP_FCGI_MAX_REQUESTS']);
+putenv('PHP_FCGI_CHILDREN');
+putenv('PHP_FCGI_MAX_REQUESTS');
+`;
+
+/** A PHP single-quoted string literal. */
+function phpString(s: string): string {
+  return `'${s.replace(/[\\']/g, '\\$&')}'`;
 }
 
 /** The probe script written beside the handshake script (by writeHandshakeScript). */

@@ -341,11 +341,12 @@ describe('buildCgiParams', () => {
       'SERVER_PROTOCOL',
       'REQUEST_SCHEME',
     ]);
-    assert.deepEqual(names(p).slice(10, 21), [
+    assert.deepEqual(names(p).slice(10, 22), [
       'GATEWAY_INTERFACE',
       'SERVER_SOFTWARE',
       'REMOTE_ADDR',
       'REMOTE_PORT',
+      'REMOTE_USER',
       'SERVER_ADDR',
       'SERVER_PORT',
       'SERVER_NAME',

@@ -30,6 +30,7 @@ const NGINX_KEYS = [
   'SERVER_SOFTWARE',
   'REMOTE_ADDR',
   'REMOTE_PORT',
+  'REMOTE_USER',
   'SERVER_ADDR',
   'SERVER_PORT',
   'SERVER_NAME',
@@ -39,7 +40,7 @@ const NGINX_KEYS = [
 ] as const;
 /** What PHP itself adds to $_SERVER in FastCGI mode. */
 const PHP_OWN_KEYS = ['PHP_SELF', 'REQUEST_TIME', 'REQUEST_TIME_FLOAT', 'FCGI_ROLE', 'argv', 'argc'];
-/** The two variables the gateway gives the php-cgi master to make it pre-fork (php/master.ts). */
+/** The two variables the gateway gives the php-cgi master to make it pre-fork (php/master.ts): never the site's. */
 const MASTER_KEYS = ['PHP_FCGI_CHILDREN', 'PHP_FCGI_MAX_REQUESTS'];
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -262,7 +263,11 @@ describe('PHP request environment through the gateway', () => {
       assert.equal(s['REQUEST_SCHEME'], 'http');
       assert.ok(!('HTTPS' in s), 'no HTTPS key over plain HTTP');
       assert.equal(s['GATEWAY_INTERFACE'], 'CGI/1.1');
-      assert.match(s['SERVER_SOFTWARE'] ?? '', /^phpgate\//);
+      // True about phpgate, and WordPress's own test for a rewriting server (vars.php: $is_nginx =
+      // str_contains($_SERVER['SERVER_SOFTWARE'], 'nginx'), which got_url_rewrite() reads) holds: pretty permalinks.
+      assert.match(s['SERVER_SOFTWARE'] ?? '', /^phpgate\/\d+\.\d+\.\d+ \(nginx-compatible\)$/);
+      assert.ok((s['SERVER_SOFTWARE'] ?? '').includes('nginx'));
+      assert.equal(s['REMOTE_USER'], '', 'Debian fastcgi_params: REMOTE_USER is always there, empty without credentials');
       assert.equal(s['REMOTE_ADDR'], '127.0.0.1');
       assert.match(s['REMOTE_PORT'] ?? '', /^\d+$/);
       assert.notEqual(s['REMOTE_PORT'], '0');
@@ -277,7 +282,7 @@ describe('PHP request environment through the gateway', () => {
 
     test("nothing but nginx keys, HTTP_* headers, PHP's own keys and php.env reach $_SERVER", async () => {
       const d = dump(await request(gw.base, '/dump.php'));
-      const allowed = new Set<string>([...NGINX_KEYS, ...PHP_OWN_KEYS, ...MASTER_KEYS, 'APP_ENV']);
+      const allowed = new Set<string>([...NGINX_KEYS, ...PHP_OWN_KEYS, 'APP_ENV']);
       const extra = Object.keys(d.server).filter((k) => !allowed.has(k) && !k.startsWith('HTTP_'));
       assert.deepEqual(extra, []);
     });
@@ -294,9 +299,23 @@ describe('PHP request environment through the gateway', () => {
       const d = dump(await request(gw.base, '/dump.php'));
       assert.ok(!(LEAK_KEY in d.server), `${LEAK_KEY} leaked into $_SERVER`);
       assert.ok(!JSON.stringify(d.server).includes(LEAK_VALUE), 'the leak marker value is in $_SERVER');
-      const expected = new Set<string>([...NGINX_KEYS, ...PHP_OWN_KEYS, ...MASTER_KEYS, 'APP_ENV']);
+      const expected = new Set<string>([...NGINX_KEYS, ...PHP_OWN_KEYS, 'APP_ENV']);
       const leaked = Object.keys(process.env).filter((k) => !expected.has(k) && !k.startsWith('HTTP_') && k in d.server);
       assert.deepEqual(leaked, [], 'gateway environment variables leaked into $_SERVER');
+    });
+
+    test("the php-cgi master's own variables reach neither $_SERVER, $_ENV nor getenv() (php-fpm's clear_env)", async () => {
+      // Several requests: every child, whatever it served before, and the second request of a child too.
+      for (let i = 0; i < 6; i++) {
+        const d = dump(await request(gw.base, '/dump.php'));
+        for (const k of MASTER_KEYS) {
+          assert.ok(!(k in d.server), `${k} in $_SERVER`);
+          assert.ok(Array.isArray(d.env) || !(k in d.env), `${k} in getenv()`);
+        }
+      }
+      const env = await request(gw.base, '/env.php');
+      assert.equal(env.status, 200);
+      assert.deepEqual(JSON.parse(env.text), { children: false, max: false, env: [], app: 'testing' });
     });
 
     test('php.env values from the config do appear', async () => {
@@ -543,6 +562,28 @@ describe('PHP request environment through the gateway', () => {
       assert.equal(d.server['REQUEST_URI'], '/api/items/7');
       assert.equal(inputOf(d).toString(), 'hello');
     });
+  });
+});
+
+describe('php.server_software and REMOTE_USER', () => {
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startGateway('php:\n  worker_count: 1\n  server_software: "Acme/2.0"\n', { docroot: ensureFixtureSite() });
+  });
+  after(() => gw.stop());
+
+  test('php.server_software is what PHP sees as SERVER_SOFTWARE, as written', async () => {
+    assert.equal(dump(await request(gw.base, '/dump.php')).server['SERVER_SOFTWARE'], 'Acme/2.0');
+  });
+
+  test("REMOTE_USER is an Authorization: Basic header's user name (nginx's $remote_user); PHP_AUTH_USER as PHP makes it", async () => {
+    const basic = (s: string): string => `Basic ${Buffer.from(s).toString('base64')}`;
+    const ann = dump(await request(gw.base, '/dump.php', { headers: { authorization: basic('ann:pw:with:colons') } })).server;
+    assert.equal(ann['REMOTE_USER'], 'ann');
+    assert.equal(ann['PHP_AUTH_USER'], 'ann');
+    for (const bad of [basic('no colon'), 'Basic !!!', 'Bearer abc', basic(':pw')]) {
+      assert.equal(dump(await request(gw.base, '/dump.php', { headers: { authorization: bad } })).server['REMOTE_USER'], '', bad);
+    }
   });
 });
 

@@ -39,25 +39,34 @@ export const SERVER_KEYS_DROPPED = new Set([
   'REMOTE_PORT', // the client's ephemeral port, different per connection
   'REQUEST_TIME', // wall clock
   'REQUEST_TIME_FLOAT', // wall clock
-  // php-cgi copies its own process environment into $_SERVER; phpgate starts the master with these (they are
-  // how php-cgi is told to fork N children that never exit). php-fpm's clear_env leaves no environment at all.
-  'PHP_FCGI_CHILDREN',
-  'PHP_FCGI_MAX_REQUESTS',
 ]);
 
 export function normaliseServer(server: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(server)) {
     if (SERVER_KEYS_DROPPED.has(k)) continue;
-    // Debian's /etc/nginx/fastcgi_params adds `REMOTE_USER $remote_user` (empty without auth_basic); upstream
-    // nginx's fastcgi_params has exactly the 19 params of ARCHITECTURE.md and no REMOTE_USER. Only the empty
-    // value is dropped: a non-empty REMOTE_USER is a real difference.
-    if (k === 'REMOTE_USER' && v === '') continue;
     // The Host header is the same on both sides; a port (if any) would be each listener's own.
     if (k === 'HTTP_HOST' && typeof v === 'string') {
       out[k] = v.replace(/:\d+$/, '');
       continue;
     }
+    out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * getenv() without a name, less what is the request's own: php-fpm lists the FastCGI parameters there too (they
+ * are in $_SERVER with the same values), php-cgi only its process environment. What remains is the environment the
+ * site was given: php.env on one side, the pool's env[] on the other (none in the anchor), and any leak.
+ */
+export function normaliseEnv(env: Record<string, string> | string[], server: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (Array.isArray(env)) return out; // json_encode of an empty array
+  for (const [k, v] of Object.entries(env)) {
+    // HTTP_*: request headers, not environment (php-fpm's getenv() even hands out HTTP_PROXY, which its $_SERVER
+    // and phpgate drop: httpoxy).
+    if (k === 'FCGI_ROLE' || k.startsWith('HTTP_') || (Object.hasOwn(server, k) && server[k] === v)) continue;
     out[k] = v;
   }
   return out;
@@ -255,6 +264,9 @@ export function compareDumpCase(c: DumpCase, a: SimpleResponse, b: SimpleRespons
   c.check?.(da);
   const serverDiff = recordDiff(normaliseServer(da.server), normaliseServer(db.server));
   if (serverDiff.length > 0) problems.push(`$_SERVER:\n${serverDiff.join('\n')}`);
+  // The whole environment too: a variable phpgate uses to start php-cgi must never reach the site (clear_env).
+  const envDiff = recordDiff(normaliseEnv(da.env, da.server), normaliseEnv(db.env, db.server));
+  if (envDiff.length > 0) problems.push(`getenv():\n${envDiff.join('\n')}`);
   for (const key of ['get', 'post', 'cookie', 'files', 'input', 'input_len'] as const) {
     if (!isDeepStrictEqual(da[key], db[key])) problems.push(`${key}: nginx+fpm ${short(da[key])} | phpgate ${short(db[key])}`);
   }

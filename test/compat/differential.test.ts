@@ -467,6 +467,27 @@ const DUMP_CASES: DumpCase[] = [
     check: (d) => assert.equal(d.server['HTTP_X_NAME'], 'café 日本'),
   },
   {
+    name: "REMOTE_USER: an Authorization: Basic header's user name, whatever checked it (Debian's $remote_user)",
+    target: '/dump.php',
+    headers: { Authorization: `Basic ${Buffer.from('ann:open sesame').toString('base64')}` },
+    check: (d) => assert.equal(d.server['REMOTE_USER'], 'ann'),
+  },
+  {
+    name: 'REMOTE_USER: empty for a Basic header without a colon, and for another scheme',
+    target: '/dump.php',
+    headers: [
+      ['Authorization', `Basic ${Buffer.from('nocolon').toString('base64')}`],
+      ['X-Other', 'Bearer abc'],
+    ],
+    check: (d) => assert.equal(d.server['REMOTE_USER'], ''),
+  },
+  {
+    name: 'REMOTE_USER: a user name in UTF-8 bytes reaches PHP as sent',
+    target: '/dump.php',
+    headers: { Authorization: `Basic ${Buffer.from('zoë:pw').toString('base64')}` },
+    check: (d) => assert.equal(d.server['REMOTE_USER'], 'zoë'),
+  },
+  {
     name: 'Proxy header is never passed (httpoxy)',
     target: '/dump.php',
     headers: { Proxy: 'http://evil' },

@@ -151,6 +151,8 @@ export function request(
 /** The fixture dump (dump.php / index.php / info.php) parsed. */
 export interface Dump {
   server: Record<string, string>;
+  /** getenv() without a name: the process environment PHP sees. */
+  env: Record<string, string>;
   get: Record<string, unknown>;
   post: Record<string, unknown>;
   files: Record<string, unknown>;
