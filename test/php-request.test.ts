@@ -7,6 +7,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ensureFixtureSite } from './fixtures/site.js';
 import { dump, request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
@@ -565,12 +567,27 @@ describe('PHP request environment through the gateway', () => {
   });
 });
 
-describe('php.server_software and REMOTE_USER', () => {
+describe("php.server_software, REMOTE_USER, and a site's own auto_prepend_file", () => {
   let gw: RunningGateway;
+  let tmp: string;
   before(async () => {
-    gw = await startGateway('php:\n  worker_count: 1\n  server_software: "Acme/2.0"\n', { docroot: ensureFixtureSite() });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-prepend-'));
+    fs.writeFileSync(path.join(tmp, "site's prepend.php"), "<?php $_SERVER['PREPENDED'] = 'yes';\n");
+    const prepend = JSON.stringify(path.join(tmp, "site's prepend.php"));
+    gw = await startGateway(`php:\n  worker_count: 1\n  server_software: "Acme/2.0"\n  ini:\n    auto_prepend_file: ${prepend}\n`, {
+      docroot: ensureFixtureSite(),
+    });
   });
-  after(() => gw.stop());
+  after(async () => {
+    await gw.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("the site's auto_prepend_file still runs, after the gateway's own (the master's variables stay out)", async () => {
+    const s = dump(await request(gw.base, '/dump.php')).server;
+    assert.equal(s['PREPENDED'], 'yes');
+    assert.ok(!('PHP_FCGI_CHILDREN' in s));
+  });
 
   test('php.server_software is what PHP sees as SERVER_SOFTWARE, as written', async () => {
     assert.equal(dump(await request(gw.base, '/dump.php')).server['SERVER_SOFTWARE'], 'Acme/2.0');
