@@ -148,6 +148,19 @@ export const internalPrefix = check('a path starting and ending with / (e.g. /pr
   typeof v === 'string' && v.length > 1 && v.startsWith('/') && v.endsWith('/') && !v.includes('..') && !v.includes('//') ? v : INVALID,
 );
 
+/**
+ * nginx's `charset`: "" or "off" sends none; a name goes into the header as `; charset=NAME`, so only the characters
+ * charset names are made of (IANA's: UTF-8, ISO-8859-1, Shift_JIS, windows-1252 …).
+ */
+export const charset = check('"" (off) or a charset name such as "utf-8" or "iso-8859-1" (letters, digits, ".", "_", ":", "+", "-")', (v) =>
+  v === '' || v === 'off' ? '' : typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9._:+-]*$/.test(v) ? v : INVALID,
+);
+
+/** nginx's charset_types entries: a media type without parameters, or "*" for every type. */
+export const mediaType = check('a media type without parameters such as "text/css", or "*" for every type', (v) =>
+  v === '*' || (typeof v === 'string' && /^[A-Za-z0-9][\w!#$&^.+-]*\/[A-Za-z0-9][\w!#$&^.+-]*$/.test(v)) ? v : INVALID,
+);
+
 export const fileName = check('a file name without "/"', (v) =>
   typeof v === 'string' && v !== '' && v !== '.' && v !== '..' && !/[/\0]/.test(v) ? v : INVALID,
 );

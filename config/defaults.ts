@@ -50,6 +50,9 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
   static: {
     cache_control: [],
     precompressed: true,
+    // nginx's: no charset on static files unless configured (a header charset overrides a page's own <meta charset>).
+    charset: '',
+    charset_types: ['text/html', 'text/xml', 'text/plain', 'text/vnd.wap.wml', 'application/javascript', 'application/rss+xml'],
     deny: [],
     deny_status: 404,
     follow_symlinks: false,

@@ -67,6 +67,8 @@ const pool = obj({ name: scalar(C.poolName), patterns: list(pattern), ...poolSet
 const staticFiles = obj({
   cache_control: list(obj({ pattern, value: scalar(C.nonEmptyString) }, ['pattern', 'value'])),
   precompressed: flag,
+  charset: scalar(C.charset),
+  charset_types: list(scalar(C.mediaType)),
   deny: list(scalar(C.denyPattern)),
   deny_status: scalar(C.denyStatus),
   follow_symlinks: flag,

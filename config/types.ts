@@ -90,6 +90,10 @@ export interface CacheControlRule {
 export interface StaticConfig {
   readonly cache_control: readonly CacheControlRule[];
   readonly precompressed: boolean;
+  /** nginx `charset`: `; charset=NAME` added to static files of the charset_types ("": none, nginx's default). */
+  readonly charset: string;
+  /** nginx `charset_types`: the media types static.charset applies to; text/html always, "*" every type. */
+  readonly charset_types: readonly string[];
   /** Globs refused for every request (static or PHP); a glob without '/' matches the last path segment. */
   readonly deny: readonly string[];
   /** What refused paths (deny, dotfiles, PHP source) answer: 404 hides that they exist, 403 says so. */

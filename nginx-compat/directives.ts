@@ -6,6 +6,7 @@
 import { addressOrCidr, errorPageStatus, errorPageUri, fileName, INVALID } from '../config/checks.js';
 import { cacheStatusHeader, cacheTuning, usesCacheStatus } from './cache.js';
 import type { ImportContext, Scope } from './context.js';
+import { contentType } from './content-type.js';
 import { classifyParam, STOCK_INCLUDE_NOTES } from './fastcgi.js';
 import { addHeader, clearHeaders } from './headers.js';
 import { clientLimits, http2Streams, limitConn, limitConnStatus, limitReq, limitReqStatus } from './limits.js';
@@ -126,10 +127,9 @@ export function handleDirective(cx: ImportContext, d: Directive, scope: Scope): 
       cx.report.warn(d, 'not translated: a rewrite directive outside the imported server and its locations');
       return cx.report.doneTree(d);
     case 'charset':
-      return cx.report.warn(
-        d,
-        "not translated: phpgate adds charset=utf-8 to the text files it serves; PHP responses carry PHP's own (default_charset)",
-      );
+    case 'charset_types':
+    case 'default_type':
+      return contentType(cx, d, scope);
     case 'autoindex':
       if (d.args[0] === 'off') return cx.report.note(d, 'phpgate never lists directories (403 without an index file)');
       return cx.report.warn(d, 'not translated: phpgate never lists directories (403 without an index file)');

@@ -103,6 +103,8 @@ export interface Draft {
   static: {
     cache_control: CacheControlRule[];
     precompressed?: boolean;
+    charset?: string;
+    charset_types?: string[];
     deny: string[];
     deny_status?: 403 | 404;
     follow_symlinks?: boolean;

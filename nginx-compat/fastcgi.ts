@@ -97,6 +97,6 @@ export const STOCK_INCLUDE_NOTES: Readonly<Record<string, string>> = {
   'fastcgi.conf': "nginx's standard FastCGI parameters with SCRIPT_FILENAME: phpgate sends the same CGI environment",
   'snippets/fastcgi-php.conf':
     "Debian's PHP snippet (split_path_info, try_files $fastcgi_script_name =404, PATH_INFO): phpgate's PHP routing does the same",
-  'mime.types': 'phpgate has its own MIME table',
+  'mime.types': "phpgate's MIME table sends nginx's types for the extensions nginx's mime.types lists",
   proxy_params: "nginx's standard proxy headers (Host, X-Real-IP, X-Forwarded-For, X-Forwarded-Proto)",
 };

@@ -17,7 +17,6 @@ export const NOTES: Readonly<Record<string, string>> = {
   variables_hash_max_size: 'nginx hash tuning: not needed',
   variables_hash_bucket_size: 'nginx hash tuning: not needed',
   map_hash_bucket_size: 'nginx hash tuning: not needed',
-  default_type: 'phpgate picks Content-Type from its own MIME table',
   log_format: 'phpgate writes JSON access lines (logging.access); nginx log formats do not apply',
   gzip_vary: "Vary: Accept-Encoding is phpgate's to send",
   gzip_proxied: 'compression tuning: phpgate decides (compression.*)',

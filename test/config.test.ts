@@ -212,6 +212,8 @@ describe('loadConfig: valid files', () => {
     assert.deepEqual(cfg.static, {
       cache_control: [],
       precompressed: true,
+      charset: '',
+      charset_types: ['text/html', 'text/xml', 'text/plain', 'text/vnd.wap.wml', 'application/javascript', 'application/rss+xml'],
       deny: [],
       deny_status: 404,
       follow_symlinks: false,
@@ -355,6 +357,29 @@ describe('loadConfig: patterns that can never match', () => {
   test('static.cache_control is first-match-wins, so shadowed rules are rejected too', () => {
     const text = 'static:\n  cache_control:\n    - { pattern: "/*", value: no-store }\n    - { pattern: "/assets/*", value: immutable }\n';
     assert.match(oneLine(text), /^gateway\.yaml:4:18: static\.cache_control\[1\]\.pattern .* catch-all "\/\*"/);
+  });
+
+  test('static.charset: a name as written, "off" or "" for none; charset_types replace nginx\'s list', () => {
+    const cfg = load('static:\n  charset: ISO-8859-1\n  charset_types: [text/css, "*", application/vnd.api+json]\n');
+    assert.equal(cfg.static.charset, 'ISO-8859-1');
+    assert.deepEqual(cfg.static.charset_types, ['text/css', '*', 'application/vnd.api+json']);
+    assert.equal(load('static: { charset: "off" }').static.charset, '');
+    assert.equal(load('static: { charset: "" }').static.charset, '');
+  });
+
+  test('static.charset and charset_types: what would break the header is refused at its file:line:col', () => {
+    assert.equal(
+      oneLine('static:\n  charset: "utf-8; x=y"\n'),
+      'gateway.yaml:2:12: static.charset must be "" (off) or a charset name such as "utf-8" or "iso-8859-1" ' +
+        '(letters, digits, ".", "_", ":", "+", "-"), got "utf-8; x=y"',
+    );
+    assert.equal(oneLine('static:\n  charset: true\n').split(' must be ')[0], 'gateway.yaml:2:12: static.charset');
+    assert.equal(
+      oneLine('static:\n  charset: utf-8\n  charset_types:\n    - text/html\n    - "text/plain; charset=x"\n'),
+      'gateway.yaml:5:7: static.charset_types[1] must be a media type without parameters such as "text/css", or "*" for every type, ' +
+        'got "text/plain; charset=x"',
+    );
+    assert.match(oneLine('static: { charset_types: [html] }'), /^gateway\.yaml:1:27: static\.charset_types\[0\] must be a media type/);
   });
 
   test('static.deny accepts file-name globs but rejects a relative path', () => {

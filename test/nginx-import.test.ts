@@ -399,8 +399,11 @@ describe('import: Laravel (deployment docs)', () => {
     assert.deepEqual(warningsAt(result.warnings, file, lineOf(file, 'location ~ ^/index\\.php(/|$)')), []);
   });
 
-  test('warnings: charset, per-location logging', () => {
-    assertWarned(result.warnings, file, 'charset utf-8;', 'charset utf-8');
+  test('charset utf-8 (server level) is static.charset; per-location logging is warned about', () => {
+    assert.equal(cfg.static.charset, 'utf-8');
+    assert.equal(cfg.static.charset_types, undefined, "nginx's default charset_types are phpgate's");
+    assert.match(notesAt(result.warnings, file, 'charset utf-8;'), /^static\.charset: utf-8 \(added to static files of static\.charset_types/);
+    assert.deepEqual(warningsAt(result.warnings, file, lineOf(file, 'charset utf-8;')), []);
     assertWarned(result.warnings, file, 'location = /favicon.ico', 'log_not_found off');
   });
 
@@ -1284,6 +1287,60 @@ describe('import: edge directives phpgate cannot take as written', () => {
     assert.equal(s.cfg.server.limits, undefined);
     assert.match(warningsAt(s.warnings, s.file, 3)[0]?.message ?? '', /h2_max_streams takes an integer from 1 to 65535/);
     assertWarned(s.warnings, s.file, 'http2_max_concurrent_streams 8', 'http2_max_concurrent_streams');
+  });
+});
+
+describe('import: charset, charset_types, default_type', () => {
+  test("http-level charset is overridden by the server's; charset_types as written; the YAML loads", () => {
+    const s = site(
+      'charset',
+      [
+        'http {',
+        '  default_type application/octet-stream;',
+        '  charset koi8-r;',
+        '  server {',
+        '    root /srv/c;',
+        '    charset iso-8859-1;',
+        '    charset_types text/css application/xml;',
+        '    location /legacy/ { charset iso-8859-1; }',
+        '    location /utf/ { charset utf-8; charset_types text/plain; }',
+        '    location /var/ { charset $cs; }',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    assert.equal(s.cfg.static.charset, 'iso-8859-1');
+    assert.deepEqual(s.cfg.static.charset_types, ['text/css', 'application/xml']);
+    assert.match(notesAt(s.warnings, s.file, 'charset koi8-r;'), /static\.charset: koi8-r/);
+    assert.match(notesAt(s.warnings, s.file, 'charset_types text/css'), /^static\.charset_types: text\/css, application\/xml \(text\/html always\)$/);
+    assert.match(notesAt(s.warnings, s.file, 'default_type'), /application\/octet-stream for the rest, as here/);
+    assert.match(notesAt(s.warnings, s.file, 'location /legacy/'), /the server's static\.charset already/);
+    const utf = warningsAt(s.warnings, s.file, lineOf(s.file, 'location /utf/')).map((w) => w.message);
+    assert.ok(
+      utf.some((m) => /not translated: phpgate's static\.charset is server-wide/.test(m)),
+      JSON.stringify(utf),
+    );
+    assert.ok(
+      utf.some((m) => /not translated: phpgate's static\.charset_types are server-wide/.test(m)),
+      JSON.stringify(utf),
+    );
+    assertWarned(s.warnings, s.file, 'location /var/', 'charset $cs');
+    assert.equal(load(s.yaml).static.charset, 'iso-8859-1');
+  });
+
+  test('charset off is the default (nothing written); a default_type other than octet-stream is warned about', () => {
+    const s = site('charset-off', ['server {', '  root /srv/c;', '  charset off;', '  default_type text/plain;', '}', ''].join('\n'));
+    assert.equal(s.cfg.static?.charset, undefined);
+    assert.match(notesAt(s.warnings, s.file, 'charset off;'), /static\.charset: "" \(no charset on static files, the default\)/);
+    assertWarned(s.warnings, s.file, 'default_type text/plain;', 'default_type');
+  });
+
+  test('charset_types with a parameter or without a slash is refused with a warning', () => {
+    const s = site('charset-bad', ['server {', '  root /srv/c;', '  charset utf-8;', '  charset_types "text/html; q=1" plain;', '}', ''].join('\n'));
+    assert.equal(s.cfg.static.charset, 'utf-8');
+    assert.equal(s.cfg.static.charset_types, undefined);
+    assertWarned(s.warnings, s.file, 'charset_types', 'charset_types');
   });
 });
 

@@ -271,10 +271,11 @@ describe('static files', () => {
   });
 
   describe('MIME types', () => {
+    // nginx's (Debian's /etc/nginx/mime.types), without a charset: static.charset is off by default, as nginx's.
     const cases: Array<[string, string]> = [
-      ['/style.css', 'text/css; charset=utf-8'],
-      ['/app.js', 'text/javascript; charset=utf-8'],
-      ['/data.json', 'application/json; charset=utf-8'],
+      ['/style.css', 'text/css'],
+      ['/app.js', 'application/javascript'],
+      ['/data.json', 'application/json'],
       ['/icon.svg', 'image/svg+xml'],
       ['/pixel.png', 'image/png'],
       ['/font.woff2', 'font/woff2'],
@@ -290,7 +291,11 @@ describe('static files', () => {
       });
     }
 
-    test('binary types (png) carry no charset', async () => {
+    test('no type carries a charset by default (png, and the text types)', async () => {
+      for (const target of ['/style.css', '/app.js', '/data.json', '/hello.txt', '/withindex/index.html']) {
+        const ct = (await get(target)).headers['content-type'];
+        assert.ok(ct !== undefined && !/charset/i.test(ct), `${target}: ${ct}`);
+      }
       const res = await get('/pixel.png');
       assert.ok(!/charset/i.test(res.headers['content-type'] ?? ''), String(res.headers['content-type']));
       assert.deepEqual(res.body, PNG_1x1);
@@ -447,7 +452,7 @@ describe('static files', () => {
       const res = await get('/hello.txt', {}, 'HEAD');
       assert.equal(res.status, 200);
       assert.equal(res.headers['content-length'], String(Buffer.byteLength(HELLO)));
-      assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
+      assert.equal(res.headers['content-type'], 'text/plain');
       assert.equal(res.headers.etag, HELLO_ETAG);
       assert.equal(res.headers['last-modified'], HELLO_LAST_MODIFIED);
       assertEmptyBody(res, 'HEAD');
@@ -643,7 +648,7 @@ describe('static files', () => {
   describe('precompressed siblings', () => {
     function assertVariant(res: SimpleResponse, encoding: 'br' | 'gzip' | null): void {
       assert.equal(res.status, 200);
-      assert.equal(res.headers['content-type'], 'text/css; charset=utf-8', "the original file's type, not the sibling's");
+      assert.equal(res.headers['content-type'], 'text/css', "the original file's type, not the sibling's");
       assert.equal(res.headers.vary, 'Accept-Encoding');
       const expected = encoding === 'br' ? APP_CSS_BR : encoding === 'gzip' ? APP_CSS_GZ : APP_CSS;
       assert.equal(res.headers['content-encoding'], encoding ?? undefined);
@@ -1005,7 +1010,7 @@ describe('static files', () => {
     test('a directory with index.html → the index is served', async () => {
       const res = await get('/withindex/');
       assert.equal(res.status, 200);
-      assert.equal(res.headers['content-type'], 'text/html; charset=utf-8');
+      assert.equal(res.headers['content-type'], 'text/html');
       assert.equal(res.text, '<p>WITHINDEX-INDEX-HTML</p>\n');
     });
 
@@ -1090,7 +1095,7 @@ describe('static files', () => {
         const res = await request(ep.base, '/no-such-file.txt');
         assert.equal(res.status, 404);
         assert.equal(res.text, ERROR_404_HTML);
-        assert.equal(res.headers['content-type'], 'text/html; charset=utf-8');
+        assert.equal(res.headers['content-type'], 'text/html');
       });
 
       test("a missing .php script → 404 with the HTML page's content", async () => {

@@ -1,12 +1,11 @@
 /**
- * Static files, served as nginx does: MIME types, validators (ETag as nginx: mtime-size), conditional requests
+ * Static files, served as nginx does: MIME types (content-type.ts), validators (ETag as nginx: mtime-size), conditional requests
  * (RFC 9110 §13), single byte ranges, precompressed siblings (gzip_static / brotli_static), Cache-Control per
  * path, and a hot-file cache of small files kept in memory with their headers.
  */
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
-import mime from 'mime-types';
 import { compilePattern, type PathMatcher } from '../../config/pattern.js';
 import type { StaticConfig } from '../../config/types.js';
 import type { DocrootGuard, FileInfoCache } from '../http/file-cache.js';
@@ -17,6 +16,7 @@ import { writeHeadList } from '../http/response-head.js';
 import type { Logger } from '../../core/log.js';
 import { ifRangeHolds, parseRange } from '../http/range.js';
 import { headerIndex, NO_SOURCE, plainHead, stableHead, type ResponseHead, type ResponseSink } from '../http/sink.js';
+import { ContentTypes } from './content-type.js';
 import { FileStream } from './file-stream.js';
 
 /** One way of sending a file: itself, or a precompressed sibling. */
@@ -74,7 +74,7 @@ export class StaticFiles {
   readonly #cacheControl: ReadonlyArray<{ readonly match: PathMatcher; readonly value: string }>;
   readonly #hotMax: number;
   readonly #entries: LRUCache<string, FileEntry>;
-  readonly #contentTypes = new Map<string, string>();
+  readonly #contentTypes: ContentTypes;
 
   constructor(o: StaticFilesOptions) {
     this.#files = o.files;
@@ -83,6 +83,7 @@ export class StaticFiles {
     this.#precompressed = o.config.precompressed;
     this.#cacheControl = o.config.cache_control.map((r) => ({ match: compilePattern(r.pattern), value: r.value }));
     this.#hotMax = o.config.hot_cache_file_kb * 1024;
+    this.#contentTypes = new ContentTypes(o.config);
     this.#entries = new LRUCache<string, FileEntry>({
       maxSize: Math.max(1, Math.floor(o.config.hot_cache_mb * 1024 * 1024)),
       sizeCalculation: (e) => ENTRY_OVERHEAD + (e.body === null ? 0 : e.body.length),
@@ -168,7 +169,7 @@ export class StaticFiles {
       }
     }
     const headers: string[] = [];
-    const contentType = this.#contentType(file);
+    const contentType = this.#contentTypes.of(file);
     headers.push('Content-Type', contentType, 'Last-Modified', entry.lastModified, 'ETag', entry.etag);
     if (cacheControl !== null) headers.push('Cache-Control', cacheControl);
     if (vary) headers.push('Vary', 'Accept-Encoding');
@@ -223,7 +224,7 @@ export class StaticFiles {
    */
   sendPage(req: IncomingMessage, res: ServerResponse, file: string, stat: fs.Stats, status: number): void {
     const entry = this.#entry({ path: file, stat, encoding: '' });
-    writeHeadList(res, status, ['Content-Type', this.#contentType(file), 'Content-Length', entry.size]);
+    writeHeadList(res, status, ['Content-Type', this.#contentTypes.of(file), 'Content-Length', entry.size]);
     if (req.method === 'HEAD' || entry.size === 0) res.end();
     else if (entry.body !== null) res.end(entry.body);
     else {
@@ -289,20 +290,6 @@ export class StaticFiles {
       body,
       ok: null,
     };
-  }
-
-  #contentType(file: string): string {
-    const slash = file.lastIndexOf('/');
-    const dot = file.lastIndexOf('.');
-    const ext = dot > slash ? file.slice(dot + 1).toLowerCase() : '';
-    let type = this.#contentTypes.get(ext);
-    if (type === undefined) {
-      const base = ext === '' ? false : mime.lookup(ext);
-      // mime-types adds charset=utf-8 to text types (text/*, JavaScript, JSON …); unknown is a download.
-      type = (base === false ? false : mime.contentType(base)) || 'application/octet-stream';
-      if (this.#contentTypes.size < 1000) this.#contentTypes.set(ext, type);
-    }
-    return type;
   }
 
   #cacheControlFor(uriPath: string): string | null {

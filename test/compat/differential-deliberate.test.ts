@@ -144,13 +144,13 @@ describe('differential: deliberate differences of phpgate from nginx + php-fpm',
     assert.equal(b.headers['upgrade'], undefined);
   });
 
-  it('static files: phpgate adds X-Content-Type-Options: nosniff and charset=utf-8 to text types', async (t) => {
+  it('static files: phpgate adds X-Content-Type-Options: nosniff (the Content-Type is the same: no charset)', async (t) => {
     if (!ready(t)) return;
     const [a, b] = await both({ target: '/static.txt' });
     assert.equal(a.headers['x-content-type-options'], undefined);
     assert.equal(b.headers['x-content-type-options'], 'nosniff');
     assert.equal(a.headers['content-type'], 'text/plain');
-    assert.equal(b.headers['content-type'], 'text/plain; charset=utf-8');
+    assert.equal(b.headers['content-type'], a.headers['content-type']);
   });
 
   it('405 on a static file: phpgate names the allowed methods (Allow, RFC 9110 §15.5.6), nginx does not', async (t) => {
