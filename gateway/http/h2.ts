@@ -16,6 +16,43 @@ import type { Socket } from 'node:net';
 
 const EMPTY: readonly string[] = [];
 
+/** RFC 9113 §7's ENHANCE_YOUR_CALM, spelled out: node:http2's constants would load the module on plain listeners too. */
+const ENHANCE_YOUR_CALM = 0xb;
+
+/**
+ * A request's header list as HTTP/2 sizes it (SETTINGS_MAX_HEADER_LIST_SIZE, RFC 9113 §6.5.2): every field's name
+ * and value octets plus 32, pseudo-headers included, as node's own check counts once the client has acknowledged
+ * the limit. node hands header text over as latin1 strings: one character per octet.
+ */
+export function headerListSize(raw: readonly string[]): number {
+  let size = 16 * raw.length; // 32 per field, two entries per field
+  for (let i = 0; i < raw.length; i++) size += raw[i]!.length;
+  return size;
+}
+
+/**
+ * Refuses a request whose header list is over the limit as nginx does (large_client_header_buffers over HTTP/2): a
+ * connection error, GOAWAY with ENHANCE_YOUR_CALM naming this stream as the last one; no status. node enforces its
+ * advertised maxHeaderListSize only on streams opened after the client acknowledged the server's SETTINGS (it then
+ * resets the stream, ENHANCE_YOUR_CALM, before storing the list): a client's first requests come before that, and a
+ * client may never acknowledge. Ending the connection leaves such a client one oversized list per TLS handshake.
+ */
+export function refuseHeaderList(stream: ServerHttp2Stream): void {
+  const session = stream.session;
+  if (session === undefined) {
+    stream.destroy();
+    return;
+  }
+  session.goaway(ENHANCE_YOUR_CALM, stream.id ?? 0); // an id is set on every stream a client opened
+  // Reset with an error code, the stream is destroyed with an error: expected, and no one else listens to it.
+  stream.on('error', onStreamError);
+  stream.close(ENHANCE_YOUR_CALM);
+  // A graceful close, not destroy(): node stops reading at once on destroy and then closes the socket, so whatever
+  // the client sent meanwhile (its SETTINGS acknowledgement) makes the kernel answer with a TCP reset, which can
+  // discard the GOAWAY before the client reads it. Streams already running finish; node refuses any later one.
+  session.close();
+}
+
 /** One HTTP/2 request's head, and its body as the stream. */
 export class H2Request {
   readonly stream: ServerHttp2Stream;

@@ -14,7 +14,7 @@ import { rememberProxiedPeer, unmapIPv4, type TrustedProxies } from './client-ad
 import type { Logger } from '../../core/log.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { TlsMaterial } from './tls.js';
-import { H2Request, H2Response } from './h2.js';
+import { H2Request, H2Response, headerListSize, refuseHeaderList } from './h2.js';
 
 export interface ListenerSettings {
   readonly tls: TlsMaterial | null;
@@ -71,6 +71,8 @@ export class MainListener {
           noDelay: true,
           handshakeTimeout: s.timeouts.header_ms,
           maxHeaderListPairs: H2_MAX_HEADER_PAIRS,
+          // node resets a stream whose header list passes maxHeaderListSize while it is read, but only once the
+          // client has acknowledged these settings; the 'stream' listener below checks the streams opened before.
           settings: { maxConcurrentStreams: s.limits.h2_max_streams, maxHeaderListSize: headerBytes },
         },
         // HTTP/1.1 over TLS (allowHTTP1) arrives here as with http's server.
@@ -81,6 +83,12 @@ export class MainListener {
       server.removeAllListeners('stream');
       server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders?: string[]) => {
         const req = new H2Request(stream, headers, rawHeaders);
+        const size = headerListSize(req.rawHeaders);
+        if (size > headerBytes) {
+          s.log.debug({ client: req.socket.remoteAddress, size, limit: headerBytes }, 'HTTP/2 connection closed: request header list over header_kb');
+          refuseHeaderList(stream);
+          return;
+        }
         onRequest(req as unknown as http.IncomingMessage, new H2Response(stream, req) as unknown as http.ServerResponse);
       });
       // HTTP/1.1 connections on this server run node's http machinery, which reads these from the server object
