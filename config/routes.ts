@@ -251,9 +251,9 @@ const route: Reader<RouteConfig> = {
   read(node, at, cx) {
     const r = routeFields.read(node, at, cx);
     if (r === INVALID) return INVALID;
-    const actions = (['php', 'proxy', 'return'] as const).filter((k) => r[k] !== undefined && r[k] !== null);
-    if (actions.length > 1) {
-      cx.report(at.path, at.loc, `${at.path} must have at most one of php, proxy, return (nginx's content handlers), got ${actions.join(' and ')}`);
+    // nginx: one content handler per location (fastcgi_pass or proxy_pass); a `return` answers before either runs.
+    if (r.php != null && r.proxy !== undefined) {
+      cx.report(at.path, at.loc, `${at.path} must have php or proxy, not both (nginx's content handlers: fastcgi_pass, proxy_pass)`);
       return INVALID;
     }
     if (r.alias !== undefined && r.root !== undefined) {

@@ -487,3 +487,36 @@ routes:
     assert.equal((await request(g.base, '/index.php')).status, 404, 'the site root is static only here (no PHP route)');
   });
 });
+
+describe('routes: configuration errors name the place and what is allowed', () => {
+  const issues = (text: string): string => {
+    const root = site(['index.php']);
+    try {
+      loadConfig({ text: `php: { docroot: ${JSON.stringify(root)} }\n${text}`, file: 'gateway.yaml', env: {} });
+      return '';
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  };
+
+  test('a bad match, a bad rewrite, two content handlers, an unknown variable, a missing named route', () => {
+    assert.match(issues('routes:\n  - match: nope\n'), /gateway\.yaml:3:12: routes\[0\]\.match must be a location as nginx writes it/);
+    assert.match(
+      issues("routes:\n  - match: /\n    rewrite: [{ rewrite: '^/a' }]\n"),
+      /gateway\.yaml:4:\d+: routes\[0\]\.rewrite\[0\]\.rewrite must be "REGEX REPLACEMENT/,
+    );
+    assert.match(
+      issues("routes:\n  - match: /\n    php: true\n    proxy: { targets: ['http://127.0.0.1:1'] }\n"),
+      /routes\[0\] must have php or proxy, not both/,
+    );
+    assert.match(issues("routes:\n  - match: /\n    return: '200 $nosuch'\n"), /unknown variable "\$nosuch"/);
+    assert.match(issues('routes:\n  - match: /\n    try_files: [$uri, "@gone"]\n'), /try_files names "@gone", but no route has match: "@gone"/);
+    assert.equal(
+      issues("routes:\n  - match: /\n    return: '301 https://$host$request_uri'\n    php: true\n"),
+      '',
+      'return answers before PHP, as nginx',
+    );
+  });
+});
