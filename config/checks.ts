@@ -220,12 +220,16 @@ export const errorPageUri = check('a URI starting with / (a static file or a PHP
   typeof v === 'string' && v.startsWith('/') && !v.includes('..') ? v : INVALID,
 );
 /** nginx's error_page target: a URI, answered with the error's status; `= URI`: with the page's own; `=CODE URI`: with CODE. */
+/** Dot segments, control characters, a `%` that is not an escape, or %00: a page no request could name. */
+// eslint-disable-next-line no-control-regex -- control characters are what is refused
+const BAD_PAGE_URI = /\.\.|[\u0000-\u001f\u007f]|%(?![0-9A-Fa-f]{2})|%00/;
+
 export const errorPage = check(
   'a URI starting with / (a static file or a PHP script), optionally after "=" or "=CODE" as nginx\'s error_page',
   (v) => {
     if (typeof v !== 'string') return INVALID;
     const m = /^(?:=(\d{3})?\s+)?(\/.*)$/.exec(v);
-    return m !== null && !m[2]!.includes('..') ? v : INVALID;
+    return m !== null && !BAD_PAGE_URI.test(m[2]!) ? v : INVALID;
   },
 );
 export const maxBodyMb = numberAbove(0);

@@ -140,7 +140,8 @@ export function compileErrorPages(pages: Readonly<Record<string, string>>): Map<
   for (const [status, value] of Object.entries(pages)) {
     // config/ checked the form: [= | =CODE] URI.
     const m = /^(?:=(\d{3})?\s+)?(\/.*)$/.exec(value)!;
-    const target = parseTarget(m[2]!);
+    // A page named with non-ASCII letters (or a space) is written as it is: encoded here to the request form.
+    const target = parseTarget(m[2]!.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c)));
     const answer = value.startsWith('=') ? (m[1] === undefined ? 0 : Number(m[1])) : Number(status);
     if (target !== null) out.set(Number(status), { target, status: answer });
   }

@@ -520,3 +520,34 @@ describe('routes: configuration errors name the place and what is allowed', () =
     );
   });
 });
+
+describe('error_pages named with letters beyond ASCII', () => {
+  test('the page is found and answers (it was dropped silently before); a page no request could name is refused', async () => {
+    const root = site(['fehler/seite-ä.html']);
+    const g = await startGateway(
+      `php: { docroot: ${JSON.stringify(root)}, worker_count: 1 }\nstatic: { error_pages: { "404": "/fehler/seite-ä.html" } }\n`,
+    );
+    try {
+      const r = await request(g.base, '/missing');
+      assert.equal(r.status, 404);
+      assert.equal(r.text, 'file fehler/seite-ä.html\n');
+    } finally {
+      await g.stop();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+    const other = site(['x.html']);
+    try {
+      assert.throws(
+        () =>
+          loadConfig({
+            text: `php: { docroot: ${JSON.stringify(other)} }\nstatic: { error_pages: { "404": "/bad%zz.html" } }\n`,
+            file: 'g.yaml',
+            env: {},
+          }),
+        /g\.yaml:2:\d+: static\.error_pages\.404 must be a URI starting with \//,
+      );
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
