@@ -192,6 +192,16 @@ export const scalarAsString = check('a string, number or boolean (no NUL bytes)'
   return typeof v === 'string' && !v.includes('\0') ? v : INVALID;
 });
 
+/**
+ * A php.ini value: passed to php-cgi byte for byte (php/master.ts quotes what the ini syntax would cut). The one
+ * value that cannot be written: a `'` together with a `"` or `${` (neither ini quoting keeps all three literal).
+ */
+export const iniValue = check('a string, number or boolean (no NUL bytes, no line breaks; not \' together with ", ${ or a final \\)', (v) => {
+  const s = scalarAsString.parse(v);
+  if (s === INVALID || /[\r\n]/.test(s)) return INVALID;
+  return s.includes("'") && (s.includes('"') || s.includes('${') || s.endsWith('\\')) ? INVALID : s;
+});
+
 export const iniKey = check('an ini directive name such as "memory_limit" or "opcache.enable"', (v) =>
   typeof v === 'string' && /^[A-Za-z_][A-Za-z0-9_.-]*$/.test(v) ? v : INVALID,
 );

@@ -26,7 +26,7 @@ const poolSettings = {
   timeout_ms: ms,
   queue_limit: scalar(C.int(0)),
   queue_timeout_ms: ms,
-  ini: stringMap(C.iniKey, C.scalarAsString),
+  ini: stringMap(C.iniKey, C.iniValue),
   env: stringMap(C.envKey, C.scalarAsString),
 };
 

@@ -9,7 +9,7 @@ import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
 import { explainRouting } from '../config/explain.js';
 import type { GatewayConfig } from '../config/types.js';
-import { createLogger } from './http/log.js';
+import { createLogger, reopenLogFiles } from './http/log.js';
 import { Gateway, PID_FILE } from './server.js';
 import { configForProcess, onPurgeFromOthers, processCount, processSlot, runPrimary } from './processes.js';
 import cluster from 'node:cluster';
@@ -116,6 +116,7 @@ function load(configFile: string | undefined, overrides: Overrides): Readonly<Ga
 }
 
 async function main(): Promise<void> {
+  installReopenSignal();
   if (process.argv[2] === 'import-nginx') return importNginxCommand(process.argv.slice(3));
   const { command, args, config: configFile, overrides } = parseCli(process.argv.slice(2));
   if (command === 'check') {
@@ -186,6 +187,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  reopened = (): void => log.info('log files reopened (SIGUSR1)');
   // Reload: the file is read again; a bad one is refused and the running configuration stays, as nginx -s reload.
   process.on('SIGHUP', () => {
     if (stopping) return;
@@ -301,6 +303,21 @@ async function importNginxCommand(argv: string[]): Promise<void> {
   process.stderr.write(
     `phpgate import-nginx: ${file} → ${where}: ${warnings.length} warning(s) to review, ${result.warnings.length - warnings.length} note(s)\n`,
   );
+}
+
+/** Said once the log files were reopened (the running gateway's logger, once there is one). */
+let reopened = (): void => undefined;
+
+/**
+ * SIGUSR1 is nginx's "reopen the logs" (what logrotate's postrotate sends). Node's own meaning, opening its
+ * inspector on 127.0.0.1:9229 in a process that may run as root, is never wanted: this listener replaces it, and
+ * is installed first thing, before the signal can do anything else.
+ */
+function installReopenSignal(): void {
+  process.on('SIGUSR1', () => {
+    reopenLogFiles();
+    reopened();
+  });
 }
 
 void main();

@@ -127,6 +127,7 @@ export function runPrimary(o: {
       process.off('SIGTERM', onStop);
       process.off('SIGINT', onStop);
       process.off('SIGHUP', onReload);
+      process.off('SIGUSR1', onReopen);
       resolve(exitCode !== 0 ? exitCode : code);
     };
     const stopAll = (): void => {
@@ -160,9 +161,14 @@ export function runPrimary(o: {
       // Each process reads the file itself and replaces its pools beside the old ones, as a single process does.
       for (const s of slots) s.worker?.process.kill('SIGHUP');
     };
+    // SIGUSR1 (logrotate): each process reopens its own log file; the primary's own was reopened by the CLI's handler.
+    const onReopen = (): void => {
+      for (const s of slots) s.worker?.process.kill('SIGUSR1');
+    };
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
     process.on('SIGHUP', onReload);
+    process.on('SIGUSR1', onReopen);
     for (const what of perProcess(o.config)) log.warn({ processes: count }, `${what} counts per gateway process`);
     for (let i = 0; i < count; i++) fork(i);
   });

@@ -205,3 +205,46 @@ describe('a gateway killed without stopping its pools', () => {
     }
   });
 });
+
+describe('SIGUSR1: log files are reopened (logrotate), never a Node inspector', () => {
+  test('after the log is moved, new lines go to a new file of the same name; the moved one keeps the old lines', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'usr1-'));
+    const logFile = path.join(dir, 'gw.log');
+    const port = await freePort();
+    const docroot = path.join(root, 'test', 'fixtures', 'site');
+    fs.writeFileSync(
+      path.join(dir, 'gateway.yaml'),
+      `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ${JSON.stringify(docroot)}, worker_count: 1, socket_dir: ${JSON.stringify(path.join(dir, 'sock'))} }\nlogging: { file: ${JSON.stringify(logFile)}, access: true }\n`,
+    );
+    let output = '';
+    const proc = spawn(cli[0]!, [...cli.slice(1), '--config', path.join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise((r) => proc.once('exit', r));
+    try {
+      await eventually(
+        'the gateway logs to its file',
+        () => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('phpgate listening'),
+        20_000,
+      );
+      assert.equal((await request(`http://127.0.0.1:${port}`, '/static.txt?before')).status, 200);
+      await eventually('the first access line', () => fs.readFileSync(logFile, 'utf8').includes('before'), 5_000);
+      fs.renameSync(logFile, `${logFile}.1`);
+      proc.kill('SIGUSR1');
+      await eventually(
+        'a new file after SIGUSR1',
+        () => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('log files reopened'),
+        5_000,
+      );
+      assert.equal((await request(`http://127.0.0.1:${port}`, '/static.txt?after')).status, 200);
+      await eventually('the next access line in the new file', () => fs.readFileSync(logFile, 'utf8').includes('after'), 5_000);
+      const moved = fs.readFileSync(`${logFile}.1`, 'utf8');
+      assert.ok(moved.includes('before') && !moved.includes('static.txt?after'), 'the moved file keeps only the lines before the signal');
+      assert.doesNotMatch(output, /Debugger listening|inspector/i);
+      assert.equal(proc.exitCode, null, 'still running');
+    } finally {
+      proc.kill('SIGTERM');
+      await exited;
+    }
+  });
+});

@@ -447,6 +447,7 @@ describe('loadConfig: reported problems', () => {
     ['a try_files entry that is not a URI', 'php: { try_files: ["$uri", "index.php"] }', 'php.try_files[1]'],
     ['an env name with a dash', 'php: { env: { APP-ENV: x } }', 'php.env key'],
     ['an ini value that is a list', 'php: { ini: { memory_limit: [1] } }', 'php.ini.memory_limit'],
+    ['an ini value no ini quoting keeps literal', `php: { ini: { user_agent: "it's \\"q\\"" } }`, 'php.ini.user_agent'],
     ['an unknown log level', 'logging: { level: verbose }', 'logging.level'],
     ['an upstream target that is not http(s)', 'upstreams: [{ pattern: "/x/*", targets: ["ftp://h"] }]', 'upstreams[0].targets[0]'],
     ['an upstream target with a query', 'upstreams: [{ pattern: "/x/*", targets: ["http://h:3000/?a=1"] }]', 'upstreams[0].targets[0]'],

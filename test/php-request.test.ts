@@ -10,6 +10,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { iniDefine } from '../php/master.js';
 import { ensureFixtureSite } from './fixtures/site.js';
 import { dump, request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
 
@@ -601,6 +602,43 @@ describe("php.server_software, REMOTE_USER, and a site's own auto_prepend_file",
     for (const bad of [basic('no colon'), 'Basic !!!', 'Bearer abc', basic(':pw')]) {
       assert.equal(dump(await request(gw.base, '/dump.php', { headers: { authorization: bad } })).server['REMOTE_USER'], '', bad);
     }
+  });
+});
+
+describe('php.ini values reach PHP byte for byte', () => {
+  const savePath = 'tcp://127.0.0.1:6379?prefix=PHPSESS_&auth=a;b "c" $HOME ${HOME} x=y ';
+  let gw: RunningGateway;
+  before(async () => {
+    const ini = {
+      'session.save_path': savePath,
+      error_reporting: 'E_ALL & ~E_NOTICE',
+      display_errors: 'Off',
+      'arg_separator.output': '&amp;',
+      user_agent: "it's a \\ test = $x",
+    };
+    gw = await startGateway(`php:\n  worker_count: 1\n  ini: ${JSON.stringify(ini)}\n`, { docroot: ensureFixtureSite() });
+  });
+  after(() => gw.stop());
+
+  test('=, ;, quotes, $ and ${…}, spaces: as written; an expression and a boolean keep their ini meaning', async () => {
+    const r = await request(gw.base, '/ini.php');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(JSON.parse(r.text), {
+      save_path: savePath,
+      error_reporting: 32759, // E_ALL & ~E_NOTICE, evaluated as php.ini does
+      display_errors: '',
+      arg_separator: '&amp;',
+      user_agent: "it's a \\ test = $x",
+    });
+  });
+
+  test('iniDefine quotes only what the ini syntax would cut', () => {
+    assert.equal(iniDefine('memory_limit', '256M'), 'memory_limit=256M');
+    assert.equal(iniDefine('error_reporting', 'E_ALL & ~E_NOTICE'), 'error_reporting=E_ALL & ~E_NOTICE');
+    assert.equal(iniDefine('a', 'x=y'), "a='x=y'");
+    assert.equal(iniDefine('a', "it's"), 'a="it\'s"');
+    assert.equal(iniDefine('a', 'a&b'), "a='a&b'", 'lower-case words are not constants: literal');
+    assert.equal(iniDefine('display_errors', 'Off'), 'display_errors=Off');
   });
 });
 
