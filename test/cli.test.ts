@@ -221,23 +221,16 @@ describe('SIGUSR1: log files are reopened (logrotate), never a Node inspector', 
     proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
     proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise((r) => proc.once('exit', r));
+    const logHas = (text: string) => (): boolean => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes(text);
     try {
-      await eventually(
-        'the gateway logs to its file',
-        () => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('phpgate listening'),
-        20_000,
-      );
+      await eventually('the gateway logs to its file', logHas('phpgate listening'), 20_000);
       assert.equal((await request(`http://127.0.0.1:${port}`, '/static.txt?before')).status, 200);
-      await eventually('the first access line', () => fs.readFileSync(logFile, 'utf8').includes('before'), 5_000);
+      await eventually('the first access line', logHas('before'), 5_000);
       fs.renameSync(logFile, `${logFile}.1`);
       proc.kill('SIGUSR1');
-      await eventually(
-        'a new file after SIGUSR1',
-        () => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('log files reopened'),
-        5_000,
-      );
+      await eventually('a new file after SIGUSR1', logHas('log files reopened'), 5_000);
       assert.equal((await request(`http://127.0.0.1:${port}`, '/static.txt?after')).status, 200);
-      await eventually('the next access line in the new file', () => fs.readFileSync(logFile, 'utf8').includes('after'), 5_000);
+      await eventually('the next access line in the new file', logHas('after'), 5_000);
       const moved = fs.readFileSync(`${logFile}.1`, 'utf8');
       assert.ok(moved.includes('before') && !moved.includes('static.txt?after'), 'the moved file keeps only the lines before the signal');
       assert.doesNotMatch(output, /Debugger listening|inspector/i);
