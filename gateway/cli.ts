@@ -8,6 +8,7 @@ import { ConfigError } from '../config/errors.js';
 import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
 import { explainRouting } from '../config/explain.js';
+import { checkPhpSettings } from '../php/check.js';
 import type { GatewayConfig } from '../config/types.js';
 import { createLogger, reopenLogFiles } from './http/log.js';
 import { Gateway, PID_FILE } from './server.js';
@@ -20,10 +21,12 @@ import { EXAMPLE_DIR, VERSION } from './version.js';
 const HELP = `phpgate ${VERSION} — a gateway in front of PHP: HTTP in front, supervised php-cgi pools behind.
 
 Usage:
-  phpgate [--config FILE] [options]     run the gateway
-  phpgate check --config FILE [--explain]
-                                        validate a configuration and exit; --explain prints how it routes
-                                        requests (the routes in nginx's search order, or what the global keys amount to)
+  phpgate [--config FILE] [options]     run the gateway (no --config: ./gateway.yaml if there is one, else the
+                                        bundled example site; the first log line says which)
+  phpgate check [--config FILE] [--explain]
+                                        validate a configuration, and each pool's php.ini with php-cgi itself, and
+                                        exit; --explain prints how it routes requests (the routes in nginx's search
+                                        order, or what the global keys amount to)
   phpgate reload [--config FILE]        tell the running gateway (same config) to reload: same as SIGHUP
   phpgate cache purge PATTERN [--config FILE]
                                         drop the running gateway's cached answers for paths matching PATTERN
@@ -98,7 +101,9 @@ function parseCli(argv: string[]): { command: Command; args: string[]; config: s
   if (values.docroot !== undefined) overrides.docroot = values.docroot;
   if (values.port !== undefined) overrides.port = intFlag('--port', values.port);
   if (values.workers !== undefined) overrides.workers = intFlag('--workers', values.workers);
-  return { command, args: rest, config: values.config, overrides };
+  // Without --config, a gateway.yaml in the current directory is the configuration (as nginx reads its own file).
+  const here = path.resolve('gateway.yaml');
+  return { command, args: rest, config: values.config ?? (fs.existsSync(here) ? here : undefined), overrides };
 }
 
 function intFlag(name: string, value: string): number {
@@ -120,8 +125,15 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'import-nginx') return importNginxCommand(process.argv.slice(3));
   const { command, args, config: configFile, overrides } = parseCli(process.argv.slice(2));
   if (command === 'check') {
-    if (configFile === undefined) fail(2, 'phpgate check: --config FILE is required');
+    if (configFile === undefined) fail(2, 'phpgate check: --config FILE is required (or a gateway.yaml in this directory)');
     const checked = load(configFile, overrides);
+    // What php-fpm -t would catch: PHP's own view of each pool's php.ini settings.
+    const pools = [
+      { name: 'php', ini: checked.php.ini, env: checked.php.env },
+      ...checked.pools.map((p) => ({ name: `pools.${p.name}`, ini: p.ini, env: p.env })),
+    ];
+    const complaints = pools.flatMap((p) => checkPhpSettings(checked.php.binary, p.ini, p.env).map((c) => `${configFile}: ${p.name}: ${c}`));
+    if (complaints.length > 0) fail(2, [...new Set(complaints)].join('\n'));
     process.stdout.write(`${configFile}: ok\n`);
     if (process.argv.includes('--explain')) process.stdout.write(explainRouting(checked));
     return;
@@ -159,6 +171,13 @@ async function main(): Promise<void> {
   const forThisProcess = (c: Readonly<GatewayConfig>): Readonly<GatewayConfig> => (slot === null ? c : configForProcess(c, slot.index, slot.count));
   const config = forThisProcess(loaded);
   const log = slot === null ? createLogger(config.logging) : createLogger(config.logging).child({ process: slot.index });
+  // The first line says which file runs: --config, ./gateway.yaml, or (neither) the bundled example site.
+  log.info(
+    { version: VERSION, config: config.source },
+    configFile === undefined
+      ? 'phpgate starting: no --config and no ./gateway.yaml here, so the bundled example site'
+      : `phpgate starting with ${configFile}`,
+  );
   const gateway = new Gateway(config, log);
   onPurgeFromOthers((pattern) => gateway.purgeCache(pattern));
   // Last line of defence: one bad request must not take every other request down with the process.

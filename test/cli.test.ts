@@ -60,6 +60,49 @@ describe('phpgate command line', () => {
     assert.match(r.stdout, /ok/);
   });
 
+  test("check asks php-cgi about each pool's php.ini settings, as php-fpm -t would", () => {
+    fs.mkdirSync(path.join(tmp, 'public'), { recursive: true });
+    const bad = writeConfig(
+      'bad-ini.yaml',
+      'php:\n  docroot: ./public\n  ini: { memory_limit: abc }\npools:\n  - name: reports\n    patterns: ["/r/*"]\n    ini: { extension: nosuch_ext }\n',
+    );
+    const r = run(['check', '--config', bad]);
+    assert.equal(r.status, 2, r.stdout);
+    assert.match(r.stderr, /bad-ini\.yaml: php: PHP Warning: {2}Invalid "memory_limit" setting/);
+    assert.match(r.stderr, /bad-ini\.yaml: pools\.reports: PHP Warning: {2}PHP Startup: Unable to load dynamic library 'nosuch_ext'/);
+    const missing = writeConfig('no-php.yaml', 'php:\n  docroot: ./public\n  binary: /nonexistent/php-cgi\n');
+    const m = run(['check', '--config', missing]);
+    assert.equal(m.status, 2);
+    assert.match(m.stderr, /php\.binary \/nonexistent\/php-cgi not found/);
+  });
+
+  test('without --config, a gateway.yaml in the current directory is used, and the first log line names it', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'here-'));
+    fs.mkdirSync(path.join(dir, 'www'));
+    fs.writeFileSync(path.join(dir, 'www', 'index.html'), 'from ./gateway.yaml\n');
+    const port = await freePort();
+    fs.writeFileSync(
+      path.join(dir, 'gateway.yaml'),
+      `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ./www, worker_count: 1, socket_dir: ./sock }\n`,
+    );
+    const c = spawnSync(cli[0]!, [...cli.slice(1), 'check'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(c.status, 0, c.stderr);
+    assert.equal(c.stdout.trim(), `${path.join(dir, 'gateway.yaml')}: ok`);
+    let output = '';
+    const proc = spawn(cli[0]!, cli.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    const exited = new Promise((r) => proc.once('exit', r));
+    try {
+      await eventually('the gateway listens', () => output.includes('phpgate listening'), 20_000);
+      const first = JSON.parse(output.split('\n')[0]!) as { msg: string; config: string };
+      assert.match(first.msg, /^phpgate starting with .*gateway\.yaml$/);
+      assert.equal((await request(`http://127.0.0.1:${port}`, '/')).text, 'from ./gateway.yaml\n');
+    } finally {
+      proc.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   test("the repository's gateway.example.yaml (the full configuration contract) passes check", () => {
     const r = run(['check', '--config', path.join(root, 'gateway.example.yaml')]);
     assert.equal(r.status, 0, r.stderr);
