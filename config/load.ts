@@ -3,7 +3,9 @@
  * every problem located → env vars → CLI flags → defaults → paths resolved → cross-key rules → deep-frozen.
  * All problems are collected and thrown together as one ConfigError.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { INVALID } from './checks.js';
@@ -81,7 +83,9 @@ function build(raw: RawConfig, source: string, baseDir: string, searchPath: stri
     ...php,
     binary: findOnPath(php.binary, searchPath, baseDir),
     docroot: fromBase(php.docroot),
-    socket_dir: fromBase(php.socket_dir),
+    // Unset: one directory per configuration file, so two instances on one host never share sockets or a pid file.
+    socket_dir:
+      raw.php?.socket_dir === undefined ? instanceSocketDir(source.startsWith('(') ? source : path.resolve(source)) : fromBase(php.socket_dir),
   };
   return {
     source,
@@ -155,4 +159,10 @@ function resolveRoutes(list: readonly RouteConfig[], fromBase: (p: string) => st
     auth_basic: r.auth_basic === null ? null : { ...r.auth_basic, user_file: fromBase(r.auth_basic.user_file) },
     routes: resolveRoutes(r.routes, fromBase),
   }));
+}
+
+/** The default php.socket_dir of one configuration: the user's, then a short hash of the file's absolute path. */
+function instanceSocketDir(source: string): string {
+  const user = process.getuid?.() ?? os.userInfo().username;
+  return path.join(os.tmpdir(), `phpgate-${user}-${createHash('sha256').update(source).digest('hex').slice(0, 10)}`);
 }

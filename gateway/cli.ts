@@ -188,6 +188,13 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof PhpgateError && err.code === ErrorCode.PhpBinaryMissing) fail(1, `phpgate: ${err.message}`);
     if (err instanceof PhpgateError && err.code === ErrorCode.ConfigInvalid) fail(2, `phpgate: ${err.message}`);
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE') {
+      // One clear line: another instance (or another server) has the port; this one must not half-start.
+      // The pools started before the listener failed: stopped, whatever that says; the port is what to report.
+      await gateway.stop().catch(() => undefined);
+      fail(1, `phpgate: ${e.address ?? ''}:${e.port ?? ''} is already in use (another phpgate or server listens there): stop it, or set server.port`);
+    }
     log.fatal({ err }, 'phpgate could not start');
     fail(1, `phpgate: could not start: ${(err as Error).message}`);
   }

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../config/load.js';
 import { request } from './support/gateway.js';
 import { eventually, freePort, running } from './support/proc.js';
 
@@ -281,6 +282,54 @@ describe('SIGUSR1: log files are reopened (logrotate), never a Node inspector', 
     } finally {
       proc.kill('SIGTERM');
       await exited;
+    }
+  });
+});
+
+describe('two instances on one host', () => {
+  test('each configuration has its own socket dir and pid file (reload reaches the right one); a second on a used port is refused in one line', async () => {
+    const dirs: string[] = [];
+    const procs: ReturnType<typeof spawn>[] = [];
+    const logs: string[] = [];
+    const start = async (name: string, port: number): Promise<string> => {
+      const dir = fs.mkdtempSync(path.join(tmp, `${name}-`));
+      fs.chmodSync(dir, 0o755);
+      fs.mkdirSync(path.join(dir, 'www'));
+      fs.writeFileSync(path.join(dir, 'www', 'index.html'), `${name}\n`);
+      const file = path.join(dir, 'gateway.yaml');
+      fs.writeFileSync(file, `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ./www, worker_count: 1 }\n`);
+      dirs.push(loadConfig({ file }).php.socket_dir);
+      const i = logs.push('') - 1;
+      const proc = spawn(cli[0]!, [...cli.slice(1), '--config', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      proc.stdout.on('data', (b: Buffer) => (logs[i] += b.toString()));
+      proc.stderr.on('data', (b: Buffer) => (logs[i] += b.toString()));
+      procs.push(proc);
+      await eventually(`${name} listens`, () => logs[i]!.includes('phpgate listening'), 20_000);
+      return file;
+    };
+    const [pa, pb] = [await freePort(), await freePort()];
+    try {
+      const a = await start('a', pa);
+      await start('b', pb);
+      assert.notEqual(dirs[0], dirs[1], 'one socket dir per configuration file');
+      for (const [i, d] of dirs.entries()) assert.equal(fs.readFileSync(path.join(d, 'phpgate.pid'), 'utf8'), String(procs[i]!.pid));
+      assert.equal(run(['reload', '--config', a]).status, 0);
+      await eventually('a reloads', () => logs[0]!.includes('reloaded: new requests go to the new pools'));
+      assert.ok(!logs[1]!.includes('reloaded'), 'b was not signalled');
+      const c = path.join(fs.mkdtempSync(path.join(tmp, 'c-')), 'gateway.yaml');
+      fs.mkdirSync(path.join(path.dirname(c), 'www'));
+      fs.writeFileSync(c, `server: { host: 127.0.0.1, port: ${pa} }\nadmin: { port: 0 }\nphp: { docroot: ./www, worker_count: 1 }\n`);
+      const r = run(['--config', c]);
+      assert.equal(r.status, 1);
+      assert.equal(
+        r.stderr.trim(),
+        `phpgate: 127.0.0.1:${pa} is already in use (another phpgate or server listens there): stop it, or set server.port`,
+      );
+      dirs.push(loadConfig({ file: c }).php.socket_dir);
+    } finally {
+      for (const p of procs) p.kill('SIGTERM');
+      await Promise.all(procs.map((p) => (p.exitCode !== null ? Promise.resolve() : new Promise((res) => p.once('exit', res)))));
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
     }
   });
 });

@@ -205,7 +205,11 @@ describe('loadConfig: valid files', () => {
     assert.equal(cfg.source, 'gateway.yaml');
     assert.deepEqual(cfg.server, DEFAULTS.server);
     assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9180, token: '', health_on_main: true });
-    assert.deepEqual(cfg.php, { ...DEFAULTS.php, docroot: publicDir });
+    assert.deepEqual(cfg.php, { ...DEFAULTS.php, docroot: publicDir, socket_dir: cfg.php.socket_dir });
+    // The socket dir is per configuration file: a private temp dir named after the user and the file.
+    assert.match(path.basename(cfg.php.socket_dir), /^phpgate-\w+-[0-9a-f]{10}$/);
+    assert.equal(path.dirname(cfg.php.socket_dir), os.tmpdir());
+    assert.notEqual(loadConfig({ file: 'other.yaml', text: '', baseDir: dir, env: {} }).php.socket_dir, cfg.php.socket_dir);
     assert.deepEqual(cfg.php.ini, {});
     assert.deepEqual(cfg.php.env, {});
     assert.deepEqual(cfg.pools, []);
