@@ -264,9 +264,22 @@ describe('metrics', () => {
     ];
     for (const line of expected) assert.ok(body.split('\n').includes(line), `missing: ${line}`);
     assert.doesNotMatch(body, /pid="0"/, 'a slot with no child has no memory series');
-    assert.match(body, /^# TYPE phpgate_worker_restarts_total gauge$/m);
+    assert.match(body, /^# TYPE phpgate_worker_restarts_total counter$/m);
     assert.match(body, /^process_cpu_user_seconds_total /m, 'default process metrics are on the same registry');
     assert.match(body, /^nodejs_eventloop_lag_seconds /m);
+  });
+
+  test('worker restarts are a counter across reloads: what a replaced pool counted is kept', async () => {
+    const s = new Status([pool('default', { restarts: { ...NO_RESTARTS, crash: 3 } })]);
+    const m = new Metrics(s);
+    const crashes = async (): Promise<string | undefined> =>
+      (await m.render()).body.split('\n').find((l) => l.startsWith('phpgate_worker_restarts_total{pool="default",reason="crash"}'));
+    assert.equal(await crashes(), 'phpgate_worker_restarts_total{pool="default",reason="crash"} 3');
+    // A reload: the new pool counts from zero, and has seen one crash since.
+    s.set({ pools: [pool('default', { restarts: { ...NO_RESTARTS, crash: 1 } })] });
+    assert.equal(await crashes(), 'phpgate_worker_restarts_total{pool="default",reason="crash"} 4');
+    s.set({ pools: [pool('default', { restarts: { ...NO_RESTARTS, crash: 2 } })] });
+    assert.equal(await crashes(), 'phpgate_worker_restarts_total{pool="default",reason="crash"} 5');
   });
 
   test('series of pools and children that went away are dropped at the next scrape', async () => {
@@ -328,6 +341,14 @@ describe('admin server', () => {
     admin = await startAdmin(s, metrics);
   });
   after(() => admin.server.stop());
+
+  test('the first scrape already has process metrics counted from the start (the registry is built with the listener)', async () => {
+    await new Promise((r) => setTimeout(r, 200));
+    const body = (await request(admin.base, '/metrics', { token: TOKEN })).text;
+    const lag = body.split('\n').filter((l) => l.startsWith('nodejs_eventloop_lag_') && !l.startsWith('#'));
+    assert.ok(lag.length > 0, 'event-loop lag series');
+    for (const line of lag) assert.ok(Number(line.split(' ').at(-1)) < 10, `a sane event-loop lag at the first scrape: ${line}`);
+  });
 
   test('admin.port 0 means no listener: start() is a no-op and address() is null', async () => {
     const { log } = captureLog();

@@ -40,8 +40,8 @@ type CacheStatus = NonNullable<RequestRecord['cache']>;
 
 export class Metrics implements RequestObserver {
   /**
-   * prom-client's registry, built at the first scrape: requests are counted without it, and a gateway nobody
-   * scrapes does not carry it (about 4 MB). Its default metrics (GC, event-loop lag) count from that scrape on.
+   * prom-client's registry, built when an admin listener starts (warm()) or at the first scrape: requests are
+   * counted without it, and a gateway without /metrics does not carry it (about 4 MB).
    */
   #registry: Promise<Registry> | null = null;
   readonly #source: StatusSource;
@@ -51,6 +51,9 @@ export class Metrics implements RequestObserver {
   readonly #duration: PlainHistogram;
   readonly #upstream: PlainHistogram;
   readonly #series = new Map<string, PoolSeries>();
+  /** Restart counts per `pool\0reason` at the last scrape, and what replaced pools had counted (see the counter). */
+  readonly #restartsSeen = new Map<string, number>();
+  readonly #restartsBase = new Map<string, number>();
   /** One status() per scrape, shared by every gauge's collect(); null between scrapes. */
   #scrape: GatewayStatus | null = null;
 
@@ -134,17 +137,27 @@ export class Metrics implements RequestObserver {
         for (const p of status().pools) this.labels(p.name).set(p.queueLimit);
       },
     });
-    // A gauge, though named _total: the counts live in each Pool, which a reload rebuilds from zero. Declared a
-    // counter, that drop would read as a reset; as a gauge it is simply what the current pools have seen.
-    new Gauge({
+    // A counter across reloads: the counts live in each Pool, which a reload rebuilds from zero, so what the
+    // replaced pools had counted (seen falling back at a scrape) is kept and added.
+    const seen = this.#restartsSeen;
+    const base = this.#restartsBase;
+    new Counter({
       name: 'phpgate_worker_restarts_total',
-      help: 'php-cgi children replaced since the pool was built, by reason.',
+      help: 'php-cgi children replaced, by pool and reason, since the gateway started (reloads included).',
       labelNames: ['pool', 'reason'] as const,
       registers,
       collect() {
         this.reset();
-        for (const p of status().pools) {
-          for (const [reason, n] of Object.entries(p.restarts)) this.labels(p.name, reason).set(n);
+        const now = new Map<string, number>();
+        for (const p of status().pools) for (const [reason, n] of Object.entries(p.restarts)) now.set(`${p.name}\0${reason}`, n);
+        for (const [key, n] of now) {
+          const last = seen.get(key) ?? 0;
+          if (n < last) base.set(key, (base.get(key) ?? 0) + last);
+          seen.set(key, n);
+        }
+        for (const key of new Set([...now.keys(), ...base.keys()])) {
+          const [pool = '', reason = ''] = key.split('\0');
+          this.labels(pool, reason).inc((base.get(key) ?? 0) + (now.get(key) ?? 0));
         }
       },
     });
@@ -211,12 +224,20 @@ export class Metrics implements RequestObserver {
     this.#recent.record(r.durationMs, this.#clock());
   }
 
+  /**
+   * Builds the registry now rather than at the first scrape, so process CPU, GC and event-loop lag count from the
+   * start (the gateway calls it when an admin listener serves /metrics).
+   */
+  warm(): void {
+    this.#registry ??= import('prom-client').then((prom) => this.#buildRegistry(prom));
+  }
+
   /** The text exposition of every metric, for GET /metrics. */
   async render(): Promise<{ contentType: string; body: string }> {
     this.#scrape = null;
     try {
-      this.#registry ??= import('prom-client').then((prom) => this.#buildRegistry(prom));
-      const registry = await this.#registry;
+      this.warm();
+      const registry = await this.#registry!;
       const body = [await registry.metrics(), this.#duration.render(), this.#upstream.render()].join('\n');
       return { contentType: registry.contentType, body };
     } finally {

@@ -92,6 +92,8 @@ export class AdminServer {
       });
     });
     server.on('error', (err) => this.#log.error({ err }, 'admin listener error'));
+    // /metrics is served from now on: process CPU, GC and event-loop lag count from here, not from a first scrape.
+    this.#metrics.warm();
     this.#server = server;
     this.#log.info({ host, port: this.address()?.port, token: this.#tokenDigest !== null }, 'admin listening');
     if (this.#tokenDigest === null && !LOOPBACK_HOSTS.has(host)) {
