@@ -40,7 +40,7 @@ const server = obj({
   redirect_http_port: scalar(C.portOrOff),
   trusted_proxies: list(scalar(C.addressOrCidr)),
   proxy_protocol: flag,
-  timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms, send_ms: ms, drain_ms: ms }),
+  timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms, send_ms: ms, drain_ms: ms, lame_duck_ms: scalar(C.int(0)) }),
   limits: obj({
     header_kb: scalar(C.int(1)),
     url_kb: scalar(C.int(1)),

@@ -11,6 +11,11 @@ export interface TimeoutsConfig {
   readonly send_ms: number;
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are cut. */
   readonly drain_ms: number;
+  /**
+   * On SIGTERM, how long the gateway keeps accepting and serving while /readyz already answers 503, so a load
+   * balancer's health check takes it out before its port closes (0: close at once).
+   */
+  readonly lame_duck_ms: number;
 }
 
 export interface LimitsConfig {

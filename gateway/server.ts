@@ -221,6 +221,12 @@ export class Gateway implements StatusSource {
   async stop(): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
+    // Lame duck: /readyz says 503 from now on, but the port serves on until the load balancer has seen it.
+    const lameDuck = this.#config.server.timeouts.lame_duck_ms;
+    if (lameDuck > 0 && this.#server !== null) {
+      this.#log.info({ lame_duck_ms: lameDuck }, 'stopping: /readyz answers 503, still serving until the load balancer takes this instance out');
+      await new Promise((resolve) => setTimeout(resolve, lameDuck));
+    }
     const server = this.#server;
     this.#server = null;
     // Websockets never end by themselves: left open, they would hold the stop for all of drain_ms.

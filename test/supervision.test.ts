@@ -17,6 +17,7 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway/server.js';
 import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
+import { ensureFixtureSite } from './fixtures/site.js';
 import { eventually, eventuallyAsync, freePort, running } from './support/proc.js';
 import { chromiumSkip, launchChromium } from './support/browser.js';
 
@@ -694,6 +695,8 @@ describe('graceful shutdown under load (the CLI: SIGTERM)', () => {
 server:
   host: 127.0.0.1
   port: ${port}
+  timeouts:
+    lame_duck_ms: 0
 php:
   docroot: ${yamlQuote(poolsFixtures)}
   worker_count: 3
@@ -781,6 +784,7 @@ server:
   port: ${port}
   timeouts:
     drain_ms: 400
+    lame_duck_ms: 0
 php:
   docroot: ${yamlQuote(poolsFixtures)}
   worker_count: 1
@@ -1044,4 +1048,27 @@ describe('observability through the real gateway', () => {
       }
     },
   );
+});
+
+describe('lame duck on stop (server.timeouts.lame_duck_ms)', () => {
+  test('/readyz is 503 at once while the port still accepts and serves; then the port closes', { timeout: 30_000 }, async () => {
+    const gw = await startGateway('server:\n  timeouts:\n    lame_duck_ms: 1500\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
+    try {
+      assert.equal((await request(gw.base, '/readyz')).status, 200);
+      const started = Date.now();
+      const stopped = gw.gateway.stop();
+      const ready = await request(gw.base, '/readyz');
+      assert.equal(ready.status, 503, 'the health check says draining at once');
+      const served = await request(gw.base, '/static.txt');
+      assert.equal(served.status, 200, 'a new connection is still served');
+      const php = await request(gw.base, '/dump.php');
+      assert.equal(php.status, 200, 'PHP too');
+      assert.ok(Date.now() - started < 1500, 'all within the lame duck');
+      await stopped;
+      assert.ok(Date.now() - started >= 1400, 'the port stayed open for lame_duck_ms');
+      await assert.rejects(request(gw.base, '/static.txt', { timeoutMs: 2000 }), /ECONNREFUSED/);
+    } finally {
+      await gw.stop();
+    }
+  });
 });

@@ -62,7 +62,13 @@ export async function startGateway(yamlText: string, opts: { docroot?: string; a
   // Port 0 (any free port) and a private socket directory per gateway, so tests can run side by side.
   const config: Readonly<GatewayConfig> = {
     ...loaded,
-    server: { ...loaded.server, host: '127.0.0.1', port: 0 },
+    server: {
+      ...loaded.server,
+      host: '127.0.0.1',
+      port: 0,
+      // No lame duck unless a test asks for one: nothing balances these gateways, and every stop would wait for it.
+      timeouts: { ...loaded.server.timeouts, lame_duck_ms: /lame_duck_ms/.test(yamlText) ? loaded.server.timeouts.lame_duck_ms : 0 },
+    },
     admin: { ...loaded.admin, host: '127.0.0.1', port: opts.admin === true ? await freePort() : 0 },
     php: { ...loaded.php, socket_dir: path.join(tmp, 'sock') },
   };
