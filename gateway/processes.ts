@@ -142,10 +142,13 @@ export function runPrimary(o: {
         finish(0);
         return;
       }
-      // Each process drains for up to drain_ms itself; one that hangs past that is killed.
-      setTimeout(() => {
-        for (const s of slots) s.worker?.process.kill('SIGKILL');
-      }, o.config.server.timeouts.drain_ms + STOP_GRACE_MS).unref();
+      // Each process serves through its lame duck, then drains for up to drain_ms itself; one that hangs past that is killed.
+      setTimeout(
+        () => {
+          for (const s of slots) s.worker?.process.kill('SIGKILL');
+        },
+        o.config.server.timeouts.lame_duck_ms + o.config.server.timeouts.drain_ms + STOP_GRACE_MS,
+      ).unref();
     };
     const onStop = (signal: NodeJS.Signals): void => {
       log.info({ signal }, 'stopping every gateway process');

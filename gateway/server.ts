@@ -215,8 +215,9 @@ export class Gateway implements StatusSource {
   }
 
   /**
-   * Graceful stop: /readyz turns 503 at once (load balancers stop sending), the listener stops accepting,
-   * in-flight requests get up to server.timeouts.drain_ms to finish, then the PHP masters stop.
+   * Graceful stop: /readyz turns 503 at once (load balancers stop sending) while the listener still serves for
+   * server.timeouts.lame_duck_ms; then it stops accepting, in-flight requests get up to server.timeouts.drain_ms
+   * to finish, and the PHP masters stop.
    */
   async stop(): Promise<void> {
     if (this.#draining) return;
