@@ -78,9 +78,7 @@ export function parseRewrite(text: string): Parsed<{ source: string; replacement
   if (flag === undefined) return bad(`${REWRITE_EXPECTED}; "${args[2]}" is not a flag`);
   const r = regex(args[0]!, false);
   if (!r.ok) return bad(r.error);
-  const replacement = parseTemplate(args[1]!);
-  if (!replacement.ok) return bad(replacement.error);
-  return ok({ source: args[0]!, replacement: replacement.value, flag });
+  return ok({ source: args[0]!, replacement: parseTemplate(args[1]!), flag });
 }
 
 export const RETURN_EXPECTED = 'a status (e.g. 404), "CODE URL" for 301/302/303/307/308, "CODE text", or a URL (302)';
@@ -90,15 +88,10 @@ export function parseReturn(value: string | number): Parsed<{ status: number; te
     return Number.isInteger(value) && value >= 0 && value <= 999 ? ok({ status: value, text: null }) : bad(RETURN_EXPECTED);
   const args = splitArgs(value);
   if (args === null || args.length === 0 || args.length > 2) return bad(RETURN_EXPECTED);
-  if (args.length === 1 && /^(https?:\/\/|\$scheme)/.test(args[0]!)) {
-    const t = parseTemplate(args[0]!);
-    return t.ok ? ok({ status: 302, text: t.value }) : bad(t.error);
-  }
+  if (args.length === 1 && /^(https?:\/\/|\$scheme)/.test(args[0]!)) return ok({ status: 302, text: parseTemplate(args[0]!) });
   if (!/^\d{1,3}$/.test(args[0]!)) return bad(RETURN_EXPECTED);
   const status = Number(args[0]);
-  if (args[1] === undefined) return ok({ status, text: null });
-  const t = parseTemplate(args[1]);
-  return t.ok ? ok({ status, text: t.value }) : bad(t.error);
+  return ok({ status, text: args[1] === undefined ? null : parseTemplate(args[1]) });
 }
 
 export const SET_EXPECTED = '"$name value" as nginx\'s set';
@@ -106,8 +99,7 @@ export const SET_EXPECTED = '"$name value" as nginx\'s set';
 export function parseSet(text: string): Parsed<{ name: string; value: TemplatePart[] }> {
   const args = splitArgs(text);
   if (args === null || args.length !== 2 || !/^\$[a-z_][a-z0-9_]*$/i.test(args[0]!)) return bad(SET_EXPECTED);
-  const value = parseTemplate(args[1]!);
-  return value.ok ? ok({ name: args[0]!.slice(1).toLowerCase(), value: value.value }) : bad(value.error);
+  return ok({ name: args[0]!.slice(1).toLowerCase(), value: parseTemplate(args[1]!) });
 }
 
 export const IF_EXPECTED =
@@ -120,24 +112,20 @@ export function parseCondition(text: string): Parsed<RouteCondition> {
   const [a, b, c] = args as [string, string | undefined, string | undefined];
   if (/^!?-[fdex]$/.test(a)) {
     if (b === undefined || c !== undefined) return bad(IF_EXPECTED);
-    const p = parseTemplate(b);
-    if (!p.ok) return bad(p.error);
-    return ok({ kind: 'file', test: a.replace('!', '') as '-f' | '-d' | '-e' | '-x', negate: a.startsWith('!'), path: p.value });
+    return ok({ kind: 'file', test: a.replace('!', '') as '-f' | '-d' | '-e' | '-x', negate: a.startsWith('!'), path: parseTemplate(b) });
   }
   if (!a.startsWith('$')) return bad(IF_EXPECTED);
   const left = parseTemplate(a);
-  if (!left.ok) return bad(left.error);
-  if (b === undefined) return ok({ kind: 'value', left: left.value });
+  if (b === undefined) return ok({ kind: 'value', left });
   if (c === undefined) return bad(IF_EXPECTED);
   if (b === '=' || b === '!=') {
-    const right = parseTemplate(c);
-    return right.ok ? ok({ kind: 'compare', left: left.value, negate: b === '!=', right: right.value }) : bad(right.error);
+    return ok({ kind: 'compare', left, negate: b === '!=', right: parseTemplate(c) });
   }
   const m = /^(!?)~(\*?)$/.exec(b);
   if (m === null) return bad(IF_EXPECTED);
   const r = regex(c, m[2] === '*');
   if (!r.ok) return bad(r.error);
-  return ok({ kind: 'regex', left: left.value, negate: m[1] === '!', source: c, caseInsensitive: m[2] === '*' });
+  return ok({ kind: 'regex', left, negate: m[1] === '!', source: c, caseInsensitive: m[2] === '*' });
 }
 
 export const EXPIRES_EXPECTED = 'a time such as "30d", "12h", "1y", "-1", or "max", "epoch", "off"';
@@ -179,17 +167,19 @@ export const BUILTIN_VARIABLES: ReadonlySet<string> = new Set([
   'server_protocol',
   'content_type',
   'content_length',
-  'binary_remote_addr',
-  'remote_user',
 ]);
 
-/** Whether `name` (lower case, no `$`) is a variable the gateway knows without a `set`. */
+/**
+ * Whether `name` (no `$`; nginx's variable names ignore letter case) is a variable the gateway computes without a
+ * `set`: the built-ins, $http_NAME, $cookie_NAME, $arg_NAME and the captures $0…$9. The importer asks the same.
+ */
 export function isKnownVariable(name: string): boolean {
-  return BUILTIN_VARIABLES.has(name) || /^\d$/.test(name) || /^(http|cookie|arg)_[a-z0-9_-]+$/.test(name);
+  const n = name.toLowerCase();
+  return BUILTIN_VARIABLES.has(n) || /^\d$/.test(n) || /^(http|cookie|arg)_[a-z0-9_-]+$/.test(n);
 }
 
 /** Text with `$name` / `${name}` variables; a `$` not followed by a name stays text, as nginx leaves it. */
-export function parseTemplate(text: string): Parsed<TemplatePart[]> {
+export function parseTemplate(text: string): TemplatePart[] {
   const parts: TemplatePart[] = [];
   const re = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*|\d))/g;
   let last = 0;
@@ -199,7 +189,7 @@ export function parseTemplate(text: string): Parsed<TemplatePart[]> {
     parts.push({ variable: (m[1] ?? m[2]!).toLowerCase() });
   }
   if (last < text.length) parts.push({ text: text.slice(last) });
-  return ok(parts);
+  return parts;
 }
 
 /** Every variable a template names. */

@@ -61,7 +61,12 @@ function either<A, B>(expected: string, scalarReader: Reader<A>, mapReader: Read
   };
 }
 
-const template = syntax('text with nginx variables', (v) => parseTemplate(String(v)));
+const template = syntax('text with nginx variables', (v) => ({ ok: true, value: parseTemplate(String(v)) }));
+
+/** A header's value: one line (no control characters), with nginx variables. */
+const headerTemplate = syntax(`${C.headerValue.expected}, with nginx variables`, (v) =>
+  C.headerValue.parse(String(v)) === INVALID ? { ok: false, error: C.headerValue.expected } : { ok: true, value: parseTemplate(String(v)) },
+);
 
 // ------------------------------------------------------------------------------------------------ rewrite steps
 
@@ -158,11 +163,14 @@ const accessRule: Reader<RouteAccessRule> = mapped(obj({ allow: scalar(C.accessT
   return r.allow !== undefined ? { allow: true, who: r.allow } : { allow: false, who: r.deny! };
 });
 
-const header: Reader<RouteHeader> = mapped(obj({ name: scalar(C.headerName), value: template, always: scalar(C.bool) }, ['name', 'value']), (h) => ({
-  name: h.name,
-  value: h.value,
-  always: h.always ?? false,
-}));
+const header: Reader<RouteHeader> = mapped(
+  obj({ name: scalar(C.headerName), value: headerTemplate, always: scalar(C.bool) }, ['name', 'value']),
+  (h) => ({
+    name: h.name,
+    value: h.value,
+    always: h.always ?? false,
+  }),
+);
 
 const headers: Reader<RouteHeader[]> = either('a list of { name, value, always } or a mapping of names to values', list(header), {
   expected: 'a mapping of names to values',
@@ -172,12 +180,12 @@ const headers: Reader<RouteHeader[]> = either('a list of { name, value, always }
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : '';
       const name = C.headerName.parse(key);
-      const value = isScalar(pair.value) ? parseTemplate(String(pair.value.value)) : null;
-      if (name === INVALID || value === null || !value.ok) {
+      const raw = isScalar(pair.value) ? C.headerValue.parse(String(pair.value.value)) : INVALID;
+      if (name === INVALID || raw === INVALID) {
         cx.report(at.path, cx.locOf(pair.key as Node, at.loc), `${at.path} must map header names to one-line values`);
         return INVALID;
       }
-      out.push({ name, value: value.value, always: false });
+      out.push({ name, value: parseTemplate(raw), always: false });
     }
     return out;
   },

@@ -9,42 +9,23 @@
  */
 import type { RewriteStep } from './emit.js';
 import type { Directive } from './parse.js';
+import { isKnownVariable } from '../config/route-syntax.js';
 import { toJsRegex } from './regex.js';
-
-/** Variables the runtime computes itself. */
-const RUNTIME_FIXED: ReadonlySet<string> = new Set([
-  'uri',
-  'document_uri',
-  'request_uri',
-  'args',
-  'query_string',
-  'is_args',
-  'host',
-  'http_host',
-  'scheme',
-  'https',
-  'server_name',
-  'server_port',
-  'request_method',
-  'remote_addr',
-  'document_root',
-  'realpath_root',
-  'request_filename',
-  'fastcgi_script_name',
-  'fastcgi_path_info',
-]);
-const RUNTIME_FAMILIES = /^(arg_|http_|cookie_)\w+$|^[1-9]$/;
 
 /** Variables whose value is fixed for the whole request (no rewrite changes them): a map over them can run first. */
 const REQUEST_CONSTANT = /^(http_\w+|cookie_\w+|request_uri|request_method|remote_addr|host|http_host|scheme|https|server_name|server_port)$/;
 
+/** A `$name` or `${name}` reference: the name in group 1 or 2. */
+const REFERENCE = /\$(?:\{(\w+)\}|(\w+))/g;
+
 /** `$name` and `${name}` references in a value, by name. */
 export function variablesIn(text: string): string[] {
-  return [...text.matchAll(/\$(?:\{(\w+)\}|(\w+))/g)].map((m) => m[1] ?? m[2]!);
+  return [...text.matchAll(REFERENCE)].map((m) => m[1] ?? m[2]!);
 }
 
+/** A variable the runtime computes itself (config/route-syntax.ts's list); nginx has no $0 capture. */
 export function isRuntimeVariable(name: string): boolean {
-  return RUNTIME_FIXED.has(name) || RUNTIME_FAMILIES.test(name);
+  return name !== '0' && isKnownVariable(name);
 }
 
 /** What one import knows about the server's variables. */
@@ -213,6 +194,6 @@ export function serverConstants(server: readonly Directive[]): Map<string, strin
 
 /** `text` with the server's constants put in; null when a variable that is not one remains. */
 export function withConstants(text: string, constants: ReadonlyMap<string, string>): string | null {
-  const out = text.replace(/\$(?:\{(\w+)\}|(\w+))/g, (all, a: string | undefined, b: string | undefined) => constants.get(a ?? b!) ?? all);
+  const out = text.replace(REFERENCE, (all, a: string | undefined, b: string | undefined) => constants.get(a ?? b!) ?? all);
   return out.includes('$') ? null : out;
 }

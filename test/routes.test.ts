@@ -518,6 +518,16 @@ describe('routes: configuration errors name the place and what is allowed', () =
       '',
       'return answers before PHP, as nginx',
     );
+    assert.match(
+      issues('routes:\n  - match: /\n    add_header: { X-A: "a\\r\\nSet-Cookie: x" }\n'),
+      /routes\[0\]\.add_header must map header names to one-line values/,
+    );
+    assert.match(
+      issues('routes:\n  - match: /\n    add_header: [{ name: X-A, value: "a\\nb" }]\n'),
+      /routes\[0\]\.add_header\[0\]\.value must be a header value without control characters/,
+    );
+    // Variables whose value the gateway would get wrong are refused rather than given ('' for a Basic user).
+    assert.match(issues("routes:\n  - match: /\n    return: '200 $remote_user'\n"), /unknown variable "\$remote_user"/);
   });
 });
 

@@ -57,16 +57,14 @@ function compileTryFiles(entries: readonly string[] | null): TryEntry[] | null {
     if (/^=\d{3}$/.test(e)) return { template: [], named: null, dir: false, status: Number(e.slice(1)) };
     if (e.startsWith('@')) return { template: [], named: e.slice(1), dir: false, status: null };
     const dir = e.endsWith('/') && e.length > 1;
-    const parsed = parseTemplate(dir ? e.slice(0, -1) : e);
-    return { template: parsed.ok ? parsed.value : [{ text: e }], named: null, dir, status: null };
+    return { template: parseTemplate(dir ? e.slice(0, -1) : e), named: null, dir, status: null };
   });
 }
 
 function indexFallbackOf(index: readonly string[]): TemplatePart[] | null {
   const last = index.at(-1);
   if (last === undefined || !last.startsWith('/')) return null;
-  const parsed = parseTemplate(last);
-  return parsed.ok ? parsed.value : null;
+  return parseTemplate(last);
 }
 
 export interface Level {

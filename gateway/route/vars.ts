@@ -77,7 +77,6 @@ export class RequestVars {
       case 'request_method':
         return this.req.method ?? '';
       case 'remote_addr':
-      case 'binary_remote_addr':
         return this.client.address;
       case 'document_root':
       case 'realpath_root':
@@ -99,8 +98,6 @@ export class RequestVars {
         return headerValue(this.req, 'content-type');
       case 'content_length':
         return headerValue(this.req, 'content-length');
-      case 'remote_user':
-        return '';
     }
     if (name.length === 1 && name >= '0' && name <= '9') return s.captures?.[Number(name)] ?? '';
     if (name.startsWith('http_')) return headerValue(this.req, name.slice(5).replace(/_/g, '-'));
