@@ -9,25 +9,24 @@
  */
 import { ErrorCode, PhpgateError } from '../../core/errors.js';
 import type { Exchange, InternalRedirects } from '../http/exchange.js';
-import type { ResponseHead, ResponseSink, Source } from '../http/sink.js';
+import { ForwardingSink, type ResponseHead, type ResponseSink, type Source } from '../http/sink.js';
 
 const CARRIED: ReadonlySet<string> = new Set(['content-type', 'content-disposition', 'cache-control', 'expires', 'set-cookie', 'accept-ranges']);
 
-export class AccelRedirectFilter implements ResponseSink {
-  readonly #next: ResponseSink;
+export class AccelRedirectFilter extends ForwardingSink {
   readonly #x: Exchange;
   readonly #internal: InternalRedirects;
   #redirected = false;
 
   constructor(next: ResponseSink, x: Exchange, internal: InternalRedirects) {
-    this.#next = next;
+    super(next);
     this.#x = x;
     this.#internal = internal;
   }
 
-  start(head: ResponseHead, source: Source): boolean {
+  override start(head: ResponseHead, source: Source): boolean {
     const uri = head.accelRedirect;
-    if (uri === null) return this.#next.start(head, source);
+    if (uri === null) return this.next.start(head, source);
     // The producer's body is dropped (false): the redirect answers instead.
     this.#redirected = true;
     const carried: string[] = [];
@@ -35,7 +34,7 @@ export class AccelRedirectFilter implements ResponseSink {
       if (CARRIED.has(head.headers[i]!.toLowerCase())) carried.push(head.headers[i]!, head.headers[i + 1]!);
     }
     try {
-      this.#internal.redirect(this.#x, uri, carried, this.#next);
+      this.#internal.redirect(this.#x, uri, carried, this.next);
     } catch (err) {
       // A bug answering the redirect must cost this response (an error answer), never leave the client waiting.
       this.#x.failed(new PhpgateError(ErrorCode.UpstreamHeaders, `X-Accel-Redirect to ${uri}: ${String(err)}`, { cause: err }));
@@ -43,19 +42,7 @@ export class AccelRedirectFilter implements ResponseSink {
     return false;
   }
 
-  data(chunk: Buffer): boolean {
-    return this.#next.data(chunk);
-  }
-
-  flush(): boolean {
-    return this.#next.flush();
-  }
-
-  end(last?: Buffer): void {
-    this.#next.end(last);
-  }
-
-  error(err: PhpgateError): void {
-    if (!this.#redirected) this.#next.error(err);
+  override error(err: PhpgateError): void {
+    if (!this.#redirected) this.next.error(err);
   }
 }

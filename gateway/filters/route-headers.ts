@@ -3,8 +3,7 @@
  * upstream, a file or a cached entry. Without `always`, only on nginx's list of statuses; `expires` replaces the
  * answer's own Expires and Cache-Control, as nginx's does.
  */
-import type { PhpgateError } from '../../core/errors.js';
-import { headerIndex, withHeaders, type ResponseHead, type ResponseSink, type Source } from '../http/sink.js';
+import { ForwardingSink, headerIndex, withHeaders, type ResponseHead, type ResponseSink, type Source } from '../http/sink.js';
 
 /** Name/value pairs, rendered for this request by the route table. */
 export interface RouteHeaders {
@@ -30,32 +29,15 @@ export function routeHeadersFor(status: number, h: RouteHeaders, headers: readon
   return out;
 }
 
-export class RouteHeadersFilter implements ResponseSink {
-  readonly #next: ResponseSink;
+export class RouteHeadersFilter extends ForwardingSink {
   readonly #h: RouteHeaders;
 
   constructor(next: ResponseSink, h: RouteHeaders) {
-    this.#next = next;
+    super(next);
     this.#h = h;
   }
 
-  start(head: ResponseHead, source: Source): boolean {
-    return this.#next.start(withHeaders(head, routeHeadersFor(head.status, this.#h, head.headers)), source);
-  }
-
-  data(chunk: Buffer): boolean {
-    return this.#next.data(chunk);
-  }
-
-  flush(): boolean {
-    return this.#next.flush();
-  }
-
-  end(last?: Buffer): void {
-    this.#next.end(last);
-  }
-
-  error(err: PhpgateError): void {
-    this.#next.error(err);
+  override start(head: ResponseHead, source: Source): boolean {
+    return this.next.start(withHeaders(head, routeHeadersFor(head.status, this.#h, head.headers)), source);
   }
 }

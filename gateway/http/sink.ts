@@ -56,6 +56,31 @@ export interface ResponseSink {
   error(err: PhpgateError): void;
 }
 
+/** A filter's base: every call passes to the next sink; a filter overrides what it changes (start, error …). */
+export class ForwardingSink implements ResponseSink {
+  constructor(protected readonly next: ResponseSink) {}
+
+  start(head: ResponseHead, source: Source): boolean {
+    return this.next.start(head, source);
+  }
+
+  data(chunk: Buffer): boolean {
+    return this.next.data(chunk);
+  }
+
+  flush(): boolean {
+    return this.next.flush();
+  }
+
+  end(last?: Buffer): void {
+    this.next.end(last);
+  }
+
+  error(err: PhpgateError): void {
+    this.next.error(err);
+  }
+}
+
 /** Told once when the client goes away before its response ended (a reset stream, a closed connection, send_ms). */
 export interface ClientCloseListener {
   clientClosed(): void;
