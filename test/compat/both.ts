@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import type http from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { ensureFixtureSite } from '../fixtures/site.js';
-import { nginxFpmAvailable, startNginxFpm } from '../support/nginx-fpm.js';
+import { nginxFpmMissing, startNginxFpm } from '../support/nginx-fpm.js';
 import type { NginxFpm } from '../support/nginx-fpm.js';
 import { request, startGateway } from '../support/gateway.js';
 import type { Dump, RunningGateway, SimpleResponse } from '../support/gateway.js';
@@ -195,14 +195,8 @@ export function useStacks(): Stacks {
   let unavailable: string | undefined;
 
   before(async () => {
-    const avail = nginxFpmAvailable();
-    if (!avail.ok) {
-      if (process.env['CI']) {
-        throw new Error(`nginx + php-fpm are required for the differential tests in CI, but: ${avail.reason} (apt-get install -y nginx php-fpm)`);
-      }
-      unavailable = avail.reason;
-      return;
-    }
+    unavailable = nginxFpmMissing('the differential tests');
+    if (unavailable !== undefined) return;
     const docroot = ensureFixtureSite();
     ref = await startNginxFpm(docroot, { workers: WORKERS });
     try {

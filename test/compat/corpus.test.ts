@@ -12,7 +12,7 @@
  */
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { nginxFpmAvailable } from '../support/nginx-fpm.js';
+import { nginxFpmMissing } from '../support/nginx-fpm.js';
 import { differenceKinds, fullReport, kindOf, loadSites, rates, runSite, siteTable, unnamedDifferences, type SiteResult } from './corpus.js';
 
 const MIN_SAME = 0.95;
@@ -25,11 +25,7 @@ describe('corpus: published nginx configs of PHP projects, imported, behave as u
   let unavailable: string | undefined;
 
   before(() => {
-    const avail = nginxFpmAvailable();
-    if (avail.ok) return;
-    if (process.env['CI'])
-      throw new Error(`nginx + php-fpm are required for the corpus in CI, but: ${avail.reason} (apt-get install -y nginx php-fpm)`);
-    unavailable = avail.reason;
+    unavailable = nginxFpmMissing('the corpus');
   });
 
   for (const site of sites) {

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { request, startGateway, type RunningGateway, type SimpleResponse } from '../support/gateway.js';
-import { nginxFpmAvailable, startNginxFpm, type NginxFpm } from '../support/nginx-fpm.js';
+import { nginxFpmMissing, startNginxFpm, type NginxFpm } from '../support/nginx-fpm.js';
 import { nginxMimeTypes } from '../support/nginx-mime.js';
 
 /** Each setting: nginx's location for it (the same files under that prefix) and phpgate's static keys. */
@@ -49,12 +49,8 @@ describe('differential: static Content-Type, phpgate vs nginx', () => {
   let unavailable: string | undefined;
 
   before(async () => {
-    const avail = nginxFpmAvailable();
-    if (!avail.ok) {
-      if (process.env['CI']) throw new Error(`nginx + php-fpm are required for the differential tests in CI, but: ${avail.reason}`);
-      unavailable = avail.reason;
-      return;
-    }
+    unavailable = nginxFpmMissing('the differential tests');
+    if (unavailable !== undefined) return;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-ctype-diff-'));
     docroot = dir;
     for (const prefix of ['', ...Object.keys(SETTINGS).filter((s) => s !== 'plain')]) {

@@ -22,7 +22,7 @@ import { ensureFixtureSite } from '../fixtures/site.js';
 import { selfSigned } from '../support/certs.js';
 import { startGateway, type Dump, type RunningGateway } from '../support/gateway.js';
 import { h2Probe, type H2Outcome } from '../support/h2-probe.js';
-import { nginxFpmAvailable, startNginxFpm, type NginxFpm } from '../support/nginx-fpm.js';
+import { nginxFpmMissing, startNginxFpm, type NginxFpm } from '../support/nginx-fpm.js';
 
 const ENHANCE_YOUR_CALM = http2.constants.NGHTTP2_ENHANCE_YOUR_CALM;
 
@@ -36,12 +36,8 @@ describe('differential over HTTP/2: header list and :path sizes', () => {
   let unavailable: string | undefined;
 
   before(async () => {
-    const avail = nginxFpmAvailable();
-    if (!avail.ok) {
-      if (process.env['CI']) throw new Error(`nginx + php-fpm are required for the differential tests in CI, but: ${avail.reason}`);
-      unavailable = avail.reason;
-      return;
-    }
+    unavailable = nginxFpmMissing('the differential tests');
+    if (unavailable !== undefined) return;
     const certs = selfSigned(tmp, 'diff-h2');
     const docroot = ensureFixtureSite();
     ref = await startNginxFpm(docroot, { workers: 2, tls: certs });

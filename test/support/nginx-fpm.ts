@@ -101,6 +101,17 @@ function substitute(template: string, vars: Record<string, string>): string {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** True once anything answers HTTP on the port (any status). */
+/**
+ * Whether the tests of `what` can run: undefined when nginx + php-fpm are installed; locally, the reason they are
+ * not (the tests skip); in CI, where they are required, an error.
+ */
+export function nginxFpmMissing(what: string): string | undefined {
+  const avail = nginxFpmAvailable();
+  if (avail.ok) return undefined;
+  if (process.env['CI']) throw new Error(`nginx + php-fpm are required for ${what} in CI, but: ${avail.reason} (apt-get install -y nginx php-fpm)`);
+  return avail.reason;
+}
+
 export function httpAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
