@@ -26,7 +26,7 @@ import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, 
 import type { ClientInfo } from './http/client-address.js';
 import { sendError, statusForError, type ErrorResponder } from './http/errors-http.js';
 import { Exchange, type ExchangeContext } from './http/exchange.js';
-import { hasDuplicateHost, hasHttp10TransferEncoding } from './http/request.js';
+import { hasHttp10TransferEncoding, hasInvalidHead, versionRefusal } from './http/request.js';
 import { answerText, setHeaders } from './http/response-head.js';
 import type { ResponseSink } from './http/sink.js';
 import { RequestTrace } from './http/trace.js';
@@ -93,14 +93,19 @@ export class Pipeline implements ErrorResponder {
       this.answerError(req, res, 414, null);
       return;
     }
+    const refusal = versionRefusal(req); // HTTP/2.0 or 0.9 on an HTTP/1 connection: nothing after it can be trusted
+    if (refusal !== 0) {
+      sendError(req, res, refusal, { Connection: 'close' });
+      return;
+    }
     const target = parseTarget(url);
-    if (target === null || hasDuplicateHost(req)) {
+    if (target === null || hasInvalidHead(req, target)) {
+      closeAfter(req, res);
       this.answerError(req, res, 400, null);
       return;
     }
     if (hasHttp10TransferEncoding(req)) {
-      // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing; the connection closes after this answer,
-      // whatever keep-alive the client asked for (what follows on it may be a smuggled request).
+      // RFC 9112 §6.1: faulty framing; the connection closes after this answer, whatever keep-alive was asked (smuggling).
       closeAfter(req, res);
     }
     const client = this.#o.clients.resolve(req);

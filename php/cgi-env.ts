@@ -35,10 +35,11 @@ export interface CgiRequest {
   /** Alternating names and values, as node's rawHeaders. */
   readonly rawHeaders: readonly string[];
   /**
-   * Set when the request target was absolute-form (or HTTP/2 :authority without Host): RFC 9112 §3.2.2 says
-   * the target's authority wins over any Host header, so HTTP_HOST is taken from here.
+   * HTTP_HOST as the front decided it, in place of any Host header: Debian's fastcgi_params passes nginx's validated
+   * `$host`, not the header as sent (the gateway keeps a numeric port, as nginx's `$host$is_request_port$request_port`).
+   * An absolute-form target's authority wins over Host (RFC 9112 §3.2.2). null: the Host header (or :authority) as sent.
    */
-  readonly authority: string | null;
+  readonly host: string | null;
 }
 
 export type CgiParams = Array<[string, ParamValue]>;
@@ -94,7 +95,7 @@ export function buildCgiParams(r: CgiRequest, serverSoftware: string): CgiParams
     ['SCRIPT_FILENAME', r.scriptFilename],
   );
   if (r.pathInfo !== null) params.push(['PATH_INFO', r.pathInfo]);
-  appendHeaderParams(params, r.rawHeaders, r.authority);
+  appendHeaderParams(params, r.rawHeaders, r.host);
   return params;
 }
 
@@ -141,7 +142,7 @@ function toBytes(v: ParamValue): Buffer {
 }
 
 /** Request headers as HTTP_*; repeated ones joined with ", " (cookies with "; "), as nginx ≥ 1.23 does. */
-function appendHeaderParams(params: CgiParams, raw: readonly string[], authority: string | null): void {
+function appendHeaderParams(params: CgiParams, raw: readonly string[], host: string | null): void {
   const first = params.length;
   let index: Map<string, number> | null = null;
   let hostSeen = false;
@@ -156,7 +157,7 @@ function appendHeaderParams(params: CgiParams, raw: readonly string[], authority
     if (cgi === null) continue;
     const value = headerValue(raw[i + 1]!);
     if (cgi === 'HTTP_HOST') {
-      if (authority !== null) continue; // the target's authority wins (added below)
+      if (host !== null) continue; // the front's host wins (added below)
       hostSeen = true;
     }
     index ??= new Map();
@@ -170,7 +171,7 @@ function appendHeaderParams(params: CgiParams, raw: readonly string[], authority
     }
   }
   // HTTP/2 without a Host header: its :authority is the host (as nginx turns it into one), also when the front
-  // end did not copy it into `authority`; otherwise PHP would see no HTTP_HOST at all.
-  const host = authority ?? (hostSeen ? null : pseudoAuthority);
-  if (host !== null) params.splice(first, 0, ['HTTP_HOST', host]);
+  // end did not give a host; otherwise PHP would see no HTTP_HOST at all.
+  const hostValue = host ?? (hostSeen ? null : pseudoAuthority);
+  if (hostValue !== null) params.splice(first, 0, ['HTTP_HOST', hostValue]);
 }

@@ -309,7 +309,7 @@ function cgiRequest(over: Partial<CgiRequest> = {}): CgiRequest {
     contentType: '',
     contentLength: '',
     rawHeaders: ['Host', 'example.test'],
-    authority: null,
+    host: null,
     ...over,
   };
 }
@@ -415,9 +415,9 @@ describe('buildCgiParams', () => {
   test('HTTP/2 pseudo headers are skipped; :authority becomes HTTP_HOST when there is no Host header', () => {
     const raw = [':method', 'GET', ':path', '/index.php', ':scheme', 'https', ':authority', 'h2.example:8443', 'accept', '*/*'];
     // As the front end hands it over (the authority field set for :authority without Host)…
-    const viaField = buildCgiParams(cgiRequest({ serverProtocol: 'HTTP/2.0', https: true, rawHeaders: raw, authority: 'h2.example:8443' }), 'x');
+    const viaField = buildCgiParams(cgiRequest({ serverProtocol: 'HTTP/2.0', https: true, rawHeaders: raw, host: 'h2.example:8443' }), 'x');
     // …and when only the raw pseudo header carries it.
-    const viaRaw = buildCgiParams(cgiRequest({ serverProtocol: 'HTTP/2.0', https: true, rawHeaders: raw, authority: null }), 'x');
+    const viaRaw = buildCgiParams(cgiRequest({ serverProtocol: 'HTTP/2.0', https: true, rawHeaders: raw, host: null }), 'x');
     for (const p of [viaField, viaRaw]) {
       assert.ok(!names(p).some((n) => n.includes(':')), JSON.stringify(names(p)));
       assert.equal(param(p, 'HTTP_HOST'), 'h2.example:8443');
@@ -428,15 +428,15 @@ describe('buildCgiParams', () => {
 
   test('an HTTP/2 request with a Host header (and no authority given) keeps the Host', () => {
     const raw = [':authority', 'h2.example', ':path', '/', 'host', 'h2.example'];
-    const p = buildCgiParams(cgiRequest({ rawHeaders: raw, authority: null }), 'x');
+    const p = buildCgiParams(cgiRequest({ rawHeaders: raw, host: null }), 'x');
     assert.equal(param(p, 'HTTP_HOST'), 'h2.example');
   });
 
   test('an absolute-form authority wins over the Host header', () => {
-    const p = buildCgiParams(cgiRequest({ rawHeaders: ['Host', 'spoofed.example', 'Accept', '*/*'], authority: 'real.example:8080' }), 'x');
+    const p = buildCgiParams(cgiRequest({ rawHeaders: ['Host', 'spoofed.example', 'Accept', '*/*'], host: 'real.example:8080' }), 'x');
     assert.equal(param(p, 'HTTP_HOST'), 'real.example:8080');
     assert.equal(param(p, 'HTTP_ACCEPT'), '*/*');
-    const noHost = buildCgiParams(cgiRequest({ rawHeaders: ['Accept', '*/*'], authority: 'real.example' }), 'x');
+    const noHost = buildCgiParams(cgiRequest({ rawHeaders: ['Accept', '*/*'], host: 'real.example' }), 'x');
     assert.equal(param(noHost, 'HTTP_HOST'), 'real.example');
   });
 

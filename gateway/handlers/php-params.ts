@@ -2,7 +2,7 @@
 import { buildCgiParams, type CgiParams, type CgiRequest } from '../../php/cgi-env.js';
 import { unmapIPv4, type ClientInfo } from '../http/client-address.js';
 import type { Exchange } from '../http/exchange.js';
-import { withoutConditionals } from '../http/request.js';
+import { cgiHost, withoutConditionals } from '../http/request.js';
 import type { ParsedTarget } from '../http/uri.js';
 
 /** The script a request runs, as the router resolved it. */
@@ -61,7 +61,7 @@ export function phpParams(
     contentType: req.headers['content-type'] ?? '',
     contentLength,
     rawHeaders: forFill ? withoutConditionals(req.rawHeaders) : req.rawHeaders,
-    authority: target.authority,
+    host: cgiHost(req, target, site.serverName),
   };
   return buildCgiParams(cgi, site.serverSoftware);
 }

@@ -1,5 +1,6 @@
 /** Small facts about a request's head that more than one stage asks. */
 import type { IncomingMessage } from 'node:http';
+import { H2Request } from './h2.js';
 import type { ParsedTarget } from './uri.js';
 
 /** RFC 9112 §3.2: more than one Host is a 400 (nginx: "client sent duplicate host header"). */
@@ -43,11 +44,91 @@ export function hasHttp10TransferEncoding(req: IncomingMessage): boolean {
   return req.httpVersionMajor === 1 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
 }
 
-/** nginx's $host from the request: the authority or Host without its port, lower-case ('' when none). */
+/** What the request names as its host, as sent: an absolute target's authority, else Host or :authority (undefined: none). */
+export function rawHost(req: IncomingMessage, target: ParsedTarget): string | undefined {
+  return target.authority ?? req.headers.host ?? (req.headers[':authority'] as string | undefined);
+}
+
+/** nginx's $host from the request: the host without its port or a trailing dot, lower-case ('' when none). */
 export function requestHost(req: IncomingMessage, target: ParsedTarget): string {
-  const h = target.authority ?? req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
-  const end = h.startsWith('[') ? h.indexOf(']') + 1 : h.lastIndexOf(':');
-  return (end > 0 ? h.slice(0, end) : h).toLowerCase();
+  const h = rawHost(req, target);
+  return h === undefined ? '' : (parseHost(h) ?? '');
+}
+
+/**
+ * nginx's ngx_http_validate_host: the host part of a Host value as $host, or null where nginx answers 400 ("client
+ * sent invalid host header"): empty, "..", a slash, a space, a control character or NUL. What follows a ':' (or an
+ * IPv6 literal's ']') is the port part, held to the same characters but not kept; a trailing dot is dropped.
+ */
+export function parseHost(h: string): string | null {
+  let dot = -2; // nginx starts past the end: a leading dot passes
+  let end = h.length;
+  let state: 'usual' | 'literal' | 'rest' = 'usual';
+  let upper = false;
+  for (let i = 0; i < h.length; i++) {
+    const c = h.charCodeAt(i);
+    if (c === 0x2e /* . */) {
+      if (dot === i - 1) return null;
+      dot = i;
+    } else if (c === 0x3a /* : */) {
+      if (state === 'usual') {
+        end = i;
+        state = 'rest';
+      }
+    } else if (c === 0x5b /* [ */) {
+      if (i === 0) state = 'literal';
+    } else if (c === 0x5d /* ] */) {
+      if (state === 'literal') {
+        end = i + 1;
+        state = 'rest';
+      }
+    } else if (c <= 0x20 || c === 0x7f || c === 0x2f /* / */) {
+      return null;
+    } else if (c >= 0x41 && c <= 0x5a) {
+      upper = true;
+    }
+  }
+  if (dot === end - 1) end--;
+  if (end <= 0) return null;
+  const host = h.slice(0, end);
+  // ASCII only, as nginx's ngx_strlow: a byte above 0x7f stays as it came.
+  return upper ? host.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : host;
+}
+
+/**
+ * What PHP sees as HTTP_HOST: nginx's `$host` (validated, lower-case, no port, as Debian's fastcgi_params passes it)
+ * with the port kept when it is a number (nginx's `$host$is_request_port$request_port`), so nothing but a host name
+ * and digits reaches PHP, and an app on :8080 still builds its links with the port. `serverName` when no host is named.
+ */
+export function cgiHost(req: IncomingMessage, target: ParsedTarget, serverName: string): string {
+  const h = rawHost(req, target);
+  if (h === undefined) return serverName;
+  const host = parseHost(h);
+  if (host === null) return serverName; // refused before a handler runs; never reached
+  const colon = h.startsWith('[') ? h.indexOf(']:') + 1 : h.indexOf(':');
+  const port = colon > 0 ? h.slice(colon + 1) : '';
+  return PORT.test(port) ? `${host}:${port}` : host;
+}
+
+const PORT = /^[0-9]{1,5}$/;
+
+/**
+ * A head nginx answers with 400: two Host headers, or a Host, :authority or absolute target's authority it refuses
+ * ("..", a slash, a space). Such a host never reaches PHP as HTTP_HOST, nor a cache key.
+ */
+export function hasInvalidHead(req: IncomingMessage, target: ParsedTarget): boolean {
+  if (hasDuplicateHost(req)) return true;
+  const h = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+  return (h !== undefined && parseHost(h) === null) || (target.authority !== null && parseHost(target.authority) === null);
+}
+
+/**
+ * A request line on an HTTP/1 connection that names another version: HTTP/2.0 and later are nginx's 505, an
+ * HTTP/0.9 request (no version, or "HTTP/0.9") a 400 (node would answer it with an HTTP/1.1 head anyway). 0: fine.
+ */
+export function versionRefusal(req: IncomingMessage): 0 | 400 | 505 {
+  if (req.httpVersionMajor === 1 || (req as unknown) instanceof H2Request) return 0;
+  return req.httpVersionMajor === 0 ? 400 : 505;
 }
 
 export function headerValue(req: IncomingMessage, name: string): string {

@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { parseCacheKey, type CacheKeyPart } from '../../../config/cache-key.js';
 import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
 import type { CacheRule } from '../../../config/types.js';
-import { cookieValue, headerValue, requestHost } from '../../http/request.js';
+import { cgiHost, cookieValue, headerValue, requestHost } from '../../http/request.js';
 import type { ParsedTarget } from '../../http/uri.js';
 
 export type KeyFn = (req: IncomingMessage, target: ParsedTarget, https: boolean) => string;
@@ -30,10 +30,15 @@ export function compileRule(r: CacheRule): CompiledRule {
 }
 
 function compileKey(parts: readonly CacheKeyPart[]): KeyFn {
+  const hasHost = parts.some((p) => p.kind === 'host');
   return (req, target, https) => {
     let key = '';
     for (const p of parts) key += keyPart(p, req, target, https);
-    return key;
+    // What PHP sees as HTTP_HOST beyond $host (a port), or at all for a key without $host, splits the entry: PHP may
+    // print it into the page, and a visitor who did not send it must not get that page.
+    const seen = cgiHost(req, target, '');
+    if (seen === '' || (hasHost && seen === requestHost(req, target))) return key;
+    return key + '\n' + seen;
   };
 }
 
