@@ -407,6 +407,24 @@ describe('proxied requests', () => {
     assert.equal(seen.headers['forwarded'], undefined);
   });
 
+  test('header names with underscores are not passed on (nginx: underscores_in_headers off), so X_Forwarded_For spoofs nothing', async () => {
+    const res = await request(g.base, '/raw/underscore', {
+      headers: [
+        ['Host', 'localhost'],
+        ['X_Forwarded_For', '6.6.6.6'],
+        ['X_Real_IP', '6.6.6.6'],
+        ['X-Plain', 'kept'],
+        ['X.Dotted', 'x'],
+      ],
+    });
+    const seen = seenOf(res);
+    assert.equal(seen.headers['x_forwarded_for'], undefined);
+    assert.equal(seen.headers['x_real_ip'], undefined);
+    assert.equal(seen.headers['x.dotted'], undefined);
+    assert.equal(seen.headers['x-plain'], 'kept');
+    assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+  });
+
   test('a POST body streams to the upstream whole, sized or chunked', async () => {
     const body = crypto
       .randomBytes(300 * 1024)

@@ -16,6 +16,12 @@ import { HOP_BY_HOP } from '../../../php/response.js';
 /** Request headers never forwarded besides the hop-by-hop ones. */
 const NOT_FORWARDED = new Set(['expect', 'http2-settings']);
 
+/**
+ * nginx's ignore_invalid_headers with underscores_in_headers off: a name with anything but letters, digits and '-'
+ * is dropped (`X_Forwarded_For` would reach an app that folds '_' and '-' together as the real header).
+ */
+const VALID_NAME = /^[a-z0-9-]+$/;
+
 /** Response headers never passed to the client besides the hop-by-hop ones (nginx proxy_hide_header). */
 const HIDDEN = new Set(['date', 'server', 'x-pad']);
 
@@ -55,6 +61,7 @@ export function prepareRequestHeaders(h: IncomingHttpHeaders, f: Forwarding): vo
   }
   for (const name in h) {
     if (HOP_BY_HOP.has(name) || NOT_FORWARDED.has(name)) delete h[name];
+    else if (!VALID_NAME.test(name) && name.charCodeAt(0) !== 58 /* ':' an HTTP/2 pseudo-header */) delete h[name];
     else if (!f.believed && (name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-forwarded-'))) delete h[name];
   }
   h['x-forwarded-for'] = f.chain;
