@@ -21,6 +21,8 @@ export const ErrorCode = {
   ClientAborted: 'PG_ERR_CLIENT_ABORTED',
   ClientTimeout: 'PG_ERR_CLIENT_TIMEOUT',
   BodySpool: 'PG_ERR_BODY_SPOOL',
+  /** One CGI param (a huge header) is over the FastCGI record size php-cgi reads a pair from: nothing was sent. */
+  ParamTooLarge: 'PG_ERR_PARAM_TOO_LARGE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

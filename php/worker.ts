@@ -164,6 +164,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   run(params: Iterable<readonly [string, ParamValue]>, handler: WorkerRequestHandler, label: string, noBody = false, internal = false): void {
     const conn = this.#conn;
     if (this.#state !== WorkerState.Idle || conn === null) throw new Error(`worker ${this.id} is not idle`);
+    // First, so params that cannot be sent throw (ParamTooLarge) while this worker is still idle and untouched.
+    conn.begin(params, this, noBody);
     this.#state = WorkerState.Busy;
     this.#request = handler;
     this.#label = label;
@@ -174,7 +176,6 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
       this.#requestsTotal++;
     }
     this.#clock.start(this.#host.timeoutMs);
-    conn.begin(params, this, noBody);
   }
 
   writeStdin(chunk: Buffer): boolean {

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { FastCgiProtocolError } from '../php/fastcgi/errors.js';
 import { BEGIN_REQUEST_BODY_LEN, Flags, HEADER_LEN, MAX_CONTENT_LEN, ProtocolStatus, RecordType, Role } from '../php/fastcgi/constants.js';
 import type { RecordSink } from '../php/fastcgi/decoder.js';
@@ -397,9 +398,11 @@ describe('name-value pairs', () => {
       ],
     },
     {
-      name: 'a 70 KB value',
+      name: 'three 30 KB values (over one record)',
       pairs: [
-        ['HTTP_COOKIE', 'c'.repeat(70_000)],
+        ['HTTP_COOKIE', 'c'.repeat(30_000)],
+        ['HTTP_X_A', 'a'.repeat(30_000)],
+        ['HTTP_X_B', 'b'.repeat(30_000)],
         ['AFTER', 'x'],
       ],
     },
@@ -430,22 +433,44 @@ describe('name-value pairs', () => {
     });
   }
 
-  test('large params are split across PARAMS records; a pair may straddle a boundary', () => {
-    const pairs: Array<[string, string]> = [
-      ['BIG', 'z'.repeat(150_000)],
-      ['SMALL', 'ok'],
-    ];
+  test('large params are split across PARAMS records at pair boundaries: php-cgi decodes each record on its own', () => {
+    const pairs: Array<[string, string]> = [...'abcde'].map((c) => [`HTTP_X_${c.toUpperCase()}`, c.repeat(30_000)] as [string, string]);
+    pairs.push(['SMALL', 'ok']);
     const records = decodeChunks([paramsStream(1, pairs)]);
-    assert.equal(records.length, 4, '150 KB over 65528-byte records → 3 data records + terminator');
-    for (const r of records) assert.ok(r.content.length <= MAX_CONTENT_LEN);
-    assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), pairs);
+    assert.equal(records.length, 4, '150 KB of 30 KB pairs → two pairs per record, 3 data records + terminator');
+    const perRecord: Array<[string, string]> = [];
+    for (const r of records) {
+      assert.ok(r.content.length <= MAX_CONTENT_LEN);
+      perRecord.push(...(decodeNameValuePairs(r.content)));
+    }
+    assert.deepEqual(perRecord, pairs);
+  });
+
+  test('one pair over a record cannot be sent: refused (ParamTooLarge) before a byte is written', () => {
+    assert.throws(
+      () => encodeRequestStart(1, Role.Responder, Flags.KeepConn, [['HTTP_COOKIE', 'c'.repeat(70_000)]], true),
+      (err: unknown) => err instanceof PhpgateError && err.code === ErrorCode.ParamTooLarge && /HTTP_COOKIE is 70016 bytes/.test(err.message),
+    );
   });
 
   for (const c of roundTripCases) {
     for (const endStdin of [true, false]) {
       test(`encodeRequestStart is BEGIN_REQUEST + PARAMS records${endStdin ? ' + the empty STDIN' : ''} in one buffer: ${c.name}`, () => {
         const start = encodeRequestStart(9, Role.Responder, Flags.KeepConn, c.pairs, endStdin);
-        assert.ok(start.equals(openingFromStreamRecords(9, Role.Responder, Flags.KeepConn, c.pairs, endStdin)));
+        if (pairsBytes(c.pairs).length <= MAX_CONTENT_LEN) {
+          assert.ok(start.equals(openingFromStreamRecords(9, Role.Responder, Flags.KeepConn, c.pairs, endStdin)));
+          return;
+        }
+        // Over one record the pairs are cut at pair boundaries (see below), not where the general encoder cuts.
+        const records = decodeChunks([start]);
+        assert.equal(records[0]!.type, RecordType.BeginRequest);
+        assert.deepEqual(records.at(-1)!.type, endStdin ? RecordType.Stdin : RecordType.Params);
+        const params = records.filter((r) => r.type === RecordType.Params && r.content.length > 0);
+        assert.ok(params.length > 1);
+        assert.deepEqual(
+          params.flatMap((r) => decodeNameValuePairs(r.content)),
+          c.pairs,
+        );
       });
     }
   }
@@ -466,7 +491,8 @@ describe('name-value pairs', () => {
 
   test('encodeRequestStart reads a one-shot iterator once, also past one record', () => {
     function* gen(): Generator<readonly [string, string]> {
-      yield ['BIG', 'z'.repeat(70_000)];
+      yield ['BIG', 'z'.repeat(40_000)];
+      yield ['BIG2', 'y'.repeat(40_000)];
       yield ['B', '2'];
     }
     const records = decodeChunks([encodeRequestStart(1, Role.Responder, Flags.KeepConn, gen(), true)]);
@@ -475,7 +501,8 @@ describe('name-value pairs', () => {
       [RecordType.BeginRequest, RecordType.Params, RecordType.Params, RecordType.Params, RecordType.Stdin],
     );
     assert.deepEqual(decodeNameValuePairs(joinContent(records, RecordType.Params)), [
-      ['BIG', 'z'.repeat(70_000)],
+      ['BIG', 'z'.repeat(40_000)],
+      ['BIG2', 'y'.repeat(40_000)],
       ['B', '2'],
     ]);
   });

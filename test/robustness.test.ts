@@ -243,6 +243,34 @@ describe('request limits', () => {
   });
 });
 
+describe('CGI params over one FastCGI record (server.limits.header_kb raised)', () => {
+  let g: RunningGateway;
+  before(async () => {
+    g = await startGateway('server:\n  limits:\n    header_kb: 256\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
+  });
+  after(() => g.stop());
+
+  test('headers over 64 KiB in all reach PHP whole (php-cgi reads each PARAMS record on its own: pairs are never cut)', async () => {
+    const headers = { 'X-A': 'a'.repeat(30_000), 'X-B': 'b'.repeat(30_000), 'X-C': 'c'.repeat(30_000) };
+    const r = await request(g.base, '/dump.php', { headers });
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+    const server = (JSON.parse(r.text) as { server: Record<string, string> }).server;
+    assert.equal(server['HTTP_X_A'], headers['X-A']);
+    assert.equal(server['HTTP_X_C'], headers['X-C']);
+  });
+
+  test('one header over a record is a 431, not a 502 counted as a crash: the worker lives on and serves the next request', async () => {
+    const before = g.gateway.pools.get('default')!.stats().workers[0]!;
+    const r = await request(g.base, '/dump.php', { headers: { Cookie: `big=${'c'.repeat(70_000)}` } });
+    assert.equal(r.status, 431);
+    const after = g.gateway.pools.get('default')!.stats().workers[0]!;
+    assert.equal(after.pid, before.pid);
+    assert.equal(after.requestsTotal, before.requestsTotal, 'PHP never ran');
+    assert.equal((await request(g.base, '/dump.php?x=next')).status, 200);
+    assert.ok(!g.logs().some((l) => /died|crash/i.test(String(l.msg))), 'no worker crash was logged');
+  });
+});
+
 describe('aborts, reloads and early resets', () => {
   let g: RunningGateway;
   before(async () => {

@@ -85,7 +85,15 @@ export class PhpRequest implements PoolWaiter, WorkerRequestHandler, Source, Cli
       trace.upstreamStart = performance.now();
     }
     const noBody = this.#body.length === 0;
-    w.run(this.#params, this, this.#label, noBody);
+    try {
+      w.run(this.#params, this, this.#label, noBody);
+    } catch (err) {
+      // Params PHP could not read (one over a FastCGI record): nothing was sent, the worker is as it was.
+      this.#worker = null;
+      this.#pool.onWorkerIdle(w);
+      this.#fail(err as PhpgateError);
+      return;
+    }
     if (noBody) return;
     this.#body.pipeTo(this).then(
       () => {

@@ -16,6 +16,8 @@ export function statusForError(code: ErrorCode): number {
       return 408;
     case ErrorCode.BodySpool:
       return 500; // nginx, when it cannot write client_body_temp
+    case ErrorCode.ParamTooLarge:
+      return 431;
     default:
       return 502;
   }

@@ -94,9 +94,11 @@ export class FcgiConnection implements RecordSink {
    */
   begin(params: Iterable<readonly [string, ParamValue]>, handler: FcgiResponseHandler, noBody = false): void {
     if (this.#handler !== null || this.#closed) throw new Error('FcgiConnection.begin on a busy or closed connection');
+    // Encoded first: params that cannot be sent (ParamTooLarge) throw before this connection changes at all.
+    const start = encodeRequestStart(REQUEST_ID, Role.Responder, Flags.KeepConn, params, noBody);
     this.#handler = handler;
     this.#stdinOpen = !noBody;
-    this.#socket.write(encodeRequestStart(REQUEST_ID, Role.Responder, Flags.KeepConn, params, noBody));
+    this.#socket.write(start);
   }
 
   /** Returns false when the socket's buffer is full: wait for the owner's onConnectionDrain. */

@@ -3,6 +3,7 @@
  * Stream encoders return lists of buffers for socket.writev/cork so payloads are never copied.
  */
 
+import { ErrorCode, PhpgateError } from '../../core/errors.js';
 import { FastCgiProtocolError } from './errors.js';
 import {
   BEGIN_REQUEST_BODY_LEN,
@@ -89,12 +90,43 @@ export function encodeStreamRecords(type: RecordType, requestId: number, data: B
   return parts;
 }
 
-/** Encoded pairs as PARAMS records, then the empty one that ends the stream. */
-function paramsRecords(requestId: number, body: Buffer): Buffer[] {
-  // A pair may straddle two records: the spec treats PARAMS as one byte stream.
-  const parts = body.length > 0 ? encodeStreamRecords(RecordType.Params, requestId, body) : [];
+/**
+ * The pairs as PARAMS records, each holding whole pairs, then the empty one that ends the stream. The spec treats
+ * PARAMS as one byte stream, but php-cgi decodes each record on its own and drops the connection at a pair cut in
+ * two; a single pair over a record cannot be sent at all (ParamTooLarge, thrown before anything is written).
+ */
+function paramsRecords(requestId: number, nv: MeasuredPairs): Buffer[] {
+  const parts: Buffer[] = [];
+  const { items, lengths } = nv;
+  for (let from = 0; from < items.length;) {
+    let to = from;
+    let size = 0;
+    for (; to < items.length; to += 2) {
+      const pair = pairSize(lengths[to]!, lengths[to + 1]!);
+      if (size + pair > MAX_ALIGNED_CONTENT_LEN) break;
+      size += pair;
+    }
+    if (to === from) {
+      const name = typeof items[from] === 'string' ? (items[from] as string) : '?';
+      const bytes = pairSize(lengths[from]!, lengths[from + 1]!);
+      throw new PhpgateError(
+        ErrorCode.ParamTooLarge,
+        `CGI param ${name} is ${bytes} bytes: over the ${MAX_ALIGNED_CONTENT_LEN} a FastCGI record holds`,
+      );
+    }
+    const padding = paddingFor(size);
+    const record = Buffer.allocUnsafe(HEADER_LEN + size + padding);
+    writeHeader(record, RecordType.Params, requestId, size, padding, 0);
+    record.fill(0, writePairs(record, HEADER_LEN, nv, from, to));
+    parts.push(record);
+    from = to;
+  }
   parts.push(encodeHeader(RecordType.Params, requestId, 0, 0));
   return parts;
+}
+
+function pairSize(nameLen: number, valueLen: number): number {
+  return lengthSize(nameLen) + lengthSize(valueLen) + nameLen + valueLen;
 }
 
 /**
@@ -111,10 +143,8 @@ export function encodeRequestStart(
 ): Buffer {
   const nv = measurePairs(pairs);
   if (nv.total > MAX_ALIGNED_CONTENT_LEN) {
-    // Params over one record (huge cookies): rare enough for the general encoders and a copy.
-    const body = Buffer.allocUnsafe(nv.total);
-    writePairs(body, 0, nv);
-    const parts = [encodeBeginRequest(requestId, role, flags), ...paramsRecords(requestId, body)];
+    // Params over one record (huge cookies): rare enough for a record per few pairs and a copy.
+    const parts = [encodeBeginRequest(requestId, role, flags), ...paramsRecords(requestId, nv)];
     if (endStdin) parts.push(encodeHeader(RecordType.Stdin, requestId, 0, 0));
     return Buffer.concat(parts);
   }
@@ -181,17 +211,17 @@ function measurePairs(pairs: Iterable<readonly [string, ParamValue]>): MeasuredP
   for (const [name, value] of pairs) {
     const nameLen = byteLengthOf(name);
     const valueLen = byteLengthOf(value);
-    total += lengthSize(nameLen) + lengthSize(valueLen) + nameLen + valueLen;
+    total += pairSize(nameLen, valueLen);
     items.push(name, value);
     lengths.push(nameLen, valueLen);
   }
   return { items, lengths, total };
 }
 
-/** Writes the measured pairs from `pos`; returns the position after them. */
-function writePairs(buf: Buffer, pos: number, nv: MeasuredPairs): number {
+/** Writes the measured pairs (items `from` to `to`) from `pos`; returns the position after them. */
+function writePairs(buf: Buffer, pos: number, nv: MeasuredPairs, from = 0, to = nv.items.length): number {
   const { items, lengths } = nv;
-  for (let i = 0; i < items.length; i++) {
+  for (let i = from; i < to; i++) {
     if (i % 2 === 0) {
       pos = writeLength(buf, pos, lengths[i]!);
       pos = writeLength(buf, pos, lengths[i + 1]!);
