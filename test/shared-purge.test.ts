@@ -2,8 +2,9 @@
  * Purges shared between gateway instances (cache.purge_redis) through real gateways, real php-cgi and a private
  * redis-server: a purge on instance A empties the page on B (admin endpoint and `phpgate cache purge`); with Redis
  * down A purges itself and says B was not reached; once Redis is back B clears its cache and purges reach it
- * again; messages that are not valid purges, and purges on another channel, change nothing; and an instance of
- * two processes gets each purge once per process.
+ * again; messages that are not valid purges, and purges on another channel, change nothing; a reload can move an
+ * instance onto another channel; a frozen Redis is noticed by the PING; and an instance of two processes gets each
+ * purge once per process.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -187,6 +188,52 @@ describe('cache purges shared through Redis: two instances', () => {
     // The publisher reconnects by itself too.
     await eventuallyAsync('purges reach B again', async () => (await purgeOn(a, '/page.php')).body['instances'] === 'all', 15_000);
     await rendersAnew(b, again);
+  });
+});
+
+describe('cache purges shared through Redis: a reload, and a Redis that stops answering', () => {
+  let redis: RunningRedis;
+  let a: RunningGateway;
+  let b: RunningGateway;
+
+  before(async () => {
+    redis = await startRedis();
+    a = await startGateway(yaml(redis.url), { docroot, admin: true });
+    b = await startGateway(yaml(redis.url, '  purge_channel: elsewhere\n'), { docroot });
+    for (const g of [a, b]) await eventually('subscribed', () => logged(g, 'cache purges shared through Redis').length === 1);
+  });
+  after(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await redis?.stop('SIGKILL');
+  });
+
+  test("a reload onto A's channel makes B receive A's purges", async () => {
+    const onB = await cached(b);
+    assert.equal((await purgeOn(a, '/page.php')).body['subscribers'], 1, 'B listens elsewhere');
+    assert.equal(xcache(await request(b.base, '/page.php')), 'HIT');
+    await b.gateway.reload({ ...b.config, cache: { ...b.config.cache, purge_channel: '' } });
+    await eventually('B subscribed anew', () => logged(b, 'cache purges shared through Redis').length === 2);
+    const again = await cached(b);
+    assert.notEqual(again, onB, 'a changed cache.* starts a new cache');
+    assert.equal((await purgeOn(a, '/page.php')).body['subscribers'], 2);
+    await eventually('B applied it', () => logged(b, 'cache purged by another instance').length === 1);
+    await rendersAnew(b, again);
+  });
+
+  test('a subscription that stops answering (Redis frozen) is noticed by its PING, and cleared once Redis answers again', async () => {
+    const onB = await cached(b);
+    process.kill(redis.pid, 'SIGSTOP');
+    try {
+      await eventually(
+        'PING failed',
+        () => b.logs().some((l) => String(l['reason']).startsWith('PING failed') && String(l['msg']).startsWith('cache purge channel lost')),
+        20_000,
+      );
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+    }
+    await eventually('channel back', () => b.logs().some((l) => String(l['msg']).startsWith('cache purge channel back')), 20_000);
+    await rendersAnew(b, onB);
   });
 });
 
