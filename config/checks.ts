@@ -91,6 +91,15 @@ export const rateLimitStore = check('"memory" or a redis:// / rediss:// URL', (v
   v === 'memory' || (typeof v === 'string' && /^rediss?:\/\/./.test(v)) ? v : INVALID,
 );
 
+export const purgeRedis = check('"" (rate_limit.store\'s Redis, if it is one), "off" or a redis:// / rediss:// URL', (v) =>
+  v === '' || v === 'off' || (typeof v === 'string' && /^rediss?:\/\/./.test(v)) ? v : INVALID,
+);
+
+/** A Redis channel name as it shows in `PUBSUB CHANNELS`: printable, no spaces, bounded. */
+export const purgeChannel = check('"" (derived) or a channel name of up to 100 letters, digits and : . _ -', (v) =>
+  typeof v === 'string' && /^[A-Za-z0-9:._-]{0,100}$/.test(v) ? v : INVALID,
+);
+
 export const rateLimitKey = check<RateLimitKey>('"ip" or "header:NAME" (e.g. "header:X-Api-Key")', (v) =>
   v === 'ip' || (typeof v === 'string' && /^header:[A-Za-z0-9-]+$/.test(v)) ? (v as RateLimitKey) : INVALID,
 );

@@ -80,7 +80,16 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
   compression: { gzip: true, brotli: true, min_bytes: 1024, gzip_level: 5, brotli_level: 4 },
   rate_limit: { store: 'memory', headers: 'refused', rules: [] },
   // Kept from the example even though rules default to none: a session cookie must never get a cached page.
-  cache: { max_mb: 64, max_entry_kb: 1024, header: 'X-Cache', lock_ms: 5000, rules: [], bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'] },
+  cache: {
+    max_mb: 64,
+    max_entry_kb: 1024,
+    header: 'X-Cache',
+    lock_ms: 5000,
+    rules: [],
+    bypass_cookies: ['PHPSESSID', 'wordpress_logged_in_*'],
+    purge_redis: '',
+    purge_channel: '',
+  },
   upstreams: [],
   rewrite: [],
   routes: [],

@@ -122,6 +122,8 @@ const cache = obj({
     ),
   ),
   bypass_cookies: list(scalar(C.nonEmptyString)),
+  purge_redis: scalar(C.purgeRedis),
+  purge_channel: scalar(C.purgeChannel),
 });
 
 const upstream = obj(

@@ -208,6 +208,13 @@ export interface CacheConfig {
   readonly rules: readonly CacheRule[];
   /** Requests carrying one of these cookies (globs: "wordpress_logged_in_*") never get or fill a cached answer. */
   readonly bypass_cookies: readonly string[];
+  /**
+   * Where purges go to reach every instance: a redis:// URL, "" for rate_limit.store's Redis when it is one, or
+   * "off" (this instance's processes only).
+   */
+  readonly purge_redis: string;
+  /** The Redis Pub/Sub channel purges travel on; "" derives one from the URL's database number (see shared-purge.ts). */
+  readonly purge_channel: string;
 }
 
 /** How an upstream picks a target: in turn, or the one with the fewest requests in flight (nginx least_conn). */

@@ -12,6 +12,7 @@ import { checkPhpSettings } from '../php/check.js';
 import type { GatewayConfig } from '../config/types.js';
 import { createLogger, reopenLogFiles } from './http/log.js';
 import { Gateway, PID_FILE } from './server.js';
+import { NOT_SHARED, type PurgeOutcome } from './cache-purge.js';
 import { configForProcess, onPurgeFromOthers, processCount, processSlot, runPrimary } from './processes.js';
 import cluster from 'node:cluster';
 import fs from 'node:fs';
@@ -30,7 +31,9 @@ Usage:
   phpgate reload [--config FILE]        tell the running gateway (same config) to reload: same as SIGHUP
   phpgate cache purge PATTERN [--config FILE]
                                         drop the running gateway's cached answers for paths matching PATTERN
-                                        ("/blog/*", "/", "*" for all), through its admin listener
+                                        ("/blog/*", "/", "*" for all), through its admin listener, and every
+                                        other instance's through Redis (cache.purge_redis); exit 1 if they
+                                        could not be reached
   phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR] [--prefix DIR]
                                         translate an nginx site into gateway.yaml (stdout without -o); the
                                         report (file:line of every directive not translated) goes to stderr;
@@ -276,9 +279,17 @@ async function purgeRunning(config: Readonly<GatewayConfig>, pattern: string): P
     }
     fail(1, `phpgate cache purge: ${res.status} ${why.trim()}`);
   }
-  const { purged } = JSON.parse(body) as { purged: number };
-  process.stdout.write(`phpgate: purged ${purged} cached answer(s) matching ${pattern}
-`);
+  const { purged, instances, subscribers } = JSON.parse(body) as PurgeOutcome;
+  const here = `phpgate: purged ${purged} cached answer(s) matching ${pattern}`;
+  if (instances === 'all') {
+    process.stdout.write(`${here} here, and sent the purge to every instance on Redis (${subscribers ?? 0} gateway process(es) subscribed)\n`);
+  } else if (instances === undefined || instances === NOT_SHARED) {
+    process.stdout.write(`${here}\n`);
+  } else {
+    // Purges are shared but this one was not: the other instances still serve the old pages, so not a success.
+    process.stdout.write(`${here} here\n`);
+    fail(1, `phpgate cache purge: the other instances were not reached (${instances}): purge again once Redis is back`);
+  }
 }
 
 const IMPORT_USAGE = 'Usage: phpgate import-nginx FILE [--server NAME] [-o gateway.yaml] [--docroot DIR] [--prefix DIR]';

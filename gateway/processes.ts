@@ -7,6 +7,7 @@
  * SIGTERM/SIGINT (graceful stop), and relays cache purges from the process that runs the admin listener.
  */
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,8 @@ import type { Logger } from '../core/log.js';
 /** Environment of a gateway process: its index among `count`. */
 export const PROCESS_INDEX_ENV = 'PHPGATE_PROCESS_INDEX';
 export const PROCESS_COUNT_ENV = 'PHPGATE_PROCESS_COUNT';
+/** One id for all the processes of one gateway instance: a purge it sent through Redis is not applied again. */
+export const INSTANCE_ID_ENV = 'PHPGATE_INSTANCE_ID';
 
 /** A process that dies this soon after its start is failing to start, not crashing under load. */
 const RESTART_MIN_UPTIME_MS = 5_000;
@@ -73,6 +76,7 @@ export function runPrimary(o: {
 }): Promise<number> {
   const { count, log } = o;
   const slots: Slot[] = Array.from({ length: count }, () => ({ worker: null, startedAt: 0, failures: 0, timer: null }));
+  const instance = randomUUID();
   let stopping = false;
   let listening = 0;
   let started = false;
@@ -81,7 +85,7 @@ export function runPrimary(o: {
       const slot = slots[index]!;
       slot.timer = null;
       slot.startedAt = Date.now();
-      const worker = cluster.fork({ [PROCESS_INDEX_ENV]: String(index), [PROCESS_COUNT_ENV]: String(count) });
+      const worker = cluster.fork({ [PROCESS_INDEX_ENV]: String(index), [PROCESS_COUNT_ENV]: String(count), [INSTANCE_ID_ENV]: instance });
       slot.worker = worker;
       worker.once('listening', () => {
         if (started) {
@@ -184,6 +188,13 @@ function perProcess(c: Readonly<GatewayConfig>): string[] {
     out.push('rate_limit with store "memory" (use a redis:// store to count across processes)');
   if (c.server.limits.connections_per_ip > 0) out.push('server.limits.connections_per_ip');
   return out;
+}
+
+/** The instance id the primary gave this process, or null when it runs alone (each Gateway then makes its own). */
+export function instanceIdOfCluster(): string | null {
+  if (!cluster.isWorker) return null;
+  const id = process.env[INSTANCE_ID_ENV];
+  return id === undefined || id === '' ? null : id;
 }
 
 /** In a gateway process: a purge done here reaches the others through the primary. */

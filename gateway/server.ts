@@ -36,7 +36,7 @@ import { RateLimiter } from './gates/rate-limit.js';
 import { SecurityHeaders } from './filters/security-headers.js';
 import { Compression } from './filters/compression.js';
 import { ResponseCache } from './filters/cache/store.js';
-import { broadcastPurge } from './processes.js';
+import { CachePurges } from './cache-purge.js';
 import type { GatewayStatus, StatusSource } from './http/status.js';
 import { VERSION } from './version.js';
 
@@ -68,11 +68,14 @@ export class Gateway implements StatusSource {
   readonly #retiring = new Set<Promise<unknown>>();
   /** Websockets open through upstreams[], whichever generation opened them: a stop closes them. */
   readonly #tunnels = new WebSocketTunnels();
+  /** This process's cache, the instance's other processes, the other instances (cache.purge_redis). */
+  readonly #purges: CachePurges;
 
   constructor(config: Readonly<GatewayConfig>, log: Logger) {
     this.#config = config;
     this.#log = log;
     this.#metrics = new Metrics(this);
+    this.#purges = new CachePurges({ apply: (pattern) => this.purgeCache(pattern), log });
   }
 
   /** The pools now in force. */
@@ -133,14 +136,11 @@ export class Gateway implements StatusSource {
         config: c.admin,
         source: this,
         metrics: this.#metrics,
-        purge: (pattern) => {
-          const purged = this.purgeCache(pattern);
-          if (purged !== null) broadcastPurge(pattern); // the other gateway processes' caches (server.processes)
-          return purged;
-        },
+        purge: (pattern) => this.#purges.purge(pattern),
         log: this.#log,
       });
       await this.#admin.start();
+      this.#purges.configure(c, gen.cache !== null);
     } catch (err) {
       // Pools that started must not outlive a gateway that could not (EADDRINUSE on either port …).
       this.#server?.closeNow();
@@ -207,6 +207,7 @@ export class Gateway implements StatusSource {
     }
     this.#gen = gen;
     this.#config = next;
+    this.#purges.configure(next, gen.cache !== null);
     this.#server?.setUpgradeHandler(gen.upstreams?.websockets === true ? this.#onUpgrade : null);
     this.#log.info({ pools: [...gen.pools.keys()], config: next.source }, 'reloaded: new requests go to the new pools');
     const retiring = this.#retire(old).catch((err: unknown) => this.#log.error({ err }, 'stopping the previous pools failed'));
@@ -248,6 +249,7 @@ export class Gateway implements StatusSource {
       await this.#gen.rateLimit?.close();
       this.#gen.upstreams?.close();
     }
+    await this.#purges.close();
     fs.rmSync(path.join(this.#config.php.socket_dir, PID_FILE), { force: true });
   }
 

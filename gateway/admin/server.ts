@@ -14,13 +14,14 @@ import type { StatusSource } from '../http/status.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { HEALTH_CONTENT_TYPE, healthAnswer, HealthPath } from './health.js';
 import type { Metrics } from './metrics.js';
+import type { PurgeOutcome } from '../cache-purge.js';
 
 export interface AdminServerOptions {
   readonly config: AdminConfig;
   readonly source: StatusSource;
   readonly metrics: Metrics;
-  /** Drops cached answers whose path matches a URL pattern, returning how many; null when no cache is configured. */
-  readonly purge: (pattern: string) => number | null;
+  /** Drops cached answers whose path matches a URL pattern, here and wherever purges are shared; null: no cache. */
+  readonly purge: (pattern: string) => PurgeOutcome | null | Promise<PurgeOutcome | null>;
   readonly log: Logger;
 }
 
@@ -60,7 +61,7 @@ export class AdminServer {
   readonly #config: AdminConfig;
   readonly #source: StatusSource;
   readonly #metrics: Metrics;
-  readonly #purge: (pattern: string) => number | null;
+  readonly #purge: AdminServerOptions['purge'];
   readonly #log: Logger;
   /** SHA-256 of admin.token, or null when no token is configured (the listener is then open to whoever reaches it). */
   readonly #tokenDigest: Buffer | null;
@@ -171,7 +172,7 @@ export class AdminServer {
   }
 
   /** A change of state, so POST only, and always behind the token when one is set. */
-  #cachePurge(req: IncomingMessage, res: ServerResponse, query: string): null {
+  #cachePurge(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> | null {
     if (req.method !== 'POST') {
       sendError(req, res, 405, { ...COMMON_HEADERS, Allow: 'POST' });
       return null;
@@ -191,14 +192,14 @@ export class AdminServer {
       );
       return null;
     }
-    const purged = this.#purge(pattern);
-    if (purged === null) {
-      send(req, res, 409, 'application/json', JSON.stringify({ error: 'no response cache is configured (cache.rules is empty)' }));
-      return null;
-    }
-    this.#log.info({ pattern, purged }, 'cache purged');
-    send(req, res, 200, 'application/json', JSON.stringify({ pattern, purged }));
-    return null;
+    return Promise.resolve(this.#purge(pattern)).then((outcome) => {
+      if (outcome === null) {
+        send(req, res, 409, 'application/json', JSON.stringify({ error: 'no response cache is configured (cache.rules is empty)' }));
+        return;
+      }
+      this.#log.info({ pattern, ...outcome }, 'cache purged');
+      send(req, res, 200, 'application/json', JSON.stringify({ pattern, ...outcome }));
+    });
   }
 
   /**

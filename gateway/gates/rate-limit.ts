@@ -69,7 +69,8 @@ function redisRetryDelay(attempt: number): number {
   return Math.min(attempt * REDIS_RETRY_STEP_MS, REDIS_RETRY_MAX_DELAY_MS);
 }
 
-const REDIS_OPTIONS: RedisOptions = {
+/** Also the cache purge channel's (gateway/cache-purge.ts): same failure behaviour, same reconnection. */
+export const REDIS_OPTIONS: Readonly<RedisOptions> = {
   enableOfflineQueue: false,
   connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
   commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
@@ -255,7 +256,7 @@ class RedisLink {
 }
 
 /** A redis:// URL without its password, for the log. */
-function redactUrl(url: string): string {
+export function redactUrl(url: string): string {
   if (!URL.canParse(url)) return url;
   const u = new URL(url);
   if (u.password !== '') u.password = '***';
