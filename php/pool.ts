@@ -219,6 +219,10 @@ export class Pool implements WorkerHost {
     return this.#workers.some((w) => w.pid === pid);
   }
 
+  identifying(): boolean {
+    return this.#workers.some((w) => w.identifying);
+  }
+
   /**
    * An idle worker now, or null after queueing the waiter (it is called back later). Throws PoolSaturated when
    * the queue is full: the caller answers 503.

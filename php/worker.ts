@@ -6,11 +6,11 @@
 import { ErrorCode, UpstreamError, type PhpgateError } from '../core/errors.js';
 import { FcgiConnection, type ConnectionOwner, type FcgiResponseHandler } from './fastcgi/connection.js';
 import { handshake } from './handshake.js';
+import { killAbandoned, type ChildOwner } from './abandoned.js';
 import { parentOf, signalPid } from './process.js';
 import { RequestClock } from './request-clock.js';
 import { RestartReason, WorkerState } from './worker-state.js';
 import type { ParamValue } from './fastcgi/record.js';
-import type { Logger } from '../core/log.js';
 
 export interface WorkerRequestHandler extends FcgiResponseHandler {
   /** STDIN may be written again after writeStdin returned false. */
@@ -18,19 +18,14 @@ export interface WorkerRequestHandler extends FcgiResponseHandler {
 }
 
 /** What the worker needs of its pool. */
-export interface WorkerHost {
+export interface WorkerHost extends ChildOwner {
   readonly poolName: string;
   readonly timeoutMs: number;
   readonly maxRequests: number;
   readonly workerCount: number;
   readonly handshakeScript: string;
-  readonly log: Logger;
   /** The current master's socket, or null while no master is listening. */
   socketPath(): string | null;
-  /** The current master's pid: a child to SIGKILL must still be its child (never a reused pid). */
-  readonly masterPid: number | null;
-  /** Whether one of the pool's connections is bound to this child now. */
-  servedBy(pid: number): boolean;
   onWorkerIdle(w: Worker): void;
   onWorkerLost(w: Worker): void;
   /** A child is being replaced, and why. */
@@ -54,6 +49,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   #state: WorkerState = WorkerState.Connecting;
   #conn: FcgiConnection | null = null;
   #pid = 0;
+  /** A connection is being made or handshaken: the child it reached, whichever it is, is not known yet. */
+  #identifying = false;
   #requests = 0;
   /** Requests this child serves before it is recycled (0: never). */
   #limit = 0;
@@ -81,6 +78,9 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   }
   get pid(): number {
     return this.#pid;
+  }
+  get identifying(): boolean {
+    return this.#identifying;
   }
   get requests(): number {
     return this.#requests;
@@ -128,14 +128,17 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     const socketPath = this.#host.socketPath();
     if (socketPath === null) return; // the pool calls connect() again when a master is listening
     this.#state = WorkerState.Connecting;
+    this.#identifying = true;
     FcgiConnection.connect(socketPath, this, CONNECT_TIMEOUT_MS)
       .then(async (conn) => {
         if (this.#stopped()) {
+          this.#identifying = false;
           conn.destroy();
           return;
         }
         this.#conn = conn;
         const pid = await handshake(conn, this.#host.handshakeScript, HANDSHAKE_TIMEOUT_MS);
+        this.#identifying = false;
         // stop() destroyed it meanwhile, or it closed: onConnectionClose has taken over.
         if (this.#conn !== conn || conn.closed) return;
         this.#pid = pid;
@@ -149,6 +152,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
         this.#host.onWorkerIdle(this);
       })
       .catch((err: PhpgateError) => {
+        this.#identifying = false;
         this.#host.log.debug({ err, pool: this.#host.poolName, worker: this.id }, 'worker connect failed; retrying');
         const conn = this.#conn;
         this.#conn = null;
@@ -212,16 +216,9 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#pid = 0;
     conn?.destroy();
     if (pid <= 0) return;
-    if (bodyCut) this.#killOrphan(pid);
+    if (bodyCut) killAbandoned(this.#host, pid);
     // Also after a body cut (the kill may have lost a race with the child): its deadline stands.
-    if (this.#host.timeoutMs > 0) setTimeout(() => this.#killOrphan(pid), Math.max(0, left)).unref();
-  }
-
-  /** SIGKILLs a child we let go of, unless it has come back and serves one of our connections again. */
-  #killOrphan(pid: number): void {
-    if (this.#host.servedBy(pid)) return;
-    const master = this.#host.masterPid;
-    if (master !== null && parentOf(pid) === master) signalPid(pid, 'SIGKILL');
+    if (this.#host.timeoutMs > 0) setTimeout(() => killAbandoned(this.#host, pid), Math.max(0, left)).unref();
   }
 
   stop(): void {
