@@ -42,6 +42,7 @@ import { VERSION } from './version.js';
 
 /** Beside the pools' sockets: where `phpgate reload` finds the running gateway. */
 export const PID_FILE = 'phpgate.pid';
+const NO_CONNECTIONS = { http1: 0, http2: 0, accepted: 0 } as const;
 
 interface Generation {
   readonly config: Readonly<GatewayConfig>;
@@ -101,6 +102,9 @@ export class Gateway implements StatusSource {
       startedAt: this.#startedAt,
       draining: this.#draining,
       pools: [...this.pools.values()].map((p) => p.stats()),
+      connections: this.#server?.connections() ?? NO_CONNECTIONS,
+      rateLimit: this.#gen?.rateLimit?.status() ?? null,
+      cacheRules: this.#gen?.cache?.labels ?? [],
     };
   }
 
@@ -289,7 +293,8 @@ export class Gateway implements StatusSource {
     });
     // Unchanged rules keep their limiter across a reload: a reload must not hand every client a fresh allowance.
     const sameRules = previous !== null && JSON.stringify(previous.config.rate_limit) === JSON.stringify(c.rate_limit);
-    const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log);
+    const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log, this.#metrics);
+    this.#metrics.slowMs = c.logging.slow_ms;
     // The cache outlives a reload that leaves cache.* and compression.* as they were (nginx keeps its cache too);
     // `phpgate cache purge` drops what a deploy made stale.
     const sameCache =
