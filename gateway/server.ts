@@ -42,7 +42,6 @@ import { VERSION } from './version.js';
 
 /** Beside the pools' sockets: where `phpgate reload` finds the running gateway. */
 export const PID_FILE = 'phpgate.pid';
-const NO_CONNECTIONS = { http1: 0, http2: 0, accepted: 0 } as const;
 
 interface Generation {
   readonly config: Readonly<GatewayConfig>;
@@ -102,7 +101,7 @@ export class Gateway implements StatusSource {
       startedAt: this.#startedAt,
       draining: this.#draining,
       pools: [...this.pools.values()].map((p) => p.stats()),
-      connections: this.#server?.connections() ?? NO_CONNECTIONS,
+      connections: this.#server?.connections() ?? { http1: 0, http2: 0, accepted: 0 },
       rateLimit: this.#gen?.rateLimit?.status() ?? null,
       cacheRules: this.#gen?.cache?.labels ?? [],
     };

@@ -61,11 +61,11 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   #request: WorkerRequestHandler | null = null;
   #label = '';
   #startedAt = 0;
-  /** The last site request (not the gateway's probes) and how long it took (ms; -1 while it runs): php-fpm's status shows it while idle. */
+  /** The last site request (not the gateway's probes), '' before one, and its duration (ms; -1 while it runs): php-fpm's status shows it when idle. */
   #lastLabel = '';
   #lastMs = -1;
-  /** When the current child was handshaken (ms epoch): php-fpm's per-process "start time". */
-  #childSince = 0;
+  /** When the current child was handshaken (ms epoch): php-fpm's per-process "start time". Read-only outside. */
+  childSince = 0;
   /** timeout_ms of the request being served, stopped while PHP waits for its client. */
   readonly #clock = new RequestClock(() => this.#onTimeout());
   #reconnectDelay = RECONNECT_MIN_MS;
@@ -97,10 +97,6 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   get privateBytes(): number {
     return this.#privateBytes;
   }
-  get childSince(): number {
-    return this.#childSince;
-  }
-  /** The last site request this slot served (or serves), '' before one, and its duration (ms, -1 while it runs). */
   last(): { readonly label: string; readonly ms: number } | null {
     return this.#lastLabel === '' ? null : { label: this.#lastLabel, ms: this.#lastMs };
   }
@@ -151,7 +147,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
         // stop() destroyed it meanwhile, or it closed: onConnectionClose has taken over.
         if (this.#conn !== conn || conn.closed) return;
         this.#pid = pid;
-        this.#childSince = Date.now();
+        this.childSince = Date.now();
         this.#requests = 0;
         this.#privateBytes = 0;
         this.#overMemory = false;

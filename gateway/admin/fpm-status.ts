@@ -66,9 +66,9 @@ export function redactQuery(uri: string): string {
 function processOf(w: WorkerStats, nowMs: number): FpmProcess | null {
   if (w.pid <= 0 || (w.state !== 'idle' && w.state !== 'busy')) return null;
   const busy = w.state === 'busy' && w.current !== null;
-  const shown = busy ? w.current!.label : (w.last?.label ?? '');
+  const shown = busy ? w.current.label : (w.last?.label ?? '');
   const { method, uri, script } = shown === '' ? { method: '-', uri: '-', script: '-' } : splitLabel(shown);
-  const durationMs = busy ? nowMs - w.current!.startedAt : Math.max(0, w.last?.ms ?? 0);
+  const durationMs = busy ? nowMs - w.current.startedAt : Math.max(0, w.last?.ms ?? 0);
   return {
     pid: w.pid,
     state: busy ? 'Running' : 'Idle',
@@ -130,7 +130,7 @@ export function fpmStatusPage(p: PoolStats, counts: PoolCounts, startedAtMs: num
 
 /** php's JSON string escaping as php-fpm writes it (`/` as `\/` too). */
 function jsonString(v: string): string {
-  return `"${v.replace(/["\\/\u0000-\u001f]/g, (c) => (c === '"' || c === '\\' || c === '/' ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))}"`;
+  return JSON.stringify(v).replace(/\//g, '\\/');
 }
 
 function json(s: FpmSummary, procs: FpmProcess[] | null): string {

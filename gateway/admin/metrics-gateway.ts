@@ -87,7 +87,7 @@ export function registerGatewayMetrics(
     registers,
     collect() {
       this.reset();
-      STATUS_CLASSES.forEach((c, i) => this.labels(c).inc(counts.classes[i]!));
+      STATUS_CLASSES.forEach((c, i) => this.labels(c).inc(counts.classes[i]));
     },
   });
   new Counter({
