@@ -260,6 +260,8 @@ describe("php-fpm's status page", () => {
         assert.match(ours.text, /^start time:\s+\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$/m);
       }
       assert.equal((await request(gw.adminBase, '/fpm-status?pool=nope')).status, 404);
+      assert.equal((await request(gw.adminBase, '/fpm-status?pool=default&json&full')).status, 200);
+      assert.equal((await request(gw.adminBase, '/fpm-status?xml')).status, 400, 'a format not served is refused, not answered as text');
     } finally {
       await gw.stop();
       await fpm.stop();
@@ -319,7 +321,7 @@ describe('the dashboard', () => {
       const opened = Date.now();
       await page.goto(`${gw.adminBase}/status`, { timeout: 10_000 });
       // The first poll's render: polling alone would have drawn one sample by now.
-      await page.waitForFunction(`document.getElementById('updated').textContent !== 'never'`, undefined, { timeout: 5_000 });
+      await page.waitForSelector('#updated[data-now]', { timeout: 5_000 }); // set by the first render (a selector: the page's CSP forbids eval)
       const samples = Number(await page.locator('#chart').getAttribute('data-samples'));
       const oldest = Number(await page.locator('#chart').getAttribute('data-oldest'));
       assert.ok(samples >= 3, `samples drawn at the first render: ${samples}`);

@@ -41,6 +41,8 @@ export const AdminPath = {
 } as const;
 export type AdminPath = (typeof AdminPath)[keyof typeof AdminPath];
 
+/** php-fpm's other formats; /metrics has their figures. */
+const UNSUPPORTED_FPM_FORMATS = ['html', 'xml', 'openmetrics'] as const;
 const ROUTES: ReadonlySet<string> = new Set<string>(Object.values(AdminPath));
 const ALLOW = 'GET, HEAD';
 /** Admin requests are small and answered from memory: anything slower is a stuck or hostile client. */
@@ -198,6 +200,12 @@ export class AdminServer {
     const p = choosePool(s.pools, q.get('pool'), DEFAULT_POOL_NAME);
     if (p === null) {
       send(req, res, 404, 'text/plain;charset=UTF-8', `no such pool; pools: ${s.pools.map((x) => x.name).join(', ') || 'none'}\n`);
+      return;
+    }
+    const other = UNSUPPORTED_FPM_FORMATS.find((f) => q.has(f));
+    if (other !== undefined) {
+      // Answering another format than asked would be read wrongly without a word: refuse it plainly.
+      send(req, res, 400, 'text/plain;charset=UTF-8', `?${other} is not served: ask for the text page, ?json, or /metrics\n`);
       return;
     }
     const page = fpmStatusPage(p, this.#metrics.poolCounts(p.name), s.startedAt, q);
