@@ -121,7 +121,10 @@ export class Pipeline implements ErrorResponder {
         try {
           setHeaders(res, v.headers);
           if (v.allowed) this.#route(x, client);
-          else x.refuse(429);
+          else {
+            if (x.trace !== null) x.trace.limitedBy = v.rule;
+            x.refuse(429);
+          }
         } catch (err) {
           this.#failed(req, res, err);
         }
@@ -240,13 +243,14 @@ export class Pipeline implements ErrorResponder {
   #job(x: Exchange, client: ClientInfo, job: Job, mayWait: boolean): void {
     const cache = this.#o.cache;
     const own = job.at?.cache ?? null;
-    const rule = cache === null ? null : own !== null ? cache.ruleOfRoute(own) : cache.ruleFor(x.target!.path);
+    const rule = cache === null ? null : own !== null ? cache.ruleOfRoute(own, job.at!.text) : cache.ruleFor(x.target!.path);
     // A route's cache, as nginx's fastcgi_cache_methods GET HEAD: other methods never meet it (no status header).
     if (rule === null || (own !== null && x.req.method !== 'GET' && x.req.method !== 'HEAD')) {
       this.#produce(x, client, job, null);
       return;
     }
     const trace = x.trace;
+    if (trace !== null) trace.cacheRule = rule.label;
     const hasBody = bodyKind(x.req) !== BodyKind.None;
     let v = job.extras?.cacheBypass === true ? BYPASSED : cache!.lookup(rule, x.req, x.target!, client.https, hasBody, mayWait);
     if (v.kind === 'miss' && job.extras?.cacheNoStore === true) {

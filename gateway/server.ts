@@ -104,6 +104,9 @@ export class Gateway implements StatusSource {
       startedAt: this.#startedAt,
       draining: this.#draining,
       pools: [...this.pools.values()].map((p) => p.stats()),
+      connections: this.#server?.connections() ?? { http1: 0, http2: 0, accepted: 0 },
+      rateLimit: this.#gen?.rateLimit?.status() ?? null,
+      cacheRules: this.#gen?.cache?.labels ?? [],
     };
   }
 
@@ -291,7 +294,8 @@ export class Gateway implements StatusSource {
     });
     // Unchanged rules keep their limiter across a reload: a reload must not hand every client a fresh allowance.
     const sameRules = previous !== null && JSON.stringify(previous.config.rate_limit) === JSON.stringify(c.rate_limit);
-    const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log);
+    const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log, this.#metrics);
+    this.#metrics.slowMs = c.logging.slow_ms;
     // The cache outlives a reload that leaves cache.* and compression.* as they were (nginx keeps its cache too);
     // `phpgate cache purge` drops what a deploy made stale.
     const sameCache =

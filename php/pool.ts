@@ -36,6 +36,10 @@ export interface WorkerStats {
   readonly privateBytes: number;
   /** The request being served: script and URI, and since when (ms epoch). */
   readonly current: { readonly label: string; readonly startedAt: number } | null;
+  /** When this slot's current child started (ms epoch; 0 before one). */
+  readonly childSince: number;
+  /** The last site request served (or being served) and its duration (ms, -1 while it runs), or null. */
+  readonly last: { readonly label: string; readonly ms: number } | null;
 }
 
 export interface PoolStats {
@@ -55,6 +59,10 @@ export interface PoolStats {
   readonly restarts: Readonly<Record<RestartReason, number>>;
   /** The master's shared opcache and APCu memory at the last probe (bytes), or null before one / if unknown. */
   readonly shared: SharedMemory | null;
+  /** Most requests that waited at once, most workers busy at once (seen at each wait and each stats()), and how many requests had to wait for a worker. */
+  readonly maxQueued: number;
+  readonly maxBusy: number;
+  readonly waited: number;
 }
 
 export interface SharedMemory {
@@ -99,6 +107,9 @@ export class Pool implements WorkerHost {
   #memoryTimer: NodeJS.Timeout | null = null;
   #probeTimer: NodeJS.Timeout | null = null;
   #shared: SharedMemory | null = null;
+  #maxQueued = 0;
+  #maxBusy = 0;
+  #waited = 0;
   readonly #restarts: Record<RestartReason, number> = { crash: 0, memory: 0, max_requests: 0, timeout: 0, client_abort: 0, reload: 0 };
 
   constructor(o: PoolOptions) {
@@ -239,6 +250,11 @@ export class Pool implements WorkerHost {
       entry.timer = setTimeout(() => this.#expire(entry), this.#settings.queue_timeout_ms);
     }
     this.#queue.push(entry);
+    // The slow path only: every live worker is busy now (php-fpm's max active processes / max children reached).
+    this.#waited++;
+    if (this.#queue.length > this.#maxQueued) this.#maxQueued = this.#queue.length;
+    const busy = this.#workers.reduce((n, x) => (x.state === WorkerState.Busy ? n + 1 : n), 0);
+    if (busy > this.#maxBusy) this.#maxBusy = busy;
     return null;
   }
 
@@ -274,8 +290,18 @@ export class Pool implements WorkerHost {
     const workers = this.#workers.map((w): WorkerStats => {
       if (w.state === WorkerState.Busy) busy++;
       if (w.state === WorkerState.Busy || w.state === WorkerState.Idle) live++;
-      return { pid: w.pid, state: w.state, requests: w.requests, requestsTotal: w.requestsTotal, privateBytes: w.privateBytes, current: w.current() };
+      return {
+        pid: w.pid,
+        state: w.state,
+        requests: w.requests,
+        requestsTotal: w.requestsTotal,
+        privateBytes: w.privateBytes,
+        current: w.current(),
+        childSince: w.childSince,
+        last: w.last(),
+      };
     });
+    if (busy > this.#maxBusy) this.#maxBusy = busy;
     return {
       name: this.poolName,
       masterPid: this.#master.pid,
@@ -289,6 +315,9 @@ export class Pool implements WorkerHost {
       failing: this.#master.consecutiveFailures >= FAILING_AFTER,
       restarts: { ...this.#restarts },
       shared: this.#shared,
+      maxQueued: this.#maxQueued,
+      maxBusy: this.#maxBusy,
+      waited: this.#waited,
     };
   }
 

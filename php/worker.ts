@@ -58,6 +58,11 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   #request: WorkerRequestHandler | null = null;
   #label = '';
   #startedAt = 0;
+  /** The last site request (not the gateway's probes), '' before one, and its duration (ms; -1 while it runs): php-fpm's status shows it when idle. */
+  #lastLabel = '';
+  #lastMs = -1;
+  /** When the current child was handshaken (ms epoch): php-fpm's per-process "start time". Read-only outside. */
+  childSince = 0;
   /** timeout_ms of the request being served, stopped while PHP waits for its client. */
   readonly #clock = new RequestClock(() => this.#onTimeout());
   #reconnectDelay = RECONNECT_MIN_MS;
@@ -91,6 +96,9 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   }
   get privateBytes(): number {
     return this.#privateBytes;
+  }
+  last(): { readonly label: string; readonly ms: number } | null {
+    return this.#lastLabel === '' ? null : { label: this.#lastLabel, ms: this.#lastMs };
   }
   /** The request being served, or null: what /status shows. */
   current(): { readonly label: string; readonly startedAt: number } | null {
@@ -142,6 +150,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
         // stop() destroyed it meanwhile, or it closed: onConnectionClose has taken over.
         if (this.#conn !== conn || conn.closed) return;
         this.#pid = pid;
+        this.childSince = Date.now();
         this.#requests = 0;
         this.#privateBytes = 0;
         this.#overMemory = false;
@@ -178,6 +187,8 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     if (!internal) {
       this.#requests++;
       this.#requestsTotal++;
+      this.#lastLabel = label;
+      this.#lastMs = -1;
     }
     this.#clock.start(this.#host.timeoutMs);
   }
@@ -249,6 +260,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   onEnd(appStatus: number): void {
     const req = this.#request;
     this.#request = null;
+    if (this.#lastMs < 0) this.#lastMs = Date.now() - this.#startedAt;
     this.#clock.finish();
     if (this.#state === WorkerState.Busy) {
       this.#host.afterRequest(this);

@@ -13,7 +13,7 @@ import type { Logger } from '../core/log.js';
 import { healthAnswer } from '../gateway/admin/health.js';
 import { DURATION_BUCKETS_S, Metrics, NO_POOL_LABEL } from '../gateway/admin/metrics.js';
 import { PlainHistogram } from '../gateway/admin/plain-histogram.js';
-import { RECENT_WINDOW_S } from '../gateway/admin/recent.js';
+import { RECENT_WINDOW_S, RPS_WINDOW_S } from '../gateway/admin/recent.js';
 import { AdminServer } from '../gateway/admin/server.js';
 import type { GatewayStatus, RequestRecord, StatusSource } from '../gateway/http/status.js';
 import type { PoolStats, WorkerStats } from '../php/pool.js';
@@ -24,7 +24,7 @@ const TOKEN = 's3cret-admin-token';
 const NO_RESTARTS: PoolStats['restarts'] = { crash: 0, memory: 0, max_requests: 0, timeout: 0, client_abort: 0, reload: 0 };
 
 function worker(pid: number, over: Partial<WorkerStats> = {}): WorkerStats {
-  return { pid, state: 'idle', requests: 3, requestsTotal: 10, privateBytes: 0, current: null, ...over };
+  return { pid, state: 'idle', requests: 3, requestsTotal: 10, privateBytes: 0, current: null, childSince: Date.now() - 60_000, last: null, ...over };
 }
 
 function pool(name: string, over: Partial<PoolStats> = {}): PoolStats {
@@ -42,6 +42,9 @@ function pool(name: string, over: Partial<PoolStats> = {}): PoolStats {
     failing: false,
     restarts: NO_RESTARTS,
     shared: { opcacheUsed: 9_000_000, opcacheFree: 120_000_000, apcuUsed: 1_000_000, apcuSize: 33_554_432 },
+    maxQueued: 0,
+    maxBusy: 0,
+    waited: 0,
     ...over,
   };
 }
@@ -51,7 +54,16 @@ class Status implements StatusSource {
   current: GatewayStatus;
   calls = 0;
   constructor(pools: PoolStats[], over: Partial<GatewayStatus> = {}) {
-    this.current = { version: '9.8.7-test', startedAt: Date.now() - 3_723_000, draining: false, pools, ...over };
+    this.current = {
+      version: '9.8.7-test',
+      startedAt: Date.now() - 3_723_000,
+      draining: false,
+      pools,
+      connections: { http1: 0, http2: 0, accepted: 0 },
+      rateLimit: null,
+      cacheRules: [],
+      ...over,
+    };
   }
   status(): GatewayStatus {
     this.calls++;
@@ -73,6 +85,8 @@ function record(over: Partial<RequestRecord> = {}): RequestRecord {
     workerPid: 101,
     upstreamMs: 3,
     cache: null,
+    cacheRule: null,
+    limitedBy: null,
     ...over,
   };
 }
@@ -305,7 +319,8 @@ describe('metrics', () => {
     now += 500;
     const r = m.recent();
     assert.ok(r.windowS > RECENT_WINDOW_S - 1 && r.windowS <= RECENT_WINDOW_S, `windowS ${r.windowS}`);
-    assert.ok(Math.abs(r.rps - 100 / r.windowS) < 1e-9, `rps ${r.rps}`);
+    // req/s is over the last RPS_WINDOW_S seconds (2.5 s here: two whole ones and half of this one), not the 10 s.
+    assert.ok(Math.abs(r.rps - 100 / (RPS_WINDOW_S - 0.5)) < 1e-9, `rps ${r.rps}`);
     assert.ok(Math.abs(r.p50Ms - 10) / 10 < 0.06, `p50 ${r.p50Ms} ≈ 10 ms`);
     assert.ok(Math.abs(r.p99Ms - 800) / 800 < 0.06, `p99 ${r.p99Ms} ≈ 800 ms`);
     now += RECENT_WINDOW_S * 1000; // all of it is now older than the window
@@ -319,9 +334,19 @@ describe('metrics', () => {
     let now = 5_000_300;
     const m = new Metrics(new Status([]), { clock: () => now });
     for (let i = 0; i < 30; i++) m.onRequestDone(record());
-    now += 3_000;
-    assert.equal(m.recent().windowS, 3);
-    assert.equal(m.recent().rps, 10);
+    now += 2_000;
+    assert.equal(m.recent().windowS, 2);
+    assert.equal(m.recent().rps, 15);
+  });
+
+  test('recent(): req/s follows a stop within RPS_WINDOW_S seconds (it does not lag ~10 s behind)', () => {
+    let now = 7_000_000;
+    const m = new Metrics(new Status([]), { clock: () => now });
+    now += 20_000;
+    for (let i = 0; i < 100; i++) m.onRequestDone(record());
+    now += RPS_WINDOW_S * 1000;
+    assert.equal(m.recent().rps, 0);
+    assert.ok(m.recent().p99Ms > 0, 'the percentiles still cover the last 10 s');
   });
 });
 

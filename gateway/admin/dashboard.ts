@@ -1,11 +1,15 @@
 /**
- * The status page (php-fpm's status page, live): one self-contained HTML document, no external assets, that
- * polls `status.json` next to it every second and draws pools, workers and a two-minute traffic chart.
+ * The status page (php-fpm's status page, live): one self-contained HTML document, no external assets. On load
+ * it fetches `history.json` once (the gateway's own last five minutes, one sample per second), then polls
+ * `status.json` every second, adding each new sample, and draws pools, workers and the traffic chart.
  *
  * Hooks for tests and scripts: `#pools [data-pool="NAME"]` per pool (with `data-ready`, `data-failing`; inside,
  * `.pool-state`, `.queue`, `.restarts`), worker rows `tr[data-pid]` (with `data-state`), `#version`, `#uptime`,
- * `#draining`, `#rps`, `#p50`, `#p99`, `#chart` (canvas), `#updated` (time of the last successful refresh;
- * `data-now` = the server's clock), `#error`.
+ * `#draining`, `#rps`, `#p50`, `#p99`, `#chart` (canvas; `data-samples` = samples drawn, `data-oldest` = the
+ * oldest one's time), the last minute's status classes `#c2xx #c3xx #c4xx #c5xx #c429`, `#conn-http1`,
+ * `#conn-http2`, `#rss` (MB), `#cpu` (%), `#cache-hit` (hit ratio over the last minute), `#store` (the rate-limit
+ * store's state, `data-state`), `#updated` (time of the last successful refresh; `data-now` = the server's
+ * clock), `#error`.
  */
 import { createHash } from 'node:crypto';
 
@@ -24,7 +28,8 @@ h2 { font-size: 16px; margin: 0; display: inline; }
 #error:empty { display: none; }
 #chart { width: 100%; height: 180px; border: 1px solid var(--line); border-radius: 6px; display: block; margin-bottom: 8px; }
 .legend span { margin-right: 16px; } .legend i { display: inline-block; width: 18px; height: 3px; vertical-align: middle; margin-right: 4px; }
-.legend i.rps { background: #0969da; } .legend i.p99 { background: #bf3989; }
+.legend i.rps { background: #0969da; } .legend i.p99 { background: #bf3989; } .legend i.e5 { background: #cf222e; } .legend i.r429 { background: #bc4c00; }
+.row { display: flex; flex-wrap: wrap; gap: 4px 24px; margin: 0 0 10px; }
 .pool { border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; margin: 12px 0; }
 .pool .meta { display: flex; flex-wrap: wrap; gap: 4px 20px; margin: 6px 0; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
@@ -36,8 +41,8 @@ tr[data-state="idle"] td.state { color: var(--ok); }
 
 const SCRIPT = `
 'use strict';
-const POLL_MS = 1000, FETCH_TIMEOUT_MS = 3000, HISTORY_MS = 120000;
-const RPS_COLOR = '#0969da', P99_COLOR = '#bf3989';
+const POLL_MS = 1000, FETCH_TIMEOUT_MS = 3000, HISTORY_MS = 300000, MINUTE_MS = 60000;
+const RPS_COLOR = '#0969da', P99_COLOR = '#bf3989', E5_COLOR = '#cf222e', R429_COLOR = '#bc4c00';
 const $ = (id) => document.getElementById(id);
 
 // The token comes in the address (a browser cannot send a header when navigating); it is then kept for this
@@ -57,7 +62,7 @@ try {
 }
 const headers = token ? { Authorization: 'Bearer ' + token } : {};
 
-const samples = []; // { t, rps, p99 } by the server's clock
+const samples = []; // the gateway's one-second samples (history.json, then status.json's), by the server's clock
 
 function el(tag, attrs, text) {
   const e = document.createElement(tag);
@@ -133,13 +138,37 @@ function render(s) {
   $('pools').replaceChildren(...s.pools.map((p) => renderPool(p, s.now)));
   if (s.pools.length === 0) $('pools').append(el('p', { class: 'muted' }, 'No PHP pools.'));
 
-  samples.push({ t: s.now, rps: s.recent.rps, p99: s.recent.p99Ms });
+  if (s.sample && (samples.length === 0 || s.sample.t > samples[samples.length - 1].t)) samples.push(s.sample);
   while (samples.length > 0 && samples[0].t < s.now - HISTORY_MS) samples.shift();
   drawChart(s.now);
+  renderTotals(s);
 
   const u = $('updated');
   u.textContent = new Date(s.now).toISOString().replace('T', ' ').replace('Z', ' UTC');
   u.dataset.now = String(s.now);
+}
+
+function renderTotals(s) {
+  const sum = { s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0, s429: 0, cacheHit: 0, cacheAll: 0 };
+  for (const p of samples) {
+    if (p.t <= s.now - MINUTE_MS) continue;
+    for (const k of ['s2xx', 's3xx', 's4xx', 's5xx', 's429']) sum[k] += p[k];
+    sum.cacheHit += p.cacheHit + p.cacheStale;
+    sum.cacheAll += p.cacheHit + p.cacheStale + p.cacheMiss + p.cacheBypass;
+  }
+  $('c2xx').textContent = sum.s2xx; $('c3xx').textContent = sum.s3xx; $('c4xx').textContent = sum.s4xx;
+  $('c5xx').textContent = sum.s5xx; $('c429').textContent = sum.s429;
+  $('conn-http1').textContent = s.connections.http1;
+  $('conn-http2').textContent = s.connections.http2;
+  const last = samples[samples.length - 1];
+  $('rss').textContent = last ? (last.rssBytes / 1048576).toFixed(1) : '…';
+  $('cpu').textContent = last ? last.cpuPct.toFixed(1) : '…';
+  $('cache-hit').textContent = sum.cacheAll > 0 ? ((100 * sum.cacheHit) / sum.cacheAll).toFixed(0) + ' %' : '—';
+  const st = $('store');
+  const state = s.rateLimit ? s.rateLimit.state : 'none';
+  st.textContent = s.rateLimit ? s.rateLimit.store + ': ' + state : 'no rate limits';
+  st.dataset.state = state;
+  st.className = 'badge ' + (state === 'connected' || state === 'local' ? 'ok' : state === 'degraded' ? 'warn' : state === 'fallback' ? 'bad' : '');
 }
 
 function niceMax(v) {
@@ -162,8 +191,10 @@ function drawChart(now) {
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
   const L = 48, R = 56, T = 10, B = 20, pw = w - L - R, ph = h - T - B;
-  const maxRps = niceMax(Math.max(0, ...samples.map((p) => p.rps)));
-  const maxP99 = niceMax(Math.max(0, ...samples.map((p) => p.p99)));
+  c.dataset.samples = String(samples.length);
+  c.dataset.oldest = samples.length ? String(samples[0].t) : '';
+  const maxRps = niceMax(Math.max(0, ...samples.map((p) => p.requests)));
+  const maxP99 = niceMax(Math.max(0, ...samples.map((p) => p.p99Ms)));
   const x = (t) => L + pw * (1 - (now - t) / HISTORY_MS);
   g.font = '11px system-ui, sans-serif';
   g.strokeStyle = 'rgba(128,128,128,0.3)';
@@ -176,7 +207,7 @@ function drawChart(now) {
     g.textAlign = 'left'; g.fillText(ms(maxP99 * (1 - i / 4)) + ' ms', L + pw + 6, y + 4);
   }
   g.textAlign = 'center';
-  for (let s = 0; s <= 120; s += 30) g.fillText(s === 0 ? 'now' : '-' + s + 's', L + pw * (1 - s / 120), h - 4);
+  for (let s = 0; s <= 300; s += 60) g.fillText(s === 0 ? 'now' : '-' + s / 60 + 'm', L + pw * (1 - s / 300), h - 4);
   const line = (key, max, color) => {
     g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
     samples.forEach((p, i) => {
@@ -185,8 +216,24 @@ function drawChart(now) {
     });
     g.stroke();
   };
-  line('rps', maxRps, RPS_COLOR);
-  line('p99', maxP99, P99_COLOR);
+  line('requests', maxRps, RPS_COLOR);
+  line('s5xx', maxRps, E5_COLOR);
+  line('s429', maxRps, R429_COLOR);
+  line('p99Ms', maxP99, P99_COLOR);
+}
+
+// The last minutes as the gateway recorded them: the chart is full on the first load, not after minutes of polling.
+async function loadHistory() {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+  try {
+    const res = await fetch('history.json', { headers, cache: 'no-store', signal: ctl.signal });
+    if (res.ok) samples.push(...(await res.json()).samples);
+  } catch (e) {
+    console.warn('history.json unavailable; the chart starts now', e);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function poll() {
@@ -205,7 +252,7 @@ async function poll() {
     setTimeout(poll, POLL_MS);
   }
 }
-poll();
+loadHistory().then(poll);
 `;
 
 export const DASHBOARD_HTML: string = `<!doctype html>
@@ -229,8 +276,15 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   <span class="stat muted">updated <span id="updated">never</span></span>
   <span id="error" role="alert"></span>
 </header>
-<canvas id="chart" aria-label="requests per second and p99 latency, last 2 minutes"></canvas>
-<div class="legend muted"><span><i class="rps"></i>requests/s (left)</span><span><i class="p99"></i>p99 ms (right)</span></div>
+<div class="row">
+  <span class="stat">last minute: 2xx <b id="c2xx">…</b> · 3xx <b id="c3xx">…</b> · 4xx <b id="c4xx">…</b> · 5xx <b id="c5xx">…</b> · 429 <b id="c429">…</b></span>
+  <span class="stat">connections: HTTP/1.1 <b id="conn-http1">…</b> · HTTP/2 <b id="conn-http2">…</b></span>
+  <span class="stat">gateway: <b id="rss">…</b> MB RSS · <b id="cpu">…</b> % CPU</span>
+  <span class="stat">cache hits <b id="cache-hit">…</b></span>
+  <span class="stat">rate-limit store <span id="store" class="badge">…</span></span>
+</div>
+<canvas id="chart" aria-label="requests per second, 5xx, 429 and p99 latency, last 5 minutes"></canvas>
+<div class="legend muted"><span><i class="rps"></i>requests/s (left)</span><span><i class="e5"></i>5xx/s</span><span><i class="r429"></i>429/s</span><span><i class="p99"></i>p99 ms (right)</span></div>
 <main id="pools"></main>
 <script>${SCRIPT}</script>
 </body>

@@ -6,7 +6,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import { PlainHistogram, type Series } from './plain-histogram.js';
-import type { GatewayStatus, RequestObserver, RequestRecord, StatusSource } from '../http/status.js';
+import type { GatewayStatus, RequestObserver, RequestRecord, StatusSource, StoreEvents } from '../http/status.js';
+import { HISTORY_STEP_MS, HistoryRing, type HistorySample } from './history.js';
+import { GatewayCounts, registerGatewayMetrics, statusClassIndex, storeStateOf } from './metrics-gateway.js';
 import { RecentWindow, type RecentTraffic } from './recent.js';
 
 export type { RecentTraffic };
@@ -34,11 +36,20 @@ interface PoolSeries {
   readonly upstream: Series;
   readonly byStatus: Map<number, number>;
   readonly pool: string;
+  /** Requests finished, and those at or over logging.slow_ms (php-fpm's "accepted conn" and "slow requests"). */
+  requests: number;
+  slow: number;
+}
+
+/** A pool's counts that outlive reloads, for php-fpm's status page. */
+export interface PoolCounts {
+  readonly requests: number;
+  readonly slow: number;
 }
 
 type CacheStatus = NonNullable<RequestRecord['cache']>;
 
-export class Metrics implements RequestObserver {
+export class Metrics implements RequestObserver, StoreEvents {
   /**
    * prom-client's registry, built when an admin listener starts (warm()) or at the first scrape: requests are
    * counted without it, and a gateway without /metrics does not carry it (about 4 MB).
@@ -47,7 +58,17 @@ export class Metrics implements RequestObserver {
   readonly #source: StatusSource;
   readonly #clock: () => number;
   readonly #recent: RecentWindow;
-  readonly #cache: Record<CacheStatus, number> = { HIT: 0, MISS: 0, STALE: 0, BYPASS: 0 };
+  readonly #counts = new GatewayCounts();
+  readonly #cache: Record<CacheStatus, number> = this.#counts.cache;
+  /** logging.slow_ms of the configuration in force (0: none), set by the gateway at each (re)load. */
+  slowMs = 0;
+  readonly #history = new HistoryRing();
+  #sampler: NodeJS.Timeout | null = null;
+  /** What the last sample saw: the deltas of the next one are from here. */
+  #lastTotals = new Float64Array(10);
+  #lastCpu: NodeJS.CpuUsage | null = null;
+  #lastSampleAt = 0;
+  readonly #percentiles = new Float64Array(2);
   readonly #duration: PlainHistogram;
   readonly #upstream: PlainHistogram;
   readonly #series = new Map<string, PoolSeries>();
@@ -76,7 +97,8 @@ export class Metrics implements RequestObserver {
   }
 
   /** The registry with every metric read at scrape time (the request counts from this object's plain numbers). */
-  #buildRegistry({ collectDefaultMetrics, Counter, Gauge, Registry }: typeof import('prom-client')): Registry {
+  #buildRegistry(prom: typeof import('prom-client')): Registry {
+    const { collectDefaultMetrics, Counter, Gauge, Registry } = prom;
     const registry = new Registry();
     const registers = [registry];
 
@@ -210,6 +232,7 @@ export class Metrics implements RequestObserver {
         this.set(status().draining ? 1 : 0);
       },
     });
+    registerGatewayMetrics(prom, registry, this.#counts, status);
     // Process CPU, memory, event-loop lag, GC… Its observers live as long as the process: build one Metrics.
     collectDefaultMetrics({ register: registry });
     return registry;
@@ -218,7 +241,14 @@ export class Metrics implements RequestObserver {
   onRequestDone(r: RequestRecord): void {
     const s = this.#seriesFor(r.pool ?? NO_POOL_LABEL);
     s.byStatus.set(r.status, (s.byStatus.get(r.status) ?? 0) + 1);
-    if (r.cache !== null) this.#cache[r.cache]++;
+    s.requests++;
+    if (this.slowMs > 0 && r.durationMs >= this.slowMs) s.slow++;
+    this.#counts.classes[statusClassIndex(r.status)]!++;
+    if (r.cache !== null) {
+      this.#cache[r.cache]++;
+      if (r.cacheRule !== null) this.#counts.cacheOf(r.cacheRule)[r.cache]++;
+    }
+    if (r.limitedBy !== null) this.#counts.refusedByRule.set(r.limitedBy, (this.#counts.refusedByRule.get(r.limitedBy) ?? 0) + 1);
     s.duration.observe(r.durationMs / 1000);
     if (r.upstreamMs !== null) s.upstream.observe(r.upstreamMs / 1000);
     this.#recent.record(r.durationMs, this.#clock());
@@ -230,6 +260,75 @@ export class Metrics implements RequestObserver {
    */
   warm(): void {
     this.#registry ??= import('prom-client').then((prom) => this.#buildRegistry(prom));
+    if (this.#sampler === null) {
+      this.#lastSampleAt = Date.now();
+      this.#lastCpu = process.cpuUsage();
+      this.#sampler = setInterval(() => this.#sample(), HISTORY_STEP_MS);
+      this.#sampler.unref(); // never what keeps the process alive
+    }
+  }
+
+  /** Stops the history's sampler (the admin listener stops). */
+  stop(): void {
+    if (this.#sampler !== null) clearInterval(this.#sampler);
+    this.#sampler = null;
+  }
+
+  storeError(store: string): void {
+    this.#counts.storeErrors.set(store, (this.#counts.storeErrors.get(store) ?? 0) + 1);
+  }
+
+  /** The last minutes, one sample per second, oldest first (the dashboard's first load). */
+  history(): HistorySample[] {
+    return this.#history.list();
+  }
+
+  /** The newest sample, or null before the first. */
+  lastSample(): HistorySample | null {
+    return this.#history.last();
+  }
+
+  /** A pool's requests and slow requests since the gateway started (reloads included), by pool name. */
+  poolCounts(pool: string): PoolCounts {
+    const s = this.#series.get(pool);
+    return s === undefined ? { requests: 0, slow: 0 } : { requests: s.requests, slow: s.slow };
+  }
+
+  /** Once a second: what the counters moved by since the last sample, and the process's RSS and CPU. */
+  #sample(): void {
+    const now = Date.now();
+    const st = this.#source.status();
+    const c = this.#counts.classes;
+    const k = this.#cache;
+    const totals = [c[0]! + c[1]! + c[2]! + c[3]! + c[4]! + c[5]!, c[1]!, c[2]!, c[3]!, c[4]!, c[5]!, k.HIT, k.MISS, k.STALE, k.BYPASS];
+    const d = totals.map((v, i) => v - this.#lastTotals[i]!);
+    this.#lastTotals = Float64Array.from(totals);
+    const cpu = process.cpuUsage(this.#lastCpu ?? undefined);
+    this.#lastCpu = process.cpuUsage();
+    const elapsedMs = Math.max(1, now - this.#lastSampleAt);
+    this.#lastSampleAt = now;
+    // The second that just ended, by the window's own clock.
+    this.#recent.percentilesOf(Math.floor(this.#clock() / 1000) - 1, this.#percentiles);
+    this.#history.push({
+      t: now,
+      requests: d[0]!,
+      s2xx: d[1]!,
+      s3xx: d[2]!,
+      s4xx: d[3]!,
+      s5xx: d[4]!,
+      s429: d[5]!,
+      p50Ms: this.#percentiles[0]!,
+      p99Ms: this.#percentiles[1]!,
+      http1: st.connections.http1,
+      http2: st.connections.http2,
+      rssBytes: process.memoryUsage.rss(),
+      cpuPct: ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100,
+      cacheHit: d[6]!,
+      cacheMiss: d[7]!,
+      cacheStale: d[8]!,
+      cacheBypass: d[9]!,
+      store: storeStateOf(st),
+    });
   }
 
   /** The text exposition of every metric, for GET /metrics. */
@@ -253,7 +352,7 @@ export class Metrics implements RequestObserver {
   #seriesFor(pool: string): PoolSeries {
     let s = this.#series.get(pool);
     if (s === undefined) {
-      s = { pool, duration: this.#duration.series(pool), upstream: this.#upstream.series(pool), byStatus: new Map() };
+      s = { pool, duration: this.#duration.series(pool), upstream: this.#upstream.series(pool), byStatus: new Map(), requests: 0, slow: 0 };
       this.#series.set(pool, s);
     }
     return s;

@@ -7,6 +7,8 @@
 
 /** Seconds the window covers (the current, partial second included). */
 export const RECENT_WINDOW_S = 10;
+/** Seconds req/s is counted over: short, so the dashboard's figure follows a change within a few seconds. */
+export const RPS_WINDOW_S = 3;
 /** Lower edge of the first latency bin (ms); anything faster lands in it. */
 const MIN_MS = 0.1;
 /** Each bin's upper edge is this many times its lower edge. */
@@ -19,12 +21,12 @@ const INV_LN_RATIO = 1 / Math.log(RATIO);
 const BIN_MS = Float64Array.from({ length: BINS }, (_, i) => MIN_MS * RATIO ** (i + 0.5));
 
 export interface RecentTraffic {
-  /** Requests per second over `windowS`. */
+  /** Requests per second over the last RPS_WINDOW_S seconds (the current, partial one included). */
   readonly rps: number;
   /** Median request duration (ms), 0 with no requests. */
   readonly p50Ms: number;
   readonly p99Ms: number;
-  /** Seconds the figures cover: up to RECENT_WINDOW_S, less just after start, never under 1. */
+  /** Seconds the percentiles cover: up to RECENT_WINDOW_S, less just after start, never under 1. */
   readonly windowS: number;
 }
 
@@ -55,21 +57,37 @@ export class RecentWindow {
     this.#bins[slot * BINS + binOf(durationMs)]!++;
   }
 
+  /** That second's p50 and p99 into out[0], out[1] (0 when it has no requests or has left the window). */
+  percentilesOf(sec: number, out: Float64Array): void {
+    const slot = sec % RECENT_WINDOW_S;
+    if (this.#slotSecond[slot] !== sec) {
+      out[0] = 0;
+      out[1] = 0;
+      return;
+    }
+    const bins = this.#bins.subarray(slot * BINS, (slot + 1) * BINS);
+    out[0] = percentile(bins, this.#count[slot]!, 0.5);
+    out[1] = percentile(bins, this.#count[slot]!, 0.99);
+  }
+
   summary(now: number): RecentTraffic {
     const sec = Math.floor(now / 1000);
     const merged = this.#merged;
     merged.fill(0);
     let total = 0;
+    let recent = 0;
     for (let slot = 0; slot < RECENT_WINDOW_S; slot++) {
       const s = this.#slotSecond[slot]!;
       if (s <= sec - RECENT_WINDOW_S || s > sec) continue;
       total += this.#count[slot]!;
+      if (s > sec - RPS_WINDOW_S) recent += this.#count[slot]!;
       const base = slot * BINS;
       for (let b = 0; b < BINS; b++) merged[b]! += this.#bins[base + b]!;
     }
     const span = RECENT_WINDOW_S - 1 + (now - sec * 1000) / 1000;
     const windowS = Math.max(1, Math.min(span, (now - this.#startedAt) / 1000));
-    return { rps: total / windowS, p50Ms: percentile(merged, total, 0.5), p99Ms: percentile(merged, total, 0.99), windowS };
+    const rpsS = Math.max(1, Math.min(RPS_WINDOW_S - 1 + (now - sec * 1000) / 1000, (now - this.#startedAt) / 1000));
+    return { rps: recent / rpsS, p50Ms: percentile(merged, total, 0.5), p99Ms: percentile(merged, total, 0.99), windowS };
   }
 }
 

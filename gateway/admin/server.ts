@@ -10,8 +10,10 @@ import { INVALID, urlPattern } from '../../config/checks.js';
 import type { AdminConfig } from '../../config/types.js';
 import { sendError } from '../http/errors-http.js';
 import type { Logger } from '../../core/log.js';
-import type { StatusSource } from '../http/status.js';
+import type { GatewayStatus, StatusSource } from '../http/status.js';
+import { DEFAULT_POOL_NAME } from '../../config/semantics.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
+import { choosePool, FpmStatusPath, fpmStatusPage, redactLabel } from './fpm-status.js';
 import { HEALTH_CONTENT_TYPE, healthAnswer, HealthPath } from './health.js';
 import type { Metrics } from './metrics.js';
 import type { PurgeOutcome } from '../cache-purge.js';
@@ -31,11 +33,17 @@ export const AdminPath = {
   Metrics: '/metrics',
   Dashboard: '/status',
   StatusJson: '/status.json',
+  /** The dashboard's first load: the last minutes, one sample per second. */
+  History: '/history.json',
+  /** php-fpm's own status page (text, ?json, ?full; ?pool=NAME), for tools that read php-fpm's. */
+  FpmStatus: FpmStatusPath,
   /** POST ?pattern=/blog/* — the response cache's purge (nginx users' fastcgi_cache_purge). */
   CachePurge: '/cache/purge',
 } as const;
 export type AdminPath = (typeof AdminPath)[keyof typeof AdminPath];
 
+/** php-fpm's other formats; /metrics has their figures. */
+const UNSUPPORTED_FPM_FORMATS = ['html', 'xml', 'openmetrics'] as const;
 const ROUTES: ReadonlySet<string> = new Set<string>(Object.values(AdminPath));
 const ALLOW = 'GET, HEAD';
 /** Admin requests are small and answered from memory: anything slower is a stuck or hostile client. */
@@ -110,6 +118,7 @@ export class AdminServer {
 
   /** Stops accepting; idle keep-alive connections close now, busy ones as they finish (all within 2 s). */
   async stop(): Promise<void> {
+    this.#metrics.stop();
     const server = this.#server;
     this.#server = null;
     if (server === null) return;
@@ -151,6 +160,7 @@ export class AdminServer {
       send(req, res, health.status, HEALTH_CONTENT_TYPE, health.body);
       return null;
     }
+    // php-fpm's status page too: it shows request paths and pids (agents send the token as a Bearer header).
     if (!this.#authorized(req, path === AdminPath.Dashboard ? query : '')) {
       sendError(req, res, 401, UNAUTHORIZED_HEADERS);
       return null;
@@ -159,16 +169,56 @@ export class AdminServer {
       case AdminPath.Metrics:
         return this.#metrics.render().then((m) => send(req, res, 200, m.contentType, m.body));
       case AdminPath.StatusJson: {
-        // php-fpm's `status?json&full`: the pools with every worker, plus the recent traffic the dashboard plots.
-        const body = JSON.stringify({ ...this.#source.status(), recent: this.#metrics.recent(), now: Date.now() });
+        // The pools with every worker (URIs without their query's contents), the recent traffic, the newest sample.
+        const s = this.#source.status();
+        const body = JSON.stringify({
+          ...s,
+          pools: redactedPools(s),
+          recent: this.#metrics.recent(),
+          sample: this.#metrics.lastSample(),
+          now: Date.now(),
+        });
         send(req, res, 200, 'application/json', body);
         return null;
       }
+      case AdminPath.History:
+        send(req, res, 200, 'application/json', JSON.stringify({ samples: this.#metrics.history(), now: Date.now() }));
+        return null;
+      case AdminPath.FpmStatus:
+        this.#fpmStatus(req, res, query);
+        return null;
       default: // AdminPath.Dashboard
         res.writeHead(200, DASHBOARD_HEADERS);
         res.end(req.method === 'HEAD' ? undefined : DASHBOARD_BODY);
         return null;
     }
+  }
+
+  /** php-fpm's status page for one pool: `?pool=NAME`, else the default pool; an unknown pool is a 404. */
+  #fpmStatus(req: IncomingMessage, res: ServerResponse, query: string): void {
+    const q = new URLSearchParams(query);
+    const s = this.#source.status();
+    const p = choosePool(s.pools, q.get('pool'), DEFAULT_POOL_NAME);
+    if (p === null) {
+      send(req, res, 404, 'text/plain;charset=UTF-8', `no such pool; pools: ${s.pools.map((x) => x.name).join(', ') || 'none'}\n`);
+      return;
+    }
+    const other = UNSUPPORTED_FPM_FORMATS.find((f) => q.has(f));
+    if (other !== undefined) {
+      // Answering another format than asked would be read wrongly without a word: refuse it plainly.
+      send(req, res, 400, 'text/plain;charset=UTF-8', `?${other} is not served: ask for the text page, ?json, or /metrics\n`);
+      return;
+    }
+    const page = fpmStatusPage(p, this.#metrics.poolCounts(p.name), s.startedAt, q);
+    // php-fpm's own headers: never cached.
+    res.writeHead(200, {
+      ...COMMON_HEADERS,
+      Expires: 'Thu, 01 Jan 1970 00:00:00 GMT',
+      'Cache-Control': 'no-cache, no-store, must-revalidate, max-age=0',
+      'Content-Type': page.contentType,
+      'Content-Length': Buffer.byteLength(page.body),
+    });
+    res.end(req.method === 'HEAD' ? undefined : page.body);
   }
 
   /** A change of state, so POST only, and always behind the token when one is set. */
@@ -227,6 +277,18 @@ export class AdminServer {
     this.#log.error({ err, method: req.method, path }, 'admin request failed');
     sendError(req, res, 500, COMMON_HEADERS);
   }
+}
+
+/** The pools as status.json shows them: a worker's request URI without its query's contents. */
+function redactedPools(s: GatewayStatus): GatewayStatus['pools'] {
+  return s.pools.map((p) => ({
+    ...p,
+    workers: p.workers.map((w) => ({
+      ...w,
+      current: w.current === null ? null : { ...w.current, label: redactLabel(w.current.label) },
+      last: w.last === null ? null : { ...w.last, label: redactLabel(w.last.label) },
+    })),
+  }));
 }
 
 function digest(token: string): Buffer {

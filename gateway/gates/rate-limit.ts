@@ -19,11 +19,14 @@ import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible'
 import { compilePattern, type PathMatcher } from '../../config/pattern.js';
 import type { RateLimitConfig, RateLimitRule } from '../../config/types.js';
 import type { Logger } from '../../core/log.js';
+import type { RateLimitStatus, StoreEvents, StoreState } from '../http/status.js';
 
 export interface RateVerdict {
   readonly allowed: boolean;
   /** Flat name/value list set on the response (RateLimit-*, and Retry-After when refused). */
   readonly headers: readonly string[];
+  /** The refusing rule's label (metrics: phpgate_rate_limit_refused_total{rule}), null when allowed. */
+  readonly rule: string | null;
 }
 
 /** The IETF draft's fields (draft-ietf-httpapi-ratelimit-headers) and RFC 9110's Retry-After. */
@@ -65,6 +68,9 @@ const REDIS_COMMAND_TIMEOUT_MS = 1000;
 const REDIS_RETRY_MAX_DELAY_MS = 2000;
 const REDIS_RETRY_STEP_MS = 200;
 
+/** How long after an error a reconnected store still counts as degraded. */
+const DEGRADED_MS = 10_000;
+
 function redisRetryDelay(attempt: number): number {
   return Math.min(attempt * REDIS_RETRY_STEP_MS, REDIS_RETRY_MAX_DELAY_MS);
 }
@@ -101,6 +107,8 @@ class Outcome {
 /** One rule, compiled. */
 class Rule {
   readonly matches: PathMatcher;
+  /** Its metrics label: the pattern, `#2`, `#3`… after a pattern already used (labels come from the config only). */
+  readonly label: string;
   /** `points` as a header value, computed once. */
   readonly limit: string;
   /** Lower-case header whose value is the key (`key: "header:X-Api-Key"`), or null to count by address. */
@@ -109,7 +117,8 @@ class Rule {
   /** rate_limit.headers "always": allowed answers carry RateLimit-* too. */
   readonly alwaysHeaders: boolean;
 
-  constructor(rule: RateLimitRule, limiter: RateLimiterAbstract, alwaysHeaders: boolean) {
+  constructor(rule: RateLimitRule, label: string, limiter: RateLimiterAbstract, alwaysHeaders: boolean) {
+    this.label = label;
     this.alwaysHeaders = alwaysHeaders;
     this.matches = compilePattern(rule.pattern);
     this.limit = String(rule.points);
@@ -163,13 +172,13 @@ function verdict(rule: Rule, res: RateLimiterRes, allowed: boolean): RateVerdict
   if (allowed && !rule.alwaysHeaders) return ALLOWED;
   const reset = seconds(res.msBeforeNext);
   const head = [Header.Limit, rule.limit, Header.Remaining, String(res.remainingPoints), Header.Reset, String(reset)];
-  if (allowed) return { allowed: true, headers: head };
+  if (allowed) return { allowed: true, headers: head, rule: null };
   head.push(Header.RetryAfter, String(Math.max(1, reset)));
-  return { allowed: false, headers: head };
+  return { allowed: false, headers: head, rule: rule.label };
 }
 
 /** An allowed request that carries no headers (rate_limit.headers "refused"): one shared answer, nothing allocated. */
-const ALLOWED: RateVerdict = Object.freeze({ allowed: true, headers: Object.freeze([]) });
+const ALLOWED: RateVerdict = Object.freeze({ allowed: true, headers: Object.freeze([]), rule: null });
 
 /**
  * Several rules matched: refused if any refused; the headers describe the tightest rule, i.e. the refusing rule
@@ -203,14 +212,18 @@ function ruleDigest(rule: RateLimitRule, occurrence: number): string {
 class RedisLink {
   readonly client: Redis;
   readonly #log: Logger;
-  readonly #where: string;
+  readonly where: string;
+  readonly #events: StoreEvents | null;
   /** null until the first connection attempt settles. */
   #reachable: boolean | null = null;
+  /** performance.now() of the last error, for the `degraded` state (connected, but failing lately). */
+  #lastErrorAt = -Infinity;
   #closing = false;
 
-  constructor(url: string, log: Logger) {
+  constructor(url: string, log: Logger, events: StoreEvents | null) {
     this.#log = log;
-    this.#where = redactUrl(url);
+    this.#events = events;
+    this.where = redactUrl(url);
     const { Redis } = load('ioredis') as typeof import('ioredis');
     this.client = new Redis(url, { ...REDIS_OPTIONS });
     this.client.on('ready', this.#onReady);
@@ -220,14 +233,25 @@ class RedisLink {
   }
 
   readonly #onReady = (): void => {
-    if (this.#reachable === false) this.#log.warn({ store: this.#where }, 'rate limit store reachable again: counters are shared again');
-    else this.#log.info({ store: this.#where }, 'rate limit store connected');
+    if (this.#reachable === false) this.#log.warn({ store: this.where }, 'rate limit store reachable again: counters are shared again');
+    else this.#log.info({ store: this.where }, 'rate limit store connected');
     this.#reachable = true;
   };
 
   readonly #onError = (err: Error): void => {
+    this.#lastErrorAt = performance.now();
+    this.#events?.storeError(this.where);
     this.#down(err.message);
   };
+
+  /**
+   * connected: counters are shared; degraded: connected again, but an error came within the last DEGRADED_MS
+   * (a flapping link); fallback: not connected, each instance counts alone (the insurance limiters).
+   */
+  state(): StoreState {
+    if (this.client.status !== 'ready') return 'fallback';
+    return performance.now() - this.#lastErrorAt < DEGRADED_MS ? 'degraded' : 'connected';
+  }
 
   readonly #onClose = (): void => {
     this.#down('connection closed');
@@ -236,7 +260,7 @@ class RedisLink {
   #down(reason: string): void {
     if (this.#closing || this.#reachable === false) return;
     this.#reachable = false;
-    this.#log.warn({ store: this.#where, reason }, 'rate limit store unreachable: limits are counted per instance until it is back');
+    this.#log.warn({ store: this.where, reason }, 'rate limit store unreachable: limits are counted per instance until it is back');
   }
 
   async close(): Promise<void> {
@@ -249,7 +273,7 @@ class RedisLink {
       await this.client.quit();
     } catch (err) {
       // QUIT is a courtesy to the server; the connection is dropped either way.
-      this.#log.debug({ err, store: this.#where }, 'rate limit store: QUIT failed, disconnecting');
+      this.#log.debug({ err, store: this.where }, 'rate limit store: QUIT failed, disconnecting');
       this.client.disconnect();
     }
   }
@@ -266,25 +290,39 @@ export function redactUrl(url: string): string {
 export class RateLimiter {
   readonly #rules: readonly Rule[];
   readonly #redis: RedisLink | null;
+  readonly #labels: readonly string[];
 
   private constructor(rules: readonly Rule[], redis: RedisLink | null) {
     this.#rules = rules;
     this.#redis = redis;
+    this.#labels = rules.map((r) => r.label);
   }
 
-  /** null when no rules are configured. */
-  static create(config: RateLimitConfig, log: Logger): RateLimiter | null {
+  /** null when no rules are configured. `events` hears of store errors (the metrics count them across reloads). */
+  static create(config: RateLimitConfig, log: Logger, events: StoreEvents | null = null): RateLimiter | null {
     if (config.rules.length === 0) return null;
-    const redis = config.store === MEMORY_STORE ? null : new RedisLink(config.store, log);
+    const redis = config.store === MEMORY_STORE ? null : new RedisLink(config.store, log, events);
     const seen = new Map<string, number>();
+    const patterns = new Map<string, number>();
     const rules = config.rules.map((rule) => {
       // Two identical rules stay two counters (both count, as written), not one counter counted twice.
       const same = JSON.stringify(rule);
       const occurrence = seen.get(same) ?? 0;
       seen.set(same, occurrence + 1);
-      return new Rule(rule, limiterFor(rule, ruleDigest(rule, occurrence), redis, log), config.headers === 'always');
+      const n = (patterns.get(rule.pattern) ?? 0) + 1;
+      patterns.set(rule.pattern, n);
+      const label = n === 1 ? rule.pattern : `${rule.pattern}#${n}`;
+      return new Rule(rule, label, limiterFor(rule, ruleDigest(rule, occurrence), redis, log), config.headers === 'always');
     });
     return new RateLimiter(rules, redis);
+  }
+
+  /** The rules' labels and the store's state, for status and metrics. */
+  status(): RateLimitStatus {
+    const redis = this.#redis;
+    return redis === null
+      ? { rules: this.#labels, store: MEMORY_STORE, state: 'local' }
+      : { rules: this.#labels, store: redis.where, state: redis.state() };
   }
 
   /**

@@ -13,6 +13,7 @@ import type { LimitsConfig, TimeoutsConfig } from '../../config/types.js';
 import { rememberProxiedPeer, unmapIPv4, type TrustedProxies } from './client-address.js';
 import type { Logger } from '../../core/log.js';
 import { readProxyHeader } from './proxy-protocol.js';
+import type { ConnectionCounts } from './status.js';
 import type { TlsMaterial } from './tls.js';
 import { H2Request, H2Response, headerListSize, refuseHeaderList } from './h2.js';
 
@@ -51,6 +52,8 @@ export class MainListener {
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   /** Every open TCP connection: what a stop past its grace period cuts (the HTTP/2 server has no closeAllConnections). */
   readonly #sockets = new Set<Socket>();
+  /** TCP connections accepted since start (phpgate_connections_accepted_total). */
+  #accepted = 0;
   #closing = false;
   #upgrade: UpgradeListener | null = null;
   /** node's own HTTP/1.1 connection handlers (before any guard): where an Upgrade request nobody takes is replayed. */
@@ -113,6 +116,7 @@ export class MainListener {
     if (s.proxyProtocol || s.limits.connections_per_ip > 0) guardConnections(this.#server, s);
     // Before the guard: a connection still sending its PROXY header is cut by a stop too.
     this.#server.prependListener('connection', (socket: Socket) => {
+      this.#accepted++;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
@@ -120,6 +124,12 @@ export class MainListener {
     // a 413), and anything else as nginx does, by ignoring it (node would answer 417).
     this.#server.on('checkContinue', onRequest);
     this.#server.on('checkExpectation', onRequest);
+  }
+
+  /** Open connections by protocol (counted from the sets the stop needs anyway: nothing per request). */
+  connections(): ConnectionCounts {
+    const http2 = this.#sessions.size;
+    return { http1: Math.max(0, this.#sockets.size - http2), http2, accepted: this.#accepted };
   }
 
   get tls(): boolean {

@@ -14,6 +14,36 @@ export interface GatewayStatus {
   /** Shutting down or otherwise refusing new work: /readyz answers 503. */
   readonly draining: boolean;
   readonly pools: readonly PoolStats[];
+  /** The main listener's connections: open now by protocol, and accepted since start. */
+  readonly connections: ConnectionCounts;
+  /** rate_limit.rules' labels (their metrics' `rule`) and the shared store's state; null without rules. */
+  readonly rateLimit: RateLimitStatus | null;
+  /** cache.rules' labels (their metrics' `rule`); routes' caches add theirs as they are first used. */
+  readonly cacheRules: readonly string[];
+}
+
+export interface ConnectionCounts {
+  /** HTTP/1.1 connections, plain or TLS (TLS handshakes under way included). */
+  readonly http1: number;
+  readonly http2: number;
+  /** TCP connections accepted since the listener started (a counter). */
+  readonly accepted: number;
+}
+
+/** A shared rate-limit store as the limiter sees it; `local`: rate_limit.store is memory. */
+export type StoreState = 'connected' | 'degraded' | 'fallback' | 'local';
+export const StoreStates: readonly StoreState[] = ['connected', 'degraded', 'fallback', 'local'];
+
+export interface RateLimitStatus {
+  readonly rules: readonly string[];
+  /** The store's address without its password, or "memory". */
+  readonly store: string;
+  readonly state: StoreState;
+}
+
+/** Told of events that outlive the component a reload replaces (the counts live in the metrics). */
+export interface StoreEvents {
+  storeError(store: string): void;
 }
 
 export interface StatusSource {
@@ -37,6 +67,10 @@ export interface RequestRecord {
   readonly upstreamMs: number | null;
   /** What the response cache did (HIT, MISS, STALE, BYPASS), or null when no cache rule covers the request. */
   readonly cache: CacheStatus | null;
+  /** The cache rule's label (its pattern, or `route <location>`), or null with no rule. */
+  readonly cacheRule: string | null;
+  /** The rate-limit rule that refused it (429), or null. */
+  readonly limitedBy: string | null;
 }
 
 export interface RequestObserver {

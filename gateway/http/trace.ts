@@ -17,6 +17,9 @@ export class RequestTrace {
   upstreamMs = -1;
   /** What the response cache did (HIT, MISS, STALE, BYPASS), or null when no cache rule covers the request. */
   cache: CacheStatus | null = null;
+  /** The cache rule's label, set with `cache`; the refusing rate-limit rule's label, or null. */
+  cacheRule: string | null = null;
+  limitedBy: string | null = null;
   /** PHP body bytes written (kept for the exchange's own accounting). */
   bytes = 0;
   /** The connection's byte count when this request began: the difference at the end is what it sent. */
@@ -45,6 +48,8 @@ export class RequestTrace {
       workerPid: this.workerPid,
       upstreamMs: this.upstreamMs < 0 ? null : this.upstreamMs,
       cache: this.cache,
+      cacheRule: this.cacheRule,
+      limitedBy: this.limitedBy,
     };
     for (const o of this.#observers) o.onRequestDone(record);
   };

@@ -12,6 +12,8 @@ import type { ParsedTarget } from '../../http/uri.js';
 export type KeyFn = (req: IncomingMessage, target: ParsedTarget, https: boolean) => string;
 
 export interface CompiledRule {
+  /** Its metrics label: the pattern, or `route <location>` for a route's cache (both from the config, never a request). */
+  readonly label: string;
   readonly match: PathMatcher;
   readonly ttlMs: number;
   readonly staleMs: number;
@@ -19,8 +21,9 @@ export interface CompiledRule {
   readonly key: KeyFn;
 }
 
-export function compileRule(r: CacheRule): CompiledRule {
+export function compileRule(r: CacheRule, label: string = r.pattern): CompiledRule {
   return {
+    label,
     match: compilePattern(r.pattern),
     ttlMs: r.ttl_s * 1000,
     staleMs: r.stale_s * 1000,

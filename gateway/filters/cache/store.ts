@@ -86,7 +86,7 @@ export class ResponseCache implements FillHost {
 
   private constructor(o: ResponseCacheOptions) {
     const c = o.config;
-    this.#rules = c.rules.map(compileRule);
+    this.#rules = c.rules.map((r) => compileRule(r));
     this.#lru = new LRUCache<string, Stored>({ maxSize: Math.max(1, Math.floor(c.max_mb * MiB)), allowStale: false, updateAgeOnGet: false });
     this.#bypassCookies = c.bypass_cookies.map(compilePattern);
     this.#maxEntryBytes = c.max_entry_kb * 1024;
@@ -103,11 +103,16 @@ export class ResponseCache implements FillHost {
 
   readonly #ofRoutes = new WeakMap<RouteCache, CompiledRule>();
 
-  /** A route's `cache:` as a rule, compiled once (routes live as long as their configuration). */
-  ruleOfRoute(c: RouteCache): CompiledRule {
+  /** A route's `cache:` as a rule, compiled once (routes live as long as their configuration); `where`: the route's text. */
+  ruleOfRoute(c: RouteCache, where: string): CompiledRule {
     let rule = this.#ofRoutes.get(c);
-    if (rule === undefined) this.#ofRoutes.set(c, (rule = compileRule({ pattern: '*', ...c })));
+    if (rule === undefined) this.#ofRoutes.set(c, (rule = compileRule({ pattern: '*', ...c }, `route ${where}`)));
     return rule;
+  }
+
+  /** cache.rules' labels, in order. */
+  get labels(): readonly string[] {
+    return this.#rules.map((r) => r.label);
   }
 
   /** The rule for this path, or null: the cache stays out of the request altogether (no X-Cache header). */
