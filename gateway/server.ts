@@ -225,6 +225,8 @@ export class Gateway implements StatusSource {
     // Lame duck: /readyz says 503 from now on, but the port serves on until the load balancer has seen it.
     const lameDuck = this.#config.server.timeouts.lame_duck_ms;
     if (lameDuck > 0 && this.#server !== null) {
+      // Keep-alive connections end after their next answer, so the load balancer's pool holds none when the port closes.
+      this.#server.lameDuck();
       this.#log.info({ lame_duck_ms: lameDuck }, 'stopping: /readyz answers 503, still serving until the load balancer takes this instance out');
       await new Promise((resolve) => setTimeout(resolve, lameDuck));
     }
