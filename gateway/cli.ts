@@ -18,6 +18,7 @@ import cluster from 'node:cluster';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EXAMPLE_DIR, VERSION } from './version.js';
+import { ServiceNotifier } from './notify.js';
 
 const HELP = `phpgate ${VERSION} — a gateway in front of PHP: HTTP in front, supervised php-cgi pools behind.
 
@@ -154,11 +155,14 @@ async function main(): Promise<void> {
   if (count > 1 && cluster.isPrimary) {
     // server.processes: this process only supervises the gateway processes it forks (the same command line).
     fs.mkdirSync(loaded.php.socket_dir, { recursive: true, mode: 0o700 });
+    const primaryLog = createLogger(loaded.logging);
     const code = await runPrimary({
       config: loaded,
       count,
       pidFile: path.join(loaded.php.socket_dir, PID_FILE),
-      log: createLogger(loaded.logging),
+      log: primaryLog,
+      // The primary is the unit's main process: it speaks for all (the gateway processes never notify).
+      notifier: ServiceNotifier.fromEnv(process.env, primaryLog),
       validate: () => {
         try {
           reread(configFile, overrides);
@@ -182,6 +186,7 @@ async function main(): Promise<void> {
       : `phpgate starting with ${configFile}`,
   );
   const gateway = new Gateway(config, log);
+  const notifier = slot === null ? ServiceNotifier.fromEnv(process.env, log) : null;
   onPurgeFromOthers((pattern) => gateway.purgeCache(pattern));
   // Last line of defence: one bad request must not take every other request down with the process.
   process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception (the gateway keeps running)'));
@@ -201,11 +206,14 @@ async function main(): Promise<void> {
     log.fatal({ err }, 'phpgate could not start');
     fail(1, `phpgate: could not start: ${(err as Error).message}`);
   }
+  const listening = gateway.address();
+  void notifier?.ready(`listening on ${listening.address}:${listening.port}`);
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    void notifier?.stopping();
     gateway.stop().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -220,14 +228,23 @@ async function main(): Promise<void> {
   // Reload: the file is read again; a bad one is refused and the running configuration stays, as nginx -s reload.
   process.on('SIGHUP', () => {
     if (stopping) return;
+    // The service manager sees the reload begin and end, whether it took effect or not (the gateway serves on).
+    void notifier?.reloading();
     let next: Readonly<GatewayConfig>;
     try {
       next = forThisProcess(reread(configFile, overrides));
     } catch (err) {
       log.error({ err }, `reload refused, the running configuration stays: ${(err as Error).message}`);
+      void notifier?.ready('reload refused (invalid configuration): the previous configuration serves');
       return;
     }
-    gateway.reload(next).catch((err: unknown) => log.error({ err }, 'reload failed; the previous pools keep serving'));
+    gateway.reload(next).then(
+      () => void notifier?.ready('reloaded'),
+      (err: unknown) => {
+        log.error({ err }, 'reload failed; the previous pools keep serving');
+        void notifier?.ready('reload failed: the previous pools serve');
+      },
+    );
   });
 }
 

@@ -61,9 +61,8 @@ export class Pipeline implements ErrorResponder {
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     if (res.socket === null) {
-      // A pipelined request queued behind its connection's earlier responses. Handled when its turn comes, as
-      // nginx does: started now, it would hold a PHP worker for a response that cannot be sent yet (and one
-      // connection could take every worker).
+      // A pipelined request waits for its turn, as in nginx: started now, it would hold a PHP worker for an answer
+      // that cannot be sent yet (and one connection could take every worker).
       res.once('socket', () => this.#o.dispatch(req, res));
       return;
     }
@@ -85,7 +84,7 @@ export class Pipeline implements ErrorResponder {
     const trace = this.#o.observers.length === 0 ? null : new RequestTrace(req, res, this.#o.observers);
     const url = req.url ?? '';
     if (this.#o.health !== null && (url === '/healthz' || url === '/readyz')) {
-      // Health for load balancers: answered here, never routed to PHP, whatever the docroot holds.
+      // For load balancers: answered here, never routed to PHP, whatever the docroot holds.
       sendHealth(req, res, healthAnswer(url, this.#o.health)!);
       return;
     }
@@ -130,7 +129,7 @@ export class Pipeline implements ErrorResponder {
         }
       },
       (err: unknown) => {
-        // The limiter has its own fallback (memory when Redis is down); a failure here is a bug, not a reason to refuse.
+        // The limiter falls back to memory when Redis is down: a failure here is a bug, not a reason to refuse.
         this.#o.log.error({ err, url }, 'rate limiter failed; the request passes');
         try {
           this.#route(x, client);
@@ -145,14 +144,14 @@ export class Pipeline implements ErrorResponder {
     const req = x.req;
     const target = x.target!;
     if (this.#overMaxBody(req)) {
-      // nginx answers client_max_body_size before reading a byte of the body, whatever the location; so do we
-      // (a static file or a 404 would otherwise read and discard any announced body, however large).
+      // nginx's client_max_body_size, before a byte of the body is read, whatever the location (a static file or a
+      // 404 would otherwise read and discard any announced body, however large).
       closeAfter(req, x.res);
       x.refuse(413);
       return;
     }
-    // nginx's `internal`: such a location answers a client as if it did not exist.
     if (this.#internal.isInternal(target.path)) {
+      // nginx's `internal`: such a location answers a client as if it did not exist.
       x.refuse(404);
       return;
     }
@@ -323,8 +322,7 @@ export class Pipeline implements ErrorResponder {
     const req = x.req;
     const pool = this.#pool(route.pool);
     if (pool === undefined) {
-      // config/ validated pool names; a miss here is a bug worth a loud log, not a crash.
-      this.#o.log.error({ pool: route.pool }, 'route names a pool that does not exist');
+      this.#o.log.error({ pool: route.pool }, 'route names a pool that does not exist'); // config/ checked: a bug
       fill?.abandon();
       x.refuse(500);
       return;
@@ -335,8 +333,7 @@ export class Pipeline implements ErrorResponder {
       this.#startPhp(x, x.target!, client, route, pool, EMPTY_BODY, declared === '0' ? '0' : '', method, sink, fill !== null);
       return;
     }
-    // With `Expect: 100-continue` the client waits for our go-ahead: given only now that the body will be read
-    // (the gateway handles checkContinue itself, so a refused upload never gets a 100 first).
+    // `Expect: 100-continue`: the go-ahead only now that the body will be read (a refused upload never gets a 100).
     if (expectsContinue(req)) x.res.writeContinue();
     readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
       (body) => this.#startPhp(x, x.target!, client, route, pool, body, String(body.length), method, sink, false),

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { GatewayConfig, PoolConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import type { ServiceNotifier } from './notify.js';
 
 /** Environment of a gateway process: its index among `count`. */
 export const PROCESS_INDEX_ENV = 'PHPGATE_PROCESS_INDEX';
@@ -73,6 +74,8 @@ export function runPrimary(o: {
   log: Logger;
   /** Checks the file again before a reload is forwarded (an invalid one is refused here, once). */
   validate: () => string | null;
+  /** The service manager (systemd): told when every process listens and when the stop begins (not of reloads). */
+  notifier: ServiceNotifier | null;
 }): Promise<number> {
   const { count, log } = o;
   const slots: Slot[] = Array.from({ length: count }, () => ({ worker: null, startedAt: 0, failures: 0, timer: null }));
@@ -97,6 +100,7 @@ export function runPrimary(o: {
           started = true;
           fs.writeFileSync(o.pidFile, String(process.pid), { mode: 0o600 });
           log.info({ processes: count }, 'phpgate running as several processes');
+          void o.notifier?.ready(`${count} gateway processes listening`);
         }
       });
       worker.on('message', (m: ProcessMessage) => {
@@ -137,6 +141,7 @@ export function runPrimary(o: {
     const stopAll = (): void => {
       if (stopping) return;
       stopping = true;
+      void o.notifier?.stopping();
       for (const s of slots) {
         if (s.timer !== null) clearTimeout(s.timer);
         s.timer = null;

@@ -218,17 +218,14 @@ export class Gateway implements StatusSource {
     void retiring.finally(() => this.#retiring.delete(retiring));
   }
 
-  /**
-   * Graceful stop: /readyz turns 503 at once (load balancers stop sending) while the listener still serves for
-   * server.timeouts.lame_duck_ms; then it stops accepting, in-flight requests get up to server.timeouts.drain_ms
-   * to finish, and the PHP masters stop.
-   */
+  /** Graceful stop: /readyz 503 and served on for lame_duck_ms, then no new connections, drain_ms, PHP masters stop. */
   async stop(): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
-    // Lame duck: /readyz says 503 from now on, but the port serves on until the load balancer has seen it.
     const lameDuck = this.#config.server.timeouts.lame_duck_ms;
     if (lameDuck > 0 && this.#server !== null) {
+      // /readyz says 503 from now on, the port serves on until the balancer sees it; keep-alive ends after each answer.
+      this.#server.lameDuck();
       this.#log.info({ lame_duck_ms: lameDuck }, 'stopping: /readyz answers 503, still serving until the load balancer takes this instance out');
       await new Promise((resolve) => setTimeout(resolve, lameDuck));
     }

@@ -327,6 +327,27 @@ describe('HTTP/2 and a graceful stop', () => {
     }
   });
 
+  test('the lame duck sends GOAWAY to an open session, and a new session is still served until it ends', async () => {
+    const g = await startGateway(tlsYaml('  timeouts:\n    lame_duck_ms: 1500\n'), { docroot: ensureFixtureSite() });
+    const s = await connect(g.port);
+    let fresh: http2.ClientHttp2Session | null = null;
+    try {
+      assert.equal((await h2request(s, { ':path': '/static.txt' })).status, 200);
+      const goaway = new Promise<number>((resolve) => s.once('goaway', (code: number) => resolve(code)));
+      const started = Date.now();
+      const stopped = g.stop();
+      assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR, 'a graceful GOAWAY');
+      fresh = await connect(g.port);
+      assert.equal((await h2request(fresh, { ':path': '/sleep.php?ms=1' })).status, 200, 'a new connection is served');
+      assert.ok(Date.now() - started < 1500, 'within the lame duck');
+      await stopped;
+    } finally {
+      s.destroy();
+      fresh?.destroy();
+      await g.stop();
+    }
+  });
+
   test('stop lets a running HTTP/2 request finish, then closes the session', async () => {
     const g = await startGateway(tlsYaml(), { docroot: ensureFixtureSite() });
     const s = await connect(g.port);

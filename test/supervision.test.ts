@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
@@ -1068,6 +1069,35 @@ describe('lame duck on stop (server.timeouts.lame_duck_ms)', () => {
       assert.ok(Date.now() - started >= 1400, 'the port stayed open for lame_duck_ms');
       await assert.rejects(request(gw.base, '/static.txt', { timeoutMs: 2000 }), /ECONNREFUSED/);
     } finally {
+      await gw.stop();
+    }
+  });
+
+  test('a keep-alive connection open at the stop gets its next answer with Connection: close, then closes (a pooled proxy connection moves off)', async () => {
+    const gw = await startGateway('server:\n  timeouts:\n    lame_duck_ms: 1500\nphp:\n  worker_count: 1\n', { docroot: ensureFixtureSite() });
+    const socket = net.connect(gw.port, '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
+      const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+      const ask = (target: string): void => void socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+      ask('/dump.php');
+      await eventually('the first answer', () => /\r\n\r\n/.test(received), 5000);
+      assert.match(received, /^HTTP\/1\.1 200 /);
+      assert.match(received, /\r\nConnection: keep-alive\r\n/i, 'kept alive before the stop');
+      await eventually('the first body', () => received.includes('"SCRIPT_NAME"'), 5000);
+      received = '';
+      const stopped = gw.gateway.stop();
+      ask('/dump.php');
+      await ended;
+      const started = Date.now();
+      assert.match(received, /^HTTP\/1\.1 200 /, 'answered during the lame duck');
+      assert.match(received, /\r\nConnection: close\r\n/i);
+      assert.match(received, /"SCRIPT_NAME"/, 'the whole answer came before the close');
+      await stopped;
+      assert.ok(Date.now() - started > 500, 'the connection closed after its answer, long before the lame duck ended');
+    } finally {
+      socket.destroy();
       await gw.stop();
     }
   });

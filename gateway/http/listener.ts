@@ -55,14 +55,21 @@ export class MainListener {
   /** TCP connections accepted since start (phpgate_connections_accepted_total). */
   #accepted = 0;
   #closing = false;
+  /** Set by lameDuck(): HTTP/1.1 answers say `Connection: close` from then on. */
+  #lameDuck = false;
   #upgrade: UpgradeListener | null = null;
   /** node's own HTTP/1.1 connection handlers (before any guard): where an Upgrade request nobody takes is replayed. */
   readonly #http: ReadonlyArray<(socket: Duplex) => void>;
   readonly #log: Logger;
 
-  constructor(s: ListenerSettings, onRequest: RequestListener) {
+  constructor(s: ListenerSettings, handle: RequestListener) {
     this.#log = s.log;
     const headerBytes = s.limits.header_kb * 1024;
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      // node adds `Connection: close` to the head and closes the connection after this answer.
+      if (this.#lameDuck) res.shouldKeepAlive = false;
+      handle(req, res);
+    };
     if (s.tls === null) {
       this.#server = http.createServer(http1Options(s.timeouts, s.limits), onRequest);
     } else {
@@ -92,7 +99,7 @@ export class MainListener {
           refuseHeaderList(stream);
           return;
         }
-        onRequest(req as unknown as http.IncomingMessage, new H2Response(stream, req) as unknown as http.ServerResponse);
+        handle(req as unknown as http.IncomingMessage, new H2Response(stream, req) as unknown as http.ServerResponse);
       });
       // HTTP/1.1 connections on this server run node's http machinery, which reads these from the server object
       // (requireHostHeader is http.createServer's default; here nothing sets it).
@@ -186,6 +193,18 @@ export class MainListener {
   /** New certificate files (renewals) for connections from now on. */
   setSecureContext(tls: TlsMaterial): void {
     this.#secure?.setSecureContext({ cert: tls.cert, key: tls.key });
+  }
+
+  /**
+   * The lame duck before a stop: still accepting and serving, but moving clients off their connections without
+   * failing a request, so that a load balancer's pooled connections are gone before the port closes. HTTP/1.1
+   * answers carry `Connection: close` and each connection closes after its answer (the peer reads that in the
+   * answer, so it never sends a request on a connection being closed: closing an idle one could cross one in
+   * flight); HTTP/2 sessions get a GOAWAY and close once their streams are done (a client opens a new one).
+   */
+  lameDuck(): void {
+    this.#lameDuck = true;
+    for (const session of this.#sessions) session.close();
   }
 
   /** Stops at once (a failed start). */
