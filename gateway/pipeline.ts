@@ -151,8 +151,7 @@ export class Pipeline implements ErrorResponder {
       return;
     }
     if (this.#internal.isInternal(target.path)) {
-      // nginx's `internal`: such a location answers a client as if it did not exist.
-      x.refuse(404);
+      x.refuse(404); // nginx's `internal`: such a location answers a client as if it did not exist
       return;
     }
     // An upstream's pattern is an nginx `location … { proxy_pass …; }`: it takes the path before the docroot is asked.
