@@ -344,6 +344,35 @@ describe('response cache: HIT, MISS, BYPASS', () => {
     assert.equal(bad.status, 400);
   });
 
+  test('a purge a page of another site makes a browser send (Origin, Sec-Fetch-Site) is refused, and nothing is purged', async () => {
+    await request(g.base, '/page.php?t=csrf');
+    const port = new URL(g.adminBase).port;
+    for (const headers of [
+      { Origin: 'http://evil.example' },
+      { Origin: 'null' },
+      { Origin: `http://127.0.0.1:${port}`, 'Sec-Fetch-Site': 'cross-site' },
+    ]) {
+      const r = await request(g.adminBase, '/cache/purge?pattern=*', { method: 'POST', headers });
+      assert.equal(r.status, 403, JSON.stringify(headers));
+    }
+    assert.equal(xcache(await request(g.base, '/page.php?t=csrf')), 'HIT');
+    const own = await request(g.adminBase, '/cache/purge?pattern=/page.php', { method: 'POST', headers: { Origin: `http://127.0.0.1:${port}` } });
+    assert.equal(own.status, 200, "the listener's own origin may purge");
+  });
+
+  test('DNS rebinding: without admin.token, a request naming the admin listener by a DNS name is refused (health checks excepted)', async () => {
+    const port = new URL(g.adminBase).port;
+    const rebound = { Host: `evil.example:${port}` };
+    for (const p of ['/status.json', '/metrics', '/fpm-status?json&full', '/status']) {
+      assert.equal((await request(g.adminBase, p, { headers: rebound })).status, 421, p);
+    }
+    assert.equal((await request(g.adminBase, '/cache/purge?pattern=*', { method: 'POST', headers: rebound })).status, 421);
+    assert.equal((await request(g.adminBase, '/healthz', { headers: rebound })).status, 200);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+      assert.equal((await request(g.adminBase, '/status.json', { headers: { Host: host } })).status, 200, host);
+    }
+  });
+
   test('phpgate cache purge PATTERN asks the running gateway', async () => {
     await request(g.base, '/other.php?t=cli');
     const cfg = path.join(tmp, 'purge.yaml');

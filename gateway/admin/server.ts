@@ -15,6 +15,7 @@ import { DEFAULT_POOL_NAME } from '../../config/semantics.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { choosePool, FpmStatusPath, fpmStatusPage, redactLabel } from './fpm-status.js';
 import { HEALTH_CONTENT_TYPE, healthAnswer, HealthPath } from './health.js';
+import { fromOtherSite, namedByAddress } from './guard.js';
 import type { Metrics } from './metrics.js';
 import type { PurgeOutcome } from '../cache-purge.js';
 
@@ -149,6 +150,12 @@ export class AdminServer {
       sendError(req, res, 404, COMMON_HEADERS);
       return null;
     }
+    const probe = path === AdminPath.Live || path === AdminPath.Ready;
+    if (!probe && this.#tokenDigest === null && !namedByAddress(req.headers.host)) {
+      // DNS rebinding (guard.ts): without a token, a name in Host may be an attacker's pointing here.
+      send(req, res, 421, 'text/plain;charset=UTF-8', 'without admin.token this listener answers only requests to its address or localhost\n');
+      return null;
+    }
     if (path === AdminPath.CachePurge) return this.#cachePurge(req, res, query);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(req, res, 405, { ...COMMON_HEADERS, Allow: ALLOW });
@@ -225,6 +232,10 @@ export class AdminServer {
   #cachePurge(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> | null {
     if (req.method !== 'POST') {
       sendError(req, res, 405, { ...COMMON_HEADERS, Allow: 'POST' });
+      return null;
+    }
+    if (fromOtherSite(req)) {
+      send(req, res, 403, 'text/plain;charset=UTF-8', 'a purge from a page of another site is refused\n');
       return null;
     }
     if (!this.#authorized(req, '')) {
