@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import { INVALID, urlPattern } from '../config/checks.js';
 import type { GatewayConfig } from '../config/types.js';
 import type { Logger } from '../core/log.js';
-import { REDIS_OPTIONS, redactUrl } from './gates/rate-limit.js';
+import { REDIS_OPTIONS, redactUrl } from './gates/redis-link.js';
 import { broadcastPurge, instanceIdOfCluster } from './processes.js';
 
 /** What a purge did: how many answers this process dropped, and which instances it reached. */

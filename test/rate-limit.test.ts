@@ -320,3 +320,54 @@ rate_limit:
     assertRefused(await get(b, '/after.txt'), 2, 60);
   });
 });
+
+describe('rate limiting with a Redis store that hangs (a partition: connected, never answering)', () => {
+  const HUNG = 'rate limit store not answering: limits are counted per instance until it answers again';
+  const ANSWERING = 'rate limit store answering again: counters are shared again';
+  let docroot: string;
+  let redis: RunningRedis;
+  let gw: RunningGateway;
+
+  before(async () => {
+    docroot = makeDocroot();
+    redis = await startRedis();
+    gw = await startGateway(
+      `php: { worker_count: 1 }\nrate_limit:\n  store: "${redis.url}"\n  rules:\n    - { pattern: "/hello.txt", points: 1000, duration_s: 60 }\n`,
+      {
+        docroot,
+      },
+    );
+    await eventually('the gateway to reach Redis', () => gw.logs().some((l) => l.msg === 'rate limit store connected'));
+  });
+
+  after(async () => {
+    process.kill(redis.pid, 'SIGCONT');
+    await gw.stop();
+    await redis.stop('SIGKILL');
+    fs.rmSync(docroot, { recursive: true, force: true });
+  });
+
+  test('a SIGSTOPped Redis costs a few slow requests, then the breaker counts locally at once; SIGCONT: shared again', async () => {
+    assert.equal((await get(gw, '/hello.txt')).status, 200);
+    process.kill(redis.pid, 'SIGSTOP');
+    const took: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const t0 = performance.now();
+      const r = await get(gw, '/hello.txt');
+      took.push(performance.now() - t0);
+      assert.equal(r.status, 200, 'never refused or failed because the store hangs');
+    }
+    const slow = took.filter((ms) => ms > 200).length;
+    assert.ok(slow <= 3, `${slow} of 40 requests waited for the hung store: ${took.map((ms) => Math.round(ms)).join(' ')}`);
+    assert.equal(gw.logs().filter((l) => l.msg === HUNG && l.level === 40).length, 1, 'one warning');
+    const metrics = gw.gateway.status().rateLimit;
+    assert.ok(JSON.stringify(metrics).includes('fallback'), `the store's state says so: ${JSON.stringify(metrics)}`);
+
+    process.kill(redis.pid, 'SIGCONT');
+    await eventually('Redis answering again', () => gw.logs().some((l) => l.msg === ANSWERING));
+    const t0 = performance.now();
+    assert.equal((await get(gw, '/hello.txt')).status, 200);
+    assert.ok(performance.now() - t0 < 200);
+    assert.ok(!JSON.stringify(gw.gateway.status().rateLimit).includes('fallback'));
+  });
+});

@@ -14,12 +14,12 @@
 import crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
-import type { Redis, RedisOptions } from 'ioredis';
 import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { compilePattern, type PathMatcher } from '../../config/pattern.js';
 import type { RateLimitConfig, RateLimitRule } from '../../config/types.js';
 import type { Logger } from '../../core/log.js';
-import type { RateLimitStatus, StoreEvents, StoreState } from '../http/status.js';
+import type { RateLimitStatus, StoreEvents } from '../http/status.js';
+import { RedisLink } from './redis-link.js';
 
 export interface RateVerdict {
   readonly allowed: boolean;
@@ -59,33 +59,6 @@ const HASHED_HEADER_KEY = 'h#';
 /** Header values longer than this are counted under their SHA-256, so a 16 KiB header is not a 16 KiB key. */
 const MAX_HEADER_KEY_CHARS = 128;
 
-/**
- * Redis client settings: fail fast into the insurance limiter, keep reconnecting in the background.
- * No offline queue: a command while disconnected is refused at once instead of waiting for a reconnect.
- */
-const REDIS_CONNECT_TIMEOUT_MS = 2000;
-const REDIS_COMMAND_TIMEOUT_MS = 1000;
-const REDIS_RETRY_MAX_DELAY_MS = 2000;
-const REDIS_RETRY_STEP_MS = 200;
-
-/** How long after an error a reconnected store still counts as degraded. */
-const DEGRADED_MS = 10_000;
-
-function redisRetryDelay(attempt: number): number {
-  return Math.min(attempt * REDIS_RETRY_STEP_MS, REDIS_RETRY_MAX_DELAY_MS);
-}
-
-/** Also the cache purge channel's (gateway/cache-purge.ts): same failure behaviour, same reconnection. */
-export const REDIS_OPTIONS: Readonly<RedisOptions> = {
-  enableOfflineQueue: false,
-  connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-  commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
-  // Commands in flight when the connection drops fail at once (into the insurance limiter), never retried late.
-  maxRetriesPerRequest: 0,
-  retryStrategy: redisRetryDelay,
-  connectionName: 'phpgate',
-};
-
 /** Whole seconds for Retry-After and RateLimit-Reset, rounded up (a client that waits that long gets through). */
 function seconds(ms: number): number {
   return ms <= 0 ? 0 : Math.ceil(ms / 1000);
@@ -114,26 +87,45 @@ class Rule {
   /** Lower-case header whose value is the key (`key: "header:X-Api-Key"`), or null to count by address. */
   readonly #header: string | null;
   readonly #limiter: RateLimiterAbstract;
+  /** With a Redis store: the link whose breaker may send counts to `#insurance` without asking Redis. */
+  readonly #link: RedisLink | null;
+  readonly #insurance: RateLimiterAbstract | null;
   /** rate_limit.headers "always": allowed answers carry RateLimit-* too. */
   readonly alwaysHeaders: boolean;
 
-  constructor(rule: RateLimitRule, label: string, limiter: RateLimiterAbstract, alwaysHeaders: boolean) {
+  constructor(rule: RateLimitRule, label: string, limiters: Limiters, alwaysHeaders: boolean) {
     this.label = label;
     this.alwaysHeaders = alwaysHeaders;
     this.matches = compilePattern(rule.pattern);
     this.limit = String(rule.points);
     this.#header = rule.key.startsWith(KEY_HEADER_PREFIX) ? rule.key.slice(KEY_HEADER_PREFIX.length).toLowerCase() : null;
-    this.#limiter = limiter;
+    this.#limiter = limiters.limiter;
+    this.#link = limiters.link;
+    this.#insurance = limiters.insurance;
   }
 
   /** The verdict when this is the only matching rule (the common case: no Outcome in between). */
   check(client: string, req: IncomingMessage): Promise<RateVerdict> {
-    return this.#limiter.consume(this.#keyOf(client, req)).then(this.#passedVerdict, this.#refusedVerdict);
+    return this.#consume(this.#keyOf(client, req)).then(this.#passedVerdict, this.#refusedVerdict);
   }
 
   /** This rule's count when several rules match. */
   count(client: string, req: IncomingMessage): Promise<Outcome> {
-    return this.#limiter.consume(this.#keyOf(client, req)).then(this.#passed, this.#refused);
+    return this.#consume(this.#keyOf(client, req)).then(this.#passed, this.#refused);
+  }
+
+  /** Counts in Redis, timed for the breaker; while it is tripped, in the insurance limiter at once. */
+  #consume(key: string): Promise<RateLimiterRes> {
+    const link = this.#link;
+    if (link === null) return this.#limiter.consume(key);
+    if (link.tripped) return this.#insurance!.consume(key);
+    const started = performance.now();
+    const counted = this.#limiter.consume(key);
+    void counted.then(
+      () => link.observe(performance.now() - started),
+      () => link.observe(performance.now() - started),
+    );
+    return counted;
   }
 
   // Settle callbacks, bound once per rule rather than created per request.
@@ -205,88 +197,6 @@ function ruleDigest(rule: RateLimitRule, occurrence: number): string {
   return crypto.createHash('sha256').update(id).digest('hex').slice(0, 12);
 }
 
-/**
- * The Redis connection, watched: one warning when it becomes unreachable, one when it is back (never one per
- * request; the insurance limiters count meanwhile).
- */
-class RedisLink {
-  readonly client: Redis;
-  readonly #log: Logger;
-  readonly where: string;
-  readonly #events: StoreEvents | null;
-  /** null until the first connection attempt settles. */
-  #reachable: boolean | null = null;
-  /** performance.now() of the last error, for the `degraded` state (connected, but failing lately). */
-  #lastErrorAt = -Infinity;
-  #closing = false;
-
-  constructor(url: string, log: Logger, events: StoreEvents | null) {
-    this.#log = log;
-    this.#events = events;
-    this.where = redactUrl(url);
-    const { Redis } = load('ioredis') as typeof import('ioredis');
-    this.client = new Redis(url, { ...REDIS_OPTIONS });
-    this.client.on('ready', this.#onReady);
-    // ioredis emits 'error' on every failed (re)connection attempt; the state flag turns them into one warning.
-    this.client.on('error', this.#onError);
-    this.client.on('close', this.#onClose);
-  }
-
-  readonly #onReady = (): void => {
-    if (this.#reachable === false) this.#log.warn({ store: this.where }, 'rate limit store reachable again: counters are shared again');
-    else this.#log.info({ store: this.where }, 'rate limit store connected');
-    this.#reachable = true;
-  };
-
-  readonly #onError = (err: Error): void => {
-    this.#lastErrorAt = performance.now();
-    this.#events?.storeError(this.where);
-    this.#down(err.message);
-  };
-
-  /**
-   * connected: counters are shared; degraded: connected again, but an error came within the last DEGRADED_MS
-   * (a flapping link); fallback: not connected, each instance counts alone (the insurance limiters).
-   */
-  state(): StoreState {
-    if (this.client.status !== 'ready') return 'fallback';
-    return performance.now() - this.#lastErrorAt < DEGRADED_MS ? 'degraded' : 'connected';
-  }
-
-  readonly #onClose = (): void => {
-    this.#down('connection closed');
-  };
-
-  #down(reason: string): void {
-    if (this.#closing || this.#reachable === false) return;
-    this.#reachable = false;
-    this.#log.warn({ store: this.where, reason }, 'rate limit store unreachable: limits are counted per instance until it is back');
-  }
-
-  async close(): Promise<void> {
-    this.#closing = true;
-    if (this.client.status !== 'ready') {
-      this.client.disconnect(); // also stops reconnecting
-      return;
-    }
-    try {
-      await this.client.quit();
-    } catch (err) {
-      // QUIT is a courtesy to the server; the connection is dropped either way.
-      this.#log.debug({ err, store: this.where }, 'rate limit store: QUIT failed, disconnecting');
-      this.client.disconnect();
-    }
-  }
-}
-
-/** A redis:// URL without its password, for the log. */
-export function redactUrl(url: string): string {
-  if (!URL.canParse(url)) return url;
-  const u = new URL(url);
-  if (u.password !== '') u.password = '***';
-  return u.toString();
-}
-
 export class RateLimiter {
   readonly #rules: readonly Rule[];
   readonly #redis: RedisLink | null;
@@ -312,7 +222,7 @@ export class RateLimiter {
       const n = (patterns.get(rule.pattern) ?? 0) + 1;
       patterns.set(rule.pattern, n);
       const label = n === 1 ? rule.pattern : `${rule.pattern}#${n}`;
-      return new Rule(rule, label, limiterFor(rule, ruleDigest(rule, occurrence), redis, log), config.headers === 'always');
+      return new Rule(rule, label, limitersFor(rule, ruleDigest(rule, occurrence), redis, log), config.headers === 'always');
     });
     return new RateLimiter(rules, redis);
   }
@@ -349,11 +259,21 @@ export class RateLimiter {
   }
 }
 
-function limiterFor(rule: RateLimitRule, digest: string, redis: RedisLink | null, log: Logger): RateLimiterAbstract {
+/** A rule's limiter; with Redis, its insurance too (the breaker uses it directly) and the link. */
+interface Limiters {
+  readonly limiter: RateLimiterAbstract;
+  readonly insurance: RateLimiterAbstract | null;
+  readonly link: RedisLink | null;
+}
+
+function limitersFor(rule: RateLimitRule, digest: string, redis: RedisLink | null, log: Logger): Limiters {
   const { RateLimiterMemory, RateLimiterRedis } = rateLimiterFlexible();
   const keyPrefix = KEY_PREFIX + digest;
   // block_s > 0: once over, refused for that long even after the window resets (rate-limiter-flexible's block).
-  if (redis === null) return new RateLimiterMemory({ keyPrefix, points: rule.points, duration: rule.duration_s, blockDuration: rule.block_s });
+  if (redis === null) {
+    const limiter = new RateLimiterMemory({ keyPrefix, points: rule.points, duration: rule.duration_s, blockDuration: rule.block_s });
+    return { limiter, insurance: null, link: null };
+  }
   // Redis expiries are whole seconds (rate-limiter-flexible floors them, and a duration that floors to 0 would
   // never expire): round up, and say so once.
   const duration = Math.ceil(rule.duration_s);
@@ -365,11 +285,13 @@ function limiterFor(rule: RateLimitRule, digest: string, redis: RedisLink | null
     );
   }
   const limits = { keyPrefix, points: rule.points, duration, blockDuration };
-  return new RateLimiterRedis({
+  const insurance = new RateLimiterMemory(limits);
+  const limiter = new RateLimiterRedis({
     ...limits,
     storeClient: redis.client,
     // Not connected: straight to the insurance limiter instead of trying the socket.
     rejectIfRedisNotReady: true,
-    insuranceLimiter: new RateLimiterMemory(limits),
+    insuranceLimiter: insurance,
   });
+  return { limiter, insurance, link: redis };
 }
