@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway/server.js';
-import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
+import { PHP_USER_ENV, request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
 import { ensureFixtureSite } from './fixtures/site.js';
 import { eventually, eventuallyAsync, freePort, running } from './support/proc.js';
 import { chromiumSkip, launchChromium } from './support/browser.js';
@@ -183,7 +183,7 @@ async function startCli(configFile: string, env: Record<string, string>): Promis
   let output = '';
   const proc = spawn(cli[0]!, [...cli.slice(1), '--config', configFile], {
     cwd: tmp,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...PHP_USER_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -233,7 +233,7 @@ async function startCli(configFile: string, env: Record<string, string>): Promis
 /** One CLI command to completion, without blocking this process's event loop (load clients run meanwhile). */
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cli[0]!, [...cli.slice(1), ...args], { cwd: tmp, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cli[0]!, [...cli.slice(1), ...args], { cwd: tmp, env: { ...process.env, ...PHP_USER_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -467,7 +467,7 @@ admin:
       text: yaml,
       file: 'never.yaml',
       baseDir: tmp,
-      env: { PATH: process.env['PATH'] },
+      env: { PATH: process.env['PATH'], ...PHP_USER_ENV },
       overrides: { docroot: poolsFixtures },
     });
     const lines: string[] = [];
