@@ -174,7 +174,8 @@ function checkAccounts(cfg: GatewayConfig, cx: ReadContext): void {
     const own = (key: 'user' | 'group'): boolean => s[key] !== '' && (at === 'php' || s[key] !== cfg.php[key]) && !cx.wasRejected(`${at}.${key}`);
     if (own('user') && findUser(s.user) === null) {
       if (numericId(s.user) === null) cx.reportAt(`${at}.user`, `${at}.user: no user "${s.user}" in /etc/passwd`);
-      else if (s.group === '') cx.reportAt(`${at}.user`, `${at}.user ${s.user} is not in /etc/passwd, so it has no primary group: set ${at}.group too`);
+      else if (s.group === '')
+        cx.reportAt(`${at}.user`, `${at}.user ${s.user} is not in /etc/passwd, so it has no primary group: set ${at}.group too`);
     }
     if (own('group') && numericId(s.group) === null && findGroup(s.group) === null) {
       cx.reportAt(`${at}.group`, `${at}.group: no group "${s.group}" in /etc/group`);

@@ -28,7 +28,10 @@ export function checkPhpPools(c: Readonly<GatewayConfig>): string[] {
       throw err;
     }
     const reach = reachProblem(id, c.php.docroot, c.php.socket_dir);
-    return [...(reach === null ? [] : [`${name}: ${reach}`]), ...checkPhpSettings(c.php.binary, settings.ini, settings.env, id).map((l) => `${name}: ${l}`)];
+    return [
+      ...(reach === null ? [] : [`${name}: ${reach}`]),
+      ...checkPhpSettings(c.php.binary, settings.ini, settings.env, id).map((l) => `${name}: ${l}`),
+    ];
   });
 }
 

@@ -10,6 +10,7 @@
  * the EOF that follows it: no group that was let go is ever signalled.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import type { Logger } from '../core/log.js';
 
 /** Signals that reach the gateway's whole process group (a terminal's ^C, a hangup) must not end the watcher. */
@@ -65,8 +66,9 @@ class GroupWatcher {
     this.#proc = proc;
     // Neither the process nor its pipe may keep the gateway's event loop alive: they end with it.
     proc.unref();
-    const stdin = proc.stdin!;
-    (stdin as unknown as { unref?: () => void }).unref?.();
+    // A pipe the child_process module opened is a net.Socket, which can be unref'd.
+    const stdin = proc.stdin as Socket;
+    stdin.unref();
     // EPIPE when the watcher died: its 'exit' below starts another with the whole list.
     stdin.on('error', (err) => this.#log?.debug({ err }, 'php-cgi group watcher pipe closed'));
     proc.once('error', (err) => {

@@ -81,7 +81,10 @@ function labelOf(uid: number): string {
  */
 export function accessProblem(target: string, id: PhpIdentity, list: boolean): string | null {
   if (id.uid === 0) return null;
-  const parts = path.resolve(target).split('/').filter((p) => p !== '');
+  const parts = path
+    .resolve(target)
+    .split('/')
+    .filter((p) => p !== '');
   for (let i = 0; i <= parts.length; i++) {
     const dir = `/${parts.slice(0, i).join('/')}`;
     const need = i === parts.length && list ? 5 : 1; // r-x, or --x to pass through

@@ -18,7 +18,12 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'gateway/cli.ts')];
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cli[0]!, [...cli.slice(1), ...args], { cwd: root, env: { ...process.env, ...PHP_USER_ENV, ...env }, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(cli[0]!, [...cli.slice(1), ...args], {
+    cwd: root,
+    env: { ...process.env, ...PHP_USER_ENV, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -86,7 +91,12 @@ describe('phpgate command line', () => {
       path.join(dir, 'gateway.yaml'),
       `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ./www, worker_count: 1, socket_dir: ./sock }\n`,
     );
-    const c = spawnSync(cli[0]!, [...cli.slice(1), 'check'], { cwd: dir, env: { ...process.env, ...PHP_USER_ENV }, encoding: 'utf8', timeout: 30_000 });
+    const c = spawnSync(cli[0]!, [...cli.slice(1), 'check'], {
+      cwd: dir,
+      env: { ...process.env, ...PHP_USER_ENV },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(c.status, 0, c.stderr);
     assert.equal(c.stdout.trim(), `${path.join(dir, 'gateway.yaml')}: ok`);
     let output = '';
@@ -261,7 +271,11 @@ describe('SIGUSR1: log files are reopened (logrotate), never a Node inspector', 
       `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ${JSON.stringify(docroot)}, worker_count: 1, socket_dir: ${JSON.stringify(path.join(dir, 'sock'))} }\nlogging: { file: ${JSON.stringify(logFile)}, access: true }\n`,
     );
     let output = '';
-    const proc = spawn(cli[0]!, [...cli.slice(1), '--config', path.join(dir, 'gateway.yaml')], { cwd: dir, env: { ...process.env, ...PHP_USER_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cli[0]!, [...cli.slice(1), '--config', path.join(dir, 'gateway.yaml')], {
+      cwd: dir,
+      env: { ...process.env, ...PHP_USER_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
     proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise((r) => proc.once('exit', r));
@@ -300,7 +314,11 @@ describe('two instances on one host', () => {
       fs.writeFileSync(file, `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ./www, worker_count: 1 }\n`);
       dirs.push(loadConfig({ file }).php.socket_dir);
       const i = logs.push('') - 1;
-      const proc = spawn(cli[0]!, [...cli.slice(1), '--config', file], { cwd: dir, env: { ...process.env, ...PHP_USER_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(cli[0]!, [...cli.slice(1), '--config', file], {
+        cwd: dir,
+        env: { ...process.env, ...PHP_USER_ENV },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       proc.stdout.on('data', (b: Buffer) => (logs[i] += b.toString()));
       proc.stderr.on('data', (b: Buffer) => (logs[i] += b.toString()));
       procs.push(proc);

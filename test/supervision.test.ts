@@ -233,7 +233,11 @@ async function startCli(configFile: string, env: Record<string, string>): Promis
 /** One CLI command to completion, without blocking this process's event loop (load clients run meanwhile). */
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cli[0]!, [...cli.slice(1), ...args], { cwd: tmp, env: { ...process.env, ...PHP_USER_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cli[0]!, [...cli.slice(1), ...args], {
+      cwd: tmp,
+      env: { ...process.env, ...PHP_USER_ENV, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

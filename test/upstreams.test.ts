@@ -1032,7 +1032,12 @@ describe('with the rest of the edge', () => {
         const before = await WsClient.open(g.port, '/api/ws');
         before.socket.destroy();
         assert.equal(before.status, 200, 'no websockets yet: plain HTTP');
-        const next = loadConfig({ text: yaml(b!.url, true), file: 'test.yaml', env: { PATH: process.env['PATH'], ...PHP_USER_ENV }, overrides: { docroot: site() } });
+        const next = loadConfig({
+          text: yaml(b!.url, true),
+          file: 'test.yaml',
+          env: { PATH: process.env['PATH'], ...PHP_USER_ENV },
+          overrides: { docroot: site() },
+        });
         await g.gateway.reload({
           ...next,
           server: g.config.server,
