@@ -240,16 +240,23 @@ describe('embedded default: the bundled example site', () => {
 });
 
 describe('a gateway killed without stopping its pools', () => {
-  test('leaves php-cgi behind, and the next gateway on that socket dir stops it', async () => {
+  test('killed together with its watcher, it leaves php-cgi behind, and the next gateway on that socket dir stops it', async () => {
     const socketDir = path.join(tmp, 'sock-stale');
     const first = await startCli(socketDir, 1);
     const pidFile = fs.readdirSync(socketDir).find((n) => n.endsWith('.sock.pid'));
-    assert.ok(pidFile, 'the master pid is recorded beside its socket');
-    const masterPid = Number(fs.readFileSync(path.join(socketDir, pidFile), 'utf8'));
+    assert.ok(pidFile, 'the master pid is recorded in the socket dir');
+    const masterPid = Number(fs.readFileSync(path.join(socketDir, pidFile), 'utf8').split('\n')[0]);
+    // The watcher (php/group-watcher.ts) would end the master with the gateway: stopped first and killed after,
+    // as when both die at once (the OOM killer taking the whole service), it cannot.
+    const children = fs.readFileSync(`/proc/${first.proc.pid}/task/${first.proc.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const watcher = children.find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('/bin/sh\0-c'));
+    assert.ok(watcher !== undefined, 'the gateway runs a watcher');
+    process.kill(watcher, 'SIGSTOP');
     const exited = new Promise((r) => first.proc.once('exit', r));
     first.proc.kill('SIGKILL');
     await exited;
-    assert.ok(running(masterPid), 'SIGKILL gives the gateway no chance to stop its master');
+    process.kill(watcher, 'SIGKILL');
+    assert.ok(running(masterPid), 'neither the gateway nor its watcher could stop the master');
     const second = await startCli(socketDir, 1);
     try {
       await eventually('the stale master stopped', () => !running(masterPid), 5000);
