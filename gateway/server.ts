@@ -262,10 +262,8 @@ export class Gateway implements StatusSource {
     const specs: Array<{ name: string; settings: PoolSettings }> = c.pools.map((p) => ({ name: p.name, settings: p }));
     if (needsDefault) specs.push({ name: DEFAULT_POOL_NAME, settings: c.php });
     const ids = poolIdentities(specs, { docroot: c.php.docroot, socketDir: c.php.socket_dir, exampleSite: this.#exampleSite, log: this.#log });
-    const handshakeScript = writeHandshakeScript(
-      c.php.socket_dir,
-      [...ids.values()].some((id) => id.uid !== gatewayIdentity().uid),
-    );
+    // As root, PHP's users pass through the socket directory to their own (php/master.ts socketDirFor).
+    const handshakeScript = writeHandshakeScript(c.php.socket_dir, gatewayIdentity().uid === 0);
     const pools = new Map<string, Pool>();
     for (const { name, settings } of specs) {
       pools.set(

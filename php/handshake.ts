@@ -33,8 +33,9 @@ const SCRIPT = '<?php\n// phpgate handshake: tells the gateway which php-cgi chi
  * Makes sure the socket directory is private to this user, then writes the handshake script there and returns
  * its path. The directory holds the pools' sockets and a script php-cgi runs: in a shared /tmp, a directory
  * another user created (or could write into) would let them swap the socket and read every request, or plant a
- * symlink that the script's write would follow. `forOthers`: some pool's PHP runs as another user, who must pass
- * through (0711, not list) to its own socket subdirectory and read the scripts; nothing here is writable but by us.
+ * symlink that the script's write would follow. `forOthers` (the gateway is root): PHP may run as other users,
+ * who must pass through (0711, not list) to their own socket subdirectories and read the scripts; nothing here is
+ * writable but by us, and no socket lies here then (php/master.ts socketDirFor).
  */
 export function writeHandshakeScript(socketDir: string, forOthers = false): string {
   const mode = forOthers ? 0o711 : 0o700;

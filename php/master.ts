@@ -94,9 +94,9 @@ export class Master {
     const proc = spawn(o.binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
     if (proc.pid !== undefined) {
       // Ends with this process however it ends (group-watcher.ts); and recorded, so that a later gateway can stop
-      // it if even that failed (line 1: the master's pid, line 2: its socket).
+      // it if even that failed.
       groupWatcher.add(proc.pid, o.log);
-      fs.writeFileSync(pidFile, `${proc.pid}\n${socketPath}\n`, { mode: 0o600 });
+      fs.writeFileSync(pidFile, String(proc.pid), { mode: 0o600 });
     }
     this.#proc = proc;
     this.#socketPath = socketPath;
@@ -228,33 +228,36 @@ export function reapStaleMasters(socketDir: string, log: Logger): void {
     const gatewayPid = Number(m[1]);
     if (gatewayPid === process.pid || isAlive(gatewayPid)) continue;
     const pidFile = path.join(socketDir, name);
-    // Line 2 (a socket in a PHP user's subdirectory) is missing from files older gateways wrote beside the socket.
-    const [pidLine = '', socketLine = ''] = fs.readFileSync(pidFile, 'utf8').split('\n');
-    const socketPath = socketLine.startsWith(`${socketDir}/`) ? socketLine : pidFile.slice(0, -'.pid'.length);
-    const masterPid = Number(pidLine.trim());
-    if (Number.isInteger(masterPid) && masterPid > 0 && commandLine(masterPid).includes(socketPath)) {
+    // The socket is beside the pid file, or in a user's subdirectory (socketDirFor).
+    const socketName = name.slice(0, -'.pid'.length);
+    const sockets = [socketDir, ...names.filter((n) => /^u\d+$/.test(n)).map((n) => path.join(socketDir, n))].map((d) => path.join(d, socketName));
+    const masterPid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+    const command = Number.isInteger(masterPid) && masterPid > 0 ? commandLine(masterPid) : '';
+    const socketPath = sockets.find((s) => command.includes(`-b ${s} `));
+    if (socketPath !== undefined) {
       log.warn({ masterPid, socketPath }, 'stopping a php-cgi master left behind by a gateway that is gone');
       killGroup(masterPid);
     }
     fs.rmSync(pidFile, { force: true });
-    fs.rmSync(socketPath, { force: true });
+    for (const s of sockets) fs.rmSync(s, { force: true });
   }
 }
 
 /**
- * Where a pool's php-cgi binds its socket. As the gateway's own user: the socket directory (0700). As another
- * user: a subdirectory of its own (`u<uid>`, owned by it, 0700) that the socket directory (0711, see
- * writeHandshakeScript) lets it reach but not list. The gateway, root, connects anyway; other users cannot.
+ * Where a pool's php-cgi binds its socket (php-cgi makes it 0777). Not root: the socket directory, 0700. Root:
+ * PHP may run as other users, who must bind there, so the socket directory is 0711 (passed through, never
+ * listed: see writeHandshakeScript) and each user's sockets, root's too, lie in a subdirectory of its own
+ * (`u<uid>`, owned by it, 0700). The gateway, root, reaches every socket; no other user reaches any.
  */
 export function socketDirFor(socketDir: string, identity: PhpIdentity): string {
-  if (identity.uid === gatewayIdentity().uid) return socketDir;
+  if (gatewayIdentity().uid !== 0) return socketDir;
   const dir = path.join(socketDir, `u${identity.uid}`);
   fs.mkdirSync(dir, { mode: 0o700, recursive: true });
   // Only root creates entries in the socket directory, so this is ours; owner and mode are made right whatever
   // an earlier run left.
   const st = fs.lstatSync(dir);
   if (!st.isDirectory()) throw new PhpgateError(ErrorCode.ConfigInvalid, `${dir} is not a directory; remove it`);
-  if (st.uid !== identity.uid || st.gid !== identity.gid) fs.chownSync(dir, identity.uid, identity.gid);
+  if (st.uid !== identity.uid) fs.chownSync(dir, identity.uid, identity.gid);
   if ((st.mode & 0o777) !== 0o700) fs.chmodSync(dir, 0o700);
   return dir;
 }

@@ -120,7 +120,10 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-/** Master pids recorded beside their sockets: `*.sock.pid` in the socket directory. */
+/**
+ * Master pids recorded in the socket directory (`*.sock.pid`), and their sockets: beside them, or (a gateway run
+ * as root) in the PHP user's subdirectory `u<uid>`.
+ */
 function recordedMasters(socketDir: string): Array<{ file: string; socket: string; pid: number }> {
   let names: string[];
   try {
@@ -128,13 +131,14 @@ function recordedMasters(socketDir: string): Array<{ file: string; socket: strin
   } catch {
     return [];
   }
+  const userDirs = names.filter((n) => /^u\d+$/.test(n)).map((n) => path.join(socketDir, n));
   return names
     .filter((n) => n.endsWith('.sock.pid'))
-    .map((n) => ({
-      file: n,
-      socket: path.join(socketDir, n.slice(0, -'.pid'.length)),
-      pid: Number(fs.readFileSync(path.join(socketDir, n), 'utf8').trim()),
-    }));
+    .map((n) => {
+      const name = n.slice(0, -'.pid'.length);
+      const socket = [socketDir, ...userDirs].map((d) => path.join(d, name)).find((p) => fs.existsSync(p)) ?? path.join(socketDir, name);
+      return { file: n, socket, pid: Number(fs.readFileSync(path.join(socketDir, n), 'utf8').trim()) };
+    });
 }
 
 function commandLine(pid: number): string {
