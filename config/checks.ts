@@ -191,6 +191,12 @@ export const poolName = check('a name of letters, digits, "_" and "-" starting w
   typeof v === 'string' && /^[a-z0-9][a-z0-9_-]*$/i.test(v) ? v : INVALID,
 );
 
+/** php.user / php.group: a name as /etc/passwd and /etc/group write them, a numeric id, or "" (the default). */
+export const account = check('a user or group name, a numeric id, or "" (the default)', (v) => {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? String(v) : INVALID;
+  return typeof v === 'string' && /^(?:[A-Za-z_][A-Za-z0-9_.-]*\$?|\d+|)$/.test(v) ? v : INVALID;
+});
+
 /**
  * ini and env values: any scalar, passed on as a string. Booleans become "1"/"0" (what php.ini means by On/Off,
  * and what PHP's truthiness gets right: the string "false" would be true). NUL cannot cross exec().

@@ -43,6 +43,8 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     queue_timeout_ms: 30_000,
     ini: {},
     env: {},
+    user: '',
+    group: '',
     socket_dir: defaultSocketDir(),
     server_software: '',
   },

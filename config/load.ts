@@ -147,6 +147,8 @@ function inheritPool(pool: RawPool, php: PhpConfig): PoolConfig {
     queue_timeout_ms: pool.queue_timeout_ms ?? php.queue_timeout_ms,
     ini: { ...php.ini, ...pool.ini },
     env: { ...php.env, ...pool.env },
+    user: pool.user ?? php.user,
+    group: pool.group ?? php.group,
   };
 }
 

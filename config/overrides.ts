@@ -63,6 +63,9 @@ const SETTINGS = {
   'php.worker_count': setting(C.workerCount, (r, v) => {
     (r.php ??= {}).worker_count = v;
   }),
+  'php.user': setting(C.account, (r, v) => {
+    (r.php ??= {}).user = v;
+  }),
   'logging.level': setting(C.logLevel, (r, v) => {
     (r.logging ??= {}).level = v;
   }),
@@ -87,6 +90,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'PHPGATE_DOCROOT', key: 'php.docroot', description: 'document root (relative to the current directory)' },
   { name: 'PHPGATE_SOCKET_DIR', key: 'php.socket_dir', description: 'directory for worker sockets' },
   { name: 'PHPGATE_WORKERS', key: 'php.worker_count', description: 'workers in the default pool' },
+  { name: 'PHPGATE_PHP_USER', key: 'php.user', description: 'user php-cgi runs as (the gateway must be root to switch)' },
   { name: 'PHPGATE_LOG_LEVEL', key: 'logging.level', description: 'fatal, error, warn, info, debug, trace or silent' },
 ];
 

@@ -28,6 +28,8 @@ const poolSettings = {
   queue_timeout_ms: ms,
   ini: stringMap(C.iniKey, C.iniValue),
   env: stringMap(C.envKey, C.scalarAsString),
+  user: scalar(C.account),
+  group: scalar(C.account),
 };
 
 const server = obj({

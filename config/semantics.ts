@@ -4,6 +4,7 @@
  * A value already reported as malformed is skipped, so one mistake gives one message.
  */
 import fs from 'node:fs';
+import { findGroup, findUser, numericId } from './accounts.js';
 import { compilePattern, hasWildcard, patternMatchesEverything, type PathMatcher } from './pattern.js';
 import type { Loc, ReadContext } from './reader.js';
 import { missingNamedRoutes, unknownVariables } from './routes.js';
@@ -18,6 +19,7 @@ export function checkConfig(cfg: GatewayConfig, cx: ReadContext): void {
   checkTls(cfg.server.tls, cx);
   checkListeners(cfg, cx);
   checkPoolNames(cfg.pools, cx);
+  checkAccounts(cfg, cx);
   checkReachable(poolPatterns(cfg.pools), cx);
   // static.cache_control and headers.routes are first-match-wins too; rate limits all apply, so overlap there is intended.
   checkReachable(
@@ -160,6 +162,25 @@ function checkPoolNames(pools: readonly PoolConfig[], cx: ReadContext): void {
       firstByName.set(key, path);
     }
   });
+}
+
+/**
+ * php.user / php.group and each pool's name an account that exists (a numeric id need not, but then the group
+ * must be given: there is no primary group to take). A pool's value inherited from php.* is checked there once.
+ */
+function checkAccounts(cfg: GatewayConfig, cx: ReadContext): void {
+  const places = [{ at: 'php', s: cfg.php }, ...cfg.pools.map((s, i) => ({ at: `pools[${i}]`, s }))];
+  for (const { at, s } of places) {
+    const own = (key: 'user' | 'group'): boolean => s[key] !== '' && (at === 'php' || s[key] !== cfg.php[key]) && !cx.wasRejected(`${at}.${key}`);
+    if (own('user') && findUser(s.user) === null) {
+      if (numericId(s.user) === null) cx.reportAt(`${at}.user`, `${at}.user: no user "${s.user}" in /etc/passwd`);
+      else if (s.group === '')
+        cx.reportAt(`${at}.user`, `${at}.user ${s.user} is not in /etc/passwd, so it has no primary group: set ${at}.group too`);
+    }
+    if (own('group') && numericId(s.group) === null && findGroup(s.group) === null) {
+      cx.reportAt(`${at}.group`, `${at}.group: no group "${s.group}" in /etc/group`);
+    }
+  }
 }
 
 interface PlacedPattern {

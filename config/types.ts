@@ -67,6 +67,13 @@ export interface PoolSettings {
   readonly queue_timeout_ms: number;
   readonly ini: Readonly<Record<string, string>>;
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * Who php-cgi runs as (php-fpm's pool `user`), a name or a numeric id; "" (unset): www-data when the gateway
+   * runs as root, else the gateway's own user. Only root can run PHP as another user.
+   */
+  readonly user: string;
+  /** Its group; "" (unset): the user's primary group. */
+  readonly group: string;
 }
 
 export interface PhpConfig extends PoolSettings {

@@ -8,7 +8,7 @@ import { ConfigError } from '../config/errors.js';
 import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
 import { explainRouting } from '../config/explain.js';
-import { checkPhpSettings } from '../php/check.js';
+import { checkPhpPools } from '../php/check.js';
 import type { GatewayConfig } from '../config/types.js';
 import { createLogger, reopenLogFiles } from './http/log.js';
 import { Gateway, PID_FILE } from './server.js';
@@ -131,12 +131,8 @@ async function main(): Promise<void> {
   if (command === 'check') {
     if (configFile === undefined) fail(2, 'phpgate check: --config FILE is required (or a gateway.yaml in this directory)');
     const checked = load(configFile, overrides);
-    // What php-fpm -t would catch: PHP's own view of each pool's php.ini settings.
-    const pools = [
-      { name: 'php', ini: checked.php.ini, env: checked.php.env },
-      ...checked.pools.map((p) => ({ name: `pools.${p.name}`, ini: p.ini, env: p.env })),
-    ];
-    const complaints = pools.flatMap((p) => checkPhpSettings(checked.php.binary, p.ini, p.env).map((c) => `${configFile}: ${p.name}: ${c}`));
+    // What php-fpm -t would catch: PHP's own view of each pool's php.ini settings, as the pool's user.
+    const complaints = checkPhpPools(checked).map((c) => `${configFile}: ${c}`);
     if (complaints.length > 0) fail(2, [...new Set(complaints)].join('\n'));
     process.stdout.write(`${configFile}: ok\n`);
     if (process.argv.includes('--explain')) process.stdout.write(explainRouting(checked));
@@ -154,7 +150,10 @@ async function main(): Promise<void> {
   const count = processCount(loaded.server.processes);
   if (count > 1 && cluster.isPrimary) {
     // server.processes: this process only supervises the gateway processes it forks (the same command line).
-    fs.mkdirSync(loaded.php.socket_dir, { recursive: true, mode: 0o700 });
+    // As root, PHP's users must pass through to their processes' socket directories (php/master.ts socketDirFor).
+    const mode = process.geteuid?.() === 0 ? 0o711 : 0o700;
+    fs.mkdirSync(loaded.php.socket_dir, { recursive: true, mode });
+    fs.chmodSync(loaded.php.socket_dir, mode);
     const primaryLog = createLogger(loaded.logging);
     const code = await runPrimary({
       config: loaded,
@@ -185,7 +184,8 @@ async function main(): Promise<void> {
       ? 'phpgate starting: no --config and no ./gateway.yaml here, so the bundled example site'
       : `phpgate starting with ${configFile}`,
   );
-  const gateway = new Gateway(config, log);
+  const exampleSite = configFile === undefined && config.php.docroot === path.join(EXAMPLE_DIR, 'public');
+  const gateway = new Gateway(config, log, { exampleSite });
   const notifier = slot === null ? ServiceNotifier.fromEnv(process.env, log) : null;
   onPurgeFromOthers((pattern) => gateway.purgeCache(pattern));
   // Last line of defence: one bad request must not take every other request down with the process.

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { patternMatchesEverything } from '../config/pattern.js';
 import { DEFAULT_POOL_NAME } from '../config/semantics.js';
 import type { GatewayConfig, PoolSettings } from '../config/types.js';
-import { withEnvGuard, writeHandshakeScript } from '../php/handshake.js';
+import { withEnvGuard, withHandshakeDir, writeHandshakeScript } from '../php/handshake.js';
+import { gatewayIdentity, poolIdentities } from '../php/identity.js';
 import { reapStaleMasters } from '../php/master.js';
 import { Pool } from '../php/pool.js';
 import { AccessLog } from './access-log.js';
@@ -71,9 +72,13 @@ export class Gateway implements StatusSource {
   /** This process's cache, the instance's other processes, the other instances (cache.purge_redis). */
   readonly #purges: CachePurges;
 
-  constructor(config: Readonly<GatewayConfig>, log: Logger) {
+  /** The bundled example site (no configuration given): PHP may fall back to the gateway's user (php/identity.ts). */
+  readonly #exampleSite: boolean;
+
+  constructor(config: Readonly<GatewayConfig>, log: Logger, options: { readonly exampleSite?: boolean } = {}) {
     this.#config = config;
     this.#log = log;
+    this.#exampleSite = options.exampleSite === true;
     this.#metrics = new Metrics(this);
     this.#purges = new CachePurges({ apply: (pattern) => this.purgeCache(pattern), log });
   }
@@ -254,11 +259,13 @@ export class Gateway implements StatusSource {
   }
 
   async #startGeneration(c: Readonly<GatewayConfig>, previous: Generation | null = null): Promise<Generation> {
-    const handshakeScript = writeHandshakeScript(c.php.socket_dir);
     // The default pool (php.*) exists unless the named pools already cover every path.
     const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
     const specs: Array<{ name: string; settings: PoolSettings }> = c.pools.map((p) => ({ name: p.name, settings: p }));
     if (needsDefault) specs.push({ name: DEFAULT_POOL_NAME, settings: c.php });
+    const ids = poolIdentities(specs, { docroot: c.php.docroot, socketDir: c.php.socket_dir, exampleSite: this.#exampleSite, log: this.#log });
+    // As root, PHP's users pass through the socket directory to their own (php/master.ts socketDirFor).
+    const handshakeScript = writeHandshakeScript(c.php.socket_dir, gatewayIdentity().uid === 0);
     const pools = new Map<string, Pool>();
     for (const { name, settings } of specs) {
       pools.set(
@@ -269,6 +276,7 @@ export class Gateway implements StatusSource {
           binary: c.php.binary,
           socketDir: c.php.socket_dir,
           handshakeScript,
+          identity: ids.get(name)!,
           log: this.#log,
         }),
       );
@@ -383,16 +391,6 @@ function listenerChanges(a: Readonly<GatewayConfig>, b: Readonly<GatewayConfig>)
   if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
   if (a.php.socket_dir !== b.php.socket_dir) out.push('php.socket_dir');
   return out;
-}
-
-/**
- * The handshake script lives in the socket directory, outside every docroot. If the user restricts PHP with
- * open_basedir, PHP would refuse to run it, so that one directory is added to the list.
- */
-function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): Readonly<Record<string, string>> {
-  const basedir = ini['open_basedir'];
-  if (basedir === undefined || basedir === '') return ini;
-  return { ...ini, open_basedir: `${basedir}:${dir}` };
 }
 
 /** error_pages URIs, parsed once (config/ checked they start with "/"). */

@@ -33,10 +33,13 @@ const SCRIPT = '<?php\n// phpgate handshake: tells the gateway which php-cgi chi
  * Makes sure the socket directory is private to this user, then writes the handshake script there and returns
  * its path. The directory holds the pools' sockets and a script php-cgi runs: in a shared /tmp, a directory
  * another user created (or could write into) would let them swap the socket and read every request, or plant a
- * symlink that the script's write would follow.
+ * symlink that the script's write would follow. `forOthers` (the gateway is root): PHP may run as other users,
+ * who must pass through (0711, not list) to their own socket subdirectories and read the scripts; nothing here is
+ * writable but by us, and no socket lies here then (php/master.ts socketDirFor).
  */
-export function writeHandshakeScript(socketDir: string): string {
-  fs.mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+export function writeHandshakeScript(socketDir: string, forOthers = false): string {
+  const mode = forOthers ? 0o711 : 0o700;
+  fs.mkdirSync(socketDir, { recursive: true, mode });
   const st = fs.lstatSync(socketDir);
   const uid = process.getuid?.() ?? st.uid;
   if (!st.isDirectory() || st.uid !== uid) {
@@ -45,8 +48,8 @@ export function writeHandshakeScript(socketDir: string): string {
       `php.socket_dir ${socketDir} is not a directory owned by this user (uid ${uid}); remove it or choose another`,
     );
   }
-  // Ours but too open (made by hand, or an old umask): close it rather than refuse.
-  if ((st.mode & 0o077) !== 0) fs.chmodSync(socketDir, 0o700);
+  // Ours but too open (made by hand, an old umask, an earlier run with other users): close it rather than refuse.
+  if ((st.mode & 0o777) !== mode) fs.chmodSync(socketDir, mode);
   writePrivate(path.join(socketDir, 'phpgate-probe.php'), PROBE);
   return writePrivate(path.join(socketDir, 'phpgate-handshake.php'), SCRIPT);
 }
@@ -78,6 +81,16 @@ if (isset($GLOBALS['_SERVER'])) {
 }
 `;
 
+/**
+ * The handshake script lives in the socket directory, outside every docroot. If the user restricts PHP with
+ * open_basedir, PHP would refuse to run it, so that one directory is added to the list.
+ */
+export function withHandshakeDir(ini: Readonly<Record<string, string>>, dir: string): Readonly<Record<string, string>> {
+  const basedir = ini['open_basedir'];
+  if (basedir === undefined || basedir === '') return ini;
+  return { ...ini, open_basedir: `${basedir}:${dir}` };
+}
+
 /** A PHP single-quoted string literal. */
 function phpString(s: string): string {
   return `'${s.replace(/[\\']/g, '\\$&')}'`;
@@ -90,12 +103,14 @@ export function probeScriptBeside(handshakeScript: string): string {
 
 /**
  * Never through a link: a fresh file created exclusively, then renamed over whatever is there (rename replaces
- * a link itself, and is atomic for another gateway starting beside us on the same directory).
+ * a link itself, and is atomic for another gateway starting beside us on the same directory). Readable by PHP's
+ * user, whoever that is: the directory decides who reaches it (0700, or 0711 with nothing secret in these).
  */
 function writePrivate(file: string, content: string): string {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.rmSync(tmp, { force: true });
-  fs.writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
+  fs.writeFileSync(tmp, content, { mode: 0o644, flag: 'wx' });
+  fs.chmodSync(tmp, 0o644); // whatever the umask
   fs.renameSync(tmp, file);
   return file;
 }

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, PhpgateError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { groupWatcher } from './group-watcher.js';
+import { gatewayIdentity, type PhpIdentity } from './identity.js';
 import { logLines } from './logger.js';
 import { commandLine, isAlive, killGroup } from './process.js';
 
@@ -18,6 +20,8 @@ export interface MasterOptions {
   readonly ini: Readonly<Record<string, string>>;
   readonly env: Readonly<Record<string, string>>;
   readonly socketDir: string;
+  /** Who php-cgi runs as (php/identity.ts). */
+  readonly identity: PhpIdentity;
   readonly log: Logger;
 }
 
@@ -69,7 +73,12 @@ export class Master {
 
   #spawn(): Promise<void> {
     const o = this.#o;
-    const socketPath = path.join(o.socketDir, `${o.poolName}-${process.pid}-${++generation}.sock`);
+    const self = gatewayIdentity();
+    const switched = o.identity.uid !== self.uid || o.identity.gid !== self.gid;
+    const name = `${o.poolName}-${process.pid}-${++generation}.sock`;
+    const socketPath = path.join(socketDirFor(o.socketDir, o.identity), name);
+    // The pid file stays in the gateway's own directory, where PHP's user cannot rewrite it for a later gateway.
+    const pidFile = path.join(o.socketDir, `${name}.pid`);
     fs.rmSync(socketPath, { force: true });
     const args = ['-b', socketPath];
     for (const [k, v] of Object.entries(o.ini)) args.push('-d', iniDefine(k, v));
@@ -81,9 +90,14 @@ export class Master {
       // Without this every child exits after 500 requests; recycling is the gateway's decision.
       PHP_FCGI_MAX_REQUESTS: '0',
     };
-    const proc = spawn(o.binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    // Recorded beside the socket so a later gateway can stop this master if we die without stopping it.
-    if (proc.pid !== undefined) fs.writeFileSync(`${socketPath}.pid`, String(proc.pid), { mode: 0o600 });
+    const ids = switched ? { uid: o.identity.uid, gid: o.identity.gid } : {};
+    const proc = spawn(o.binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+    if (proc.pid !== undefined) {
+      // Ends with this process however it ends (group-watcher.ts); and recorded, so that a later gateway can stop
+      // it if even that failed.
+      groupWatcher.add(proc.pid, o.log);
+      fs.writeFileSync(pidFile, String(proc.pid), { mode: 0o600 });
+    }
     this.#proc = proc;
     this.#socketPath = socketPath;
     this.#startedAt = Date.now();
@@ -110,10 +124,10 @@ export class Master {
         // 'exit' may not follow a spawn error. A missing binary won't come back: stop for good. Anything else
         // (EAGAIN, EMFILE) may pass: try again with backoff.
         if (e.code === ErrorCode.PhpBinaryMissing) this.#stopping = true;
-        else this.#onExit(proc, socketPath, null, null);
+        else this.#onExit(proc, socketPath, pidFile, null, null);
       });
       proc.once('exit', (code, signal) => {
-        this.#onExit(proc, socketPath, code, signal);
+        this.#onExit(proc, socketPath, pidFile, code, signal);
         settle(new PhpgateError(ErrorCode.UpstreamConnect, `php-cgi for pool "${o.poolName}" exited at start (${signal ?? `code ${code}`})`));
       });
       void waitForSocket(socketPath, SOCKET_WAIT_MS, () => settled).then((ok) => {
@@ -132,13 +146,14 @@ export class Master {
     });
   }
 
-  #onExit(proc: ChildProcess, socketPath: string, code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(proc: ChildProcess, socketPath: string, pidFile: string, code: number | null, signal: NodeJS.Signals | null): void {
     const o = this.#o;
     // Orphaned children keep the listening socket and our connections; kill the whole group the master made
     // (php-cgi calls setsid(), so its pid is the group id and the group holds only its children).
     killGroup(proc.pid);
+    if (proc.pid !== undefined) groupWatcher.remove(proc.pid);
     fs.rmSync(socketPath, { force: true });
-    fs.rmSync(`${socketPath}.pid`, { force: true });
+    fs.rmSync(pidFile, { force: true });
     if (this.#proc !== proc) return;
     this.#proc = null;
     if (this.#stopping) return;
@@ -185,6 +200,8 @@ export class Master {
     const proc = this.#proc;
     if (proc === null || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    // Let go first: once the master is reaped its pid may be reused, and the watcher must never signal that.
+    if (proc.pid !== undefined) groupWatcher.remove(proc.pid);
     proc.kill('SIGTERM');
     const timer = setTimeout(() => killGroup(proc.pid), STOP_GRACE_MS);
     await exited;
@@ -211,15 +228,38 @@ export function reapStaleMasters(socketDir: string, log: Logger): void {
     const gatewayPid = Number(m[1]);
     if (gatewayPid === process.pid || isAlive(gatewayPid)) continue;
     const pidFile = path.join(socketDir, name);
-    const socketPath = pidFile.slice(0, -'.pid'.length);
+    // The socket is beside the pid file, or in a user's subdirectory (socketDirFor).
+    const socketName = name.slice(0, -'.pid'.length);
+    const sockets = [socketDir, ...names.filter((n) => /^u\d+$/.test(n)).map((n) => path.join(socketDir, n))].map((d) => path.join(d, socketName));
     const masterPid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-    if (Number.isInteger(masterPid) && masterPid > 0 && commandLine(masterPid).includes(socketPath)) {
+    const command = Number.isInteger(masterPid) && masterPid > 0 ? commandLine(masterPid) : '';
+    const socketPath = sockets.find((s) => command.includes(`-b ${s} `));
+    if (socketPath !== undefined) {
       log.warn({ masterPid, socketPath }, 'stopping a php-cgi master left behind by a gateway that is gone');
       killGroup(masterPid);
     }
     fs.rmSync(pidFile, { force: true });
-    fs.rmSync(socketPath, { force: true });
+    for (const s of sockets) fs.rmSync(s, { force: true });
   }
+}
+
+/**
+ * Where a pool's php-cgi binds its socket (php-cgi makes it 0777). Not root: the socket directory, 0700. Root:
+ * PHP may run as other users, who must bind there, so the socket directory is 0711 (passed through, never
+ * listed: see writeHandshakeScript) and each user's sockets, root's too, lie in a subdirectory of its own
+ * (`u<uid>`, owned by it, 0700). The gateway, root, reaches every socket; no other user reaches any.
+ */
+export function socketDirFor(socketDir: string, identity: PhpIdentity): string {
+  if (gatewayIdentity().uid !== 0) return socketDir;
+  const dir = path.join(socketDir, `u${identity.uid}`);
+  fs.mkdirSync(dir, { mode: 0o700, recursive: true });
+  // Only root creates entries in the socket directory, so this is ours; owner and mode are made right whatever
+  // an earlier run left.
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory()) throw new PhpgateError(ErrorCode.ConfigInvalid, `${dir} is not a directory; remove it`);
+  if (st.uid !== identity.uid) fs.chownSync(dir, identity.uid, identity.gid);
+  if ((st.mode & 0o777) !== 0o700) fs.chmodSync(dir, 0o700);
+  return dir;
 }
 
 async function waitForSocket(p: string, timeoutMs: number, abandoned: () => boolean): Promise<boolean> {

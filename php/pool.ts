@@ -5,6 +5,7 @@
 import { ErrorCode, PhpgateError } from '../core/errors.js';
 import type { PoolSettings } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import type { PhpIdentity } from './identity.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
 import { handshakeParams as probeParams, probeScriptBeside, ScriptAnswer } from './handshake.js';
@@ -22,6 +23,8 @@ export interface PoolOptions {
   readonly binary: string;
   readonly socketDir: string;
   readonly handshakeScript: string;
+  /** Who php-cgi runs as (php/identity.ts). */
+  readonly identity: PhpIdentity;
   readonly log: Logger;
 }
 
@@ -130,6 +133,7 @@ export class Pool implements WorkerHost {
         ini: o.settings.ini,
         env: o.settings.env,
         socketDir: o.socketDir,
+        identity: o.identity,
         log: o.log,
       },
       {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.js';
-import { request } from './support/gateway.js';
+import { PHP_USER_ENV, request } from './support/gateway.js';
 import { eventually, freePort, running } from './support/proc.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -18,7 +18,12 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'gateway/cli.ts')];
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cli[0]!, [...cli.slice(1), ...args], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(cli[0]!, [...cli.slice(1), ...args], {
+    cwd: root,
+    env: { ...process.env, ...PHP_USER_ENV, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -86,11 +91,16 @@ describe('phpgate command line', () => {
       path.join(dir, 'gateway.yaml'),
       `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ./www, worker_count: 1, socket_dir: ./sock }\n`,
     );
-    const c = spawnSync(cli[0]!, [...cli.slice(1), 'check'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+    const c = spawnSync(cli[0]!, [...cli.slice(1), 'check'], {
+      cwd: dir,
+      env: { ...process.env, ...PHP_USER_ENV },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(c.status, 0, c.stderr);
     assert.equal(c.stdout.trim(), `${path.join(dir, 'gateway.yaml')}: ok`);
     let output = '';
-    const proc = spawn(cli[0]!, cli.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cli[0]!, cli.slice(1), { cwd: dir, env: { ...process.env, ...PHP_USER_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout.on('data', (b: Buffer) => (output += b.toString()));
     const exited = new Promise((r) => proc.once('exit', r));
     try {
@@ -230,16 +240,23 @@ describe('embedded default: the bundled example site', () => {
 });
 
 describe('a gateway killed without stopping its pools', () => {
-  test('leaves php-cgi behind, and the next gateway on that socket dir stops it', async () => {
+  test('killed together with its watcher, it leaves php-cgi behind, and the next gateway on that socket dir stops it', async () => {
     const socketDir = path.join(tmp, 'sock-stale');
     const first = await startCli(socketDir, 1);
     const pidFile = fs.readdirSync(socketDir).find((n) => n.endsWith('.sock.pid'));
-    assert.ok(pidFile, 'the master pid is recorded beside its socket');
-    const masterPid = Number(fs.readFileSync(path.join(socketDir, pidFile), 'utf8'));
+    assert.ok(pidFile, 'the master pid is recorded in the socket dir');
+    const masterPid = Number(fs.readFileSync(path.join(socketDir, pidFile), 'utf8').split('\n')[0]);
+    // The watcher (php/group-watcher.ts) would end the master with the gateway: stopped first and killed after,
+    // as when both die at once (the OOM killer taking the whole service), it cannot.
+    const children = fs.readFileSync(`/proc/${first.proc.pid}/task/${first.proc.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const watcher = children.find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('/bin/sh\0-c'));
+    assert.ok(watcher !== undefined, 'the gateway runs a watcher');
+    process.kill(watcher, 'SIGSTOP');
     const exited = new Promise((r) => first.proc.once('exit', r));
     first.proc.kill('SIGKILL');
     await exited;
-    assert.ok(running(masterPid), 'SIGKILL gives the gateway no chance to stop its master');
+    process.kill(watcher, 'SIGKILL');
+    assert.ok(running(masterPid), 'neither the gateway nor its watcher could stop the master');
     const second = await startCli(socketDir, 1);
     try {
       await eventually('the stale master stopped', () => !running(masterPid), 5000);
@@ -261,7 +278,11 @@ describe('SIGUSR1: log files are reopened (logrotate), never a Node inspector', 
       `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ${JSON.stringify(docroot)}, worker_count: 1, socket_dir: ${JSON.stringify(path.join(dir, 'sock'))} }\nlogging: { file: ${JSON.stringify(logFile)}, access: true }\n`,
     );
     let output = '';
-    const proc = spawn(cli[0]!, [...cli.slice(1), '--config', path.join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cli[0]!, [...cli.slice(1), '--config', path.join(dir, 'gateway.yaml')], {
+      cwd: dir,
+      env: { ...process.env, ...PHP_USER_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
     proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise((r) => proc.once('exit', r));
@@ -300,7 +321,11 @@ describe('two instances on one host', () => {
       fs.writeFileSync(file, `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ./www, worker_count: 1 }\n`);
       dirs.push(loadConfig({ file }).php.socket_dir);
       const i = logs.push('') - 1;
-      const proc = spawn(cli[0]!, [...cli.slice(1), '--config', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(cli[0]!, [...cli.slice(1), '--config', file], {
+        cwd: dir,
+        env: { ...process.env, ...PHP_USER_ENV },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       proc.stdout.on('data', (b: Buffer) => (logs[i] += b.toString()));
       proc.stderr.on('data', (b: Buffer) => (logs[i] += b.toString()));
       procs.push(proc);

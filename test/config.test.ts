@@ -723,6 +723,7 @@ describe('loadConfig: environment and flags', () => {
         ['PHPGATE_DOCROOT', 'php.docroot'],
         ['PHPGATE_SOCKET_DIR', 'php.socket_dir'],
         ['PHPGATE_WORKERS', 'php.worker_count'],
+        ['PHPGATE_PHP_USER', 'php.user'],
         ['PHPGATE_LOG_LEVEL', 'logging.level'],
       ],
     );

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { configForProcess } from '../gateway/processes.js';
 import { loadConfig } from '../config/load.js';
-import { request } from './support/gateway.js';
+import { PHP_USER_ENV, request } from './support/gateway.js';
 import { eventually, eventuallyAsync, freePort, running } from './support/proc.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -51,7 +51,11 @@ describe('server.processes: 2', () => {
       file,
       `server:\n  host: 127.0.0.1\n  port: ${port}\n  processes: 2\nadmin:\n  port: ${adminPort}\nphp:\n  docroot: ${JSON.stringify(docroot)}\n  worker_count: 3\n  socket_dir: ${JSON.stringify(path.join(tmp, 'sock'))}\ncache:\n  rules:\n    - { pattern: "/page.php", ttl_s: 600 }\n`,
     );
-    proc = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', '--config', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', '--config', file], {
+      cwd: root,
+      env: { ...process.env, ...PHP_USER_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
     await eventually('both processes listening', () => output.includes('phpgate running as several processes') || proc.exitCode !== null, 30_000);

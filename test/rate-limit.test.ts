@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
+import { PHP_USER_ENV, request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
 import { eventually } from './support/proc.js';
 import { startRedis, type RunningRedis } from './support/redis.js';
 
@@ -207,7 +207,7 @@ describe('rate limiting across a reload', () => {
       assert.deepEqual(await statuses(gw, '/solo.txt', 2), [200, 200]);
       const { loadConfig } = await import('../config/load.js');
       const reloadWith = async (text: string): Promise<void> => {
-        const next = loadConfig({ text, file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot } });
+        const next = loadConfig({ text, file: 'test.yaml', env: { PATH: process.env['PATH'], ...PHP_USER_ENV }, overrides: { docroot } });
         await gw.gateway.reload({
           ...next,
           server: gw.config.server,

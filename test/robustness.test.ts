@@ -14,7 +14,7 @@ import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway/server.js';
 import { writeHandshakeScript } from '../php/handshake.js';
 import { ensureFixtureSite } from './fixtures/site.js';
-import { request, startGateway, type RunningGateway } from './support/gateway.js';
+import { PHP_USER_ENV, request, startGateway, type RunningGateway } from './support/gateway.js';
 import { eventually, running } from './support/proc.js';
 import { requestArrives } from './support/server-events.js';
 
@@ -156,7 +156,7 @@ describe('start and stop', () => {
       text: 'php:\n  worker_count: 1\n',
       file: 't.yaml',
       baseDir: tmp,
-      env: { PATH: process.env['PATH'] },
+      env: { PATH: process.env['PATH'], ...PHP_USER_ENV },
       overrides: { docroot: ensureFixtureSite() },
     });
     const config = {

@@ -17,7 +17,7 @@ import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway/server.js';
-import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
+import { PHP_USER_ENV, request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
 import { ensureFixtureSite } from './fixtures/site.js';
 import { eventually, eventuallyAsync, freePort, running } from './support/proc.js';
 import { chromiumSkip, launchChromium } from './support/browser.js';
@@ -121,7 +121,10 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-/** Master pids recorded beside their sockets: `*.sock.pid` in the socket directory. */
+/**
+ * Master pids recorded in the socket directory (`*.sock.pid`), and their sockets: beside them, or (a gateway run
+ * as root) in the PHP user's subdirectory `u<uid>`.
+ */
 function recordedMasters(socketDir: string): Array<{ file: string; socket: string; pid: number }> {
   let names: string[];
   try {
@@ -129,13 +132,14 @@ function recordedMasters(socketDir: string): Array<{ file: string; socket: strin
   } catch {
     return [];
   }
+  const userDirs = names.filter((n) => /^u\d+$/.test(n)).map((n) => path.join(socketDir, n));
   return names
     .filter((n) => n.endsWith('.sock.pid'))
-    .map((n) => ({
-      file: n,
-      socket: path.join(socketDir, n.slice(0, -'.pid'.length)),
-      pid: Number(fs.readFileSync(path.join(socketDir, n), 'utf8').trim()),
-    }));
+    .map((n) => {
+      const name = n.slice(0, -'.pid'.length);
+      const socket = [socketDir, ...userDirs].map((d) => path.join(d, name)).find((p) => fs.existsSync(p)) ?? path.join(socketDir, name);
+      return { file: n, socket, pid: Number(fs.readFileSync(path.join(socketDir, n), 'utf8').trim()) };
+    });
 }
 
 function commandLine(pid: number): string {
@@ -184,7 +188,7 @@ async function startCli(configFile: string, env: Record<string, string>): Promis
   let output = '';
   const proc = spawn(cli[0]!, [...cli.slice(1), '--config', configFile], {
     cwd: tmp,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...PHP_USER_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -234,7 +238,11 @@ async function startCli(configFile: string, env: Record<string, string>): Promis
 /** One CLI command to completion, without blocking this process's event loop (load clients run meanwhile). */
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cli[0]!, [...cli.slice(1), ...args], { cwd: tmp, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cli[0]!, [...cli.slice(1), ...args], {
+      cwd: tmp,
+      env: { ...process.env, ...PHP_USER_ENV, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -468,7 +476,7 @@ admin:
       text: yaml,
       file: 'never.yaml',
       baseDir: tmp,
-      env: { PATH: process.env['PATH'] },
+      env: { PATH: process.env['PATH'], ...PHP_USER_ENV },
       overrides: { docroot: poolsFixtures },
     });
     const lines: string[] = [];

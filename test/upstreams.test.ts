@@ -20,7 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../config/load.js';
 import { prepareRequestHeaders, responseHeaders } from '../gateway/handlers/upstream/headers.js';
 import { selfSigned } from './support/certs.js';
-import { request, startGateway, type RunningGateway } from './support/gateway.js';
+import { PHP_USER_ENV, request, startGateway, type RunningGateway } from './support/gateway.js';
 import { eventually } from './support/proc.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-upstreams-'));
@@ -1050,7 +1050,12 @@ describe('with the rest of the edge', () => {
         const before = await WsClient.open(g.port, '/api/ws');
         before.socket.destroy();
         assert.equal(before.status, 200, 'no websockets yet: plain HTTP');
-        const next = loadConfig({ text: yaml(b!.url, true), file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot: site() } });
+        const next = loadConfig({
+          text: yaml(b!.url, true),
+          file: 'test.yaml',
+          env: { PATH: process.env['PATH'], ...PHP_USER_ENV },
+          overrides: { docroot: site() },
+        });
         await g.gateway.reload({
           ...next,
           server: g.config.server,

@@ -111,6 +111,8 @@ function gatewayYaml(docroot: string, port: number, opts: PhpgateOptions, socket
     queue_limit: opts.queueLimit ?? 511,
     socket_dir: socketDir,
     ini: opts.ini ?? {},
+    // As root, PHP as root: the same as the php-fpm it is measured against (run with -R), and the temp docroot is 0700.
+    ...(process.geteuid?.() === 0 ? { user: 'root' } : {}),
   };
   return [
     `server: { host: "127.0.0.1", port: ${port}${tls} }`,

@@ -70,7 +70,8 @@ export async function startGateway(yamlText: string, opts: { docroot?: string; a
       timeouts: { ...loaded.server.timeouts, lame_duck_ms: /lame_duck_ms/.test(yamlText) ? loaded.server.timeouts.lame_duck_ms : 0 },
     },
     admin: { ...loaded.admin, host: '127.0.0.1', port: opts.admin === true ? await freePort() : 0 },
-    php: { ...loaded.php, socket_dir: path.join(tmp, 'sock') },
+    php: { ...asRootUnlessSet(loaded.php), socket_dir: path.join(tmp, 'sock') },
+    pools: loaded.pools.map(asRootUnlessSet),
   };
   const log = pino({ level: 'debug' }, sink);
   const gateway = new Gateway(config, log);
@@ -89,6 +90,19 @@ export async function startGateway(yamlText: string, opts: { docroot?: string; a
     },
   };
 }
+
+/**
+ * Run as root (CI), PHP would run as www-data and could not read the tests' docroots (0700 temp dirs, a clone
+ * under /root): a test that does not choose php.user gets `root`, as it had before PHP stopped running as root.
+ */
+export const PHP_AS_ROOT: boolean = process.geteuid?.() === 0;
+
+function asRootUnlessSet<T extends { readonly user: string }>(settings: T): T {
+  return PHP_AS_ROOT && settings.user === '' ? { ...settings, user: 'root' } : settings;
+}
+
+/** The same for a gateway the test starts as a separate process: its environment (PHPGATE_PHP_USER). */
+export const PHP_USER_ENV: Readonly<Record<string, string>> = PHP_AS_ROOT ? { PHPGATE_PHP_USER: 'root' } : {};
 
 export interface SimpleResponse {
   status: number;
