@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dump, request, startGateway, type RunningGateway } from './support/gateway.js';
+import { nginxFpmMissing, nginxMainConfig, startNginxFpmConfig } from './support/nginx-fpm.js';
 import { eventually, freePort } from './support/proc.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -326,5 +327,35 @@ describe('logging.format, through the command line and a log file', () => {
       assert.match(php, /\\x0APHP Fatal error/, "the entry's two lines stay one log line");
       assert.match(php, / log=php requestId=[0-9a-f]{20} method=GET uri=\/warn-fatal\.php\?pretty pool=default workerPid=\d+$/);
     });
+  });
+
+  const missing = nginxFpmMissing('the combined format against nginx');
+  test("combined: the same requests make the same lines as nginx's access_log combined (but the time)", { skip: missing }, async () => {
+    const nginx = await startNginxFpmConfig(({ runDir, port }) =>
+      nginxMainConfig(runDir, `  server {\n    listen 127.0.0.1:${port};\n    root ${docroot};\n    access_log ${runDir}/access.log combined;\n  }`),
+    );
+    const asked: Array<[string, { method?: string; headers?: Record<string, string> }]> = [
+      ['/static.txt?q=1&r=%20', { headers: { Referer: 'http://ref.example/a?b', 'User-Agent': 'Mozilla/5.0 (X11; "quoted" \\ back)' } }],
+      ['/static.txt', { method: 'HEAD', headers: { 'User-Agent': Buffer.from('ua café').toString('latin1') } }],
+      ['/static.txt', { headers: { Authorization: `Basic ${Buffer.from('bob:secret').toString('base64')}` } }],
+    ];
+    try {
+      await withCli('versus-nginx', 'format: combined', '', async ({ port, logFile }) => {
+        for (const [target, o] of asked) {
+          await request(`http://127.0.0.1:${nginx.port}`, target, o);
+          await request(`http://127.0.0.1:${port}`, target, o);
+        }
+        const ours = (): string[] => lines(logFile).filter((l) => COMBINED.test(l));
+        await eventually('our access lines', () => ours().length === asked.length, 5_000);
+        const nginxFile = path.join(nginx.runDir, 'access.log');
+        // Only the lines of these requests: the harness's readiness probe is in nginx's log too.
+        const theirs = (): string[] => lines(nginxFile).filter((l) => l.includes(' /static.txt'));
+        await eventually('nginx access lines', () => fs.existsSync(nginxFile) && theirs().length === asked.length, 5_000);
+        const timeless = (l: string): string => l.replace(/\[[^\]]+\]/, '[TIME]');
+        assert.deepEqual(ours().map(timeless), theirs().map(timeless));
+      });
+    } finally {
+      await nginx.stop();
+    }
   });
 });
