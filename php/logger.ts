@@ -50,6 +50,11 @@ export class RequestStderr {
     this.#kept += keep.length;
   }
 
+  /** Nothing came (nearly every request): no entry to describe. */
+  get empty(): boolean {
+    return this.#chunks === null;
+  }
+
   /** Logs what came as one entry with `context` (nothing if nothing came), and starts over. */
   flush(log: Logger, context: Record<string, unknown>): void {
     const chunks = this.#chunks;

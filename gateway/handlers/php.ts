@@ -252,6 +252,12 @@ export class PhpRequest implements PoolWaiter, WorkerRequestHandler, Source, Cli
 
   #finish(): void {
     this.#state = DONE;
+    if (!this.#stderr.empty) this.#logStderr();
+    this.#release();
+  }
+
+  /** PHP's stderr for this request as one entry, with what identifies the request. */
+  #logStderr(): void {
     const x = this.#exchange;
     this.#stderr.flush(this.#log, {
       log: 'php',
@@ -261,7 +267,6 @@ export class PhpRequest implements PoolWaiter, WorkerRequestHandler, Source, Cli
       pool: this.#pool.poolName,
       workerPid: this.#worker?.pid ?? 0,
     });
-    this.#release();
   }
 
   /**
