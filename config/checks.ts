@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { CACHE_KEY_VARIABLES, parseCacheKey } from './cache-key.js';
-import { LogLevels, UpstreamBalances, UpstreamHostHeaders, type LogLevel, type RateLimitKey } from './types.js';
+import { LogFormats, LogLevels, UpstreamBalances, UpstreamHostHeaders, type LogLevel, type RateLimitKey } from './types.js';
 
 export const INVALID = Symbol('invalid');
 export type Invalid = typeof INVALID;
@@ -47,6 +47,7 @@ export function oneOf<const T extends string>(values: readonly T[]): Check<T> {
 }
 
 export const logLevel: Check<LogLevel> = oneOf(LogLevels);
+export const logFormat = oneOf(LogFormats);
 
 export const processes = check<number | 'auto'>('an integer ≥ 1 or "auto"', (v) => (v === 'auto' ? 'auto' : int(1).parse(v)));
 

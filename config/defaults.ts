@@ -95,7 +95,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
   upstreams: [],
   rewrite: [],
   routes: [],
-  logging: { level: 'info', file: '', access: true, slow_ms: 0 },
+  logging: { level: 'info', file: '', access: true, slow_ms: 0, format: 'json', access_file: '', request_id_to_php: false },
 });
 
 /**

@@ -111,7 +111,7 @@ function build(raw: RawConfig, source: string, baseDir: string, searchPath: stri
     upstreams: (raw.upstreams ?? []).map((u) => ({ ...UPSTREAM_DEFAULTS, ...u })),
     rewrite: raw.rewrite ?? [],
     routes: resolveRoutes(raw.routes ?? [], fromBase),
-    logging: { ...logging, file: fromBase(logging.file) },
+    logging: { ...logging, file: fromBase(logging.file), access_file: fromBase(logging.access_file) },
   };
 }
 

@@ -161,7 +161,15 @@ export const ROOT = obj({
   upstreams: list(upstream),
   rewrite: serverRewrite,
   routes,
-  logging: obj({ level: scalar(C.logLevel), file: scalar(C.string), access: flag, slow_ms: scalar(C.int(0)) }),
+  logging: obj({
+    level: scalar(C.logLevel),
+    file: scalar(C.string),
+    access: flag,
+    slow_ms: scalar(C.int(0)),
+    format: scalar(C.logFormat),
+    access_file: scalar(C.string),
+    request_id_to_php: flag,
+  }),
 });
 
 /** What the file said: only keys present and valid. */

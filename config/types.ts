@@ -254,6 +254,10 @@ export interface UpstreamConfig {
 export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LogLevels)[number];
 
+/** json: pino lines; combined: access lines in nginx's combined format, the rest as nginx's error log; pretty: a terminal's. */
+export const LogFormats = ['json', 'combined', 'pretty'] as const;
+export type LogFormat = (typeof LogFormats)[number];
+
 export interface LoggingConfig {
   readonly level: LogLevel;
   readonly file: string;
@@ -261,6 +265,11 @@ export interface LoggingConfig {
   readonly access: boolean;
   /** Requests slower than this are logged at warn with pool, worker and script (0: off), as php-fpm's slowlog. */
   readonly slow_ms: number;
+  readonly format: LogFormat;
+  /** Access lines go to this file instead of `file` (nginx's access_log beside error_log); '' : with the rest. */
+  readonly access_file: string;
+  /** PHP always gets HTTP_X_REQUEST_ID = the access log's request id (nginx: `fastcgi_param HTTP_X_REQUEST_ID $request_id`). */
+  readonly request_id_to_php: boolean;
 }
 
 export interface GatewayConfig {

@@ -66,6 +66,8 @@ export interface PipelineOptions {
   /** /healthz and /readyz on this port (admin.health_on_main), or null. */
   readonly health: StatusSource | null;
   readonly serverSoftware: string;
+  /** logging.request_id_to_php: PHP always gets HTTP_X_REQUEST_ID, the access log's request id. */
+  readonly requestIdToPhp: boolean;
   readonly log: Logger;
 }
 

@@ -54,7 +54,8 @@ export class Pipeline implements ErrorResponder {
     this.#o = o;
     this.#cx = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy };
     this.#proxy = { log: o.log, clients: o.clients, maxBodyBytes: o.maxBodyBytes };
-    this.#site = { documentRoot: o.router.documentRoot, serverName: o.serverName, serverSoftware: o.serverSoftware };
+    const { serverName, serverSoftware, requestIdToPhp } = o;
+    this.#site = { documentRoot: o.router.documentRoot, serverName, serverSoftware, requestIdToPhp };
     this.#upgrades = new Upgrades({ ...o, proxy: this.#proxy, errors: this });
     this.#internal = new InternalRequests({ ...o, cx: this.#cx, php: this.#internalPhp, route: this.#internalRoute });
   }
@@ -81,7 +82,7 @@ export class Pipeline implements ErrorResponder {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
-    const trace = this.#o.observers.length === 0 ? null : new RequestTrace(req, res, this.#o.observers);
+    const trace = this.#o.observers.length === 0 ? null : new RequestTrace(req, res, this.#o.observers, this.#o.clients);
     const url = req.url ?? '';
     if (this.#o.health !== null && (url === '/healthz' || url === '/readyz')) {
       // For load balancers: answered here, never routed to PHP, whatever the docroot holds.
@@ -108,6 +109,7 @@ export class Pipeline implements ErrorResponder {
       closeAfter(req, res);
     }
     const client = this.#o.clients.resolve(req);
+    if (trace !== null) trace.client = client;
     const x = new Exchange(req, res, this.#cx, target, this.#o.securityHeaders.for(target.path, client.https), trace);
     const limiter = this.#o.rateLimit;
     const verdict = limiter === null ? null : limiter.check(target.path, client.address, req);

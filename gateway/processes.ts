@@ -92,7 +92,7 @@ export function runPrimary(o: {
       slot.worker = worker;
       worker.once('listening', () => {
         if (started) {
-          log.info({ process: index, pid: worker.process.pid }, 'gateway process replaced');
+          log.info({ process: index, processPid: worker.process.pid }, 'gateway process replaced');
           return;
         }
         listening++;

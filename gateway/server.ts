@@ -328,10 +328,7 @@ export class Gateway implements StatusSource {
             this.#log,
             routeProxies.map((l) => ({ ...l.proxy!, pattern: '/' })),
           );
-    const observers = [
-      this.#metrics,
-      ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, { access: c.logging.access, slowMs: c.logging.slow_ms })] : []),
-    ];
+    const observers = [this.#metrics, ...(c.logging.access || c.logging.slow_ms > 0 ? [new AccessLog(this.#log, c.logging)] : [])];
     const pipeline = new Pipeline({
       router,
       static: new StaticFiles({ config: c.static, files, guard, log: this.#log }),
@@ -354,6 +351,7 @@ export class Gateway implements StatusSource {
       compression,
       cache,
       serverSoftware: c.php.server_software === '' ? `phpgate/${VERSION} (nginx-compatible)` : c.php.server_software,
+      requestIdToPhp: c.logging.request_id_to_php,
       observers,
       dispatch: this.#onRequest,
       health: c.admin.health_on_main ? this : null,

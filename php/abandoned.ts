@@ -33,7 +33,7 @@ export function killAbandoned(owner: ChildOwner, pid: number, waitedMs = 0): voi
     if (waitedMs < IDENTIFY_WAIT_MS) setTimeout(() => killAbandoned(owner, pid, waitedMs + IDENTIFY_RETRY_MS), IDENTIFY_RETRY_MS).unref();
     else
       owner.log.warn(
-        { pool: owner.poolName, php_pid: pid },
+        { pool: owner.poolName, workerPid: pid },
         'a child left by an aborted request was not killed: which connection it serves stayed unknown',
       );
     return;

@@ -101,7 +101,7 @@ export class Master {
     this.#proc = proc;
     this.#socketPath = socketPath;
     this.#startedAt = Date.now();
-    const logLine = (chunk: Buffer): void => logLines(o.log, { pool: o.poolName, pid: proc.pid }, 'php-cgi: ', chunk);
+    const logLine = (chunk: Buffer): void => logLines(o.log, { pool: o.poolName, masterPid: proc.pid }, 'php-cgi: ', chunk);
     proc.stdout.on('data', logLine);
     proc.stderr.on('data', logLine);
 
@@ -166,7 +166,7 @@ export class Master {
     const reason = signal ?? `exit code ${code}`;
     const level = this.#consecutiveFailures >= 3 ? 'error' : 'warn';
     o.log[level](
-      { pool: o.poolName, pid: proc.pid, reason, restartInMs: this.#backoff, failures: this.#consecutiveFailures },
+      { pool: o.poolName, masterPid: proc.pid, reason, restartInMs: this.#backoff, failures: this.#consecutiveFailures },
       this.#consecutiveFailures >= 3
         ? `php-cgi master for pool "${o.poolName}" keeps dying (${reason}); check php.ini, extensions and the log above`
         : `php-cgi master for pool "${o.poolName}" died (${reason}); restarting`,

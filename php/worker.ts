@@ -116,7 +116,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#host.log.warn(
       {
         pool: this.#host.poolName,
-        pid: this.#pid,
+        workerPid: this.#pid,
         privateMb: Math.round(bytes / 1048576),
         limitMb: Math.round(limitBytes / 1048576),
         request: this.#label,
@@ -269,7 +269,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
         this.#retire();
       } else if (this.#limit > 0 && this.#requests >= this.#limit) {
         // Recycled while idle, so no request ever sees it.
-        this.#host.log.info({ pool: this.#host.poolName, pid: this.#pid, requests: this.#requests }, 'recycling worker after max_requests');
+        this.#host.log.info({ pool: this.#host.poolName, workerPid: this.#pid, requests: this.#requests }, 'recycling worker after max_requests');
         this.#host.onRestart(RestartReason.MaxRequests);
         this.#retire();
       } else if (this.#conn !== null && this.#conn.idle) {
@@ -302,7 +302,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     const wasBusy = this.#state === WorkerState.Busy;
     const wasRetired = this.#state === WorkerState.Recycling;
     if (wasBusy) {
-      this.#host.log.warn({ pool: this.#host.poolName, pid: this.#pid, request: this.#label }, 'php-cgi child died mid-request');
+      this.#host.log.warn({ pool: this.#host.poolName, workerPid: this.#pid, request: this.#label }, 'php-cgi child died mid-request');
     }
     if (!wasRetired && this.#state !== WorkerState.Stopped && this.#pid > 0) this.#host.onRestart(RestartReason.Crash);
     if (this.#state !== WorkerState.Stopped) {
@@ -319,7 +319,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     this.#request = null;
     const elapsedMs = Date.now() - this.#startedAt;
     this.#host.log.error(
-      { pool: this.#host.poolName, pid: this.#pid, request: this.#label, elapsedMs },
+      { pool: this.#host.poolName, workerPid: this.#pid, request: this.#label, elapsedMs },
       `request exceeded timeout_ms (${this.#host.timeoutMs}); killing the worker`,
     );
     this.#state = WorkerState.Recycling;

@@ -76,10 +76,14 @@ class Status implements StatusSource {
 
 function record(over: Partial<RequestRecord> = {}): RequestRecord {
   return {
+    remoteAddr: '127.0.0.1',
+    remoteUser: '',
     method: 'GET',
     uri: '/index.php',
+    protocol: 'HTTP/1.1',
     status: 200,
     bytes: 12,
+    bodyBytes: 2,
     durationMs: 4,
     pool: 'default',
     workerPid: 101,
@@ -87,6 +91,10 @@ function record(over: Partial<RequestRecord> = {}): RequestRecord {
     cache: null,
     cacheRule: null,
     limitedBy: null,
+    host: 'localhost',
+    referer: '',
+    userAgent: '',
+    requestId: 'r1',
     ...over,
   };
 }

@@ -198,6 +198,9 @@ describe('loadConfig: valid files', () => {
       },
     ]);
     assert.equal(cfg.logging.level, 'info');
+    assert.equal(cfg.logging.format, 'json');
+    assert.equal(cfg.logging.access_file, '');
+    assert.equal(cfg.logging.request_id_to_php, false);
   });
 
   test('an empty file yields every default', () => {
@@ -453,6 +456,8 @@ describe('loadConfig: reported problems', () => {
     ['an ini value that is a list', 'php: { ini: { memory_limit: [1] } }', 'php.ini.memory_limit'],
     ['an ini value no ini quoting keeps literal', `php: { ini: { user_agent: "it's \\"q\\"" } }`, 'php.ini.user_agent'],
     ['an unknown log level', 'logging: { level: verbose }', 'logging.level'],
+    ['an unknown log format', 'logging: { format: logfmt }', 'logging.format'],
+    ['request_id_to_php that is not a boolean', 'logging: { request_id_to_php: sometimes }', 'logging.request_id_to_php'],
     ['an upstream target that is not http(s)', 'upstreams: [{ pattern: "/x/*", targets: ["ftp://h"] }]', 'upstreams[0].targets[0]'],
     ['an upstream target with a query', 'upstreams: [{ pattern: "/x/*", targets: ["http://h:3000/?a=1"] }]', 'upstreams[0].targets[0]'],
     ['an upstream target with credentials', 'upstreams: [{ pattern: "/x/*", targets: ["http://user:pw@h:3000"] }]', 'upstreams[0].targets[0]'],

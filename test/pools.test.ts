@@ -118,7 +118,7 @@ pools:
     assert.ok(entry, 'the timeout is logged');
     assert.equal(entry['pool'], 'default');
     assert.match(String(entry['request']), /sleep\.php/);
-    const killed = Number(entry['pid']);
+    const killed = Number(entry['workerPid']);
     await eventually('killed child gone', () => !running(killed));
     await eventually('replacement handshaken', () => allIdle(g, 'default') && !workerPids(g, 'default').includes(killed));
     assert.equal((await getJson(g, '/sleep.php?ms=0')).status, 200);

@@ -295,7 +295,7 @@ describe('memory_limit_mb: a worker over the limit is replaced after its request
     const warn = g.logs().find((l) => l.level === 40 && /memory_limit_mb/.test(String(l.msg)));
     assert.ok(warn, 'the replacement is logged at warn');
     assert.match(String(warn['request']), /hog\.php/, 'the log names the script that pushed it over');
-    assert.equal(warn['pid'], hogPid);
+    assert.equal(warn['workerPid'], hogPid);
     assert.equal(warn['limitMb'], 48);
     assert.ok(typeof warn['privateMb'] === 'number' && warn['privateMb'] > 48, `privateMb: ${String(warn['privateMb'])}`);
   });

@@ -1079,7 +1079,15 @@ describe('with the rest of the edge', () => {
 describe('proxy headers, on their own', () => {
   test("a Connection header cannot make the proxy drop the body's length or the Host", () => {
     const h: http.IncomingHttpHeaders = { host: 'h', 'content-length': '5', connection: 'content-length, host, x-a', 'x-a': '1' };
-    prepareRequestHeaders(h, { chain: '1.2.3.4', believed: false, clientAddress: '1.2.3.4', https: false, upgrade: false, chunked: false });
+    prepareRequestHeaders(h, {
+      chain: '1.2.3.4',
+      believed: false,
+      clientAddress: '1.2.3.4',
+      https: false,
+      upgrade: false,
+      chunked: false,
+      requestId: '',
+    });
     assert.equal(h['content-length'], '5');
     assert.equal(h.host, 'h');
     assert.equal(h['x-a'], undefined);

@@ -22,6 +22,8 @@ export interface PhpSite {
   readonly documentRoot: string;
   readonly serverName: string;
   readonly serverSoftware: string;
+  /** PHP always gets HTTP_X_REQUEST_ID = the request's id; otherwise only an X-Request-Id header as sent (as nginx). */
+  readonly requestIdToPhp: boolean;
 }
 
 /**
@@ -41,6 +43,7 @@ export function phpParams(
 ): CgiParams {
   const req = x.req;
   const socket = req.socket;
+  const raw = forFill ? withoutConditionals(req.rawHeaders) : req.rawHeaders;
   const cgi: CgiRequest = {
     method,
     requestUri: target.requestUri,
@@ -60,8 +63,19 @@ export function phpParams(
     serverName: site.serverName,
     contentType: req.headers['content-type'] ?? '',
     contentLength,
-    rawHeaders: forFill ? withoutConditionals(req.rawHeaders) : req.rawHeaders,
+    rawHeaders: site.requestIdToPhp && x.requestId !== '' ? withRequestId(raw, x.requestId) : raw,
     host: cgiHost(req, target, site.serverName),
   };
   return buildCgiParams(cgi, site.serverSoftware);
+}
+
+/** The headers with X-Request-Id set to `id`: a client's own (untrusted) one is replaced, never joined to it. */
+function withRequestId(raw: readonly string[], id: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 12 || name.toLowerCase() !== 'x-request-id') out.push(name, raw[i + 1]!);
+  }
+  out.push('X-Request-Id', id);
+  return out;
 }

@@ -7,7 +7,7 @@
 import { ErrorCode, PhpgateError, UpstreamError } from '../../core/errors.js';
 import type { CgiParams } from '../../php/cgi-env.js';
 import type { Logger } from '../../core/log.js';
-import { logLines } from '../../php/logger.js';
+import { RequestStderr } from '../../php/logger.js';
 import type { Pool, PoolWaiter } from '../../php/pool.js';
 import { CgiHeadParser, type CgiHead } from '../../php/response.js';
 import type { Worker, WorkerRequestHandler } from '../../php/worker.js';
@@ -37,6 +37,8 @@ export class PhpRequest implements PoolWaiter, WorkerRequestHandler, Source, Cli
   readonly #label: string;
   readonly #log: Logger;
   readonly #head = new CgiHeadParser(MAX_CGI_HEAD_BYTES);
+  /** PHP's stderr for this request: one log entry when it ends. */
+  readonly #stderr = new RequestStderr();
   #state: State = HEAD;
   #worker: Worker | null = null;
   #drainWaiter: (() => void) | null = null;
@@ -177,9 +179,9 @@ export class PhpRequest implements PoolWaiter, WorkerRequestHandler, Source, Cli
   }
 
   onStderr(chunk: Buffer): void {
-    // PHP's own log lines (error_log(), warnings with log_errors) arrive here; nginx logs them as
-    // "FastCGI sent in stderr". One log entry per line, tagged with the request.
-    logLines(this.#log, { pool: this.#pool.poolName, request: this.#label }, 'PHP: ', chunk);
+    // PHP's own log lines (error_log(), warnings and errors with log_errors): nginx's "FastCGI sent in stderr".
+    // Collected, and logged as one entry when the request ends (#finish).
+    this.#stderr.add(chunk);
   }
 
   onEnd(): void {
@@ -258,7 +260,21 @@ export class PhpRequest implements PoolWaiter, WorkerRequestHandler, Source, Cli
 
   #finish(): void {
     this.#state = DONE;
+    if (!this.#stderr.empty) this.#logStderr();
     this.#release();
+  }
+
+  /** PHP's stderr for this request as one entry, with what identifies the request. */
+  #logStderr(): void {
+    const x = this.#exchange;
+    this.#stderr.flush(this.#log, {
+      log: 'php',
+      requestId: x.requestId,
+      method: x.req.method,
+      uri: x.req.url,
+      pool: this.#pool.poolName,
+      workerPid: this.#worker?.pid ?? 0,
+    });
   }
 
   /**

@@ -102,13 +102,23 @@ export class TrustedProxies {
    * from anyone else it is a claim the upstream must not see as ours, so the sender's address is the whole list.
    */
   forwardedChain(req: IncomingMessage): { readonly chain: string; readonly believed: boolean } {
-    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
-    if (this.#empty || !this.trusts(peer)) return { chain: peer, believed: false };
-    const fromProxyProtocol = proxiedPeerOf(req.socket);
-    const sender = fromProxyProtocol === undefined ? peer : unmapIPv4(fromProxyProtocol.address);
+    const sender = this.#sender(req);
     if (!this.trusts(sender)) return { chain: sender, believed: false };
     const received = forwardedFor(req);
     return { chain: received === null ? sender : `${received}, ${sender}`, believed: true };
+  }
+
+  /** The request's headers come from a proxy this gateway trusts (what it says of the client may be believed). */
+  sentByTrusted(req: IncomingMessage): boolean {
+    return !this.#empty && this.trusts(this.#sender(req));
+  }
+
+  /** Who wrote the request's headers: the TCP peer, or, behind a trusted peer's PROXY header, the address it names. */
+  #sender(req: IncomingMessage): string {
+    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
+    if (this.#empty || !this.trusts(peer)) return peer;
+    const fromProxyProtocol = proxiedPeerOf(req.socket);
+    return fromProxyProtocol === undefined ? peer : unmapIPv4(fromProxyProtocol.address);
   }
 
   /** nginx real_ip_recursive: from the right, skip trusted addresses; all trusted → the leftmost. Garbage stops the walk. */

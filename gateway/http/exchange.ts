@@ -99,6 +99,11 @@ export class Exchange implements ResponseSink {
     else (this.#watchers ??= []).push(l);
   }
 
+  /** The request's id (http/request-id.ts): '' when nothing traces requests (no access log, no metrics). */
+  get requestId(): string {
+    return this.trace === null ? '' : this.trace.requestId();
+  }
+
   /** The client went away before the response ended. */
   get gone(): boolean {
     return this.#state === GONE;

@@ -50,14 +50,22 @@ export interface StatusSource {
   status(): GatewayStatus;
 }
 
-/** One finished request, as the access log and the metrics see it. */
+/** One finished request, as the access log and the metrics see it (README: Logging names each field). */
 export interface RequestRecord {
+  /** The client after server.trusted_proxies (nginx's $remote_addr with real_ip). */
+  readonly remoteAddr: string;
+  /** The user name of an `Authorization: Basic` header, checked or not (nginx's $remote_user), or ''. */
+  readonly remoteUser: string;
   readonly method: string;
   /** The request target as sent (path and query). */
   readonly uri: string;
+  /** HTTP/1.0, HTTP/1.1 or HTTP/2.0, as nginx spells $server_protocol. */
+  readonly protocol: string;
   readonly status: number;
   /** Bytes sent for this response, head and body (nginx's $bytes_sent). */
   readonly bytes: number;
+  /** Body bytes sent (nginx's $body_bytes_sent). */
+  readonly bodyBytes: number;
   readonly durationMs: number;
   /** The PHP pool that served it, or null (static file, redirect, error). */
   readonly pool: string | null;
@@ -71,6 +79,12 @@ export interface RequestRecord {
   readonly cacheRule: string | null;
   /** The rate-limit rule that refused it (429), or null. */
   readonly limitedBy: string | null;
+  /** Host header (or HTTP/2 :authority), referer and user agent as sent; '' when absent. */
+  readonly host: string;
+  readonly referer: string;
+  readonly userAgent: string;
+  /** A trusted proxy's X-Request-Id, or the gateway's own (http/request-id.ts). */
+  readonly requestId: string;
 }
 
 export interface RequestObserver {

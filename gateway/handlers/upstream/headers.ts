@@ -3,7 +3,8 @@
  *
  *   to the upstream:   hop-by-hop headers stay behind (RFC 9110 §7.6.1, and whatever Connection names), and so do
  *                      Expect (the gateway answers 100-continue itself) and TE, as nginx sends them empty; the
- *                      upstream learns who the client is from X-Forwarded-For/-Proto/-Host and X-Real-IP.
+ *                      upstream learns who the client is from X-Forwarded-For/-Proto/-Host and X-Real-IP, and the
+ *                      request's id from X-Request-Id (the access log's).
  *   to the client:     hop-by-hop headers stay behind too, and so do the upstream's Date, Server and X-Accel-*
  *                      (nginx's proxy_hide_header defaults): the gateway's own Date and Server go out instead;
  *                      a Location pointing at the target is rewritten to point through the gateway (proxy_redirect).
@@ -41,6 +42,8 @@ export interface Forwarding {
   readonly upgrade: boolean;
   /** A body of unknown length follows (chunked HTTP/1.1, or HTTP/2 without Content-Length): sent chunked. */
   readonly chunked: boolean;
+  /** X-Request-Id: the access log's id (a trusted proxy's, or the gateway's own), replacing any a client sent; '' : as received. */
+  readonly requestId: string;
 }
 
 /**
@@ -68,6 +71,7 @@ export function prepareRequestHeaders(h: IncomingHttpHeaders, f: Forwarding): vo
   h['x-forwarded-proto'] = f.https ? 'https' : 'http';
   if (h['x-forwarded-host'] === undefined && host !== undefined) h['x-forwarded-host'] = host;
   h['x-real-ip'] = f.clientAddress;
+  if (f.requestId !== '') h['x-request-id'] = f.requestId;
   if (f.upgrade && upgrade !== undefined) {
     h.connection = 'upgrade';
     h.upgrade = upgrade;

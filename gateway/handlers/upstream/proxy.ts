@@ -98,7 +98,7 @@ export class ProxyExchange implements Attempt, Source, ClientCloseListener {
 
   start(): void {
     this.#x.watch(this);
-    forwardHeaders(this.#req, this.#client, this.#cx, false, this.chunked);
+    forwardHeaders(this.#req, this.#client, this.#cx, false, this.chunked, this.#x.requestId);
     if (this.chunked) this.#req.on('data', this.#onBodyData);
     const t = this.#upstream.pick(null);
     if (t === null) this.#fail(new UpstreamError(ErrorCode.UpstreamUnavailable, 'every target of this upstream is marked down'));
@@ -348,8 +348,18 @@ function upstreamHead(proxyRes: IncomingMessage, redirect: RedirectRewrite): Res
   };
 }
 
-/** The request's headers made the upstream's (proxy-headers.ts), the client as server.trusted_proxies sees it. */
-export function forwardHeaders(req: IncomingMessage, client: ClientInfo, cx: ProxyContext, upgrade: boolean, chunked: boolean): void {
+/**
+ * The request's headers made the upstream's (proxy-headers.ts), the client as server.trusted_proxies sees it, and
+ * `requestId` (the access log's) as X-Request-Id ('' : none).
+ */
+export function forwardHeaders(
+  req: IncomingMessage,
+  client: ClientInfo,
+  cx: ProxyContext,
+  upgrade: boolean,
+  chunked: boolean,
+  requestId: string,
+): void {
   const forwarded = cx.clients.forwardedChain(req);
   prepareRequestHeaders(req.headers, {
     chain: forwarded.chain,
@@ -358,6 +368,7 @@ export function forwardHeaders(req: IncomingMessage, client: ClientInfo, cx: Pro
     https: client.https,
     upgrade,
     chunked,
+    requestId,
   });
 }
 

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { ErrorCode, UpstreamError } from '../../../core/errors.js';
 import type { ClientInfo } from '../../http/client-address.js';
 import { sendError, statusForError } from '../../http/errors-http.js';
+import { requestIdOf } from '../../http/request-id.js';
 import { ATTEMPT, type Attempt, type AttemptOptions } from './http-proxy.js';
 import { forwardHeaders, send, type ProxyContext } from './proxy.js';
 import type { Upstream, UpstreamTarget, WebSocketTunnels } from './upstreams.js';
@@ -66,7 +67,7 @@ export class WebSocketTunnel implements Attempt {
     t.inFlight++;
     this.#current = t;
     this.#socket.once('close', this.#onClose);
-    forwardHeaders(this.#req, this.#client, this.#cx, true, false);
+    forwardHeaders(this.#req, this.#client, this.#cx, true, false, requestIdOf(this.#req, this.#cx.clients));
     // No agent: a websocket holds its own connection for its whole life.
     const options: AttemptOptions = { target: t.url, headers: t.hostHeader ?? undefined, [ATTEMPT]: this };
     send(this.#upstream.proxy, this.#req, this.#socket, this.#head, this.#upstream.forwardPath(this.#target), options, this.#onError);
