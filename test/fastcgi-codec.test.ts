@@ -441,7 +441,7 @@ describe('name-value pairs', () => {
     const perRecord: Array<[string, string]> = [];
     for (const r of records) {
       assert.ok(r.content.length <= MAX_CONTENT_LEN);
-      perRecord.push(...(decodeNameValuePairs(r.content)));
+      perRecord.push(...decodeNameValuePairs(r.content));
     }
     assert.deepEqual(perRecord, pairs);
   });

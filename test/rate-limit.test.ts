@@ -30,6 +30,7 @@ function makeDocroot(): string {
   fs.mkdirSync(path.join(root, 'keyed'));
   fs.writeFileSync(path.join(root, 'keyed', 'data.txt'), 'keyed\n');
   fs.writeFileSync(path.join(root, 'login.php'), `<?php echo '${PHP_BODY}';\n`);
+  fs.writeFileSync(path.join(root, 'wp-login.php'), `<?php echo '${PHP_BODY}';\n`);
   return root;
 }
 
@@ -86,6 +87,7 @@ rate_limit:
   rules:
     - { pattern: "/hello.txt", points: 3, duration_s: 60 }
     - { pattern: "/login.php", points: 2, duration_s: 60 }
+    - { pattern: "/wp-login.php", points: 2, duration_s: 60 }
     - { pattern: "/api/*", points: 10, duration_s: 60 }
     - { pattern: "/api/tight/*", points: 2, duration_s: 60 }
     - { pattern: "/blocked.txt", points: 1, duration_s: 1, block_s: 30 }
@@ -118,6 +120,15 @@ rate_limit:
     const refused = await get(gw, '/login.php');
     assertRefused(refused, 2, 60);
     assert.doesNotMatch(refused.text, new RegExp(PHP_BODY));
+  });
+
+  test('a rule on a script counts the URLs that run it with a PATH_INFO (/wp-login.php/x, /wp-login.php%2f)', async () => {
+    const viaPathInfo = await get(gw, '/wp-login.php/x');
+    assert.equal(viaPathInfo.status, 200);
+    assert.equal(viaPathInfo.text, PHP_BODY, 'the script ran');
+    assert.equal((await get(gw, '/wp-login.php%2f')).status, 200);
+    assertRefused(await get(gw, '/wp-login.php'), 2, 60);
+    assertRefused(await get(gw, '/wp-login.php/other'), 2, 60);
   });
 
   test('a path no rule matches is never limited and gets no RateLimit headers', async () => {

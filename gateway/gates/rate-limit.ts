@@ -148,6 +148,19 @@ class Rule {
   }
 }
 
+/**
+ * The script a PATH_INFO URL runs, as `split_path_info` cuts it (`/wp-login.php/x` and `/wp-login.php%2f` run
+ * /wp-login.php), or null: a rule written for a script counts every request that runs it, not only its own URL.
+ */
+function scriptOf(path: string): string | null {
+  const at = path.indexOf('.php/');
+  return at === -1 ? null : path.slice(0, at + 4);
+}
+
+function covers(rule: Rule, path: string, script: string | null): boolean {
+  return rule.matches(path) || (script !== null && rule.matches(script));
+}
+
 /** A limiter's rejection is its refusal (a RateLimiterRes); anything else is an error, passed on. */
 function refusal(rejection: unknown): RateLimiterRes {
   if (rejection instanceof rateLimiterFlexible().RateLimiterRes) return rejection;
@@ -241,15 +254,16 @@ export class RateLimiter {
    */
   check(path: string, client: string, req: IncomingMessage): Promise<RateVerdict> | null {
     const rules = this.#rules;
+    const script = scriptOf(path);
     let i = 0;
-    while (i < rules.length && !rules[i]!.matches(path)) i++;
+    while (i < rules.length && !covers(rules[i]!, path, script)) i++;
     if (i === rules.length) return null;
     const first = rules[i]!;
     i++;
-    while (i < rules.length && !rules[i]!.matches(path)) i++;
+    while (i < rules.length && !covers(rules[i]!, path, script)) i++;
     if (i === rules.length) return first.check(client, req);
     const pending = [first.count(client, req), rules[i]!.count(client, req)];
-    for (i++; i < rules.length; i++) if (rules[i]!.matches(path)) pending.push(rules[i]!.count(client, req));
+    for (i++; i < rules.length; i++) if (covers(rules[i]!, path, script)) pending.push(rules[i]!.count(client, req));
     return Promise.all(pending).then(verdictOfMany);
   }
 
