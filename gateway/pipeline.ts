@@ -121,11 +121,9 @@ export class Pipeline implements ErrorResponder {
       (v) => {
         try {
           setHeaders(res, v.headers);
+          if (!v.allowed && x.trace !== null) x.trace.limitedBy = v.rule;
           if (v.allowed) this.#route(x, client);
-          else {
-            if (x.trace !== null) x.trace.limitedBy = v.rule;
-            x.refuse(429);
-          }
+          else x.refuse(429);
         } catch (err) {
           this.#failed(req, res, err);
         }

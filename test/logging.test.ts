@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { dump, request, startGateway, type RunningGateway } from './support/gateway.js';
+import { dump, PHP_USER_ENV, request, startGateway, type RunningGateway } from './support/gateway.js';
 import { nginxFpmMissing, nginxMainConfig, startNginxFpmConfig } from './support/nginx-fpm.js';
 import { eventually, freePort } from './support/proc.js';
 
@@ -203,7 +203,11 @@ async function withCli(
       `php: { docroot: ${JSON.stringify(docroot)}, worker_count: 1, socket_dir: ${JSON.stringify(path.join(dir, 'sock'))}${extra} }\n` +
       `logging: { file: ${JSON.stringify(logFile)}, ${logging} }\n`,
   );
-  const proc = spawn(cli[0]!, [...cli.slice(1), '--config', path.join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(cli[0]!, [...cli.slice(1), '--config', path.join(dir, 'gateway.yaml')], {
+    cwd: dir,
+    env: { ...process.env, ...PHP_USER_ENV },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise((r) => proc.once('exit', r));

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { PHP_USER_ENV } from './support/gateway.js';
 import { haproxyMissing, startHaproxy, type RunningHaproxy } from './support/haproxy.js';
 import { eventually, eventuallyAsync, freePort } from './support/proc.js';
 
@@ -38,7 +39,11 @@ interface Instance {
 /** Starts the instance's CLI and waits for its "listening" line. */
 async function startInstance(inst: Instance): Promise<void> {
   inst.log = '';
-  const proc = spawn(cli[0]!, [...cli.slice(1), '--config', inst.config], { cwd: path.dirname(inst.config), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cli[0]!, [...cli.slice(1), '--config', inst.config], {
+    cwd: path.dirname(inst.config),
+    env: { ...process.env, ...PHP_USER_ENV },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   inst.proc = proc;
   proc.stdout.on('data', (b: Buffer) => (inst.log += b.toString()));
   proc.stderr.on('data', (b: Buffer) => (inst.log += b.toString()));

@@ -17,7 +17,7 @@ import { Redis } from 'ioredis';
 import { decodePurge, encodePurge, sharedPurgeSettings } from '../gateway/cache-purge.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
-import { request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
+import { PHP_USER_ENV, request, startGateway, type RunningGateway, type SimpleResponse } from './support/gateway.js';
 import { eventually, eventuallyAsync, freePort } from './support/proc.js';
 import { startRedis, type RunningRedis } from './support/redis.js';
 
@@ -261,7 +261,11 @@ describe('cache purges shared through Redis: an instance of two processes', () =
       file,
       `server:\n  host: 127.0.0.1\n  port: ${port}\n  processes: 2\nadmin:\n  port: ${adminPort}\nphp:\n  docroot: ${JSON.stringify(docroot)}\n  worker_count: 2\n  socket_dir: ${JSON.stringify(path.join(tmp, 'sock2'))}\n${yaml(redis.url).replace(/^php:\n {2}worker_count: 1\n/, '')}`,
     );
-    proc = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', '--config', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = spawn(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', '--config', file], {
+      cwd: root,
+      env: { ...process.env, ...PHP_USER_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
     await eventually('both processes subscribed', () => count('cache purges shared through Redis') === 2 || proc.exitCode !== null, 30_000);

@@ -738,7 +738,7 @@ logging:
           const s = JSON.parse((await request(admin, '/status.json')).text) as {
             pools: Array<{ workers: Array<{ state: string; current: { label: string } | null }> }>;
           };
-          return s.pools[0]!.workers.some((w) => w.state === 'busy' && w.current !== null && /sleep\.php\?ms=1500/.test(w.current.label));
+          return s.pools[0]!.workers.some((w) => w.state === 'busy' && w.current !== null && /sleep\.php\?…/.test(w.current.label));
         },
         5_000,
       );
@@ -821,7 +821,7 @@ logging:
         const st = JSON.parse((await request(admin, '/status.json')).text) as {
           pools: Array<{ workers: Array<{ pid: number; current: { label: string } | null }> }>;
         };
-        return st.pools[0]!.workers.some((w) => w.pid === child && w.current !== null && /ms=8000/.test(w.current.label));
+        return st.pools[0]!.workers.some((w) => w.pid === child && w.current !== null && /sleep\.php\?…/.test(w.current.label));
       },
       5_000,
     );

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { request } from './support/gateway.js';
+import { PHP_USER_ENV, request } from './support/gateway.js';
 import { eventually, freePort } from './support/proc.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -87,7 +87,7 @@ class NotifySocket {
   startGateway(config: string): ChildProcess {
     const proc = spawn(cli[0]!, [...cli.slice(1), '--config', config], {
       cwd: path.dirname(config),
-      env: { ...process.env, NOTIFY_SOCKET: this.path },
+      env: { ...process.env, ...PHP_USER_ENV, NOTIFY_SOCKET: this.path },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc.stdout.on('data', (c: Buffer) => (this.log += c.toString()));
