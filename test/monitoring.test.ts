@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../config/load.js';
 import { chromiumSkip, launchChromium } from './support/browser.js';
 import { selfSigned } from './support/certs.js';
-import { request, startGateway, type RunningGateway } from './support/gateway.js';
+import { PHP_USER_ENV, request, startGateway, type RunningGateway } from './support/gateway.js';
 import { nginxFpmMissing, startNginxFpm } from './support/nginx-fpm.js';
 import { eventuallyAsync } from './support/proc.js';
 import { startRedis } from './support/redis.js';
@@ -42,7 +42,7 @@ async function metric(gw: RunningGateway, name: string, labels = ''): Promise<nu
 }
 
 async function reloadWith(gw: RunningGateway, text: string, dir: string): Promise<void> {
-  const next = loadConfig({ text, file: 'test.yaml', env: { PATH: process.env['PATH'] }, overrides: { docroot: dir } });
+  const next = loadConfig({ text, file: 'test.yaml', env: { PATH: process.env['PATH'], ...PHP_USER_ENV }, overrides: { docroot: dir } });
   await gw.gateway.reload({ ...next, server: gw.config.server, admin: gw.config.admin, php: { ...next.php, socket_dir: gw.config.php.socket_dir } });
 }
 
