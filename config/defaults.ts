@@ -27,7 +27,7 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     trusted_proxies: [],
     proxy_protocol: false,
     timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000, send_ms: 60_000, drain_ms: 30_000, lame_duck_ms: 3_000 },
-    limits: { header_kb: 16, url_kb: 8, connections_per_ip: 0, h2_max_streams: 128 },
+    limits: { header_kb: 16, url_kb: 8, connections_per_ip: 0, h2_max_streams: 128, body_memory_mb: 32 },
   },
   admin: { host: '127.0.0.1', port: 9180, token: '', health_on_main: true },
   php: {

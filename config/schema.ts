@@ -48,6 +48,7 @@ const server = obj({
     url_kb: scalar(C.int(1)),
     connections_per_ip: scalar(C.int(0)),
     h2_max_streams: scalar(C.int(1, 65535)),
+    body_memory_mb: scalar(C.int(1)),
   }),
 });
 

@@ -25,6 +25,8 @@ export interface LimitsConfig {
   readonly connections_per_ip: number;
   /** Concurrent streams one HTTP/2 connection may open (nginx http2_max_concurrent_streams). */
   readonly h2_max_streams: number;
+  /** Request-body bytes all requests together may hold in memory; past it, bodies go to temp files at once. */
+  readonly body_memory_mb: number;
 }
 
 export interface TlsConfig {

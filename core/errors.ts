@@ -21,6 +21,8 @@ export const ErrorCode = {
   ClientAborted: 'PG_ERR_CLIENT_ABORTED',
   ClientTimeout: 'PG_ERR_CLIENT_TIMEOUT',
   BodySpool: 'PG_ERR_BODY_SPOOL',
+  /** A request body sent in chunks too small to be anything but a CPU flood (see gateway/http/body-spool.ts). */
+  BodyChunks: 'PG_ERR_BODY_CHUNKS',
   /** One CGI param (a huge header) is over the FastCGI record size php-cgi reads a pair from: nothing was sent. */
   ParamTooLarge: 'PG_ERR_PARAM_TOO_LARGE',
 } as const;

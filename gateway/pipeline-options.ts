@@ -9,6 +9,7 @@ import type { SecurityHeaders } from './filters/security-headers.js';
 import type { RateLimiter } from './gates/rate-limit.js';
 import type { StaticFiles } from './handlers/static.js';
 import type { Upstream, Upstreams } from './handlers/upstream/upstreams.js';
+import type { BodyMemory } from './http/body.js';
 import type { ResponseSink } from './http/sink.js';
 import type { PhpRoute, Router } from './route/router.js';
 import type { AccessGuards, RouteExtras, RouteTable } from './route/routes.js';
@@ -29,6 +30,8 @@ export interface PipelineOptions {
   /** nginx error_page: status → URI answering the gateway's own errors. */
   readonly errorPages: ReadonlyMap<number, ErrorPage>;
   readonly maxBodyBytes: number;
+  /** Request-body memory, shared by every request of every generation (server.limits.body_memory_mb). */
+  readonly bodyMemory: BodyMemory;
   /** Longest request target (server.limits.url_kb); longer gets 414, as nginx's large_client_header_buffers. */
   readonly maxUrlBytes: number;
   /** Longest silence while a request body arrives (server.timeouts.body_ms). */

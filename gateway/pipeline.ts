@@ -334,7 +334,7 @@ export class Pipeline implements ErrorResponder {
     }
     // `Expect: 100-continue`: the go-ahead only now that the body will be read (a refused upload never gets a 100).
     if (expectsContinue(req)) x.res.writeContinue();
-    readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs).then(
+    readBody(req, this.#o.maxBodyBytes, this.#o.bodyTimeoutMs, this.#o.bodyMemory).then(
       (body) => this.#startPhp(x, x.target!, client, route, pool, body, String(body.length), method, sink, false),
       (err: PhpgateError) => {
         if (err.code === ErrorCode.ClientAborted) return; // nobody left to answer

@@ -20,6 +20,7 @@ import { Pool } from '../php/pool.js';
 import { AccessLog } from './access-log.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
+import { BodyMemory } from './http/body.js';
 import { DocrootGuard, FileInfoCache } from './http/file-cache.js';
 import type { Logger } from '../core/log.js';
 import { Pipeline } from './pipeline.js';
@@ -69,6 +70,8 @@ export class Gateway implements StatusSource {
   readonly #retiring = new Set<Promise<unknown>>();
   /** Websockets open through upstreams[], whichever generation opened them: a stop closes them. */
   readonly #tunnels = new WebSocketTunnels();
+  /** Request bodies' memory, across reloads: bodies a retiring generation still reads count too. */
+  readonly #bodyMemory = new BodyMemory(0);
   /** This process's cache, the instance's other processes, the other instances (cache.purge_redis). */
   readonly #purges: CachePurges;
 
@@ -337,6 +340,7 @@ export class Gateway implements StatusSource {
       pools,
       poolsNow: () => this.pools,
       maxBodyBytes: Math.floor(c.server.max_body_mb * 1024 * 1024),
+      bodyMemory: this.#bodyMemory.resize(c.server.limits.body_memory_mb * 1024 * 1024),
       maxUrlBytes: c.server.limits.url_kb * 1024,
       bodyTimeoutMs: c.server.timeouts.body_ms,
       sendTimeoutMs: c.server.timeouts.send_ms,

@@ -477,6 +477,7 @@ describe('loadConfig: reported problems', () => {
     ['an unknown referrer policy', 'headers: { referrer_policy: sometimes }', 'headers.referrer_policy'],
     ['a header route pattern not starting with /', 'headers: { routes: [{ pattern: "admin", csp: true }] }', 'headers.routes[0].pattern'],
     ['h2_max_streams of 0', 'server: { limits: { h2_max_streams: 0 } }', 'server.limits.h2_max_streams'],
+    ['body_memory_mb of 0', 'server: { limits: { body_memory_mb: 0 } }', 'server.limits.body_memory_mb'],
   ];
   for (const [name, yaml, key] of rejected) {
     test(`rejects ${name}`, () => {

@@ -14,6 +14,8 @@ export function statusForError(code: ErrorCode): number {
       return 413;
     case ErrorCode.ClientTimeout:
       return 408;
+    case ErrorCode.BodyChunks:
+      return 400;
     case ErrorCode.BodySpool:
       return 500; // nginx, when it cannot write client_body_temp
     case ErrorCode.ParamTooLarge:
