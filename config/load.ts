@@ -163,8 +163,19 @@ function resolveRoutes(list: readonly RouteConfig[], fromBase: (p: string) => st
   }));
 }
 
-/** The default php.socket_dir of one configuration: the user's, then a short hash of the file's absolute path. */
+/** Root's runtime directory, where the default socket directories go (the systemd unit's RuntimeDirectory too). */
+const RUN_DIR = '/run/phpgate';
+
+/**
+ * The default php.socket_dir of one configuration: a short hash of the file's absolute path, so two instances never
+ * share one. Root: under /run/phpgate (a tmpfs on Debian), never on the filesystem where request bodies spool (the
+ * OS temp dir, gateway/http/body.ts), so a client filling one cannot starve the other, and out of reach of tmp
+ * cleaners. Anyone else: the temp dir, per user (the user's runtime dir is removed at logout and its variable
+ * differs between a service and a shell, where `phpgate reload --config` must find the same directory).
+ */
 function instanceSocketDir(source: string): string {
-  const user = process.getuid?.() ?? os.userInfo().username;
-  return path.join(os.tmpdir(), `phpgate-${user}-${createHash('sha256').update(source).digest('hex').slice(0, 10)}`);
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 10);
+  const uid = process.getuid?.();
+  if (uid === 0) return path.join(RUN_DIR, hash);
+  return path.join(os.tmpdir(), `phpgate-${uid ?? os.userInfo().username}-${hash}`);
 }

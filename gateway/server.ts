@@ -266,6 +266,8 @@ export class Gateway implements StatusSource {
     const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
     const specs: Array<{ name: string; settings: PoolSettings }> = c.pools.map((p) => ({ name: p.name, settings: p }));
     if (needsDefault) specs.push({ name: DEFAULT_POOL_NAME, settings: c.php });
+    // PHP's users pass through the parent (the default's /run/phpgate may not exist yet), checked just below.
+    if (gatewayIdentity().uid === 0) fs.mkdirSync(path.dirname(c.php.socket_dir), { recursive: true, mode: 0o711 });
     const ids = poolIdentities(specs, { docroot: c.php.docroot, socketDir: c.php.socket_dir, exampleSite: this.#exampleSite, log: this.#log });
     // As root, PHP's users pass through the socket directory to their own (php/master.ts socketDirFor).
     const handshakeScript = writeHandshakeScript(c.php.socket_dir, gatewayIdentity().uid === 0);

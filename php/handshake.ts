@@ -101,6 +101,19 @@ export function probeScriptBeside(handshakeScript: string): string {
   return path.join(path.dirname(handshakeScript), 'phpgate-probe.php');
 }
 
+/** Every script written (file → content), so that a restart can write them again after a cleaner took them. */
+const written = new Map<string, string>();
+
+/**
+ * The socket directory as writeHandshakeScript and withEnvGuard left it, made again: a tmp cleaner may have removed
+ * the directory or the scripts in it. Runs before every master restart; throws (ENOSPC, ENOTDIR…) for the restart
+ * path to retry.
+ */
+export function restoreSocketDir(socketDir: string, forOthers: boolean): void {
+  writeHandshakeScript(socketDir, forOthers);
+  for (const [file, content] of written) if (path.dirname(file) === socketDir) writePrivate(file, content);
+}
+
 /**
  * Never through a link: a fresh file created exclusively, then renamed over whatever is there (rename replaces
  * a link itself, and is atomic for another gateway starting beside us on the same directory). Readable by PHP's
@@ -112,6 +125,7 @@ function writePrivate(file: string, content: string): string {
   fs.writeFileSync(tmp, content, { mode: 0o644, flag: 'wx' });
   fs.chmodSync(tmp, 0o644); // whatever the umask
   fs.renameSync(tmp, file);
+  written.set(file, content);
   return file;
 }
 

@@ -1,7 +1,10 @@
 /**
  * One php-cgi master per pool: `php-cgi -b SOCKET` with PHP_FCGI_CHILDREN children that share opcache and
  * APCu (as php-fpm's children do). The master only forks and reaps; it replaces a child that exits at once.
- * If the master itself dies, this restarts it with backoff on a fresh socket.
+ * If the master itself dies, or can no longer be reached (its socket deleted), this restarts it with backoff on a
+ * fresh socket. No restart path may throw: a socket directory that cannot be written (ENOSPC, ENOTDIR, EACCES) is
+ * retried with backoff, said once at error level per episode, and told to /readyz (`problem`) until a worker
+ * handshakes again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,6 +13,7 @@ import { ErrorCode, PhpgateError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { groupWatcher } from './group-watcher.js';
 import { gatewayIdentity, type PhpIdentity } from './identity.js';
+import { iniDefine } from './ini.js';
 import { logLines } from './logger.js';
 import { commandLine, isAlive, killGroup } from './process.js';
 
@@ -23,6 +27,8 @@ export interface MasterOptions {
   /** Who php-cgi runs as (php/identity.ts). */
   readonly identity: PhpIdentity;
   readonly log: Logger;
+  /** Makes the socket directory's own files again (handshake scripts…) before every restart: a cleaner may have taken them. */
+  readonly prepare?: () => void;
 }
 
 export interface MasterListener {
@@ -38,6 +44,11 @@ const BACKOFF_MAX_MS = 10_000;
 const HEALTHY_RUN_MS = 10_000;
 const SOCKET_WAIT_MS = 10_000;
 const STOP_GRACE_MS = 3_000;
+/** Deaths in a row that make a master "keep dying" (an error, and a failing pool). */
+const FAILING_AFTER = 3;
+
+// Where it always was, for its importers.
+export { iniDefine } from './ini.js';
 
 let generation = 0;
 
@@ -51,6 +62,14 @@ export class Master {
   #startedAt = 0;
   #restartTimer: NodeJS.Timeout | null = null;
   #consecutiveFailures = 0;
+  /** Why no master can serve now, for /readyz; null when nothing is known to be wrong. */
+  #problem: string | null = null;
+  /** This episode (until a worker handshakes again) has had its one error-level line. */
+  #errorLogged = false;
+  /** Why the running master is being replaced (replace()), or null. */
+  #replacing: string | null = null;
+  /** A master has listened once: from then on a missing binary is retried too (a package upgrade replaces it). */
+  #started = false;
 
   constructor(options: MasterOptions, listener: MasterListener) {
     this.#o = options;
@@ -71,8 +90,13 @@ export class Master {
     await this.#spawn();
   }
 
+  /**
+   * Starts a master. Throws (synchronously) when the socket directory cannot be prepared or php-cgi not spawned:
+   * the restart path turns that into a retry (#restart).
+   */
   #spawn(): Promise<void> {
     const o = this.#o;
+    fs.mkdirSync(o.socketDir, { recursive: true, mode: 0o700 });
     const self = gatewayIdentity();
     const switched = o.identity.uid !== self.uid || o.identity.gid !== self.gid;
     const name = `${o.poolName}-${process.pid}-${++generation}.sock`;
@@ -96,7 +120,17 @@ export class Master {
       // Ends with this process however it ends (group-watcher.ts); and recorded, so that a later gateway can stop
       // it if even that failed.
       groupWatcher.add(proc.pid, o.log);
-      fs.writeFileSync(pidFile, String(proc.pid), { mode: 0o600 });
+      try {
+        fs.writeFileSync(pidFile, String(proc.pid), { mode: 0o600 });
+      } catch (err) {
+        // No record (ENOSPC…), no master: a later gateway could not reap it. End it; the caller retries.
+        groupWatcher.remove(proc.pid);
+        proc.once('error', (e) => o.log.debug({ err: e, pool: o.poolName }, 'php-cgi master ended before it ran'));
+        proc.once('exit', () => killGroup(proc.pid));
+        proc.kill('SIGKILL');
+        removeQuietly(pidFile, o.log);
+        throw err;
+      }
     }
     this.#proc = proc;
     this.#socketPath = socketPath;
@@ -123,14 +157,14 @@ export class Master {
         settle(e);
         // 'exit' may not follow a spawn error. A missing binary won't come back: stop for good. Anything else
         // (EAGAIN, EMFILE) may pass: try again with backoff.
-        if (e.code === ErrorCode.PhpBinaryMissing) this.#stopping = true;
-        else this.#onExit(proc, socketPath, pidFile, null, null);
+        if (e.code === ErrorCode.PhpBinaryMissing && !this.#started) this.#stopping = true;
+        else this.#onExit(proc, socketPath, pidFile, `${err.code ?? err.message}`);
       });
       proc.once('exit', (code, signal) => {
-        this.#onExit(proc, socketPath, pidFile, code, signal);
+        this.#onExit(proc, socketPath, pidFile, signal ?? `exit code ${code}`);
         settle(new PhpgateError(ErrorCode.UpstreamConnect, `php-cgi for pool "${o.poolName}" exited at start (${signal ?? `code ${code}`})`));
       });
-      void waitForSocket(socketPath, SOCKET_WAIT_MS, () => settled).then((ok) => {
+      void waitForSocket(socketPath, SOCKET_WAIT_MS, () => settled, o.log).then((ok) => {
         if (settled) return;
         if (!ok) {
           settle(
@@ -141,19 +175,20 @@ export class Master {
           return;
         }
         settle(null);
+        this.#started = true;
         this.#listener.onMasterReady(socketPath);
       });
     });
   }
 
-  #onExit(proc: ChildProcess, socketPath: string, pidFile: string, code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(proc: ChildProcess, socketPath: string, pidFile: string, exit: string): void {
     const o = this.#o;
     // Orphaned children keep the listening socket and our connections; kill the whole group the master made
     // (php-cgi calls setsid(), so its pid is the group id and the group holds only its children).
     killGroup(proc.pid);
     if (proc.pid !== undefined) groupWatcher.remove(proc.pid);
-    fs.rmSync(socketPath, { force: true });
-    fs.rmSync(pidFile, { force: true });
+    removeQuietly(socketPath, o.log);
+    removeQuietly(pidFile, o.log);
     if (this.#proc !== proc) return;
     this.#proc = null;
     if (this.#stopping) return;
@@ -163,23 +198,87 @@ export class Master {
       this.#consecutiveFailures = 0;
     }
     this.#consecutiveFailures++;
-    const reason = signal ?? `exit code ${code}`;
-    const level = this.#consecutiveFailures >= 3 ? 'error' : 'warn';
-    o.log[level](
-      { pool: o.poolName, masterPid: proc.pid, reason, restartInMs: this.#backoff, failures: this.#consecutiveFailures },
-      this.#consecutiveFailures >= 3
-        ? `php-cgi master for pool "${o.poolName}" keeps dying (${reason}); check php.ini, extensions and the log above`
-        : `php-cgi master for pool "${o.poolName}" died (${reason}); restarting`,
-    );
-    this.#listener.onMasterDown(String(reason));
+    const replaced = this.#replacing;
+    this.#replacing = null;
+    const reason = replaced ?? exit;
+    const fields = { pool: o.poolName, masterPid: proc.pid, reason, restartInMs: this.#backoff, failures: this.#consecutiveFailures };
+    if (replaced !== null) {
+      o.log.debug(fields, `php-cgi master for pool "${o.poolName}" replaced; starting another`);
+    } else if (this.#consecutiveFailures >= FAILING_AFTER) {
+      this.#trouble(
+        `php-cgi keeps failing to start (${reason})`,
+        fields,
+        `php-cgi master for pool "${o.poolName}" keeps dying (${reason}); check php.ini, extensions and the log above`,
+      );
+    } else {
+      o.log.warn(fields, `php-cgi master for pool "${o.poolName}" died (${reason}); restarting`);
+    }
+    this.#listener.onMasterDown(reason);
+    this.#scheduleRestart();
+  }
+
+  #scheduleRestart(): void {
     const delay = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, BACKOFF_MAX_MS);
-    this.#restartTimer = setTimeout(() => {
-      this.#restartTimer = null;
-      this.#spawn().catch((err: unknown) => {
-        o.log.error({ err, pool: o.poolName }, 'php-cgi master restart failed');
-      });
-    }, delay);
+    this.#restartTimer = setTimeout(() => this.#restart(), delay);
+  }
+
+  /** A timer's callback: never throws. A start that fails before php-cgi runs is retried with backoff. */
+  #restart(): void {
+    this.#restartTimer = null;
+    if (this.#stopping) return;
+    let started: Promise<void>;
+    try {
+      this.#o.prepare?.();
+      started = this.#spawn();
+    } catch (err) {
+      this.#consecutiveFailures++;
+      const { code, path: file } = err as NodeJS.ErrnoException;
+      this.#trouble(
+        // Short, for /readyz (no token): the path and the whole message are in the log line.
+        file !== undefined ? `its socket directory is unusable (${code})` : `php-cgi cannot be started (${code ?? 'see the log'})`,
+        { err, pool: this.#o.poolName, restartInMs: this.#backoff, failures: this.#consecutiveFailures },
+        `php-cgi master for pool "${this.#o.poolName}" cannot be started: ${err instanceof Error ? err.message : String(err)}; retrying with backoff`,
+      );
+      this.#scheduleRestart();
+      return;
+    }
+    // A master that started and then failed has exited: its exit scheduled the next try and said why.
+    started.catch((err: unknown) => this.#o.log.debug({ err, pool: this.#o.poolName }, 'php-cgi master restart failed'));
+  }
+
+  /** Records why the pool cannot serve; one error-level line per episode, the retries after it at debug. */
+  #trouble(problem: string, fields: Record<string, unknown>, message: string): void {
+    this.#problem = problem;
+    if (this.#errorLogged) {
+      this.#o.log.debug(fields, message);
+      return;
+    }
+    this.#errorLogged = true;
+    this.#o.log.error(fields, message);
+  }
+
+  /**
+   * The master runs but can no longer be reached: its socket was deleted (a tmp cleaner) or refuses connections, so
+   * no child that leaves is ever replaced for us. It is ended (its group with it); the exit path starts another on a
+   * fresh socket with the usual backoff. Requests still running on its children fail.
+   */
+  replace(reason: string): void {
+    const proc = this.#proc;
+    if (proc === null || this.#stopping || this.#replacing !== null || proc.exitCode !== null || proc.signalCode !== null) return;
+    this.#replacing = reason;
+    this.#trouble(
+      `php-cgi master ${reason}; replacing it`,
+      { pool: this.#o.poolName, masterPid: proc.pid, reason },
+      `php-cgi master for pool "${this.#o.poolName}": ${reason}; replacing it on a fresh socket`,
+    );
+    killGroup(proc.pid);
+    proc.kill('SIGKILL');
+  }
+
+  /** Why no master can serve now (what /readyz says), or null. */
+  get problem(): string | null {
+    return this.#problem;
   }
 
   /** Consecutive failed starts since the last healthy run: health reporting uses it. */
@@ -189,8 +288,17 @@ export class Master {
 
   /** A worker handshook with the current master: it works, so the failure count and the backoff start over. */
   markHealthy(): void {
+    if (this.#errorLogged)
+      this.#o.log.info({ pool: this.#o.poolName, masterPid: this.pid }, `php-cgi master for pool "${this.#o.poolName}" serves again`);
     this.#consecutiveFailures = 0;
     this.#backoff = BACKOFF_START_MS;
+    this.#problem = null;
+    this.#errorLogged = false;
+  }
+
+  /** Something was wrong since the last healthy handshake (markHealthy has work to do). */
+  get troubled(): boolean {
+    return this.#consecutiveFailures !== 0 || this.#problem !== null;
   }
 
   /** SIGTERM the master (php-cgi then terminates its whole group), SIGKILL the group after a grace. */
@@ -262,32 +370,25 @@ export function socketDirFor(socketDir: string, identity: PhpIdentity): string {
   return dir;
 }
 
-async function waitForSocket(p: string, timeoutMs: number, abandoned: () => boolean): Promise<boolean> {
+/** Never throws: a path that cannot be read (ENOTDIR, EACCES: the directory was replaced) is no socket yet. */
+async function waitForSocket(p: string, timeoutMs: number, abandoned: () => boolean, log: Logger): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 5; Date.now() < deadline && !abandoned(); delay = Math.min(delay * 2, 100)) {
     try {
       if (fs.statSync(p).isSocket()) return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.debug({ err }, 'php-cgi socket cannot be read yet');
     }
     await new Promise((r) => setTimeout(r, delay));
   }
   return false;
 }
 
-/** A value the ini syntax reads back as written when unquoted: a plain token (`256M`, `/var/lib/php`, `On`). */
-const PLAIN = /^[A-Za-z0-9_./:+@,%-]*$/;
-/** An expression of php.ini constants (`E_ALL & ~E_NOTICE`): left unquoted so php.ini's arithmetic applies. */
-const EXPRESSION = /^(?=.*[A-Z])[A-Z0-9_\s&|^~!()]+$/;
-
-/**
- * `-d KEY=VALUE` that PHP reads back as VALUE, byte for byte: php-cgi hands `KEY=VALUE` to the ini parser, which
- * cuts an unquoted value at `=`, `;` or `'` (a Redis session.save_path `tcp://h:6379?prefix=x` became
- * `tcp://h:6379?prefix`), evaluates `&|~` and expands `${…}`. Anything but a plain token or an expression of
- * constants is single-quoted (literal in ini), or double-quoted when it holds a `'` (config/ refuses the one value
- * neither keeps). So `E_ALL & ~E_NOTICE` is still an expression and `Off` a boolean, as in php.ini.
- */
-export function iniDefine(key: string, value: string): string {
-  if (PLAIN.test(value) || EXPRESSION.test(value)) return `${key}=${value}`;
-  return value.includes("'") ? `${key}="${value}"` : `${key}='${value}'`;
+/** Removes a file the master made; what is in the way (ENOTDIR: the directory is a file now) is logged, not thrown. */
+function removeQuietly(file: string, log: Logger): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch (err) {
+    log.debug({ err, file }, 'cannot remove a php-cgi socket or pid file');
+  }
 }

@@ -5,10 +5,10 @@
 import { ErrorCode, PhpgateError } from '../core/errors.js';
 import type { PoolSettings } from '../config/types.js';
 import type { Logger } from '../core/log.js';
-import type { PhpIdentity } from './identity.js';
+import { gatewayIdentity, type PhpIdentity } from './identity.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
-import { handshakeParams as probeParams, probeScriptBeside, ScriptAnswer } from './handshake.js';
+import { handshakeParams as probeParams, probeScriptBeside, restoreSocketDir, ScriptAnswer } from './handshake.js';
 import { type RestartReason, Worker, WorkerState, type WorkerHost } from './worker.js';
 
 /** Someone waiting for a worker. Exactly one of the two is called, unless the wait is cancelled first. */
@@ -59,6 +59,8 @@ export interface PoolStats {
   readonly ready: boolean;
   /** The master keeps dying at start: a bad php.ini, a missing extension… (what /readyz and the log say). */
   readonly failing: boolean;
+  /** Why the master cannot serve (lost its socket, cannot be started, keeps dying), or null: /readyz says it. */
+  readonly problem: string | null;
   readonly restarts: Readonly<Record<RestartReason, number>>;
   /** The master's shared opcache and APCu memory at the last probe (bytes), or null before one / if unknown. */
   readonly shared: SharedMemory | null;
@@ -89,6 +91,11 @@ const MEMORY_WATCH_SHARE = 0.8;
 const PROBE_MS = 10_000;
 /** Master restarts in a row that make a pool "failing". */
 const FAILING_AFTER = 3;
+/**
+ * Connects in a row refused (ENOENT, ECONNREFUSED) while the master runs: its socket is gone, and no worker that
+ * leaves will ever come back. More than one, so a master that just died (its exit not yet seen) is not "lost".
+ */
+const LOST_SOCKET_AFTER = 3;
 
 export class Pool implements WorkerHost {
   readonly poolName: string;
@@ -113,6 +120,8 @@ export class Pool implements WorkerHost {
   #maxQueued = 0;
   #maxBusy = 0;
   #waited = 0;
+  /** Connects refused in a row since a worker last handshook (LOST_SOCKET_AFTER). */
+  #refused = 0;
   readonly #restarts: Record<RestartReason, number> = { crash: 0, memory: 0, max_requests: 0, timeout: 0, client_abort: 0, reload: 0 };
 
   constructor(o: PoolOptions) {
@@ -135,10 +144,13 @@ export class Pool implements WorkerHost {
         socketDir: o.socketDir,
         identity: o.identity,
         log: o.log,
+        // As root, PHP's users pass through the socket directory to their own (socketDirFor), as server.ts made it.
+        prepare: () => restoreSocketDir(o.socketDir, gatewayIdentity().uid === 0),
       },
       {
         onMasterReady: (socketPath) => {
           this.#socketPath = socketPath;
+          this.#refused = 0;
           for (const w of this.#workers) w.connect();
         },
         onMasterDown: () => {
@@ -272,7 +284,8 @@ export class Pool implements WorkerHost {
 
   onWorkerIdle(w: Worker): void {
     if (this.#closed) return;
-    if (this.#master.consecutiveFailures !== 0) this.#master.markHealthy();
+    this.#refused = 0;
+    if (this.#master.troubled) this.#master.markHealthy();
     const entry = this.#queue.shift();
     if (entry !== undefined) {
       if (entry.timer !== null) clearTimeout(entry.timer);
@@ -281,6 +294,15 @@ export class Pool implements WorkerHost {
     }
     this.#idle.push(w);
     if (this.#onFirstIdle !== null) this.#onFirstIdle();
+  }
+
+  onConnectFailed(w: Worker, err: PhpgateError): void {
+    this.log.debug({ err, pool: this.poolName, worker: w.id }, 'worker connect failed; retrying');
+    const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+    if (this.#closed || this.#socketPath === null || (code !== 'ENOENT' && code !== 'ECONNREFUSED')) return;
+    if (++this.#refused < LOST_SOCKET_AFTER) return;
+    this.#refused = 0;
+    this.#master.replace(code === 'ENOENT' ? 'lost its socket (deleted)' : 'lost its socket (connections refused)');
   }
 
   onWorkerLost(w: Worker): void {
@@ -317,6 +339,7 @@ export class Pool implements WorkerHost {
       queueLimit: this.#settings.queue_limit,
       ready: !this.#closed && live > 0,
       failing: this.#master.consecutiveFailures >= FAILING_AFTER,
+      problem: this.#master.problem,
       restarts: { ...this.#restarts },
       shared: this.#shared,
       maxQueued: this.#maxQueued,

@@ -28,6 +28,8 @@ export interface WorkerHost extends ChildOwner {
   socketPath(): string | null;
   onWorkerIdle(w: Worker): void;
   onWorkerLost(w: Worker): void;
+  /** Connecting or handshaking failed; the worker retries with backoff. */
+  onConnectFailed(w: Worker, err: PhpgateError): void;
   /** A child is being replaced, and why. */
   onRestart(reason: RestartReason): void;
   /** A request just ended on this worker (the pool may sample its memory). */
@@ -162,7 +164,7 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
       })
       .catch((err: PhpgateError) => {
         this.#identifying = false;
-        this.#host.log.debug({ err, pool: this.#host.poolName, worker: this.id }, 'worker connect failed; retrying');
+        this.#host.onConnectFailed(this, err);
         const conn = this.#conn;
         this.#conn = null;
         conn?.destroy();

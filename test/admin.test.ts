@@ -40,6 +40,7 @@ function pool(name: string, over: Partial<PoolStats> = {}): PoolStats {
     queueLimit: 64,
     ready: true,
     failing: false,
+    problem: null,
     restarts: NO_RESTARTS,
     shared: { opcacheUsed: 9_000_000, opcacheFree: 120_000_000, apcuUsed: 1_000_000, apcuSize: 33_554_432 },
     maxQueued: 0,

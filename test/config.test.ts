@@ -209,9 +209,12 @@ describe('loadConfig: valid files', () => {
     assert.deepEqual(cfg.server, DEFAULTS.server);
     assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9180, token: '', health_on_main: true });
     assert.deepEqual(cfg.php, { ...DEFAULTS.php, docroot: publicDir, socket_dir: cfg.php.socket_dir });
-    // The socket dir is per configuration file: a private temp dir named after the user and the file.
-    assert.match(path.basename(cfg.php.socket_dir), /^phpgate-\w+-[0-9a-f]{10}$/);
-    assert.equal(path.dirname(cfg.php.socket_dir), os.tmpdir());
+    // The socket dir is per configuration file: under /run/phpgate as root, else a private temp dir named after the user and the file.
+    if (process.getuid?.() === 0) assert.match(cfg.php.socket_dir, /^\/run\/phpgate\/[0-9a-f]{10}$/);
+    else {
+      assert.match(path.basename(cfg.php.socket_dir), /^phpgate-\w+-[0-9a-f]{10}$/);
+      assert.equal(path.dirname(cfg.php.socket_dir), os.tmpdir());
+    }
     assert.notEqual(loadConfig({ file: 'other.yaml', text: '', baseDir: dir, env: {} }).php.socket_dir, cfg.php.socket_dir);
     assert.deepEqual(cfg.php.ini, {});
     assert.deepEqual(cfg.php.env, {});
@@ -235,10 +238,10 @@ describe('loadConfig: valid files', () => {
     assert.equal(cfg.logging.level, 'info');
   });
 
-  test('the default socket_dir is a per-user directory under the OS temp dir', () => {
+  test('the default socket_dir is under /run/phpgate as root, else a per-user directory under the OS temp dir', () => {
     const socketDir = load('').php.socket_dir;
-    assert.equal(path.dirname(socketDir), os.tmpdir());
-    assert.match(path.basename(socketDir), /^phpgate-./);
+    assert.equal(path.dirname(socketDir), process.getuid?.() === 0 ? '/run/phpgate' : os.tmpdir());
+    if (process.getuid?.() !== 0) assert.match(path.basename(socketDir), /^phpgate-./);
   });
 
   test('a comment-only file and a file with only php.docroot are valid', () => {

@@ -46,9 +46,11 @@ export function readinessProblems(s: GatewayStatus): string[] {
   for (const p of s.pools) {
     if (p.ready) continue;
     problems.push(
-      p.failing
-        ? `pool "${p.name}": no live worker (php-cgi keeps failing to start)`
-        : `pool "${p.name}": no live worker yet (${p.starting} starting)`,
+      p.problem !== null
+        ? `pool "${p.name}": no live worker (${p.problem})`
+        : p.failing
+          ? `pool "${p.name}": no live worker (php-cgi keeps failing to start)`
+          : `pool "${p.name}": no live worker yet (${p.starting} starting)`,
     );
   }
   return problems;
