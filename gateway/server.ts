@@ -210,8 +210,7 @@ export class Gateway implements StatusSource {
     }
     const gen = await this.#startGeneration(next, old);
     if (this.#draining) {
-      // A stop arrived while the new pools started: they must not outlive it (nor a limiter of their own).
-      await stopPools(gen.pools);
+      await stopPools(gen.pools); // a stop came while they started: they must not outlive it (nor their own limiter)
       if (gen.rateLimit !== old.rateLimit) await gen.rateLimit?.close();
       gen.upstreams?.close();
       throw new Error('gateway stopped during the reload');
@@ -266,11 +265,11 @@ export class Gateway implements StatusSource {
     const needsDefault = !c.pools.some((p) => p.patterns.some(patternMatchesEverything));
     const specs: Array<{ name: string; settings: PoolSettings }> = c.pools.map((p) => ({ name: p.name, settings: p }));
     if (needsDefault) specs.push({ name: DEFAULT_POOL_NAME, settings: c.php });
-    // PHP's users pass through the parent (the default's /run/phpgate may not exist yet), checked just below.
-    if (gatewayIdentity().uid === 0) fs.mkdirSync(path.dirname(c.php.socket_dir), { recursive: true, mode: 0o711 });
+    // As root, PHP's users pass through the socket directory's parent (made here) and itself to their own (socketDirFor).
+    const root = gatewayIdentity().uid === 0;
+    if (root) fs.mkdirSync(path.dirname(c.php.socket_dir), { recursive: true, mode: 0o711 });
     const ids = poolIdentities(specs, { docroot: c.php.docroot, socketDir: c.php.socket_dir, exampleSite: this.#exampleSite, log: this.#log });
-    // As root, PHP's users pass through the socket directory to their own (php/master.ts socketDirFor).
-    const handshakeScript = writeHandshakeScript(c.php.socket_dir, gatewayIdentity().uid === 0);
+    const handshakeScript = writeHandshakeScript(c.php.socket_dir, root);
     const pools = new Map<string, Pool>();
     for (const { name, settings } of specs) {
       pools.set(
@@ -306,8 +305,7 @@ export class Gateway implements StatusSource {
     const sameRules = previous !== null && JSON.stringify(previous.config.rate_limit) === JSON.stringify(c.rate_limit);
     const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log, this.#metrics);
     this.#metrics.slowMs = c.logging.slow_ms;
-    // The cache outlives a reload that leaves cache.* and compression.* as they were (nginx keeps its cache too);
-    // `phpgate cache purge` drops what a deploy made stale.
+    // The cache outlives a reload that leaves cache.* and compression.* alone (as nginx's); a purge drops what is stale.
     const sameCache =
       previous !== null &&
       JSON.stringify([previous.config.cache, previous.config.compression, hasRouteCache(previous.config.routes)]) ===
