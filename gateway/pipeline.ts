@@ -20,6 +20,7 @@ import type { CacheLookup } from './filters/cache/store.js';
 import { RouteHeadersFilter } from './filters/route-headers.js';
 import { CompressFilter } from './filters/compress.js';
 import { PhpRequest } from './handlers/php.js';
+import { buffered } from './filters/response-buffer.js';
 import { phpParams, type PhpScript, type PhpSite } from './handlers/php-params.js';
 import { ProxyExchange, type ProxyContext } from './handlers/upstream/proxy.js';
 import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
@@ -52,7 +53,8 @@ export class Pipeline implements ErrorResponder {
 
   constructor(o: PipelineOptions) {
     this.#o = o;
-    this.#cx = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy };
+    const { sendTimeoutMs, minSendRate } = o;
+    this.#cx = { log: o.log, errors: this, sendTimeoutMs, minSendRate, stripPoweredBy: o.securityHeaders.stripPoweredBy };
     this.#proxy = { log: o.log, clients: o.clients, maxBodyBytes: o.maxBodyBytes };
     const { serverName, serverSoftware, requestIdToPhp } = o;
     this.#site = { documentRoot: o.router.documentRoot, serverName, serverSoftware, requestIdToPhp };
@@ -363,7 +365,7 @@ export class Pipeline implements ErrorResponder {
     const current = this.#pool(pool.poolName) ?? pool;
     const params = phpParams(x, target, script, this.#site, client, method, contentLength, forFill);
     const label = `${method} ${target.requestUri} → ${script.scriptName}`;
-    new PhpRequest(x, sink, current, params, body, label, this.#o.log).start();
+    new PhpRequest(x, buffered(x, sink, this.#o.phpBuffering), current, params, body, label, this.#o.log).start();
   }
 
   /** Internal requests run PHP through here: as a GET or HEAD without a body, into `sink`; false when the pool is gone. */
