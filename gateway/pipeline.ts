@@ -20,7 +20,6 @@ import type { CacheLookup } from './filters/cache/store.js';
 import { RouteHeadersFilter } from './filters/route-headers.js';
 import { CompressFilter } from './filters/compress.js';
 import { PhpRequest } from './handlers/php.js';
-import { buffered } from './filters/response-buffer.js';
 import { phpParams, type PhpScript, type PhpSite } from './handlers/php-params.js';
 import { ProxyExchange, type ProxyContext } from './handlers/upstream/proxy.js';
 import { BodyKind, bodyKind, closeAfter, EMPTY_BODY, expectsContinue, readBody, type RequestBody } from './http/body.js';
@@ -365,7 +364,7 @@ export class Pipeline implements ErrorResponder {
     const current = this.#pool(pool.poolName) ?? pool;
     const params = phpParams(x, target, script, this.#site, client, method, contentLength, forFill);
     const label = `${method} ${target.requestUri} → ${script.scriptName}`;
-    new PhpRequest(x, buffered(x, sink, this.#o.phpBuffering), current, params, body, label, this.#o.log).start();
+    new PhpRequest(x, this.#o.bufferPhp(x, sink), current, params, body, label, this.#o.log).start();
   }
 
   /** Internal requests run PHP through here: as a GET or HEAD without a body, into `sink`; false when the pool is gone. */

@@ -36,7 +36,7 @@ import { TrustedProxies } from './http/client-address.js';
 import { RateLimiter } from './gates/rate-limit.js';
 import { SecurityHeaders } from './filters/security-headers.js';
 import { Compression } from './filters/compression.js';
-import { responseBuffering } from './filters/response-buffer.js';
+import { phpResponseBuffer } from './filters/response-buffer.js';
 import { ResponseCache } from './filters/cache/store.js';
 import { CachePurges } from './cache-purge.js';
 import type { GatewayStatus, StatusSource } from './http/status.js';
@@ -342,7 +342,7 @@ export class Gateway implements StatusSource {
       bodyTimeoutMs: c.server.timeouts.body_ms,
       sendTimeoutMs: c.server.timeouts.send_ms,
       minSendRate: c.server.timeouts.min_send_rate,
-      phpBuffering: responseBuffering(c.php, this.#log),
+      bufferPhp: phpResponseBuffer(c.php, this.#log),
       serverName: c.server.server_name,
       clients: new TrustedProxies(c.server.trusted_proxies),
       rateLimit,

@@ -245,6 +245,27 @@ describe('buffer limits: past response_temp_max_mb PHP waits for the client agai
   });
 });
 
+describe('php.response_buffering: false (nginx fastcgi_buffering off)', () => {
+  let g: RunningGateway;
+  before(async () => {
+    g = await startGateway(`php:\n  worker_count: ${WORKERS}\n  response_buffering: false\n`, { docroot });
+  });
+  after(() => g.stop());
+
+  test('a client that does not read holds its worker, as before, and no temp file is made', async () => {
+    const r = slowReader(g.port, '/big.php?kb=16384', 0, 0);
+    try {
+      await r.headSeen;
+      await sleep(700);
+      assert.equal(idle(g), WORKERS - 1);
+      assert.equal(spoolFiles().length, 0);
+    } finally {
+      r.destroy();
+    }
+    await eventually('the worker is back after the client left', () => idle(g) === WORKERS, 10_000);
+  });
+});
+
 describe('HTTP/2: a connection with a zero window and one stream per worker', () => {
   let g: RunningGateway;
   before(async () => {

@@ -35,20 +35,20 @@ export interface ResponseBuffering {
   readonly log: Logger;
 }
 
-/** php.response_* as the pipeline uses it; null when buffering is off. */
-export function responseBuffering(php: PhpConfig, log: Logger): ResponseBuffering | null {
-  if (!php.response_buffering) return null;
-  return {
+/** php.response_*: what puts one PHP answer's sink behind a buffer (its worker is free once PHP has answered). */
+export function phpResponseBuffer(php: PhpConfig, log: Logger): (x: Exchange, sink: ResponseSink) => ResponseSink {
+  if (!php.response_buffering) return unbuffered;
+  const o: ResponseBuffering = {
     memoryBytes: php.response_buffer_kb * 1024,
     tempDir: php.response_temp_dir === '' ? os.tmpdir() : php.response_temp_dir,
     maxFileBytes: php.response_temp_max_mb * 1024 * 1024,
     log,
   };
+  return (x, sink) => new ResponseBuffer(x, sink, o);
 }
 
-/** `sink` behind a buffer for one PHP answer, when buffering is on: its worker is free once PHP has answered. */
-export function buffered(x: Exchange, sink: ResponseSink, o: ResponseBuffering | null): ResponseSink {
-  return o === null ? sink : new ResponseBuffer(x, sink, o);
+function unbuffered(_x: Exchange, sink: ResponseSink): ResponseSink {
+  return sink;
 }
 
 /** A read back from the temp file: nginx's fastcgi_buffers are 8 × 8 KiB; a socket write of 64 KiB costs less. */
