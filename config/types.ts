@@ -9,10 +9,7 @@ export interface TimeoutsConfig {
   readonly body_ms: number;
   /** Longest wait for a client to take more of a response (nginx send_timeout); then it is cut off. */
   readonly send_ms: number;
-  /**
-   * Slowest a client may take a response (bytes/s) on average over the time it keeps the gateway waiting, judged
-   * once that time passes send_ms; 0: off. Cuts slow-read clients that send_ms alone lets through.
-   */
+  /** Slowest a client may take a response (bytes/s) over ~send_ms of waiting for it; 0: off (README: Slow clients). */
   readonly min_send_rate: number;
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are cut. */
   readonly drain_ms: number;
@@ -92,16 +89,10 @@ export interface PhpConfig extends PoolSettings {
    * from it whether the server rewrites URLs (WordPress's pretty permalinks) look for "nginx" in it.
    */
   readonly server_software: string;
-  /**
-   * nginx's fastcgi_buffering: PHP's answer is read as fast as PHP writes it, whatever the client's speed, so a
-   * slow client never holds a worker (`X-Accel-Buffering: no` from PHP turns it off for one answer).
-   */
+  /** nginx's fastcgi_buffering (a slow client never holds a worker), its memory (KiB), temp dir ("": the OS's) and max file (MiB). */
   readonly response_buffering: boolean;
-  /** Backlog of one answer kept in memory before the temp file (KiB). */
   readonly response_buffer_kb: number;
-  /** Where response temp files are made (absolute; "" = the OS temp directory); they are unlinked at once. */
   readonly response_temp_dir: string;
-  /** Largest temp file of one answer (MiB; 0: memory only); past it PHP waits for the client again. */
   readonly response_temp_max_mb: number;
 }
 
