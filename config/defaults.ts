@@ -26,7 +26,15 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     redirect_http_port: 0,
     trusted_proxies: [],
     proxy_protocol: false,
-    timeouts: { header_ms: 10_000, keepalive_ms: 75_000, body_ms: 60_000, send_ms: 60_000, drain_ms: 30_000, lame_duck_ms: 3_000 },
+    timeouts: {
+      header_ms: 10_000,
+      keepalive_ms: 75_000,
+      body_ms: 60_000,
+      send_ms: 60_000,
+      min_send_rate: 1024,
+      drain_ms: 30_000,
+      lame_duck_ms: 3_000,
+    },
     limits: { header_kb: 16, url_kb: 8, connections_per_ip: 0, h2_max_streams: 128, body_memory_mb: 32 },
   },
   admin: { host: '127.0.0.1', port: 9180, token: '', health_on_main: true },
@@ -47,6 +55,12 @@ export const DEFAULTS: Readonly<Omit<GatewayConfig, 'source'>> = deepFreeze({
     group: '',
     socket_dir: defaultSocketDir(),
     server_software: '',
+    // nginx: 8 × 4/8 KiB in memory, then up to 1 GiB in a temp file. 256 KiB (the request body's memory limit)
+    // keeps a typical page off the disk even for a slow client; only a client that keeps us waiting costs it.
+    response_buffering: true,
+    response_buffer_kb: 256,
+    response_temp_dir: '',
+    response_temp_max_mb: 1024,
   },
   pools: [],
   static: {

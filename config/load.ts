@@ -83,6 +83,7 @@ function build(raw: RawConfig, source: string, baseDir: string, searchPath: stri
     ...php,
     binary: findOnPath(php.binary, searchPath, baseDir),
     docroot: fromBase(php.docroot),
+    response_temp_dir: fromBase(php.response_temp_dir),
     // Unset: one directory per configuration file, so two instances on one host never share sockets or a pid file.
     socket_dir:
       raw.php?.socket_dir === undefined ? instanceSocketDir(source.startsWith('(') ? source : path.resolve(source)) : fromBase(php.socket_dir),

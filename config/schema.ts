@@ -42,7 +42,15 @@ const server = obj({
   redirect_http_port: scalar(C.portOrOff),
   trusted_proxies: list(scalar(C.addressOrCidr)),
   proxy_protocol: flag,
-  timeouts: obj({ header_ms: ms, keepalive_ms: ms, body_ms: ms, send_ms: ms, drain_ms: ms, lame_duck_ms: scalar(C.int(0)) }),
+  timeouts: obj({
+    header_ms: ms,
+    keepalive_ms: ms,
+    body_ms: ms,
+    send_ms: ms,
+    min_send_rate: scalar(C.int(0)),
+    drain_ms: ms,
+    lame_duck_ms: scalar(C.int(0)),
+  }),
   limits: obj({
     header_kb: scalar(C.int(1)),
     url_kb: scalar(C.int(1)),
@@ -62,6 +70,10 @@ const php = obj({
   ...poolSettings,
   socket_dir: scalar(C.nonEmptyString),
   server_software: scalar(C.headerValue),
+  response_buffering: flag,
+  response_buffer_kb: scalar(C.int(0)),
+  response_temp_dir: scalar(C.string),
+  response_temp_max_mb: scalar(C.int(0)),
 });
 
 // A pool without patterns is reached only by routes that name it (routes[].php.pool).

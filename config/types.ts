@@ -9,12 +9,11 @@ export interface TimeoutsConfig {
   readonly body_ms: number;
   /** Longest wait for a client to take more of a response (nginx send_timeout); then it is cut off. */
   readonly send_ms: number;
+  /** Slowest a client may take a response (bytes/s) over ~send_ms of waiting for it; 0: off (README: Slow clients). */
+  readonly min_send_rate: number;
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are cut. */
   readonly drain_ms: number;
-  /**
-   * On SIGTERM, how long the gateway keeps accepting and serving while /readyz already answers 503, so a load
-   * balancer's health check takes it out before its port closes (0: close at once).
-   */
+  /** On SIGTERM, how long the port keeps serving while /readyz answers 503, for the load balancer to notice (0: none). */
   readonly lame_duck_ms: number;
 }
 
@@ -89,6 +88,11 @@ export interface PhpConfig extends PoolSettings {
    * from it whether the server rewrites URLs (WordPress's pretty permalinks) look for "nginx" in it.
    */
   readonly server_software: string;
+  /** nginx's fastcgi_buffering (a slow client never holds a worker), its memory (KiB), temp dir ("": the OS's) and max file (MiB). */
+  readonly response_buffering: boolean;
+  readonly response_buffer_kb: number;
+  readonly response_temp_dir: string;
+  readonly response_temp_max_mb: number;
 }
 
 export interface PoolConfig extends PoolSettings {

@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js';
 import type { Pool } from '../php/pool.js';
 import type { ResponseCache } from './filters/cache/store.js';
 import type { Compression } from './filters/compression.js';
+import type { Exchange } from './http/exchange.js';
 import type { SecurityHeaders } from './filters/security-headers.js';
 import type { RateLimiter } from './gates/rate-limit.js';
 import type { StaticFiles } from './handlers/static.js';
@@ -38,6 +39,10 @@ export interface PipelineOptions {
   readonly bodyTimeoutMs: number;
   /** Longest wait for a slow client to take more of a PHP response (server.timeouts.send_ms). */
   readonly sendTimeoutMs: number;
+  /** Slowest average a waiting client may take a response at, bytes/s (server.timeouts.min_send_rate; 0: off). */
+  readonly minSendRate: number;
+  /** php.response_*: puts a PHP answer's sink behind a buffer, so a slow client never holds a worker (or not: off). */
+  readonly bufferPhp: (x: Exchange, sink: ResponseSink) => ResponseSink;
   readonly serverName: string;
   /** Who the client is (server.trusted_proxies, PROXY protocol). */
   readonly clients: TrustedProxies;

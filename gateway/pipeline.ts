@@ -52,9 +52,9 @@ export class Pipeline implements ErrorResponder {
 
   constructor(o: PipelineOptions) {
     this.#o = o;
-    this.#cx = { log: o.log, errors: this, sendTimeoutMs: o.sendTimeoutMs, stripPoweredBy: o.securityHeaders.stripPoweredBy };
+    const { sendTimeoutMs, minSendRate, serverName, serverSoftware, requestIdToPhp } = o;
+    this.#cx = { log: o.log, errors: this, sendTimeoutMs, minSendRate, stripPoweredBy: o.securityHeaders.stripPoweredBy };
     this.#proxy = { log: o.log, clients: o.clients, maxBodyBytes: o.maxBodyBytes };
-    const { serverName, serverSoftware, requestIdToPhp } = o;
     this.#site = { documentRoot: o.router.documentRoot, serverName, serverSoftware, requestIdToPhp };
     this.#upgrades = new Upgrades({ ...o, proxy: this.#proxy, errors: this });
     this.#internal = new InternalRequests({ ...o, cx: this.#cx, php: this.#internalPhp, route: this.#internalRoute });
@@ -361,7 +361,7 @@ export class Pipeline implements ErrorResponder {
     const current = this.#pool(pool.poolName) ?? pool;
     const params = phpParams(x, target, script, this.#site, client, method, contentLength, forFill);
     const label = `${method} ${target.requestUri} → ${script.scriptName}`;
-    new PhpRequest(x, sink, current, params, body, label, this.#o.log).start();
+    new PhpRequest(x, this.#o.bufferPhp(x, sink), current, params, body, label, this.#o.log).start();
   }
 
   /** Internal requests run PHP through here: as a GET or HEAD without a body, into `sink`; false when the pool is gone. */

@@ -37,6 +37,7 @@ import { TrustedProxies } from './http/client-address.js';
 import { RateLimiter } from './gates/rate-limit.js';
 import { SecurityHeaders } from './filters/security-headers.js';
 import { Compression } from './filters/compression.js';
+import { phpResponseBuffer } from './filters/response-buffer.js';
 import { ResponseCache } from './filters/cache/store.js';
 import { CachePurges } from './cache-purge.js';
 import type { GatewayStatus, StatusSource } from './http/status.js';
@@ -306,10 +307,8 @@ export class Gateway implements StatusSource {
     const rateLimit = sameRules ? previous.rateLimit : RateLimiter.create(c.rate_limit, this.#log, this.#metrics);
     this.#metrics.slowMs = c.logging.slow_ms;
     // The cache outlives a reload that leaves cache.* and compression.* alone (as nginx's); a purge drops what is stale.
-    const sameCache =
-      previous !== null &&
-      JSON.stringify([previous.config.cache, previous.config.compression, hasRouteCache(previous.config.routes)]) ===
-        JSON.stringify([c.cache, c.compression, hasRouteCache(c.routes)]);
+    const shape = (x: Readonly<GatewayConfig>): string => JSON.stringify([x.cache, x.compression, hasRouteCache(x.routes)]);
+    const sameCache = previous !== null && shape(previous.config) === shape(c);
     const compression = new Compression(c.compression);
     const cache = sameCache
       ? previous.cache
@@ -344,6 +343,8 @@ export class Gateway implements StatusSource {
       maxUrlBytes: c.server.limits.url_kb * 1024,
       bodyTimeoutMs: c.server.timeouts.body_ms,
       sendTimeoutMs: c.server.timeouts.send_ms,
+      minSendRate: c.server.timeouts.min_send_rate,
+      bufferPhp: phpResponseBuffer(c.php, this.#log),
       serverName: c.server.server_name,
       clients: new TrustedProxies(c.server.trusted_proxies),
       rateLimit,

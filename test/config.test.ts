@@ -201,6 +201,12 @@ describe('loadConfig: valid files', () => {
     assert.equal(cfg.logging.format, 'json');
     assert.equal(cfg.logging.access_file, '');
     assert.equal(cfg.logging.request_id_to_php, false);
+    // nginx fastcgi_buffering on, with a larger memory share; min_send_rate judged over send_ms of waiting.
+    assert.equal(cfg.php.response_buffering, true);
+    assert.equal(cfg.php.response_buffer_kb, 256);
+    assert.equal(cfg.php.response_temp_dir, '');
+    assert.equal(cfg.php.response_temp_max_mb, 1024);
+    assert.equal(cfg.server.timeouts.min_send_rate, 1024);
   });
 
   test('an empty file yields every default', () => {
@@ -481,6 +487,10 @@ describe('loadConfig: reported problems', () => {
     ['a header route pattern not starting with /', 'headers: { routes: [{ pattern: "admin", csp: true }] }', 'headers.routes[0].pattern'],
     ['h2_max_streams of 0', 'server: { limits: { h2_max_streams: 0 } }', 'server.limits.h2_max_streams'],
     ['body_memory_mb of 0', 'server: { limits: { body_memory_mb: 0 } }', 'server.limits.body_memory_mb'],
+    ['a negative min_send_rate', 'server: { timeouts: { min_send_rate: -1 } }', 'server.timeouts.min_send_rate'],
+    ['response_buffering that is not a boolean', 'php: { response_buffering: "off" }', 'php.response_buffering'],
+    ['a fractional response_buffer_kb', 'php: { response_buffer_kb: 1.5 }', 'php.response_buffer_kb'],
+    ['a negative response_temp_max_mb', 'php: { response_temp_max_mb: -1 }', 'php.response_temp_max_mb'],
   ];
   for (const [name, yaml, key] of rejected) {
     test(`rejects ${name}`, () => {

@@ -351,8 +351,9 @@ async function writeAll(file: FileHandle, buf: Buffer, length: number): Promise<
   for (let done = 0; done < length;) done += (await file.write(buf, done, length - done, null)).bytesWritten;
 }
 
-async function openSpool(tmpDir: string): Promise<FileHandle> {
-  const name = path.join(tmpDir, `phpgate-body-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+/** A temp file for a request body or a buffered response (`kind` names it while it exists), unlinked at once. */
+export async function openSpool(tmpDir: string, kind: 'body' | 'response' = 'body'): Promise<FileHandle> {
+  const name = path.join(tmpDir, `phpgate-${kind}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
   const fh = await fs.open(name, 'wx+', 0o600);
   // Unlinked at once: the open handle keeps the data, and a crash leaves no file behind.
   await fs.unlink(name);

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2Stream } from 'node:http2';
 
-export { BodyMemory, EMPTY_BODY, MEMORY_LIMIT, readBody, RequestBody, type BodySink } from './body-spool.js';
+export { BodyMemory, EMPTY_BODY, MEMORY_LIMIT, openSpool, readBody, RequestBody, type BodySink } from './body-spool.js';
 
 /** What follows a request's head. Unsized: chunked HTTP/1.1, or HTTP/2 without Content-Length. */
 export const BodyKind = { None: 0, Sized: 1, Unsized: 2 } as const;

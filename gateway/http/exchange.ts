@@ -30,6 +30,11 @@ export interface ExchangeContext {
   readonly errors: ErrorResponder;
   /** Longest wait for a slow client to take more of a response (server.timeouts.send_ms). */
   readonly sendTimeoutMs: number;
+  /**
+   * server.timeouts.min_send_rate (bytes/s, 0: off): a client that keeps the response waiting must take it at least
+   * this fast on average over the time it made us wait, judged once that time passes send_ms.
+   */
+  readonly minSendRate?: number;
   /** headers.strip_powered_by: a producer's X-Powered-By is not passed on. */
   readonly stripPoweredBy: boolean;
 }
@@ -72,6 +77,14 @@ export class Exchange implements ResponseSink {
   #lengthFramed = false;
   #waiting = false;
   #sendTimer: NodeJS.Timeout | null = null;
+  /** The current wait for the client: when it began, and what the client must take to end it. */
+  #waitStart = 0;
+  #waitBytes = 0;
+  /** All waits for the client so far, and what the client took during them (min_send_rate). */
+  #waitedMs = 0;
+  #takenBytes = 0;
+  /** The current wait's timer is min_send_rate's, not send_ms's. */
+  #rateTimer = false;
 
   constructor(
     req: IncomingMessage,
@@ -153,7 +166,7 @@ export class Exchange implements ResponseSink {
     if (!this.#waiting) {
       this.#waiting = true;
       this.res.once('drain', this.#onDrain);
-      this.#sendTimer = setTimeout(this.#onSendTimeout, this.#cx.sendTimeoutMs);
+      this.#sendTimer = setTimeout(this.#onSendTimeout, this.#waitLimit());
     }
     return false;
   }
@@ -299,8 +312,40 @@ export class Exchange implements ResponseSink {
     }
   }
 
+  /**
+   * How long this wait for the client may last: send_ms, or less when the client has been slower than min_send_rate.
+   * At the drain the client has taken what was queued when the wait began (the kernel's buffers were full), so the
+   * rate is what it took over how long we waited for it, averaged over about the last send_ms of waiting (older
+   * waits fade out): counted only while the client is the one we wait for, so a slow producer (server-sent
+   * events, a long poll) is never held against it. Not judged before the waits add up to send_ms, so a short stall
+   * of a normal client costs nothing.
+   */
+  #waitLimit(): number {
+    const send = this.#cx.sendTimeoutMs;
+    const rate = this.#cx.minSendRate ?? 0;
+    this.#rateTimer = false;
+    if (rate <= 0) return send;
+    this.#waitStart = performance.now();
+    this.#waitBytes = (this.res as { writableLength?: number }).writableLength ?? 0;
+    const allowed = Math.max(send, ((this.#takenBytes + this.#waitBytes) * 1000) / rate) - this.#waitedMs;
+    if (allowed >= send) return send;
+    this.#rateTimer = true;
+    return Math.max(1, Math.ceil(allowed));
+  }
+
   readonly #onDrain = (): void => {
     this.#waiting = false;
+    if (this.#waitStart !== 0) {
+      this.#waitedMs += performance.now() - this.#waitStart;
+      this.#takenBytes += this.#waitBytes;
+      // A moving average over about send_ms of waiting: what the kernel's buffers took at first (megabytes, in
+      // waits of a millisecond) must not pay for a trickle forever.
+      const window = this.#cx.sendTimeoutMs;
+      if (this.#waitedMs > window) {
+        this.#takenBytes *= window / this.#waitedMs;
+        this.#waitedMs = window;
+      }
+    }
     this.#clearSendTimer();
     if (this.#state === SENDING) this.#source!.resume();
   };
@@ -308,7 +353,15 @@ export class Exchange implements ResponseSink {
   /** nginx's send_timeout: the client took nothing for too long. Its 'close' then tells the producer. */
   readonly #onSendTimeout = (): void => {
     this.#sendTimer = null;
-    this.#cx.log.warn({ url: this.req.url, sendTimeoutMs: this.#cx.sendTimeoutMs }, 'client took no data for send_ms; closing it');
+    if (this.#rateTimer) {
+      const waitedMs = Math.round(this.#waitedMs + performance.now() - this.#waitStart);
+      this.#cx.log.warn(
+        { url: this.req.url, minSendRate: this.#cx.minSendRate, takenBytes: this.#takenBytes, waitedMs },
+        'client took the response slower than min_send_rate; closing it',
+      );
+    } else {
+      this.#cx.log.warn({ url: this.req.url, sendTimeoutMs: this.#cx.sendTimeoutMs }, 'client took no data for send_ms; closing it');
+    }
     this.res.destroy();
   };
 

@@ -165,6 +165,11 @@ export class H2Response {
     return this.stream.destroyed;
   }
 
+  /** Bytes written and not yet sent (the client's flow-control window is closed, or the socket is full). */
+  get writableLength(): number {
+    return this.stream.writableLength;
+  }
+
   setHeader(name: string, value: string | number | readonly string[]): this {
     (this.#preset ??= {})[name.toLowerCase()] = Array.isArray(value) ? [...(value as string[])] : (value as string | number);
     return this;
