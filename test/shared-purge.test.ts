@@ -185,8 +185,10 @@ describe('cache purges shared through Redis: two instances', () => {
     // B's cache was cleared when it subscribed again: the purge it missed cannot leave it a stale page.
     await rendersAnew(b, onB);
     const again = await cached(b);
+    const appliedBefore = logged(b, 'cache purged by another instance').length;
     // The publisher reconnects by itself too.
     await eventuallyAsync('purges reach B again', async () => (await purgeOn(a, '/page.php')).body['instances'] === 'all', 15_000);
+    await eventually('B applied it', () => logged(b, 'cache purged by another instance').length > appliedBefore);
     await rendersAnew(b, again);
   });
 });
