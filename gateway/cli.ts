@@ -9,6 +9,7 @@ import { ErrorCode, PhpgateError } from '../core/errors.js';
 import { ENV_VARS, loadConfig, type Overrides } from '../config/load.js';
 import { explainRouting } from '../config/explain.js';
 import { checkPhpPools } from '../php/check.js';
+import { ensureSocketDir } from '../php/handshake.js';
 import type { GatewayConfig } from '../config/types.js';
 import { createLogger, reopenLogFiles } from './http/log.js';
 import { Gateway, PID_FILE } from './server.js';
@@ -151,9 +152,7 @@ async function main(): Promise<void> {
   if (count > 1 && cluster.isPrimary) {
     // server.processes: this process only supervises the gateway processes it forks (the same command line).
     // As root, PHP's users must pass through to their processes' socket directories (php/master.ts socketDirFor).
-    const mode = process.geteuid?.() === 0 ? 0o711 : 0o700;
-    fs.mkdirSync(loaded.php.socket_dir, { recursive: true, mode });
-    fs.chmodSync(loaded.php.socket_dir, mode);
+    ensureSocketDir(loaded.php.socket_dir, process.geteuid?.() === 0);
     const primaryLog = createLogger(loaded.logging);
     const code = await runPrimary({
       config: loaded,

@@ -51,7 +51,8 @@ export class ServiceNotifier {
   }
 
   #send(fields: string[]): Promise<void> {
-    const next = this.#last.then(() => this.#spawn(fields));
+    // One message after another, and never a rejection: a message that cannot go must not stop the next ones.
+    const next = this.#last.then(() => this.#spawn(fields)).catch((err: unknown) => this.#log.warn({ err }, `systemd-notify failed: ${fields[0]!}`));
     this.#last = next;
     return next;
   }

@@ -1,7 +1,10 @@
 /**
  * The kill of a child a worker let go of (its client aborted). php-cgi ignores FCGI_ABORT_REQUEST, so a script
  * that never writes again runs on until it is killed; but a child that finished the aborted script goes back to
- * accept() and may already serve another connection of the pool. It is killed only when sure it serves nobody.
+ * accept() and may already serve another connection of the pool. It is killed only while no known connection is
+ * its; one that is still being handshaken may be, and its handshake's answer may already be on its way, so the
+ * kill is remembered and a handshake that names a killed child is thrown away (the worker connects again) rather
+ * than given a request the dead child would never answer.
  */
 import type { Logger } from '../core/log.js';
 import { parentOf, signalPid } from './process.js';
@@ -14,30 +17,39 @@ export interface ChildOwner {
   readonly masterPid: number | null;
   /** Whether one of the pool's connections is bound to this child now. */
   servedBy(pid: number): boolean;
-  /** Whether a connection of the pool is open to a child not known yet (its handshake has not told the pid). */
-  identifying(): boolean;
+  /** This child was killed: a handshake that reports it must not make a worker ready. */
+  killed(pid: number): void;
 }
 
-/** While some connection's child is unknown, the kill waits, checking this often, at most this long. */
-const IDENTIFY_RETRY_MS = 10;
-const IDENTIFY_WAIT_MS = 15_000; // a worker's connect and handshake timeouts
-
-/**
- * SIGKILLs `pid` unless it serves one of the owner's connections again. A connection whose handshake has not told
- * its child yet may be this one's, and killing on that guess ended another client's request: so the kill waits
- * until every connection's child is known.
- */
-export function killAbandoned(owner: ChildOwner, pid: number, waitedMs = 0): void {
+/** SIGKILLs `pid` unless it serves one of the owner's connections again. */
+export function killAbandoned(owner: ChildOwner, pid: number): void {
   if (owner.servedBy(pid)) return;
-  if (owner.identifying()) {
-    if (waitedMs < IDENTIFY_WAIT_MS) setTimeout(() => killAbandoned(owner, pid, waitedMs + IDENTIFY_RETRY_MS), IDENTIFY_RETRY_MS).unref();
-    else
-      owner.log.warn(
-        { pool: owner.poolName, workerPid: pid },
-        'a child left by an aborted request was not killed: which connection it serves stayed unknown',
-      );
-    return;
-  }
   const master = owner.masterPid;
-  if (master !== null && parentOf(pid) === master) signalPid(pid, 'SIGKILL');
+  if (master === null || parentOf(pid) !== master) return;
+  owner.killed(pid);
+  signalPid(pid, 'SIGKILL');
+}
+
+/** How long a killed child's pid is remembered: longer than a handshake may take (connect + handshake timeouts). */
+const KILLED_MEMORY_MS = 20_000;
+
+/** The children a pool killed lately, for the handshake check (a pid is reused only after the kernel wraps around). */
+export class KilledChildren {
+  readonly #at = new Map<number, number>();
+
+  add(pid: number): void {
+    const now = Date.now();
+    for (const [p, at] of this.#at) if (now - at > KILLED_MEMORY_MS) this.#at.delete(p);
+    this.#at.set(pid, now);
+  }
+
+  /**
+   * What a handshake's child is to the pool: its master's child ('ours'), one killed since ('killed'), or anything
+   * else ('foreign': the socket led elsewhere, e.g. PHP swapped it for another pool's, whose php-cgi runs as another user).
+   */
+  judge(pid: number, master: number | null): 'ours' | 'killed' | 'foreign' {
+    const at = this.#at.get(pid);
+    if (at !== undefined && Date.now() - at <= KILLED_MEMORY_MS) return 'killed';
+    return master !== null && parentOf(pid) === master ? 'ours' : 'foreign';
+  }
 }

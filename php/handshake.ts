@@ -38,6 +38,13 @@ const SCRIPT = '<?php\n// phpgate handshake: tells the gateway which php-cgi chi
  * writable but by us, and no socket lies here then (php/master.ts socketDirFor).
  */
 export function writeHandshakeScript(socketDir: string, forOthers = false): string {
+  ensureSocketDir(socketDir, forOthers);
+  writePrivate(path.join(socketDir, 'phpgate-probe.php'), PROBE);
+  return writePrivate(path.join(socketDir, 'phpgate-handshake.php'), SCRIPT);
+}
+
+/** The socket directory, made if missing and checked as a directory of ours (never a link to follow), then its mode. */
+export function ensureSocketDir(socketDir: string, forOthers: boolean): void {
   const mode = forOthers ? 0o711 : 0o700;
   fs.mkdirSync(socketDir, { recursive: true, mode });
   const st = fs.lstatSync(socketDir);
@@ -50,8 +57,6 @@ export function writeHandshakeScript(socketDir: string, forOthers = false): stri
   }
   // Ours but too open (made by hand, an old umask, an earlier run with other users): close it rather than refuse.
   if ((st.mode & 0o777) !== mode) fs.chmodSync(socketDir, mode);
-  writePrivate(path.join(socketDir, 'phpgate-probe.php'), PROBE);
-  return writePrivate(path.join(socketDir, 'phpgate-handshake.php'), SCRIPT);
 }
 
 /**

@@ -6,6 +6,7 @@ import { ErrorCode, PhpgateError } from '../core/errors.js';
 import type { PoolSettings } from '../config/types.js';
 import type { Logger } from '../core/log.js';
 import { gatewayIdentity, type PhpIdentity } from './identity.js';
+import { KilledChildren } from './abandoned.js';
 import { Master } from './master.js';
 import fs from 'node:fs';
 import { handshakeParams as probeParams, probeScriptBeside, restoreSocketDir, ScriptAnswer } from './handshake.js';
@@ -107,6 +108,8 @@ export class Pool implements WorkerHost {
   readonly #settings: PoolSettings;
   readonly #probeScript: string;
   readonly #master: Master;
+  /** Children killed after an abort, lately: a handshake naming one is thrown away. */
+  readonly #killed = new KilledChildren();
   readonly #workers: Worker[] = [];
   readonly #idle: Worker[] = [];
   #queue: QueueEntry[] = [];
@@ -246,8 +249,17 @@ export class Pool implements WorkerHost {
     return this.#workers.some((w) => w.pid === pid);
   }
 
-  identifying(): boolean {
-    return this.#workers.some((w) => w.identifying);
+  killed(pid: number): void {
+    this.#killed.add(pid);
+  }
+
+  mayServe(pid: number): boolean {
+    const verdict = this.#killed.judge(pid, this.#master.pid);
+    if (verdict !== 'foreign') return verdict === 'ours';
+    // A socket that leads elsewhere is no longer this pool's: a new master on a fresh socket, said loudly.
+    this.log.error({ pool: this.poolName, workerPid: pid }, "the pool's socket led to a process that is not its php-cgi child");
+    this.#master.replace('its socket led to another process');
+    return false;
   }
 
   /**

@@ -32,6 +32,8 @@ export interface WorkerHost extends ChildOwner {
   onConnectFailed(w: Worker, err: PhpgateError): void;
   /** A child is being replaced, and why. */
   onRestart(reason: RestartReason): void;
+  /** Whether the child a handshake named may serve (php/abandoned.ts; not another pool's php-cgi). */
+  mayServe(pid: number): boolean;
   /** A request just ended on this worker (the pool may sample its memory). */
   afterRequest(w: Worker): void;
 }
@@ -51,8 +53,6 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   #state: WorkerState = WorkerState.Connecting;
   #conn: FcgiConnection | null = null;
   #pid = 0;
-  /** A connection is being made or handshaken: the child it reached, whichever it is, is not known yet. */
-  #identifying = false;
   #requests = 0;
   /** Requests this child serves before it is recycled (0: never). */
   #limit = 0;
@@ -85,9 +85,6 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
   }
   get pid(): number {
     return this.#pid;
-  }
-  get identifying(): boolean {
-    return this.#identifying;
   }
   get requests(): number {
     return this.#requests;
@@ -138,19 +135,17 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
     const socketPath = this.#host.socketPath();
     if (socketPath === null) return; // the pool calls connect() again when a master is listening
     this.#state = WorkerState.Connecting;
-    this.#identifying = true;
     FcgiConnection.connect(socketPath, this, CONNECT_TIMEOUT_MS)
       .then(async (conn) => {
         if (this.#stopped()) {
-          this.#identifying = false;
           conn.destroy();
           return;
         }
         this.#conn = conn;
         const pid = await handshake(conn, this.#host.handshakeScript, HANDSHAKE_TIMEOUT_MS);
-        this.#identifying = false;
         // stop() destroyed it meanwhile, or it closed: onConnectionClose has taken over.
         if (this.#conn !== conn || conn.closed) return;
+        if (!this.#host.mayServe(pid)) throw new UpstreamError(ErrorCode.UpstreamConnect, `the socket's child ${pid} is not one this pool may use`);
         this.#pid = pid;
         this.childSince = Date.now();
         this.#requests = 0;
@@ -163,7 +158,6 @@ export class Worker implements FcgiResponseHandler, ConnectionOwner {
         this.#host.onWorkerIdle(this);
       })
       .catch((err: PhpgateError) => {
-        this.#identifying = false;
         this.#host.onConnectFailed(this, err);
         const conn = this.#conn;
         this.#conn = null;

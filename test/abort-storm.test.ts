@@ -106,3 +106,38 @@ describe('client aborts under a verifying load', () => {
     assert.equal(died, 0, 'a child died under a request that was not aborted');
   });
 });
+
+describe('a client that leaves a script that never writes again', () => {
+  let g: RunningGateway;
+  before(async () => {
+    fs.writeFileSync(path.join(tmp, 'spin.php'), '<?php file_put_contents(__DIR__ . "/spin.pid", getmypid()); while (true) usleep(10000);\n');
+    // As many children as workers: the worker that let the child go can reconnect only to that child once it is free.
+    g = await startGateway('php:\n  worker_count: 2\n  timeout_ms: 400\n', { docroot: tmp });
+  });
+  after(() => g.stop());
+
+  test('its child is killed at the request deadline, not left spinning, and the pool serves on', async () => {
+    const pidFile = path.join(tmp, 'spin.pid');
+    fs.rmSync(pidFile, { force: true });
+    await new Promise<void>((resolve) => {
+      const s = net.connect(g.port, '127.0.0.1', () => s.write('GET /spin.php HTTP/1.1\r\nHost: x\r\n\r\n'));
+      s.on('error', () => undefined); // the reset this client causes itself
+      s.on('close', () => resolve());
+      setTimeout(() => s.destroy(), 100);
+    });
+    const started = Date.now();
+    for (let i = 0; i < 50 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 20));
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    let alive = true;
+    while (alive && Date.now() - started < 3000) {
+      await new Promise((r) => setTimeout(r, 50));
+      const stat = fs.existsSync(`/proc/${pid}/stat`) ? fs.readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+      alive = stat !== '' && !/\) [ZX] /.test(stat);
+    }
+    assert.equal(alive, false, `child ${pid} still spinning ${Date.now() - started} ms after its client left (timeout_ms 400)`);
+    for (let i = 0; i < 4; i++) {
+      const r = await get(g.port, `/echo.php?t=after${i}`);
+      assert.equal(r.body, `token=after${i};`);
+    }
+  });
+});

@@ -17,7 +17,7 @@ import type { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway/server.js';
 import { request } from './support/gateway.js';
-import { eventually, freePort, running } from './support/proc.js';
+import { eventually, eventuallyAsync, freePort, running } from './support/proc.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'gateway/cli.ts')];
@@ -160,6 +160,45 @@ describe('php.user: PHP never runs as root unless told to', { skip: rootOnly }, 
       assert.equal(other.euid, nobody!.uid);
       assert.equal(other.egid, nobody!.gid, "the pool user's own primary group");
       assert.equal((await who(g.base)).euid, wwwData!.uid);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test("a pool's socket swapped for another pool's (PHP owns its socket directory) never runs its requests as that pool's user", async () => {
+    // PHP of the default pool (www-data) can replace its own socket with a link to the root pool's; the test does it
+    // as PHP could, then kills the default pool's child so its worker connects again, through the link.
+    const g = await startAsWritten(
+      `php: { docroot: ${JSON.stringify(site)}, worker_count: 1 }\npools:\n  - { name: other, patterns: ["/other/*"], worker_count: 1, user: root }\n`,
+    );
+    try {
+      const before = await who(g.base);
+      assert.equal(before.euid, wwwData!.uid);
+      const otherChild = await who(g.base, '/other/who.php');
+      assert.equal(otherChild.euid, 0);
+      const own = g.gateway.pools.get('default')!.socketPath()!;
+      const root = g.gateway.pools.get('other')!.socketPath()!;
+      assert.ok(fs.existsSync(own) && fs.existsSync(root), `${own}, ${root}`);
+      fs.rmSync(own);
+      fs.symlinkSync(root, own);
+      process.kill(before.pid, 'SIGKILL');
+      // The other pool's only child is bound to its own worker: killed too, its master's next child accepts the
+      // connection that came through the link first (what recycling there would do in time).
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(otherChild.pid, 'SIGKILL');
+      const seen: number[] = [];
+      for (const until = Date.now() + 4000; Date.now() < until;) {
+        const r = await request(g.base, '/who.php');
+        if (r.status === 200)
+          seen.push((JSON.parse(r.text) as Who).euid); // other answers: while the master is replaced
+        else await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.ok(!seen.includes(0), `the default pool's requests ran as root: ${seen.join(' ')}`);
+      assert.ok(
+        g.logs.some((l) => l.includes("the pool's socket led to a process that is not its php-cgi child")),
+        'said loudly',
+      );
+      await eventuallyAsync('the default pool serves again as www-data', async () => (await who(g.base)).euid === wwwData!.uid, 10_000);
     } finally {
       await g.stop();
     }
