@@ -21,8 +21,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode, PhpgateError } from '../../core/errors.js';
 
-/** A body up to this stays in memory, budget permitting; also the size of the batches written to a spool file. */
-export const MEMORY_LIMIT = 64 * 1024;
+/**
+ * A body up to this stays in memory, budget permitting (a typical upload or form never touches the disk: nginx's
+ * client_body_buffer_size is 16 KiB, but writing and reading back a file costs more than the memory this holds for
+ * a request's short life, and the budget bounds them all together).
+ */
+export const MEMORY_LIMIT = 256 * 1024;
+/** The batches a spooled body is written in. */
+const BATCH = 64 * 1024;
 /** The first buffer of a body whose length is unknown or over MEMORY_LIMIT: grown by doubling. */
 const FIRST_BUFFER = 16 * 1024;
 /** A buffer past the budget: only for one write. */
@@ -238,8 +244,8 @@ class BodyReader {
 
   /** Spooling without a buffer: one from the budget, or a transient one past it; false when `need` fits neither. */
   #take(need: number): boolean {
-    const charged = this.#memory.take(MEMORY_LIMIT);
-    const size = charged ? MEMORY_LIMIT : TRANSIENT_BUFFER;
+    const charged = this.#memory.take(BATCH);
+    const size = charged ? BATCH : TRANSIENT_BUFFER;
     this.#buf = Buffer.allocUnsafe(size);
     this.#charged = charged ? size : 0;
     return need <= size;
