@@ -62,7 +62,9 @@ class GroupWatcher {
 
   #start(): ChildProcess | null {
     if (this.#respawns > MAX_RESPAWNS) return null;
-    const proc = spawn('/bin/sh', ['-c', SCRIPT], { stdio: ['pipe', 'ignore', 'inherit'] });
+    // A session of its own: a SIGKILL to the gateway's whole process group (a supervisor or a harness that kills the
+    // group it started) must not take the watcher along, or the masters it watches would outlive both.
+    const proc = spawn('/bin/sh', ['-c', SCRIPT], { stdio: ['pipe', 'ignore', 'inherit'], detached: true });
     this.#proc = proc;
     // Neither the process nor its pipe may keep the gateway's event loop alive: they end with it.
     proc.unref();

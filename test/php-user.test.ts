@@ -327,10 +327,10 @@ interface Spawned {
   exited: Promise<unknown>;
 }
 
-function spawnGateway(config: string): Spawned {
+function spawnGateway(config: string, detached = false): Spawned {
   let output = '';
   // PHP as the default user (www-data, run as root): the docroot and the socket directory let anyone through.
-  const proc = spawn(cli[0]!, [...cli.slice(1), '--config', config], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cli[0]!, [...cli.slice(1), '--config', config], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'], detached });
   proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
   proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
   return { proc, output: () => output, exited: new Promise((r) => proc.once('exit', r)) };
@@ -376,6 +376,27 @@ describe('kill -9 of a gateway leaves no php-cgi', { skip: isRoot && wwwData ===
       await g.exited;
       await assertAllGoneWithin2s(all);
       await eventually('the watcher ended too', () => watchers.every((p) => !running(p)), 2_000);
+    } finally {
+      g.proc.kill('SIGKILL');
+    }
+  });
+
+  test("a SIGKILL to the gateway's whole process group (a harness stopping what it started) leaves no php-cgi either", async () => {
+    const port = await freePort();
+    const file = path.join(tmp, 'kill9-group.yaml');
+    fs.writeFileSync(
+      file,
+      `server: { host: 127.0.0.1, port: ${port} }\nadmin: { port: 0 }\nphp: { docroot: ${JSON.stringify(site)}, worker_count: 2, socket_dir: ${JSON.stringify(path.join(tmp, 'sock-kill9g'))} }\n`,
+    );
+    const g = spawnGateway(file, true); // the leader of its own process group
+    try {
+      await eventually('the gateway listens', () => g.output().includes('phpgate listening') || g.proc.exitCode !== null, 20_000);
+      assert.equal(g.proc.exitCode, null, g.output());
+      const { all } = phpProcesses([g.proc.pid!]);
+      assert.ok(all.length >= 3, `a master and its children: ${all.join(', ')}`);
+      process.kill(-g.proc.pid!, 'SIGKILL');
+      await g.exited;
+      await assertAllGoneWithin2s(all);
     } finally {
       g.proc.kill('SIGKILL');
     }

@@ -69,7 +69,9 @@ function httpsAnswers(port: number): Promise<boolean> {
 function killRecordedMasters(socketDir: string): void {
   let names: string[];
   try {
-    names = readdirSync(socketDir);
+    // As root each pool's socket (and its pid file) lies in its user's subdirectory, u<uid>.
+    const top = readdirSync(socketDir);
+    names = [...top, ...top.filter((d) => /^u\d+$/.test(d)).flatMap((d) => readdirSync(path.join(socketDir, d)).map((n) => path.join(d, n)))];
   } catch {
     return;
   }
@@ -115,7 +117,8 @@ function gatewayYaml(docroot: string, port: number, opts: PhpgateOptions, socket
     ...(process.geteuid?.() === 0 ? { user: 'root' } : {}),
   };
   return [
-    `server: { host: "127.0.0.1", port: ${port}${tls} }`,
+    // No load balancer to tell (lame duck off): a stop only drains.
+    `server: { host: "127.0.0.1", port: ${port}${tls}, timeouts: { lame_duck_ms: 0 } }`,
     'admin: { port: 0 }',
     `php: ${JSON.stringify(php)}`,
     ...(opts.pools === undefined ? [] : [`pools: ${JSON.stringify(opts.pools)}`]),
