@@ -105,9 +105,20 @@ export function cgiHost(req: IncomingMessage, target: ParsedTarget, serverName: 
   if (h === undefined) return serverName;
   const host = parseHost(h);
   if (host === null) return serverName; // refused before a handler runs; never reached
+  const port = portOf(h);
+  return port === '' ? host : `${host}:${port}`;
+}
+
+/** The port the request names when it is a number (nginx's `$request_port`), else '' (none, or anything else). */
+export function requestPort(req: IncomingMessage, target: ParsedTarget): string {
+  const h = rawHost(req, target);
+  return h === undefined ? '' : portOf(h);
+}
+
+function portOf(h: string): string {
   const colon = h.startsWith('[') ? h.indexOf(']:') + 1 : h.indexOf(':');
   const port = colon > 0 ? h.slice(colon + 1) : '';
-  return PORT.test(port) ? `${host}:${port}` : host;
+  return PORT.test(port) ? port : '';
 }
 
 const PORT = /^[0-9]{1,5}$/;

@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { parseCacheKey, type CacheKeyPart } from '../../../config/cache-key.js';
 import { compilePattern, type PathMatcher } from '../../../config/pattern.js';
 import type { CacheRule } from '../../../config/types.js';
-import { cgiHost, cookieValue, headerValue, requestHost } from '../../http/request.js';
+import { cgiHost, cookieValue, headerValue, requestHost, requestPort } from '../../http/request.js';
 import type { ParsedTarget } from '../../http/uri.js';
 
 export type KeyFn = (req: IncomingMessage, target: ParsedTarget, https: boolean) => string;
@@ -39,9 +39,12 @@ function compileKey(parts: readonly CacheKeyPart[]): KeyFn {
     for (const p of parts) key += keyPart(p, req, target, https);
     // What PHP sees as HTTP_HOST beyond $host (a port), or at all for a key without $host, splits the entry: PHP may
     // print it into the page, and a visitor who did not send it must not get that page.
+    if (hasHost) {
+      const port = requestPort(req, target);
+      return port === '' ? key : `${key}\n:${port}`;
+    }
     const seen = cgiHost(req, target, '');
-    if (seen === '' || (hasHost && seen === requestHost(req, target))) return key;
-    return key + '\n' + seen;
+    return seen === '' ? key : key + '\n' + seen;
   };
 }
 
