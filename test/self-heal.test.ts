@@ -10,25 +10,23 @@
  * Every loop is bounded, everything listens on loopback, every process started here is stopped by its pid.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.js';
-import { PHP_USER_ENV, request, startGateway, type RunningGateway } from './support/gateway.js';
+import { request, startGateway, type RunningGateway } from './support/gateway.js';
 import { freePort, running } from './support/proc.js';
+import { startCli, type CliGateway } from './support/cli-gateway.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const poolsFixtures = fileURLToPath(new URL('./fixtures/pools/', import.meta.url));
-const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'gateway/cli.ts')];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-heal-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-type LogEntry = Record<string, unknown> & { msg?: string; level?: number };
 
 function docroot(): string {
   const dir = path.join(tmp, 'site');
@@ -114,51 +112,11 @@ describe('a pool whose socket file is deleted', () => {
   );
 });
 
-interface CliGateway {
-  readonly proc: ChildProcess;
-  output(): string;
-  logs(): LogEntry[];
-  stop(): Promise<void>;
-}
-
-async function startCli(yaml: string): Promise<CliGateway> {
+/** A gateway through its CLI on this configuration (written to a file of its own). */
+function startCliOn(yaml: string): Promise<CliGateway> {
   const file = path.join(tmp, `heal-${Date.now()}.yaml`);
   fs.writeFileSync(file, yaml);
-  let output = '';
-  const proc = spawn(cli[0]!, [...cli.slice(1), '--config', file], {
-    cwd: tmp,
-    env: { ...process.env, ...PHP_USER_ENV },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const gw: CliGateway = {
-    proc,
-    output: () => output,
-    logs: () =>
-      output
-        .split('\n')
-        .filter((l) => l.startsWith('{') && l.endsWith('}'))
-        .map((l) => JSON.parse(l) as LogEntry),
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
-        proc.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-  const deadline = Date.now() + 20_000;
-  while (!output.includes('phpgate listening')) {
-    if (Date.now() > deadline || proc.exitCode !== null) {
-      await gw.stop();
-      throw new Error(`gateway did not start:\n${output}`);
-    }
-    await sleep(25);
-  }
-  return gw;
+  return startCli(file, tmp);
 }
 
 /** The master pids recorded in the socket directory (`*.sock.pid`), still running. */
@@ -182,7 +140,7 @@ async function restartIntoBrokenDir(
   reason: RegExp,
 ): Promise<void> {
   const port = await freePort();
-  const gw = await startCli(
+  const gw = await startCliOn(
     `server:\n  port: ${port}\n  host: 127.0.0.1\nadmin:\n  port: 0\nphp:\n  docroot: ${JSON.stringify(docroot())}\n  worker_count: 1\n  queue_timeout_ms: 2000\n  socket_dir: ${JSON.stringify(socketDir)}\n`,
   );
   const base = `http://127.0.0.1:${port}`;

@@ -6,7 +6,7 @@
  * Every loop is bounded, everything listens on loopback, and every process started here is stopped by its pid.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -21,6 +21,7 @@ import { PHP_USER_ENV, request, startGateway, type RunningGateway, type SimpleRe
 import { ensureFixtureSite } from './fixtures/site.js';
 import { eventually, eventuallyAsync, freePort, running } from './support/proc.js';
 import { chromiumSkip, launchChromium } from './support/browser.js';
+import { startCli, type CliGateway, type LogEntry } from './support/cli-gateway.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const poolsFixtures = fileURLToPath(new URL('./fixtures/pools/', import.meta.url));
@@ -31,7 +32,6 @@ const cli = [process.execPath, '--import', import.meta.resolve('tsx'), path.join
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phpgate-supervision-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-type LogEntry = Record<string, unknown> & { msg?: string; level?: number };
 /** What the browser-side callbacks use of a DOM element (tsconfig has no DOM lib). */
 interface DomElement {
   getAttribute(name: string): string | null;
@@ -174,66 +174,6 @@ function killLeftoverMasters(socketDir: string): void {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The CLI, for what only it does: signals (SIGHUP reload, SIGTERM drain) and `phpgate reload`.
-
-interface CliGateway {
-  readonly proc: ChildProcess;
-  readonly pid: number;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-  logs(): LogEntry[];
-  stop(): Promise<void>;
-}
-
-async function startCli(configFile: string, env: Record<string, string>): Promise<CliGateway> {
-  let output = '';
-  const proc = spawn(cli[0]!, [...cli.slice(1), '--config', configFile], {
-    cwd: tmp,
-    env: { ...process.env, ...PHP_USER_ENV, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    proc.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const logs = (): LogEntry[] => {
-    const out: LogEntry[] = [];
-    for (const line of output.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        out.push(JSON.parse(line) as LogEntry);
-      } catch {
-        // a line still being written
-      }
-    }
-    return out;
-  };
-  const gw: CliGateway = {
-    proc,
-    pid: proc.pid!,
-    exited,
-    output: () => output,
-    logs,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const done = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
-      if (!done) {
-        proc.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-  const deadline = Date.now() + 20_000;
-  while (!output.includes('phpgate listening')) {
-    if (Date.now() > deadline || proc.exitCode !== null) {
-      await gw.stop();
-      throw new Error(`gateway did not start:\n${output}`);
-    }
-    await sleep(25);
-  }
-  return gw;
-}
 
 /** One CLI command to completion, without blocking this process's event loop (load clients run meanwhile). */
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -537,7 +477,7 @@ logging:
     docroot = makeDocroot('reload-docroot');
     port = await freePort();
     fs.writeFileSync(configFile, config('1', port, docroot));
-    gw = await startCli(configFile, env);
+    gw = await startCli(configFile, tmp, env);
     base = `http://127.0.0.1:${port}`;
   });
   after(async () => {
@@ -713,7 +653,7 @@ logging:
   level: info
 `,
       );
-      gw = await startCli(configFile, { PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: String(adminPort) });
+      gw = await startCli(configFile, tmp, { PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: String(adminPort) });
       const g = gw;
       const base = `http://127.0.0.1:${port}`;
       const admin = `http://127.0.0.1:${adminPort}`;
@@ -802,7 +742,7 @@ logging:
 `,
     );
     const adminPort = await freePort();
-    gw = await startCli(configFile, { PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: String(adminPort) });
+    gw = await startCli(configFile, tmp, { PHPGATE_SOCKET_DIR: socketDir, PHPGATE_ADMIN_PORT: String(adminPort) });
     const g = gw;
     const base = `http://127.0.0.1:${port}`;
     const admin = `http://127.0.0.1:${adminPort}`;
